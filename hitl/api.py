@@ -1,0 +1,51 @@
+"""The one choke point every tenant API goes through.
+
+:class:`TenantApi` authenticates the API key, checks the key's role against the
+view's per-method ``permission_map`` and hands the handler ``self.tenant``. A
+view without a map for a method refuses it: access is granted, never assumed.
+"""
+
+from drf_spectacular.utils import OpenApiResponse
+from pydantic import BaseModel
+from rest_framework.views import APIView
+
+from hitl.permissions import TenantRolePermission
+
+
+class TenantApi(APIView):
+    """Base of every ``/api/v1`` endpoint that acts inside one tenant.
+
+    Subclasses declare ``permission_map = {"GET": {"admin", ...}, ...}`` and use
+    ``self.tenant`` (and ``self.api_key``) in their handlers.
+    """
+
+    permission_classes = [TenantRolePermission]
+    permission_map: dict[str, frozenset[str] | set[str]] = {}
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.api_key = request.auth
+        self.tenant = request.auth.tenant
+
+
+class ErrorResponse(BaseModel):
+    """The one JSON shape of every error."""
+
+    code: str
+    message: str
+    fields: dict[str, list[str]] | None = None
+
+
+def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    """OpenAPI entries for the error statuses an endpoint can answer with."""
+    descriptions = {
+        400: "Invalid request: malformed JSON, a missing or wrongly typed field, or an oversized body.",
+        401: "No API key, or a bad or revoked key.",
+        403: "The key's role may not do this.",
+        404: "Not found (also for anything of another tenant).",
+        409: "Conflicts with the existing record.",
+    }
+    return {code: OpenApiResponse(ErrorResponse, description=descriptions[code]) for code in statuses}
+
+
+COMMON_ERRORS = (401, 403)

@@ -1,0 +1,1 @@
+"""Risk policies (tiers, rules, rubrics) live here."""

@@ -1,0 +1,110 @@
+"""The shapes of submitted outputs, validated at the edge with pydantic.
+
+pydantic validates in compiled code (a few microseconds an item), which the
+ingest hot path needs, reports errors by field path, and gives drf-spectacular
+the same schema the API enforces.
+"""
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+ApplicationName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
+
+
+class OutputSubmission(BaseModel):
+    """One LLM output as a service submits it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    external_id: ExternalId = Field(description="The service's own id; submission is idempotent on it.")
+    application: ApplicationName = Field(description="Which LLM application produced the output.")
+    input: JsonValue = Field(description="What the model was asked: a string, a list of messages or an object.")
+    output: Annotated[str, StringConstraints(max_length=1_000_000)] = Field(description="The model's output text.")
+    trace: list[dict[str, JsonValue]] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="Steps that led to the output: prompts, retrieved context, tool calls.",
+    )
+    metadata: dict[str, JsonValue] = Field(default_factory=dict, description="Free key/value data for routing.")
+    model: Annotated[str, StringConstraints(max_length=200)] = Field(default="", description="Model name.")
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
+        default=None, description="The model's confidence, 0 to 1."
+    )
+
+
+class OutputBatchSubmission(BaseModel):
+    """Up to 1000 outputs in one call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, JsonValue]] = Field(min_length=1, max_length=1000)
+
+
+class OutputReceipt(BaseModel):
+    """What a service learns at once about a submitted output."""
+
+    id: UUID
+    external_id: str
+    application: str
+    status: str
+    risk_tier: str | None
+    review_required: bool
+    delivery: Literal["deliver", "hold", "block"]
+    received_at: datetime
+
+
+class OutputDetail(OutputReceipt):
+    """An output with everything it was submitted with."""
+
+    input: JsonValue
+    output: str
+    trace: list[dict[str, JsonValue]]
+    metadata: dict[str, JsonValue]
+    model: str
+    confidence: float | None
+
+
+class OutputSummary(OutputReceipt):
+    """An output in a list: no bodies or traces."""
+
+    metadata: dict[str, JsonValue]
+    model: str
+    confidence: float | None
+
+
+class OutputPage(BaseModel):
+    """One page of outputs; follow ``next`` (an opaque cursor URL) for the following page."""
+
+    next: str | None
+    previous: str | None
+    results: list[OutputSummary]
+
+
+class BatchItemError(BaseModel):
+    code: str
+    message: str
+    fields: dict[str, list[str]] | None = None
+
+
+class BatchItemResult(BaseModel):
+    """The outcome of one item: ``created`` (201), ``existing`` (200), ``conflict`` (409), ``invalid`` (400)."""
+
+    index: int
+    outcome: Literal["created", "existing", "conflict", "invalid"]
+    status_code: Literal[200, 201, 400, 409]
+    output: OutputReceipt | None = None
+    error: BatchItemError | None = None
+
+
+class OutputBatchResult(BaseModel):
+    results: list[BatchItemResult]
+    created: int
+    existing: int
+    conflicts: int
+    invalid: int

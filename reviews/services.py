@@ -1,0 +1,140 @@
+"""Writes for outputs: idempotent ingest, built for volume.
+
+A batch costs a fixed number of queries whatever its length: one lookup of the
+external ids already stored, one INSERT of the new rows, in one transaction.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+import orjson
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from hitl.db import bulk_insert
+from reviews.models import Delivery, Output, OutputStatus
+from reviews.schemas import OutputSubmission
+from tenants.models import Tenant
+
+RECEIPT_FIELDS = (
+    "id",
+    "external_id",
+    "application",
+    "status",
+    "risk_tier",
+    "review_required",
+    "delivery",
+    "received_at",
+)
+
+_INSERT_FIELDS = (
+    "id",
+    "tenant",
+    "external_id",
+    "application",
+    "input",
+    "output",
+    "trace",
+    "metadata",
+    "model",
+    "confidence",
+    "content_hash",
+    "status",
+    "risk_tier",
+    "review_required",
+    "delivery",
+    "received_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What became of one submission: its outcome and the stored record's receipt fields."""
+
+    outcome: Literal["created", "existing", "conflict"]
+    receipt: dict
+
+
+def _json(value) -> str:
+    return orjson.dumps(value).decode()
+
+
+def output_content_hash(submission: OutputSubmission) -> str:
+    """SHA-256 of the canonical body (keys sorted at every depth)."""
+    canonical = orjson.dumps(submission.model_dump(), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def output_ingest(*, tenant: Tenant, submission: OutputSubmission) -> IngestResult:
+    """Store one output, or return the stored one on a repeat (409-worthy on a different body)."""
+    return output_ingest_batch(tenant=tenant, submissions=[submission])[0]
+
+
+def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) -> list[IngestResult]:
+    """Store new outputs in one transaction; a result per submission, in order.
+
+    A concurrent request may insert one of the same external ids between our
+    lookup and our insert: the unique constraint then aborts the transaction and
+    the whole batch is retried once, when the lookup sees that row.
+    """
+    try:
+        with transaction.atomic():
+            return _ingest(tenant, submissions)
+    except IntegrityError:
+        with transaction.atomic():
+            return _ingest(tenant, submissions)
+
+
+def _ingest(tenant: Tenant, submissions: list[OutputSubmission]) -> list[IngestResult]:
+    hashes = [output_content_hash(submission) for submission in submissions]
+    known = {
+        row["external_id"]: row
+        for row in Output.objects.for_tenant(tenant)
+        .filter(external_id__in={submission.external_id for submission in submissions})
+        .values(*RECEIPT_FIELDS, "content_hash")
+    }
+    now = timezone.now()
+    results: list[IngestResult] = []
+    new_rows: list[tuple] = []
+    for submission, content_hash in zip(submissions, hashes, strict=True):
+        row = known.get(submission.external_id)
+        if row is not None:
+            outcome = "existing" if row["content_hash"] == content_hash else "conflict"
+            results.append(IngestResult(outcome, row))
+            continue
+        row = {
+            "id": Output._meta.pk.default(),
+            "external_id": submission.external_id,
+            "application": submission.application,
+            "status": OutputStatus.RECEIVED.value,
+            "risk_tier": "",
+            "review_required": False,
+            "delivery": Delivery.DELIVER.value,
+            "received_at": now,
+            "content_hash": content_hash,
+        }
+        known[submission.external_id] = row  # a repeat later in the same batch sees it
+        new_rows.append(
+            (
+                row["id"],
+                tenant.pk,
+                submission.external_id,
+                submission.application,
+                _json(submission.input),
+                submission.output,
+                _json(submission.trace),
+                _json(submission.metadata),
+                submission.model,
+                submission.confidence,
+                content_hash,
+                row["status"],
+                row["risk_tier"],
+                row["review_required"],
+                row["delivery"],
+                now,
+            )
+        )
+        results.append(IngestResult("created", row))
+    bulk_insert(Output, _INSERT_FIELDS, new_rows)
+    return results

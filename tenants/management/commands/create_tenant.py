@@ -1,0 +1,19 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from hitl.errors import DomainValidationError
+from tenants.services import tenant_create
+
+
+class Command(BaseCommand):
+    help = "Create a tenant: create_tenant SLUG [--name NAME]"
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("--name", default="")
+
+    def handle(self, *args, slug, name, **options):
+        try:
+            tenant = tenant_create(slug=slug, name=name)
+        except DomainValidationError as error:
+            raise CommandError(error.message) from error
+        self.stdout.write(f"Created tenant {tenant.slug} (id {tenant.pk}).")

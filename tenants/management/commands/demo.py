@@ -1,0 +1,81 @@
+"""Seed a demo tenant with people, keys and outputs, and print how to log in.
+
+Safe to run again: people and the tenant are reused, earlier demo keys are
+revoked and fresh ones printed (keys are stored hashed, so they cannot be shown twice).
+"""
+
+import random
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from reviews.schemas import OutputSubmission
+from reviews.services import output_ingest_batch
+from tenants.models import ApiKey, Membership
+from tenants.selectors import tenant_get_by_slug
+from tenants.services import api_key_create, api_key_revoke, membership_create, tenant_create, user_get_or_create
+
+DEMO_SLUG = "demo"
+DEMO_PASSWORD = "demo-password-1"  # noqa: S105 (a published demo login)
+PEOPLE = (
+    # username, role, reviewer level, skills
+    ("admin", "admin", 3, ["legal", "medical"]),
+    ("rita", "reviewer", 1, ["support"]),
+    ("sam", "reviewer", 3, ["legal", "medical"]),
+    ("alex", "auditor", 1, []),
+)
+APPLICATIONS = {
+    "support-bot": ["How do I reset my password?", "Where is my order?", "Can I get a refund?"],
+    "legal-assistant": ["Summarise clause 4 of the lease.", "Is this NDA mutual?"],
+    "medical-triage": ["I have a headache and fever.", "Can I take ibuprofen with aspirin?"],
+}
+
+
+class Command(BaseCommand):
+    help = "Create or refresh the demo tenant and print its logins and API keys."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--outputs", type=int, default=60, help="How many demo outputs to seed.")
+
+    @transaction.atomic
+    def handle(self, *args, outputs, **options):
+        tenant = tenant_get_by_slug(slug=DEMO_SLUG) or tenant_create(slug=DEMO_SLUG, name="Demo Corp")
+        for username, role, level, skills in PEOPLE:
+            user = user_get_or_create(username=username, email=f"{username}@demo.example", password=DEMO_PASSWORD)
+            if username == "admin":
+                user.is_staff = user.is_superuser = True
+                user.save(update_fields=["is_staff", "is_superuser"])
+            if not Membership.objects.for_tenant(tenant).filter(user=user).exists():
+                membership_create(tenant=tenant, user=user, role=role, reviewer_level=level, skills=skills)
+
+        for api_key in ApiKey.objects.for_tenant(tenant).filter(name__startswith="demo ", revoked_at__isnull=True):
+            api_key_revoke(api_key=api_key)
+        keys = {}
+        for role, username in (("service", None), ("admin", "admin"), ("reviewer", "rita"), ("auditor", "alex")):
+            user = user_get_or_create(username=username) if username else None
+            _, keys[role] = api_key_create(tenant=tenant, role=role, name=f"demo {role}", user=user)
+
+        rng = random.Random(7)
+        submissions = []
+        for number in range(outputs):
+            application = rng.choice(sorted(APPLICATIONS))
+            question = rng.choice(APPLICATIONS[application])
+            submissions.append(
+                OutputSubmission(
+                    external_id=f"demo-{number:04d}",
+                    application=application,
+                    input=question,
+                    output=f"Demo answer {number} to: {question}",
+                    trace=[{"type": "llm", "prompt": question, "latency_ms": rng.randint(200, 2000)}],
+                    metadata={"category": rng.choice(["billing", "account", "advice"]), "locale": "en"},
+                    model=rng.choice(["gpt-4o-mini", "llama-3.1-70b"]),
+                    confidence=round(rng.uniform(0.3, 1.0), 2),
+                )
+            )
+        output_ingest_batch(tenant=tenant, submissions=submissions)
+
+        self.stdout.write(self.style.SUCCESS(f"Demo tenant '{tenant.slug}' is ready."))
+        self.stdout.write(f"  Logins (password {DEMO_PASSWORD}): " + ", ".join(f"{u} ({r})" for u, r, *_ in PEOPLE))
+        self.stdout.write("  API keys (new on every run; earlier demo keys are revoked):")
+        for role, raw_key in keys.items():
+            self.stdout.write(f"    {role:<9} {raw_key}")

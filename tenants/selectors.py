@@ -1,0 +1,37 @@
+"""Reads for tenants and API keys."""
+
+import hmac
+
+from tenants.models import ApiKey, Membership, Tenant
+from tenants.services import API_KEY_PREFIX, api_key_hash
+
+
+def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
+    """The active key for ``raw_key`` with its tenant, or None.
+
+    Authentication is the one read that starts without a tenant: the key names it.
+    """
+    if not raw_key.startswith(API_KEY_PREFIX):
+        return None
+    prefix, _, secret = raw_key[len(API_KEY_PREFIX) :].partition("_")
+    if not prefix or not secret:
+        return None
+    api_key = ApiKey.unscoped.select_related("tenant", "user").filter(prefix=prefix).first()
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, api_key_hash(raw_key)):
+        return None
+    if api_key.revoked_at is not None:
+        return None
+    return api_key
+
+
+def tenant_get_by_slug(*, slug: str) -> Tenant | None:
+    return Tenant.objects.filter(slug=slug).first()
+
+
+def membership_list(*, tenant: Tenant):
+    return Membership.objects.for_tenant(tenant).select_related("user").order_by("user__username")
+
+
+def tenants_administered_by(*, user) -> list[int]:
+    """Ids of the tenants a person administers (for the Django admin's scoping)."""
+    return list(Membership.unscoped.filter(user=user, role="admin").values_list("tenant_id", flat=True))

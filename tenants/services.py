@@ -1,0 +1,134 @@
+"""Writes for tenants, memberships and API keys."""
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from hitl.errors import DomainValidationError, fields_message
+from tenants.models import ApiKey, ApiKeyRole, Membership, Role, Tenant
+
+API_KEY_PREFIX = "hitl_"
+
+# Which key roles a member may hold, by their membership role: a key never
+# grants more than its person has.
+KEY_ROLES_BY_MEMBERSHIP_ROLE = {
+    Role.ADMIN: set(ApiKeyRole.values),
+    Role.REVIEWER: {ApiKeyRole.REVIEWER},
+    Role.AUDITOR: {ApiKeyRole.AUDITOR},
+    Role.VIEWER: set(),
+}
+
+
+def api_key_hash(raw_key: str) -> str:
+    # Keys carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def _raise_from_django(error: ValidationError) -> None:
+    fields = {name: [str(message) for message in messages] for name, messages in error.message_dict.items()}
+    raise DomainValidationError(fields_message(fields), fields=fields) from error
+
+
+@transaction.atomic
+def tenant_create(*, slug: str, name: str = "") -> Tenant:
+    tenant = Tenant(slug=slug, name=name or slug)
+    try:
+        tenant.full_clean()
+    except ValidationError as error:
+        _raise_from_django(error)
+    tenant.save()
+    return tenant
+
+
+@transaction.atomic
+def membership_create(
+    *, tenant: Tenant, user, role: str, reviewer_level: int = 1, skills: list[str] | None = None
+) -> Membership:
+    if role not in Role.values:
+        raise DomainValidationError(
+            f"role: must be one of {', '.join(Role.values)}", fields={"role": [f"Unknown role '{role}'."]}
+        )
+    if not 1 <= reviewer_level <= 3:
+        raise DomainValidationError(
+            "reviewer_level: must be 1, 2 or 3", fields={"reviewer_level": ["Must be 1, 2 or 3."]}
+        )
+    skills = skills or []
+    if not all(isinstance(skill, str) and skill for skill in skills):
+        raise DomainValidationError(
+            "skills: must be a list of non-empty strings", fields={"skills": ["Must be strings."]}
+        )
+    if Membership.objects.for_tenant(tenant).filter(user=user).exists():
+        raise DomainValidationError(
+            f"user: {user} is already a member of {tenant}", fields={"user": ["Already a member."]}
+        )
+    return Membership.objects.for_tenant(tenant).create(
+        user=user, role=role, reviewer_level=reviewer_level, skills=skills
+    )
+
+
+@transaction.atomic
+def api_key_create(*, tenant: Tenant, role: str, name: str, user=None) -> tuple[ApiKey, str]:
+    """Create a key and return it with the raw secret, which is never stored or shown again."""
+    if role not in ApiKeyRole.values:
+        raise DomainValidationError(
+            f"role: must be one of {', '.join(ApiKeyRole.values)}",
+            fields={"role": [f"Unknown role '{role}'; use one of {', '.join(ApiKeyRole.values)}."]},
+        )
+    if not name or len(name) > 100:
+        raise DomainValidationError("name: 1 to 100 characters", fields={"name": ["1 to 100 characters."]})
+    if role == ApiKeyRole.REVIEWER and user is None:
+        raise DomainValidationError(
+            "user: a reviewer key acts for a person; name the user", fields={"user": ["Required for role reviewer."]}
+        )
+    if user is not None:
+        membership = Membership.objects.for_tenant(tenant).filter(user=user).first()
+        if membership is None:
+            raise DomainValidationError(
+                f"user: {user} is not a member of {tenant}", fields={"user": ["Not a member of this tenant."]}
+            )
+        if role not in KEY_ROLES_BY_MEMBERSHIP_ROLE[membership.role]:
+            raise DomainValidationError(
+                f"role: a {membership.role} may not hold a {role} key",
+                fields={"role": [f"Not allowed for a member with role {membership.role}."]},
+            )
+    prefix = secrets.token_hex(6)
+    raw_key = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    api_key = ApiKey.objects.for_tenant(tenant).create(
+        name=name, role=role, user=user, prefix=prefix, key_hash=api_key_hash(raw_key)
+    )
+    return api_key, raw_key
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_touch(*, api_key: ApiKey, now: datetime) -> None:
+    """Record use, at most once a minute per key, so that ingest does not write per request.
+
+    A plain UPDATE of one operational column that history excludes; it never
+    contends with the request's own transaction.
+    """
+    ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now
+
+
+def user_get_or_create(*, username: str, email: str = "", password: str | None = None):
+    user_model = get_user_model()
+    user, created = user_model.objects.get_or_create(username=username, defaults={"email": email})
+    if created or password:
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save()
+    return user
