@@ -14,7 +14,9 @@ from django.db import connection, models
 
 
 @lru_cache(maxsize=64)
-def _insert_plan(model: type[models.Model], field_names: tuple[str, ...], vendor: str):
+def _insert_plan(
+    model: type[models.Model], field_names: tuple[str, ...], conflict_fields: tuple[str, ...], vendor: str
+):
     fields = [model._meta.get_field(name) for name in field_names]
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
@@ -26,6 +28,12 @@ def _insert_plan(model: type[models.Model], field_names: tuple[str, ...], vendor
             for alias, field in zip(aliases, fields, strict=True)
         )
         sql = f"INSERT INTO {table} ({columns}) SELECT {selected} FROM unnest({arrays}) AS u({', '.join(aliases)})"  # noqa: S608 (names from model meta)
+        if conflict_fields:
+            targets = ", ".join(
+                connection.ops.quote_name(model._meta.get_field(name).column) for name in conflict_fields
+            )
+            pk_column = connection.ops.quote_name(model._meta.pk.column)
+            sql += f" ON CONFLICT ({targets}) DO NOTHING RETURNING {pk_column}"
     else:
         sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"  # noqa: S608
     converters = [_converter(field, vendor) for field in fields]
@@ -50,11 +58,25 @@ def _converter(field: models.Field, vendor: str):
     return None
 
 
-def bulk_insert(model: type[models.Model], field_names: tuple[str, ...], rows: list[tuple]) -> None:
-    """Insert ``rows`` (tuples in ``field_names`` order) in one statement."""
+def bulk_insert(
+    model: type[models.Model],
+    field_names: tuple[str, ...],
+    rows: list[tuple],
+    *,
+    skip_conflicts_on: tuple[str, ...] = (),
+) -> set | None:
+    """Insert ``rows`` (tuples in ``field_names`` order) in one statement.
+
+    With ``skip_conflicts_on`` (the fields of a unique constraint), PostgreSQL
+    skips rows that collide with rows committed meanwhile by another transaction
+    and returns the primary keys it did insert. SQLite serialises writers
+    (``BEGIN IMMEDIATE``), so nothing can collide there after a read in the same
+    transaction; it returns None, meaning "all of them".
+    """
     if not rows:
-        return
-    sql, converters = _insert_plan(model, field_names, connection.vendor)
+        return set()
+    vendor = connection.vendor
+    sql, converters = _insert_plan(model, field_names, skip_conflicts_on if vendor == "postgresql" else (), vendor)
     if any(converters):
         rows = [
             tuple(
@@ -64,7 +86,8 @@ def bulk_insert(model: type[models.Model], field_names: tuple[str, ...], rows: l
             for row in rows
         ]
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if vendor == "postgresql":
             cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
-        else:
-            cursor.executemany(sql, rows)
+            return {row[0] for row in cursor.fetchall()} if skip_conflicts_on else None
+        cursor.executemany(sql, rows)
+        return None

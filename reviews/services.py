@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import orjson
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from hitl.db import bulk_insert
@@ -71,29 +71,18 @@ def output_ingest(*, tenant: Tenant, submission: OutputSubmission) -> IngestResu
     return output_ingest_batch(tenant=tenant, submissions=[submission])[0]
 
 
+@transaction.atomic
 def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) -> list[IngestResult]:
     """Store new outputs in one transaction; a result per submission, in order.
 
-    A concurrent request may insert one of the same external ids between our
-    lookup and our insert: the unique constraint then aborts the transaction and
-    the whole batch is retried once, when the lookup sees that row.
+    A concurrent request may insert some of the same external ids between our
+    lookup and our insert. The insert skips those (``ON CONFLICT DO NOTHING``,
+    which waits for the other transaction to finish) and they are read back and
+    answered as repeats or conflicts. New rows are inserted in external-id order
+    so that overlapping concurrent batches lock in the same order and cannot deadlock.
     """
-    try:
-        with transaction.atomic():
-            return _ingest(tenant, submissions)
-    except IntegrityError:
-        with transaction.atomic():
-            return _ingest(tenant, submissions)
-
-
-def _ingest(tenant: Tenant, submissions: list[OutputSubmission]) -> list[IngestResult]:
     hashes = [output_content_hash(submission) for submission in submissions]
-    known = {
-        row["external_id"]: row
-        for row in Output.objects.for_tenant(tenant)
-        .filter(external_id__in={submission.external_id for submission in submissions})
-        .values(*RECEIPT_FIELDS, "content_hash")
-    }
+    known = _known_receipts(tenant, {submission.external_id for submission in submissions})
     now = timezone.now()
     results: list[IngestResult] = []
     new_rows: list[tuple] = []
@@ -136,5 +125,29 @@ def _ingest(tenant: Tenant, submissions: list[OutputSubmission]) -> list[IngestR
             )
         )
         results.append(IngestResult("created", row))
-    bulk_insert(Output, _INSERT_FIELDS, new_rows)
+    new_rows.sort(key=lambda row: row[2])  # by external_id: one lock order for everyone
+    inserted = bulk_insert(Output, _INSERT_FIELDS, new_rows, skip_conflicts_on=("tenant", "external_id"))
+    if inserted is not None and len(inserted) < len(new_rows):
+        lost_ids = {row[0] for row in new_rows} - inserted
+        results = _answer_lost_races(tenant, results, hashes, lost_ids)
     return results
+
+
+def _known_receipts(tenant: Tenant, external_ids: set[str]) -> dict[str, dict]:
+    rows = (
+        Output.objects.for_tenant(tenant).filter(external_id__in=external_ids).values(*RECEIPT_FIELDS, "content_hash")
+    )
+    return {row["external_id"]: row for row in rows}
+
+
+def _answer_lost_races(
+    tenant: Tenant, results: list[IngestResult], hashes: list[str], lost_ids: set
+) -> list[IngestResult]:
+    """Rows another transaction stored first: answer with theirs, as a repeat or a conflict."""
+    lost = [index for index, result in enumerate(results) if result.receipt["id"] in lost_ids]
+    winners = _known_receipts(tenant, {results[index].receipt["external_id"] for index in lost})
+    answered = list(results)
+    for index in lost:
+        winner = winners[results[index].receipt["external_id"]]
+        answered[index] = IngestResult("existing" if winner["content_hash"] == hashes[index] else "conflict", winner)
+    return answered

@@ -1,0 +1,93 @@
+"""Shared fixtures. Cheap by design: no autouse fixture touches the database."""
+
+import os
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from tenants.services import api_key_create, membership_create
+from tests.factories import TenantFactory, UserFactory
+
+REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
+
+
+def pytest_configure(config):
+    from django.conf import settings
+
+    # A cheap hasher keeps user creation fast.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    if REQUIRE_POSTGRES and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise pytest.UsageError("REQUIRE_POSTGRES=1 but DATABASE_URL does not point at PostgreSQL")
+
+
+def pytest_collection_modifyitems(config, items):
+    if connection.vendor == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def tenant(db):
+    return TenantFactory()
+
+
+@pytest.fixture
+def other_tenant(db):
+    return TenantFactory()
+
+
+def make_client(tenant, role: str, user=None) -> APIClient:
+    """An API client holding a fresh key of ``role`` in ``tenant``."""
+    if role == "reviewer" and user is None:
+        user = UserFactory()
+        membership_create(tenant=tenant, user=user, role="reviewer")
+    api_key, raw_key = api_key_create(tenant=tenant, role=role, name=f"test {role}", user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    client.api_key = api_key
+    client.raw_key = raw_key
+    return client
+
+
+@pytest.fixture
+def client_for():
+    return make_client
+
+
+@pytest.fixture
+def service_client(tenant):
+    return make_client(tenant, "service")
+
+
+@pytest.fixture
+def other_service_client(other_tenant):
+    return make_client(other_tenant, "service")
+
+
+@pytest.fixture
+def anonymous_client():
+    return APIClient()
+
+
+@pytest.fixture
+def assert_work_queries(db):
+    """Like django_assert_num_queries, but blind to SAVEPOINT bookkeeping.
+
+    Tests run inside a transaction, so each service's ``atomic`` adds a SAVEPOINT
+    and a RELEASE that production (a top-level transaction) does not issue.
+    """
+
+    @contextmanager
+    def _assert(expected: int):
+        with CaptureQueriesContext(connection) as captured:
+            yield captured
+        work = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"].upper()]
+        assert len(work) == expected, f"expected {expected} queries, ran {len(work)}:\n" + "\n".join(work)
+
+    return _assert

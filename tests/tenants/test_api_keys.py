@@ -1,0 +1,117 @@
+"""API keys: shown once, stored hashed, revocable, role rules, last-used time."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from hitl.errors import DomainValidationError
+from tenants.models import ApiKey
+from tenants.services import api_key_create, api_key_hash, api_key_revoke, membership_create
+from tests.factories import UserFactory, output_payload
+
+
+def test_key_is_stored_only_as_a_hash(tenant):
+    api_key, raw_key = api_key_create(tenant=tenant, role="service", name="prod")
+
+    stored = ApiKey.objects.for_tenant(tenant).get(pk=api_key.pk)
+    assert raw_key.startswith(f"hitl_{stored.prefix}_")
+    assert stored.key_hash == api_key_hash(raw_key)
+    assert raw_key not in str(ApiKey.objects.for_tenant(tenant).values().get())
+
+
+def test_two_keys_never_share_a_prefix_or_secret(tenant):
+    keys = [api_key_create(tenant=tenant, role="service", name=f"k{n}")[1] for n in range(20)]
+    assert len(set(keys)) == 20
+    assert len({key.split("_")[1] for key in keys}) == 20
+
+
+def test_revoked_key_stops_working(tenant, client_for):
+    client = client_for(tenant, "service")
+    assert client.get("/api/v1/outputs").status_code == 200
+
+    api_key_revoke(api_key=client.api_key)
+
+    response = client.get("/api/v1/outputs")
+    assert response.status_code == 401
+    assert response.json()["message"] == "Invalid or revoked API key."
+
+
+def test_a_tampered_secret_with_a_real_prefix_is_refused(tenant, client_for):
+    client = client_for(tenant, "service")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {client.raw_key[:-2]}xx")
+
+    assert client.get("/api/v1/outputs").status_code == 401
+
+
+def test_last_used_is_recorded_but_at_most_once_a_minute(tenant, client_for):
+    client = client_for(tenant, "service")
+    assert client.api_key.last_used_at is None
+
+    client.post("/api/v1/outputs", output_payload(1), format="json")
+    first = ApiKey.objects.for_tenant(tenant).get(pk=client.api_key.pk).last_used_at
+    client.post("/api/v1/outputs", output_payload(2), format="json")
+    second = ApiKey.objects.for_tenant(tenant).get(pk=client.api_key.pk).last_used_at
+
+    assert first is not None
+    assert second == first
+    ApiKey.unscoped.filter(pk=client.api_key.pk).update(last_used_at=timezone.now() - timedelta(minutes=5))
+    client.get("/api/v1/outputs")
+    assert ApiKey.objects.for_tenant(tenant).get(pk=client.api_key.pk).last_used_at > first
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"role": "superuser", "name": "x"}, "role"),
+        ({"role": "service", "name": ""}, "name"),
+        ({"role": "reviewer", "name": "x"}, "user"),
+    ],
+)
+def test_invalid_key_requests_name_the_field(tenant, kwargs, field):
+    with pytest.raises(DomainValidationError) as caught:
+        api_key_create(tenant=tenant, **kwargs)
+    assert field in caught.value.fields
+    assert not ApiKey.objects.for_tenant(tenant).exists()
+
+
+def test_a_key_for_a_person_needs_their_membership_in_that_tenant(tenant, other_tenant):
+    person = UserFactory()
+    membership_create(tenant=other_tenant, user=person, role="admin")
+
+    with pytest.raises(DomainValidationError, match="not a member"):
+        api_key_create(tenant=tenant, role="admin", name="x", user=person)
+
+
+@pytest.mark.parametrize(
+    ("member_role", "key_role", "allowed"),
+    [
+        ("admin", "admin", True),
+        ("admin", "service", True),
+        ("reviewer", "reviewer", True),
+        ("reviewer", "admin", False),
+        ("auditor", "auditor", True),
+        ("auditor", "service", False),
+        ("viewer", "auditor", False),
+    ],
+)
+def test_a_key_never_grants_more_than_its_person_has(tenant, member_role, key_role, allowed):
+    person = UserFactory()
+    membership_create(tenant=tenant, user=person, role=member_role)
+
+    if allowed:
+        api_key, _ = api_key_create(tenant=tenant, role=key_role, name="x", user=person)
+        assert api_key.user == person
+    else:
+        with pytest.raises(DomainValidationError) as caught:
+            api_key_create(tenant=tenant, role=key_role, name="x", user=person)
+        assert "role" in caught.value.fields
+
+
+def test_key_changes_are_kept_in_history(tenant):
+    api_key, _ = api_key_create(tenant=tenant, role="service", name="prod")
+    api_key_revoke(api_key=api_key)
+
+    records = list(api_key.history.order_by("history_date").values_list("history_type", "revoked_at"))
+    assert [kind for kind, _ in records] == ["+", "~"]
+    assert records[0][1] is None and records[1][1] is not None

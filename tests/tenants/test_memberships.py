@@ -1,0 +1,57 @@
+"""Memberships: one per person and tenant, a role in each, levels 1-3."""
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from hitl.errors import DomainValidationError
+from tenants.models import Membership
+from tenants.services import membership_create, tenant_create
+from tests.factories import UserFactory
+
+
+def test_a_person_can_have_different_roles_in_different_tenants(tenant, other_tenant):
+    person = UserFactory()
+    membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=2, skills=["legal"])
+    membership_create(tenant=other_tenant, user=person, role="auditor")
+
+    roles = dict(Membership.unscoped.filter(user=person).values_list("tenant__slug", "role"))
+    assert roles == {tenant.slug: "reviewer", other_tenant.slug: "auditor"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"role": "owner"}, "role"),
+        ({"role": "reviewer", "reviewer_level": 4}, "reviewer_level"),
+        ({"role": "reviewer", "skills": ["", 3]}, "skills"),
+    ],
+)
+def test_invalid_membership_names_the_field(tenant, kwargs, field):
+    with pytest.raises(DomainValidationError) as caught:
+        membership_create(tenant=tenant, user=UserFactory(), **kwargs)
+    assert field in caught.value.fields
+
+
+def test_second_membership_in_the_same_tenant_is_refused(tenant):
+    person = UserFactory()
+    membership_create(tenant=tenant, user=person, role="viewer")
+
+    with pytest.raises(DomainValidationError, match="already a member"):
+        membership_create(tenant=tenant, user=person, role="admin")
+
+
+def test_database_enforces_the_level_range(tenant):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Membership.objects.for_tenant(tenant).create(user=UserFactory(), role="reviewer", reviewer_level=9)
+
+
+@pytest.mark.parametrize("slug", ["", "Has Space", "x" * 64])
+def test_tenant_slug_is_validated(db, slug):
+    with pytest.raises(DomainValidationError) as caught:
+        tenant_create(slug=slug)
+    assert "slug" in caught.value.fields
+
+
+def test_duplicate_tenant_slug_is_refused(tenant):
+    with pytest.raises(DomainValidationError, match="slug"):
+        tenant_create(slug=tenant.slug)
