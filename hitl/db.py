@@ -1,16 +1,32 @@
 """Bulk writes for hot paths: one statement per batch on every backend.
 
-``bulk_insert`` takes rows of Python values (JSON columns already serialised to
-text) and writes them in a single statement: on PostgreSQL an
-``INSERT ... SELECT FROM unnest(arrays)`` (one parameter per column, whatever the
-batch size), elsewhere one ``executemany``. Django's ``bulk_create`` would split
-a 1000-row batch into many statements on SQLite and build a model instance per
-row; this keeps ingest's query count fixed and its Python cost low.
+``bulk_insert`` takes rows of plain Python values and writes them in a single
+statement: on PostgreSQL ``INSERT ... SELECT FROM unnest(arrays)``, one array
+parameter per column whatever the batch size, sent in binary (psycopg copies
+strings instead of escaping them; measured faster than one JSON document through
+``json_to_recordset``); on SQLite one multi-row ``VALUES``. Django's
+``bulk_create`` would build a model instance per row and, on SQLite, split a
+1000-row batch into many statements; this keeps ingest's query count fixed and
+its Python cost low.
 """
 
+from dataclasses import dataclass
 from functools import lru_cache
 
+import orjson
 from django.db import connection, models
+
+# SQLite's compiled-in default limit of bound parameters (SQLITE_MAX_VARIABLE_NUMBER, 3.32+).
+_SQLITE_MAX_PARAMS = 32766
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    row_sql: str = ""  # SQLite: "(%s, %s, ...)" for one row
+    suffix: str = ""
+    rows_per_statement: int = 0
+    converters: tuple = ()  # per field: None, or a function from the Python value to the bound one
 
 
 @lru_cache(maxsize=64)
@@ -18,43 +34,60 @@ def _insert_plan(
     model: type[models.Model], field_names: tuple[str, ...], conflict_fields: tuple[str, ...], vendor: str
 ):
     fields = [model._meta.get_field(name) for name in field_names]
-    table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    columns = ", ".join(quote(field.column) for field in fields)
+    suffix = ""
+    if conflict_fields:
+        targets = ", ".join(quote(model._meta.get_field(name).column) for name in conflict_fields)
+        suffix = f" ON CONFLICT ({targets}) DO NOTHING RETURNING {quote(model._meta.pk.column)}"
     if vendor == "postgresql":
         aliases = [f"c{position}" for position in range(len(fields))]
-        arrays = ", ".join(f"%s::{_array_type(field)}" for field in fields)
+        arrays = ", ".join(f"%b::{_array_type(field)}" for field in fields)
         selected = ", ".join(
             f"{alias}::jsonb" if isinstance(field, models.JSONField) else alias
             for alias, field in zip(aliases, fields, strict=True)
         )
-        sql = f"INSERT INTO {table} ({columns}) SELECT {selected} FROM unnest({arrays}) AS u({', '.join(aliases)})"  # noqa: S608 (names from model meta)
-        if conflict_fields:
-            targets = ", ".join(
-                connection.ops.quote_name(model._meta.get_field(name).column) for name in conflict_fields
-            )
-            pk_column = connection.ops.quote_name(model._meta.pk.column)
-            sql += f" ON CONFLICT ({targets}) DO NOTHING RETURNING {pk_column}"
-    else:
-        sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"  # noqa: S608
-    converters = [_converter(field, vendor) for field in fields]
-    return sql, converters
+        source = f"unnest({arrays}) AS u({', '.join(aliases)})"
+        sql = f"INSERT INTO {table} ({columns}) SELECT {selected} FROM {source}"  # noqa: S608 (names from model meta)
+        return _Plan(sql + suffix, converters=tuple(_json_text if _is_json(field) else None for field in fields))
+    row_sql = f"({', '.join(['%s'] * len(fields))})"
+    head = f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608 (names from model meta)
+    return _Plan(
+        head,
+        row_sql=row_sql,
+        suffix=suffix,
+        rows_per_statement=_SQLITE_MAX_PARAMS // len(fields),
+        converters=tuple(_converter(field) for field in fields),
+    )
+
+
+def _is_json(field: models.Field) -> bool:
+    return isinstance(field, models.JSONField)
+
+
+def _json_text(value) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _array_type(field: models.Field) -> str:
-    if isinstance(field, models.JSONField):
+    if _is_json(field):
         return "text[]"
-    return f"{field.db_type(connection)}[]".replace(" NOT NULL", "")
+    if isinstance(field, models.ForeignKey):
+        return f"{field.target_field.rel_db_type(connection)}[]"
+    return f"{field.db_type(connection)}[]"
 
 
-def _converter(field: models.Field, vendor: str):
-    if vendor == "postgresql":
-        return None
+def _converter(field: models.Field):
+    """How SQLite stores what PostgreSQL takes as is (as Django's own adapters do)."""
+    if _is_json(field):
+        return _json_text
     if isinstance(field, models.UUIDField):
         return lambda value: value.hex
     if isinstance(field, models.DateTimeField):
         return connection.ops.adapt_datetimefield_value
     if isinstance(field, models.BooleanField):
-        return lambda value: int(value)
+        return int
     return None
 
 
@@ -64,30 +97,36 @@ def bulk_insert(
     rows: list[tuple],
     *,
     skip_conflicts_on: tuple[str, ...] = (),
-) -> set | None:
-    """Insert ``rows`` (tuples in ``field_names`` order) in one statement.
+) -> set:
+    """Insert ``rows`` (tuples in ``field_names`` order; JSON fields as Python values) in one statement.
 
-    With ``skip_conflicts_on`` (the fields of a unique constraint), PostgreSQL
-    skips rows that collide with rows committed meanwhile by another transaction
-    and returns the primary keys it did insert. SQLite serialises writers
-    (``BEGIN IMMEDIATE``), so nothing can collide there after a read in the same
-    transaction; it returns None, meaning "all of them".
+    With ``skip_conflicts_on`` (the fields of a unique constraint) rows that
+    collide with stored ones (also ones committed meanwhile by a concurrent
+    transaction) are skipped, and the primary keys of the rows actually inserted
+    are returned. Without it, an empty set is returned.
     """
     if not rows:
         return set()
     vendor = connection.vendor
-    sql, converters = _insert_plan(model, field_names, skip_conflicts_on if vendor == "postgresql" else (), vendor)
-    if any(converters):
-        rows = [
-            tuple(
-                value if convert is None or value is None else convert(value)
-                for convert, value in zip(converters, row, strict=True)
-            )
-            for row in rows
-        ]
+    plan = _insert_plan(model, field_names, skip_conflicts_on, vendor)
+    # Column-wise conversion: one pass per column that needs it, none for the rest.
+    columns = [
+        list(values) if convert is None else [None if value is None else convert(value) for value in values]
+        for convert, values in zip(plan.converters, zip(*rows, strict=True), strict=True)
+    ]
+    inserted: set = set()
     with connection.cursor() as cursor:
         if vendor == "postgresql":
-            cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
-            return {row[0] for row in cursor.fetchall()} if skip_conflicts_on else None
-        cursor.executemany(sql, rows)
-        return None
+            cursor.execute(plan.sql, columns)
+            if skip_conflicts_on:
+                inserted.update(row[0] for row in cursor.fetchall())
+            return inserted
+        rows = list(zip(*columns, strict=True))
+        to_python = model._meta.pk.to_python
+        for start in range(0, len(rows), plan.rows_per_statement):
+            chunk = rows[start : start + plan.rows_per_statement]
+            sql = plan.sql + ", ".join([plan.row_sql] * len(chunk)) + plan.suffix
+            cursor.execute(sql, [value for row in chunk for value in row])
+            if skip_conflicts_on:
+                inserted.update(to_python(row[0]) for row in cursor.fetchall())
+    return inserted

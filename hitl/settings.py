@@ -121,6 +121,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Server-side binding sends parameters apart from the SQL (no client-side quoting),
+    # which is several times cheaper for ingest's array parameters.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite is the embedded default: WAL and a busy timeout let the dev server
     # and an in-process task write at the same time without "database is locked".

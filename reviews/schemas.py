@@ -6,10 +6,15 @@ the same schema the API enforces.
 """
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# Bodies arrive through a JSON parser, so nested values are JSON already; ``Any``
+# keeps validation in compiled code (pydantic's JsonValue walks every node in Python).
+JsonObject = dict[str, Any]
+JsonInput = str | list[Any] | JsonObject
 
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 ApplicationName = Annotated[
@@ -24,14 +29,14 @@ class OutputSubmission(BaseModel):
 
     external_id: ExternalId = Field(description="The service's own id; submission is idempotent on it.")
     application: ApplicationName = Field(description="Which LLM application produced the output.")
-    input: JsonValue = Field(description="What the model was asked: a string, a list of messages or an object.")
+    input: JsonInput = Field(description="What the model was asked: a string, a list of messages or an object.")
     output: Annotated[str, StringConstraints(max_length=1_000_000)] = Field(description="The model's output text.")
-    trace: list[dict[str, JsonValue]] = Field(
+    trace: list[JsonObject] = Field(
         default_factory=list,
         max_length=10_000,
         description="Steps that led to the output: prompts, retrieved context, tool calls.",
     )
-    metadata: dict[str, JsonValue] = Field(default_factory=dict, description="Free key/value data for routing.")
+    metadata: JsonObject = Field(default_factory=dict, description="Free key/value data for routing.")
     model: Annotated[str, StringConstraints(max_length=200)] = Field(default="", description="Model name.")
     confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
         default=None, description="The model's confidence, 0 to 1."
@@ -43,7 +48,7 @@ class OutputBatchSubmission(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[dict[str, JsonValue]] = Field(min_length=1, max_length=1000)
+    items: list[JsonObject] = Field(min_length=1, max_length=1000)
 
 
 class OutputReceipt(BaseModel):
@@ -62,10 +67,10 @@ class OutputReceipt(BaseModel):
 class OutputDetail(OutputReceipt):
     """An output with everything it was submitted with."""
 
-    input: JsonValue
+    input: JsonInput
     output: str
-    trace: list[dict[str, JsonValue]]
-    metadata: dict[str, JsonValue]
+    trace: list[JsonObject]
+    metadata: JsonObject
     model: str
     confidence: float | None
 
@@ -73,7 +78,7 @@ class OutputDetail(OutputReceipt):
 class OutputSummary(OutputReceipt):
     """An output in a list: no bodies or traces."""
 
-    metadata: dict[str, JsonValue]
+    metadata: JsonObject
     model: str
     confidence: float | None
 

@@ -56,10 +56,6 @@ class IngestResult:
     receipt: dict
 
 
-def _json(value) -> str:
-    return orjson.dumps(value).decode()
-
-
 def output_content_hash(submission: OutputSubmission) -> str:
     """SHA-256 of the canonical body (keys sorted at every depth)."""
     canonical = orjson.dumps(submission.model_dump(), option=orjson.OPT_SORT_KEYS)
@@ -75,24 +71,21 @@ def output_ingest(*, tenant: Tenant, submission: OutputSubmission) -> IngestResu
 def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) -> list[IngestResult]:
     """Store new outputs in one transaction; a result per submission, in order.
 
-    A concurrent request may insert some of the same external ids between our
-    lookup and our insert. The insert skips those (``ON CONFLICT DO NOTHING``,
-    which waits for the other transaction to finish) and they are read back and
-    answered as repeats or conflicts. New rows are inserted in external-id order
-    so that overlapping concurrent batches lock in the same order and cannot deadlock.
+    Insert first, ask later: one ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``
+    stores every external id not yet stored (also against concurrent requests:
+    the conflict check waits for them to finish), and only the rows it skipped
+    are read back, to answer them as repeats (same body) or conflicts. A batch of
+    new outputs is one query; a batch with repeats, two. Rows go in external-id
+    order, so that overlapping concurrent batches lock alike and cannot deadlock.
     """
     hashes = [output_content_hash(submission) for submission in submissions]
-    known = _known_receipts(tenant, {submission.external_id for submission in submissions})
     now = timezone.now()
-    results: list[IngestResult] = []
-    new_rows: list[tuple] = []
+    candidates: dict[str, dict] = {}  # the first submission of each external id
+    rows: list[tuple] = []
     for submission, content_hash in zip(submissions, hashes, strict=True):
-        row = known.get(submission.external_id)
-        if row is not None:
-            outcome = "existing" if row["content_hash"] == content_hash else "conflict"
-            results.append(IngestResult(outcome, row))
+        if submission.external_id in candidates:
             continue
-        row = {
+        receipt = {
             "id": Output._meta.pk.default(),
             "external_id": submission.external_id,
             "application": submission.application,
@@ -103,51 +96,48 @@ def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) 
             "received_at": now,
             "content_hash": content_hash,
         }
-        known[submission.external_id] = row  # a repeat later in the same batch sees it
-        new_rows.append(
+        candidates[submission.external_id] = receipt
+        rows.append(
             (
-                row["id"],
+                receipt["id"],
                 tenant.pk,
                 submission.external_id,
                 submission.application,
-                _json(submission.input),
+                submission.input,
                 submission.output,
-                _json(submission.trace),
-                _json(submission.metadata),
+                submission.trace,
+                submission.metadata,
                 submission.model,
                 submission.confidence,
                 content_hash,
-                row["status"],
-                row["risk_tier"],
-                row["review_required"],
-                row["delivery"],
+                receipt["status"],
+                receipt["risk_tier"],
+                receipt["review_required"],
+                receipt["delivery"],
                 now,
             )
         )
-        results.append(IngestResult("created", row))
-    new_rows.sort(key=lambda row: row[2])  # by external_id: one lock order for everyone
-    inserted = bulk_insert(Output, _INSERT_FIELDS, new_rows, skip_conflicts_on=("tenant", "external_id"))
-    if inserted is not None and len(inserted) < len(new_rows):
-        lost_ids = {row[0] for row in new_rows} - inserted
-        results = _answer_lost_races(tenant, results, hashes, lost_ids)
+    rows.sort(key=lambda row: row[2])
+    inserted = bulk_insert(Output, _INSERT_FIELDS, rows, skip_conflicts_on=("tenant", "external_id"))
+    stored_before = {external_id for external_id, receipt in candidates.items() if receipt["id"] not in inserted}
+    if stored_before:
+        candidates.update(_stored_receipts(tenant, stored_before))
+
+    results = []
+    created: set[str] = set()
+    for submission, content_hash in zip(submissions, hashes, strict=True):
+        receipt = candidates[submission.external_id]
+        if submission.external_id not in stored_before and submission.external_id not in created:
+            created.add(submission.external_id)
+            outcome = "created"
+        else:
+            outcome = "existing" if receipt["content_hash"] == content_hash else "conflict"
+        results.append(IngestResult(outcome, receipt))
     return results
 
 
-def _known_receipts(tenant: Tenant, external_ids: set[str]) -> dict[str, dict]:
+def _stored_receipts(tenant: Tenant, external_ids: set[str]) -> dict[str, dict]:
     rows = (
         Output.objects.for_tenant(tenant).filter(external_id__in=external_ids).values(*RECEIPT_FIELDS, "content_hash")
     )
     return {row["external_id"]: row for row in rows}
-
-
-def _answer_lost_races(
-    tenant: Tenant, results: list[IngestResult], hashes: list[str], lost_ids: set
-) -> list[IngestResult]:
-    """Rows another transaction stored first: answer with theirs, as a repeat or a conflict."""
-    lost = [index for index, result in enumerate(results) if result.receipt["id"] in lost_ids]
-    winners = _known_receipts(tenant, {results[index].receipt["external_id"] for index in lost})
-    answered = list(results)
-    for index in lost:
-        winner = winners[results[index].receipt["external_id"]]
-        answered[index] = IngestResult("existing" if winner["content_hash"] == hashes[index] else "conflict", winner)
-    return answered

@@ -159,7 +159,7 @@ def test_non_json_content_type_is_415(service_client):
 
 def test_single_submit_runs_a_small_fixed_number_of_queries(submit, assert_work_queries):
     submit(output_payload(0))  # the key's first use records last_used_at once
-    with assert_work_queries(3):  # key lookup, idempotency lookup, insert
+    with assert_work_queries(2):  # key lookup, INSERT ... ON CONFLICT DO NOTHING
         assert submit(output_payload(1)).status_code == 201
-    with assert_work_queries(2):  # key lookup, idempotency lookup
+    with assert_work_queries(3):  # key lookup, the skipped INSERT, read of the stored row
         assert submit(output_payload(1)).status_code == 200

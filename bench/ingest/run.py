@@ -1,0 +1,338 @@
+"""Ingest throughput through the real HTTP API, against a bare PostgreSQL COPY.
+
+Starts gunicorn as in production (DEBUG=0) on a scratch PostgreSQL database, then
+submits N outputs (a) with the batch endpoint, 100 items a request, from a few
+concurrent clients, and (b) with single calls from many concurrent clients; and
+(c) inserts the same rows with a bare psycopg COPY into the same table. Prints
+rows/s for each and the ratios to COPY.
+
+    .venv/bin/python bench/ingest/run.py [--n 20000] [--workers 3] [--clients 16]
+"""
+
+import argparse
+import http.client
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DB_NAME = "hitl_bench"
+DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
+
+
+def payload(prefix: str, number: int) -> dict:
+    return {
+        "external_id": f"{prefix}-{number}",
+        "application": "support-bot",
+        "input": [{"role": "user", "content": f"Where is my order {number}? It was due yesterday."}],
+        "output": f"Your order {number} left our warehouse this morning and arrives tomorrow. " * 3,
+        "trace": [
+            {"type": "retrieval", "query": f"order {number}", "documents": ["orders/123", "faq/shipping"]},
+            {"type": "llm", "model": "gpt-4o-mini", "prompt_tokens": 412, "completion_tokens": 57},
+        ],
+        "metadata": {"category": "shipping", "locale": "en", "customer_tier": "gold"},
+        "model": "gpt-4o-mini",
+        "confidence": 0.83,
+    }
+
+
+def server_env(port: int) -> dict:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("REQUIRE_")}
+    env.update(
+        DATABASE_URL=DB_URL,
+        DEBUG="0",
+        SECRET_KEY="bench-" + "k" * 50,
+        ALLOWED_HOSTS="127.0.0.1",
+        SECURE_SSL_REDIRECT="0",
+        LOG_LEVEL="WARNING",
+    )
+    env.pop("CELERY_BROKER_URL", None)
+    return env
+
+
+def manage(*args: str, port: int) -> str:
+    return subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=server_env(port), check=True, capture_output=True, text=True
+    ).stdout
+
+
+def reset_database() -> None:
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+
+
+def post(port: int, path: str, key: str, body: bytes) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", path, body, {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, data
+
+
+def run_clients(bodies: list[bytes], clients: int, port: int, path: str, key: str, expect: int) -> tuple[float, list]:
+    """Send bodies from ``clients`` threads; returns elapsed seconds and per-request latencies."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    cursor = iter(range(len(bodies)))
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                index = next(cursor, None)
+            if index is None:
+                return
+            started = time.perf_counter()
+            status, data = post(port, path, key, bodies[index])
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+                if status != expect:
+                    errors.append(f"{status}: {data[:200]!r}")
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"{len(errors)} requests failed, first: {errors[0]}")
+    return elapsed, latencies
+
+
+def cpu_seconds(match) -> float:
+    """User+system CPU seconds of every process whose command line satisfies ``match``."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
+            if not match(cmdline):
+                continue
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot() -> dict[str, float]:
+    return {
+        "web": cpu_seconds(lambda cmd: "gunicorn" in cmd and "hitl.wsgi" in cmd),
+        "postgres": cpu_seconds(lambda cmd: cmd.startswith("postgres")),
+        "client": time.process_time(),
+    }
+
+
+def cpu_split(before: dict, after: dict, rows: int) -> str:
+    return ", ".join(f"{name} {(after[name] - before[name]) / rows * 1e6:.0f} us" for name in before) + " CPU per row"
+
+
+def bare_copy(rows: list[dict], tenant_id: int) -> tuple[float, str]:
+    """The same rows through one COPY into the same table: the floor of what PostgreSQL needs."""
+    import hashlib
+
+    with psycopg.connect(DB_URL.replace("postgres://", "postgresql://")) as conn:
+        cpu_before = cpu_snapshot()
+        started = time.perf_counter()
+        with conn.cursor() as cur:
+            copy_sql = (
+                "COPY reviews_output (id, tenant_id, external_id, application, input, output, trace, metadata,"
+                " model, confidence, content_hash, status, risk_tier, review_required, delivery, received_at)"
+                " FROM STDIN"
+            )
+            with cur.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(
+                        (
+                            uuid.uuid4(),
+                            tenant_id,
+                            row["external_id"],
+                            row["application"],
+                            orjson.dumps(row["input"]).decode(),
+                            row["output"],
+                            orjson.dumps(row["trace"]).decode(),
+                            orjson.dumps(row["metadata"]).decode(),
+                            row["model"],
+                            row["confidence"],
+                            hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest(),
+                            "received",
+                            "",
+                            False,
+                            "deliver",
+                            "2026-01-01T00:00:00Z",
+                        )
+                    )
+        conn.commit()
+        elapsed = time.perf_counter() - started
+        return elapsed, cpu_split(cpu_before, cpu_snapshot(), len(rows))
+
+
+def count_rows() -> int:
+    with psycopg.connect(DB_URL.replace("postgres://", "postgresql://")) as conn:
+        return conn.execute("SELECT count(*) FROM reviews_output").fetchone()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=20_000, help="outputs per path")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved batch/COPY rounds")
+    parser.add_argument("--batch-clients", type=int, default=4)
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients for single calls")
+    parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument("--history", type=int, default=20_000, help="rows the tenant has before the run")
+    args = parser.parse_args()
+
+    reset_database()
+    manage("migrate", "--noinput", "-v0", port=args.port)
+    manage("create_tenant", "bench", port=args.port)
+    key = manage("create_api_key", "bench", "--role", "service", port=args.port).strip()
+    manage("create_tenant", "bench-copy", port=args.port)
+    with psycopg.connect(DB_URL.replace("postgres://", "postgresql://")) as conn:
+        copy_tenant = conn.execute("SELECT id FROM tenants_tenant WHERE slug = 'bench-copy'").fetchone()[0]
+        bench_tenant = conn.execute("SELECT id FROM tenants_tenant WHERE slug = 'bench'").fetchone()[0]
+    # Steady state: the tenant already has history and the planner has statistics,
+    # as in production (on a just-created, unanalysed table PostgreSQL may pick the
+    # wrong index for the idempotency lookup until autovacuum analyses it).
+    bare_copy([payload("history", n) for n in range(args.history)], bench_tenant)
+    with psycopg.connect(DB_URL.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE reviews_output")
+
+    server = subprocess.Popen(
+        [
+            str(Path(PYTHON).parent / "gunicorn"),
+            "hitl.wsgi",
+            "--workers",
+            str(args.workers),
+            "--bind",
+            f"127.0.0.1:{args.port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=server_env(args.port),
+    )
+    try:
+        for _ in range(100):
+            try:
+                post(args.port, "/api/v1/outputs", key, b"{}")
+                break
+            except OSError:
+                time.sleep(0.1)
+
+        # Warm every worker up (lazy imports, connections, prepared statements) off the clock.
+        warmup = [
+            orjson.dumps({"items": [payload(f"warm{i}", n) for n in range(args.batch_size)]})
+            for i in range(4 * args.workers)
+        ]
+        run_clients(warmup, args.workers, args.port, "/api/v1/outputs/batch", key, 200)
+        run_clients(
+            [orjson.dumps(payload("warm-single", n)) for n in range(8 * args.workers)],
+            args.workers,
+            args.port,
+            "/api/v1/outputs",
+            key,
+            201,
+        )
+        warm_rows = 4 * args.workers * args.batch_size + 8 * args.workers
+
+        # (a) batch endpoint and (c) bare COPY, interleaved for --rounds rounds so that
+        # the machine's noise hits both alike; the median round is reported.
+        rounds = []
+        for round_number in range(args.rounds):
+            batch_bodies = [
+                orjson.dumps(
+                    {
+                        "items": [
+                            payload(f"b{round_number}", n) for n in range(start, min(start + args.batch_size, args.n))
+                        ]
+                    }
+                )
+                for start in range(0, args.n, args.batch_size)
+            ]
+            cpu_before = cpu_snapshot()
+            batch_seconds, batch_latencies = run_clients(
+                batch_bodies, args.batch_clients, args.port, "/api/v1/outputs/batch", key, 200
+            )
+            batch_cpu = cpu_split(cpu_before, cpu_snapshot(), args.n)
+            copy_seconds, copy_cpu = bare_copy([payload(f"c{round_number}", n) for n in range(args.n)], copy_tenant)
+            rounds.append(
+                {
+                    "batch_rate": args.n / batch_seconds,
+                    "copy_rate": args.n / copy_seconds,
+                    "latencies": batch_latencies,
+                    "batch_cpu": batch_cpu,
+                    "copy_cpu": copy_cpu,
+                    "bodies": batch_bodies,
+                }
+            )
+        rounds.sort(key=lambda r: r["batch_rate"] / r["copy_rate"])
+        median = rounds[len(rounds) // 2]
+        # (b) single calls
+        single_bodies = [orjson.dumps(payload("s", n)) for n in range(args.n)]
+        cpu_before = cpu_snapshot()
+        single_seconds, single_latencies = run_clients(
+            single_bodies, args.clients, args.port, "/api/v1/outputs", key, 201
+        )
+        single_cpu = cpu_split(cpu_before, cpu_snapshot(), args.n)
+        # a repeat of a round's batches: the idempotent path (nothing inserted)
+        repeat_seconds, _ = run_clients(
+            median["bodies"], args.batch_clients, args.port, "/api/v1/outputs/batch", key, 200
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    stored = count_rows()
+    expected = (args.rounds * 2 + 1) * args.n + args.history + warm_rows
+    assert stored == expected, f"expected {expected} rows, found {stored}"
+
+    copy_rate = median["copy_rate"]
+    batch_rate = median["batch_rate"]
+    single_rate = args.n / single_seconds
+    repeat_rate = args.n / repeat_seconds
+
+    def ms(values, q):
+        return statistics.quantiles(values, n=100)[q - 1] * 1000
+
+    print(
+        f"outputs per path: {args.n}; gunicorn sync workers: {args.workers}; PostgreSQL on the same 2 cores; "
+        f"batch vs COPY: median of {args.rounds} interleaved rounds, ratios "
+        + ", ".join(f"{r['batch_rate'] / r['copy_rate']:.2f}" for r in rounds)
+    )
+    print(f"bare COPY (psycopg, same table)     : {copy_rate:10.0f} rows/s")
+    print(
+        f"API batch ({args.batch_size}/request, {args.batch_clients} clients) : {batch_rate:10.0f} rows/s"
+        f"  = {batch_rate / copy_rate:.2f} x COPY   p50 {ms(median['latencies'], 50):.1f} ms, "
+        f"p99 {ms(median['latencies'], 99):.1f} ms per request"
+    )
+    print(f"API batch repeat (all idempotent)    : {repeat_rate:10.0f} rows/s  = {repeat_rate / copy_rate:.2f} x COPY")
+    print(
+        f"API single ({args.clients} clients)          : {single_rate:10.0f} rows/s"
+        f"  = {single_rate / copy_rate:.2f} x COPY   p50 {ms(single_latencies, 50):.1f} ms, "
+        f"p99 {ms(single_latencies, 99):.1f} ms"
+    )
+    print(f"where the CPU went, COPY  : {median['copy_cpu']}")
+    print(f"where the CPU went, batch : {median['batch_cpu']}")
+    print(f"where the CPU went, single: {single_cpu}")
+
+
+if __name__ == "__main__":
+    main()
