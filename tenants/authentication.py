@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from rest_framework import authentication, exceptions
 
 from tenants.selectors import api_key_authenticate
@@ -30,7 +31,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             seconds=settings.HITL_API_KEY_TOUCH_SECONDS
         ):
             api_key_touch(api_key=api_key, now=now)
-        return (api_key.user, api_key)
+        # The key's person (if any) is loaded only when a view asks for request.user.
+        user = SimpleLazyObject(lambda: api_key.user) if api_key.user_id else None
+        return (user, api_key)
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'

@@ -16,7 +16,10 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     prefix, _, secret = raw_key[len(API_KEY_PREFIX) :].partition("_")
     if not prefix or not secret:
         return None
-    api_key = ApiKey.unscoped.select_related("tenant", "user").filter(prefix=prefix).first()
+    # No ORDER BY (prefix is unique) and no join to the user: the person, when a
+    # view needs them, is loaded lazily. This query runs on every request.
+    matches = list(ApiKey.unscoped.select_related("tenant").filter(prefix=prefix)[:1])
+    api_key = matches[0] if matches else None
     if api_key is None or not hmac.compare_digest(api_key.key_hash, api_key_hash(raw_key)):
         return None
     if api_key.revoked_at is not None:
