@@ -37,6 +37,7 @@ def receipt(row: dict) -> dict:
         "risk_tier": row["risk_tier"] or None,
         "review_required": row["review_required"],
         "delivery": row["delivery"],
+        "policy_version": row["policy_version"],
         "received_at": row["received_at"],
     }
 
@@ -50,6 +51,7 @@ def detail(output) -> dict:
         "metadata": output.metadata,
         "model": output.model,
         "confidence": output.confidence,
+        "decision_reason": output.decision_reason,
     }
 
 

@@ -48,6 +48,11 @@ class Output(TenantOwnedModel):
     risk_tier = models.CharField(max_length=50, blank=True, default="")
     review_required = models.BooleanField(default=False)
     delivery = models.CharField(max_length=16, choices=Delivery.choices, default=Delivery.DELIVER)
+    policy_version = models.PositiveIntegerField(null=True, blank=True, help_text="Policy version that classified it.")
+    decision_reason = models.TextField(blank=True, default="", help_text="Why this tier, and why (not) reviewed.")
+    sampling_draw = models.FloatField(
+        null=True, blank=True, help_text="The deterministic draw compared with the tier's review rate."
+    )
     received_at = models.DateTimeField(default=timezone.now)
 
     class Meta(TenantOwnedModel.Meta):

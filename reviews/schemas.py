@@ -61,6 +61,7 @@ class OutputReceipt(BaseModel):
     risk_tier: str | None
     review_required: bool
     delivery: Literal["deliver", "hold", "block"]
+    policy_version: int | None
     received_at: datetime
 
 
@@ -73,6 +74,7 @@ class OutputDetail(OutputReceipt):
     metadata: JsonObject
     model: str
     confidence: float | None
+    decision_reason: str
 
 
 class OutputSummary(OutputReceipt):

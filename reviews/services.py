@@ -1,7 +1,8 @@
-"""Writes for outputs: idempotent ingest, built for volume.
+"""Writes for outputs: idempotent ingest, classified and sampled by the tenant's policy, built for volume.
 
-A batch costs a fixed number of queries whatever its length: one lookup of the
-external ids already stored, one INSERT of the new rows, in one transaction.
+A batch costs a fixed number of queries whatever its length: one INSERT of the
+new rows and, when some were stored before, one read of those. The policy comes
+compiled from a per-version cache, so classifying and sampling add no query.
 """
 
 import hashlib
@@ -13,7 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from hitl.db import bulk_insert
-from reviews.models import Delivery, Output, OutputStatus
+from policies.selectors import compiled_policy
+from reviews.models import Output
 from reviews.schemas import OutputSubmission
 from tenants.models import Tenant
 
@@ -25,6 +27,7 @@ RECEIPT_FIELDS = (
     "risk_tier",
     "review_required",
     "delivery",
+    "policy_version",
     "received_at",
 )
 
@@ -44,6 +47,9 @@ _INSERT_FIELDS = (
     "risk_tier",
     "review_required",
     "delivery",
+    "policy_version",
+    "decision_reason",
+    "sampling_draw",
     "received_at",
 )
 
@@ -79,20 +85,29 @@ def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) 
     order, so that overlapping concurrent batches lock alike and cannot deadlock.
     """
     hashes = [output_content_hash(submission) for submission in submissions]
+    policy = compiled_policy(tenant=tenant)
     now = timezone.now()
     candidates: dict[str, dict] = {}  # the first submission of each external id
     rows: list[tuple] = []
     for submission, content_hash in zip(submissions, hashes, strict=True):
         if submission.external_id in candidates:
             continue
+        decision = policy.decide(
+            external_id=submission.external_id,
+            application=submission.application,
+            model=submission.model,
+            metadata=submission.metadata,
+            confidence=submission.confidence,
+        )
         receipt = {
             "id": Output._meta.pk.default(),
             "external_id": submission.external_id,
             "application": submission.application,
-            "status": OutputStatus.RECEIVED.value,
-            "risk_tier": "",
-            "review_required": False,
-            "delivery": Delivery.DELIVER.value,
+            "status": decision.status,
+            "risk_tier": decision.risk_tier,
+            "review_required": decision.review_required,
+            "delivery": decision.delivery,
+            "policy_version": decision.policy_version,
             "received_at": now,
             "content_hash": content_hash,
         }
@@ -114,6 +129,9 @@ def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) 
                 receipt["risk_tier"],
                 receipt["review_required"],
                 receipt["delivery"],
+                decision.policy_version,
+                decision.reason,
+                decision.draw,
                 now,
             )
         )

@@ -1,5 +1,7 @@
 """Tenants, who belongs to them, and the API keys services and people use."""
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
@@ -13,8 +15,13 @@ class Tenant(models.Model):
     slug = models.SlugField(max_length=63, unique=True)
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
+    config_token = models.UUIDField(
+        default=uuid.uuid4,
+        editable=False,
+        help_text="Changes whenever the policy or an override changes; keys the compiled-policy cache.",
+    )
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(excluded_fields=["config_token"])
 
     class Meta:
         ordering = ("slug",)

@@ -42,6 +42,9 @@ def tenant_create(*, slug: str, name: str = "") -> Tenant:
     except ValidationError as error:
         _raise_from_django(error)
     tenant.save()
+    from policies.services import policy_create_default  # policies build on tenants
+
+    policy_create_default(tenant=tenant)
     return tenant
 
 

@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 
 from reviews.schemas import OutputSubmission
 from tenants.models import Tenant
+from tenants.services import tenant_create
 
 
 class TenantFactory(factory.django.DjangoModelFactory):
@@ -13,6 +14,11 @@ class TenantFactory(factory.django.DjangoModelFactory):
 
     slug = factory.Sequence(lambda n: f"tenant-{n}")
     name = factory.LazyAttribute(lambda o: o.slug.title())
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # Through the service, as in production: a tenant starts with the default policy.
+        return tenant_create(**kwargs)
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db.models import Count
 from django.utils import timezone
 
 from reviews.models import Output
@@ -24,7 +25,9 @@ def test_detail_returns_the_whole_output(service_client):
     for key, value in output_payload(1).items():
         assert body[key] == value
     assert body["id"] == created["id"]
-    assert body["status"] == "received"
+    for key in ("status", "risk_tier", "review_required", "delivery", "policy_version"):
+        assert body[key] == created[key]
+    assert "tier medium" in body["decision_reason"]
 
 
 def test_detail_of_unknown_or_malformed_id_is_json_404(service_client):
@@ -66,7 +69,12 @@ def test_list_filters_by_application_status_and_time(service_client, tenant):
         {"received_before": (hour_ago + timedelta(minutes=1)).isoformat(), "application": "support-bot"},
     )
     assert [item["external_id"] for item in older.json()["results"]] == ["ext-0"]
-    assert len(service_client.get("/api/v1/outputs", {"status": "received"}).json()["results"]) == 5
+    by_status = dict(
+        Output.objects.for_tenant(tenant).values_list("status").annotate(n=Count("id")).values_list("status", "n")
+    )
+    for status_name, count in by_status.items():
+        assert len(service_client.get("/api/v1/outputs", {"status": status_name}).json()["results"]) == count
+    assert sum(by_status.values()) == 5
     assert service_client.get("/api/v1/outputs", {"status": "approved"}).json()["results"] == []
 
 

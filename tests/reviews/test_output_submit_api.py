@@ -24,9 +24,11 @@ def test_submit_stores_everything_and_answers_201(submit, tenant):
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["external_id"] == "ext-1"
-    assert body["status"] == "received"
-    assert body["review_required"] is False
+    # The default policy: no rule matches confidence 0.87, so the default tier, medium (parallel).
+    assert body["risk_tier"] == "medium"
+    assert body["policy_version"] == 1
     assert body["delivery"] == "deliver"
+    assert body["status"] == ("pending_review" if body["review_required"] else "auto_approved")
     stored = Output.objects.for_tenant(tenant).get(pk=body["id"])
     assert stored.input == payload["input"]
     assert stored.output == payload["output"]
@@ -35,6 +37,7 @@ def test_submit_stores_everything_and_answers_201(submit, tenant):
     assert stored.model == "gpt-4o-mini"
     assert stored.confidence == pytest.approx(0.87)
     assert stored.received_at is not None
+    assert stored.decision_reason.startswith("no rule matched: default tier; tier medium, rate 0.25, drawn ")
 
 
 def test_submit_minimal_body_gets_defaults(submit, tenant):

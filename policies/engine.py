@@ -1,0 +1,176 @@
+"""Classification and sampling: pure functions of a policy version and an output.
+
+An auditor can recompute any decision from the output's external id, the
+tenant's id and the policy version the output records::
+
+    draw = int.from_bytes(sha256(f"{tenant_id}:{external_id}:{version}").digest()[:8], "big") / 2**64
+    review_required = draw < tier.review_rate
+
+(see docs/sampling.md). Overrides are applied before sampling: ``block`` and
+``review_all`` decide on their own.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from policies.schemas import PolicyDocument, RuleSpec, TierSpec
+
+_TWO_TO_64 = float(2**64)
+
+
+def sampling_draw(*, tenant_id: int, external_id: str, policy_version: int) -> float:
+    """A number in [0, 1), the same for the same tenant, output and policy version."""
+    digest = hashlib.sha256(f"{tenant_id}:{external_id}:{policy_version}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / _TWO_TO_64
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the policy says about one output, and why."""
+
+    risk_tier: str
+    review_required: bool
+    delivery: str  # deliver | hold | block
+    status: str  # pending_review | auto_approved | blocked
+    reason: str
+    draw: float | None
+    policy_version: int
+
+
+def _one_of(value: str | list[str] | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    return frozenset([value] if isinstance(value, str) else value)
+
+
+def _describe(rule: RuleSpec) -> str:
+    parts = []
+    match = rule.match
+    if match.application is not None:
+        parts.append(f"application {_listing(match.application)}")
+    if match.model is not None:
+        parts.append(f"model {_listing(match.model)}")
+    for condition in match.metadata:
+        if condition.in_ is not None:
+            parts.append(f"metadata {condition.key} in {condition.in_}")
+        else:
+            parts.append(f"metadata {condition.key} = {condition.equals!r}")
+    if match.confidence_below is not None:
+        parts.append(f"confidence below {match.confidence_below}")
+    return " and ".join(parts)
+
+
+def _listing(value: str | list[str]) -> str:
+    return value if isinstance(value, str) else "in [" + ", ".join(value) + "]"
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    number: int  # 1-based, as people count rules
+    tier: str
+    applications: frozenset[str] | None
+    models: frozenset[str] | None
+    metadata: tuple[tuple[str, frozenset | None, Any], ...]  # key, allowed set (in) or None, equals value
+    confidence_below: float | None
+    description: str
+
+    def matches(self, application: str, model: str, metadata: dict, confidence: float | None) -> bool:
+        if self.applications is not None and application not in self.applications:
+            return False
+        if self.models is not None and model not in self.models:
+            return False
+        if self.confidence_below is not None and (confidence is None or confidence >= self.confidence_below):
+            return False
+        for key, allowed, expected in self.metadata:
+            if key not in metadata:
+                return False
+            value = metadata[key]
+            if allowed is not None:
+                if not _hashable(value) or value not in allowed:
+                    return False
+                if not any(_same(value, candidate) for candidate in allowed if candidate == value):
+                    return False  # True matched 1 (or 1 matched True) by hash only
+            elif not _same(value, expected):
+                return False
+        return True
+
+
+def _hashable(value) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
+def _same(value, expected) -> bool:
+    # JSON true is not 1: compare booleans only with booleans.
+    if isinstance(value, bool) or isinstance(expected, bool):
+        return type(value) is type(expected) and value == expected
+    return value == expected
+
+
+class CompiledPolicy:
+    """One policy version, ready to classify outputs without touching the database."""
+
+    def __init__(self, *, tenant_id: int, version: int, document: dict, overrides: dict[str, str]):
+        parsed = PolicyDocument.model_validate(document)
+        self.tenant_id = tenant_id
+        self.version = version
+        self.tiers: dict[str, TierSpec] = {tier.name: tier for tier in parsed.tiers}
+        self.default_tier = parsed.default_tier
+        self.overrides = overrides
+        self.rules = tuple(
+            _CompiledRule(
+                number=index + 1,
+                tier=rule.tier,
+                applications=_one_of(rule.match.application),
+                models=_one_of(rule.match.model),
+                metadata=tuple(
+                    (
+                        condition.key,
+                        frozenset(condition.in_) if condition.in_ is not None else None,
+                        condition.equals,
+                    )
+                    for condition in rule.match.metadata
+                ),
+                confidence_below=rule.match.confidence_below,
+                description=_describe(rule),
+            )
+            for index, rule in enumerate(parsed.rules)
+        )
+
+    def classify(self, *, application: str, model: str, metadata: dict, confidence: float | None) -> tuple[str, str]:
+        """The tier and why: the first matching rule, else the default tier."""
+        for rule in self.rules:
+            if rule.matches(application, model, metadata, confidence):
+                return rule.tier, f"rule {rule.number}: {rule.description}"
+        return self.default_tier, "no rule matched: default tier"
+
+    def decide(
+        self, *, external_id: str, application: str, model: str, metadata: dict, confidence: float | None
+    ) -> Decision:
+        tier_name, why = self.classify(application=application, model=model, metadata=metadata, confidence=confidence)
+        override = self.overrides.get(application)
+        if override == "block":
+            return Decision(
+                tier_name, False, "block", "blocked", f"application {application} is blocked; {why}", None, self.version
+            )
+        if override == "review_all":
+            return Decision(
+                tier_name,
+                True,
+                "hold",
+                "pending_review",
+                f"application {application} is set to review all; {why}",
+                None,
+                self.version,
+            )
+        tier = self.tiers[tier_name]
+        draw = sampling_draw(tenant_id=self.tenant_id, external_id=external_id, policy_version=self.version)
+        sampled = draw < tier.review_rate
+        reason = (
+            f"{why}; tier {tier_name}, rate {tier.review_rate:g}, drawn {draw:.4f}: "
+            + ("review" if sampled else "no review")
+        )
+        if not sampled:
+            return Decision(tier_name, False, "deliver", "auto_approved", reason, draw, self.version)
+        delivery = "hold" if tier.mode == "sequential" else "deliver"
+        return Decision(tier_name, True, delivery, "pending_review", reason, draw, self.version)

@@ -1,0 +1,189 @@
+"""The policy and rubric documents: versioned data, validated with pydantic.
+
+A policy is one JSON document per tenant: tiers, rules and a default tier. Its
+shape is checked here; rules that refer to other things (a rule's tier, a tier's
+rubric) are checked by the service, which knows the tenant.
+"""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+ApplicationName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
+Scalar = str | int | float | bool
+
+
+
+Mode = Literal["sequential", "parallel", "adaptive"]
+
+
+class TierSpec(BaseModel):
+    """How much human oversight one risk tier gets."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Name
+    description: Annotated[str, StringConstraints(max_length=500)] = ""
+    review_rate: Annotated[float, Field(ge=0.0, le=1.0)] = Field(description="Share of outputs sampled for review.")
+    mode: Mode
+    required_approvals: Annotated[int, Field(ge=1, le=5)] = Field(
+        default=1, description="Distinct reviewers who must approve."
+    )
+    min_reviewer_level: Annotated[int, Field(ge=1, le=3)] = 1
+    sla_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 30)] = Field(description="Minutes from receipt to decision.")
+    escalation: bool = Field(default=False, description="Reviews may be escalated to specialists.")
+    rubric: Name | None = Field(default=None, description="Name of the rubric its reviews use.")
+
+
+class MetadataCondition(BaseModel):
+    """A metadata key's value equals a value, or is in a list."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+    key: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    equals: Scalar | None = None
+    in_: Annotated[list[Scalar], Field(min_length=1, max_length=1000)] | None = Field(default=None, alias="in")
+
+    @model_validator(mode="after")
+    def _one_comparison(self):
+        if (self.equals is None) == (self.in_ is None):
+            raise ValueError("give exactly one of 'equals' or 'in'")
+        return self
+
+
+class RuleMatch(BaseModel):
+    """Every condition given must hold."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    application: ApplicationName | Annotated[list[ApplicationName], Field(min_length=1)] | None = None
+    model: Annotated[str, StringConstraints(min_length=1, max_length=200)] | list[str] | None = None
+    metadata: list[MetadataCondition] = Field(default_factory=list, max_length=20)
+    confidence_below: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
+        default=None, description="Matches outputs whose confidence is below this; never one without a confidence."
+    )
+
+    @model_validator(mode="after")
+    def _at_least_one_condition(self):
+        if self.application is None and self.model is None and not self.metadata and self.confidence_below is None:
+            raise ValueError("a rule needs at least one condition: application, model, metadata or confidence_below")
+        return self
+
+
+class RuleSpec(BaseModel):
+    """Maps matching outputs to a tier. Rules are tried in order; the first match wins."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
+    tier: Name
+    match: RuleMatch
+
+
+class PolicyDocument(BaseModel):
+    """A tenant's risk policy: tiers, rules, and the tier of outputs no rule matches."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    default_tier: Name
+    tiers: Annotated[list[TierSpec], Field(min_length=1, max_length=20)]
+    rules: Annotated[list[RuleSpec], Field(max_length=500)] = Field(default_factory=list)
+
+
+class PolicyUpdate(PolicyDocument):
+    """``PUT /api/v1/policy``: the whole new document and, optionally, why."""
+
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class PolicyVersionOut(PolicyDocument):
+    version: int
+    changed_at: str
+    changed_by: str | None
+    reason: str
+
+
+class PolicyHistoryOut(BaseModel):
+    results: list[PolicyVersionOut]
+
+
+class OverrideUpdate(BaseModel):
+    """The stop button for one application."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    mode: Literal["review_all", "block", "none"]
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class ApplicationOut(BaseModel):
+    name: str
+    override: Literal["review_all", "block", "none"]
+    override_reason: str
+    rubric: str | None
+    updated_at: str
+
+
+# Rubrics ------------------------------------------------------------------
+
+
+class Criterion(BaseModel):
+    """One thing a reviewer scores."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    key: Name
+    label: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    kind: Literal["binary", "graded", "categorical", "text"]
+    required: bool = True
+    min: int | None = Field(default=None, description="graded: lowest score")
+    max: int | None = Field(default=None, description="graded: highest score")
+    anchors: dict[str, str] = Field(default_factory=dict, description="graded: what each score means")
+    options: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=list, description="categorical: the allowed values"
+    )
+
+    @model_validator(mode="after")
+    def _kind_fields(self):
+        if self.kind == "graded":
+            if self.min is None or self.max is None or self.min >= self.max:
+                raise ValueError("graded criteria need integer min < max (for example 1 and 5)")
+            if self.max - self.min > 100:
+                raise ValueError("graded criteria span at most 100 points")
+            points = {str(point) for point in range(self.min, self.max + 1)}
+            stray = sorted(set(self.anchors) - points)
+            if stray:
+                raise ValueError(f"anchors {', '.join(stray)} lie outside {self.min}..{self.max}")
+        elif self.min is not None or self.max is not None or self.anchors:
+            raise ValueError("min, max and anchors belong to graded criteria only")
+        if self.kind == "categorical":
+            if len(self.options) < 2 or len(set(self.options)) != len(self.options):
+                raise ValueError("categorical criteria need at least two distinct options")
+        elif self.options:
+            raise ValueError("options belong to categorical criteria only")
+        return self
+
+
+class RubricDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Name
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    criteria: Annotated[list[Criterion], Field(min_length=1, max_length=50)]
+
+    @model_validator(mode="after")
+    def _unique_keys(self):
+        keys = [criterion.key for criterion in self.criteria]
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        if duplicates:
+            raise ValueError(f"criterion keys must be unique: {', '.join(duplicates)}")
+        return self
+
+
+class RubricOut(RubricDocument):
+    version: int
+    updated_at: str

@@ -1,0 +1,138 @@
+"""Writes for policies, application overrides and rubrics.
+
+Each write bumps the tenant's ``config_token`` in the same transaction, so that
+ingest, which reads the token with the API key on every request, uses the new
+configuration from the very next request on.
+"""
+
+import uuid
+
+from django.db import transaction
+from pydantic import ValidationError
+
+from hitl.errors import DomainValidationError, fields_message
+from policies.defaults import DEFAULT_POLICY
+from policies.models import Application, Override, Policy, Rubric
+from policies.schemas import PolicyDocument, RubricDocument
+from tenants.models import Tenant
+
+
+def _config_changed(tenant: Tenant) -> None:
+    # An operational cache key, kept out of the tenant's history on purpose (hence update()).
+    tenant.config_token = uuid.uuid4()
+    Tenant.objects.filter(pk=tenant.pk).update(config_token=tenant.config_token)
+
+
+def _field_label(location: tuple, document: dict) -> str:
+    """'rule 2 (name)' or 'tier 1 (high)' for error messages people can act on."""
+    if len(location) >= 2 and location[0] in ("rules", "tiers") and isinstance(location[1], int):
+        index = location[1]
+        items = document.get(location[0]) if isinstance(document, dict) else None
+        item = items[index] if isinstance(items, list) and index < len(items) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        label = f"{location[0][:-1]} {index + 1}"
+        return f"{label} ({name})" if name else label
+    return ""
+
+
+def _validation_error(error: ValidationError, document: dict) -> DomainValidationError:
+    fields: dict[str, list[str]] = {}
+    for item in error.errors(include_url=False):
+        location = item["loc"]
+        path = ".".join(str(part) for part in location) or "body"
+        label = _field_label(location, document)
+        field = str(location[-1]) if location and not isinstance(location[-1], int) else path
+        message = f"{label}: {field}: {item['msg']}" if label else item["msg"]
+        fields.setdefault(path, []).append(message)
+    return DomainValidationError(fields_message(fields), fields=fields)
+
+
+def policy_validate(*, tenant: Tenant, document: dict) -> PolicyDocument:
+    """Check shape, then references: each rule's tier, the default tier, each tier's rubric."""
+    try:
+        parsed = PolicyDocument.model_validate(document)
+    except ValidationError as error:
+        raise _validation_error(error, document) from error
+    fields: dict[str, list[str]] = {}
+    names = [tier.name for tier in parsed.tiers]
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            fields[f"tiers.{index}.name"] = [f"tier {index + 1}: name '{name}' is used twice"]
+    known = ", ".join(names)
+    if parsed.default_tier not in names:
+        fields["default_tier"] = [f"default_tier '{parsed.default_tier}' is not one of the tiers ({known})"]
+    for index, rule in enumerate(parsed.rules):
+        if rule.tier not in names:
+            label = f"rule {index + 1}" + (f" ({rule.name})" if rule.name else "")
+            fields[f"rules.{index}.tier"] = [f"{label}: tier '{rule.tier}' is not one of the tiers ({known})"]
+    wanted = {tier.rubric for tier in parsed.tiers if tier.rubric}
+    if wanted:
+        existing = set(Rubric.objects.for_tenant(tenant).filter(name__in=wanted).values_list("name", flat=True))
+        for index, tier in enumerate(parsed.tiers):
+            if tier.rubric and tier.rubric not in existing:
+                fields[f"tiers.{index}.rubric"] = [f"tier {index + 1} ({tier.name}): no rubric named '{tier.rubric}'"]
+    if fields:
+        raise DomainValidationError(fields_message(fields), fields=fields)
+    return parsed
+
+
+@transaction.atomic
+def policy_create_default(*, tenant: Tenant) -> Policy:
+    policy = Policy.objects.for_tenant(tenant).create(version=1, document=DEFAULT_POLICY)
+    _config_changed(tenant)
+    return policy
+
+
+@transaction.atomic
+def policy_publish(*, tenant: Tenant, document: dict, user=None, reason: str = "") -> Policy:
+    """Validate and publish a new version of the tenant's policy."""
+    parsed = policy_validate(tenant=tenant, document=document)
+    policy = Policy.objects.for_tenant(tenant).select_for_update().first()
+    if policy is None:
+        policy = Policy(tenant=tenant, version=0)
+    policy.version += 1
+    policy.document = parsed.model_dump(mode="json", by_alias=True, exclude_none=True)
+    policy._history_user = user
+    policy._change_reason = reason or None
+    policy.save()
+    _config_changed(tenant)
+    return policy
+
+
+@transaction.atomic
+def application_override_set(*, tenant: Tenant, name: str, mode: str, user=None, reason: str = "") -> Application:
+    """The stop button: ``review_all`` holds every new output, ``block`` refuses delivery, ``none`` clears."""
+    if mode not in Override.values:
+        raise DomainValidationError(
+            f"mode: must be one of {', '.join(Override.values)}", fields={"mode": [f"Unknown mode '{mode}'."]}
+        )
+    application = Application.objects.for_tenant(tenant).select_for_update().filter(name=name).first()
+    if application is None:
+        application = Application(tenant=tenant, name=name)
+    application.override = mode
+    application.override_reason = reason
+    application._history_user = user
+    application._change_reason = reason or f"override {mode}"
+    application.save()
+    _config_changed(tenant)
+    return application
+
+
+@transaction.atomic
+def rubric_publish(*, tenant: Tenant, document: dict, user=None) -> tuple[Rubric, bool]:
+    """Create a rubric, or publish a new version of the one with the same name. Returns (rubric, created)."""
+    try:
+        parsed = RubricDocument.model_validate(document)
+    except ValidationError as error:
+        raise _validation_error(error, document) from error
+    rubric = Rubric.objects.for_tenant(tenant).select_for_update().filter(name=parsed.name).first()
+    created = rubric is None
+    if created:
+        rubric = Rubric(tenant=tenant, name=parsed.name, version=0)
+    rubric.version += 1
+    rubric.description = parsed.description
+    rubric.criteria = [criterion.model_dump(mode="json", exclude_none=True) for criterion in parsed.criteria]
+    rubric.updated_by = user
+    rubric._history_user = user
+    rubric.save()
+    return rubric, created
