@@ -6,6 +6,7 @@ from hitl import views
 
 api_v1 = [
     path("", include("reviews.urls")),
+    path("", include("policies.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -166,9 +166,8 @@ class CompiledPolicy:
         tier = self.tiers[tier_name]
         draw = sampling_draw(tenant_id=self.tenant_id, external_id=external_id, policy_version=self.version)
         sampled = draw < tier.review_rate
-        reason = (
-            f"{why}; tier {tier_name}, rate {tier.review_rate:g}, drawn {draw:.4f}: "
-            + ("review" if sampled else "no review")
+        reason = f"{why}; tier {tier_name}, rate {tier.review_rate:g}, drawn {draw:.4f}: " + (
+            "review" if sampled else "no review"
         )
         if not sampled:
             return Decision(tier_name, False, "deliver", "auto_approved", reason, draw, self.version)

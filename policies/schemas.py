@@ -16,7 +16,6 @@ ApplicationName = Annotated[
 Scalar = str | int | float | bool
 
 
-
 Mode = Literal["sequential", "parallel", "adaptive"]
 
 
@@ -187,3 +186,7 @@ class RubricDocument(BaseModel):
 class RubricOut(RubricDocument):
     version: int
     updated_at: str
+
+
+class RubricList(BaseModel):
+    results: list[RubricOut]

@@ -76,9 +76,15 @@ def policy_validate(*, tenant: Tenant, document: dict) -> PolicyDocument:
     return parsed
 
 
+def _normalized(document: PolicyDocument) -> dict:
+    """The stored form: every field explicit (defaults too), so that a version reads on its own."""
+    return document.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 @transaction.atomic
 def policy_create_default(*, tenant: Tenant) -> Policy:
-    policy = Policy.objects.for_tenant(tenant).create(version=1, document=DEFAULT_POLICY)
+    document = _normalized(PolicyDocument.model_validate(DEFAULT_POLICY))
+    policy = Policy.objects.for_tenant(tenant).create(version=1, document=document)
     _config_changed(tenant)
     return policy
 
@@ -91,7 +97,7 @@ def policy_publish(*, tenant: Tenant, document: dict, user=None, reason: str = "
     if policy is None:
         policy = Policy(tenant=tenant, version=0)
     policy.version += 1
-    policy.document = parsed.model_dump(mode="json", by_alias=True, exclude_none=True)
+    policy.document = _normalized(parsed)
     policy._history_user = user
     policy._change_reason = reason or None
     policy.save()
@@ -136,3 +142,17 @@ def rubric_publish(*, tenant: Tenant, document: dict, user=None) -> tuple[Rubric
     rubric._history_user = user
     rubric.save()
     return rubric, created
+
+
+@transaction.atomic
+def application_rubric_set(*, tenant: Tenant, name: str, rubric: Rubric | None, user=None) -> Application:
+    """Name the rubric an application's reviews use (None: the tier's)."""
+    if rubric is not None and rubric.tenant_id != tenant.pk:
+        raise DomainValidationError("rubric: not found", fields={"rubric": ["Not found."]})
+    application = Application.objects.for_tenant(tenant).select_for_update().filter(name=name).first()
+    if application is None:
+        application = Application(tenant=tenant, name=name)
+    application.rubric = rubric
+    application._history_user = user
+    application.save()
+    return application

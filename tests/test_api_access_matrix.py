@@ -12,6 +12,9 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
+from policies.defaults import DEFAULT_POLICY
+from policies.models import Application, Policy, Rubric
+from policies.services import policy_publish, rubric_publish
 from reviews.models import Output
 from tenants.models import ApiKeyRole
 from tenants.services import api_key_revoke
@@ -51,7 +54,33 @@ ENDPOINTS = [
     ),
     Endpoint("output-detail", "get", lambda o: f"/api/v1/outputs/{o['output_id']}", None, frozenset(ALL_ROLES), True),
 ]
+RUBRIC = {"name": "rubric-b", "criteria": [{"key": "ok", "label": "OK", "kind": "binary"}]}
+ENDPOINTS += [
+    Endpoint("policy", "get", lambda o: "/api/v1/policy", None, frozenset({"admin", "auditor", "reviewer"}), False),
+    Endpoint("policy", "put", lambda o: "/api/v1/policy", lambda: DEFAULT_POLICY, frozenset({"admin"}), False),
+    Endpoint("policy-history", "get", lambda o: "/api/v1/policy/history", None, frozenset({"admin", "auditor"}), False),
+    Endpoint(
+        "application-override",
+        "put",
+        lambda o: "/api/v1/applications/support-bot/override",
+        lambda: {"mode": "review_all"},
+        frozenset({"admin"}),
+        False,
+    ),
+    Endpoint("rubrics", "get", lambda o: "/api/v1/rubrics", None, frozenset({"admin", "auditor", "reviewer"}), False),
+    Endpoint("rubrics", "post", lambda o: "/api/v1/rubrics", lambda: RUBRIC, frozenset({"admin"}), False),
+    Endpoint(
+        "rubric-detail",
+        "get",
+        lambda o: f"/api/v1/rubrics/{o['rubric']}",
+        None,
+        frozenset({"admin", "auditor", "reviewer"}),
+        True,
+    ),
+]
 UNROUTED_NAMES = {"schema", "docs", "redoc", None}
+# Strings only tenant A's objects contain: none may appear in an answer to tenant B.
+SECRETS_OF_A = ("secret-rule-of-a", "secret-rubric-of-a")
 
 
 @pytest.fixture
@@ -60,7 +89,11 @@ def world(tenant, other_tenant):
     owner = make_client(tenant, "service")
     output_id = owner.post("/api/v1/outputs", output_payload(1), format="json").json()["id"]
     make_client(other_tenant, "service").post("/api/v1/outputs", output_payload(1, output="B"), format="json")
-    return {"tenant": tenant, "other_tenant": other_tenant, "objects": {"output_id": output_id}}
+    rules = [{"name": "secret-rule-of-a", "tier": "high", "match": {"application": "a-only"}}]
+    policy_publish(tenant=tenant, document={**DEFAULT_POLICY, "rules": rules})
+    rubric_publish(tenant=tenant, document={**RUBRIC, "name": "secret-rubric-of-a"})
+    objects = {"output_id": output_id, "rubric": "secret-rubric-of-a"}
+    return {"tenant": tenant, "other_tenant": other_tenant, "objects": objects}
 
 
 def _call(client: APIClient, endpoint: Endpoint, objects: dict):
@@ -70,7 +103,21 @@ def _call(client: APIClient, endpoint: Endpoint, objects: dict):
 
 
 def _snapshot():
-    return sorted(Output.unscoped.values_list("tenant_id", "external_id", "content_hash"))
+    return (
+        sorted(Output.unscoped.values_list("tenant_id", "external_id", "content_hash")),
+        sorted(Policy.unscoped.values_list("tenant_id", "version")),
+        sorted(Application.unscoped.values_list("tenant_id", "name", "override")),
+        sorted(Rubric.unscoped.values_list("tenant_id", "name", "version")),
+    )
+
+
+def _tenant_snapshot(tenant):
+    return (
+        set(Output.objects.for_tenant(tenant).values_list("external_id", "content_hash")),
+        list(Policy.objects.for_tenant(tenant).values_list("version", "document")),
+        list(Application.objects.for_tenant(tenant).values_list("name", "override")),
+        list(Rubric.objects.for_tenant(tenant).values_list("name", "version")),
+    )
 
 
 def _ids(endpoint):
@@ -129,18 +176,20 @@ def test_role_matrix(world, endpoint, role):
 def test_another_tenant_gets_404_or_sees_nothing(world, endpoint):
     role = "admin"
     outsider = make_client(world["other_tenant"], role)
-    mine = set(Output.objects.for_tenant(world["tenant"]).values_list("external_id", "content_hash"))
+    mine = _tenant_snapshot(world["tenant"])
 
     response = _call(outsider, endpoint, world["objects"])
 
     if endpoint.addresses_object:
         assert response.status_code == 404
-        assert response.json() == {"code": "not_found", "message": "Output not found."}
+        assert response.json()["code"] == "not_found"
     else:
         assert response.status_code in (200, 201)
-        assert world["objects"]["output_id"] not in response.content.decode()
+    text = response.content.decode()
+    assert world["objects"]["output_id"] not in text
+    assert not [secret for secret in SECRETS_OF_A if secret in text]
     # Whatever the outsider did, tenant A's rows are untouched.
-    assert set(Output.objects.for_tenant(world["tenant"]).values_list("external_id", "content_hash")) == mine
+    assert _tenant_snapshot(world["tenant"]) == mine
 
 
 def test_another_tenants_list_holds_only_its_own(world, client_for):

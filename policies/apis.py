@@ -1,0 +1,159 @@
+"""REST endpoints for the risk policy, application overrides (the stop button) and rubrics."""
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from hitl.api import TenantApi, error_responses
+from hitl.errors import DomainValidationError
+from policies import schemas
+from policies.selectors import policy_get, policy_history, rubric_get, rubric_list
+from policies.services import application_override_set, policy_publish, rubric_publish
+
+ADMIN = frozenset({"admin"})
+CONFIG_READERS = frozenset({"admin", "auditor", "reviewer"})
+
+
+def _object_body(data) -> dict:
+    if not isinstance(data, dict):
+        raise DomainValidationError("body: must be a JSON object", fields={"body": ["Must be a JSON object."]})
+    return data
+
+
+def _policy_body(policy) -> dict:
+    return {"version": policy.version, **policy.document, "updated_at": policy.updated_at}
+
+
+def _history_body(record) -> dict:
+    user = record.history_user
+    return {
+        "version": record.version,
+        **record.document,
+        "changed_at": record.history_date,
+        "changed_by": user.get_username() if user else None,
+        "reason": record.history_change_reason or "",
+    }
+
+
+def _actor(api_key):
+    """The person behind a key, for history; None for a key of no one."""
+    return api_key.user if api_key.user_id else None
+
+
+class PolicyApi(TenantApi):
+    """``GET /api/v1/policy`` the current version; ``PUT`` publishes a new one (admin)."""
+
+    permission_map = {"GET": CONFIG_READERS, "PUT": ADMIN}
+
+    @extend_schema(
+        operation_id="policy_retrieve", responses={200: schemas.PolicyVersionOut, **error_responses(401, 403)}
+    )
+    def get(self, request):
+        return Response(_policy_body(policy_get(tenant=self.tenant)))
+
+    @extend_schema(
+        operation_id="policy_publish",
+        request=schemas.PolicyUpdate,
+        responses={
+            200: OpenApiResponse(schemas.PolicyVersionOut, description="The new version."),
+            **error_responses(400, 401, 403),
+        },
+    )
+    def put(self, request):
+        body = dict(_object_body(request.data))
+        reason = body.pop("reason", "")
+        if not isinstance(reason, str) or len(reason) > 500:
+            raise DomainValidationError("reason: a string of at most 500 characters", fields={"reason": ["Too long."]})
+        policy = policy_publish(tenant=self.tenant, document=body, user=_actor(self.api_key), reason=reason)
+        return Response(_policy_body(policy))
+
+
+class PolicyHistoryApi(TenantApi):
+    """``GET /api/v1/policy/history``: every published version, newest first, with who and why."""
+
+    permission_map = {"GET": frozenset({"admin", "auditor"})}
+
+    @extend_schema(
+        operation_id="policy_history",
+        parameters=[OpenApiParameter("limit", int, description="At most this many versions (default 100, max 1000).")],
+        responses={200: schemas.PolicyHistoryOut, **error_responses(400, 401, 403)},
+    )
+    def get(self, request):
+        raw_limit = request.query_params.get("limit", "100")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+            raise DomainValidationError("limit: an integer from 1 to 1000", fields={"limit": ["1 to 1000."]})
+        records = policy_history(tenant=self.tenant, limit=int(raw_limit))
+        return Response({"results": [_history_body(record) for record in records]})
+
+
+class ApplicationOverrideApi(TenantApi):
+    """``PUT /api/v1/applications/{name}/override``: the stop button, effective from the next request."""
+
+    permission_map = {"PUT": ADMIN}
+
+    @extend_schema(
+        operation_id="application_override_set",
+        request=schemas.OverrideUpdate,
+        responses={200: schemas.ApplicationOut, **error_responses(400, 401, 403)},
+    )
+    def put(self, request, name: str):
+        update = schemas.OverrideUpdate.model_validate(_object_body(request.data))
+        application = application_override_set(
+            tenant=self.tenant, name=name, mode=update.mode, user=_actor(self.api_key), reason=update.reason
+        )
+        return Response(
+            {
+                "name": application.name,
+                "override": application.override,
+                "override_reason": application.override_reason,
+                "rubric": application.rubric.name if application.rubric_id else None,
+                "updated_at": application.updated_at,
+            }
+        )
+
+
+def _rubric_body(rubric) -> dict:
+    return {
+        "name": rubric.name,
+        "description": rubric.description,
+        "criteria": rubric.criteria,
+        "version": rubric.version,
+        "updated_at": rubric.updated_at,
+    }
+
+
+class RubricCollectionApi(TenantApi):
+    """``GET /api/v1/rubrics`` lists rubrics; ``POST`` creates one or publishes a new version of it (admin)."""
+
+    permission_map = {"GET": CONFIG_READERS, "POST": ADMIN}
+
+    @extend_schema(operation_id="rubrics_list", responses={200: schemas.RubricList, **error_responses(401, 403)})
+    def get(self, request):
+        return Response({"results": [_rubric_body(rubric) for rubric in rubric_list(tenant=self.tenant)]})
+
+    @extend_schema(
+        operation_id="rubrics_publish",
+        request=schemas.RubricDocument,
+        responses={
+            201: OpenApiResponse(schemas.RubricOut, description="Created (version 1)."),
+            200: OpenApiResponse(schemas.RubricOut, description="A new version of an existing rubric."),
+            **error_responses(400, 401, 403),
+        },
+    )
+    def post(self, request):
+        rubric, created = rubric_publish(
+            tenant=self.tenant, document=_object_body(request.data), user=_actor(self.api_key)
+        )
+        return Response(_rubric_body(rubric), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class RubricDetailApi(TenantApi):
+    """``GET /api/v1/rubrics/{name}``: the current version of one rubric."""
+
+    permission_map = {"GET": CONFIG_READERS}
+
+    @extend_schema(
+        operation_id="rubrics_retrieve", responses={200: schemas.RubricOut, **error_responses(401, 403, 404)}
+    )
+    def get(self, request, name: str):
+        return Response(_rubric_body(rubric_get(tenant=self.tenant, name=name)))

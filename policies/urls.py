@@ -1,0 +1,11 @@
+from django.urls import path
+
+from policies.apis import ApplicationOverrideApi, PolicyApi, PolicyHistoryApi, RubricCollectionApi, RubricDetailApi
+
+urlpatterns = [
+    path("policy", PolicyApi.as_view(), name="policy"),
+    path("policy/history", PolicyHistoryApi.as_view(), name="policy-history"),
+    path("applications/<str:name>/override", ApplicationOverrideApi.as_view(), name="application-override"),
+    path("rubrics", RubricCollectionApi.as_view(), name="rubrics"),
+    path("rubrics/<str:name>", RubricDetailApi.as_view(), name="rubric-detail"),
+]
