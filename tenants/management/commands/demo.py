@@ -9,6 +9,9 @@ import random
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from policies.defaults import DEFAULT_POLICY
+from policies.models import Policy
+from policies.services import application_rubric_set, policy_publish, rubric_publish
 from reviews.schemas import OutputSubmission
 from reviews.services import output_ingest_batch
 from tenants.models import ApiKey, Membership
@@ -55,6 +58,9 @@ class Command(BaseCommand):
             user = user_get_or_create(username=username) if username else None
             _, keys[role] = api_key_create(tenant=tenant, role=role, name=f"demo {role}", user=user)
 
+        if Policy.objects.for_tenant(tenant).get().version == 1:
+            self._configure(tenant)
+
         rng = random.Random(7)
         submissions = []
         for number in range(outputs):
@@ -75,7 +81,56 @@ class Command(BaseCommand):
         output_ingest_batch(tenant=tenant, submissions=submissions)
 
         self.stdout.write(self.style.SUCCESS(f"Demo tenant '{tenant.slug}' is ready."))
+        policy = Policy.objects.for_tenant(tenant).get()
+        self.stdout.write(
+            f"  Policy version {policy.version}: " + ", ".join(t["name"] for t in policy.document["tiers"])
+        )
         self.stdout.write(f"  Logins (password {DEMO_PASSWORD}): " + ", ".join(f"{u} ({r})" for u, r, *_ in PEOPLE))
         self.stdout.write("  API keys (new on every run; earlier demo keys are revoked):")
         for role, raw_key in keys.items():
             self.stdout.write(f"    {role:<9} {raw_key}")
+
+    def _configure(self, tenant) -> None:
+        """A rubric and a policy that sends legal and medical answers to people."""
+        rubric, _ = rubric_publish(
+            tenant=tenant,
+            document={
+                "name": "answer-quality",
+                "description": "Is the answer right, helpful and safe to send?",
+                "criteria": [
+                    {"key": "correct", "label": "Factually correct", "kind": "binary"},
+                    {
+                        "key": "helpfulness",
+                        "label": "Helpfulness",
+                        "kind": "graded",
+                        "min": 1,
+                        "max": 5,
+                        "anchors": {"1": "Does not help", "3": "Partly answers", "5": "Fully solves the problem"},
+                    },
+                    {
+                        "key": "risk",
+                        "label": "Risk if sent",
+                        "kind": "categorical",
+                        "options": ["none", "minor", "serious"],
+                    },
+                    {"key": "notes", "label": "Notes for the team", "kind": "text", "required": False},
+                ],
+            },
+        )
+        tiers = [{**tier, "rubric": rubric.name} for tier in DEFAULT_POLICY["tiers"]]
+        rules = [
+            {"name": "legal advice", "tier": "critical", "match": {"application": "legal-assistant"}},
+            {"name": "health questions", "tier": "high", "match": {"application": "medical-triage"}},
+            *DEFAULT_POLICY["rules"],
+            {
+                "name": "account chit-chat",
+                "tier": "low",
+                "match": {"metadata": [{"key": "category", "equals": "account"}]},
+            },
+        ]
+        policy_publish(
+            tenant=tenant,
+            document={**DEFAULT_POLICY, "tiers": tiers, "rules": rules},
+            reason="demo: legal is critical, medical is high",
+        )
+        application_rubric_set(tenant=tenant, name="support-bot", rubric=rubric)

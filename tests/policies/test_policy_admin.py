@@ -1,0 +1,91 @@
+"""The same validation and history in the Django admin as through the API."""
+
+import json
+
+import pytest
+
+from policies.defaults import DEFAULT_POLICY
+from policies.models import Application, Policy, Rubric
+from tenants.services import membership_create
+from tests.factories import UserFactory
+
+
+@pytest.fixture
+def staff_admin(tenant):
+    from django.contrib.auth.models import Permission
+
+    person = UserFactory(is_staff=True)
+    membership_create(tenant=tenant, user=person, role="admin")
+    person.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="policies", codename__regex=r"^(view|change|add)_")
+    )
+    return person
+
+
+def test_policy_edit_in_admin_publishes_a_version_with_reason(client, staff_admin, tenant):
+    client.force_login(staff_admin)
+    policy = Policy.objects.for_tenant(tenant).get()
+    document = {**DEFAULT_POLICY, "default_tier": "low"}
+
+    response = client.post(
+        f"/admin/policies/policy/{policy.pk}/change/", {"document": json.dumps(document), "reason": "quieter"}
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    policy.refresh_from_db()
+    assert (policy.version, policy.document["default_tier"]) == (2, "low")
+    latest = policy.history.order_by("-history_date").first()
+    assert (latest.history_user, latest.history_change_reason) == (staff_admin, "quieter")
+    assert client.get(f"/admin/policies/policy/{policy.pk}/history/").status_code == 200
+
+
+def test_invalid_policy_in_admin_shows_which_rule_is_wrong(client, staff_admin, tenant):
+    client.force_login(staff_admin)
+    policy = Policy.objects.for_tenant(tenant).get()
+    document = {**DEFAULT_POLICY, "rules": [{"name": "typo", "tier": "hgh", "match": {"model": "m"}}]}
+
+    response = client.post(f"/admin/policies/policy/{policy.pk}/change/", {"document": json.dumps(document)})
+
+    assert response.status_code == 200
+    assert "rule 1 (typo): tier &#x27;hgh&#x27;" in response.content.decode()
+    policy.refresh_from_db()
+    assert policy.version == 1
+
+
+def test_stop_button_admin_action(client, staff_admin, tenant, other_tenant):
+    from policies.services import application_override_set
+
+    application_override_set(tenant=tenant, name="support-bot", mode="none")
+    application_override_set(tenant=other_tenant, name="support-bot", mode="none")
+    client.force_login(staff_admin)
+    mine = Application.objects.for_tenant(tenant).get()
+
+    response = client.post(
+        "/admin/policies/application/", {"action": "block", "_selected_action": [mine.pk]}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert Application.objects.for_tenant(tenant).get().override == "block"
+    assert Application.objects.for_tenant(other_tenant).get().override == "none"
+    assert "support-bot" in client.get("/admin/policies/application/").content.decode()
+
+
+def test_rubric_admin_validates_criteria(client, staff_admin, tenant):
+    client.force_login(staff_admin)
+    bad = [{"key": "g", "label": "G", "kind": "graded", "min": 3, "max": 1}]
+
+    response = client.post(
+        "/admin/policies/rubric/add/",
+        {"tenant": tenant.pk, "name": "quality", "description": "", "criteria": json.dumps(bad)},
+    )
+
+    assert response.status_code == 200
+    assert "min &lt; max" in response.content.decode()
+    assert not Rubric.objects.for_tenant(tenant).exists()
+    good = [{"key": "ok", "label": "OK", "kind": "binary"}]
+    response = client.post(
+        "/admin/policies/rubric/add/",
+        {"tenant": tenant.pk, "name": "quality", "description": "", "criteria": json.dumps(good)},
+    )
+    assert response.status_code == 302
+    assert Rubric.objects.for_tenant(tenant).get().version == 1
