@@ -153,7 +153,8 @@ def bare_copy(rows: list[dict], tenant_id: int) -> tuple[float, str]:
         with conn.cursor() as cur:
             copy_sql = (
                 "COPY reviews_output (id, tenant_id, external_id, application, input, output, trace, metadata,"
-                " model, confidence, content_hash, status, risk_tier, review_required, delivery, received_at)"
+                " model, confidence, content_hash, status, risk_tier, review_required, delivery, received_at,"
+                " policy_version, decision_reason, sampling_draw)"
                 " FROM STDIN"
             )
             with cur.copy(copy_sql) as copy:
@@ -171,11 +172,14 @@ def bare_copy(rows: list[dict], tenant_id: int) -> tuple[float, str]:
                             row["model"],
                             row["confidence"],
                             hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest(),
-                            "received",
-                            "",
+                            "auto_approved",
+                            "medium",
                             False,
                             "deliver",
                             "2026-01-01T00:00:00Z",
+                            1,
+                            "no rule matched: default tier; tier medium, rate 0.25, drawn 0.5012: no review",
+                            0.5012,
                         )
                     )
         conn.commit()
