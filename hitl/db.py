@@ -80,6 +80,8 @@ def _array_type(field: models.Field) -> str:
 
 def _converter(field: models.Field):
     """How SQLite stores what PostgreSQL takes as is (as Django's own adapters do)."""
+    if isinstance(field, models.ForeignKey):
+        return _converter(field.target_field)
     if _is_json(field):
         return _json_text
     if isinstance(field, models.UUIDField):

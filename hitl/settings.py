@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "simple_history",
+    "guardian",
     "hitl",
     "tenants",
     "policies",
@@ -97,6 +98,13 @@ if not DEBUG:  # runserver serves static files itself under DEBUG
     MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "hitl.urls"
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+GUARDIAN_RAISE_403 = False
+ANONYMOUS_USER_NAME = None  # no anonymous user row: nothing is granted to anonymous callers
 WSGI_APPLICATION = "hitl.wsgi.application"
 
 TEMPLATES = [
@@ -224,7 +232,10 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "release-expired-leases": {"task": "reviews.tasks.tasks_release_expired_task", "schedule": 30.0},
+    "sweep-webhooks": {"task": "reviews.tasks.webhook_sweep_task", "schedule": 15.0},
+}
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if os.environ.get("REDIS_CACHE_URL"):
@@ -244,3 +255,8 @@ LOGGING = {
 # Ingest limits, part of the public contract (documented in the OpenAPI schema).
 HITL_BATCH_MAX_ITEMS = 1000
 HITL_API_KEY_TOUCH_SECONDS = 60
+# Review leases: how long a claimed task stays with its reviewer.
+HITL_LEASE_SECONDS = env_int("HITL_LEASE_SECONDS", 15 * 60)
+# Webhook deliveries: attempts before a delivery is marked failed, first backoff.
+HITL_WEBHOOK_MAX_ATTEMPTS = env_int("HITL_WEBHOOK_MAX_ATTEMPTS", 8)
+HITL_WEBHOOK_TIMEOUT_SECONDS = env_int("HITL_WEBHOOK_TIMEOUT_SECONDS", 10)

@@ -12,6 +12,7 @@ DEFAULT_POLICY = {
             "min_reviewer_level": 1,
             "sla_minutes": 24 * 60,
             "escalation": False,
+            "overlap_rate": 0.1,
         },
         {
             "name": "medium",
@@ -22,6 +23,7 @@ DEFAULT_POLICY = {
             "min_reviewer_level": 1,
             "sla_minutes": 8 * 60,
             "escalation": False,
+            "overlap_rate": 0.1,
         },
         {
             "name": "high",

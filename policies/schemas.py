@@ -34,6 +34,11 @@ class TierSpec(BaseModel):
     min_reviewer_level: Annotated[int, Field(ge=1, le=3)] = 1
     sla_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 30)] = Field(description="Minutes from receipt to decision.")
     escalation: bool = Field(default=False, description="Reviews may be escalated to specialists.")
+    overlap_rate: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        default=0.0,
+        description="Share of sampled outputs (tiers needing one approval) given a second, independent review "
+        "to measure agreement; it does not change the decision.",
+    )
     rubric: Name | None = Field(default=None, description="Name of the rubric its reviews use.")
 
 

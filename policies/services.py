@@ -5,8 +5,6 @@ ingest, which reads the token with the API key on every request, uses the new
 configuration from the very next request on.
 """
 
-import uuid
-
 from django.db import transaction
 from pydantic import ValidationError
 
@@ -15,12 +13,7 @@ from policies.defaults import DEFAULT_POLICY
 from policies.models import Application, Override, Policy, Rubric
 from policies.schemas import PolicyDocument, RubricDocument
 from tenants.models import Tenant
-
-
-def _config_changed(tenant: Tenant) -> None:
-    # An operational cache key, kept out of the tenant's history on purpose (hence update()).
-    tenant.config_token = uuid.uuid4()
-    Tenant.objects.filter(pk=tenant.pk).update(config_token=tenant.config_token)
+from tenants.services import tenant_config_changed
 
 
 def _field_label(location: tuple, document: dict) -> str:
@@ -85,7 +78,7 @@ def _normalized(document: PolicyDocument) -> dict:
 def policy_create_default(*, tenant: Tenant) -> Policy:
     document = _normalized(PolicyDocument.model_validate(DEFAULT_POLICY))
     policy = Policy.objects.for_tenant(tenant).create(version=1, document=document)
-    _config_changed(tenant)
+    tenant_config_changed(tenant=tenant)
     return policy
 
 
@@ -101,7 +94,7 @@ def policy_publish(*, tenant: Tenant, document: dict, user=None, reason: str = "
     policy._history_user = user
     policy._change_reason = reason or None
     policy.save()
-    _config_changed(tenant)
+    tenant_config_changed(tenant=tenant)
     return policy
 
 
@@ -120,7 +113,7 @@ def application_override_set(*, tenant: Tenant, name: str, mode: str, user=None,
     application._history_user = user
     application._change_reason = reason or f"override {mode}"
     application.save()
-    _config_changed(tenant)
+    tenant_config_changed(tenant=tenant)
     return application
 
 
@@ -141,6 +134,7 @@ def rubric_publish(*, tenant: Tenant, document: dict, user=None) -> tuple[Rubric
     rubric.updated_by = user
     rubric._history_user = user
     rubric.save()
+    tenant_config_changed(tenant=tenant)
     return rubric, created
 
 
@@ -155,4 +149,5 @@ def application_rubric_set(*, tenant: Tenant, name: str, rubric: Rubric | None, 
     application.rubric = rubric
     application._history_user = user
     application.save()
+    tenant_config_changed(tenant=tenant)
     return application

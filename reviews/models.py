@@ -1,7 +1,10 @@
 """LLM outputs as services submit them, and what becomes of them."""
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+from simple_history.models import HistoricalRecords
 
 from hitl.models import TenantOwnedModel, uuid7
 
@@ -24,6 +27,14 @@ class Delivery(models.TextChoices):
     DELIVER = "deliver", "Deliver"
     HOLD = "hold", "Hold"
     BLOCK = "block", "Block"
+
+
+class Decision(models.TextChoices):
+    """The final word on an output, written once."""
+
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    CORRECTED = "corrected", "Corrected"
 
 
 class Output(TenantOwnedModel):
@@ -49,6 +60,12 @@ class Output(TenantOwnedModel):
     review_required = models.BooleanField(default=False)
     delivery = models.CharField(max_length=16, choices=Delivery.choices, default=Delivery.DELIVER)
     policy_version = models.PositiveIntegerField(null=True, blank=True, help_text="Policy version that classified it.")
+    decision = models.CharField(max_length=16, choices=Decision.choices, blank=True, default="", db_default="")
+    final_output = models.TextField(null=True, blank=True, help_text="What may be delivered, once decided.")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True, default="", help_text="Why this tier, and why (not) reviewed.")
     sampling_draw = models.FloatField(
         null=True, blank=True, help_text="The deterministic draw compared with the tier's review rate."
@@ -71,3 +88,212 @@ class Output(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.application}/{self.external_id}"
+
+
+class Queue(TenantOwnedModel):
+    """Where review tasks wait. Fed by tiers and applications (empty: all); who may
+    work it is a django-guardian object permission (``reviews.work_queue``)."""
+
+    name = models.CharField(max_length=100)
+    tiers = models.JSONField(default=list, blank=True, help_text="Tier names that feed it; empty for every tier.")
+    applications = models.JSONField(default=list, blank=True, help_text="Applications that feed it; empty for all.")
+    required_skills = models.JSONField(default=list, blank=True, help_text="Skills a reviewer needs to work it.")
+    min_reviewer_level = models.PositiveSmallIntegerField(default=1)
+    priority = models.SmallIntegerField(default=0, help_text="Higher first, among tasks due at the same time.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta(TenantOwnedModel.Meta):
+        permissions = [("work_queue", "May claim and review tasks of this queue")]
+        constraints = [
+            models.UniqueConstraint(fields=("tenant", "name"), name="queue_unique_tenant_name"),
+            models.CheckConstraint(
+                condition=models.Q(min_reviewer_level__gte=1, min_reviewer_level__lte=3), name="queue_level_1_to_3"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class QueueUserObjectPermission(UserObjectPermissionBase):
+    """Direct foreign-key permission table (guardian's fast path) for queues."""
+
+    content_object = models.ForeignKey(Queue, on_delete=models.CASCADE)
+
+
+class QueueGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Queue, on_delete=models.CASCADE)
+
+
+class TaskStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CLAIMED = "claimed", "Claimed"
+    DONE = "done", "Done"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class TaskPurpose(models.TextChoices):
+    """Why a task exists: an approval the decision needs, a deliberate second opinion
+    to measure agreement, or a person's look after an end user's thumbs-down."""
+
+    APPROVAL = "approval", "Approval"
+    OVERLAP = "overlap", "Overlap (agreement sample)"
+    USER_FEEDBACK = "user_feedback", "User feedback"
+
+
+class ReviewTask(TenantOwnedModel):
+    """One review a person must do on one output. Claimed as a lease."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    output = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="tasks")
+    queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="tasks")
+    purpose = models.CharField(max_length=16, choices=TaskPurpose.choices, default=TaskPurpose.APPROVAL)
+    status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.PENDING)
+    level_required = models.PositiveSmallIntegerField(default=1)
+    priority = models.SmallIntegerField(default=0)
+    due_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    rubric = models.ForeignKey("policies.Rubric", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    rubric_version = models.PositiveIntegerField(null=True, blank=True)
+    escalation_reason = models.TextField(blank=True, default="", db_default="")
+
+    class Meta(TenantOwnedModel.Meta):
+        indexes = [
+            # The claim: most urgent first among pending tasks (partial, so it stays small).
+            models.Index(
+                fields=("tenant", "due_at", "-priority", "created_at"),
+                name="task_claim_order",
+                condition=models.Q(status="pending"),
+            ),
+            models.Index(fields=("lease_expires_at",), name="task_lease", condition=models.Q(status="claimed")),
+            models.Index(fields=("output",), name="task_output"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(level_required__gte=1, level_required__lte=3), name="task_level_1_to_3"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="claimed")
+                | models.Q(claimed_by__isnull=False, lease_expires_at__isnull=False),
+                name="task_claimed_has_holder",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} task on {self.output_id} ({self.status})"
+
+
+class Review(TenantOwnedModel):
+    """What one person decided about one output, under which rubric version, having seen what."""
+
+    class Verdict(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REJECT = "reject", "Reject"
+        CORRECT = "correct", "Correct"
+        ESCALATE = "escalate", "Escalate"
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    task = models.OneToOneField(ReviewTask, on_delete=models.PROTECT, related_name="review", null=True)
+    output = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    purpose = models.CharField(max_length=16, choices=TaskPurpose.choices)
+    decision = models.CharField(max_length=16, choices=Verdict.choices)
+    scores = models.JSONField(default=dict, blank=True)
+    corrected_output = models.TextField(blank=True, default="")
+    comment = models.TextField(blank=True, default="")
+    time_spent_seconds = models.PositiveIntegerField(null=True, blank=True)
+    rubric = models.ForeignKey("policies.Rubric", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    rubric_version = models.PositiveIntegerField(null=True, blank=True)
+    shown = models.JSONField(
+        default=dict, help_text="What the reviewer was shown: the output's content hash and fields."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [
+            # Distinct reviewers per output, enforced by the database.
+            models.UniqueConstraint(fields=("output", "reviewer"), name="review_one_per_output_and_reviewer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision} by {self.reviewer_id} on {self.output_id}"
+
+
+class Feedback(TenantOwnedModel):
+    """An end user's thumbs up or down on an output, forwarded by the service."""
+
+    class Rating(models.TextChoices):
+        UP = "up", "Thumbs up"
+        DOWN = "down", "Thumbs down"
+
+    output = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="feedback")
+    rating = models.CharField(max_length=4, choices=Rating.choices)
+    comment = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.rating} on {self.output_id}"
+
+
+class WebhookEndpoint(TenantOwnedModel):
+    """Where a tenant wants decisions POSTed, signed with its secret."""
+
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=200, help_text="HMAC-SHA256 key; never shown back.")
+    description = models.CharField(max_length=200, blank=True, default="")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords(excluded_fields=["secret"])
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(TenantOwnedModel):
+    """One decision to one endpoint; its id is the idempotency id receivers de-duplicate on."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    output = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    event = models.CharField(max_length=50, default="output.decided")
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantOwnedModel.Meta):
+        indexes = [
+            models.Index(fields=("next_attempt_at",), name="delivery_due", condition=models.Q(status="pending")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.output_id} -> {self.endpoint_id} ({self.status})"
+
+
+class WebhookAttempt(TenantOwnedModel):
+    """Every attempt at a delivery, for the admin and the audit."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    attempted_at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} at {self.attempted_at}: {self.status_code or self.error[:40]}"

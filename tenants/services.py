@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+import uuid
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
@@ -34,6 +35,15 @@ def _raise_from_django(error: ValidationError) -> None:
     raise DomainValidationError(fields_message(fields), fields=fields) from error
 
 
+def tenant_config_changed(*, tenant: Tenant) -> None:
+    """Renew the token that keys the cached policy and routing, in the caller's transaction.
+
+    An operational cache key, kept out of the tenant's history on purpose (hence update()).
+    """
+    tenant.config_token = uuid.uuid4()
+    Tenant.objects.filter(pk=tenant.pk).update(config_token=tenant.config_token)
+
+
 @transaction.atomic
 def tenant_create(*, slug: str, name: str = "") -> Tenant:
     tenant = Tenant(slug=slug, name=name or slug)
@@ -42,9 +52,11 @@ def tenant_create(*, slug: str, name: str = "") -> Tenant:
     except ValidationError as error:
         _raise_from_django(error)
     tenant.save()
-    from policies.services import policy_create_default  # policies build on tenants
+    from policies.services import policy_create_default  # policies and queues build on tenants
+    from reviews.services.workflow import queue_create
 
     policy_create_default(tenant=tenant)
+    queue_create(tenant=tenant, name="default")
     return tenant
 
 

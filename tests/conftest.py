@@ -91,3 +91,15 @@ def assert_work_queries(db):
         assert len(work) == expected, f"expected {expected} queries, ran {len(work)}:\n" + "\n".join(work)
 
     return _assert
+
+
+@pytest.fixture
+def predictable_policy(tenant):
+    """A policy whose sampling does not depend on draws: application 'held' is always
+    reviewed (critical, rate 1); everything else never (medium at rate 0)."""
+    from policies.defaults import DEFAULT_POLICY
+    from policies.services import policy_publish
+
+    tiers = [{**tier, "review_rate": 0.0} if tier["name"] == "medium" else tier for tier in DEFAULT_POLICY["tiers"]]
+    rules = [{"name": "always", "tier": "critical", "match": {"application": "held"}}]
+    return policy_publish(tenant=tenant, document={**DEFAULT_POLICY, "tiers": tiers, "rules": rules})

@@ -259,5 +259,5 @@ def test_policy_is_read_once_per_version_not_per_request(client_for, tenant, ass
     service = client_for(tenant, "service")
     service.post("/api/v1/outputs", output_payload(0), format="json")
 
-    with assert_work_queries(2):  # key lookup, insert: the compiled policy comes from the cache
+    with assert_work_queries(3):  # key lookup, outputs, tasks: the policy and routing come from the cache
         service.post("/api/v1/outputs/batch", {"items": [output_payload(n) for n in range(1, 50)]}, format="json")

@@ -98,13 +98,14 @@ def test_item_that_is_not_an_object_is_reported_alone(service_client, tenant):
 
 
 @pytest.mark.parametrize("size", [10, 1000])
-def test_batch_query_count_does_not_grow_with_size(service_client, assert_work_queries, size):
+def test_batch_query_count_does_not_grow_with_size(service_client, assert_work_queries, size, predictable_policy):
     service_client.post("/api/v1/outputs", output_payload(-1), format="json")  # settle last_used_at
-    items = [output_payload(n) for n in range(size)]
+    items = [output_payload(n, application="held" if n % 2 else "quiet") for n in range(size)]
 
-    with assert_work_queries(2):  # key lookup, one INSERT ... ON CONFLICT DO NOTHING
+    with assert_work_queries(3):  # key lookup, one INSERT of outputs, one INSERT of the sampled ones' tasks
         response = service_client.post(URL, {"items": items}, format="json")
     assert response.json()["created"] == size
+    assert sum(result["output"]["review_required"] for result in response.json()["results"]) == size // 2
 
     with assert_work_queries(3):  # a full repeat: the INSERT skips all, one read of the stored rows
         response = service_client.post(URL, {"items": items}, format="json")

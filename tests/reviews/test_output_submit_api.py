@@ -160,9 +160,13 @@ def test_non_json_content_type_is_415(service_client):
     assert response.json()["code"] == "unsupported_media_type"
 
 
-def test_single_submit_runs_a_small_fixed_number_of_queries(submit, assert_work_queries):
+def test_single_submit_runs_a_small_fixed_number_of_queries(submit, assert_work_queries, predictable_policy):
     submit(output_payload(0))  # the key's first use records last_used_at once
-    with assert_work_queries(2):  # key lookup, INSERT ... ON CONFLICT DO NOTHING
-        assert submit(output_payload(1)).status_code == 201
+    with assert_work_queries(2):  # key lookup, INSERT ... ON CONFLICT DO NOTHING (not sampled)
+        response = submit(output_payload(2))
+    assert (response.status_code, response.json()["review_required"]) == (201, False)
+    with assert_work_queries(3):  # ... and one INSERT of its review tasks (sampled)
+        response = submit(output_payload(1, application="held"))
+    assert (response.status_code, response.json()["review_required"]) == (201, True)
     with assert_work_queries(3):  # key lookup, the skipped INSERT, read of the stored row
-        assert submit(output_payload(1)).status_code == 200
+        assert submit(output_payload(1, application="held")).status_code == 200

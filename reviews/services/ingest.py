@@ -16,7 +16,9 @@ from django.utils import timezone
 from hitl.db import bulk_insert
 from policies.selectors import compiled_policy
 from reviews.models import Output
+from reviews.routing import plan_tasks, routing_table
 from reviews.schemas import OutputSubmission
+from reviews.services.workflow import tasks_create
 from tenants.models import Tenant
 
 RECEIPT_FIELDS = (
@@ -86,6 +88,7 @@ def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) 
     """
     hashes = [output_content_hash(submission) for submission in submissions]
     policy = compiled_policy(tenant=tenant)
+    routing = routing_table(tenant=tenant)
     now = timezone.now()
     candidates: dict[str, dict] = {}  # the first submission of each external id
     rows: list[tuple] = []
@@ -110,6 +113,7 @@ def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) 
             "policy_version": decision.policy_version,
             "received_at": now,
             "content_hash": content_hash,
+            "_decision": decision,
         }
         candidates[submission.external_id] = receipt
         rows.append(
@@ -138,6 +142,9 @@ def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) 
     rows.sort(key=lambda row: row[2])
     inserted = bulk_insert(Output, _INSERT_FIELDS, rows, skip_conflicts_on=("tenant", "external_id"))
     stored_before = {external_id for external_id, receipt in candidates.items() if receipt["id"] not in inserted}
+    to_review = [receipt for receipt in candidates.values() if receipt["review_required"] and receipt["id"] in inserted]
+    if to_review:
+        _route(tenant, policy, routing, to_review, now)
     if stored_before:
         candidates.update(_stored_receipts(tenant, stored_before))
 
@@ -152,6 +159,23 @@ def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) 
             outcome = "existing" if receipt["content_hash"] == content_hash else "conflict"
         results.append(IngestResult(outcome, receipt))
     return results
+
+
+def _route(tenant: Tenant, policy, routing, receipts: list[dict], now) -> None:
+    """Review tasks for the sampled outputs, routed to their queues, in the same transaction (one INSERT)."""
+    planned = []
+    for receipt in receipts:
+        decision = receipt["_decision"]
+        for task in plan_tasks(
+            policy=policy,
+            routing=routing,
+            decision=decision,
+            application=receipt["application"],
+            external_id=receipt["external_id"],
+            received_at=now,
+        ):
+            planned.append((receipt["id"], task))
+    tasks_create(tenant=tenant, planned=planned, now=now)
 
 
 def _stored_receipts(tenant: Tenant, external_ids: set[str]) -> dict[str, dict]:

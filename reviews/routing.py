@@ -1,0 +1,148 @@
+"""Which queue, which rubric and how many tasks a sampled output gets.
+
+Read once per configuration token (like the compiled policy), so routing a batch
+adds no query: queues, rubrics and application rubrics change the token.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from policies.engine import CompiledPolicy, Decision
+from policies.models import Application, Rubric
+from reviews.models import Queue, TaskPurpose
+from tenants.models import Tenant
+
+_TWO_TO_64 = float(2**64)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRoute:
+    id: int
+    name: str
+    tiers: frozenset[str]
+    applications: frozenset[str]
+    priority: int
+    min_reviewer_level: int
+
+    def accepts(self, tier: str, application: str) -> bool:
+        return (not self.tiers or tier in self.tiers) and (not self.applications or application in self.applications)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingTable:
+    queues: tuple[QueueRoute, ...]  # most preferred first
+    fallback: QueueRoute | None
+    rubrics: dict[str, tuple[int, int]]  # rubric name -> (id, version)
+    application_rubrics: dict[str, tuple[int, int]]  # application -> (rubric id, version)
+
+    def queue_for(self, tier: str, application: str) -> QueueRoute | None:
+        for queue in self.queues:
+            if queue.accepts(tier, application):
+                return queue
+        return self.fallback
+
+
+def overlap_draw(*, tenant_id: int, external_id: str, policy_version: int) -> float:
+    """The deterministic draw for a deliberate second review (independent of the sampling draw)."""
+    digest = hashlib.sha256(f"{tenant_id}:{external_id}:{policy_version}:overlap".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / _TWO_TO_64
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTask:
+    queue_id: int
+    purpose: str
+    level_required: int
+    priority: int
+    due_at: datetime
+    rubric_id: int | None
+    rubric_version: int | None
+
+
+def plan_tasks(
+    *,
+    policy: CompiledPolicy,
+    routing: RoutingTable,
+    decision: Decision,
+    application: str,
+    external_id: str,
+    received_at: datetime,
+    purpose: str | None = None,
+) -> list[PlannedTask]:
+    """One task per required approval, each at its level (multi-level approval: the
+    k-th approval needs level min_reviewer_level + k - 1, at most 3), plus a
+    deliberate overlap task for a share of single-approval tiers."""
+    tier = policy.tiers[decision.risk_tier]
+    queue = routing.queue_for(decision.risk_tier, application)
+    if queue is None:
+        return []
+    rubric = routing.application_rubrics.get(application) or (routing.rubrics.get(tier.rubric) if tier.rubric else None)
+    rubric_id, rubric_version = rubric if rubric else (None, None)
+    base_level = max(tier.min_reviewer_level, queue.min_reviewer_level)
+    due_at = received_at + timedelta(minutes=tier.sla_minutes)
+    if purpose == TaskPurpose.USER_FEEDBACK:
+        return [PlannedTask(queue.id, purpose, base_level, queue.priority, due_at, rubric_id, rubric_version)]
+    tasks = [
+        PlannedTask(
+            queue.id,
+            TaskPurpose.APPROVAL,
+            min(base_level + slot, 3),
+            queue.priority,
+            due_at,
+            rubric_id,
+            rubric_version,
+        )
+        for slot in range(tier.required_approvals)
+    ]
+    if tier.required_approvals == 1 and tier.overlap_rate > 0:
+        draw = overlap_draw(tenant_id=policy.tenant_id, external_id=external_id, policy_version=policy.version)
+        if draw < tier.overlap_rate:
+            tasks.append(
+                PlannedTask(
+                    queue.id, TaskPurpose.OVERLAP, base_level, queue.priority, due_at, rubric_id, rubric_version
+                )
+            )
+    return tasks
+
+
+def routing_table(*, tenant: Tenant) -> RoutingTable:
+    return _routing(tenant.pk, str(tenant.config_token))
+
+
+@lru_cache(maxsize=1024)
+def _routing(tenant_id: int, config_token: str) -> RoutingTable:
+    tenant = Tenant(pk=tenant_id)
+    queues = [
+        QueueRoute(
+            id=queue["id"],
+            name=queue["name"],
+            tiers=frozenset(queue["tiers"] or ()),
+            applications=frozenset(queue["applications"] or ()),
+            priority=queue["priority"],
+            min_reviewer_level=queue["min_reviewer_level"],
+        )
+        for queue in Queue.objects.for_tenant(tenant)
+        .order_by("-priority", "name")
+        .values("id", "name", "tiers", "applications", "priority", "min_reviewer_level")
+    ]
+    # Specific queues (naming tiers or applications) before catch-all ones.
+    specific = tuple(queue for queue in queues if queue.tiers or queue.applications)
+    catch_all = [queue for queue in queues if not queue.tiers and not queue.applications]
+    rubrics = {
+        row["name"]: (row["id"], row["version"])
+        for row in Rubric.objects.for_tenant(tenant).values("id", "name", "version")
+    }
+    application_rubrics = {
+        row["name"]: (row["rubric_id"], row["rubric__version"])
+        for row in Application.objects.for_tenant(tenant)
+        .filter(rubric__isnull=False)
+        .values("name", "rubric_id", "rubric__version")
+    }
+    return RoutingTable(
+        queues=specific,
+        fallback=catch_all[0] if catch_all else None,
+        rubrics=rubrics,
+        application_rubrics=application_rubrics,
+    )

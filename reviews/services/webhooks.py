@@ -1,0 +1,166 @@
+"""Signed webhook deliveries of decisions, with retries and an attempt log.
+
+Each delivery is a row created in the deciding transaction and sent by a Celery
+task enqueued on commit. The body is signed: ``X-HITL-Signature: sha256=<hex
+HMAC-SHA256 of the raw body with the endpoint's secret>``; ``X-HITL-Delivery``
+carries the delivery id, which receivers use to ignore repeats.
+"""
+
+import hashlib
+import hmac
+import time
+from datetime import datetime, timedelta
+from urllib.parse import urlparse
+
+import orjson
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from hitl.errors import DomainValidationError, NotFoundError
+from reviews.models import DeliveryStatus, Output, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from tenants.models import Tenant
+
+
+def webhook_signature(*, secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def backoff_seconds(attempts: int) -> int:
+    """Exponential: 10 s, 20 s, 40 s ... capped at one hour."""
+    return min(10 * 2 ** max(attempts - 1, 0), 3600)
+
+
+@transaction.atomic
+def webhook_endpoint_create(*, tenant: Tenant, url: str, secret: str, description: str = "") -> WebhookEndpoint:
+    parsed = urlparse(url or "")
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or len(url) > 500:
+        raise DomainValidationError("url: an http(s) URL", fields={"url": ["Must be an http or https URL."]})
+    if not isinstance(secret, str) or len(secret) < 16 or len(secret) > 200:
+        raise DomainValidationError("secret: 16 to 200 characters", fields={"secret": ["16 to 200 characters."]})
+    return WebhookEndpoint.objects.for_tenant(tenant).create(url=url, secret=secret, description=description)
+
+
+@transaction.atomic
+def webhook_endpoint_delete(*, tenant: Tenant, endpoint_id: int) -> None:
+    endpoint = WebhookEndpoint.objects.for_tenant(tenant).filter(pk=endpoint_id).first()
+    if endpoint is None:
+        raise NotFoundError("Webhook not found.")
+    endpoint.is_active = False  # deliveries and their log stay for the audit
+    endpoint.save(update_fields=["is_active"])
+
+
+def decision_payload(output: Output) -> dict:
+    return {
+        "event": "output.decided",
+        "output": {
+            "id": str(output.pk),
+            "external_id": output.external_id,
+            "application": output.application,
+            "status": output.status,
+            "decision": output.decision,
+            "final_output": output.final_output,
+            "decided_at": output.decided_at.isoformat() if output.decided_at else None,
+            "risk_tier": output.risk_tier,
+            "policy_version": output.policy_version,
+        },
+    }
+
+
+def webhook_deliveries_create(*, tenant: Tenant, output: Output) -> list[WebhookDelivery]:
+    """One delivery per active endpoint, sent after the deciding transaction commits."""
+    from reviews.tasks import webhook_deliver_task
+
+    payload = decision_payload(output)
+    deliveries = [
+        WebhookDelivery.objects.for_tenant(tenant).create(endpoint=endpoint, output=output, payload=payload)
+        for endpoint in WebhookEndpoint.objects.for_tenant(tenant).filter(is_active=True)
+    ]
+    for delivery in deliveries:
+        delivery_id = str(delivery.pk)
+        transaction.on_commit(lambda delivery_id=delivery_id: webhook_deliver_task.delay(delivery_id))
+    return deliveries
+
+
+def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDelivery | None:
+    """Make one attempt if the delivery is still pending and due; safe to call twice.
+
+    The row is locked for the attempt, so two workers never send the same delivery
+    at once; a delivery that succeeded or failed for good is left alone.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.unscoped.select_for_update(skip_locked=True)
+            .select_related("endpoint")
+            .filter(pk=delivery_id, status=DeliveryStatus.PENDING)
+            .first()
+        )
+        if delivery is None or delivery.next_attempt_at > now:
+            return delivery
+        body = orjson.dumps({**delivery.payload, "delivery_id": str(delivery.pk)})
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "hitl-webhooks/1",
+            "X-HITL-Event": delivery.event,
+            "X-HITL-Delivery": str(delivery.pk),
+            "X-HITL-Signature": webhook_signature(secret=delivery.endpoint.secret, body=body),
+        }
+        started = time.monotonic()
+        status_code, error = None, ""
+        try:
+            response = requests.post(
+                delivery.endpoint.url,
+                data=body,
+                headers=headers,
+                timeout=settings.HITL_WEBHOOK_TIMEOUT_SECONDS,
+                allow_redirects=False,
+            )
+            status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}: {response.text[:300]}"
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+        WebhookAttempt.objects.for_tenant(delivery.tenant).create(
+            delivery=delivery,
+            attempted_at=now,
+            status_code=status_code,
+            error=error,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+        delivery.attempts += 1
+        delivery.last_error = error
+        if not error:
+            delivery.status = DeliveryStatus.SUCCEEDED
+        elif delivery.attempts >= settings.HITL_WEBHOOK_MAX_ATTEMPTS:
+            delivery.status = DeliveryStatus.FAILED
+        else:
+            delivery.next_attempt_at = now + timedelta(seconds=backoff_seconds(delivery.attempts))
+        delivery.save(update_fields=["attempts", "last_error", "status", "next_attempt_at"])
+    return delivery
+
+
+@transaction.atomic
+def webhook_delivery_replay(*, tenant: Tenant, delivery_id) -> WebhookDelivery:
+    """Send a failed (or succeeded) delivery again, as a fresh series of attempts with the same id."""
+    from reviews.tasks import webhook_deliver_task
+
+    delivery = WebhookDelivery.objects.for_tenant(tenant).select_for_update().filter(pk=delivery_id).first()
+    if delivery is None:
+        raise NotFoundError("Delivery not found.")
+    delivery.status, delivery.attempts, delivery.next_attempt_at = DeliveryStatus.PENDING, 0, timezone.now()
+    delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
+    transaction.on_commit(lambda: webhook_deliver_task.delay(str(delivery.pk)))
+    return delivery
+
+
+def webhook_deliveries_due(*, now: datetime | None = None, limit: int = 500) -> list[str]:
+    """Pending deliveries whose time has come (the periodic sweep re-enqueues them)."""
+    now = now or timezone.now()
+    return [
+        str(pk)
+        for pk in WebhookDelivery.unscoped.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    ]

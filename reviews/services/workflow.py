@@ -1,0 +1,468 @@
+"""The review loop: queues, tasks created at ingest, leased claims, reviews, escalation,
+multi-level approval and the final decision, written once."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
+
+from hitl.db import bulk_insert
+from hitl.errors import ApplicationError, ConflictError, DomainValidationError, NotFoundError, fields_message
+from policies.models import Rubric
+from policies.schemas import Criterion
+from policies.selectors import compiled_policy
+from reviews.models import (
+    Decision,
+    Feedback,
+    Output,
+    OutputStatus,
+    Queue,
+    Review,
+    ReviewTask,
+    TaskPurpose,
+    TaskStatus,
+)
+from reviews.routing import PlannedTask, plan_tasks, routing_table
+from tenants.models import Membership, Tenant
+from tenants.services import tenant_config_changed
+
+TASK_FIELDS = (
+    "id",
+    "tenant",
+    "output",
+    "queue",
+    "purpose",
+    "status",
+    "level_required",
+    "priority",
+    "due_at",
+    "created_at",
+    "rubric",
+    "rubric_version",
+)
+
+
+# Queues -------------------------------------------------------------------
+
+
+def _string_list(value, field: str) -> list[str]:
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) and item for item in value):
+        raise DomainValidationError(
+            f"{field}: a list of names", fields={field: ["Must be a list of non-empty strings."]}
+        )
+    return list(value)
+
+
+@transaction.atomic
+def queue_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    tiers=(),
+    applications=(),
+    required_skills=(),
+    min_reviewer_level: int = 1,
+    priority: int = 0,
+) -> Queue:
+    if not name or len(name) > 100:
+        raise DomainValidationError("name: 1 to 100 characters", fields={"name": ["1 to 100 characters."]})
+    if not 1 <= min_reviewer_level <= 3:
+        raise DomainValidationError("min_reviewer_level: 1, 2 or 3", fields={"min_reviewer_level": ["1, 2 or 3."]})
+    if Queue.objects.for_tenant(tenant).filter(name=name).exists():
+        raise DomainValidationError(f"name: a queue '{name}' exists", fields={"name": ["Already exists."]})
+    queue = Queue.objects.for_tenant(tenant).create(
+        name=name,
+        tiers=_string_list(tiers, "tiers"),
+        applications=_string_list(applications, "applications"),
+        required_skills=_string_list(required_skills, "required_skills"),
+        min_reviewer_level=min_reviewer_level,
+        priority=priority,
+    )
+    tenant_config_changed(tenant=tenant)
+    return queue
+
+
+def queue_grant(*, queue: Queue, user) -> None:
+    """Let a member work a queue (a django-guardian object permission)."""
+    membership = Membership.objects.for_tenant(queue.tenant).filter(user=user).first()
+    if membership is None or membership.role not in ("reviewer", "admin"):
+        raise DomainValidationError(
+            "user: only reviewers and admins of the tenant work queues",
+            fields={"user": ["Not a reviewer of this tenant."]},
+        )
+    assign_perm("reviews.work_queue", user, queue)
+
+
+def queue_revoke(*, queue: Queue, user) -> None:
+    remove_perm("reviews.work_queue", user, queue)
+
+
+# Tasks at ingest ----------------------------------------------------------
+
+
+def tasks_create(*, tenant: Tenant, planned: list[tuple[object, PlannedTask]], now: datetime) -> None:
+    """Insert the planned tasks of many outputs in one statement (ingest's hot path)."""
+    rows = [
+        (
+            ReviewTask._meta.pk.default(),
+            tenant.pk,
+            output_id,
+            task.queue_id,
+            task.purpose,
+            TaskStatus.PENDING.value,
+            task.level_required,
+            task.priority,
+            task.due_at,
+            now,
+            task.rubric_id,
+            task.rubric_version,
+        )
+        for output_id, task in planned
+    ]
+    bulk_insert(ReviewTask, TASK_FIELDS, rows)
+
+
+# Claims -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    """A person acting as reviewer in one tenant: their level, skills and workable queues."""
+
+    user_id: int
+    level: int
+    queue_ids: tuple[int, ...]
+
+
+def reviewer_for(*, tenant: Tenant, user, queue_name: str | None = None) -> Reviewer:
+    membership = (
+        Membership.objects.for_tenant(tenant).filter(user=user).values("role", "reviewer_level", "skills").first()
+    )
+    if membership is None or membership.role not in ("reviewer", "admin"):
+        raise ApplicationError("Only reviewers and admins of this tenant review.", code="permission_denied")
+    skills = set(membership["skills"] or ())
+    queues = Queue.objects.for_tenant(tenant).filter(
+        queueuserobjectpermission__user=user, queueuserobjectpermission__permission__codename="work_queue"
+    )
+    if queue_name is not None:
+        queues = queues.filter(name=queue_name)
+    workable = tuple(
+        queue["id"]
+        for queue in queues.values("id", "required_skills", "min_reviewer_level").distinct()
+        if set(queue["required_skills"] or ()) <= skills and queue["min_reviewer_level"] <= membership["reviewer_level"]
+    )
+    return Reviewer(user_id=user.pk, level=membership["reviewer_level"], queue_ids=workable)
+
+
+def _claim_sql(vendor: str, queue_count: int) -> str:
+    task = connection.ops.quote_name(ReviewTask._meta.db_table)
+    review = connection.ops.quote_name(Review._meta.db_table)
+    if vendor == "postgresql":
+        queue_filter, lock = "t.queue_id = ANY(%s)", "FOR UPDATE SKIP LOCKED"
+    else:  # SQLite serialises writers: no row locks needed
+        queue_filter, lock = f"t.queue_id IN ({', '.join(['%s'] * queue_count)})", ""
+    return f"""
+        UPDATE {task} SET status = 'claimed', claimed_by_id = %s, claimed_at = %s, lease_expires_at = %s
+        WHERE id = (
+            SELECT t.id FROM {task} t
+            WHERE t.tenant_id = %s AND t.status = 'pending' AND {queue_filter} AND t.level_required <= %s
+              AND NOT EXISTS (SELECT 1 FROM {review} r WHERE r.output_id = t.output_id AND r.reviewer_id = %s)
+              AND NOT EXISTS (
+                  SELECT 1 FROM {task} mine
+                  WHERE mine.output_id = t.output_id AND mine.status = 'claimed' AND mine.claimed_by_id = %s)
+            ORDER BY t.due_at, t.priority DESC, t.created_at
+            LIMIT 1 {lock})
+        RETURNING id"""  # noqa: S608 (table names from model meta)
+
+
+def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = None) -> ReviewTask | None:
+    """Lease the most urgent task the reviewer may work: one statement, never a task two people hold."""
+    if not reviewer.queue_ids:
+        return None
+    now = now or timezone.now()
+    expires = now + timedelta(seconds=settings.HITL_LEASE_SECONDS)
+    vendor = connection.vendor
+    queues = [list(reviewer.queue_ids)] if vendor == "postgresql" else list(reviewer.queue_ids)
+    params = [reviewer.user_id, now, expires, tenant.pk, *queues, reviewer.level, reviewer.user_id, reviewer.user_id]
+    if vendor != "postgresql":
+        params[1] = connection.ops.adapt_datetimefield_value(now)
+        params[2] = connection.ops.adapt_datetimefield_value(expires)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_claim_sql(vendor, len(reviewer.queue_ids)), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return ReviewTask.objects.for_tenant(tenant).select_related("output", "queue", "rubric").get(pk=row[0])
+
+
+def _task_for_update(tenant: Tenant, task_id) -> ReviewTask:
+    task = ReviewTask.objects.for_tenant(tenant).select_for_update().filter(pk=task_id).first()
+    if task is None:
+        raise NotFoundError("Task not found.")
+    return task
+
+
+def _check_lease(task: ReviewTask, user, now: datetime) -> None:
+    if task.status != TaskStatus.CLAIMED or task.claimed_by_id != user.pk:
+        raise ConflictError("This task is not leased to you; claim a task first.", code="not_lease_holder")
+    if task.lease_expires_at <= now:
+        raise ConflictError(
+            f"Your lease on this task expired at {task.lease_expires_at.isoformat()}; claim again.",
+            code="lease_expired",
+        )
+
+
+@transaction.atomic
+def task_release(*, tenant: Tenant, user, task_id) -> ReviewTask:
+    """Give a claimed task back to its queue."""
+    task = _task_for_update(tenant, task_id)
+    if task.status != TaskStatus.CLAIMED or task.claimed_by_id != user.pk:
+        raise ConflictError("This task is not leased to you.", code="not_lease_holder")
+    task.status, task.claimed_by, task.claimed_at, task.lease_expires_at = TaskStatus.PENDING, None, None, None
+    task.save(update_fields=["status", "claimed_by", "claimed_at", "lease_expires_at"])
+    return task
+
+
+def tasks_release_expired(*, now: datetime | None = None) -> int:
+    """Return every task whose lease ran out to its queue (periodic; all tenants by design)."""
+    now = now or timezone.now()
+    return ReviewTask.unscoped.filter(status=TaskStatus.CLAIMED, lease_expires_at__lt=now).update(
+        status=TaskStatus.PENDING, claimed_by=None, claimed_at=None, lease_expires_at=None
+    )
+
+
+# Reviews and decisions ----------------------------------------------------
+
+
+def rubric_criteria(*, rubric_id: int | None, version: int | None) -> list[dict] | None:
+    """The criteria of a rubric exactly as they were at ``version``."""
+    if rubric_id is None:
+        return None
+    record = Rubric.history.filter(id=rubric_id, version=version).order_by("-history_date").values("criteria").first()
+    return record["criteria"] if record else None
+
+
+def scores_validate(*, criteria: list[dict] | None, scores, decision: str) -> dict:
+    """Scores against the rubric version the task was created with; errors name ``scores.<key>``."""
+    if scores is None:
+        scores = {}
+    if not isinstance(scores, dict):
+        raise DomainValidationError("scores: must be an object", fields={"scores": ["Must be an object."]})
+    if criteria is None:
+        if scores:
+            raise DomainValidationError("scores: this task has no rubric", fields={"scores": ["No rubric: no scores."]})
+        return {}
+    fields: dict[str, list[str]] = {}
+    known = {}
+    for raw in criteria:
+        criterion = Criterion.model_validate(raw)
+        known[criterion.key] = criterion
+        value = scores.get(criterion.key)
+        path = f"scores.{criterion.key}"
+        if value is None:
+            if criterion.required and decision != "escalate":
+                fields[path] = [f"Required by the rubric ({criterion.label})."]
+            continue
+        if criterion.kind == "binary" and not isinstance(value, bool):
+            fields[path] = ["Must be true or false."]
+        elif criterion.kind == "graded" and (
+            isinstance(value, bool) or not isinstance(value, int) or not criterion.min <= value <= criterion.max
+        ):
+            fields[path] = [f"Must be a whole number from {criterion.min} to {criterion.max}."]
+        elif criterion.kind == "categorical" and value not in criterion.options:
+            fields[path] = [f"Must be one of: {', '.join(criterion.options)}."]
+        elif criterion.kind == "text" and (not isinstance(value, str) or len(value) > 10_000):
+            fields[path] = ["Must be text of at most 10,000 characters."]
+    for key in scores:
+        if key not in known:
+            fields[f"scores.{key}"] = ["Not a criterion of this rubric."]
+    if fields:
+        raise DomainValidationError(fields_message(fields), fields=fields)
+    return scores
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    review: Review
+    output: Output
+    decided_now: bool
+
+
+@transaction.atomic
+def review_submit(
+    *,
+    tenant: Tenant,
+    user,
+    task_id,
+    decision: str,
+    scores=None,
+    corrected_output: str | None = None,
+    comment: str = "",
+    time_spent_seconds: int | None = None,
+) -> ReviewOutcome:
+    now = timezone.now()
+    task = _task_for_update(tenant, task_id)
+    _check_lease(task, user, now)
+    if decision not in Review.Verdict.values:
+        raise DomainValidationError(
+            f"decision: one of {', '.join(Review.Verdict.values)}", fields={"decision": ["Unknown decision."]}
+        )
+    if decision == Review.Verdict.CORRECT and not corrected_output:
+        raise DomainValidationError(
+            "corrected_output: required when the decision is correct", fields={"corrected_output": ["Required."]}
+        )
+    if decision != Review.Verdict.CORRECT and corrected_output:
+        raise DomainValidationError(
+            "corrected_output: only with the decision correct", fields={"corrected_output": ["Only for correct."]}
+        )
+    if decision == Review.Verdict.ESCALATE:
+        if not comment:
+            raise DomainValidationError(
+                "comment: say why you escalate", fields={"comment": ["Required when escalating."]}
+            )
+        if task.level_required >= 3:
+            raise ApplicationError("This task is already at the highest reviewer level.", code="cannot_escalate")
+    criteria = rubric_criteria(rubric_id=task.rubric_id, version=task.rubric_version)
+    scores = scores_validate(criteria=criteria, scores=scores, decision=decision)
+    output = Output.objects.for_tenant(tenant).select_for_update().get(pk=task.output_id)
+    try:
+        with transaction.atomic():
+            review = Review.objects.for_tenant(tenant).create(
+                task=task,
+                output=output,
+                reviewer=user,
+                purpose=task.purpose,
+                decision=decision,
+                scores=scores,
+                corrected_output=corrected_output or "",
+                comment=comment,
+                time_spent_seconds=time_spent_seconds,
+                rubric_id=task.rubric_id,
+                rubric_version=task.rubric_version,
+                shown={
+                    "output_id": str(output.pk),
+                    "content_hash": output.content_hash,
+                    "fields": ["input", "output", "trace", "metadata", "model", "confidence"],
+                    "risk_tier": output.risk_tier,
+                    "policy_version": output.policy_version,
+                    "rubric_version": task.rubric_version,
+                },
+                created_at=now,
+            )
+    except IntegrityError as error:
+        raise ConflictError("You already reviewed this output.", code="already_reviewed") from error
+
+    if decision == Review.Verdict.ESCALATE:
+        task.status, task.claimed_by, task.claimed_at, task.lease_expires_at = TaskStatus.PENDING, None, None, None
+        task.level_required += 1
+        task.escalation_reason = comment
+        task.save(
+            update_fields=[
+                "status",
+                "claimed_by",
+                "claimed_at",
+                "lease_expires_at",
+                "level_required",
+                "escalation_reason",
+            ]
+        )
+        return ReviewOutcome(review, output, decided_now=False)
+
+    task.status = TaskStatus.DONE
+    task.save(update_fields=["status"])
+    decided_now = False
+    if not output.decision and task.purpose != TaskPurpose.OVERLAP:
+        decided_now = _decide_if_complete(tenant, output, review, now)
+    return ReviewOutcome(review, output, decided_now)
+
+
+def _decide_if_complete(tenant: Tenant, output: Output, review: Review, now: datetime) -> bool:
+    """Any reject decides reject; otherwise N distinct approvals (approve or correct) decide."""
+    if review.decision == Review.Verdict.REJECT:
+        _write_decision(tenant, output, Decision.REJECTED, None, review.reviewer, now)
+        return True
+    counted = [TaskPurpose.APPROVAL, TaskPurpose.USER_FEEDBACK]
+    needed = (
+        ReviewTask.objects.for_tenant(tenant)
+        .filter(output=output, purpose__in=counted)
+        .exclude(status=TaskStatus.CANCELLED)
+        .count()
+    )
+    approvals = list(
+        Review.objects.for_tenant(tenant)
+        .filter(output=output, purpose__in=counted, decision__in=[Review.Verdict.APPROVE, Review.Verdict.CORRECT])
+        .order_by("created_at")
+        .values_list("decision", "corrected_output")
+    )
+    if len(approvals) < needed:
+        return False
+    corrections = [text for verdict, text in approvals if verdict == Review.Verdict.CORRECT]
+    if corrections:
+        _write_decision(tenant, output, Decision.CORRECTED, corrections[-1], review.reviewer, now)
+    else:
+        _write_decision(tenant, output, Decision.APPROVED, output.output, review.reviewer, now)
+    return True
+
+
+def _write_decision(tenant: Tenant, output: Output, decision: str, final_output, user, now: datetime) -> None:
+    if output.decision:  # written once
+        return
+    output.decision = decision
+    output.status = decision
+    output.final_output = final_output
+    output.delivery = "block" if decision == Decision.REJECTED else "deliver"
+    output.decided_by = user
+    output.decided_at = now
+    output.save(update_fields=["decision", "status", "final_output", "delivery", "decided_by", "decided_at"])
+    # Open approval tasks have nothing left to decide; overlap tasks stay, to measure agreement.
+    ReviewTask.objects.for_tenant(tenant).filter(
+        output=output, status__in=[TaskStatus.PENDING, TaskStatus.CLAIMED]
+    ).exclude(purpose=TaskPurpose.OVERLAP).update(
+        status=TaskStatus.CANCELLED, claimed_by=None, claimed_at=None, lease_expires_at=None
+    )
+    from reviews.services.webhooks import webhook_deliveries_create
+
+    webhook_deliveries_create(tenant=tenant, output=output)
+
+
+# Feedback -----------------------------------------------------------------
+
+
+@transaction.atomic
+def output_feedback_add(*, tenant: Tenant, output_id, rating: str, comment: str = "") -> tuple[Feedback, bool]:
+    """Store end-user feedback; a thumbs-down on an output no person looked at creates a task."""
+    output = Output.objects.for_tenant(tenant).select_for_update().filter(pk=output_id).first()
+    if output is None:
+        raise NotFoundError("Output not found.")
+    feedback = Feedback.objects.for_tenant(tenant).create(output=output, rating=rating, comment=comment)
+    if (
+        rating != Feedback.Rating.DOWN
+        or output.decision
+        or ReviewTask.objects.for_tenant(tenant).filter(output=output).exists()
+    ):
+        return feedback, False
+    policy = compiled_policy(tenant=tenant)
+    routing = routing_table(tenant=tenant)
+    from policies.engine import Decision as PolicyDecision
+
+    tier = output.risk_tier if output.risk_tier in policy.tiers else policy.default_tier
+    planned = plan_tasks(
+        policy=policy,
+        routing=routing,
+        decision=PolicyDecision(tier, True, output.delivery, OutputStatus.PENDING_REVIEW, "", None, policy.version),
+        application=output.application,
+        external_id=output.external_id,
+        received_at=timezone.now(),
+        purpose=TaskPurpose.USER_FEEDBACK,
+    )
+    if not planned:
+        return feedback, False
+    tasks_create(tenant=tenant, planned=[(output.pk, task) for task in planned], now=timezone.now())
+    output.status = OutputStatus.PENDING_REVIEW
+    output.review_required = True
+    output.decision_reason = f"{output.decision_reason}; user_feedback: thumbs-down".lstrip("; ")
+    output.save(update_fields=["status", "review_required", "decision_reason"])
+    return feedback, True

@@ -1,0 +1,34 @@
+"""Celery tasks of the review loop: thin, idempotent, safe to retry."""
+
+from celery import shared_task
+from django.conf import settings
+
+from reviews.models import DeliveryStatus
+from reviews.services.webhooks import backoff_seconds, webhook_attempt, webhook_deliveries_due
+from reviews.services.workflow import tasks_release_expired
+
+
+@shared_task(bind=True, acks_late=True, time_limit=60, soft_time_limit=45, max_retries=None)
+def webhook_deliver_task(self, delivery_id: str) -> str:
+    """One attempt; if it failed and attempts remain, schedule the next with backoff."""
+    delivery = webhook_attempt(delivery_id=delivery_id)
+    if delivery is None or delivery.status != DeliveryStatus.PENDING:
+        return delivery.status if delivery else "gone"
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        raise self.retry(countdown=backoff_seconds(delivery.attempts))
+    return delivery.status  # in-process mode: the periodic sweep (or a replay) sends the next attempt
+
+
+@shared_task(acks_late=True, time_limit=120)
+def webhook_sweep_task() -> int:
+    """Re-enqueue deliveries that are due: recovers from lost messages and in-process mode."""
+    due = webhook_deliveries_due()
+    for delivery_id in due:
+        webhook_deliver_task.delay(delivery_id)
+    return len(due)
+
+
+@shared_task(acks_late=True, time_limit=120)
+def tasks_release_expired_task() -> int:
+    """Leases that ran out go back to their queues."""
+    return tasks_release_expired()
