@@ -1,11 +1,16 @@
 """Django admin plumbing: tenant-owned rows are shown per the person's tenants.
 
 A superuser sees every tenant; any other staff user sees only the tenants they
-administer (an ``admin`` membership) and the rows that belong to them.
+administer (an ``admin`` membership) and the rows that belong to them: in lists,
+change forms, history pages, filters and the choices of every foreign key.
 """
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.http import Http404
 
+from hitl.models import TenantOwnedModel
 from tenants.selectors import tenants_administered_by
 
 
@@ -20,7 +25,46 @@ def administered_tenant_ids(request) -> list[int] | None:
     return cache
 
 
-class TenantScopedAdminMixin:
+class AdministeredTenantFilter(admin.SimpleListFilter):
+    """A tenant filter that lists only the tenants the person administers."""
+
+    title = "tenant"
+    parameter_name = "tenant"
+
+    def lookups(self, request, model_admin):
+        from tenants.models import Tenant
+
+        tenant_ids = administered_tenant_ids(request)
+        tenants = Tenant.objects.all() if tenant_ids is None else Tenant.objects.filter(pk__in=tenant_ids)
+        return [(str(tenant.pk), tenant.slug) for tenant in tenants.order_by("slug")]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(tenant_id=self.value())
+        return queryset
+
+
+class ScopedHistoryMixin:
+    """simple-history's history pages go through the admin's scoped queryset too."""
+
+    def history_view(self, request, object_id, extra_context=None):
+        self._object_in_scope(request, object_id)
+        return super().history_view(request, object_id, extra_context=extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        self._object_in_scope(request, object_id)
+        return super().history_form_view(request, object_id, version_id, extra_context=extra_context)
+
+    def _object_in_scope(self, request, object_id) -> None:
+        try:
+            visible = self.get_queryset(request).filter(pk=object_id).exists()
+        except (ValueError, TypeError, ValidationError):  # a malformed id is as missing as a foreign one
+            visible = False
+        if not visible:
+            raise Http404
+
+
+class TenantScopedAdminMixin(ScopedHistoryMixin):
     """Scopes an admin of a tenant-owned model to the person's tenants."""
 
     list_select_related = ("tenant",)
@@ -31,12 +75,15 @@ class TenantScopedAdminMixin:
         return queryset if tenant_ids is None else queryset.filter(tenant_id__in=tenant_ids)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "tenant":
-            tenant_ids = administered_tenant_ids(request)
-            if tenant_ids is not None:
-                from tenants.models import Tenant
-
-                kwargs["queryset"] = Tenant.objects.filter(pk__in=tenant_ids)
+        tenant_ids = administered_tenant_ids(request)
+        related = db_field.related_model
+        if tenant_ids is not None:
+            if db_field.name == "tenant":
+                kwargs["queryset"] = related.objects.filter(pk__in=tenant_ids)
+            elif issubclass(related, TenantOwnedModel):
+                kwargs["queryset"] = related.unscoped.filter(tenant_id__in=tenant_ids)
+            elif related is get_user_model():
+                kwargs["queryset"] = related.objects.filter(memberships__tenant_id__in=tenant_ids).distinct()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_module_permission(self, request):

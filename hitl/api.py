@@ -6,9 +6,10 @@ view without a map for a method refuses it: access is granted, never assumed.
 """
 
 from drf_spectacular.utils import OpenApiResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rest_framework.views import APIView
 
+from hitl.errors import DomainValidationError, fields_message, pydantic_fields
 from hitl.permissions import TenantRolePermission
 
 
@@ -26,6 +27,17 @@ class TenantApi(APIView):
         super().initial(request, *args, **kwargs)
         self.api_key = request.auth
         self.tenant = request.auth.tenant
+
+
+def validate_body(model: type[BaseModel], data):
+    """Validate a request body with a pydantic model; errors become the API's 400 naming each field."""
+    if not isinstance(data, dict):
+        raise DomainValidationError("body: must be a JSON object", fields={"body": ["Must be a JSON object."]})
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        fields = pydantic_fields(error)
+        raise DomainValidationError(fields_message(fields), fields=fields) from error
 
 
 class ErrorResponse(BaseModel):

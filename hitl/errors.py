@@ -92,9 +92,6 @@ def error_body(code: str, message: str, fields: dict[str, list[str]] | None = No
 def exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: every error leaves the API in the same shape."""
     headers = {}
-    if isinstance(exc, PydanticValidationError):
-        fields = pydantic_fields(exc)
-        return Response(error_body("validation_error", fields_message(fields), fields), status=400)
     if isinstance(exc, ApplicationError):
         body = error_body(exc.code, exc.message, exc.fields)
         return Response(body, status=exc.http_status)

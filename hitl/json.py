@@ -32,6 +32,9 @@ class OrjsonParser(BaseParser):
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
             raise RequestTooLarge(limit)
+        if b"\\u0000" in raw:
+            # PostgreSQL cannot store NUL characters in text or jsonb; say so instead of failing later.
+            raise ParseError("The body contains a NUL character (\\u0000), which cannot be stored.")
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as error:

@@ -104,6 +104,8 @@ AUTHENTICATION_BACKENDS = [
     "guardian.backends.ObjectPermissionBackend",
 ]
 GUARDIAN_RAISE_403 = False
+# Reverting from a history page would bypass the services' validation and versioning.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 ANONYMOUS_USER_NAME = None  # no anonymous user row: nothing is granted to anonymous callers
 WSGI_APPLICATION = "hitl.wsgi.application"
 
@@ -198,6 +200,7 @@ REST_FRAMEWORK = {
     else ["hitl.json.OrjsonRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "hitl.errors.exception_handler",
+    "DEFAULT_METADATA_CLASS": None,  # OPTIONS answers 405 instead of describing serializers
     "UNAUTHENTICATED_USER": None,
 }
 

@@ -5,9 +5,10 @@ import json
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 from simple_history.admin import SimpleHistoryAdmin
 
-from hitl.admin import TenantScopedAdminMixin
+from hitl.admin import AdministeredTenantFilter, TenantScopedAdminMixin
 from hitl.errors import DomainValidationError
 from policies.models import Application, Policy, Rubric
 from policies.schemas import RubricDocument
@@ -83,8 +84,9 @@ class ApplicationForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        tenant, rubric = cleaned.get("tenant"), cleaned.get("rubric")
-        if tenant and rubric and rubric.tenant_id != tenant.pk:
+        tenant_id = cleaned["tenant"].pk if cleaned.get("tenant") else self.instance.tenant_id
+        rubric = cleaned.get("rubric")
+        if tenant_id and rubric and rubric.tenant_id != tenant_id:
             self.add_error("rubric", "This rubric belongs to another tenant.")
         return cleaned
 
@@ -93,7 +95,7 @@ class ApplicationForm(forms.ModelForm):
 class ApplicationAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
     form = ApplicationForm
     list_display = ("name", "tenant", "override", "rubric", "updated_at")
-    list_filter = ("override", "tenant")
+    list_filter = ("override", AdministeredTenantFilter)
     search_fields = ("name",)
     list_select_related = ("tenant", "rubric")
     actions = ("review_all", "block", "clear_override")
@@ -101,6 +103,10 @@ class ApplicationAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ("tenant", "name") if obj is not None else ()
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # an application's override and history outlive its traffic; clear the override instead
+
+    @transaction.atomic
     def save_model(self, request, obj, form, change):
         application = application_override_set(
             tenant=obj.tenant, name=obj.name, mode=obj.override, user=request.user, reason=obj.override_reason
@@ -108,6 +114,7 @@ class ApplicationAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
         application = application_rubric_set(tenant=obj.tenant, name=obj.name, rubric=obj.rubric, user=request.user)
         obj.pk = application.pk
 
+    @transaction.atomic
     def _set(self, request, queryset, mode: str):
         for application in queryset.select_related("tenant"):
             application_override_set(
@@ -160,7 +167,7 @@ class RubricForm(forms.ModelForm):
 class RubricAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
     form = RubricForm
     list_display = ("name", "tenant", "version", "updated_at", "updated_by")
-    list_filter = ("tenant",)
+    list_filter = (AdministeredTenantFilter,)
     search_fields = ("name",)
     list_select_related = ("tenant", "updated_by")
     readonly_fields = ("version", "updated_at", "updated_by")

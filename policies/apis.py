@@ -1,16 +1,19 @@
 """REST endpoints for the risk policy, application overrides (the stop button) and rubrics."""
 
+import re
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from hitl.api import TenantApi, error_responses
+from hitl.api import TenantApi, error_responses, validate_body
 from hitl.errors import DomainValidationError
 from policies import schemas
 from policies.selectors import policy_get, policy_history, rubric_get, rubric_list
 from policies.services import application_override_set, policy_publish, rubric_publish
 
 ADMIN = frozenset({"admin"})
+APPLICATION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 CONFIG_READERS = frozenset({"admin", "auditor", "reviewer"})
 
 
@@ -63,7 +66,8 @@ class PolicyApi(TenantApi):
         body = dict(_object_body(request.data))
         reason = body.pop("reason", "")
         if not isinstance(reason, str) or len(reason) > 500:
-            raise DomainValidationError("reason: a string of at most 500 characters", fields={"reason": ["Too long."]})
+            message = "Must be a string of at most 500 characters."
+            raise DomainValidationError(f"reason: {message}", fields={"reason": [message]})
         policy = policy_publish(tenant=self.tenant, document=body, user=_actor(self.api_key), reason=reason)
         return Response(_policy_body(policy))
 
@@ -80,7 +84,7 @@ class PolicyHistoryApi(TenantApi):
     )
     def get(self, request):
         raw_limit = request.query_params.get("limit", "100")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+        if not re.fullmatch(r"[0-9]{1,4}", raw_limit) or not 1 <= int(raw_limit) <= 1000:
             raise DomainValidationError("limit: an integer from 1 to 1000", fields={"limit": ["1 to 1000."]})
         records = policy_history(tenant=self.tenant, limit=int(raw_limit))
         return Response({"results": [_history_body(record) for record in records]})
@@ -97,7 +101,10 @@ class ApplicationOverrideApi(TenantApi):
         responses={200: schemas.ApplicationOut, **error_responses(400, 401, 403)},
     )
     def put(self, request, name: str):
-        update = schemas.OverrideUpdate.model_validate(_object_body(request.data))
+        if not APPLICATION_NAME.fullmatch(name):
+            message = "An application name: letters, digits and . _ : - (at most 100), starting with a letter or digit."
+            raise DomainValidationError(f"name: {message}", fields={"name": [message]})
+        update = validate_body(schemas.OverrideUpdate, request.data)
         application = application_override_set(
             tenant=self.tenant, name=name, mode=update.mode, user=_actor(self.api_key), reason=update.reason
         )

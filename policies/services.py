@@ -5,7 +5,7 @@ ingest, which reads the token with the API key on every request, uses the new
 configuration from the very next request on.
 """
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from pydantic import ValidationError
 
 from hitl.errors import DomainValidationError, fields_message
@@ -98,6 +98,23 @@ def policy_publish(*, tenant: Tenant, document: dict, user=None, reason: str = "
     return policy
 
 
+def _locked_or_inserted(queryset, new):
+    """The row ``queryset`` finds, locked; or ``new``, inserted. Safe when two requests create it at once.
+
+    Returns (row, inserted). ``new`` carries everything its first version needs,
+    so a new row gets one history record, not a create and an update.
+    """
+    existing = queryset.select_for_update().first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            new.save(force_insert=True)
+        return new, True
+    except IntegrityError:  # created meanwhile by a concurrent request: update that one
+        return queryset.select_for_update().get(), False
+
+
 @transaction.atomic
 def application_override_set(*, tenant: Tenant, name: str, mode: str, user=None, reason: str = "") -> Application:
     """The stop button: ``review_all`` holds every new output, ``block`` refuses delivery, ``none`` clears."""
@@ -105,14 +122,18 @@ def application_override_set(*, tenant: Tenant, name: str, mode: str, user=None,
         raise DomainValidationError(
             f"mode: must be one of {', '.join(Override.values)}", fields={"mode": [f"Unknown mode '{mode}'."]}
         )
-    application = Application.objects.for_tenant(tenant).select_for_update().filter(name=name).first()
-    if application is None:
-        application = Application(tenant=tenant, name=name)
-    application.override = mode
-    application.override_reason = reason
-    application._history_user = user
-    application._change_reason = reason or f"override {mode}"
-    application.save()
+
+    def apply(application: Application) -> Application:
+        application.override = mode
+        application.override_reason = reason
+        application._history_user = user
+        application._change_reason = reason or f"override {mode}"
+        return application
+
+    queryset = Application.objects.for_tenant(tenant).filter(name=name)
+    application, inserted = _locked_or_inserted(queryset, apply(Application(tenant=tenant, name=name)))
+    if not inserted:
+        apply(application).save()
     tenant_config_changed(tenant=tenant)
     return application
 
@@ -124,16 +145,19 @@ def rubric_publish(*, tenant: Tenant, document: dict, user=None) -> tuple[Rubric
         parsed = RubricDocument.model_validate(document)
     except ValidationError as error:
         raise _validation_error(error, document) from error
-    rubric = Rubric.objects.for_tenant(tenant).select_for_update().filter(name=parsed.name).first()
-    created = rubric is None
-    if created:
-        rubric = Rubric(tenant=tenant, name=parsed.name, version=0)
-    rubric.version += 1
-    rubric.description = parsed.description
-    rubric.criteria = [criterion.model_dump(mode="json", exclude_none=True) for criterion in parsed.criteria]
-    rubric.updated_by = user
-    rubric._history_user = user
-    rubric.save()
+
+    def apply(rubric: Rubric, version: int) -> Rubric:
+        rubric.version = version
+        rubric.description = parsed.description
+        rubric.criteria = [criterion.model_dump(mode="json", exclude_none=True) for criterion in parsed.criteria]
+        rubric.updated_by = user
+        rubric._history_user = user
+        return rubric
+
+    queryset = Rubric.objects.for_tenant(tenant).filter(name=parsed.name)
+    rubric, created = _locked_or_inserted(queryset, apply(Rubric(tenant=tenant, name=parsed.name), 1))
+    if not created:
+        apply(rubric, rubric.version + 1).save()
     tenant_config_changed(tenant=tenant)
     return rubric, created
 
@@ -143,11 +167,15 @@ def application_rubric_set(*, tenant: Tenant, name: str, rubric: Rubric | None, 
     """Name the rubric an application's reviews use (None: the tier's)."""
     if rubric is not None and rubric.tenant_id != tenant.pk:
         raise DomainValidationError("rubric: not found", fields={"rubric": ["Not found."]})
-    application = Application.objects.for_tenant(tenant).select_for_update().filter(name=name).first()
-    if application is None:
-        application = Application(tenant=tenant, name=name)
-    application.rubric = rubric
-    application._history_user = user
-    application.save()
+
+    def apply(application: Application) -> Application:
+        application.rubric = rubric
+        application._history_user = user
+        return application
+
+    queryset = Application.objects.for_tenant(tenant).filter(name=name)
+    application, inserted = _locked_or_inserted(queryset, apply(Application(tenant=tenant, name=name)))
+    if not inserted:
+        apply(application).save()
     tenant_config_changed(tenant=tenant)
     return application

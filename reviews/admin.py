@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from hitl.admin import TenantScopedAdminMixin
+from hitl.admin import AdministeredTenantFilter, TenantScopedAdminMixin
 from reviews.models import Output
 
 
@@ -9,7 +9,7 @@ class OutputAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     """Outputs arrive through the API; the admin shows them and changes nothing."""
 
     list_display = ("external_id", "application", "tenant", "status", "risk_tier", "delivery", "received_at")
-    list_filter = ("status", "application", "tenant")
+    list_filter = ("status", AdministeredTenantFilter)
     search_fields = ("external_id",)
     date_hierarchy = "received_at"
     show_full_result_count = False

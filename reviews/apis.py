@@ -9,7 +9,7 @@ from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from hitl.api import TenantApi, error_responses
+from hitl.api import TenantApi, error_responses, validate_body
 from hitl.errors import DomainValidationError, fields_message, pydantic_fields
 from hitl.pagination import TimeCursorPagination
 from reviews import schemas
@@ -23,6 +23,7 @@ READ_ROLES = frozenset({"service", "admin", "auditor", "reviewer"})
 
 
 def _submission_or_error(data) -> schemas.OutputSubmission:
+    """Validate one submission (pydantic errors propagate: the batch reports them per item)."""
     if not isinstance(data, dict):
         raise DomainValidationError("body: must be a JSON object", fields={"body": ["Must be a JSON object."]})
     return schemas.OutputSubmission.model_validate(data)
@@ -90,7 +91,7 @@ class OutputCollectionApi(TenantApi, GenericAPIView):
         },
     )
     def post(self, request):
-        submission = _submission_or_error(request.data)
+        submission = validate_body(schemas.OutputSubmission, request.data)
         result: IngestResult = output_ingest(tenant=self.tenant, submission=submission)
         if result.outcome == "conflict":
             body = {"code": "conflict", "message": _CONFLICT_MESSAGE, "fields": {"external_id": [_CONFLICT_MESSAGE]}}
@@ -140,9 +141,7 @@ class OutputBatchApi(TenantApi):
         },
     )
     def post(self, request):
-        if not isinstance(request.data, dict):
-            raise DomainValidationError("body: must be a JSON object", fields={"body": ["Must be a JSON object."]})
-        envelope = _BatchEnvelope.model_validate(request.data)
+        envelope = validate_body(_BatchEnvelope, request.data)
         results: list[dict | None] = [None] * len(envelope.items)
         valid: list[tuple[int, schemas.OutputSubmission]] = []
         for index, item in enumerate(envelope.items):

@@ -3,13 +3,13 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from simple_history.admin import SimpleHistoryAdmin
 
-from hitl.admin import TenantScopedAdminMixin, administered_tenant_ids
+from hitl.admin import AdministeredTenantFilter, ScopedHistoryMixin, TenantScopedAdminMixin, administered_tenant_ids
 from tenants.models import ApiKey, Membership, Tenant
 from tenants.services import api_key_create, api_key_revoke, membership_create, tenant_create
 
 
 @admin.register(Tenant)
-class TenantAdmin(SimpleHistoryAdmin):
+class TenantAdmin(ScopedHistoryMixin, SimpleHistoryAdmin):
     list_display = ("slug", "name", "created_at")
     search_fields = ("slug", "name")
     readonly_fields = ("created_at",)
@@ -49,7 +49,7 @@ class MembershipForm(forms.ModelForm):
 class MembershipAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
     form = MembershipForm
     list_display = ("user", "tenant", "role", "reviewer_level", "skills")
-    list_filter = ("role", "reviewer_level", "tenant")
+    list_filter = ("role", "reviewer_level", AdministeredTenantFilter)
     search_fields = ("user__username", "user__email")
     list_select_related = ("tenant", "user")
     autocomplete_fields = ("user",)
@@ -91,7 +91,7 @@ class ApiKeyForm(forms.ModelForm):
 class ApiKeyAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
     form = ApiKeyForm
     list_display = ("name", "tenant", "role", "user", "display_prefix", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("role", "tenant")
+    list_filter = ("role", AdministeredTenantFilter)
     search_fields = ("name", "prefix")
     list_select_related = ("tenant", "user")
     readonly_fields = ("display_prefix", "created_at", "last_used_at", "revoked_at")

@@ -2,8 +2,10 @@
 
 import hmac
 
+from django.db.models import OuterRef, Subquery
+
 from tenants.models import ApiKey, Membership, Tenant
-from tenants.services import API_KEY_PREFIX, api_key_hash
+from tenants.services import API_KEY_PREFIX, KEY_ROLES_BY_MEMBERSHIP_ROLE, api_key_hash
 
 
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
@@ -18,12 +20,17 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
         return None
     # No ORDER BY (prefix is unique) and no join to the user: the person, when a
     # view needs them, is loaded lazily. This query runs on every request.
-    matches = list(ApiKey.unscoped.select_related("tenant").filter(prefix=prefix)[:1])
+    member_role = Membership.unscoped.filter(tenant=OuterRef("tenant"), user=OuterRef("user")).values("role")[:1]
+    matches = list(
+        ApiKey.unscoped.select_related("tenant").filter(prefix=prefix).annotate(member_role=Subquery(member_role))[:1]
+    )
     api_key = matches[0] if matches else None
     if api_key is None or not hmac.compare_digest(api_key.key_hash, api_key_hash(raw_key)):
         return None
     if api_key.revoked_at is not None:
         return None
+    if api_key.user_id is not None and api_key.role not in KEY_ROLES_BY_MEMBERSHIP_ROLE.get(api_key.member_role, ()):
+        return None  # the person left the tenant, or no longer holds a role that allows this key
     return api_key
 
 

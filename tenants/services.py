@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from hitl.errors import DomainValidationError, fields_message
@@ -51,7 +51,11 @@ def tenant_create(*, slug: str, name: str = "") -> Tenant:
         tenant.full_clean()
     except ValidationError as error:
         _raise_from_django(error)
-    tenant.save()
+    try:
+        with transaction.atomic():
+            tenant.save()
+    except IntegrityError as error:  # the slug was taken between the check and the insert
+        raise DomainValidationError("slug: already taken", fields={"slug": ["Already taken."]}) from error
     from policies.services import policy_create_default  # policies and queues build on tenants
     from reviews.services.workflow import queue_create
 
@@ -81,9 +85,15 @@ def membership_create(
         raise DomainValidationError(
             f"user: {user} is already a member of {tenant}", fields={"user": ["Already a member."]}
         )
-    return Membership.objects.for_tenant(tenant).create(
-        user=user, role=role, reviewer_level=reviewer_level, skills=skills
-    )
+    try:
+        with transaction.atomic():
+            return Membership.objects.for_tenant(tenant).create(
+                user=user, role=role, reviewer_level=reviewer_level, skills=skills
+            )
+    except IntegrityError as error:  # added meanwhile by a concurrent request
+        raise DomainValidationError(
+            f"user: {user} is already a member of {tenant}", fields={"user": ["Already a member."]}
+        ) from error
 
 
 @transaction.atomic

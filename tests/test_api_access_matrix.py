@@ -172,9 +172,12 @@ def test_role_matrix(world, endpoint, role):
         assert _snapshot() == before
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=_ids)
-def test_another_tenant_gets_404_or_sees_nothing(world, endpoint):
-    role = "admin"
+@pytest.mark.parametrize(
+    ("endpoint", "role"),
+    [(endpoint, role) for endpoint in ENDPOINTS for role in sorted(endpoint.allowed)],
+    ids=lambda value: value if isinstance(value, str) else _ids(value),
+)
+def test_another_tenant_gets_404_or_sees_nothing(world, endpoint, role):
     outsider = make_client(world["other_tenant"], role)
     mine = _tenant_snapshot(world["tenant"])
 
@@ -203,15 +206,24 @@ def test_another_tenants_list_holds_only_its_own(world, client_for):
     assert world["objects"]["output_id"] not in {item["id"] for item in filtered["results"]}
 
 
-def _route_names(resolver, prefix=""):
+def _routes(resolver, prefix=""):
     for pattern in resolver.url_patterns:
         if isinstance(pattern, URLResolver):
-            yield from _route_names(pattern, prefix + str(pattern.pattern))
+            yield from _routes(pattern, prefix + str(pattern.pattern))
         elif isinstance(pattern, URLPattern):
-            yield prefix + str(pattern.pattern), pattern.name
+            yield prefix + str(pattern.pattern), pattern
 
 
-def test_every_api_route_is_in_the_matrix():
-    covered = {endpoint.name for endpoint in ENDPOINTS}
-    api_routes = {name for route, name in _route_names(get_resolver()) if route.startswith("api/v1/")}
-    assert api_routes - UNROUTED_NAMES <= covered, f"add to ENDPOINTS: {api_routes - UNROUTED_NAMES - covered}"
+def test_every_api_route_and_method_is_in_the_matrix():
+    covered = {(endpoint.name, endpoint.method.upper()) for endpoint in ENDPOINTS}
+    served = set()
+    for route, pattern in _routes(get_resolver()):
+        if not route.startswith("api/v1/") or pattern.name in UNROUTED_NAMES - {None}:
+            continue
+        view_class = getattr(pattern.callback, "view_class", None)
+        if view_class is None:  # the JSON 404 catch-all
+            assert route == "api/v1/^.*$", f"unnamed API route {route}"
+            continue
+        assert pattern.name, f"API route {route} needs a name"
+        served |= {(pattern.name, method) for method in getattr(view_class, "permission_map", {})}
+    assert served == covered, f"missing from ENDPOINTS: {served - covered}; stale: {covered - served}"

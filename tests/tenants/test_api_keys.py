@@ -115,3 +115,18 @@ def test_key_changes_are_kept_in_history(tenant):
     records = list(api_key.history.order_by("history_date").values_list("history_type", "revoked_at"))
     assert [kind for kind, _ in records] == ["+", "~"]
     assert records[0][1] is None and records[1][1] is not None
+
+
+def test_a_persons_key_stops_working_when_they_leave_or_are_downgraded(tenant, client_for):
+    from tenants.models import Membership
+
+    person = UserFactory()
+    membership = membership_create(tenant=tenant, user=person, role="admin")
+    client = client_for(tenant, "admin", user=person)
+    assert client.get("/api/v1/policy").status_code == 200
+
+    Membership.objects.for_tenant(tenant).filter(pk=membership.pk).update(role="viewer")
+    assert client.get("/api/v1/policy").status_code == 401
+
+    Membership.objects.for_tenant(tenant).filter(pk=membership.pk).delete()
+    assert client.get("/api/v1/policy").status_code == 401
