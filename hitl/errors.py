@@ -32,6 +32,13 @@ class DomainValidationError(ApplicationError):
     code = "validation_error"
 
 
+class ForbiddenError(ApplicationError):
+    """The caller is known but may not do this (a 403)."""
+
+    code = "permission_denied"
+    http_status = status.HTTP_403_FORBIDDEN
+
+
 class NotFoundError(ApplicationError):
     """Missing and belonging to another tenant look the same."""
 

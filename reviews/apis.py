@@ -53,6 +53,10 @@ def detail(output) -> dict:
         "model": output.model,
         "confidence": output.confidence,
         "decision_reason": output.decision_reason,
+        "decision": output.decision or None,
+        "final_output": output.final_output,
+        "decided_by": output.decided_by.get_username() if output.decided_by_id else None,
+        "decided_at": output.decided_at,
     }
 
 

@@ -66,7 +66,12 @@ class OutputReceipt(BaseModel):
 
 
 class OutputDetail(OutputReceipt):
-    """An output with everything it was submitted with."""
+    """An output with everything it was submitted with and, once decided, the decision."""
+
+    decision: Literal["approved", "rejected", "corrected"] | None
+    final_output: str | None
+    decided_by: str | None
+    decided_at: datetime | None
 
     input: JsonInput
     output: str
@@ -115,3 +120,129 @@ class OutputBatchResult(BaseModel):
     existing: int
     conflicts: int
     invalid: int
+
+
+# Review workflow ----------------------------------------------------------
+
+
+class ClaimRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    queue: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        default=None, description="Claim only from this queue."
+    )
+
+
+class ReviewSubmission(BaseModel):
+    """A reviewer's judgment on the task they hold."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    decision: Literal["approve", "reject", "correct", "escalate"]
+    scores: dict[str, Any] = Field(default_factory=dict, description="Criterion key to score, per the task's rubric.")
+    corrected_output: Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)] | None = Field(
+        default=None, description="Required when the decision is correct."
+    )
+    comment: Annotated[str, StringConstraints(max_length=10_000)] = Field(
+        default="", description="Required when escalating: why."
+    )
+    time_spent_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
+
+
+class FeedbackSubmission(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    rating: Literal["up", "down"]
+    comment: Annotated[str, StringConstraints(max_length=5000)] = ""
+
+
+class FeedbackReceipt(BaseModel):
+    id: int
+    output_id: UUID
+    rating: str
+    review_task_created: bool
+
+
+class RubricShown(BaseModel):
+    name: str
+    version: int
+    criteria: list[JsonObject]
+
+
+class TaskOutput(BaseModel):
+    id: UUID
+    external_id: str
+    application: str
+    input: JsonInput
+    output: str
+    trace: list[JsonObject]
+    metadata: JsonObject
+    model: str
+    confidence: float | None
+    risk_tier: str | None
+    policy_version: int | None
+    decision_reason: str
+    received_at: datetime
+
+
+class TaskOut(BaseModel):
+    """A leased task with everything the reviewer needs to judge it."""
+
+    id: UUID
+    queue: str
+    purpose: Literal["approval", "overlap", "user_feedback"]
+    status: str
+    level_required: int
+    due_at: datetime
+    lease_expires_at: datetime | None
+    escalation_reason: str
+    rubric: RubricShown | None
+    output: TaskOutput
+
+
+class ReviewOut(BaseModel):
+    id: UUID
+    task_id: UUID
+    decision: str
+    scores: JsonObject
+    corrected_output: str
+    comment: str
+    rubric_version: int | None
+    created_at: datetime
+
+
+class OutputDecisionOut(BaseModel):
+    id: UUID
+    status: str
+    decision: str | None
+    final_output: str | None
+    delivery: str
+    decided_at: datetime | None
+
+
+class ReviewResult(BaseModel):
+    review: ReviewOut
+    output: OutputDecisionOut
+    decided_now: bool
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    url: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    secret: Annotated[str, StringConstraints(min_length=16, max_length=200)] = Field(
+        description="HMAC-SHA256 key for X-HITL-Signature; never shown back."
+    )
+    description: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
+class WebhookOut(BaseModel):
+    id: int
+    url: str
+    description: str
+    is_active: bool
+    created_at: datetime
+
+
+class WebhookList(BaseModel):
+    results: list[WebhookOut]

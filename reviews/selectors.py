@@ -9,7 +9,7 @@ from tenants.models import Tenant
 
 def output_get_for_tenant(*, tenant: Tenant, output_id) -> Output:
     """The tenant's output, or NotFoundError: missing and foreign look the same."""
-    output = Output.objects.for_tenant(tenant).filter(pk=output_id).first()
+    output = Output.objects.for_tenant(tenant).select_related("decided_by").filter(pk=output_id).first()
     if output is None:
         raise NotFoundError("Output not found.")
     return output
@@ -17,3 +17,9 @@ def output_get_for_tenant(*, tenant: Tenant, output_id) -> Output:
 
 def output_list(*, tenant: Tenant) -> QuerySet[Output]:
     return Output.objects.for_tenant(tenant).defer("input", "output", "trace", "content_hash")
+
+
+def webhook_list(*, tenant: Tenant):
+    from reviews.models import WebhookEndpoint
+
+    return WebhookEndpoint.objects.for_tenant(tenant).filter(is_active=True).order_by("created_at")

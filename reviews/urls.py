@@ -1,9 +1,25 @@
 from django.urls import path
 
 from reviews.apis import OutputBatchApi, OutputCollectionApi, OutputDetailApi
+from reviews.workflow_apis import (
+    OutputFeedbackApi,
+    TaskClaimApi,
+    TaskReleaseApi,
+    TaskReviewApi,
+    WebhookCollectionApi,
+    WebhookDetailApi,
+    WebhookReplayApi,
+)
 
 urlpatterns = [
     path("outputs", OutputCollectionApi.as_view(), name="outputs"),
     path("outputs/batch", OutputBatchApi.as_view(), name="outputs-batch"),
     path("outputs/<uuid:output_id>", OutputDetailApi.as_view(), name="output-detail"),
+    path("outputs/<uuid:output_id>/feedback", OutputFeedbackApi.as_view(), name="output-feedback"),
+    path("tasks/claim", TaskClaimApi.as_view(), name="tasks-claim"),
+    path("tasks/<uuid:task_id>/release", TaskReleaseApi.as_view(), name="task-release"),
+    path("tasks/<uuid:task_id>/review", TaskReviewApi.as_view(), name="task-review"),
+    path("webhooks", WebhookCollectionApi.as_view(), name="webhooks"),
+    path("webhooks/<int:webhook_id>", WebhookDetailApi.as_view(), name="webhook-detail"),
+    path("webhooks/deliveries/<uuid:delivery_id>/replay", WebhookReplayApi.as_view(), name="webhook-replay"),
 ]

@@ -44,9 +44,10 @@ def other_tenant(db):
 
 def make_client(tenant, role: str, user=None) -> APIClient:
     """An API client holding a fresh key of ``role`` in ``tenant``."""
-    if role == "reviewer" and user is None:
+    if role in ("reviewer", "admin") and user is None:
+        # People hold these keys: a member of the tenant with the same role.
         user = UserFactory()
-        membership_create(tenant=tenant, user=user, role="reviewer")
+        membership_create(tenant=tenant, user=user, role=role)
     api_key, raw_key = api_key_create(tenant=tenant, role=role, name=f"test {role}", user=user)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")

@@ -15,7 +15,8 @@ from rest_framework.test import APIClient
 from policies.defaults import DEFAULT_POLICY
 from policies.models import Application, Policy, Rubric
 from policies.services import policy_publish, rubric_publish
-from reviews.models import Output
+from reviews.models import Output, ReviewTask, WebhookDelivery
+from reviews.services.webhooks import webhook_endpoint_create
 from tenants.models import ApiKeyRole
 from tenants.services import api_key_revoke
 from tests.conftest import make_client
@@ -32,6 +33,7 @@ class Endpoint:
     body: Callable[[], object] | None
     allowed: frozenset[str]
     addresses_object: bool  # the URL names one of tenant A's objects
+    ok: frozenset[int] = frozenset({200, 201})  # what an allowed caller gets
 
 
 ENDPOINTS = [
@@ -78,9 +80,69 @@ ENDPOINTS += [
         True,
     ),
 ]
+REVIEWERS = frozenset({"reviewer", "admin"})
+ENDPOINTS += [
+    Endpoint(
+        "output-feedback",
+        "post",
+        lambda o: f"/api/v1/outputs/{o['output_id']}/feedback",
+        lambda: {"rating": "up"},
+        frozenset({"service", "admin"}),
+        True,
+    ),
+    Endpoint(
+        "tasks-claim", "post", lambda o: "/api/v1/tasks/claim", lambda: {}, REVIEWERS, False, frozenset({200, 204})
+    ),
+    # Allowed callers get past role and tenancy, then meet the lease: they did not claim A's task.
+    Endpoint(
+        "task-release",
+        "post",
+        lambda o: f"/api/v1/tasks/{o['task_id']}/release",
+        None,
+        REVIEWERS,
+        True,
+        frozenset({409}),
+    ),
+    Endpoint(
+        "task-review",
+        "post",
+        lambda o: f"/api/v1/tasks/{o['task_id']}/review",
+        lambda: {"decision": "approve"},
+        REVIEWERS,
+        True,
+        frozenset({409}),
+    ),
+    Endpoint("webhooks", "get", lambda o: "/api/v1/webhooks", None, frozenset({"admin"}), False),
+    Endpoint(
+        "webhooks",
+        "post",
+        lambda o: "/api/v1/webhooks",
+        lambda: {"url": "http://127.0.0.1:9/hook", "secret": "s" * 20},
+        frozenset({"admin"}),
+        False,
+    ),
+    Endpoint(
+        "webhook-detail",
+        "delete",
+        lambda o: f"/api/v1/webhooks/{o['webhook_id']}",
+        None,
+        frozenset({"admin"}),
+        True,
+        frozenset({204}),
+    ),
+    Endpoint(
+        "webhook-replay",
+        "post",
+        lambda o: f"/api/v1/webhooks/deliveries/{o['delivery_id']}/replay",
+        None,
+        frozenset({"admin"}),
+        True,
+        frozenset({202}),
+    ),
+]
 UNROUTED_NAMES = {"schema", "docs", "redoc", None}
 # Strings only tenant A's objects contain: none may appear in an answer to tenant B.
-SECRETS_OF_A = ("secret-rule-of-a", "secret-rubric-of-a")
+SECRETS_OF_A = ("secret-rule-of-a", "secret-rubric-of-a", "secret-hook-of-a")
 
 
 @pytest.fixture
@@ -89,10 +151,25 @@ def world(tenant, other_tenant):
     owner = make_client(tenant, "service")
     output_id = owner.post("/api/v1/outputs", output_payload(1), format="json").json()["id"]
     make_client(other_tenant, "service").post("/api/v1/outputs", output_payload(1, output="B"), format="json")
-    rules = [{"name": "secret-rule-of-a", "tier": "high", "match": {"application": "a-only"}}]
+    rules = [
+        {"name": "secret-rule-of-a", "tier": "high", "match": {"application": "a-only"}},
+        {"name": "held", "tier": "critical", "match": {"application": "held"}},
+    ]
     policy_publish(tenant=tenant, document={**DEFAULT_POLICY, "rules": rules})
     rubric_publish(tenant=tenant, document={**RUBRIC, "name": "secret-rubric-of-a"})
-    objects = {"output_id": output_id, "rubric": "secret-rubric-of-a"}
+    held = owner.post("/api/v1/outputs", output_payload(2, application="held"), format="json").json()
+    task = ReviewTask.objects.for_tenant(tenant).filter(output_id=held["id"]).first()
+    webhook = webhook_endpoint_create(tenant=tenant, url="http://127.0.0.1:9/secret-hook-of-a", secret="x" * 20)
+    delivery = WebhookDelivery.objects.for_tenant(tenant).create(
+        endpoint=webhook, output_id=held["id"], payload={"event": "output.decided"}
+    )
+    objects = {
+        "output_id": output_id,
+        "rubric": "secret-rubric-of-a",
+        "task_id": task.pk,
+        "webhook_id": webhook.pk,
+        "delivery_id": delivery.pk,
+    }
     return {"tenant": tenant, "other_tenant": other_tenant, "objects": objects}
 
 
@@ -104,6 +181,8 @@ def _call(client: APIClient, endpoint: Endpoint, objects: dict):
 
 def _snapshot():
     return (
+        sorted(ReviewTask.unscoped.values_list("id", "status", "claimed_by_id")),
+        sorted(WebhookDelivery.unscoped.values_list("id", "status", "attempts")),
         sorted(Output.unscoped.values_list("tenant_id", "external_id", "content_hash")),
         sorted(Policy.unscoped.values_list("tenant_id", "version")),
         sorted(Application.unscoped.values_list("tenant_id", "name", "override")),
@@ -113,6 +192,13 @@ def _snapshot():
 
 def _tenant_snapshot(tenant):
     return (
+        sorted(ReviewTask.objects.for_tenant(tenant).values_list("id", "status", "claimed_by_id")),
+        sorted(WebhookDelivery.objects.for_tenant(tenant).values_list("id", "status", "attempts")),
+        sorted(
+            __import__("reviews.models")
+            .models.WebhookEndpoint.objects.for_tenant(tenant)
+            .values_list("id", "is_active")
+        ),
         set(Output.objects.for_tenant(tenant).values_list("external_id", "content_hash")),
         list(Policy.objects.for_tenant(tenant).values_list("version", "document")),
         list(Application.objects.for_tenant(tenant).values_list("name", "override")),
@@ -164,7 +250,7 @@ def test_role_matrix(world, endpoint, role):
     response = _call(client, endpoint, world["objects"])
 
     if role in endpoint.allowed:
-        assert response.status_code in (200, 201), response.content
+        assert response.status_code in endpoint.ok, response.content
     else:
         assert response.status_code == 403
         assert response.json()["code"] == "permission_denied"
@@ -187,7 +273,7 @@ def test_another_tenant_gets_404_or_sees_nothing(world, endpoint, role):
         assert response.status_code == 404
         assert response.json()["code"] == "not_found"
     else:
-        assert response.status_code in (200, 201)
+        assert response.status_code in endpoint.ok
     text = response.content.decode()
     assert world["objects"]["output_id"] not in text
     assert not [secret for secret in SECRETS_OF_A if secret in text]

@@ -10,7 +10,14 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from hitl.db import bulk_insert
-from hitl.errors import ApplicationError, ConflictError, DomainValidationError, NotFoundError, fields_message
+from hitl.errors import (
+    ApplicationError,
+    ConflictError,
+    DomainValidationError,
+    ForbiddenError,
+    NotFoundError,
+    fields_message,
+)
 from policies.models import Rubric
 from policies.schemas import Criterion
 from policies.selectors import compiled_policy
@@ -141,8 +148,8 @@ def reviewer_for(*, tenant: Tenant, user, queue_name: str | None = None) -> Revi
     membership = (
         Membership.objects.for_tenant(tenant).filter(user=user).values("role", "reviewer_level", "skills").first()
     )
-    if membership is None or membership.role not in ("reviewer", "admin"):
-        raise ApplicationError("Only reviewers and admins of this tenant review.", code="permission_denied")
+    if membership is None or membership["role"] not in ("reviewer", "admin"):
+        raise ForbiddenError("Only reviewers and admins of this tenant review.")
     skills = set(membership["skills"] or ())
     queues = Queue.objects.for_tenant(tenant).filter(
         queueuserobjectpermission__user=user, queueuserobjectpermission__permission__codename="work_queue"

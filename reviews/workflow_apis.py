@@ -1,0 +1,228 @@
+"""REST endpoints of the review loop: claim, release, review; end-user feedback; webhooks."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from hitl.api import TenantApi, error_responses, validate_body
+from hitl.errors import ForbiddenError
+from reviews import schemas
+from reviews.models import ReviewTask
+from reviews.selectors import webhook_list
+from reviews.services.webhooks import webhook_delivery_replay, webhook_endpoint_create, webhook_endpoint_delete
+from reviews.services.workflow import (
+    output_feedback_add,
+    review_submit,
+    reviewer_for,
+    rubric_criteria,
+    task_claim,
+    task_release,
+)
+
+REVIEWERS = frozenset({"reviewer", "admin"})
+ADMIN = frozenset({"admin"})
+
+
+def _person(api_key):
+    if not api_key.user_id:
+        raise ForbiddenError("This key acts for no person; reviewing needs a reviewer's own key.")
+    return api_key.user
+
+
+def task_body(task: ReviewTask) -> dict:
+    output = task.output
+    criteria = rubric_criteria(rubric_id=task.rubric_id, version=task.rubric_version)
+    return {
+        "id": task.pk,
+        "queue": task.queue.name,
+        "purpose": task.purpose,
+        "status": task.status,
+        "level_required": task.level_required,
+        "due_at": task.due_at,
+        "lease_expires_at": task.lease_expires_at,
+        "escalation_reason": task.escalation_reason,
+        "rubric": {"name": task.rubric.name, "version": task.rubric_version, "criteria": criteria}
+        if task.rubric_id
+        else None,
+        "output": {
+            "id": output.pk,
+            "external_id": output.external_id,
+            "application": output.application,
+            "input": output.input,
+            "output": output.output,
+            "trace": output.trace,
+            "metadata": output.metadata,
+            "model": output.model,
+            "confidence": output.confidence,
+            "risk_tier": output.risk_tier or None,
+            "policy_version": output.policy_version,
+            "decision_reason": output.decision_reason,
+            "received_at": output.received_at,
+        },
+    }
+
+
+class TaskClaimApi(TenantApi):
+    """``POST /api/v1/tasks/claim``: lease the most urgent task you may work (204 when there is none)."""
+
+    permission_map = {"POST": REVIEWERS}
+
+    @extend_schema(
+        operation_id="tasks_claim",
+        request=schemas.ClaimRequest,
+        responses={
+            200: OpenApiResponse(schemas.TaskOut, description="The leased task."),
+            204: OpenApiResponse(description="Nothing to claim."),
+            **error_responses(400, 401, 403),
+        },
+    )
+    def post(self, request):
+        claim = validate_body(schemas.ClaimRequest, request.data or {})
+        reviewer = reviewer_for(tenant=self.tenant, user=_person(self.api_key), queue_name=claim.queue)
+        task = task_claim(tenant=self.tenant, reviewer=reviewer)
+        if task is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(task_body(task))
+
+
+class TaskReleaseApi(TenantApi):
+    """``POST /api/v1/tasks/{id}/release``: give a leased task back to its queue."""
+
+    permission_map = {"POST": REVIEWERS}
+
+    @extend_schema(
+        operation_id="tasks_release",
+        request=None,
+        responses={200: schemas.TaskOut, **error_responses(401, 403, 404, 409)},
+    )
+    def post(self, request, task_id):
+        task = task_release(tenant=self.tenant, user=_person(self.api_key), task_id=task_id)
+        task = ReviewTask.objects.for_tenant(self.tenant).select_related("output", "queue", "rubric").get(pk=task.pk)
+        return Response(task_body(task))
+
+
+class TaskReviewApi(TenantApi):
+    """``POST /api/v1/tasks/{id}/review``: scores, a decision, an optional correction and comment."""
+
+    permission_map = {"POST": REVIEWERS}
+
+    @extend_schema(
+        operation_id="tasks_review",
+        request=schemas.ReviewSubmission,
+        responses={201: schemas.ReviewResult, **error_responses(400, 401, 403, 404, 409)},
+    )
+    def post(self, request, task_id):
+        submission = validate_body(schemas.ReviewSubmission, request.data)
+        outcome = review_submit(
+            tenant=self.tenant,
+            user=_person(self.api_key),
+            task_id=task_id,
+            decision=submission.decision,
+            scores=submission.scores,
+            corrected_output=submission.corrected_output,
+            comment=submission.comment,
+            time_spent_seconds=submission.time_spent_seconds,
+        )
+        review, output = outcome.review, outcome.output
+        body = {
+            "review": {
+                "id": review.pk,
+                "task_id": review.task_id,
+                "decision": review.decision,
+                "scores": review.scores,
+                "corrected_output": review.corrected_output,
+                "comment": review.comment,
+                "rubric_version": review.rubric_version,
+                "created_at": review.created_at,
+            },
+            "output": {
+                "id": output.pk,
+                "status": output.status,
+                "decision": output.decision or None,
+                "final_output": output.final_output,
+                "delivery": output.delivery,
+                "decided_at": output.decided_at,
+            },
+            "decided_now": outcome.decided_now,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class OutputFeedbackApi(TenantApi):
+    """``POST /api/v1/outputs/{id}/feedback``: an end user's thumbs up or down."""
+
+    permission_map = {"POST": frozenset({"service", "admin"})}
+
+    @extend_schema(
+        operation_id="outputs_feedback",
+        request=schemas.FeedbackSubmission,
+        responses={201: schemas.FeedbackReceipt, **error_responses(400, 401, 403, 404)},
+    )
+    def post(self, request, output_id):
+        submission = validate_body(schemas.FeedbackSubmission, request.data)
+        feedback, task_created = output_feedback_add(
+            tenant=self.tenant, output_id=output_id, rating=submission.rating, comment=submission.comment
+        )
+        body = {
+            "id": feedback.pk,
+            "output_id": feedback.output_id,
+            "rating": feedback.rating,
+            "review_task_created": task_created,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+def webhook_body(endpoint) -> dict:
+    return {
+        "id": endpoint.pk,
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "is_active": endpoint.is_active,
+        "created_at": endpoint.created_at,
+    }
+
+
+class WebhookCollectionApi(TenantApi):
+    """``GET /api/v1/webhooks`` lists endpoints; ``POST`` registers one (the secret is never shown back)."""
+
+    permission_map = {"GET": ADMIN, "POST": ADMIN}
+
+    @extend_schema(operation_id="webhooks_list", responses={200: schemas.WebhookList, **error_responses(401, 403)})
+    def get(self, request):
+        return Response({"results": [webhook_body(endpoint) for endpoint in webhook_list(tenant=self.tenant)]})
+
+    @extend_schema(
+        operation_id="webhooks_create",
+        request=schemas.WebhookIn,
+        responses={201: schemas.WebhookOut, **error_responses(400, 401, 403)},
+    )
+    def post(self, request):
+        data = validate_body(schemas.WebhookIn, request.data)
+        endpoint = webhook_endpoint_create(
+            tenant=self.tenant, url=data.url, secret=data.secret, description=data.description
+        )
+        return Response(webhook_body(endpoint), status=status.HTTP_201_CREATED)
+
+
+class WebhookDetailApi(TenantApi):
+    """``DELETE /api/v1/webhooks/{id}``: stop sending to an endpoint (its delivery log stays)."""
+
+    permission_map = {"DELETE": ADMIN}
+
+    @extend_schema(operation_id="webhooks_delete", responses={204: None, **error_responses(401, 403, 404)})
+    def delete(self, request, webhook_id: int):
+        webhook_endpoint_delete(tenant=self.tenant, endpoint_id=webhook_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookReplayApi(TenantApi):
+    """``POST /api/v1/webhooks/deliveries/{id}/replay``: send a delivery again, with the same id."""
+
+    permission_map = {"POST": ADMIN}
+
+    @extend_schema(
+        operation_id="webhooks_replay", request=None, responses={202: None, **error_responses(401, 403, 404)}
+    )
+    def post(self, request, delivery_id):
+        webhook_delivery_replay(tenant=self.tenant, delivery_id=delivery_id)
+        return Response(status=status.HTTP_202_ACCEPTED)
