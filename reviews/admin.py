@@ -1,18 +1,19 @@
-from django.contrib import admin
+"""Admin for outputs and the review loop. Outputs, tasks, reviews and deliveries are
+records: shown, not edited. Queues and webhooks are configuration, saved through services."""
+
+from django import forms
+from django.contrib import admin, messages
+from guardian.admin import GuardedModelAdminMixin
+from simple_history.admin import SimpleHistoryAdmin
 
 from hitl.admin import AdministeredTenantFilter, TenantScopedAdminMixin
-from reviews.models import Output
+from reviews.models import Feedback, Output, Queue, Review, ReviewTask, WebhookDelivery, WebhookEndpoint
+from reviews.services.webhooks import webhook_delivery_replay
+from reviews.services.workflow import queue_create, queue_update
 
 
-@admin.register(Output)
-class OutputAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    """Outputs arrive through the API; the admin shows them and changes nothing."""
-
-    list_display = ("external_id", "application", "tenant", "status", "risk_tier", "delivery", "received_at")
-    list_filter = ("status", AdministeredTenantFilter)
-    search_fields = ("external_id",)
-    date_hierarchy = "received_at"
-    show_full_result_count = False
+class ReadOnlyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    """Records of what happened: visible to the tenant's admins, never edited here."""
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
@@ -25,3 +26,120 @@ class OutputAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Output)
+class OutputAdmin(ReadOnlyAdmin):
+    """Outputs arrive through the API; the admin shows them and changes nothing."""
+
+    list_display = ("external_id", "application", "tenant", "status", "risk_tier", "delivery", "received_at")
+    list_filter = ("status", AdministeredTenantFilter)
+    search_fields = ("external_id",)
+    date_hierarchy = "received_at"
+    show_full_result_count = False
+
+
+@admin.register(ReviewTask)
+class ReviewTaskAdmin(ReadOnlyAdmin):
+    list_display = ("id", "queue", "purpose", "status", "level_required", "due_at", "claimed_by", "lease_expires_at")
+    list_filter = ("status", "purpose", AdministeredTenantFilter)
+    list_select_related = ("tenant", "queue", "claimed_by")
+    show_full_result_count = False
+
+
+@admin.register(Review)
+class ReviewAdmin(ReadOnlyAdmin):
+    list_display = ("output", "reviewer", "purpose", "decision", "rubric_version", "created_at")
+    list_filter = ("decision", "purpose", AdministeredTenantFilter)
+    list_select_related = ("tenant", "output", "reviewer")
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(ReadOnlyAdmin):
+    list_display = ("output", "rating", "created_at")
+    list_filter = ("rating", AdministeredTenantFilter)
+
+
+class QueueForm(forms.ModelForm):
+    class Meta:
+        model = Queue
+        fields = ("tenant", "name", "tiers", "applications", "required_skills", "min_reviewer_level", "priority")
+
+    def clean(self):
+        cleaned = super().clean()
+        for key in ("tiers", "applications", "required_skills"):
+            value = cleaned.get(key)
+            if value is not None and (
+                not isinstance(value, list) or not all(isinstance(item, str) and item for item in value)
+            ):
+                self.add_error(key, 'A JSON list of names, e.g. ["high", "critical"]; empty for all.')
+        return cleaned
+
+
+@admin.register(Queue)
+class QueueAdmin(TenantScopedAdminMixin, GuardedModelAdminMixin, SimpleHistoryAdmin):
+    """Who may work a queue: the object permissions page ("Object permissions" button)."""
+
+    form = QueueForm
+    list_display = ("name", "tenant", "tiers", "applications", "required_skills", "min_reviewer_level", "priority")
+    list_filter = (AdministeredTenantFilter,)
+    search_fields = ("name",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("tenant", "name") if obj is not None else ()
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # tasks keep pointing at their queue
+
+    def save_model(self, request, obj, form, change):
+        fields = {
+            key: form.cleaned_data[key]
+            for key in ("tiers", "applications", "required_skills", "min_reviewer_level", "priority")
+        }
+        if change:
+            queue_update(queue=Queue.unscoped.get(pk=obj.pk), **fields)
+        else:
+            obj.pk = queue_create(tenant=obj.tenant, name=obj.name, **fields).pk
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        min_length=16,
+        max_length=200,
+        required=False,
+        help_text="Leave empty to keep the current secret.",
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ("tenant", "url", "secret", "description", "is_active")
+
+    def clean_secret(self):
+        secret = self.cleaned_data.get("secret")
+        if not secret and self.instance.pk is None:
+            raise forms.ValidationError("A new endpoint needs a secret.")
+        return secret or self.instance.secret
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
+    form = WebhookEndpointForm
+    list_display = ("url", "tenant", "description", "is_active", "created_at")
+    list_filter = ("is_active", AdministeredTenantFilter)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    """Failed deliveries are listed here and can be sent again."""
+
+    list_display = ("id", "endpoint", "event", "status", "attempts", "next_attempt_at", "last_error")
+    list_filter = ("status", AdministeredTenantFilter)
+    list_select_related = ("tenant", "endpoint")
+    actions = ("replay",)
+
+    @admin.action(description="Replay the selected deliveries")
+    def replay(self, request, queryset):
+        for delivery in queryset.select_related("tenant"):
+            webhook_delivery_replay(tenant=delivery.tenant, delivery_id=delivery.pk)
+        messages.success(request, f"{queryset.count()} deliveries queued again.")

@@ -200,7 +200,7 @@ class Review(TenantOwnedModel):
         ESCALATE = "escalate", "Escalate"
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
-    task = models.OneToOneField(ReviewTask, on_delete=models.PROTECT, related_name="review", null=True)
+    task = models.ForeignKey(ReviewTask, on_delete=models.PROTECT, related_name="reviews", null=True)
     output = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="reviews")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     purpose = models.CharField(max_length=16, choices=TaskPurpose.choices)

@@ -92,6 +92,27 @@ def queue_create(
     return queue
 
 
+@transaction.atomic
+def queue_update(*, queue: Queue, **changes) -> Queue:
+    """Change a queue's routing or requirements; new outputs route by it from the next request."""
+    allowed = {"tiers", "applications", "required_skills", "min_reviewer_level", "priority"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise DomainValidationError(
+            f"cannot change {', '.join(sorted(unknown))}", fields={key: ["Not changeable."] for key in unknown}
+        )
+    for key in ("tiers", "applications", "required_skills"):
+        if key in changes:
+            changes[key] = _string_list(changes[key], key)
+    if "min_reviewer_level" in changes and not 1 <= changes["min_reviewer_level"] <= 3:
+        raise DomainValidationError("min_reviewer_level: 1, 2 or 3", fields={"min_reviewer_level": ["1, 2 or 3."]})
+    for key, value in changes.items():
+        setattr(queue, key, value)
+    queue.save(update_fields=list(changes))
+    tenant_config_changed(tenant=queue.tenant)
+    return queue
+
+
 def queue_grant(*, queue: Queue, user) -> None:
     """Let a member work a queue (a django-guardian object permission)."""
     membership = Membership.objects.for_tenant(queue.tenant).filter(user=user).first()

@@ -1,0 +1,58 @@
+"""Many reviewers claiming from one queue at once on PostgreSQL: every task is held by exactly one."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from reviews.models import Queue, ReviewTask
+from reviews.services.workflow import queue_grant, reviewer_for, task_claim
+from tenants.services import membership_create
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_sixteen_reviewers_claim_forty_tasks_without_a_double_assignment(tenant, predictable_policy):
+    from reviews.services import output_ingest_batch
+    from tests.factories import output_submission
+
+    # 20 critical outputs: two tasks each, at levels 2 and 3.
+    output_ingest_batch(tenant=tenant, submissions=[output_submission(n, application="held") for n in range(20)])
+    queue = Queue.objects.for_tenant(tenant).get(name="default")
+    people = []
+    for number in range(16):
+        person = UserFactory(username=f"reviewer{number}")
+        membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
+        queue_grant(queue=queue, user=person)
+        people.append(person)
+    barrier = threading.Barrier(len(people))
+    claimed: dict[str, list] = {}
+    lock = threading.Lock()
+
+    def worker(person):
+        barrier.wait()
+        try:
+            reviewer = reviewer_for(tenant=tenant, user=person)
+            mine = []
+            while (task := task_claim(tenant=tenant, reviewer=reviewer)) is not None:
+                mine.append((task.pk, task.output_id))
+            with lock:
+                claimed[person.username] = mine
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(person,)) for person in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    all_claims = [task_id for mine in claimed.values() for task_id, _ in mine]
+    assert len(all_claims) == 40 and len(set(all_claims)) == 40
+    for mine in claimed.values():  # nobody holds two tasks of one output
+        outputs = [output_id for _, output_id in mine]
+        assert len(outputs) == len(set(outputs))
+    rows = ReviewTask.objects.for_tenant(tenant).values_list("status", "claimed_by__username")
+    assert {status for status, _ in rows} == {"claimed"}
+    assert len(claimed) == 16 and sum(len(mine) > 0 for mine in claimed.values()) >= 2

@@ -1,0 +1,294 @@
+"""The life of an output through each tier: claim, review, escalate, approve, decide."""
+
+import copy
+from datetime import timedelta
+
+from django.utils import timezone
+
+from policies.defaults import DEFAULT_POLICY
+from policies.services import policy_publish, rubric_publish
+from reviews.models import Output, Review, ReviewTask
+from reviews.services.workflow import queue_create, queue_grant, tasks_release_expired
+from tenants.services import membership_create
+from tests.conftest import make_client
+from tests.factories import UserFactory, output_payload
+from tests.reviews.conftest import GOOD_SCORES, RUBRIC, claim, review, reviewer, submit
+
+
+def test_medium_parallel_output_is_delivered_then_approved(tenant, workflow):
+    output = submit(workflow, 1, "medium-app")
+    assert (output["delivery"], output["status"], output["review_required"]) == ("deliver", "pending_review", True)
+    rita = reviewer(tenant, 1, "rita")
+
+    task = claim(rita).json()
+    assert task["output"]["id"] == output["id"]
+    assert task["output"]["trace"] == output_payload(1)["trace"]
+    assert task["rubric"]["name"] == "quality" and task["rubric"]["version"] == 1
+    assert task["lease_expires_at"]
+    result = review(rita, task["id"], decision="approve", scores=GOOD_SCORES, time_spent_seconds=42)
+
+    assert result.status_code == 201, result.content
+    assert result.json()["decided_now"] is True
+    detail = workflow["service"].get(f"/api/v1/outputs/{output['id']}").json()
+    assert (detail["status"], detail["decision"], detail["final_output"], detail["decided_by"]) == (
+        "approved",
+        "approved",
+        "Answer 1.",
+        "rita",
+    )
+    stored = Review.objects.for_tenant(tenant).get()
+    assert stored.rubric_version == 1 and stored.time_spent_seconds == 42
+    assert stored.shown["content_hash"] == Output.objects.for_tenant(tenant).get(pk=output["id"]).content_hash
+    assert claim(rita).status_code == 204
+
+
+def test_high_sequential_output_is_held_until_a_level_two_reviewer_approves(tenant, workflow):
+    output = submit(workflow, 1, "high-app")
+    assert output["delivery"] == "hold"
+    junior, senior = reviewer(tenant, 1, "junior"), reviewer(tenant, 2, "senior")
+
+    assert claim(junior).status_code == 204  # high needs level 2
+    task = claim(senior).json()
+    review(senior, task["id"], decision="approve", scores=GOOD_SCORES)
+
+    detail = workflow["service"].get(f"/api/v1/outputs/{output['id']}").json()
+    assert (detail["status"], detail["delivery"]) == ("approved", "deliver")
+
+
+def test_critical_needs_two_distinct_reviewers_at_levels_two_and_three(tenant, workflow):
+    output = submit(workflow, 1, "critical-app")
+    assert ReviewTask.objects.for_tenant(tenant).filter(output_id=output["id"]).count() == 2
+    two, three = reviewer(tenant, 2, "two"), reviewer(tenant, 3, "three")
+
+    first = claim(two).json()
+    assert first["level_required"] == 2
+    assert review(two, first["id"], decision="approve", scores=GOOD_SCORES).json()["decided_now"] is False
+    assert claim(two).status_code == 204  # never a second task of an output they reviewed
+    second = claim(three).json()
+    assert second["level_required"] == 3
+    result = review(three, second["id"], decision="approve", scores=GOOD_SCORES).json()
+
+    assert result["decided_now"] is True
+    assert (result["output"]["decision"], result["output"]["delivery"]) == ("approved", "deliver")
+
+
+def test_a_reject_after_an_approval_decides_reject(tenant, workflow):
+    output = submit(workflow, 1, "critical-app")
+    two, three = reviewer(tenant, 3, "two"), reviewer(tenant, 3, "three")
+    review(two, claim(two).json()["id"], decision="approve", scores=GOOD_SCORES)
+
+    result = review(three, claim(three).json()["id"], decision="reject", scores={"correct": False, "helpful": 1}).json()
+
+    assert (result["output"]["decision"], result["output"]["delivery"]) == ("rejected", "block")
+    assert Output.objects.for_tenant(tenant).get(pk=output["id"]).final_output is None
+
+
+def test_a_reject_decides_at_once_and_cancels_the_other_approval(tenant, workflow):
+    output = submit(workflow, 1, "critical-app")
+    three = reviewer(tenant, 3, "three")
+
+    result = review(three, claim(three).json()["id"], decision="reject", scores={"correct": False, "helpful": 1})
+
+    assert result.json()["output"]["decision"] == "rejected"
+    statuses = sorted(
+        ReviewTask.objects.for_tenant(tenant).filter(output_id=output["id"]).values_list("status", flat=True)
+    )
+    assert statuses == ["cancelled", "done"]
+    assert claim(reviewer(tenant, 3, "other")).status_code == 204
+
+
+def test_correct_needs_a_correction_and_delivers_it(tenant, workflow):
+    output = submit(workflow, 1, "medium-app")
+    rita = reviewer(tenant, 1, "rita")
+    task = claim(rita).json()
+
+    missing = review(rita, task["id"], decision="correct", scores=GOOD_SCORES)
+    assert missing.status_code == 400 and "corrected_output" in missing.json()["fields"]
+    result = review(rita, task["id"], decision="correct", scores=GOOD_SCORES, corrected_output="Better answer.")
+
+    assert result.json()["output"]["decision"] == "corrected"
+    detail = workflow["service"].get(f"/api/v1/outputs/{output['id']}").json()
+    assert (detail["status"], detail["final_output"]) == ("corrected", "Better answer.")
+
+
+def test_escalate_moves_the_task_up_a_level_then_a_specialist_decides(tenant, workflow):
+    output = submit(workflow, 1, "medium-app")
+    junior, peer, senior = reviewer(tenant, 1, "junior"), reviewer(tenant, 1, "peer"), reviewer(tenant, 2, "senior")
+    task = claim(junior).json()
+
+    no_reason = review(junior, task["id"], decision="escalate")
+    assert no_reason.status_code == 400 and "comment" in no_reason.json()["fields"]
+    escalated = review(junior, task["id"], decision="escalate", comment="Looks like legal advice.")
+    assert escalated.status_code == 201 and escalated.json()["decided_now"] is False
+
+    assert claim(peer).status_code == 204  # level 1 may not take it now
+    again = claim(senior).json()
+    assert (again["id"], again["level_required"], again["escalation_reason"]) == (
+        task["id"],
+        2,
+        "Looks like legal advice.",
+    )
+    review(senior, again["id"], decision="approve", scores=GOOD_SCORES)
+    assert workflow["service"].get(f"/api/v1/outputs/{output['id']}").json()["decision"] == "approved"
+
+
+def test_scores_are_checked_against_the_rubric_version_of_the_task(tenant, workflow):
+    submit(workflow, 1, "medium-app")
+    rita = reviewer(tenant, 1, "rita")
+    task = claim(rita).json()
+    # A later rubric version adds a required criterion; the task keeps version 1.
+    rubric_publish(
+        tenant=tenant,
+        document={**RUBRIC, "criteria": [*RUBRIC["criteria"], {"key": "new", "label": "N", "kind": "binary"}]},
+    )
+
+    cases = [
+        ({"helpful": 4}, "scores.correct"),
+        ({"correct": "yes", "helpful": 4}, "scores.correct"),
+        ({"correct": True, "helpful": 6}, "scores.helpful"),
+        ({"correct": True, "helpful": True}, "scores.helpful"),
+        ({"correct": True, "helpful": 4, "tone": "sarcastic"}, "scores.tone"),
+        ({"correct": True, "helpful": 4, "mood": 1}, "scores.mood"),
+    ]
+    for scores, field in cases:
+        response = review(rita, task["id"], decision="approve", scores=scores)
+        assert response.status_code == 400, scores
+        assert field in response.json()["fields"], response.json()
+    assert review(rita, task["id"], decision="approve", scores=GOOD_SCORES).status_code == 201
+
+
+def test_only_the_lease_holder_reviews_and_an_expired_lease_is_refused(tenant, workflow):
+    submit(workflow, 1, "medium-app")
+    rita, sam = reviewer(tenant, 1, "rita"), reviewer(tenant, 1, "sam")
+    task = claim(rita).json()
+
+    assert review(sam, task["id"], decision="approve", scores=GOOD_SCORES).json()["code"] == "not_lease_holder"
+    ReviewTask.objects.for_tenant(tenant).filter(pk=task["id"]).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    late = review(rita, task["id"], decision="approve", scores=GOOD_SCORES)
+    assert (late.status_code, late.json()["code"]) == (409, "lease_expired")
+
+    assert claim(sam).status_code == 204  # still leased until the sweep
+    assert tasks_release_expired() == 1
+    assert claim(sam).json()["id"] == task["id"]
+
+
+def test_release_gives_the_task_back(tenant, workflow):
+    submit(workflow, 1, "medium-app")
+    rita, sam = reviewer(tenant, 1, "rita"), reviewer(tenant, 1, "sam")
+    task = claim(rita).json()
+
+    assert rita.post(f"/api/v1/tasks/{task['id']}/release").status_code == 200
+    assert sam.post(f"/api/v1/tasks/{task['id']}/release").json()["code"] == "not_lease_holder"
+    assert claim(sam).json()["id"] == task["id"]
+
+
+def test_most_urgent_first_then_priority(tenant, workflow):
+    submit(workflow, 1, "low-app")  # due in 24 h
+    urgent = submit(workflow, 2, "critical-app")  # due in 1 h
+    three = reviewer(tenant, 3, "three")
+
+    assert claim(three).json()["output"]["id"] == urgent["id"]
+
+
+def test_queues_need_permission_skills_and_level(tenant, workflow):
+    legal = queue_create(
+        tenant=tenant, name="legal", applications=["medium-app"], required_skills=["legal"], priority=5
+    )
+    output = submit(workflow, 1, "medium-app")
+    assert ReviewTask.objects.for_tenant(tenant).get(output_id=output["id"]).queue_id == legal.pk
+    plain = reviewer(tenant, 1, "plain")  # default queue only
+    lawyer_person = UserFactory(username="lawyer")
+    membership_create(tenant=tenant, user=lawyer_person, role="reviewer", skills=["legal"])
+    lawyer = make_client(tenant, "reviewer", user=lawyer_person)
+    unskilled_person = UserFactory(username="unskilled")
+    membership_create(tenant=tenant, user=unskilled_person, role="reviewer")
+    unskilled = make_client(tenant, "reviewer", user=unskilled_person)
+    queue_grant(queue=legal, user=lawyer_person)
+    queue_grant(queue=legal, user=unskilled_person)
+
+    assert claim(plain).status_code == 204  # no permission on "legal"
+    assert claim(unskilled).status_code == 204  # permission, but not the skill
+    assert claim(lawyer, queue="default").status_code == 204  # asked for another queue
+    assert claim(lawyer, queue="legal").json()["queue"] == "legal"
+
+
+def test_unsampled_outputs_are_auto_approved_with_no_task(tenant, workflow):
+    output = submit(workflow, 1, "quiet-app")
+
+    assert (output["status"], output["review_required"]) == ("auto_approved", False)
+    assert not ReviewTask.objects.for_tenant(tenant).exists()
+
+
+def test_thumbs_down_on_an_unreviewed_output_sends_it_to_a_person(tenant, workflow):
+    output = submit(workflow, 1, "quiet-app")
+    service = workflow["service"]
+
+    up = service.post(f"/api/v1/outputs/{output['id']}/feedback", {"rating": "up"}, format="json")
+    down = service.post(
+        f"/api/v1/outputs/{output['id']}/feedback", {"rating": "down", "comment": "wrong"}, format="json"
+    )
+    again = service.post(f"/api/v1/outputs/{output['id']}/feedback", {"rating": "down"}, format="json")
+
+    assert (
+        up.json()["review_task_created"],
+        down.json()["review_task_created"],
+        again.json()["review_task_created"],
+    ) == (
+        False,
+        True,
+        False,
+    )
+    task = ReviewTask.objects.for_tenant(tenant).get()
+    assert task.purpose == "user_feedback"
+    rita = reviewer(tenant, 1, "rita")
+    claimed = claim(rita).json()
+    assert (claimed["purpose"], claimed["rubric"]) == ("user_feedback", None)  # the quiet tier has no rubric
+    assert "scores" in review(rita, claimed["id"], decision="reject", scores={"correct": False}).json()["fields"]
+    assert review(rita, claimed["id"], decision="reject", comment="Wrong, as the user said.").status_code == 201
+    assert service.get(f"/api/v1/outputs/{output['id']}").json()["decision"] == "rejected"
+
+
+def test_feedback_is_validated(workflow):
+    output = submit(workflow, 1, "quiet-app")
+    response = workflow["service"].post(f"/api/v1/outputs/{output['id']}/feedback", {"rating": "meh"}, format="json")
+    assert response.status_code == 400 and "rating" in response.json()["fields"]
+
+
+def test_overlap_review_does_not_change_the_decision(tenant, workflow):
+    tiers = copy.deepcopy(DEFAULT_POLICY["tiers"])
+    for tier in tiers:
+        tier.update(review_rate=1.0, overlap_rate=1.0)
+    policy_publish(tenant=tenant, document={**DEFAULT_POLICY, "tiers": tiers, "rules": []})
+    output = submit(workflow, 1, "medium-app")
+    purposes = sorted(
+        ReviewTask.objects.for_tenant(tenant).filter(output_id=output["id"]).values_list("purpose", flat=True)
+    )
+    assert purposes == ["approval", "overlap"]
+    rita, sam = reviewer(tenant, 1, "rita"), reviewer(tenant, 1, "sam")
+
+    first = claim(rita).json()
+    first_result = review(rita, first["id"], decision="approve" if first["purpose"] == "approval" else "reject").json()
+    second = claim(sam).json()
+    second_result = review(
+        sam, second["id"], decision="approve" if second["purpose"] == "approval" else "reject"
+    ).json()
+
+    decided = [r for r in (first_result, second_result) if r["decided_now"]]
+    assert len(decided) == 1
+    assert Output.objects.for_tenant(tenant).get(pk=output["id"]).decision == "approved"
+    assert Review.objects.for_tenant(tenant).filter(purpose="overlap", decision="reject").count() == 1
+
+
+def test_a_key_of_no_person_cannot_claim(tenant, workflow):
+    from tenants.services import api_key_create
+
+    _, raw = api_key_create(tenant=tenant, role="admin", name="robot")
+    from rest_framework.test import APIClient
+
+    robot = APIClient()
+    robot.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    response = claim(robot)
+    assert response.status_code == 403
+    assert "no person" in response.json()["message"]

@@ -1,0 +1,183 @@
+"""Decisions POSTed to a real HTTP server on 127.0.0.1: signature, retries, attempt log, replay."""
+
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from reviews.models import WebhookAttempt, WebhookDelivery
+from reviews.services.webhooks import webhook_attempt
+from tests.conftest import make_client
+from tests.reviews.conftest import GOOD_SCORES, claim, review, reviewer, submit
+
+SECRET = "a-webhook-secret-of-20"
+
+
+class Receiver:
+    """A local HTTP server that fails the first ``failures`` requests with 500."""
+
+    def __init__(self, failures: int = 0):
+        self.failures = failures
+        self.received: list[tuple[dict, bytes]] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                status = 500 if len(receiver.received) <= receiver.failures else 204
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.close()
+
+
+def _decide(tenant, workflow, django_capture_on_commit_callbacks):
+    output = submit(workflow, 1, "medium-app")
+    rita = reviewer(tenant, 1, "rita")
+    task = claim(rita).json()
+    with django_capture_on_commit_callbacks(execute=True):
+        review(rita, task["id"], decision="approve", scores=GOOD_SCORES)
+    return output
+
+
+def test_a_decision_is_posted_signed_with_an_idempotency_id(
+    tenant, workflow, receiver, django_capture_on_commit_callbacks
+):
+    admin = make_client(tenant, "admin")
+    created = admin.post("/api/v1/webhooks", {"url": receiver.url, "secret": SECRET}, format="json")
+    assert created.status_code == 201 and "secret" not in created.json()
+
+    output = _decide(tenant, workflow, django_capture_on_commit_callbacks)
+
+    assert len(receiver.received) == 1
+    headers, body = receiver.received[0]
+    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-HITL-Signature"] == expected
+    payload = json.loads(body)
+    assert payload["delivery_id"] == headers["X-HITL-Delivery"]
+    assert (payload["event"], payload["output"]["id"], payload["output"]["decision"]) == (
+        "output.decided",
+        output["id"],
+        "approved",
+    )
+    delivery = WebhookDelivery.objects.for_tenant(tenant).get()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 1)
+    assert WebhookAttempt.objects.for_tenant(tenant).get().status_code == 204
+
+
+def test_failures_are_retried_with_backoff_and_every_attempt_is_logged(
+    tenant, workflow, settings, django_capture_on_commit_callbacks
+):
+    server = Receiver(failures=2)
+    try:
+        make_client(tenant, "admin").post("/api/v1/webhooks", {"url": server.url, "secret": SECRET}, format="json")
+        _decide(tenant, workflow, django_capture_on_commit_callbacks)
+        delivery = WebhookDelivery.objects.for_tenant(tenant).get()
+        assert (delivery.status, delivery.attempts) == ("pending", 1)
+        first_wait = delivery.next_attempt_at - timezone.now()
+
+        assert webhook_attempt(delivery_id=delivery.pk).attempts == 1  # not due yet: nothing sent
+        later = timezone.now() + timedelta(hours=2)
+        second = webhook_attempt(delivery_id=delivery.pk, now=later)
+        third = webhook_attempt(delivery_id=delivery.pk, now=later + timedelta(hours=2))
+
+        assert timedelta(seconds=5) < first_wait <= timedelta(seconds=10)
+        assert second.next_attempt_at - later == timedelta(seconds=20)  # the wait doubles
+        assert (third.status, third.attempts) == ("succeeded", 3)
+        assert len(server.received) == 3
+        ids = {headers["X-HITL-Delivery"] for headers, _ in server.received}
+        assert ids == {str(delivery.pk)}  # the same idempotency id on every attempt
+        codes = list(
+            WebhookAttempt.objects.for_tenant(tenant).order_by("attempted_at").values_list("status_code", flat=True)
+        )
+        assert codes == [500, 500, 204]
+    finally:
+        server.close()
+
+
+def test_a_delivery_that_keeps_failing_ends_failed_and_can_be_replayed(
+    tenant, workflow, settings, django_capture_on_commit_callbacks
+):
+    settings.HITL_WEBHOOK_MAX_ATTEMPTS = 3
+    server = Receiver(failures=3)
+    try:
+        make_client(tenant, "admin").post("/api/v1/webhooks", {"url": server.url, "secret": SECRET}, format="json")
+        _decide(tenant, workflow, django_capture_on_commit_callbacks)
+        delivery = WebhookDelivery.objects.for_tenant(tenant).get()
+        moment = timezone.now()
+        for _ in range(3):
+            moment += timedelta(hours=2)
+            webhook_attempt(delivery_id=delivery.pk, now=moment)
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempts) == ("failed", 3)
+        assert "HTTP 500" in delivery.last_error
+
+        with django_capture_on_commit_callbacks(execute=True):
+            response = make_client(tenant, "admin").post(f"/api/v1/webhooks/deliveries/{delivery.pk}/replay")
+        assert response.status_code == 202
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempts) == ("succeeded", 1)
+        assert len(server.received) == 4
+    finally:
+        server.close()
+
+
+def test_an_unreachable_endpoint_is_an_error_attempt_not_a_crash(tenant, workflow, django_capture_on_commit_callbacks):
+    make_client(tenant, "admin").post(
+        "/api/v1/webhooks", {"url": "http://127.0.0.1:9/nothing", "secret": SECRET}, format="json"
+    )
+    _decide(tenant, workflow, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.for_tenant(tenant).get()
+    assert delivery.status == "pending" and "ConnectionError" in delivery.last_error
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": "ftp://x/y", "secret": SECRET}, "url"),
+        ({"url": "http://x/y", "secret": "short"}, "secret"),
+        ({}, "url"),
+    ],
+)
+def test_webhook_registration_is_validated(tenant, body, field):
+    response = make_client(tenant, "admin").post("/api/v1/webhooks", body, format="json")
+    assert response.status_code == 400 and field in response.json()["fields"]
+
+
+def test_deleted_webhooks_are_no_longer_listed_or_sent_to(tenant, receiver):
+    admin = make_client(tenant, "admin")
+    hook = admin.post("/api/v1/webhooks", {"url": receiver.url, "secret": SECRET}, format="json").json()
+    assert admin.delete(f"/api/v1/webhooks/{hook['id']}").status_code == 204
+    assert admin.get("/api/v1/webhooks").json()["results"] == []
+
+
+def test_replay_of_an_unknown_delivery_is_404(tenant):
+    assert (
+        make_client(tenant, "admin")
+        .post("/api/v1/webhooks/deliveries/01a1fe54-40f0-7ad9-a79e-02d642a1cacc/replay")
+        .status_code
+        == 404
+    )
