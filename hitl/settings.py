@@ -106,7 +106,6 @@ AUTHENTICATION_BACKENDS = [
 GUARDIAN_RAISE_403 = False
 # Reverting from a history page would bypass the services' validation and versioning.
 SIMPLE_HISTORY_REVERT_DISABLED = True
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour now: a scheme-less URL means https
 ANONYMOUS_USER_NAME = None  # no anonymous user row: nothing is granted to anonymous callers
 WSGI_APPLICATION = "hitl.wsgi.application"
 

@@ -103,6 +103,7 @@ class QueueAdmin(TenantScopedAdminMixin, GuardedModelAdminMixin, SimpleHistoryAd
 
 
 class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https")
     secret = forms.CharField(
         widget=forms.PasswordInput(render_value=False),
         min_length=16,
