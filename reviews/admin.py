@@ -10,6 +10,7 @@ from hitl.admin import AdministeredTenantFilter, TenantScopedAdminMixin
 from reviews.models import Feedback, Output, Queue, Review, ReviewTask, WebhookDelivery, WebhookEndpoint
 from reviews.services.webhooks import webhook_delivery_replay
 from reviews.services.workflow import queue_create, queue_update
+from tenants.services import tenant_config_changed
 
 
 class ReadOnlyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
@@ -90,6 +91,27 @@ class QueueAdmin(TenantScopedAdminMixin, GuardedModelAdminMixin, SimpleHistoryAd
 
     def has_delete_permission(self, request, obj=None):
         return False  # tasks keep pointing at their queue
+
+    def obj_perms_manage_user_view(self, request, object_pk, user_id):
+        # Grants made on guardian's page change who may claim: renew the cache token.
+        response = super().obj_perms_manage_user_view(request, object_pk, user_id)
+        if request.method == "POST":
+            self._permissions_changed(object_pk)
+        return response
+
+    def obj_perms_manage_group_view(self, request, object_pk, group_id):
+        response = super().obj_perms_manage_group_view(request, object_pk, group_id)
+        if request.method == "POST":
+            self._permissions_changed(object_pk)
+        return response
+
+    def _permissions_changed(self, object_pk) -> None:
+        queue = self.get_queryset_for_perms(object_pk)
+        if queue is not None:
+            tenant_config_changed(tenant=queue.tenant)
+
+    def get_queryset_for_perms(self, object_pk):
+        return Queue.unscoped.select_related("tenant").filter(pk=object_pk).first()
 
     def save_model(self, request, obj, form, change):
         fields = {

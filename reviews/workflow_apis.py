@@ -7,7 +7,6 @@ from rest_framework.response import Response
 from hitl.api import TenantApi, error_responses, validate_body
 from hitl.errors import ForbiddenError
 from reviews import schemas
-from reviews.models import ReviewTask
 from reviews.selectors import webhook_list
 from reviews.services.webhooks import webhook_delivery_replay, webhook_endpoint_create, webhook_endpoint_delete
 from reviews.services.workflow import (
@@ -16,6 +15,7 @@ from reviews.services.workflow import (
     reviewer_for,
     rubric_criteria,
     task_claim,
+    task_details,
     task_release,
 )
 
@@ -29,36 +29,23 @@ def _person(api_key):
     return api_key.user
 
 
-def task_body(task: ReviewTask) -> dict:
-    output = task.output
-    criteria = rubric_criteria(rubric_id=task.rubric_id, version=task.rubric_version)
+def task_body(task: dict) -> dict:
+    """The claimed task as JSON: what the reviewer judges, and the rubric version to judge it by."""
+    criteria = rubric_criteria(rubric_id=task["rubric_id"], version=task["rubric_version"])
+    output = task["output"]
     return {
-        "id": task.pk,
-        "queue": task.queue.name,
-        "purpose": task.purpose,
-        "status": task.status,
-        "level_required": task.level_required,
-        "due_at": task.due_at,
-        "lease_expires_at": task.lease_expires_at,
-        "escalation_reason": task.escalation_reason,
-        "rubric": {"name": task.rubric.name, "version": task.rubric_version, "criteria": criteria}
-        if task.rubric_id
+        "id": task["id"],
+        "queue": task["queue"],
+        "purpose": task["purpose"],
+        "status": task["status"],
+        "level_required": task["level_required"],
+        "due_at": task["due_at"],
+        "lease_expires_at": task["lease_expires_at"],
+        "escalation_reason": task["escalation_reason"],
+        "rubric": {"name": task["rubric_name"], "version": task["rubric_version"], "criteria": criteria}
+        if task["rubric_id"]
         else None,
-        "output": {
-            "id": output.pk,
-            "external_id": output.external_id,
-            "application": output.application,
-            "input": output.input,
-            "output": output.output,
-            "trace": output.trace,
-            "metadata": output.metadata,
-            "model": output.model,
-            "confidence": output.confidence,
-            "risk_tier": output.risk_tier or None,
-            "policy_version": output.policy_version,
-            "decision_reason": output.decision_reason,
-            "received_at": output.received_at,
-        },
+        "output": {**output, "risk_tier": output["risk_tier"] or None},
     }
 
 
@@ -97,8 +84,7 @@ class TaskReleaseApi(TenantApi):
     )
     def post(self, request, task_id):
         task = task_release(tenant=self.tenant, user=_person(self.api_key), task_id=task_id)
-        task = ReviewTask.objects.for_tenant(self.tenant).select_related("output", "queue", "rubric").get(pk=task.pk)
-        return Response(task_body(task))
+        return Response(task_body(task_details(tenant=self.tenant, task_id=task.pk)))
 
 
 class TaskReviewApi(TenantApi):

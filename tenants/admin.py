@@ -1,11 +1,12 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from simple_history.admin import SimpleHistoryAdmin
 
 from hitl.admin import AdministeredTenantFilter, ScopedHistoryMixin, TenantScopedAdminMixin, administered_tenant_ids
 from tenants.models import ApiKey, Membership, Tenant
-from tenants.services import api_key_create, api_key_revoke, membership_create, tenant_create
+from tenants.services import api_key_create, api_key_revoke, membership_create, tenant_config_changed, tenant_create
 
 
 @admin.register(Tenant)
@@ -54,14 +55,28 @@ class MembershipAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
     list_select_related = ("tenant", "user")
     autocomplete_fields = ("user",)
 
+    @transaction.atomic
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
+            tenant_config_changed(tenant=obj.tenant)  # reviewer levels and skills are cached per token
             return
         created = membership_create(
             tenant=obj.tenant, user=obj.user, role=obj.role, reviewer_level=obj.reviewer_level, skills=obj.skills
         )
         obj.pk = created.pk
+
+    @transaction.atomic
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        tenant_config_changed(tenant=obj.tenant)
+
+    def delete_queryset(self, request, queryset):
+        tenants = {membership.tenant for membership in queryset.select_related("tenant")}
+        with transaction.atomic():
+            super().delete_queryset(request, queryset)
+            for tenant in tenants:
+                tenant_config_changed(tenant=tenant)
 
 
 class ApiKeyForm(forms.ModelForm):

@@ -87,9 +87,11 @@ def membership_create(
         )
     try:
         with transaction.atomic():
-            return Membership.objects.for_tenant(tenant).create(
+            membership = Membership.objects.for_tenant(tenant).create(
                 user=user, role=role, reviewer_level=reviewer_level, skills=skills
             )
+            tenant_config_changed(tenant=tenant)  # cached reviewer profiles depend on memberships
+            return membership
     except IntegrityError as error:  # added meanwhile by a concurrent request
         raise DomainValidationError(
             f"user: {user} is already a member of {tenant}", fields={"user": ["Already a member."]}

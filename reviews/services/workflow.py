@@ -3,7 +3,9 @@ multi-level approval and the final decision, written once."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
+import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -113,6 +115,7 @@ def queue_update(*, queue: Queue, **changes) -> Queue:
     return queue
 
 
+@transaction.atomic
 def queue_grant(*, queue: Queue, user) -> None:
     """Let a member work a queue (a django-guardian object permission)."""
     membership = Membership.objects.for_tenant(queue.tenant).filter(user=user).first()
@@ -122,10 +125,13 @@ def queue_grant(*, queue: Queue, user) -> None:
             fields={"user": ["Not a reviewer of this tenant."]},
         )
     assign_perm("reviews.work_queue", user, queue)
+    tenant_config_changed(tenant=queue.tenant)
 
 
+@transaction.atomic
 def queue_revoke(*, queue: Queue, user) -> None:
     remove_perm("reviews.work_queue", user, queue)
+    tenant_config_changed(tenant=queue.tenant)
 
 
 # Tasks at ingest ----------------------------------------------------------
@@ -166,33 +172,85 @@ class Reviewer:
 
 
 def reviewer_for(*, tenant: Tenant, user, queue_name: str | None = None) -> Reviewer:
+    """The reviewer's level and workable queues, cached per configuration token.
+
+    Memberships, queues and queue permissions change the token (services, and the
+    admin through them), so a claim needs no query to know who is claiming.
+    """
+    reviewer = _reviewer(tenant.pk, str(tenant.config_token), user.pk, queue_name)
+    if reviewer is None:
+        raise ForbiddenError("Only reviewers and admins of this tenant review.")
+    return reviewer
+
+
+@lru_cache(maxsize=4096)
+def _reviewer(tenant_id: int, config_token: str, user_id: int, queue_name: str | None) -> Reviewer | None:
+    tenant = Tenant(pk=tenant_id)
     membership = (
-        Membership.objects.for_tenant(tenant).filter(user=user).values("role", "reviewer_level", "skills").first()
+        Membership.objects.for_tenant(tenant).filter(user_id=user_id).values("role", "reviewer_level", "skills").first()
     )
     if membership is None or membership["role"] not in ("reviewer", "admin"):
-        raise ForbiddenError("Only reviewers and admins of this tenant review.")
+        return None
     skills = set(membership["skills"] or ())
     queues = Queue.objects.for_tenant(tenant).filter(
-        queueuserobjectpermission__user=user, queueuserobjectpermission__permission__codename="work_queue"
+        queueuserobjectpermission__user_id=user_id, queueuserobjectpermission__permission__codename="work_queue"
     )
     if queue_name is not None:
         queues = queues.filter(name=queue_name)
     workable = tuple(
-        queue["id"]
-        for queue in queues.values("id", "required_skills", "min_reviewer_level").distinct()
-        if set(queue["required_skills"] or ()) <= skills and queue["min_reviewer_level"] <= membership["reviewer_level"]
+        sorted(
+            queue["id"]
+            for queue in queues.values("id", "required_skills", "min_reviewer_level").distinct()
+            if set(queue["required_skills"] or ()) <= skills
+            and queue["min_reviewer_level"] <= membership["reviewer_level"]
+        )
     )
-    return Reviewer(user_id=user.pk, level=membership["reviewer_level"], queue_ids=workable)
+    return Reviewer(user_id=user_id, level=membership["reviewer_level"], queue_ids=workable)
 
 
-def _claim_sql(vendor: str, queue_count: int) -> str:
-    task = connection.ops.quote_name(ReviewTask._meta.db_table)
-    review = connection.ops.quote_name(Review._meta.db_table)
+_CLAIM_COLUMNS = (
+    "id",
+    "output_id",
+    "queue_id",
+    "purpose",
+    "status",
+    "level_required",
+    "due_at",
+    "lease_expires_at",
+    "escalation_reason",
+    "rubric_id",
+    "rubric_version",
+)
+_OUTPUT_COLUMNS = (
+    "external_id",
+    "application",
+    "input",
+    "output",
+    "trace",
+    "metadata",
+    "model",
+    "confidence",
+    "risk_tier",
+    "policy_version",
+    "decision_reason",
+    "received_at",
+)
+
+
+def _claim_sql(vendor: str, queue_count: int, *, with_details: bool = False) -> str:
+    """The claim: one UPDATE of the most urgent pending task, skipping rows others are claiming.
+
+    On PostgreSQL ``with_details`` wraps it in a CTE that also returns the output,
+    queue and rubric the reviewer needs, still one statement.
+    """
+    quote = connection.ops.quote_name
+    task = quote(ReviewTask._meta.db_table)
+    review = quote(Review._meta.db_table)
     if vendor == "postgresql":
         queue_filter, lock = "t.queue_id = ANY(%s)", "FOR UPDATE SKIP LOCKED"
     else:  # SQLite serialises writers: no row locks needed
         queue_filter, lock = f"t.queue_id IN ({', '.join(['%s'] * queue_count)})", ""
-    return f"""
+    update = f"""
         UPDATE {task} SET status = 'claimed', claimed_by_id = %s, claimed_at = %s, lease_expires_at = %s
         WHERE id = (
             SELECT t.id FROM {task} t
@@ -202,12 +260,54 @@ def _claim_sql(vendor: str, queue_count: int) -> str:
                   SELECT 1 FROM {task} mine
                   WHERE mine.output_id = t.output_id AND mine.status = 'claimed' AND mine.claimed_by_id = %s)
             ORDER BY t.due_at, t.priority DESC, t.created_at
-            LIMIT 1 {lock})
-        RETURNING id"""  # noqa: S608 (table names from model meta)
+            LIMIT 1 {lock})"""  # noqa: S608 (table names from model meta)
+    if not with_details:
+        return update + " RETURNING id"
+    output = quote(Output._meta.db_table)
+    queue = quote(Queue._meta.db_table)
+    rubric = quote(Rubric._meta.db_table)
+    returning = ", ".join(_CLAIM_COLUMNS)
+    selected = ", ".join(
+        [f"c.{column}" for column in _CLAIM_COLUMNS]
+        + ["q.name", "r.name"]
+        + [f"o.{column}" for column in _OUTPUT_COLUMNS]
+    )
+    return f"""
+        WITH c AS ({update} RETURNING {returning})
+        SELECT {selected} FROM c
+        JOIN {queue} q ON q.id = c.queue_id
+        JOIN {output} o ON o.id = c.output_id
+        LEFT JOIN {rubric} r ON r.id = c.rubric_id"""  # noqa: S608
 
 
-def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = None) -> ReviewTask | None:
-    """Lease the most urgent task the reviewer may work: one statement, never a task two people hold."""
+def _claimed_from_row(row) -> dict:
+    task = dict(zip(_CLAIM_COLUMNS, row[: len(_CLAIM_COLUMNS)], strict=True))
+    queue_name, rubric_name = row[len(_CLAIM_COLUMNS)], row[len(_CLAIM_COLUMNS) + 1]
+    output = dict(zip(_OUTPUT_COLUMNS, row[len(_CLAIM_COLUMNS) + 2 :], strict=True))
+    for column in ("input", "trace", "metadata"):  # Django's connection hands jsonb back as text
+        if isinstance(output[column], str):
+            output[column] = orjson.loads(output[column])
+    output["id"] = task["output_id"]
+    return {**task, "queue": queue_name, "rubric_name": rubric_name, "output": output}
+
+
+def task_details(*, tenant: Tenant, task_id) -> dict:
+    """A task as the reviewer sees it: with its output, queue and rubric."""
+    task = ReviewTask.objects.for_tenant(tenant).select_related("output", "queue", "rubric").filter(pk=task_id).first()
+    if task is None:
+        raise NotFoundError("Task not found.")
+    details = {column: getattr(task, column) for column in _CLAIM_COLUMNS}
+    details["output"] = {column: getattr(task.output, column) for column in _OUTPUT_COLUMNS}
+    details["output"]["id"] = task.output_id
+    details.update(queue=task.queue.name, rubric_name=task.rubric.name if task.rubric_id else None)
+    return details
+
+
+def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = None) -> dict | None:
+    """Lease the most urgent task the reviewer may work: one statement, never a task two people hold.
+
+    Returns the task with its output, queue and rubric name, or None.
+    """
     if not reviewer.queue_ids:
         return None
     now = now or timezone.now()
@@ -218,12 +318,15 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
     if vendor != "postgresql":
         params[1] = connection.ops.adapt_datetimefield_value(now)
         params[2] = connection.ops.adapt_datetimefield_value(expires)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_claim_sql(vendor, len(reviewer.queue_ids)), params)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_claim_sql(vendor, len(reviewer.queue_ids)), params)
+            row = cursor.fetchone()
+        return task_details(tenant=tenant, task_id=ReviewTask._meta.pk.to_python(row[0])) if row else None
+    # PostgreSQL: one autocommitted statement claims and returns everything the reviewer sees.
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(vendor, len(reviewer.queue_ids), with_details=True), params)
         row = cursor.fetchone()
-    if row is None:
-        return None
-    return ReviewTask.objects.for_tenant(tenant).select_related("output", "queue", "rubric").get(pk=row[0])
+    return _claimed_from_row(row) if row else None
 
 
 def _task_for_update(tenant: Tenant, task_id) -> ReviewTask:

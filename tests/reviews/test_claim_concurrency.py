@@ -36,7 +36,7 @@ def test_sixteen_reviewers_claim_forty_tasks_without_a_double_assignment(tenant,
             reviewer = reviewer_for(tenant=tenant, user=person)
             mine = []
             while (task := task_claim(tenant=tenant, reviewer=reviewer)) is not None:
-                mine.append((task.pk, task.output_id))
+                mine.append((task["id"], task["output_id"]))
             with lock:
                 claimed[person.username] = mine
         finally:
