@@ -173,6 +173,8 @@ class ReviewTask(TenantOwnedModel):
                 condition=models.Q(status="pending"),
             ),
             models.Index(fields=("lease_expires_at",), name="task_lease", condition=models.Q(status="claimed")),
+            # "Not a task of an output I already hold": a reviewer holds few leases at a time.
+            models.Index(fields=("claimed_by",), name="task_held_by", condition=models.Q(status="claimed")),
             models.Index(fields=("output",), name="task_output"),
         ]
         constraints = [

@@ -124,7 +124,7 @@ def load_tasks(tenant_id: int, queue_id: int, count: int) -> float:
     return time.perf_counter() - started
 
 
-def django_worker(tenant_id, user_id, seconds, results):
+def django_worker(tenant_id, user_id, seconds, review, results):
     from django.contrib.auth import get_user_model
     from django.db import connection
 
@@ -144,11 +144,12 @@ def django_worker(tenant_id, user_id, seconds, results):
         if task is None:
             break
         claimed.append(str(task["id"]))
-        review_submit(tenant=tenant, user=user, task_id=task["id"], decision="approve")
+        if review:
+            review_submit(tenant=tenant, user=user, task_id=task["id"], decision="approve")
     results.put((latencies, claimed))
 
 
-def bare_worker(tenant_id, user_id, queue_id, claim_sql, seconds, results):
+def bare_worker(tenant_id, user_id, queue_id, claim_sql, seconds, review, results):
     latencies, claimed = [], []
     with psycopg.connect(DB_DSN, autocommit=True) as conn:
         deadline = time.perf_counter() + seconds
@@ -163,7 +164,8 @@ def bare_worker(tenant_id, user_id, queue_id, claim_sql, seconds, results):
             if row is None:
                 break
             claimed.append(str(row[0]))
-            conn.execute("UPDATE reviews_reviewtask SET status = 'done' WHERE id = %s", (row[0],))
+            if review:
+                conn.execute("UPDATE reviews_reviewtask SET status = 'done' WHERE id = %s", (row[0],))
     results.put((latencies, claimed))
 
 
@@ -215,32 +217,40 @@ def main() -> None:
     multiprocessing.set_start_method("fork")
     report = {}
     for size in (int(value) for value in args.sizes.split(",")):
-        load_seconds = load_tasks(tenant_id, queue_id, size)
-        django_phase = run_phase(django_worker, lambda index: (tenant_id, user_ids[index], args.seconds), args.workers)
-        doubles = check_no_double_assignment()
-        bare_phase = run_phase(
-            bare_worker,
-            lambda index: (tenant_id, user_ids[index], queue_id, claim_sql, args.seconds),
-            args.workers,
-        )
-        report[size] = (django_phase, bare_phase)
+        phases = {}
+        for review in (False, True):
+            load_seconds = load_tasks(tenant_id, queue_id, size)
+            phases["django", review] = run_phase(
+                django_worker,
+                lambda index, review=review: (tenant_id, user_ids[index], args.seconds, review),
+                args.workers,
+            )
+            doubles = check_no_double_assignment()
+            phases["bare", review] = run_phase(
+                bare_worker,
+                lambda index, review=review: (tenant_id, user_ids[index], queue_id, claim_sql, args.seconds, review),
+                args.workers,
+            )
+        report[size] = phases
         print(
             f"pending tasks: {size:>9,}  (loaded in {load_seconds:.0f} s); {args.workers} concurrent reviewers, "
             f"{args.seconds:.0f} s a phase, PostgreSQL on the same 2 cores"
         )
-        for name, phase in (("Django claim + review", django_phase), ("bare SQL claim + done", bare_phase)):
-            print(
-                f"  {name:22s}: {phase['rate']:7.0f} claims/s  p50 {phase['p50']:6.2f} ms  p99 {phase['p99']:6.2f} ms"
-                f"  ({phase['claims']} claims, {phase['double']} handed out twice)"
-            )
-        print(
-            f"  Django / bare SQL rate: {django_phase['rate'] / bare_phase['rate']:.2f}; "
-            f"tasks with two reviews: {doubles}"
-        )
+        for review, label in ((False, "claims only"), (True, "claim, then review")):
+            django_phase, bare_phase = phases["django", review], phases["bare", review]
+            print(f"  {label}:")
+            for name, phase in (("Django (API service path)", django_phase), ("bare SQL statement", bare_phase)):
+                print(
+                    f"    {name:26s}: {phase['rate']:7.0f} claims/s  p50 {phase['p50']:6.2f} ms  p99 {phase['p99']:6.2f} ms"
+                    f"  ({phase['claims']} claims, {phase['double']} handed out twice)"
+                )
+            print(f"    Django / bare SQL claim rate: {django_phase['rate'] / bare_phase['rate']:.2f}")
+        print(f"  tasks with two reviews after the run: {doubles}")
     sizes = sorted(report)
     if len(sizes) == 2:
-        small, large = report[sizes[0]][0], report[sizes[1]][0]
-        print(f"p99 at {sizes[1]:,} / p99 at {sizes[0]:,} (Django): {large['p99'] / small['p99']:.2f}")
+        for review, label in ((False, "claims only"), (True, "claim, then review")):
+            small, large = report[sizes[0]]["django", review], report[sizes[1]]["django", review]
+            print(f"Django p99 at {sizes[1]:,} / p99 at {sizes[0]:,} ({label}): {large['p99'] / small['p99']:.2f}")
 
 
 if __name__ == "__main__":
