@@ -241,8 +241,8 @@ def main() -> None:
             print(f"  {label}:")
             for name, phase in (("Django (API service path)", django_phase), ("bare SQL statement", bare_phase)):
                 print(
-                    f"    {name:26s}: {phase['rate']:7.0f} claims/s  p50 {phase['p50']:6.2f} ms  p99 {phase['p99']:6.2f} ms"
-                    f"  ({phase['claims']} claims, {phase['double']} handed out twice)"
+                    f"    {name:26s}: {phase['rate']:7.0f} claims/s  p50 {phase['p50']:6.2f} ms  "
+                    f"p99 {phase['p99']:6.2f} ms  ({phase['claims']} claims, {phase['double']} handed out twice)"
                 )
             print(f"    Django / bare SQL claim rate: {django_phase['rate'] / bare_phase['rate']:.2f}")
         print(f"  tasks with two reviews after the run: {doubles}")

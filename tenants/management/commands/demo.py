@@ -12,8 +12,10 @@ from django.db import transaction
 from policies.defaults import DEFAULT_POLICY
 from policies.models import Policy
 from policies.services import application_rubric_set, policy_publish, rubric_publish
+from reviews.models import Queue
 from reviews.schemas import OutputSubmission
 from reviews.services import output_ingest_batch
+from reviews.services.workflow import queue_grant
 from tenants.models import ApiKey, Membership
 from tenants.selectors import tenant_get_by_slug
 from tenants.services import api_key_create, api_key_revoke, membership_create, tenant_create, user_get_or_create
@@ -51,6 +53,11 @@ class Command(BaseCommand):
             if not Membership.objects.for_tenant(tenant).filter(user=user).exists():
                 membership_create(tenant=tenant, user=user, role=role, reviewer_level=level, skills=skills)
 
+        default_queue = Queue.objects.for_tenant(tenant).get(name="default")
+        for username, role, *_ in PEOPLE:
+            if role in ("reviewer", "admin"):
+                queue_grant(queue=default_queue, user=user_get_or_create(username=username))
+
         for api_key in ApiKey.objects.for_tenant(tenant).filter(name__startswith="demo ", revoked_at__isnull=True):
             api_key_revoke(api_key=api_key)
         keys = {}
@@ -86,6 +93,9 @@ class Command(BaseCommand):
             f"  Policy version {policy.version}: " + ", ".join(t["name"] for t in policy.document["tiers"])
         )
         self.stdout.write(f"  Logins (password {DEMO_PASSWORD}): " + ", ".join(f"{u} ({r})" for u, r, *_ in PEOPLE))
+        self.stdout.write(
+            "  Reviewers rita (level 1) and sam (level 3) work the default queue: POST /api/v1/tasks/claim"
+        )
         self.stdout.write("  API keys (new on every run; earlier demo keys are revoked):")
         for role, raw_key in keys.items():
             self.stdout.write(f"    {role:<9} {raw_key}")
