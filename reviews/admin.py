@@ -3,6 +3,7 @@ records: shown, not edited. Queues and webhooks are configuration, saved through
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from guardian.admin import GuardedModelAdminMixin
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -150,6 +151,11 @@ class WebhookEndpointAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
     form = WebhookEndpointForm
     list_display = ("url", "tenant", "description", "is_active", "created_at")
     list_filter = ("is_active", AdministeredTenantFilter)
+
+    @transaction.atomic
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        tenant_config_changed(tenant=obj.tenant)  # decisions check "any endpoint?" from a cached table
 
 
 @admin.register(WebhookDelivery)

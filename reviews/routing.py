@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from policies.engine import CompiledPolicy, Decision
 from policies.models import Application, Rubric
-from reviews.models import Queue, TaskPurpose
+from reviews.models import Queue, TaskPurpose, WebhookEndpoint
 from tenants.models import Tenant
 
 _TWO_TO_64 = float(2**64)
@@ -36,6 +36,7 @@ class RoutingTable:
     fallback: QueueRoute | None
     rubrics: dict[str, tuple[int, int]]  # rubric name -> (id, version)
     application_rubrics: dict[str, tuple[int, int]]  # application -> (rubric id, version)
+    has_webhooks: bool = False  # any active webhook endpoint: decisions skip the lookup when not
 
     def queue_for(self, tier: str, application: str) -> QueueRoute | None:
         for queue in self.queues:
@@ -145,4 +146,5 @@ def _routing(tenant_id: int, config_token: str) -> RoutingTable:
         fallback=catch_all[0] if catch_all else None,
         rubrics=rubrics,
         application_rubrics=application_rubrics,
+        has_webhooks=WebhookEndpoint.objects.for_tenant(tenant).filter(is_active=True).exists(),
     )

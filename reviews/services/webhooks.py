@@ -21,6 +21,7 @@ from django.utils import timezone
 from hitl.errors import DomainValidationError, NotFoundError
 from reviews.models import DeliveryStatus, Output, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tenants.models import Tenant
+from tenants.services import tenant_config_changed
 
 
 def webhook_signature(*, secret: str, body: bytes) -> str:
@@ -39,7 +40,9 @@ def webhook_endpoint_create(*, tenant: Tenant, url: str, secret: str, descriptio
         raise DomainValidationError("url: an http(s) URL", fields={"url": ["Must be an http or https URL."]})
     if not isinstance(secret, str) or len(secret) < 16 or len(secret) > 200:
         raise DomainValidationError("secret: 16 to 200 characters", fields={"secret": ["16 to 200 characters."]})
-    return WebhookEndpoint.objects.for_tenant(tenant).create(url=url, secret=secret, description=description)
+    endpoint = WebhookEndpoint.objects.for_tenant(tenant).create(url=url, secret=secret, description=description)
+    tenant_config_changed(tenant=tenant)  # decisions check "any endpoint?" from the cached routing table
+    return endpoint
 
 
 @transaction.atomic
@@ -49,6 +52,7 @@ def webhook_endpoint_delete(*, tenant: Tenant, endpoint_id: int) -> None:
         raise NotFoundError("Webhook not found.")
     endpoint.is_active = False  # deliveries and their log stay for the audit
     endpoint.save(update_fields=["is_active"])
+    tenant_config_changed(tenant=tenant)
 
 
 def decision_payload(output: Output) -> dict:
@@ -70,8 +74,11 @@ def decision_payload(output: Output) -> dict:
 
 def webhook_deliveries_create(*, tenant: Tenant, output: Output) -> list[WebhookDelivery]:
     """One delivery per active endpoint, sent after the deciding transaction commits."""
+    from reviews.routing import routing_table
     from reviews.tasks import webhook_deliver_task
 
+    if not routing_table(tenant=tenant).has_webhooks:
+        return []
     payload = decision_payload(output)
     deliveries = [
         WebhookDelivery.objects.for_tenant(tenant).create(endpoint=endpoint, output=output, payload=payload)

@@ -8,6 +8,7 @@ from functools import lru_cache
 import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -458,7 +459,12 @@ def review_submit(
             raise ApplicationError("This task is already at the highest reviewer level.", code="cannot_escalate")
     criteria = rubric_criteria(rubric_id=task.rubric_id, version=task.rubric_version)
     scores = scores_validate(criteria=criteria, scores=scores, decision=decision)
-    output = Output.objects.for_tenant(tenant).select_for_update().get(pk=task.output_id)
+    output = (
+        Output.objects.for_tenant(tenant)
+        .select_for_update()
+        .only(*_DECISION_FIELDS)  # not the bodies and traces: nothing here reads them
+        .get(pk=task.output_id)
+    )
     try:
         with transaction.atomic():
             review = Review.objects.for_tenant(tenant).create(
@@ -510,27 +516,51 @@ def review_submit(
     return ReviewOutcome(review, output, decided_now)
 
 
+_DECISION_FIELDS = (
+    "id",
+    "tenant",
+    "external_id",
+    "application",
+    "output",
+    "content_hash",
+    "status",
+    "risk_tier",
+    "policy_version",
+    "delivery",
+    "decision",
+    "final_output",
+    "decided_by",
+    "decided_at",
+)
+
+
 def _decide_if_complete(tenant: Tenant, output: Output, review: Review, now: datetime) -> bool:
-    """Any reject decides reject; otherwise N distinct approvals (approve or correct) decide."""
+    """Any reject decides reject; otherwise the output is decided once every approval task
+    is done, each by a distinct reviewer (the database enforces that) approving or correcting.
+    """
     if review.decision == Review.Verdict.REJECT:
         _write_decision(tenant, output, Decision.REJECTED, None, review.reviewer, now)
         return True
     counted = [TaskPurpose.APPROVAL, TaskPurpose.USER_FEEDBACK]
-    needed = (
+    # An approval task is done only through an approve or a correct (a reject decided
+    # above, an escalation sends it back to the queue), so "all done" means "all approved".
+    tally = (
         ReviewTask.objects.for_tenant(tenant)
         .filter(output=output, purpose__in=counted)
         .exclude(status=TaskStatus.CANCELLED)
-        .count()
+        .aggregate(needed=Count("id"), done=Count("id", filter=Q(status=TaskStatus.DONE)))
     )
-    approvals = list(
-        Review.objects.for_tenant(tenant)
-        .filter(output=output, purpose__in=counted, decision__in=[Review.Verdict.APPROVE, Review.Verdict.CORRECT])
-        .order_by("created_at")
-        .values_list("decision", "corrected_output")
-    )
-    if len(approvals) < needed:
+    if tally["done"] < tally["needed"]:
         return False
-    corrections = [text for verdict, text in approvals if verdict == Review.Verdict.CORRECT]
+    if tally["needed"] == 1:  # this review was the only approval
+        corrections = [review.corrected_output] if review.decision == Review.Verdict.CORRECT else []
+    else:
+        corrections = list(
+            Review.objects.for_tenant(tenant)
+            .filter(output=output, purpose__in=counted, decision=Review.Verdict.CORRECT)
+            .order_by("created_at")
+            .values_list("corrected_output", flat=True)
+        )
     if corrections:
         _write_decision(tenant, output, Decision.CORRECTED, corrections[-1], review.reviewer, now)
     else:
@@ -548,12 +578,14 @@ def _write_decision(tenant: Tenant, output: Output, decision: str, final_output,
     output.decided_by = user
     output.decided_at = now
     output.save(update_fields=["decision", "status", "final_output", "delivery", "decided_by", "decided_at"])
-    # Open approval tasks have nothing left to decide; overlap tasks stay, to measure agreement.
-    ReviewTask.objects.for_tenant(tenant).filter(
-        output=output, status__in=[TaskStatus.PENDING, TaskStatus.CLAIMED]
-    ).exclude(purpose=TaskPurpose.OVERLAP).update(
-        status=TaskStatus.CANCELLED, claimed_by=None, claimed_at=None, lease_expires_at=None
-    )
+    if decision == Decision.REJECTED:
+        # Open approval tasks have nothing left to decide (after approvals none is open);
+        # overlap tasks stay, to measure agreement.
+        ReviewTask.objects.for_tenant(tenant).filter(
+            output=output, status__in=[TaskStatus.PENDING, TaskStatus.CLAIMED]
+        ).exclude(purpose=TaskPurpose.OVERLAP).update(
+            status=TaskStatus.CANCELLED, claimed_by=None, claimed_at=None, lease_expires_at=None
+        )
     from reviews.services.webhooks import webhook_deliveries_create
 
     webhook_deliveries_create(tenant=tenant, output=output)

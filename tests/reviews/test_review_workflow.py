@@ -292,3 +292,25 @@ def test_a_key_of_no_person_cannot_claim(tenant, workflow):
     response = claim(robot)
     assert response.status_code == 403
     assert "no person" in response.json()["message"]
+
+
+def test_critical_with_corrections_delivers_the_last_correction(tenant, workflow):
+    output = submit(workflow, 1, "critical-app")
+    two, three = reviewer(tenant, 3, "two"), reviewer(tenant, 3, "three")
+
+    review(two, claim(two).json()["id"], decision="correct", scores=GOOD_SCORES, corrected_output="First fix.")
+    result = review(three, claim(three).json()["id"], decision="correct", scores=GOOD_SCORES, corrected_output="Final.")
+
+    assert result.json()["output"]["decision"] == "corrected"
+    assert Output.objects.for_tenant(tenant).get(pk=output["id"]).final_output == "Final."
+
+
+def test_an_approval_after_a_correction_still_delivers_the_correction(tenant, workflow):
+    output = submit(workflow, 1, "critical-app")
+    two, three = reviewer(tenant, 3, "two"), reviewer(tenant, 3, "three")
+
+    review(two, claim(two).json()["id"], decision="correct", scores=GOOD_SCORES, corrected_output="Fixed.")
+    review(three, claim(three).json()["id"], decision="approve", scores=GOOD_SCORES)
+
+    stored = Output.objects.for_tenant(tenant).get(pk=output["id"])
+    assert (stored.decision, stored.final_output) == ("corrected", "Fixed.")
