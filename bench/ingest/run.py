@@ -143,8 +143,12 @@ def cpu_split(before: dict, after: dict, rows: int) -> str:
     return ", ".join(f"{name} {(after[name] - before[name]) / rows * 1e6:.0f} us" for name in before) + " CPU per row"
 
 
-def bare_copy(rows: list[dict], tenant_id: int) -> tuple[float, str]:
-    """The same rows through one COPY into the same table: the floor of what PostgreSQL needs."""
+def bare_copy(rows: list[dict], tenant_id: int, tasks: int = 0, queue_id: int | None = None) -> tuple[float, str]:
+    """The same rows through one COPY into the same table: the floor of what PostgreSQL needs.
+
+    ``tasks``: as many review tasks as the API created for its round, COPYed too, so
+    that both sides write the same rows (outputs and the tasks of the sampled ones).
+    """
     import hashlib
 
     with psycopg.connect(DB_URL.replace("postgres://", "postgresql://")) as conn:
@@ -157,11 +161,12 @@ def bare_copy(rows: list[dict], tenant_id: int) -> tuple[float, str]:
                 " policy_version, decision_reason, sampling_draw)"
                 " FROM STDIN"
             )
+            output_ids = [uuid.uuid4() for _ in rows]
             with cur.copy(copy_sql) as copy:
-                for row in rows:
+                for output_id, row in zip(output_ids, rows, strict=True):
                     copy.write_row(
                         (
-                            uuid.uuid4(),
+                            output_id,
                             tenant_id,
                             row["external_id"],
                             row["application"],
@@ -182,9 +187,38 @@ def bare_copy(rows: list[dict], tenant_id: int) -> tuple[float, str]:
                             0.5012,
                         )
                     )
+            if tasks:
+                task_columns = (
+                    "id, tenant_id, output_id, queue_id, purpose, status, level_required, priority, due_at, created_at"
+                )
+                with cur.copy(f"COPY reviews_reviewtask ({task_columns}) FROM STDIN") as copy:
+                    for output_id in output_ids[:tasks]:
+                        copy.write_row(
+                            (
+                                uuid.uuid4(),
+                                tenant_id,
+                                output_id,
+                                queue_id,
+                                "approval",
+                                "pending",
+                                1,
+                                0,
+                                "2026-01-01T08:00:00Z",
+                                "2026-01-01T00:00:00Z",
+                            )
+                        )
         conn.commit()
         elapsed = time.perf_counter() - started
         return elapsed, cpu_split(cpu_before, cpu_snapshot(), len(rows))
+
+
+def count_tasks(external_prefix: str) -> int:
+    with psycopg.connect(DB_URL.replace("postgres://", "postgresql://")) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM reviews_reviewtask t JOIN reviews_output o ON o.id = t.output_id"
+            " WHERE o.external_id LIKE %s",
+            (external_prefix + "%",),
+        ).fetchone()[0]
 
 
 def count_rows() -> int:
@@ -212,6 +246,7 @@ def main() -> None:
     with psycopg.connect(DB_URL.replace("postgres://", "postgresql://")) as conn:
         copy_tenant = conn.execute("SELECT id FROM tenants_tenant WHERE slug = 'bench-copy'").fetchone()[0]
         bench_tenant = conn.execute("SELECT id FROM tenants_tenant WHERE slug = 'bench'").fetchone()[0]
+        copy_queue = conn.execute("SELECT id FROM reviews_queue WHERE tenant_id = %s", (copy_tenant,)).fetchone()[0]
     # Steady state: the tenant already has history and the planner has statistics,
     # as in production (on a just-created, unanalysed table PostgreSQL may pick the
     # wrong index for the idempotency lookup until autovacuum analyses it).
@@ -276,13 +311,17 @@ def main() -> None:
                 batch_bodies, args.batch_clients, args.port, "/api/v1/outputs/batch", key, 200
             )
             batch_cpu = cpu_split(cpu_before, cpu_snapshot(), args.n)
-            copy_seconds, copy_cpu = bare_copy([payload(f"c{round_number}", n) for n in range(args.n)], copy_tenant)
+            round_tasks = count_tasks(f"b{round_number}-")
+            copy_seconds, copy_cpu = bare_copy(
+                [payload(f"c{round_number}", n) for n in range(args.n)], copy_tenant, round_tasks, copy_queue
+            )
             rounds.append(
                 {
                     "batch_rate": args.n / batch_seconds,
                     "copy_rate": args.n / copy_seconds,
                     "latencies": batch_latencies,
                     "batch_cpu": batch_cpu,
+                    "tasks": round_tasks,
                     "copy_cpu": copy_cpu,
                     "bodies": batch_bodies,
                 }
@@ -321,7 +360,10 @@ def main() -> None:
         f"batch vs COPY: median of {args.rounds} interleaved rounds, ratios "
         + ", ".join(f"{r['batch_rate'] / r['copy_rate']:.2f}" for r in rounds)
     )
-    print(f"bare COPY (psycopg, same table)     : {copy_rate:10.0f} rows/s")
+    print(
+        f"bare COPY (psycopg, same tables)    : {copy_rate:10.0f} rows/s  "
+        f"({args.n} outputs and the {median['tasks']} review tasks the API created for the sampled ones)"
+    )
     print(
         f"API batch ({args.batch_size}/request, {args.batch_clients} clients) : {batch_rate:10.0f} rows/s"
         f"  = {batch_rate / copy_rate:.2f} x COPY   p50 {ms(median['latencies'], 50):.1f} ms, "
