@@ -1,43 +1,19 @@
 """Concurrent configuration writes on PostgreSQL: no 500s, no lost versions."""
 
-import threading
-
 import pytest
-from django.db import connection
-from rest_framework.test import APIClient
 
 from policies.models import Application, Rubric
+from tests.concurrency import race
 from tests.conftest import make_client
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _race(raw_key: str, method: str, url: str, bodies: list) -> list:
-    barrier = threading.Barrier(len(bodies))
-    responses: list = [None] * len(bodies)
-
-    def worker(index: int) -> None:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
-        barrier.wait()
-        try:
-            responses[index] = getattr(client, method)(url, bodies[index], format="json")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(index,)) for index in range(len(bodies))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return responses
 
 
 def test_concurrent_first_versions_of_a_rubric_all_land(tenant):
     admin = make_client(tenant, "admin")
     body = {"name": "fresh", "criteria": [{"key": "ok", "label": "OK", "kind": "binary"}]}
 
-    responses = _race(admin.raw_key, "post", "/api/v1/rubrics", [body] * 6)
+    responses = race(admin.raw_key, "post", "/api/v1/rubrics", [body] * 6)
 
     assert sorted(response.status_code for response in responses) == [200] * 5 + [201]
     assert sorted(response.json()["version"] for response in responses) == [1, 2, 3, 4, 5, 6]
@@ -47,7 +23,7 @@ def test_concurrent_first_versions_of_a_rubric_all_land(tenant):
 def test_concurrent_stop_buttons_on_a_new_application_leave_one_row(tenant):
     admin = make_client(tenant, "admin")
 
-    responses = _race(admin.raw_key, "put", "/api/v1/applications/brand-new/override", [{"mode": "block"}] * 6)
+    responses = race(admin.raw_key, "put", "/api/v1/applications/brand-new/override", [{"mode": "block"}] * 6)
 
     assert [response.status_code for response in responses] == [200] * 6
     assert Application.objects.for_tenant(tenant).get(name="brand-new").override == "block"

@@ -1,43 +1,19 @@
 """Concurrent submissions of the same external id on PostgreSQL: one row, one answer."""
 
-import threading
-
 import pytest
-from django.db import connection
-from rest_framework.test import APIClient
 
 from reviews.models import Output
+from tests.concurrency import race
 from tests.conftest import make_client
 from tests.factories import output_payload
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def _race(raw_key: str, bodies: list, url: str) -> list:
-    barrier = threading.Barrier(len(bodies))
-    responses: list = [None] * len(bodies)
-
-    def worker(index: int) -> None:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
-        barrier.wait()
-        try:
-            responses[index] = client.post(url, bodies[index], format="json")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(index,)) for index in range(len(bodies))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return responses
-
-
 def test_same_output_submitted_concurrently_is_stored_once(tenant):
     client = make_client(tenant, "service")
 
-    responses = _race(client.raw_key, [output_payload(1)] * 8, "/api/v1/outputs")
+    responses = race(client.raw_key, "post", "/api/v1/outputs", [output_payload(1)] * 8)
 
     assert sorted(response.status_code for response in responses) == [200] * 7 + [201]
     assert len({response.json()["id"] for response in responses}) == 1
@@ -48,7 +24,7 @@ def test_overlapping_batches_concurrently_store_each_output_once(tenant):
     client = make_client(tenant, "service")
     bodies = [{"items": [output_payload(n) for n in range(start, start + 50)]} for start in (0, 25, 10, 40)]
 
-    responses = _race(client.raw_key, bodies, "/api/v1/outputs/batch")
+    responses = race(client.raw_key, "post", "/api/v1/outputs/batch", bodies)
 
     assert all(response.status_code == 200 for response in responses)
     ids_by_external = {}
