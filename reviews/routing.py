@@ -141,9 +141,14 @@ def _routing(tenant_id: int, config_token: str) -> RoutingTable:
         .filter(rubric__isnull=False)
         .values("name", "rubric_id", "rubric__version")
     }
+    # With no catch-all queue left (an admin narrowed them all), the "default" queue
+    # (or any queue) still takes what nothing else accepts: a sampled output never
+    # waits without a task.
+    by_name = {queue.name: queue for queue in queues}
+    fallback = catch_all[0] if catch_all else by_name.get("default") or (queues[0] if queues else None)
     return RoutingTable(
         queues=specific,
-        fallback=catch_all[0] if catch_all else None,
+        fallback=fallback,
         rubrics=rubrics,
         application_rubrics=application_rubrics,
         has_webhooks=WebhookEndpoint.objects.for_tenant(tenant).filter(is_active=True).exists(),

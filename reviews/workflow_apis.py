@@ -1,5 +1,6 @@
 """REST endpoints of the review loop: claim, release, review; end-user feedback; webhooks."""
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -17,6 +18,7 @@ from reviews.services.workflow import (
     task_claim,
     task_details,
     task_release,
+    tasks_release_expired,
 )
 
 REVIEWERS = frozenset({"reviewer", "admin"})
@@ -65,6 +67,9 @@ class TaskClaimApi(TenantApi):
     )
     def post(self, request):
         claim = validate_body(schemas.ClaimRequest, request.data or {})
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            # No broker, so no beat to return expired leases: do it here (production runs the periodic task).
+            tasks_release_expired()
         reviewer = reviewer_for(tenant=self.tenant, user=_person(self.api_key), queue_name=claim.queue)
         task = task_claim(tenant=self.tenant, reviewer=reviewer)
         if task is None:

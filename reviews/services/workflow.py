@@ -194,7 +194,11 @@ def _reviewer(tenant_id: int, config_token: str, user_id: int, queue_name: str |
         return None
     skills = set(membership["skills"] or ())
     queues = Queue.objects.for_tenant(tenant).filter(
-        queueuserobjectpermission__user_id=user_id, queueuserobjectpermission__permission__codename="work_queue"
+        Q(queueuserobjectpermission__user_id=user_id, queueuserobjectpermission__permission__codename="work_queue")
+        | Q(
+            queuegroupobjectpermission__group__user=user_id,
+            queuegroupobjectpermission__permission__codename="work_queue",
+        )
     )
     if queue_name is not None:
         queues = queues.filter(name=queue_name)
@@ -436,8 +440,23 @@ def review_submit(
     time_spent_seconds: int | None = None,
 ) -> ReviewOutcome:
     now = timezone.now()
+    # Lock the output before the task, as every path that decides does: a reject
+    # cancels the output's other tasks, so the reverse order could deadlock.
+    output_id = ReviewTask.objects.for_tenant(tenant).filter(pk=task_id).values_list("output_id", flat=True).first()
+    if output_id is None:
+        raise NotFoundError("Task not found.")
+    output = (
+        Output.objects.for_tenant(tenant)
+        .select_for_update()
+        .only(*_DECISION_FIELDS)  # not the bodies and traces: nothing here reads them
+        .get(pk=output_id)
+    )
     task = _task_for_update(tenant, task_id)
     _check_lease(task, user, now)
+    # The lease is not a licence: the person must still be allowed this queue and level.
+    reviewer = _reviewer(tenant.pk, str(tenant.config_token), user.pk, None)
+    if reviewer is None or task.queue_id not in reviewer.queue_ids or task.level_required > reviewer.level:
+        raise ForbiddenError("You may no longer review tasks of this queue or level.")
     if decision not in Review.Verdict.values:
         raise DomainValidationError(
             f"decision: one of {', '.join(Review.Verdict.values)}", fields={"decision": ["Unknown decision."]}
@@ -455,16 +474,11 @@ def review_submit(
             raise DomainValidationError(
                 "comment: say why you escalate", fields={"comment": ["Required when escalating."]}
             )
-        if task.level_required >= 3:
-            raise ApplicationError("This task is already at the highest reviewer level.", code="cannot_escalate")
+        escalated_level = max(task.level_required, reviewer.level) + 1  # always above the one escalating
+        if escalated_level > 3:
+            raise ApplicationError("Nobody ranks above your level to escalate to.", code="cannot_escalate")
     criteria = rubric_criteria(rubric_id=task.rubric_id, version=task.rubric_version)
     scores = scores_validate(criteria=criteria, scores=scores, decision=decision)
-    output = (
-        Output.objects.for_tenant(tenant)
-        .select_for_update()
-        .only(*_DECISION_FIELDS)  # not the bodies and traces: nothing here reads them
-        .get(pk=task.output_id)
-    )
     try:
         with transaction.atomic():
             review = Review.objects.for_tenant(tenant).create(
@@ -494,7 +508,7 @@ def review_submit(
 
     if decision == Review.Verdict.ESCALATE:
         task.status, task.claimed_by, task.claimed_at, task.lease_expires_at = TaskStatus.PENDING, None, None, None
-        task.level_required += 1
+        task.level_required = escalated_level
         task.escalation_reason = comment
         task.save(
             update_fields=[
@@ -604,6 +618,7 @@ def output_feedback_add(*, tenant: Tenant, output_id, rating: str, comment: str 
     if (
         rating != Feedback.Rating.DOWN
         or output.decision
+        or output.status == OutputStatus.BLOCKED  # the stop button is not lifted by a review
         or ReviewTask.objects.for_tenant(tenant).filter(output=output).exists()
     ):
         return feedback, False

@@ -169,9 +169,72 @@ def test_only_the_lease_holder_reviews_and_an_expired_lease_is_refused(tenant, w
     late = review(rita, task["id"], decision="approve", scores=GOOD_SCORES)
     assert (late.status_code, late.json()["code"]) == (409, "lease_expired")
 
-    assert claim(sam).status_code == 204  # still leased until the sweep
-    assert tasks_release_expired() == 1
+    assert tasks_release_expired() == 1  # the periodic task (and, with no broker, every claim) sweeps
+    assert tasks_release_expired() == 0
     assert claim(sam).json()["id"] == task["id"]
+
+
+def test_without_a_broker_a_claim_itself_returns_expired_leases(tenant, workflow):
+    submit(workflow, 1, "medium-app")
+    rita, sam = reviewer(tenant, 1, "rita"), reviewer(tenant, 1, "sam")
+    task = claim(rita).json()
+    assert claim(sam).status_code == 204  # leased to rita
+    ReviewTask.objects.for_tenant(tenant).filter(pk=task["id"]).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    assert claim(sam).json()["id"] == task["id"]
+
+
+def test_escalation_always_goes_above_the_one_escalating(tenant, workflow):
+    submit(workflow, 1, "medium-app")  # a level-1 task
+    senior, peer, top = reviewer(tenant, 2, "senior"), reviewer(tenant, 2, "peer"), reviewer(tenant, 3, "top")
+    task = claim(senior).json()
+
+    review(senior, task["id"], decision="escalate", comment="Needs a specialist.")
+
+    assert claim(peer).status_code == 204  # level 3 now, not 2
+    assert claim(top).json()["level_required"] == 3
+    too_high = review(top, task["id"], decision="escalate", comment="Even higher?")
+    assert (too_high.status_code, too_high.json()["code"]) == (400, "cannot_escalate")
+
+
+def test_a_reviewer_who_lost_the_queue_cannot_finish_a_leased_task(tenant, workflow):
+    from reviews.models import Queue
+    from reviews.services.workflow import queue_revoke
+
+    submit(workflow, 1, "medium-app")
+    rita = reviewer(tenant, 1, "rita")
+    task = claim(rita).json()
+    queue_revoke(queue=Queue.objects.for_tenant(tenant).get(name="default"), user=rita.person)
+
+    response = review(rita, task["id"], decision="approve", scores=GOOD_SCORES)
+
+    assert response.status_code == 403
+    assert not Review.objects.for_tenant(tenant).exists()
+
+
+def test_thumbs_down_does_not_reopen_a_blocked_output(tenant, workflow):
+    from policies.services import application_override_set
+
+    application_override_set(tenant=tenant, name="quiet-app", mode="block")
+    output = submit(workflow, 1, "quiet-app")
+    assert output["delivery"] == "block"
+
+    response = workflow["service"].post(f"/api/v1/outputs/{output['id']}/feedback", {"rating": "down"}, format="json")
+
+    assert response.json()["review_task_created"] is False
+    assert not ReviewTask.objects.for_tenant(tenant).exists()
+
+
+def test_sampled_outputs_always_get_a_task_even_when_no_queue_is_catch_all(tenant, workflow):
+    from reviews.models import Queue
+    from reviews.services.workflow import queue_update
+
+    queue_update(queue=Queue.objects.for_tenant(tenant).get(name="default"), tiers=["critical"])
+    output = submit(workflow, 1, "medium-app")
+
+    assert ReviewTask.objects.for_tenant(tenant).get(output_id=output["id"]).queue.name == "default"
 
 
 def test_release_gives_the_task_back(tenant, workflow):
