@@ -3,11 +3,12 @@ records: shown, not edited. Queues and webhooks are configuration, saved through
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from guardian.admin import GuardedModelAdminMixin
+from guardian.admin import GuardedModelAdminMixin, UserManage
 from simple_history.admin import SimpleHistoryAdmin
 
-from hitl.admin import AdministeredTenantFilter, TenantScopedAdminMixin
+from hitl.admin import AdministeredTenantFilter, TenantScopedAdminMixin, administered_tenant_ids
 from reviews.models import Feedback, Output, Queue, Review, ReviewTask, WebhookDelivery, WebhookEndpoint
 from reviews.services.webhooks import webhook_delivery_replay
 from reviews.services.workflow import queue_create, queue_update
@@ -93,6 +94,23 @@ class QueueAdmin(TenantScopedAdminMixin, GuardedModelAdminMixin, SimpleHistoryAd
     def has_delete_permission(self, request, obj=None):
         return False  # tasks keep pointing at their queue
 
+    def get_obj_perms_user_select_form(self, request):
+        """Pick only people who are members of a tenant this admin administers: the
+        plain guardian form would say whether any username exists anywhere."""
+        tenant_ids = administered_tenant_ids(request)
+
+        class MemberManage(UserManage):
+            def clean_user(self):
+                members = get_user_model().objects.filter(username=self.cleaned_data["user"])
+                if tenant_ids is not None:
+                    members = members.filter(memberships__tenant_id__in=tenant_ids)
+                user = members.first()
+                if user is None:
+                    raise forms.ValidationError("No member of your tenants has this username.")
+                return user
+
+        return MemberManage
+
     def obj_perms_manage_user_view(self, request, object_pk, user_id):
         # Grants made on guardian's page change who may claim: renew the cache token.
         response = super().obj_perms_manage_user_view(request, object_pk, user_id)
@@ -151,6 +169,9 @@ class WebhookEndpointAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
     form = WebhookEndpointForm
     list_display = ("url", "tenant", "description", "is_active", "created_at")
     list_filter = ("is_active", AdministeredTenantFilter)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("tenant",) if obj is not None else ()  # deliveries point at it: it never changes tenant
 
     @transaction.atomic
     def save_model(self, request, obj, form, change):

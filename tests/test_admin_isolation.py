@@ -103,3 +103,18 @@ def test_an_application_cannot_be_given_another_tenants_rubric(client, staff_of_
     assert Application.objects.for_tenant(tenant).get(name="mine").rubric_id is None
     assert Rubric.unscoped.filter(tenant=tenant).count() == 0
     assert ApiKey.unscoped.count() == 1
+
+
+def test_queue_permission_page_does_not_reveal_other_tenants_people(client, staff_of_a, b_objects, tenant):
+    from reviews.models import Queue
+
+    client.force_login(staff_of_a)
+    queue = Queue.objects.for_tenant(tenant).get(name="default")
+    url = f"/admin/reviews/queue/{queue.pk}/permissions/"
+
+    outsider = client.post(url, {"user": "member-of-b", "submit_manage_user": "1"})
+    nobody = client.post(url, {"user": "no-such-person", "submit_manage_user": "1"})
+
+    assert outsider.status_code == nobody.status_code == 200
+    assert "No member of your tenants has this username." in outsider.content.decode()
+    assert "No member of your tenants has this username." in nobody.content.decode()

@@ -8,6 +8,8 @@ carries the delivery id, which receivers use to ignore repeats.
 
 import hashlib
 import hmac
+import ipaddress
+import socket
 import time
 from datetime import datetime, timedelta
 from urllib.parse import urlparse
@@ -18,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from hitl.errors import DomainValidationError, NotFoundError
+from hitl.errors import ConflictError, DomainValidationError, NotFoundError
 from reviews.models import DeliveryStatus, Output, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tenants.models import Tenant
 from tenants.services import tenant_config_changed
@@ -35,8 +37,12 @@ def backoff_seconds(attempts: int) -> int:
 
 @transaction.atomic
 def webhook_endpoint_create(*, tenant: Tenant, url: str, secret: str, description: str = "") -> WebhookEndpoint:
-    parsed = urlparse(url or "")
-    if parsed.scheme not in ("http", "https") or not parsed.netloc or len(url) > 500:
+    try:
+        parsed = urlparse(url or "")
+        parsed.port  # noqa: B018 (raises ValueError on a malformed port)
+    except ValueError as error:
+        raise DomainValidationError("url: not a valid URL", fields={"url": ["Not a valid URL."]}) from error
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or len(url) > 500:
         raise DomainValidationError("url: an http(s) URL", fields={"url": ["Must be an http or https URL."]})
     if not isinstance(secret, str) or len(secret) < 16 or len(secret) > 200:
         raise DomainValidationError("secret: 16 to 200 characters", fields={"secret": ["16 to 200 characters."]})
@@ -90,11 +96,29 @@ def webhook_deliveries_create(*, tenant: Tenant, output: Output) -> list[Webhook
     return deliveries
 
 
+def _refused_address(url: str) -> str:
+    """Why the URL may not be called (a private, loopback or link-local address), or ''."""
+    if settings.HITL_WEBHOOK_ALLOW_PRIVATE:
+        return ""
+    host = urlparse(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError as error:
+        return f"cannot resolve {host}: {error}"
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
+            return f"refused: {host} resolves to the non-public address {ip}"
+    return ""
+
+
 def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDelivery | None:
     """Make one attempt if the delivery is still pending and due; safe to call twice.
 
-    The row is locked for the attempt, so two workers never send the same delivery
-    at once; a delivery that succeeded or failed for good is left alone.
+    Three steps, so that no transaction stays open during the HTTP call: claim the
+    attempt (count it and push the next attempt out, so a crash mid-send is retried,
+    not lost), send with a deadline, record the outcome. A delivery that succeeded,
+    failed for good, or whose endpoint was deactivated is left alone (or ended).
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -106,16 +130,25 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
         )
         if delivery is None or delivery.next_attempt_at > now:
             return delivery
-        body = orjson.dumps({**delivery.payload, "delivery_id": str(delivery.pk)})
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "hitl-webhooks/1",
-            "X-HITL-Event": delivery.event,
-            "X-HITL-Delivery": str(delivery.pk),
-            "X-HITL-Signature": webhook_signature(secret=delivery.endpoint.secret, body=body),
-        }
-        started = time.monotonic()
-        status_code, error = None, ""
+        if not delivery.endpoint.is_active:
+            delivery.status, delivery.last_error = DeliveryStatus.FAILED, "endpoint deactivated"
+            delivery.save(update_fields=["status", "last_error"])
+            return delivery
+        delivery.attempts += 1
+        delivery.next_attempt_at = now + timedelta(seconds=backoff_seconds(delivery.attempts))
+        delivery.save(update_fields=["attempts", "next_attempt_at"])
+
+    body = orjson.dumps({**delivery.payload, "delivery_id": str(delivery.pk)})
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "hitl-webhooks/1",
+        "X-HITL-Event": delivery.event,
+        "X-HITL-Delivery": str(delivery.pk),
+        "X-HITL-Signature": webhook_signature(secret=delivery.endpoint.secret, body=body),
+    }
+    started = time.monotonic()
+    status_code, error = None, _refused_address(delivery.endpoint.url)
+    if not error:
         try:
             response = requests.post(
                 delivery.endpoint.url,
@@ -123,12 +156,16 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
                 headers=headers,
                 timeout=settings.HITL_WEBHOOK_TIMEOUT_SECONDS,
                 allow_redirects=False,
+                stream=True,
             )
             status_code = response.status_code
             if not 200 <= status_code < 300:
-                error = f"HTTP {status_code}: {response.text[:300]}"
-        except requests.RequestException as exc:
+                error = f"HTTP {status_code}"
+            response.close()  # the body is not read: nothing of the receiver's answer is stored
+        except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:1000]
+
+    with transaction.atomic():
         WebhookAttempt.objects.for_tenant(delivery.tenant).create(
             delivery=delivery,
             attempted_at=now,
@@ -136,15 +173,12 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
             error=error,
             duration_ms=int((time.monotonic() - started) * 1000),
         )
-        delivery.attempts += 1
         delivery.last_error = error
         if not error:
             delivery.status = DeliveryStatus.SUCCEEDED
         elif delivery.attempts >= settings.HITL_WEBHOOK_MAX_ATTEMPTS:
             delivery.status = DeliveryStatus.FAILED
-        else:
-            delivery.next_attempt_at = now + timedelta(seconds=backoff_seconds(delivery.attempts))
-        delivery.save(update_fields=["attempts", "last_error", "status", "next_attempt_at"])
+        delivery.save(update_fields=["last_error", "status"])
     return delivery
 
 
@@ -156,6 +190,8 @@ def webhook_delivery_replay(*, tenant: Tenant, delivery_id) -> WebhookDelivery:
     delivery = WebhookDelivery.objects.for_tenant(tenant).select_for_update().filter(pk=delivery_id).first()
     if delivery is None:
         raise NotFoundError("Delivery not found.")
+    if delivery.status == DeliveryStatus.PENDING:
+        raise ConflictError("This delivery is still being attempted; replay it once it succeeded or failed.")
     delivery.status, delivery.attempts, delivery.next_attempt_at = DeliveryStatus.PENDING, 0, timezone.now()
     delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
     transaction.on_commit(lambda: webhook_deliver_task.delay(str(delivery.pk)))

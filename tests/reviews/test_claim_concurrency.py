@@ -1,5 +1,6 @@
 """Many reviewers claiming from one queue at once on PostgreSQL: every task is held by exactly one."""
 
+import contextlib
 import threading
 
 import pytest
@@ -56,3 +57,49 @@ def test_sixteen_reviewers_claim_forty_tasks_without_a_double_assignment(tenant,
     rows = ReviewTask.objects.for_tenant(tenant).values_list("status", "claimed_by__username")
     assert {status for status, _ in rows} == {"claimed"}
     assert len(claimed) == 16 and sum(len(mine) > 0 for mine in claimed.values()) >= 2
+
+
+def test_a_reject_and_an_approve_at_once_never_deadlock(tenant, predictable_policy):
+    from hitl.errors import ConflictError
+    from reviews.models import Output
+    from reviews.services import output_ingest_batch
+    from reviews.services.workflow import review_submit
+    from tests.factories import output_submission
+
+    output_ingest_batch(tenant=tenant, submissions=[output_submission(n, application="held") for n in range(6)])
+    queue = Queue.objects.for_tenant(tenant).get(name="default")
+    people = []
+    for name in ("rejecter", "approver"):
+        person = UserFactory(username=name)
+        membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
+        queue_grant(queue=queue, user=person)
+        people.append(person)
+    leases = {person.username: [] for person in people}
+    for person in people:
+        reviewer = reviewer_for(tenant=tenant, user=person)
+        while (task := task_claim(tenant=tenant, reviewer=reviewer)) is not None:
+            leases[person.username].append(task["id"])
+    errors: list = []
+
+    def work(person, verdict):
+        try:
+            for task_id in leases[person.username]:
+                # ConflictError: the other side decided first and cancelled this task (a clean 409).
+                with contextlib.suppress(ConflictError):
+                    review_submit(tenant=tenant, user=person, task_id=task_id, decision=verdict)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=work, args=(people[0], "reject")),
+        threading.Thread(target=work, args=(people[1], "approve")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert set(Output.objects.for_tenant(tenant).values_list("decision", flat=True)) == {"rejected"}

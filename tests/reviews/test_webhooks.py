@@ -181,3 +181,54 @@ def test_replay_of_an_unknown_delivery_is_404(tenant):
         .status_code
         == 404
     )
+
+
+def test_a_deactivated_endpoint_gets_no_more_attempts(tenant, workflow, receiver, django_capture_on_commit_callbacks):
+    server = Receiver(failures=1)
+    try:
+        admin = make_client(tenant, "admin")
+        hook = admin.post("/api/v1/webhooks", {"url": server.url, "secret": SECRET}, format="json").json()
+        _decide(tenant, workflow, django_capture_on_commit_callbacks)
+        admin.delete(f"/api/v1/webhooks/{hook['id']}")
+        delivery = WebhookDelivery.objects.for_tenant(tenant).get()
+
+        after = webhook_attempt(delivery_id=delivery.pk, now=timezone.now() + timedelta(hours=1))
+
+        assert (after.status, after.last_error) == ("failed", "endpoint deactivated")
+        assert len(server.received) == 1
+    finally:
+        server.close()
+
+
+def test_a_pending_delivery_cannot_be_replayed(tenant, workflow, django_capture_on_commit_callbacks):
+    server = Receiver(failures=5)
+    try:
+        admin = make_client(tenant, "admin")
+        admin.post("/api/v1/webhooks", {"url": server.url, "secret": SECRET}, format="json")
+        _decide(tenant, workflow, django_capture_on_commit_callbacks)
+        delivery = WebhookDelivery.objects.for_tenant(tenant).get()
+
+        response = admin.post(f"/api/v1/webhooks/deliveries/{delivery.pk}/replay")
+
+        assert response.status_code == 409
+    finally:
+        server.close()
+
+
+def test_private_addresses_are_refused_outside_development(
+    tenant, workflow, settings, receiver, django_capture_on_commit_callbacks
+):
+    settings.HITL_WEBHOOK_ALLOW_PRIVATE = False
+    make_client(tenant, "admin").post("/api/v1/webhooks", {"url": receiver.url, "secret": SECRET}, format="json")
+
+    _decide(tenant, workflow, django_capture_on_commit_callbacks)
+
+    delivery = WebhookDelivery.objects.for_tenant(tenant).get()
+    assert "non-public address 127.0.0.1" in delivery.last_error
+    assert receiver.received == []
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://a]b/", "http://host:99999/x", "http:///nohost"])
+def test_malformed_webhook_urls_are_400(tenant, url):
+    response = make_client(tenant, "admin").post("/api/v1/webhooks", {"url": url, "secret": SECRET}, format="json")
+    assert response.status_code == 400 and "url" in response.json()["fields"]
