@@ -161,7 +161,7 @@ def world(tenant, other_tenant):
     task = ReviewTask.objects.for_tenant(tenant).filter(output_id=held["id"]).first()
     webhook = webhook_endpoint_create(tenant=tenant, url="http://127.0.0.1:9/secret-hook-of-a", secret="x" * 20)
     delivery = WebhookDelivery.objects.for_tenant(tenant).create(
-        endpoint=webhook, output_id=held["id"], payload={"event": "output.decided"}
+        endpoint=webhook, output_id=held["id"], payload={"event": "output.decided"}, status="failed"
     )
     objects = {
         "output_id": output_id,
