@@ -226,6 +226,8 @@ def main() -> None:
                 args.workers,
             )
             doubles = check_no_double_assignment()
+            if size < 200_000:  # a small backlog may have run dry: give the bare phase the same N
+                load_tasks(tenant_id, queue_id, size)
             phases["bare", review] = run_phase(
                 bare_worker,
                 lambda index, review=review: (tenant_id, user_ids[index], queue_id, claim_sql, args.seconds, review),
