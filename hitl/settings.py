@@ -263,5 +263,6 @@ HITL_LEASE_SECONDS = env_int("HITL_LEASE_SECONDS", 15 * 60)
 # Webhook deliveries: attempts before a delivery is marked failed, first backoff.
 HITL_WEBHOOK_MAX_ATTEMPTS = env_int("HITL_WEBHOOK_MAX_ATTEMPTS", 8)
 HITL_WEBHOOK_TIMEOUT_SECONDS = env_int("HITL_WEBHOOK_TIMEOUT_SECONDS", 10)
+HITL_WEBHOOK_BACKOFF_SECONDS = env_int("HITL_WEBHOOK_BACKOFF_SECONDS", 10)
 # Webhooks to private, loopback or link-local addresses (SSRF guard); allowed in development.
 HITL_WEBHOOK_ALLOW_PRIVATE = env_bool("HITL_WEBHOOK_ALLOW_PRIVATE", default=DEBUG)

@@ -12,6 +12,17 @@ from tenants.services import api_key_create, membership_create
 from tests.factories import TenantFactory, UserFactory
 
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
+REQUIRE_REDIS = os.environ.get("REQUIRE_REDIS") == "1"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def redis_available() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
 
 
 def pytest_configure(config):
@@ -24,12 +35,18 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    if connection.vendor == "postgresql":
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
-    for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+    if connection.vendor != "postgresql":
+        skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
+        for item in items:
+            if "postgres" in item.keywords:
+                item.add_marker(skip)
+    if any("redis" in item.keywords for item in items) and not redis_available():
+        if REQUIRE_REDIS:
+            raise pytest.UsageError(f"REQUIRE_REDIS=1 but Redis at {REDIS_URL} does not answer")
+        skip = pytest.mark.skip(reason=f"needs Redis at {REDIS_URL}")
+        for item in items:
+            if "redis" in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture

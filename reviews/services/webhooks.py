@@ -31,8 +31,8 @@ def webhook_signature(*, secret: str, body: bytes) -> str:
 
 
 def backoff_seconds(attempts: int) -> int:
-    """Exponential: 10 s, 20 s, 40 s ... capped at one hour."""
-    return min(10 * 2 ** max(attempts - 1, 0), 3600)
+    """Exponential: 10 s, 20 s, 40 s ... (HITL_WEBHOOK_BACKOFF_SECONDS doubling), capped at one hour."""
+    return min(settings.HITL_WEBHOOK_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0), 3600)
 
 
 @transaction.atomic

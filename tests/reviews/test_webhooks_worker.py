@@ -1,0 +1,104 @@
+"""A decision's webhook through Redis and a real Celery worker, retried with backoff.
+
+Starts ``celery -A hitl worker`` against Redis and the test database; the first
+delivery attempt gets a 500, the worker retries after the backoff, the second
+succeeds. CI runs it with REQUIRE_REDIS=1, so a missing Redis fails instead of skipping.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+from django.db import connection
+
+from reviews.models import WebhookAttempt, WebhookDelivery
+from reviews.services.webhooks import webhook_endpoint_create
+from reviews.tasks import webhook_deliver_task
+from tests.conftest import REDIS_URL
+from tests.reviews.conftest import GOOD_SCORES, claim, review, reviewer, submit
+from tests.reviews.test_webhooks import SECRET, Receiver
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def worker(monkeypatch):
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "CELERY_BROKER_URL": REDIS_URL,
+        "HITL_WEBHOOK_BACKOFF_SECONDS": "1",
+        "HITL_WEBHOOK_ALLOW_PRIVATE": "1",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "hitl",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    # The test process publishes to the same Redis, through a producer of its own
+    # (the project's app runs tasks in-process here: no broker is configured).
+    producer = Celery("hitl-test-producer", broker=REDIS_URL)
+    monkeypatch.setattr(
+        webhook_deliver_task,
+        "delay",
+        lambda delivery_id: producer.send_task("reviews.tasks.webhook_deliver_task", args=[delivery_id]),
+    )
+    try:
+        yield process
+    finally:
+        producer.close()
+        process.terminate()
+        output = process.communicate(timeout=30)[0].decode(errors="replace")
+        print(output)  # shown by pytest only when the test fails
+
+
+def test_a_failed_delivery_is_retried_by_the_worker_after_the_backoff(tenant, workflow, worker):
+    server = Receiver(failures=1)
+    try:
+        webhook_endpoint_create(tenant=tenant, url=server.url, secret=SECRET)
+        output = submit(workflow, 1, "medium-app")
+        rita = reviewer(tenant, 1, "rita")
+        review(rita, claim(rita).json()["id"], decision="approve", scores=GOOD_SCORES)
+
+        deadline = time.monotonic() + 60
+        delivery = None
+        while time.monotonic() < deadline:
+            delivery = WebhookDelivery.objects.for_tenant(tenant).first()
+            if delivery is not None and delivery.status != "pending":
+                break
+            time.sleep(0.3)
+
+        assert delivery is not None, "no delivery row: the decision did not enqueue one"
+        assert (delivery.status, delivery.attempts) == ("succeeded", 2), worker.poll()
+        attempts = list(WebhookAttempt.objects.for_tenant(tenant).order_by("attempted_at"))
+        assert [attempt.status_code for attempt in attempts] == [500, 204]
+        assert (attempts[1].attempted_at - attempts[0].attempted_at).total_seconds() >= 0.9  # the backoff
+        assert len(server.received) == 2
+        assert {headers["X-HITL-Delivery"] for headers, _ in server.received} == {str(delivery.pk)}
+        assert output["id"] in server.received[1][1].decode()
+    finally:
+        server.close()
