@@ -441,16 +441,17 @@ def review_submit(
 ) -> ReviewOutcome:
     now = timezone.now()
     # Lock the output before the task, as every path that decides does: a reject
-    # cancels the output's other tasks, so the reverse order could deadlock.
-    output_id = ReviewTask.objects.for_tenant(tenant).filter(pk=task_id).values_list("output_id", flat=True).first()
-    if output_id is None:
-        raise NotFoundError("Task not found.")
+    # cancels the output's other tasks, so the reverse order could deadlock. The
+    # output is found through the task in the same statement.
     output = (
         Output.objects.for_tenant(tenant)
-        .select_for_update()
+        .select_for_update(of=("self",))
         .only(*_DECISION_FIELDS)  # not the bodies and traces: nothing here reads them
-        .get(pk=output_id)
+        .filter(tasks__id=task_id, tasks__tenant=tenant)
+        .first()
     )
+    if output is None:
+        raise NotFoundError("Task not found.")
     task = _task_for_update(tenant, task_id)
     _check_lease(task, user, now)
     # The lease is not a licence: the person must still be allowed this queue and level.
@@ -480,29 +481,29 @@ def review_submit(
     criteria = rubric_criteria(rubric_id=task.rubric_id, version=task.rubric_version)
     scores = scores_validate(criteria=criteria, scores=scores, decision=decision)
     try:
-        with transaction.atomic():
-            review = Review.objects.for_tenant(tenant).create(
-                task=task,
-                output=output,
-                reviewer=user,
-                purpose=task.purpose,
-                decision=decision,
-                scores=scores,
-                corrected_output=corrected_output or "",
-                comment=comment,
-                time_spent_seconds=time_spent_seconds,
-                rubric_id=task.rubric_id,
-                rubric_version=task.rubric_version,
-                shown={
-                    "output_id": str(output.pk),
-                    "content_hash": output.content_hash,
-                    "fields": ["input", "output", "trace", "metadata", "model", "confidence"],
-                    "risk_tier": output.risk_tier,
-                    "policy_version": output.policy_version,
-                    "rubric_version": task.rubric_version,
-                },
-                created_at=now,
-            )
+        # No savepoint: on a duplicate the whole review is refused and rolled back anyway.
+        review = Review.objects.for_tenant(tenant).create(
+            task=task,
+            output=output,
+            reviewer=user,
+            purpose=task.purpose,
+            decision=decision,
+            scores=scores,
+            corrected_output=corrected_output or "",
+            comment=comment,
+            time_spent_seconds=time_spent_seconds,
+            rubric_id=task.rubric_id,
+            rubric_version=task.rubric_version,
+            shown={
+                "output_id": str(output.pk),
+                "content_hash": output.content_hash,
+                "fields": ["input", "output", "trace", "metadata", "model", "confidence"],
+                "risk_tier": output.risk_tier,
+                "policy_version": output.policy_version,
+                "rubric_version": task.rubric_version,
+            },
+            created_at=now,
+        )
     except IntegrityError as error:
         raise ConflictError("You already reviewed this output.", code="already_reviewed") from error
 

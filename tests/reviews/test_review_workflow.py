@@ -377,3 +377,21 @@ def test_an_approval_after_a_correction_still_delivers_the_correction(tenant, wo
 
     stored = Output.objects.for_tenant(tenant).get(pk=output["id"])
     assert (stored.decision, stored.final_output) == ("corrected", "Fixed.")
+
+
+def test_a_second_review_of_the_same_output_by_one_person_is_409_and_writes_nothing(tenant, workflow):
+    output = submit(workflow, 1, "critical-app")
+    three = reviewer(tenant, 3, "three")
+    review(three, claim(three).json()["id"], decision="approve", scores=GOOD_SCORES)
+    # Force the other task of the output onto the same person (claims never do this).
+    other = ReviewTask.objects.for_tenant(tenant).get(output_id=output["id"], status="pending")
+    ReviewTask.objects.for_tenant(tenant).filter(pk=other.pk).update(
+        status="claimed", claimed_by=three.person, lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
+
+    response = review(three, other.pk, decision="approve", scores=GOOD_SCORES)
+
+    assert (response.status_code, response.json()["code"]) == (409, "already_reviewed")
+    assert Review.objects.for_tenant(tenant).count() == 1
+    assert ReviewTask.objects.for_tenant(tenant).get(pk=other.pk).status == "claimed"
+    assert Output.objects.for_tenant(tenant).get(pk=output["id"]).decision == ""
