@@ -58,6 +58,3 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
         409: "Conflicts with the existing record.",
     }
     return {code: OpenApiResponse(ErrorResponse, description=descriptions[code]) for code in statuses}
-
-
-COMMON_ERRORS = (401, 403)

@@ -52,10 +52,6 @@ def _compiled(tenant_id: int, config_token: str) -> CompiledPolicy:
     )
 
 
-def application_list(*, tenant: Tenant):
-    return Application.objects.for_tenant(tenant).select_related("rubric").order_by("name")
-
-
 def rubric_list(*, tenant: Tenant):
     return Rubric.objects.for_tenant(tenant).order_by("name")
 

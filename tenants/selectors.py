@@ -38,10 +38,6 @@ def tenant_get_by_slug(*, slug: str) -> Tenant | None:
     return Tenant.objects.filter(slug=slug).first()
 
 
-def membership_list(*, tenant: Tenant):
-    return Membership.objects.for_tenant(tenant).select_related("user").order_by("user__username")
-
-
 def tenants_administered_by(*, user) -> list[int]:
     """Ids of the tenants a person administers (for the Django admin's scoping)."""
     return list(Membership.unscoped.filter(user=user, role="admin").values_list("tenant_id", flat=True))

@@ -261,3 +261,35 @@ def test_policy_is_read_once_per_version_not_per_request(client_for, tenant, ass
 
     with assert_work_queries(3):  # key lookup, outputs, tasks: the policy and routing come from the cache
         service.post("/api/v1/outputs/batch", {"items": [output_payload(n) for n in range(1, 50)]}, format="json")
+
+
+def test_an_auditor_can_recompute_every_stored_decision_from_its_policy_version(admin_client, client_for, tenant):
+    from policies.engine import CompiledPolicy
+    from policies.selectors import policy_version_document
+    from reviews.models import Output
+
+    service = client_for(tenant, "service")
+    for number in range(20):
+        service.post("/api/v1/outputs", output_payload(number, application="legal-opinions"), format="json")
+    rules = [{"tier": "high", "match": {"application": "legal-opinions"}}]
+    admin_client.put("/api/v1/policy", new_policy(rules=rules), format="json")
+    for number in range(20, 40):
+        service.post("/api/v1/outputs", output_payload(number, application="legal-opinions"), format="json")
+
+    for stored in Output.objects.for_tenant(tenant):
+        document = policy_version_document(tenant=tenant, version=stored.policy_version)
+        policy = CompiledPolicy(tenant_id=tenant.pk, version=stored.policy_version, document=document, overrides={})
+        again = policy.decide(
+            external_id=stored.external_id,
+            application=stored.application,
+            model=stored.model,
+            metadata=stored.metadata,
+            confidence=stored.confidence,
+        )
+        assert (again.risk_tier, again.review_required, again.draw, again.reason) == (
+            stored.risk_tier,
+            stored.review_required,
+            stored.sampling_draw,
+            stored.decision_reason,
+        )
+    assert set(Output.objects.for_tenant(tenant).values_list("policy_version", flat=True)) == {1, 2}
