@@ -1,5 +1,6 @@
 """Plain pages of the project itself: the landing page and JSON 404/500 for the API."""
 
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.defaults import page_not_found, server_error
 
@@ -12,8 +13,6 @@ def home(request):
 
 
 def _json_response(status: int, code: str, message: str):
-    from django.http import HttpResponse
-
     return HttpResponse(dumps(error_body(code, message)), status=status, content_type="application/json")
 
 

@@ -6,6 +6,7 @@ import json
 from django import forms
 from django.contrib import admin
 from django.db import transaction
+from pydantic import ValidationError
 from simple_history.admin import SimpleHistoryAdmin
 
 from hitl.admin import AdministeredTenantFilter, TenantScopedAdminMixin
@@ -146,8 +147,6 @@ class RubricForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        from pydantic import ValidationError
-
         try:
             RubricDocument.model_validate(
                 {

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from hitl.errors import ConflictError, DomainValidationError, NotFoundError
 from reviews.models import DeliveryStatus, Output, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from reviews.routing import routing_table
 from tenants.models import Tenant
 from tenants.services import tenant_config_changed
 
@@ -80,7 +81,6 @@ def decision_payload(output: Output) -> dict:
 
 def webhook_deliveries_create(*, tenant: Tenant, output: Output) -> list[WebhookDelivery]:
     """One delivery per active endpoint, sent after the deciding transaction commits."""
-    from reviews.routing import routing_table
     from reviews.tasks import webhook_deliver_task
 
     if not routing_table(tenant=tenant).has_webhooks:

@@ -21,6 +21,7 @@ from hitl.errors import (
     NotFoundError,
     fields_message,
 )
+from policies.engine import Decision as PolicyDecision
 from policies.models import Rubric
 from policies.schemas import Criterion
 from policies.selectors import compiled_policy
@@ -36,6 +37,7 @@ from reviews.models import (
     TaskStatus,
 )
 from reviews.routing import PlannedTask, plan_tasks, routing_table
+from reviews.services.webhooks import webhook_deliveries_create
 from tenants.models import Membership, Tenant
 from tenants.services import tenant_config_changed
 
@@ -601,8 +603,6 @@ def _write_decision(tenant: Tenant, output: Output, decision: str, final_output,
         ).exclude(purpose=TaskPurpose.OVERLAP).update(
             status=TaskStatus.CANCELLED, claimed_by=None, claimed_at=None, lease_expires_at=None
         )
-    from reviews.services.webhooks import webhook_deliveries_create
-
     webhook_deliveries_create(tenant=tenant, output=output)
 
 
@@ -625,8 +625,6 @@ def output_feedback_add(*, tenant: Tenant, output_id, rating: str, comment: str 
         return feedback, False
     policy = compiled_policy(tenant=tenant)
     routing = routing_table(tenant=tenant)
-    from policies.engine import Decision as PolicyDecision
-
     tier = output.risk_tier if output.risk_tier in policy.tiers else policy.default_tier
     planned = plan_tasks(
         policy=policy,
