@@ -266,3 +266,7 @@ HITL_WEBHOOK_TIMEOUT_SECONDS = env_int("HITL_WEBHOOK_TIMEOUT_SECONDS", 10)
 HITL_WEBHOOK_BACKOFF_SECONDS = env_int("HITL_WEBHOOK_BACKOFF_SECONDS", 10)
 # Webhooks to private, loopback or link-local addresses (SSRF guard); allowed in development.
 HITL_WEBHOOK_ALLOW_PRIVATE = env_bool("HITL_WEBHOOK_ALLOW_PRIVATE", default=DEBUG)
+# Automated judges: LLM endpoints on private addresses (SSRF guard; allowed in development),
+# and after how long an output still waiting for verdicts is enqueued again.
+HITL_JUDGE_ALLOW_PRIVATE = env_bool("HITL_JUDGE_ALLOW_PRIVATE", default=DEBUG)
+HITL_JUDGE_RECONCILE_SECONDS = env_int("HITL_JUDGE_RECONCILE_SECONDS", 5 * 60)

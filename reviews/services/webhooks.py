@@ -8,8 +8,6 @@ carries the delivery id, which receivers use to ignore repeats.
 
 import hashlib
 import hmac
-import ipaddress
-import socket
 import time
 from datetime import datetime, timedelta
 from urllib.parse import urlparse
@@ -21,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from hitl.errors import ConflictError, DomainValidationError, NotFoundError
+from hitl.net import refused_address
 from reviews.models import DeliveryStatus, Output, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from reviews.routing import routing_table
 from tenants.models import Tenant
@@ -96,22 +95,6 @@ def webhook_deliveries_create(*, tenant: Tenant, output: Output) -> list[Webhook
     return deliveries
 
 
-def _refused_address(url: str) -> str:
-    """Why the URL may not be called (a private, loopback or link-local address), or ''."""
-    if settings.HITL_WEBHOOK_ALLOW_PRIVATE:
-        return ""
-    host = urlparse(url).hostname or ""
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError as error:
-        return f"cannot resolve {host}: {error}"
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
-            return f"refused: {host} resolves to the non-public address {ip}"
-    return ""
-
-
 def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDelivery | None:
     """Make one attempt if the delivery is still pending and due; safe to call twice.
 
@@ -147,7 +130,7 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
         "X-HITL-Signature": webhook_signature(secret=delivery.endpoint.secret, body=body),
     }
     started = time.monotonic()
-    status_code, error = None, _refused_address(delivery.endpoint.url)
+    status_code, error = None, refused_address(delivery.endpoint.url, allow_private=settings.HITL_WEBHOOK_ALLOW_PRIVATE)
     if not error:
         try:
             response = requests.post(
