@@ -90,6 +90,8 @@ def _converter(field: models.Field):
         return connection.ops.adapt_datetimefield_value
     if isinstance(field, models.BooleanField):
         return int
+    if isinstance(field, models.DecimalField):
+        return str
     return None
 
 

@@ -219,6 +219,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ReviewModeEnum": ["sequential", "parallel", "adaptive"],
         "OverrideModeEnum": ["review_all", "block", "none"],
+        "CriterionKindEnum": ["binary", "graded", "categorical", "text"],
+        "JudgeKindEnum": ["llm", "pii", "banned", "length", "json_schema", "disclaimer"],
     },
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
@@ -238,6 +240,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE: dict = {
     "release-expired-leases": {"task": "reviews.tasks.tasks_release_expired_task", "schedule": 30.0},
     "sweep-webhooks": {"task": "reviews.tasks.webhook_sweep_task", "schedule": 15.0},
+    "reconcile-judges": {"task": "reviews.tasks.judges_reconcile_task", "schedule": 30.0},
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -6,20 +6,25 @@ import json
 from django import forms
 from django.contrib import admin
 from django.db import transaction
+from django.utils.html import format_html
 from pydantic import ValidationError
 from simple_history.admin import SimpleHistoryAdmin
 
 from hitl.admin import AdministeredTenantFilter, TenantScopedAdminMixin
 from hitl.errors import DomainValidationError
-from policies.models import Application, Policy, Rubric
+from policies.models import Application, Judge, Policy, Rubric
 from policies.schemas import RubricDocument
 from policies.services import (
     application_override_set,
     application_rubric_set,
+    judge_create,
+    judge_update,
+    judge_validate,
     policy_publish,
     policy_validate,
     rubric_publish,
 )
+from reviews.selectors import judge_agreement
 
 
 class PrettyJSONField(forms.JSONField):
@@ -181,3 +186,122 @@ class RubricAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
             user=request.user,
         )
         obj.pk, obj.version = rubric.pk, rubric.version
+
+
+class JudgeForm(forms.ModelForm):
+    """Validated by the same service as ``POST /api/v1/judges``; the key is write-only."""
+
+    params = PrettyJSONField(
+        required=False, widget=forms.Textarea(attrs={"rows": 20, "cols": 100, "style": "font-family: monospace"})
+    )
+    applications = PrettyJSONField(required=False, help_text="A JSON list of application names; [] for all.")
+    tiers = PrettyJSONField(required=False, help_text="A JSON list of tier names; [] for all.")
+    new_api_key = forms.CharField(
+        required=False,
+        max_length=500,
+        widget=forms.PasswordInput(render_value=False),
+        label="API key",
+        help_text="LLM judges: the endpoint's key. Leave empty to keep the stored one; never shown.",
+    )
+    clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key.")
+    reason = forms.CharField(max_length=500, required=False, help_text="Why this change (kept in the history).")
+
+    class Meta:
+        model = Judge
+        fields = (
+            "tenant",
+            "name",
+            "kind",
+            "description",
+            "applications",
+            "tiers",
+            "params",
+            "on_fail",
+            "raise_to",
+            "unsure_low",
+            "unsure_high",
+            "is_active",
+        )
+
+    def spec(self) -> dict:
+        cleaned = self.cleaned_data
+        data = {
+            field: cleaned.get(field)
+            for field in ("name", "kind", "description", "on_fail", "unsure_low", "unsure_high", "is_active")
+        }
+        data["name"] = data["name"] or self.instance.name
+        data["kind"] = data["kind"] or self.instance.kind
+        data["applications"] = cleaned.get("applications") or []
+        data["tiers"] = cleaned.get("tiers") or []
+        data["params"] = cleaned.get("params") or {}
+        data["raise_to"] = cleaned.get("raise_to") or None
+        data["reason"] = cleaned.get("reason") or ""
+        if cleaned.get("clear_api_key"):
+            data["api_key"] = ""
+        elif cleaned.get("new_api_key"):
+            data["api_key"] = cleaned["new_api_key"]
+        return data
+
+    def clean(self):
+        cleaned = super().clean()
+        tenant = cleaned.get("tenant") or (self.instance.tenant if self.instance.tenant_id else None)
+        if tenant is not None and not self.errors:
+            try:
+                judge_validate(tenant=tenant, data=self.spec())
+            except DomainValidationError as error:
+                for path, messages in error.fields.items():
+                    root = path.split(".")[0]
+                    field = root if root in self.fields else None
+                    for message in messages:
+                        self.add_error(field, message)
+        return cleaned
+
+
+@admin.register(Judge)
+class JudgeAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
+    form = JudgeForm
+    list_display = ("name", "tenant", "kind", "on_fail", "is_active", "version", "updated_at")
+    list_filter = ("kind", "is_active", AdministeredTenantFilter)
+    search_fields = ("name",)
+    list_select_related = ("tenant",)
+    readonly_fields = ("version", "key_stored", "agreement", "updated_at", "updated_by")
+    history_list_display = ("version", "on_fail", "is_active")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("tenant", "kind", *self.readonly_fields) if obj is not None else ("version",)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # verdicts refer to it: deactivate instead
+
+    @admin.display(description="API key")
+    def key_stored(self, obj):
+        return "stored (never shown)" if obj.api_key else "none"
+
+    @admin.display(description="Agreement with people's decisions")
+    def agreement(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        result = judge_agreement(tenant=obj.tenant, judge_id=obj.pk)
+        if not result.compared:
+            return f"no output yet both judged and decided by people ({result.judge_errors} error verdicts)"
+        kappa = "undefined" if result.cohens_kappa is None else f"{result.cohens_kappa:.3f}"
+        return format_html(
+            "{} compared: {} both pass, {} both fail, {} judge pass / people fail, {} judge fail / people pass; "
+            "agreement {}, Cohen's kappa {}; {} error verdicts not compared",
+            result.compared,
+            result.both_pass,
+            result.both_fail,
+            result.judge_pass_human_fail,
+            result.judge_fail_human_pass,
+            f"{result.agreement_rate:.1%}",
+            kappa,
+            result.judge_errors,
+        )
+
+    def save_model(self, request, obj, form, change):
+        data = form.spec()
+        if change:
+            judge = judge_update(tenant=obj.tenant, judge_id=obj.pk, data=data, user=request.user)
+        else:
+            judge = judge_create(tenant=obj.tenant, data=data, user=request.user)
+        obj.pk, obj.version = judge.pk, judge.version

@@ -9,8 +9,16 @@ from rest_framework.response import Response
 from hitl.api import TenantApi, error_responses, validate_body
 from hitl.errors import DomainValidationError
 from policies import schemas
-from policies.selectors import policy_get, policy_history, rubric_get, rubric_list
-from policies.services import application_override_set, policy_publish, rubric_publish
+from policies.selectors import (
+    judge_get,
+    judge_history,
+    judge_list,
+    policy_get,
+    policy_history,
+    rubric_get,
+    rubric_list,
+)
+from policies.services import application_override_set, judge_create, judge_update, policy_publish, rubric_publish
 
 ADMIN = frozenset({"admin"})
 APPLICATION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
@@ -164,3 +172,102 @@ class RubricDetailApi(TenantApi):
     )
     def get(self, request, name: str):
         return Response(_rubric_body(rubric_get(tenant=self.tenant, name=name)))
+
+
+# Judges ---------------------------------------------------------------------
+
+
+def judge_body(judge) -> dict:
+    return {
+        "id": judge.pk,
+        "name": judge.name,
+        "kind": judge.kind,
+        "description": judge.description,
+        "applications": judge.applications,
+        "tiers": judge.tiers,
+        "params": judge.params,
+        "api_key_set": bool(judge.api_key),
+        "on_fail": judge.on_fail,
+        "raise_to": judge.raise_to or None,
+        "unsure_low": judge.unsure_low,
+        "unsure_high": judge.unsure_high,
+        "is_active": judge.is_active,
+        "version": judge.version,
+        "updated_at": judge.updated_at,
+    }
+
+
+def _judge_history_body(record) -> dict:
+    user = record.history_user
+    return {
+        "version": record.version,
+        "name": record.name,
+        "kind": record.kind,
+        "applications": record.applications,
+        "tiers": record.tiers,
+        "params": record.params,
+        "on_fail": record.on_fail,
+        "raise_to": record.raise_to or None,
+        "unsure_low": record.unsure_low,
+        "unsure_high": record.unsure_high,
+        "is_active": record.is_active,
+        "changed_at": record.history_date,
+        "changed_by": user.get_username() if user else None,
+        "reason": record.history_change_reason or "",
+    }
+
+
+class JudgeCollectionApi(TenantApi):
+    """``GET /api/v1/judges`` lists the tenant's judges; ``POST`` creates one (admin)."""
+
+    permission_map = {"GET": frozenset({"admin", "auditor"}), "POST": ADMIN}
+
+    @extend_schema(operation_id="judges_list", responses={200: schemas.JudgeList, **error_responses(401, 403)})
+    def get(self, request):
+        return Response({"results": [judge_body(judge) for judge in judge_list(tenant=self.tenant)]})
+
+    @extend_schema(
+        operation_id="judges_create",
+        request=schemas.JudgeSpec,
+        responses={201: schemas.JudgeOut, **error_responses(400, 401, 403, 409)},
+    )
+    def post(self, request):
+        judge = judge_create(tenant=self.tenant, data=_object_body(request.data), user=_actor(self.api_key))
+        return Response(judge_body(judge), status=status.HTTP_201_CREATED)
+
+
+class JudgeDetailApi(TenantApi):
+    """``GET /api/v1/judges/{id}``; ``PUT`` replaces its configuration as a new version (admin).
+
+    Judges are deactivated (``is_active: false``), not deleted: their verdicts stay.
+    """
+
+    permission_map = {"GET": frozenset({"admin", "auditor"}), "PUT": ADMIN}
+
+    @extend_schema(operation_id="judges_retrieve", responses={200: schemas.JudgeOut, **error_responses(401, 403, 404)})
+    def get(self, request, judge_id: int):
+        return Response(judge_body(judge_get(tenant=self.tenant, judge_id=judge_id)))
+
+    @extend_schema(
+        operation_id="judges_update",
+        request=schemas.JudgeSpec,
+        responses={200: schemas.JudgeOut, **error_responses(400, 401, 403, 404, 409)},
+    )
+    def put(self, request, judge_id: int):
+        judge = judge_update(
+            tenant=self.tenant, judge_id=judge_id, data=_object_body(request.data), user=_actor(self.api_key)
+        )
+        return Response(judge_body(judge))
+
+
+class JudgeHistoryApi(TenantApi):
+    """``GET /api/v1/judges/{id}/history``: every version, newest first, with who and why (never the key)."""
+
+    permission_map = {"GET": frozenset({"admin", "auditor"})}
+
+    @extend_schema(
+        operation_id="judges_history", responses={200: schemas.JudgeHistoryOut, **error_responses(401, 403, 404)}
+    )
+    def get(self, request, judge_id: int):
+        records = judge_history(tenant=self.tenant, judge_id=judge_id)
+        return Response({"results": [_judge_history_body(record) for record in records]})

@@ -11,6 +11,7 @@ tenant's id and the policy version the output records::
 """
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,10 +146,26 @@ class CompiledPolicy:
         return self.default_tier, "no rule matched: default tier"
 
     def decide(
-        self, *, external_id: str, application: str, model: str, metadata: dict, confidence: float | None
+        self,
+        *,
+        external_id: str,
+        application: str,
+        model: str,
+        metadata: dict,
+        confidence: float | None,
+        judges: Sequence["JudgeSignal"] | None = None,
+        apply_overrides: bool = True,
     ) -> Decision:
+        """Classify and sample one output; with ``judges`` (their verdicts), finish the decision.
+
+        Judges act in this order: a failing judge set to ``block`` blocks; failing
+        judges set to ``raise_tier`` raise the tier; a failing ``force_review`` judge,
+        an unsure judge (an error, or a score in its unsure band) and judges that
+        disagree (some pass, some fail) force a review; an ``adaptive`` tier's rate
+        follows the judges' confidence. Deterministic, as the sampling draw is.
+        """
         tier_name, why = self.classify(application=application, model=model, metadata=metadata, confidence=confidence)
-        override = self.overrides.get(application)
+        override = self.overrides.get(application) if apply_overrides else None
         if override == "block":
             return Decision(
                 tier_name, False, "block", "blocked", f"application {application} is blocked; {why}", None, self.version
@@ -163,13 +180,68 @@ class CompiledPolicy:
                 None,
                 self.version,
             )
-        tier = self.tiers[tier_name]
         draw = sampling_draw(tenant_id=self.tenant_id, external_id=external_id, policy_version=self.version)
-        sampled = draw < tier.review_rate
-        reason = f"{why}; tier {tier_name}, rate {tier.review_rate:g}, drawn {draw:.4f}: " + (
-            "review" if sampled else "no review"
-        )
+        forced: list[str] = []
+        if judges:
+            failing = [judge for judge in judges if judge.result == "fail"]
+            blocking = [judge.name for judge in failing if judge.on_fail == "block"]
+            if blocking:
+                reason = f"{why}; judge {', '.join(blocking)} failed: blocked"
+                return Decision(tier_name, False, "block", "blocked", reason, draw, self.version)
+            raised = self._raised_tier(tier_name, [judge for judge in failing if judge.on_fail == "raise_tier"])
+            if raised != tier_name:
+                names = ", ".join(judge.name for judge in failing if judge.on_fail == "raise_tier")
+                why = f"{why}; judge {names} failed: tier raised from {tier_name} to {raised}"
+                tier_name = raised
+            forced += [f"judge {judge.name} failed" for judge in failing if judge.on_fail == "force_review"]
+            forced += [f"judge {judge.name} unsure" for judge in judges if judge.unsure]
+            answered = {judge.result for judge in judges if not judge.unsure}
+            if {"pass", "fail"} <= answered:
+                forced.append("judges disagree")
+        tier = self.tiers[tier_name]
+        rate, rate_note = tier.review_rate, f"rate {tier.review_rate:g}"
+        if tier.mode == "adaptive" and judges:
+            confidence = min(judge.confidence for judge in judges)
+            rate = min(1.0, max(tier.min_review_rate, tier.review_rate * 2 * (1 - confidence)))
+            rate_note = f"adaptive rate {rate:.4g} (tier rate {tier.review_rate:g}, judge confidence {confidence:.3g})"
+        if forced:
+            sampled = True
+            reason = f"{why}; tier {tier_name}; {'; '.join(forced)}: review"
+        else:
+            sampled = draw < rate
+            outcome = "review" if sampled else "no review"
+            reason = f"{why}; tier {tier_name}, {rate_note}, drawn {draw:.4f}: {outcome}"
         if not sampled:
             return Decision(tier_name, False, "deliver", "auto_approved", reason, draw, self.version)
         delivery = "hold" if tier.mode == "sequential" else "deliver"
         return Decision(tier_name, True, delivery, "pending_review", reason, draw, self.version)
+
+    def _raised_tier(self, tier_name: str, raising: list["JudgeSignal"]) -> str:
+        """The highest tier the raising judges ask for (tiers rank as the policy lists them)."""
+        if not raising:
+            return tier_name
+        order = list(self.tiers)
+        rank = order.index(tier_name)
+        for judge in raising:
+            target = order.index(judge.raise_to) if judge.raise_to in self.tiers else order.index(tier_name) + 1
+            rank = max(rank, min(target, len(order) - 1))
+        return order[rank]
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeSignal:
+    """What the decision needs of one verdict, and of the judge configuration that gave it."""
+
+    name: str
+    result: str  # pass | fail | error
+    score: float | None
+    unsure: bool
+    on_fail: str = "force_review"
+    raise_to: str = ""
+
+    @property
+    def confidence(self) -> float:
+        """How sure the judge is the output is fine: its score when it passed, else 0."""
+        if self.result != "pass" or self.unsure:
+            return 0.0
+        return 1.0 if self.score is None else self.score

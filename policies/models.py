@@ -82,3 +82,67 @@ class Rubric(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
+
+
+class JudgeKind(models.TextChoices):
+    """LLM-as-a-judge, or one of the built-in deterministic checks."""
+
+    LLM = "llm", "LLM as a judge"
+    PII = "pii", "PII (emails, phones, card numbers, IBANs)"
+    BANNED = "banned", "Banned phrases and patterns"
+    LENGTH = "length", "Output length"
+    JSON_SCHEMA = "json_schema", "Valid JSON against a schema"
+    DISCLAIMER = "disclaimer", "Required disclaimer"
+
+
+class JudgeOnFail(models.TextChoices):
+    """What a failing verdict does to the output's sampling decision."""
+
+    RECORD = "record", "Record only"
+    FORCE_REVIEW = "force_review", "Force a human review"
+    RAISE_TIER = "raise_tier", "Raise the risk tier"
+    BLOCK = "block", "Block delivery"
+
+
+class Judge(TenantOwnedModel):
+    """An automated evaluator the tenant runs on new outputs; each change is a new ``version``.
+
+    ``api_key`` (LLM judges) is write-only: never serialized, shown or logged, and
+    kept out of the history table.
+    """
+
+    name = models.CharField(max_length=50)
+    kind = models.CharField(max_length=16, choices=JudgeKind.choices)
+    description = models.TextField(blank=True, default="")
+    applications = models.JSONField(default=list, blank=True, help_text="Applications it runs on; empty for all.")
+    tiers = models.JSONField(default=list, blank=True, help_text="Risk tiers it runs on; empty for all.")
+    params = models.JSONField(default=dict, blank=True, help_text="Kind-specific settings (see docs/judges.md).")
+    api_key = models.CharField(max_length=500, blank=True, default="", help_text="LLM endpoint key; write-only.")
+    on_fail = models.CharField(max_length=16, choices=JudgeOnFail.choices, default=JudgeOnFail.FORCE_REVIEW)
+    raise_to = models.CharField(
+        max_length=50, blank=True, default="", help_text="raise_tier: the tier to raise to; empty for the next tier."
+    )
+    unsure_low = models.FloatField(default=0.4, help_text="Scores from here ...")
+    unsure_high = models.FloatField(default=0.6, help_text="... to here count as unsure and go to a person.")
+    is_active = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    history = HistoricalRecords(excluded_fields=["api_key"])
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=("tenant", "name"), name="judge_unique_tenant_name"),
+            models.CheckConstraint(condition=models.Q(kind__in=JudgeKind.values), name="judge_kind_valid"),
+            models.CheckConstraint(condition=models.Q(on_fail__in=JudgeOnFail.values), name="judge_on_fail_valid"),
+            models.CheckConstraint(
+                condition=models.Q(unsure_low__gte=0, unsure_low__lte=models.F("unsure_high"), unsure_high__lte=1),
+                name="judge_unsure_band_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"

@@ -40,6 +40,10 @@ class TierSpec(BaseModel):
         "to measure agreement; it does not change the decision.",
     )
     rubric: Name | None = Field(default=None, description="Name of the rubric its reviews use.")
+    min_review_rate: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        default=0.0,
+        description="adaptive tiers: the rate never falls below this, however confident the judges are.",
+    )
 
 
 class MetadataCondition(BaseModel):
@@ -195,3 +199,111 @@ class RubricOut(RubricDocument):
 
 class RubricList(BaseModel):
     results: list[RubricOut]
+
+
+# Judges -------------------------------------------------------------------
+
+JudgeKindName = Literal["llm", "pii", "banned", "length", "json_schema", "disclaimer"]
+OnFail = Literal["record", "force_review", "raise_tier", "block"]
+
+
+class JudgeSpec(BaseModel):
+    """An automated judge: what it is, where it runs, what a failing verdict does.
+
+    ``params`` depend on the kind (docs/judges.md). ``api_key`` (LLM judges) is
+    write-only: on an update, leave it out to keep the stored key, send "" to clear it.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Name
+    kind: JudgeKindName
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    applications: Annotated[list[ApplicationName], Field(max_length=200)] = Field(
+        default_factory=list, description="Applications it runs on; empty for all."
+    )
+    tiers: Annotated[list[Name], Field(max_length=20)] = Field(
+        default_factory=list, description="Risk tiers (as classified at ingest) it runs on; empty for all."
+    )
+    params: dict = Field(default_factory=dict, description="Kind-specific settings (docs/judges.md).")
+    api_key: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+        default=None, description="LLM endpoint key; write-only, never shown back."
+    )
+    on_fail: OnFail = Field(default="force_review", description="What a failing verdict does.")
+    raise_to: Name | None = Field(default=None, description="raise_tier: the tier to raise to (default: the next).")
+    unsure_low: Annotated[float, Field(ge=0.0, le=1.0)] = 0.4
+    unsure_high: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        default=0.6, description="Scores from unsure_low to unsure_high count as unsure: a person looks."
+    )
+    is_active: bool = True
+    reason: Annotated[str, StringConstraints(max_length=500)] = Field(default="", description="Why, for the history.")
+
+    @model_validator(mode="after")
+    def _band_and_raise(self):
+        if self.unsure_low > self.unsure_high:
+            raise ValueError("unsure_low must not exceed unsure_high")
+        if self.raise_to is not None and self.on_fail != "raise_tier":
+            raise ValueError("raise_to belongs to on_fail 'raise_tier' only")
+        return self
+
+
+class JudgeOut(BaseModel):
+    id: int
+    name: str
+    kind: JudgeKindName
+    description: str
+    applications: list[str]
+    tiers: list[str]
+    params: dict
+    api_key_set: bool = Field(description="Whether a key is stored (the key itself is never shown).")
+    on_fail: OnFail
+    raise_to: str | None
+    unsure_low: float
+    unsure_high: float
+    is_active: bool
+    version: int
+    updated_at: str
+
+
+class JudgeList(BaseModel):
+    results: list[JudgeOut]
+
+
+class JudgeVersionOut(BaseModel):
+    version: int
+    name: str
+    kind: JudgeKindName
+    applications: list[str]
+    tiers: list[str]
+    params: dict
+    on_fail: OnFail
+    raise_to: str | None
+    unsure_low: float
+    unsure_high: float
+    is_active: bool
+    changed_at: str
+    changed_by: str | None
+    reason: str
+
+
+class JudgeHistoryOut(BaseModel):
+    results: list[JudgeVersionOut]
+
+
+class JudgeAgreementOut(BaseModel):
+    """How often a judge agreed with people's final decisions on the same outputs.
+
+    Approved counts as pass; rejected and corrected as fail. Error verdicts are
+    counted apart and left out of the rate and kappa.
+    """
+
+    judge: int
+    version: int | None = Field(description="Only verdicts of this judge version, when asked.")
+    compared: int = Field(description="Outputs with a pass/fail verdict and a human decision.")
+    both_pass: int
+    both_fail: int
+    judge_pass_human_fail: int
+    judge_fail_human_pass: int
+    judge_errors: int = Field(description="Error verdicts on human-decided outputs (not compared).")
+    agreement_rate: float | None = Field(description="Share of compared outputs where judge and people agree.")
+    cohens_kappa: float | None = Field(description="Agreement beyond chance; None when it is undefined.")

@@ -1,10 +1,11 @@
 """Reads for policies: the current document, its history, and the compiled form ingest uses."""
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 from hitl.errors import NotFoundError
 from policies.engine import CompiledPolicy
-from policies.models import Application, Override, Policy, Rubric
+from policies.models import Application, Judge, Override, Policy, Rubric
 from tenants.models import Tenant
 
 
@@ -61,3 +62,93 @@ def rubric_get(*, tenant: Tenant, name: str) -> Rubric:
     if rubric is None:
         raise NotFoundError("Rubric not found.")
     return rubric
+
+
+def compiled_policy_version(*, tenant: Tenant, version: int) -> CompiledPolicy:
+    """A published version, compiled, for finishing decisions taken under it (callers
+    decide without overrides: those acted at ingest). The current version comes from
+    the token-keyed cache; an older one is read from the history."""
+    current = compiled_policy(tenant=tenant)
+    if current.version == version:
+        return current
+    return _compiled_version(tenant.pk, str(tenant.config_token), version)
+
+
+@lru_cache(maxsize=256)
+def _compiled_version(tenant_id: int, config_token: str, version: int) -> CompiledPolicy:
+    document = policy_version_document(tenant=Tenant(pk=tenant_id), version=version)
+    if document is None:
+        raise NotFoundError(f"Policy version {version} is not in the history.")
+    return CompiledPolicy(tenant_id=tenant_id, version=version, document=document, overrides={})
+
+
+# Judges ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeRoute:
+    id: int
+    name: str
+    version: int
+    kind: str
+    applications: frozenset[str]
+    tiers: frozenset[str]
+
+    def applies(self, application: str, tier: str) -> bool:
+        return (not self.applications or application in self.applications) and (not self.tiers or tier in self.tiers)
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeTable:
+    judges: tuple[JudgeRoute, ...]
+
+    def plan(self, application: str, tier: str) -> list[list[int]]:
+        """[[judge id, version], ...] of the active judges that run on such an output."""
+        return [[judge.id, judge.version] for judge in self.judges if judge.applies(application, tier)]
+
+    def name_of(self, judge_id: int) -> str:
+        return next((judge.name for judge in self.judges if judge.id == judge_id), str(judge_id))
+
+
+def judge_table(*, tenant: Tenant) -> JudgeTable:
+    """The tenant's active judges, cached per configuration token (judge writes renew it)."""
+    return _judge_table(tenant.pk, str(tenant.config_token))
+
+
+@lru_cache(maxsize=1024)
+def _judge_table(tenant_id: int, config_token: str) -> JudgeTable:
+    rows = (
+        Judge.objects.for_tenant(Tenant(pk=tenant_id))
+        .filter(is_active=True)
+        .order_by("name")
+        .values("id", "name", "version", "kind", "applications", "tiers")
+    )
+    return JudgeTable(
+        tuple(
+            JudgeRoute(
+                row["id"],
+                row["name"],
+                row["version"],
+                row["kind"],
+                frozenset(row["applications"]),
+                frozenset(row["tiers"]),
+            )
+            for row in rows
+        )
+    )
+
+
+def judge_list(*, tenant: Tenant):
+    return Judge.objects.for_tenant(tenant).order_by("name")
+
+
+def judge_get(*, tenant: Tenant, judge_id: int) -> Judge:
+    judge = Judge.objects.for_tenant(tenant).filter(pk=judge_id).first()
+    if judge is None:
+        raise NotFoundError("Judge not found.")
+    return judge
+
+
+def judge_history(*, tenant: Tenant, judge_id: int, limit: int = 100):
+    judge = judge_get(tenant=tenant, judge_id=judge_id)
+    return judge.history.select_related("history_user").order_by("-version", "-history_date")[:limit]

@@ -8,10 +8,11 @@ configuration from the very next request on.
 from django.db import IntegrityError, transaction
 from pydantic import ValidationError
 
-from hitl.errors import DomainValidationError, fields_message
+from hitl.errors import ConflictError, DomainValidationError, NotFoundError, fields_message
 from policies.defaults import DEFAULT_POLICY
-from policies.models import Application, Override, Policy, Rubric
-from policies.schemas import PolicyDocument, RubricDocument
+from policies.judges.runners import judge_params_normalize
+from policies.models import Application, Judge, Override, Policy, Rubric
+from policies.schemas import JudgeSpec, PolicyDocument, RubricDocument
 from tenants.models import Tenant
 from tenants.services import tenant_config_changed
 
@@ -179,3 +180,96 @@ def application_rubric_set(*, tenant: Tenant, name: str, rubric: Rubric | None, 
         apply(application).save()
     tenant_config_changed(tenant=tenant)
     return application
+
+
+# Judges ---------------------------------------------------------------------
+
+
+def judge_validate(*, tenant: Tenant, data: dict) -> tuple[JudgeSpec, dict]:
+    """The spec and its normalized params; errors name the field (params errors as params.<field>)."""
+    try:
+        spec = JudgeSpec.model_validate(data)
+    except ValidationError as error:
+        raise _validation_error(error, data) from error
+    fields: dict[str, list[str]] = {}
+    try:
+        params = judge_params_normalize(kind=spec.kind, params=spec.params)
+    except ValidationError as error:
+        params = {}
+        for item in error.errors(include_url=False):
+            path = ".".join(["params", *(str(part) for part in item["loc"])])
+            fields.setdefault(path, []).append(item["msg"])
+    except ValueError as error:
+        params = {}
+        fields["params"] = [str(error)]
+    policy = Policy.objects.for_tenant(tenant).values_list("document", flat=True).first() or {}
+    tier_names = [tier["name"] for tier in policy.get("tiers", [])]
+    known = ", ".join(tier_names)
+    for index, tier in enumerate(spec.tiers):
+        if tier not in tier_names:
+            fields[f"tiers.{index}"] = [f"'{tier}' is not one of the policy's tiers ({known})"]
+    if spec.raise_to is not None and spec.raise_to not in tier_names:
+        fields["raise_to"] = [f"'{spec.raise_to}' is not one of the policy's tiers ({known})"]
+    if spec.kind != "llm" and spec.api_key:
+        fields["api_key"] = ["Only LLM judges take a key."]
+    if fields:
+        raise DomainValidationError(fields_message(fields), fields=fields)
+    return spec, params
+
+
+def _judge_apply(judge: Judge, spec: JudgeSpec, params: dict, user) -> Judge:
+    judge.name = spec.name
+    judge.kind = spec.kind
+    judge.description = spec.description
+    judge.applications = spec.applications
+    judge.tiers = spec.tiers
+    judge.params = params
+    if spec.api_key is not None:  # left out: keep the stored key
+        judge.api_key = spec.api_key
+    if spec.kind != "llm":
+        judge.api_key = ""
+    judge.on_fail = spec.on_fail
+    judge.raise_to = spec.raise_to or ""
+    judge.unsure_low = spec.unsure_low
+    judge.unsure_high = spec.unsure_high
+    judge.is_active = spec.is_active
+    judge.updated_by = user
+    judge._history_user = user
+    judge._change_reason = spec.reason or None
+    return judge
+
+
+@transaction.atomic
+def judge_create(*, tenant: Tenant, data: dict, user=None) -> Judge:
+    """A new judge (version 1), effective for outputs received from the next request on."""
+    spec, params = judge_validate(tenant=tenant, data=data)
+    judge = _judge_apply(Judge(tenant=tenant, version=1), spec, params, user)
+    try:
+        with transaction.atomic():
+            judge.save(force_insert=True)
+    except IntegrityError as error:
+        message = f"name: a judge named '{spec.name}' exists"
+        raise ConflictError(message, code="judge_exists") from error
+    tenant_config_changed(tenant=tenant)
+    return judge
+
+
+@transaction.atomic
+def judge_update(*, tenant: Tenant, judge_id: int, data: dict, user=None) -> Judge:
+    """Replace a judge's configuration: a new version (outputs keep the version that judged them)."""
+    judge = Judge.objects.for_tenant(tenant).select_for_update().filter(pk=judge_id).first()
+    if judge is None:
+        raise NotFoundError("Judge not found.")
+    if isinstance(data, dict) and data.get("kind", judge.kind) != judge.kind:
+        message = f"A judge keeps its kind ('{judge.kind}'); create a new judge instead."
+        raise DomainValidationError(f"kind: {message}", fields={"kind": [message]})
+    spec, params = judge_validate(tenant=tenant, data=data)
+    _judge_apply(judge, spec, params, user)
+    judge.version += 1
+    try:
+        with transaction.atomic():
+            judge.save()
+    except IntegrityError as error:
+        raise ConflictError(f"name: a judge named '{spec.name}' exists", code="judge_exists") from error
+    tenant_config_changed(tenant=tenant)
+    return judge

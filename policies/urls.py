@@ -1,6 +1,15 @@
 from django.urls import path
 
-from policies.apis import ApplicationOverrideApi, PolicyApi, PolicyHistoryApi, RubricCollectionApi, RubricDetailApi
+from policies.apis import (
+    ApplicationOverrideApi,
+    JudgeCollectionApi,
+    JudgeDetailApi,
+    JudgeHistoryApi,
+    PolicyApi,
+    PolicyHistoryApi,
+    RubricCollectionApi,
+    RubricDetailApi,
+)
 
 urlpatterns = [
     path("policy", PolicyApi.as_view(), name="policy"),
@@ -8,4 +17,7 @@ urlpatterns = [
     path("applications/<str:name>/override", ApplicationOverrideApi.as_view(), name="application-override"),
     path("rubrics", RubricCollectionApi.as_view(), name="rubrics"),
     path("rubrics/<str:name>", RubricDetailApi.as_view(), name="rubric-detail"),
+    path("judges", JudgeCollectionApi.as_view(), name="judges"),
+    path("judges/<int:judge_id>", JudgeDetailApi.as_view(), name="judge-detail"),
+    path("judges/<int:judge_id>/history", JudgeHistoryApi.as_view(), name="judge-history"),
 ]

@@ -9,7 +9,7 @@ from guardian.admin import GuardedModelAdminMixin, UserManage
 from simple_history.admin import SimpleHistoryAdmin
 
 from hitl.admin import AdministeredTenantFilter, TenantScopedAdminMixin, administered_tenant_ids
-from reviews.models import Feedback, Output, Queue, Review, ReviewTask, WebhookDelivery, WebhookEndpoint
+from reviews.models import Feedback, Judgement, Output, Queue, Review, ReviewTask, WebhookDelivery, WebhookEndpoint
 from reviews.services.webhooks import webhook_delivery_replay
 from reviews.services.workflow import queue_create, queue_update
 from tenants.services import tenant_config_changed
@@ -31,9 +31,26 @@ class ReadOnlyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         return False
 
 
+class JudgementInline(admin.TabularInline):
+    model = Judgement
+    fields = ("judge", "judge_version", "result", "score", "unsure", "rationale", "latency_ms", "cost", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Output)
 class OutputAdmin(ReadOnlyAdmin):
     """Outputs arrive through the API; the admin shows them and changes nothing."""
+
+    inlines = (JudgementInline,)
 
     list_display = ("external_id", "application", "tenant", "status", "risk_tier", "delivery", "received_at")
     list_filter = ("status", AdministeredTenantFilter)
@@ -55,6 +72,14 @@ class ReviewAdmin(ReadOnlyAdmin):
     list_display = ("output", "reviewer", "purpose", "decision", "rubric_version", "created_at")
     list_filter = ("decision", "purpose", AdministeredTenantFilter)
     list_select_related = ("tenant", "output", "reviewer")
+
+
+@admin.register(Judgement)
+class JudgementAdmin(ReadOnlyAdmin):
+    list_display = ("output", "judge", "judge_version", "result", "score", "unsure", "latency_ms", "cost", "created_at")
+    list_filter = ("result", "unsure", AdministeredTenantFilter)
+    list_select_related = ("tenant", "output", "judge")
+    show_full_result_count = False
 
 
 @admin.register(Feedback)

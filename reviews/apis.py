@@ -15,7 +15,7 @@ from hitl.pagination import TimeCursorPagination
 from reviews import schemas
 from reviews.filters import OutputFilter
 from reviews.models import Output
-from reviews.selectors import output_get_for_tenant, output_list
+from reviews.selectors import output_get_for_tenant, output_judgements, output_list
 from reviews.services import IngestResult, output_ingest, output_ingest_batch
 
 SUBMIT_ROLES = frozenset({"service", "admin"})
@@ -43,7 +43,7 @@ def receipt(row: dict) -> dict:
     }
 
 
-def detail(output) -> dict:
+def detail(output, judgements=()) -> dict:
     return {
         **receipt(output.__dict__),
         "input": output.input,
@@ -57,6 +57,28 @@ def detail(output) -> dict:
         "final_output": output.final_output,
         "decided_by": output.decided_by.get_username() if output.decided_by_id else None,
         "decided_at": output.decided_at,
+        "judged_at": output.judged_at,
+        "judgements": [judgement_body(judgement) for judgement in judgements],
+    }
+
+
+def judgement_body(judgement) -> dict:
+    return {
+        "judge": judgement.judge.name,
+        "judge_id": judgement.judge_id,
+        "judge_version": judgement.judge_version,
+        "kind": judgement.judge.kind,
+        "result": judgement.result,
+        "score": judgement.score,
+        "unsure": judgement.unsure,
+        "rationale": judgement.rationale,
+        "latency_ms": judgement.latency_ms,
+        "attempts": judgement.attempts,
+        "prompt_tokens": judgement.prompt_tokens,
+        "completion_tokens": judgement.completion_tokens,
+        "cost": None if judgement.cost is None else float(judgement.cost),
+        "model": judgement.model,
+        "created_at": judgement.created_at,
     }
 
 
@@ -195,4 +217,4 @@ class OutputDetailApi(TenantApi):
     )
     def get(self, request, output_id):
         output = output_get_for_tenant(tenant=self.tenant, output_id=output_id)
-        return Response(detail(output))
+        return Response(detail(output, output_judgements(tenant=self.tenant, output=output)))

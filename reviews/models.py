@@ -13,6 +13,7 @@ class OutputStatus(models.TextChoices):
     """Where an output is in its life (design: the life of an output)."""
 
     RECEIVED = "received", "Received"
+    JUDGING = "judging", "Waiting for judges"
     PENDING_REVIEW = "pending_review", "Pending review"
     AUTO_APPROVED = "auto_approved", "Auto-approved"
     APPROVED = "approved", "Approved"
@@ -71,6 +72,13 @@ class Output(TenantOwnedModel):
         null=True, blank=True, help_text="The deterministic draw compared with the tier's review rate."
     )
     received_at = models.DateTimeField(default=timezone.now)
+    judge_plan = models.JSONField(
+        default=list, blank=True, db_default=[], help_text="Judges to wait for: [[judge id, version], ...]."
+    )
+    judges_enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its judges were last enqueued (the reconciler re-enqueues late ones)."
+    )
+    judged_at = models.DateTimeField(null=True, blank=True, help_text="When the verdicts completed the sampling.")
 
     class Meta(TenantOwnedModel.Meta):
         constraints = [
@@ -84,6 +92,8 @@ class Output(TenantOwnedModel):
             models.Index(fields=("tenant", "-received_at"), name="output_tenant_received"),
             models.Index(fields=("tenant", "application", "-received_at"), name="output_tenant_app_received"),
             models.Index(fields=("tenant", "status", "-received_at"), name="output_tenant_status_received"),
+            # The judge reconciler's scan: outputs still waiting for verdicts (few at any time).
+            models.Index(fields=("judges_enqueued_at",), name="output_judging", condition=models.Q(status="judging")),
         ]
 
     def __str__(self) -> str:
@@ -226,6 +236,47 @@ class Review(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.decision} by {self.reviewer_id} on {self.output_id}"
+
+
+class JudgementResult(models.TextChoices):
+    PASS = "pass", "Pass"
+    FAIL = "fail", "Fail"
+    ERROR = "error", "Error (counts as unsure)"
+
+
+class Judgement(TenantOwnedModel):
+    """One judge's verdict on one output, under the judge version that gave it.
+
+    One per output and judge (a redelivered task cannot add a second).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    output = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="judgements")
+    judge = models.ForeignKey("policies.Judge", on_delete=models.PROTECT, related_name="judgements")
+    judge_version = models.PositiveIntegerField()
+    result = models.CharField(max_length=8, choices=JudgementResult.choices)
+    score = models.FloatField(null=True, blank=True)
+    unsure = models.BooleanField(default=False, help_text="An error, or a score in the judge's unsure band.")
+    rationale = models.TextField(blank=True, default="")
+    latency_ms = models.FloatField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    model = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=("output", "judge"), name="judgement_one_per_output_and_judge"),
+            models.CheckConstraint(
+                condition=models.Q(result__in=JudgementResult.values), name="judgement_result_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=("tenant", "judge", "-created_at"), name="judgement_tenant_judge")]
+
+    def __str__(self) -> str:
+        return f"{self.judge_id} {self.result} on {self.output_id}"
 
 
 class Feedback(TenantOwnedModel):

@@ -65,6 +65,28 @@ class OutputReceipt(BaseModel):
     received_at: datetime
 
 
+class JudgementOut(BaseModel):
+    """One judge's verdict on the output."""
+
+    judge: str = Field(description="The judge's name.")
+    judge_id: int
+    judge_version: int
+    kind: str
+    result: Literal["pass", "fail", "error"] = Field(
+        description="error: the judge could not answer (counts as unsure)."
+    )
+    score: float | None = Field(description="0 to 1, 1 meaning good.")
+    unsure: bool
+    rationale: str
+    latency_ms: float
+    attempts: int
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost: float | None
+    model: str
+    created_at: datetime
+
+
 class OutputDetail(OutputReceipt):
     """An output with everything it was submitted with and, once decided, the decision."""
 
@@ -80,6 +102,8 @@ class OutputDetail(OutputReceipt):
     model: str
     confidence: float | None
     decision_reason: str
+    judged_at: datetime | None = Field(description="When the judges' verdicts completed the sampling decision.")
+    judgements: list[JudgementOut] = Field(description="The automated judges' verdicts, by judge name.")
 
 
 class OutputSummary(OutputReceipt):

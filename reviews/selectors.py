@@ -1,9 +1,12 @@
 """Reads for outputs; every one takes the tenant."""
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, QuerySet
 
 from hitl.errors import NotFoundError
-from reviews.models import Output
+from policies.selectors import judge_get
+from reviews.models import Decision, Judgement, JudgementResult, Output
 from tenants.models import Tenant
 
 
@@ -15,6 +18,12 @@ def output_get_for_tenant(*, tenant: Tenant, output_id) -> Output:
     return output
 
 
+def output_judgements(*, tenant: Tenant, output: Output) -> list[Judgement]:
+    return list(
+        Judgement.objects.for_tenant(tenant).filter(output=output).select_related("judge").order_by("judge__name")
+    )
+
+
 def output_list(*, tenant: Tenant) -> QuerySet[Output]:
     return Output.objects.for_tenant(tenant).defer("input", "output", "trace", "content_hash")
 
@@ -23,3 +32,62 @@ def webhook_list(*, tenant: Tenant):
     from reviews.models import WebhookEndpoint
 
     return WebhookEndpoint.objects.for_tenant(tenant).filter(is_active=True).order_by("created_at")
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeAgreement:
+    """A judge against people's final decisions on the same outputs (a 2x2 table)."""
+
+    judge: int
+    version: int | None
+    both_pass: int
+    both_fail: int
+    judge_pass_human_fail: int
+    judge_fail_human_pass: int
+    judge_errors: int
+
+    @property
+    def compared(self) -> int:
+        return self.both_pass + self.both_fail + self.judge_pass_human_fail + self.judge_fail_human_pass
+
+    @property
+    def agreement_rate(self) -> float | None:
+        return (self.both_pass + self.both_fail) / self.compared if self.compared else None
+
+    @property
+    def cohens_kappa(self) -> float | None:
+        """(p_o - p_e) / (1 - p_e), with p_e from each side's own pass rate; None when p_e is 1
+        (both always said the same one thing: agreement beyond chance is undefined)."""
+        n = self.compared
+        if not n:
+            return None
+        judge_pass = (self.both_pass + self.judge_pass_human_fail) / n
+        human_pass = (self.both_pass + self.judge_fail_human_pass) / n
+        expected = judge_pass * human_pass + (1 - judge_pass) * (1 - human_pass)
+        if expected >= 1:
+            return None
+        return (self.agreement_rate - expected) / (1 - expected)
+
+
+def judge_agreement(*, tenant: Tenant, judge_id: int, version: int | None = None) -> JudgeAgreement:
+    """One aggregate query over the judge's verdicts on outputs that people decided.
+
+    Approved counts as the people's pass; rejected and corrected (not fit as it was)
+    as their fail.
+    """
+    judge = judge_get(tenant=tenant, judge_id=judge_id)
+    verdicts = Judgement.objects.for_tenant(tenant).filter(judge=judge, output__decided_by__isnull=False)
+    if version is not None:
+        verdicts = verdicts.filter(judge_version=version)
+    human_pass = Q(output__decision=Decision.APPROVED)
+    human_fail = Q(output__decision__in=[Decision.REJECTED, Decision.CORRECTED])
+    judge_pass = Q(result=JudgementResult.PASS)
+    judge_fail = Q(result=JudgementResult.FAIL)
+    counts = verdicts.aggregate(
+        both_pass=Count("id", filter=judge_pass & human_pass),
+        both_fail=Count("id", filter=judge_fail & human_fail),
+        judge_pass_human_fail=Count("id", filter=judge_pass & human_fail),
+        judge_fail_human_pass=Count("id", filter=judge_fail & human_pass),
+        judge_errors=Count("id", filter=Q(result=JudgementResult.ERROR)),
+    )
+    return JudgeAgreement(judge=judge.pk, version=version, **counts)

@@ -2,8 +2,10 @@
 
 from celery import shared_task
 from django.conf import settings
+from django.db import OperationalError
 
 from reviews.models import DeliveryStatus
+from reviews.services.judging import judge_run, judges_reconcile
 from reviews.services.webhooks import backoff_seconds, webhook_attempt, webhook_deliveries_due
 from reviews.services.workflow import tasks_release_expired
 
@@ -32,3 +34,22 @@ def webhook_sweep_task() -> int:
 def tasks_release_expired_task() -> int:
     """Leases that ran out go back to their queues."""
     return tasks_release_expired()
+
+
+@shared_task(
+    acks_late=True,  # a worker killed mid-task leaves the message to be redelivered (and the reconciler as backstop)
+    soft_time_limit=600,  # a judge still running then records an error verdict: the output goes to a person
+    time_limit=660,
+    autoretry_for=(OperationalError,),  # the database blinked: the whole task again (it skips what it stored)
+    retry_backoff=True,
+    max_retries=5,
+)
+def judge_run_task(judge_id: int, output_ids: list[str]) -> int:
+    """One judge on some outputs; the judge's own retries and timeouts are in its client."""
+    return judge_run(judge_id=judge_id, output_ids=output_ids)
+
+
+@shared_task(acks_late=True, time_limit=300)
+def judges_reconcile_task() -> int:
+    """Outputs still waiting for judges past the timeout get their missing judges again."""
+    return judges_reconcile()

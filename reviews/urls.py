@@ -1,6 +1,7 @@
 from django.urls import path
 
 from reviews.apis import OutputBatchApi, OutputCollectionApi, OutputDetailApi
+from reviews.judge_apis import JudgeAgreementApi
 from reviews.workflow_apis import (
     OutputFeedbackApi,
     TaskClaimApi,
@@ -19,6 +20,7 @@ urlpatterns = [
     path("tasks/claim", TaskClaimApi.as_view(), name="tasks-claim"),
     path("tasks/<uuid:task_id>/release", TaskReleaseApi.as_view(), name="task-release"),
     path("tasks/<uuid:task_id>/review", TaskReviewApi.as_view(), name="task-review"),
+    path("judges/<int:judge_id>/agreement", JudgeAgreementApi.as_view(), name="judge-agreement"),
     path("webhooks", WebhookCollectionApi.as_view(), name="webhooks"),
     path("webhooks/<int:webhook_id>", WebhookDetailApi.as_view(), name="webhook-detail"),
     path("webhooks/deliveries/<uuid:delivery_id>/replay", WebhookReplayApi.as_view(), name="webhook-replay"),

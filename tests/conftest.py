@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from tenants.services import api_key_create, membership_create
 from tests.factories import TenantFactory, UserFactory
+from tests.judge_server import judge_server_fixture  # noqa: F401 (the judge_server fixture, for every test)
 
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 REQUIRE_REDIS = os.environ.get("REQUIRE_REDIS") == "1"

@@ -13,8 +13,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from policies.defaults import DEFAULT_POLICY
-from policies.models import Application, Policy, Rubric
-from policies.services import policy_publish, rubric_publish
+from policies.models import Application, Judge, Policy, Rubric
+from policies.services import judge_create, policy_publish, rubric_publish
 from reviews.models import Output, ReviewTask, WebhookDelivery
 from reviews.services.webhooks import webhook_endpoint_create
 from tenants.models import ApiKeyRole
@@ -140,9 +140,34 @@ ENDPOINTS += [
         frozenset({202}),
     ),
 ]
+JUDGE_READERS = frozenset({"admin", "auditor"})
+ENDPOINTS += [
+    Endpoint("judges", "get", lambda o: "/api/v1/judges", None, JUDGE_READERS, False),
+    Endpoint(
+        "judges",
+        "post",
+        lambda o: "/api/v1/judges",
+        lambda: {"name": "length-b", "kind": "length", "params": {"max_chars": 10}},
+        frozenset({"admin"}),
+        False,
+    ),
+    Endpoint("judge-detail", "get", lambda o: f"/api/v1/judges/{o['judge_id']}", None, JUDGE_READERS, True),
+    Endpoint(
+        "judge-detail",
+        "put",
+        lambda o: f"/api/v1/judges/{o['judge_id']}",
+        lambda: {"name": "changed", "kind": "banned", "params": {"phrases": ["x"]}},
+        frozenset({"admin"}),
+        True,
+    ),
+    Endpoint("judge-history", "get", lambda o: f"/api/v1/judges/{o['judge_id']}/history", None, JUDGE_READERS, True),
+    Endpoint(
+        "judge-agreement", "get", lambda o: f"/api/v1/judges/{o['judge_id']}/agreement", None, JUDGE_READERS, True
+    ),
+]
 UNROUTED_NAMES = {"schema", "docs", "redoc", None}
 # Strings only tenant A's objects contain: none may appear in an answer to tenant B.
-SECRETS_OF_A = ("secret-rule-of-a", "secret-rubric-of-a", "secret-hook-of-a")
+SECRETS_OF_A = ("secret-rule-of-a", "secret-rubric-of-a", "secret-hook-of-a", "secret-judge-of-a")
 
 
 @pytest.fixture
@@ -163,7 +188,12 @@ def world(tenant, other_tenant):
     delivery = WebhookDelivery.objects.for_tenant(tenant).create(
         endpoint=webhook, output_id=held["id"], payload={"event": "output.decided"}, status="failed"
     )
+    judge = judge_create(
+        tenant=tenant,
+        data={"name": "secret-judge-of-a", "kind": "banned", "params": {"phrases": ["x"]}, "applications": ["none"]},
+    )
     objects = {
+        "judge_id": judge.pk,
         "output_id": output_id,
         "rubric": "secret-rubric-of-a",
         "task_id": task.pk,
@@ -187,6 +217,7 @@ def _snapshot():
         sorted(Policy.unscoped.values_list("tenant_id", "version")),
         sorted(Application.unscoped.values_list("tenant_id", "name", "override")),
         sorted(Rubric.unscoped.values_list("tenant_id", "name", "version")),
+        sorted(Judge.unscoped.values_list("tenant_id", "name", "version")),
     )
 
 
@@ -203,6 +234,7 @@ def _tenant_snapshot(tenant):
         list(Policy.objects.for_tenant(tenant).values_list("version", "document")),
         list(Application.objects.for_tenant(tenant).values_list("name", "override")),
         list(Rubric.objects.for_tenant(tenant).values_list("name", "version")),
+        list(Judge.objects.for_tenant(tenant).values_list("name", "version")),
     )
 
 

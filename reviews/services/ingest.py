@@ -10,14 +10,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 import orjson
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from hitl.db import bulk_insert
-from policies.selectors import compiled_policy
+from policies.engine import Decision
+from policies.selectors import compiled_policy, judge_table
 from reviews.models import Output
 from reviews.routing import plan_tasks, routing_table
 from reviews.schemas import OutputSubmission
+from reviews.services.judging import judges_enqueue
 from reviews.services.workflow import tasks_create
 from tenants.models import Tenant
 
@@ -53,6 +56,8 @@ _INSERT_FIELDS = (
     "decision_reason",
     "sampling_draw",
     "received_at",
+    "judge_plan",
+    "judges_enqueued_at",
 )
 
 
@@ -75,11 +80,26 @@ def output_ingest(*, tenant: Tenant, submission: OutputSubmission) -> IngestResu
     return output_ingest_batch(tenant=tenant, submissions=[submission])[0]
 
 
-@transaction.atomic
 def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) -> list[IngestResult]:
-    """Store new outputs in one transaction; a result per submission, in order.
+    """Store new outputs in one transaction; a result per submission, in order (see ``_ingest``).
 
-    Insert first, ask later: one ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``
+    With judges run in-process (no broker), they ran when the transaction committed:
+    the receipts of judged outputs are then read again, so that they tell what the
+    judges decided.
+    """
+    with transaction.atomic():
+        results, judged = _ingest(tenant, submissions)
+    if judged and settings.CELERY_TASK_ALWAYS_EAGER and not transaction.get_connection().in_atomic_block:
+        fresh = {
+            row["id"]: row
+            for row in Output.objects.for_tenant(tenant).filter(id__in=judged).values(*RECEIPT_FIELDS, "content_hash")
+        }
+        results = [IngestResult(result.outcome, fresh.get(result.receipt["id"], result.receipt)) for result in results]
+    return results
+
+
+def _ingest(tenant: Tenant, submissions: list[OutputSubmission]) -> tuple[list[IngestResult], list]:
+    """Insert first, ask later: one ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``
     stores every external id not yet stored (also against concurrent requests:
     the conflict check waits for them to finish), and only the rows it skipped
     are read back, to answer them as repeats (same body) or conflicts. A batch of
@@ -89,6 +109,7 @@ def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) 
     hashes = [output_content_hash(submission) for submission in submissions]
     policy = compiled_policy(tenant=tenant)
     routing = routing_table(tenant=tenant)
+    judges = judge_table(tenant=tenant)
     now = timezone.now()
     candidates: dict[str, dict] = {}  # the first submission of each external id
     rows: list[tuple] = []
@@ -102,6 +123,11 @@ def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) 
             metadata=submission.metadata,
             confidence=submission.confidence,
         )
+        plan = judges.plan(submission.application, decision.risk_tier) if judges.judges else []
+        if plan and decision.status == "blocked":
+            plan = []  # the stop button blocked it: nothing to judge
+        elif plan and decision.draw is not None:  # (review_all keeps its tasks; the judges inform the reviewers)
+            decision = _awaiting_judges(policy, submission, decision, judges, plan)
         receipt = {
             "id": Output._meta.pk.default(),
             "external_id": submission.external_id,
@@ -137,14 +163,26 @@ def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) 
                 decision.reason,
                 decision.draw,
                 now,
+                plan,
+                now if plan else None,
             )
         )
+        if plan:
+            receipt["_plan"] = plan
     rows.sort(key=lambda row: row[2])
     inserted = bulk_insert(Output, _INSERT_FIELDS, rows, skip_conflicts_on=("tenant", "external_id"))
     stored_before = {external_id for external_id, receipt in candidates.items() if receipt["id"] not in inserted}
     to_review = [receipt for receipt in candidates.values() if receipt["review_required"] and receipt["id"] in inserted]
     if to_review:
         _route(tenant, policy, routing, to_review, now)
+    plans = {
+        receipt["id"]: receipt["_plan"]
+        for receipt in candidates.values()
+        if "_plan" in receipt and receipt["id"] in inserted
+    }
+    if plans:
+        kinds = {judge.id: judge.kind for judge in judges.judges}
+        transaction.on_commit(lambda: judges_enqueue(plans=plans, kinds=kinds))
     if stored_before:
         candidates.update(_stored_receipts(tenant, stored_before))
 
@@ -158,7 +196,23 @@ def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) 
         else:
             outcome = "existing" if receipt["content_hash"] == content_hash else "conflict"
         results.append(IngestResult(outcome, receipt))
-    return results
+    return results, list(plans)
+
+
+def _awaiting_judges(policy, submission: OutputSubmission, decision: Decision, judges, plan: list) -> Decision:
+    """Sampling waits for the judges. Meanwhile a sequential tier holds delivery; the
+    others deliver (a review, if the judges call for one, follows)."""
+    tier = policy.tiers[decision.risk_tier]
+    _, why = policy.classify(
+        application=submission.application,
+        model=submission.model,
+        metadata=submission.metadata,
+        confidence=submission.confidence,
+    )
+    names = ", ".join(judges.name_of(judge_id) for judge_id, _ in plan)
+    reason = f"{why}; tier {decision.risk_tier} ({tier.mode}): waiting for judges {names}"
+    delivery = "hold" if tier.mode == "sequential" else "deliver"
+    return Decision(decision.risk_tier, False, delivery, "judging", reason, decision.draw, decision.policy_version)
 
 
 def _route(tenant: Tenant, policy, routing, receipts: list[dict], now) -> None:

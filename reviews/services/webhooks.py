@@ -61,14 +61,15 @@ def webhook_endpoint_delete(*, tenant: Tenant, endpoint_id: int) -> None:
     tenant_config_changed(tenant=tenant)
 
 
-def decision_payload(output: Output) -> dict:
+def decision_payload(output: Output, event: str = "output.decided") -> dict:
     return {
-        "event": "output.decided",
+        "event": event,
         "output": {
             "id": str(output.pk),
             "external_id": output.external_id,
             "application": output.application,
             "status": output.status,
+            "delivery": output.delivery,
             "decision": output.decision,
             "final_output": output.final_output,
             "decided_at": output.decided_at.isoformat() if output.decided_at else None,
@@ -78,15 +79,24 @@ def decision_payload(output: Output) -> dict:
     }
 
 
-def webhook_deliveries_create(*, tenant: Tenant, output: Output) -> list[WebhookDelivery]:
-    """One delivery per active endpoint, sent after the deciding transaction commits."""
+def webhook_deliveries_create(
+    *, tenant: Tenant, output: Output, event: str = "output.decided"
+) -> list[WebhookDelivery]:
+    """One delivery per active endpoint, sent after the deciding transaction commits.
+
+    Events: ``output.decided`` (people decided) and ``output.judged`` (the judges
+    changed what the service may do: a held output may now be delivered, or one
+    must not be).
+    """
     from reviews.tasks import webhook_deliver_task
 
     if not routing_table(tenant=tenant).has_webhooks:
         return []
-    payload = decision_payload(output)
+    payload = decision_payload(output, event)
     deliveries = [
-        WebhookDelivery.objects.for_tenant(tenant).create(endpoint=endpoint, output=output, payload=payload)
+        WebhookDelivery.objects.for_tenant(tenant).create(
+            endpoint=endpoint, output=output, event=event, payload=payload
+        )
         for endpoint in WebhookEndpoint.objects.for_tenant(tenant).filter(is_active=True)
     ]
     for delivery in deliveries:

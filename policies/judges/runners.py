@@ -1,0 +1,45 @@
+"""From a judge's stored configuration to something that judges an output."""
+
+from collections.abc import Callable
+
+import orjson
+from django.conf import settings
+
+from policies.judges.base import JudgeInput, Verdict
+from policies.judges.checks import builtin_check, builtin_params_validate
+from policies.judges.llm import LlmParams, llm_judge
+
+
+def judge_params_normalize(*, kind: str, params: dict) -> dict:
+    """Validated params with every default explicit (raises pydantic.ValidationError or ValueError)."""
+    model = LlmParams.model_validate(params) if kind == "llm" else builtin_params_validate(kind, params)
+    return model.model_dump(mode="json")
+
+
+_RUNNERS: dict[tuple[int, int, bytes, str], Callable[[JudgeInput], Verdict]] = {}
+
+
+def judge_runner(
+    *, judge_id: int, version: int, kind: str, params: dict, api_key: str
+) -> Callable[[JudgeInput], Verdict]:
+    """Compiled once per judge version (and key) in each process: regexes, schemas, the prompt."""
+    # The configuration itself is part of the key: a judge id and version name one
+    # configuration in a database, not across databases (tests, restores).
+    key = (judge_id, version, orjson.dumps(params, option=orjson.OPT_SORT_KEYS), api_key)
+    runner = _RUNNERS.get(key)
+    if runner is None:
+        if len(_RUNNERS) >= 256:
+            _RUNNERS.clear()
+        runner = _RUNNERS[key] = _compile(kind, params, api_key)
+    return runner
+
+
+def _compile(kind: str, params: dict, api_key: str) -> Callable[[JudgeInput], Verdict]:
+    if kind != "llm":
+        return builtin_check(kind, params)
+    parsed = LlmParams.model_validate(params)
+
+    def run(judge_input: JudgeInput) -> Verdict:
+        return llm_judge(parsed, api_key or None, judge_input, allow_private=settings.HITL_JUDGE_ALLOW_PRIVATE)
+
+    return run

@@ -1,0 +1,343 @@
+"""Automated judges on outputs: run them, store each verdict once, then finish the sampling decision.
+
+The life of a judged output: ingest stores it ``judging`` with its ``judge_plan``
+(the judges that apply, with their versions) and enqueues the judges on commit.
+Each judge task runs without a transaction open (an LLM call takes seconds), then
+in one transaction locks the outputs, inserts the verdicts (one per output and
+judge: a redelivered task adds nothing) and completes every output whose plan is
+fully answered: tier, sampling and delivery from the verdicts, review tasks
+routed, a webhook when the service must learn that what it may deliver changed.
+
+The database is the source of truth: ``judges_reconcile`` re-enqueues outputs
+still ``judging`` after ``HITL_JUDGE_RECONCILE_SECONDS``, so a message lost with
+a broker restart or a killed worker never strands an output.
+"""
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from hitl.db import bulk_insert
+from policies.engine import JudgeSignal
+from policies.judges.base import JudgeInput, Verdict
+from policies.judges.runners import judge_runner
+from policies.models import Judge
+from policies.selectors import compiled_policy_version
+from reviews.models import Judgement, JudgementResult, Output, OutputStatus
+from reviews.routing import plan_tasks, routing_table
+from reviews.services.webhooks import webhook_deliveries_create
+from reviews.services.workflow import rubric_criteria, tasks_create
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+# Built-in checks take microseconds: many outputs a message. LLM judges take seconds:
+# one output a message, so that workers judge one output's LLM calls in parallel.
+BUILTIN_CHUNK = 500
+
+_JUDGEMENT_FIELDS = (
+    "id",
+    "tenant",
+    "output",
+    "judge",
+    "judge_version",
+    "result",
+    "score",
+    "unsure",
+    "rationale",
+    "latency_ms",
+    "attempts",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "model",
+    "created_at",
+)
+_RETRIEVAL_STEPS = frozenset({"retrieval", "retriever", "retrieve", "context", "search"})
+
+
+def judges_enqueue(*, plans: dict[str, list[list[int]]], kinds: dict[int, str]) -> int:
+    """Send the Celery messages for planned judges (call it on commit). Returns the number sent."""
+    from reviews.tasks import judge_run_task
+
+    by_judge: dict[int, list[str]] = defaultdict(list)
+    for output_id, plan in plans.items():
+        for judge_id, _version in plan:
+            by_judge[judge_id].append(str(output_id))
+    sent = 0
+    for judge_id, output_ids in by_judge.items():
+        chunk = 1 if kinds.get(judge_id) == "llm" else BUILTIN_CHUNK
+        for start in range(0, len(output_ids), chunk):
+            judge_run_task.delay(judge_id, output_ids[start : start + chunk])
+            sent += 1
+    return sent
+
+
+def _context(trace) -> tuple[str, ...]:
+    """Retrieved passages from the trace: steps whose ``type`` (or ``kind``) is a retrieval."""
+    passages: list[str] = []
+    for step in trace if isinstance(trace, list) else ():
+        if not isinstance(step, dict) or str(step.get("type", step.get("kind", ""))).lower() not in _RETRIEVAL_STEPS:
+            continue
+        for key in ("documents", "content", "output", "text"):
+            value = step.get(key)
+            if isinstance(value, str):
+                passages.append(value)
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, str):
+                        passages.append(item)
+                    elif isinstance(item, dict):
+                        text = item.get("content") or item.get("text") or item.get("page_content")
+                        if isinstance(text, str):
+                            passages.append(text)
+    return tuple(passages)
+
+
+def _rubric(tenant: Tenant, application: str, tier: str, policy) -> dict | None:
+    routing = routing_table(tenant=tenant)
+    spec = policy.tiers.get(tier)
+    found = routing.application_rubrics.get(application) or (
+        routing.rubrics.get(spec.rubric) if spec is not None and spec.rubric else None
+    )
+    if not found:
+        return None
+    rubric_id, version = found
+    return {"id": rubric_id, "version": version, "criteria": rubric_criteria(rubric_id=rubric_id, version=version)}
+
+
+def judge_run(*, judge_id: int, output_ids: list[str]) -> int:
+    """Run one judge on the given outputs that lack its verdict; store verdicts and finish
+    decisions. Safe to repeat. Returns the number of verdicts stored."""
+    judge = Judge.unscoped.select_related("tenant").filter(pk=judge_id).first()
+    if judge is None:
+        return 0
+    tenant = judge.tenant
+    rows = list(
+        Output.objects.for_tenant(tenant)
+        .filter(id__in=output_ids)
+        .exclude(judgements__judge_id=judge_id)
+        .values("id", "application", "risk_tier", "policy_version", "input", "output", "trace", "metadata")
+    )
+    if not rows:
+        outputs_judging_complete(tenant=tenant, output_ids=output_ids)  # a redelivery after a crash mid-way
+        return 0
+    runner = judge_runner(
+        judge_id=judge.pk, version=judge.version, kind=judge.kind, params=judge.params, api_key=judge.api_key
+    )
+    rubrics: dict[tuple[str, str], dict | None] = {}
+    results: list[tuple[object, Verdict]] = []
+    for row in rows:
+        rubric = None
+        if judge.kind == "llm":
+            key = (row["application"], row["risk_tier"])
+            if key not in rubrics:
+                policy = compiled_policy_version(tenant=tenant, version=row["policy_version"])
+                rubrics[key] = _rubric(tenant, row["application"], row["risk_tier"], policy)
+            rubric = rubrics[key]
+        judge_input = JudgeInput(
+            output=row["output"],
+            input=row["input"],
+            context=_context(row["trace"]),
+            application=row["application"],
+            metadata=row["metadata"],
+            rubric=rubric,
+        )
+        try:
+            verdict = runner(judge_input)
+        except Exception as error:  # a judge's own failure must not strand the output: it goes to a person
+            logger.exception("judge %s failed on output %s", judge.pk, row["id"])
+            verdict = Verdict("error", None, f"the judge failed: {type(error).__name__}", 0.0)
+        results.append((row["id"], verdict))
+    return judgements_store(tenant=tenant, judge=judge, results=results)
+
+
+@transaction.atomic
+def judgements_store(*, tenant: Tenant, judge: Judge, results: list[tuple[object, Verdict]]) -> int:
+    """Insert verdicts (once per output and judge) and finish the outputs they complete."""
+    outputs = _lock_judging(tenant, sorted(output_id for output_id, _ in results))
+    now = timezone.now()
+    rows = [
+        (
+            Judgement._meta.pk.default(),
+            tenant.pk,
+            output_id,
+            judge.pk,
+            judge.version,
+            verdict.result,
+            verdict.score,
+            _unsure(judge, verdict),
+            verdict.rationale[:4000],
+            round(verdict.latency_ms, 3),
+            verdict.attempts,
+            verdict.prompt_tokens,
+            verdict.completion_tokens,
+            None if verdict.cost is None else Decimal(str(round(verdict.cost, 8))),
+            verdict.model[:200],
+            now,
+        )
+        for output_id, verdict in results
+    ]
+    inserted = bulk_insert(Judgement, _JUDGEMENT_FIELDS, rows, skip_conflicts_on=("output", "judge"))
+    _complete(tenant, outputs, now)
+    return len(inserted)
+
+
+def _unsure(judge: Judge, verdict: Verdict) -> bool:
+    if verdict.result == JudgementResult.ERROR:
+        return True
+    return verdict.score is not None and judge.unsure_low <= verdict.score <= judge.unsure_high
+
+
+def _lock_judging(tenant: Tenant, output_ids) -> list[Output]:
+    """Lock the outputs still waiting for judges, in id order (concurrent judges of one
+    output queue here, so exactly one of them completes it). ``no_key``: the verdicts'
+    foreign-key checks take key-share locks, which a plain FOR UPDATE would wait on."""
+    return list(
+        Output.objects.for_tenant(tenant)
+        .select_for_update(no_key=True)
+        .filter(id__in=output_ids, status=OutputStatus.JUDGING)
+        .order_by("id")
+        .only(
+            "id",
+            "tenant",
+            "external_id",
+            "application",
+            "model",
+            "metadata",
+            "confidence",
+            "status",
+            "risk_tier",
+            "delivery",
+            "policy_version",
+            "judge_plan",
+            "received_at",
+        )
+    )
+
+
+@transaction.atomic
+def outputs_judging_complete(*, tenant: Tenant, output_ids) -> int:
+    """Finish the decision of every given output whose judges have all answered. Returns how many."""
+    return _complete(tenant, _lock_judging(tenant, sorted(output_ids)), timezone.now())
+
+
+def _complete(tenant: Tenant, outputs: list[Output], now: datetime) -> int:
+    """Finish the locked outputs whose plan is fully answered (in the caller's transaction)."""
+    if not outputs:
+        return 0
+    verdicts: dict[object, list[dict]] = defaultdict(list)
+    for row in (
+        Judgement.objects.for_tenant(tenant)
+        .filter(output_id__in=[output.pk for output in outputs])
+        .values(
+            "output_id", "judge_id", "result", "score", "unsure", "judge__name", "judge__on_fail", "judge__raise_to"
+        )
+    ):
+        verdicts[row["output_id"]].append(row)
+    routing = routing_table(tenant=tenant)
+    finished: list[Output] = []
+    delivery_changed: list[Output] = []
+    planned = []
+    for output in outputs:
+        answers = verdicts.get(output.pk, [])
+        if {judge_id for judge_id, _ in output.judge_plan} - {row["judge_id"] for row in answers}:
+            continue  # still waiting for some judge
+        policy = compiled_policy_version(tenant=tenant, version=output.policy_version)
+        signals = [
+            JudgeSignal(
+                name=row["judge__name"],
+                result=row["result"],
+                score=row["score"],
+                unsure=row["unsure"],
+                on_fail=row["judge__on_fail"],
+                raise_to=row["judge__raise_to"],
+            )
+            for row in sorted(answers, key=lambda row: row["judge__name"])
+        ]
+        decision = policy.decide(
+            external_id=output.external_id,
+            application=output.application,
+            model=output.model,
+            metadata=output.metadata,
+            confidence=output.confidence,
+            judges=signals,
+            apply_overrides=False,  # the stop button acted at ingest
+        )
+        if output.delivery != decision.delivery:
+            delivery_changed.append(output)
+        output.status = decision.status
+        output.risk_tier = decision.risk_tier
+        output.review_required = decision.review_required
+        output.delivery = decision.delivery
+        output.decision_reason = decision.reason
+        output.judged_at = now
+        finished.append(output)
+        if decision.review_required:
+            for task in plan_tasks(
+                policy=policy,
+                routing=routing,
+                decision=decision,
+                application=output.application,
+                external_id=output.external_id,
+                received_at=output.received_at,
+            ):
+                planned.append((output.pk, task))
+    if not finished:
+        return 0
+    Output.objects.for_tenant(tenant).bulk_update(
+        finished, ["status", "risk_tier", "review_required", "delivery", "decision_reason", "judged_at"]
+    )
+    if planned:
+        tasks_create(tenant=tenant, planned=planned, now=now)
+    for output in delivery_changed:  # the service must learn what it may now do
+        webhook_deliveries_create(tenant=tenant, output=output, event="output.judged")
+    return len(finished)
+
+
+def judges_reconcile(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Re-enqueue outputs waiting for judges longer than the timeout; returns how many.
+
+    Claims them first (pushes ``judges_enqueued_at`` to now, skipping rows other
+    reconcilers hold), so that two beats never enqueue the same outputs twice in one
+    period; only the judges without a verdict are sent again.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.HITL_JUDGE_RECONCILE_SECONDS)
+    with transaction.atomic():
+        late = list(
+            Output.unscoped.select_for_update(skip_locked=True, no_key=True)
+            .filter(status=OutputStatus.JUDGING, judges_enqueued_at__lt=cutoff)
+            .order_by("judges_enqueued_at")
+            .values_list("id", "tenant_id", "judge_plan")[:limit]
+        )
+        if not late:
+            return 0
+        Output.unscoped.filter(id__in=[output_id for output_id, _, _ in late]).update(judges_enqueued_at=now)
+    answered = set(
+        Judgement.unscoped.filter(output_id__in=[output_id for output_id, _, _ in late]).values_list(
+            "output_id", "judge_id"
+        )
+    )
+    plans: dict[str, list[list[int]]] = {}
+    complete: dict[int, list] = defaultdict(list)
+    for output_id, tenant_id, plan in late:
+        missing = [[judge_id, version] for judge_id, version in plan if (output_id, judge_id) not in answered]
+        if missing:
+            plans[str(output_id)] = missing
+        else:
+            complete[tenant_id].append(output_id)  # all answered, but the completion was lost
+    kinds = dict(
+        Judge.unscoped.filter(pk__in={j for plan in plans.values() for j, _ in plan}).values_list("id", "kind")
+    )
+    judges_enqueue(plans=plans, kinds=kinds)
+    for tenant_id, output_ids in complete.items():
+        outputs_judging_complete(tenant=Tenant.objects.get(pk=tenant_id), output_ids=output_ids)
+    if late:
+        logger.warning("re-enqueued judges for %d outputs still waiting past the timeout", len(late))
+    return len(late)
