@@ -160,8 +160,8 @@ class CompiledPolicy:
 
         Judges act in this order: a failing judge set to ``block`` blocks; failing
         judges set to ``raise_tier`` raise the tier; a failing ``force_review`` judge,
-        an unsure judge (an error, or a score in its unsure band) and judges that
-        disagree (some pass, some fail) force a review; an ``adaptive`` tier's rate
+        an unsure judge (an error, or a score in its unsure band) and LLM judges
+        that disagree (some pass, some fail) force a review; an ``adaptive`` tier's rate
         follows the judges' confidence. Deterministic, as the sampling draw is.
         """
         tier_name, why = self.classify(application=application, model=model, metadata=metadata, confidence=confidence)
@@ -195,7 +195,9 @@ class CompiledPolicy:
                 tier_name = raised
             forced += [f"judge {judge.name} failed" for judge in failing if judge.on_fail == "force_review"]
             forced += [f"judge {judge.name} unsure" for judge in judges if judge.unsure]
-            answered = {judge.result for judge in judges if not judge.unsure}
+            # LLM judges give overall verdicts, so one passing what another fails is a
+            # disagreement; built-in checks each test their own rule and act by on_fail.
+            answered = {judge.result for judge in judges if judge.kind == "llm" and not judge.unsure}
             if {"pass", "fail"} <= answered:
                 forced.append("judges disagree")
         tier = self.tiers[tier_name]
@@ -238,6 +240,7 @@ class JudgeSignal:
     unsure: bool
     on_fail: str = "force_review"
     raise_to: str = ""
+    kind: str = "llm"
 
     @property
     def confidence(self) -> float:

@@ -17,6 +17,7 @@ character and domain, card numbers and IBANs their last four characters, phone
 numbers their last two digits.
 """
 
+import functools
 import json
 import logging
 import re
@@ -25,8 +26,8 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import re2
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import SchemaError, ValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from referencing import Registry
 from referencing.exceptions import Unresolvable
@@ -528,27 +529,35 @@ class _LengthCheck(_Check):
 
 _SCHEMA_MAX_CHARS = 100_000
 _DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
-_SCHEMA_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # values here are data, not schemas
-_SCHEMA_MAPS = frozenset(
-    {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
-)  # name -> schema
+# Values under these keywords are data, not schemas; under the maps, keys are names.
+_SCHEMA_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+_SCHEMA_WATCHED = frozenset({"$ref", "$dynamicRef", "$id", "pattern"})
 
 
-def _schema_references(node: Any, path: str = "$") -> list[tuple[str, str, str]]:
-    """Every ($ref, $dynamicRef or nested $id) value in a schema: (where, keyword, value)."""
+def _schema_walk(node: Any, path: str = "$") -> list[tuple[str, str, Any]]:
+    """Every reference, $id and regular expression in a schema: (where, keyword, value).
+
+    Each patternProperties key is reported as keyword "patternProperties", and the
+    mere presence of unevaluatedProperties as that keyword.
+    """
     found = []
     if isinstance(node, list):
         for index, value in enumerate(node):
-            found += _schema_references(value, f"{path}[{index}]")
+            found += _schema_walk(value, f"{path}[{index}]")
     elif isinstance(node, dict):
         for key, value in node.items():
-            if key in ("$ref", "$dynamicRef", "$id") and isinstance(value, str):
+            if key in _SCHEMA_WATCHED and isinstance(value, str):
                 found.append((f"{path}.{key}", key, value))
             elif key in _SCHEMA_MAPS and isinstance(value, dict):
                 for name, subschema in value.items():
-                    found += _schema_references(subschema, f"{path}.{key}.{name}")
+                    if key == "patternProperties":
+                        found.append((f"{path}.{key}", key, name))
+                    found += _schema_walk(subschema, f"{path}.{key}.{name}")
             elif key not in _SCHEMA_DATA_KEYWORDS:
-                found += _schema_references(value, f"{path}.{key}")
+                if key == "unevaluatedProperties":
+                    found.append((f"{path}.{key}", key, None))
+                found += _schema_walk(value, f"{path}.{key}")
     return found
 
 
@@ -562,13 +571,24 @@ def _json_schema_valid(schema: dict) -> dict:
         Draft202012Validator.check_schema(schema)
     except SchemaError as error:
         raise ValueError(f"not a valid JSON Schema (draft 2020-12): {error.message} at {error.json_path}") from None
-    found = _schema_references(schema)
+    found = _schema_walk(schema)
+    keywords = {keyword for _, keyword, _ in found}
     for path, keyword, value in found:
-        if keyword != "$id" and not value.startswith("#"):
+        if keyword in ("$ref", "$dynamicRef") and not value.startswith("#"):
             raise ValueError(
                 f"{path}: only references within the schema ('#/$defs/...') are allowed, not {value!r}; "
                 "outside documents are never fetched"
             )
+        if keyword in ("pattern", "patternProperties"):
+            try:
+                _re2_compiled(value)
+            except re2.error as error:
+                raise ValueError(
+                    f"{path}: {_quoted(value)} is not a valid RE2 regular expression: {_re2_error(error)}"
+                ) from None
+    if "unevaluatedProperties" in keywords and "patternProperties" in keywords:
+        # jsonschema would run those patterns with Python's backtracking re; everything else here uses RE2.
+        raise ValueError("unevaluatedProperties cannot be combined with patternProperties in one schema")
     # A nested $id moves the base of the references below it; those are left to the validator.
     if not any(keyword == "$id" and path != "$.$id" for path, keyword, _ in found):
         resolver = Registry().resolver_with_root(DRAFT202012.create_resource(schema))
@@ -591,13 +611,81 @@ class JsonSchemaParams(BaseModel):
     schema_: Annotated[dict[str, Any], AfterValidator(_json_schema_valid)] = Field(
         alias="schema",
         description="A JSON Schema (draft 2020-12) the whole output, parsed as JSON, must satisfy. Only "
-        "references within the schema ('#/$defs/...') are allowed. 'format' is asserted for the formats the "
-        "server can check (for example email, date, ipv4, uuid).",
+        "references within the schema ('#/$defs/...') are allowed. 'pattern' and 'patternProperties' use RE2 "
+        "syntax. 'format' is asserted for the formats the server can check (for example email, date, ipv4, uuid).",
     )
 
 
-def _error_message(message: str, limit: int = 120) -> str:
-    # Messages repeat the offending value, which may be long (or personal): keep them short.
+# The tenant's regular expressions in a schema run on RE2 too: jsonschema's own
+# keywords would run them with Python's backtracking re, on text the model wrote.
+@functools.lru_cache(maxsize=4096)
+def _re2_compiled(pattern: str) -> Any:
+    return re2.compile(pattern, _re2_options())
+
+
+def _pattern_keyword(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and _re2_compiled(pattern).search(instance) is None:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties_keyword(validator, pattern_properties, instance, schema):
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in pattern_properties.items():
+        compiled = _re2_compiled(pattern)
+        for key, value in instance.items():
+            if compiled.search(key) is not None:
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties_keyword(validator, additional, instance, schema):
+    if not validator.is_type(instance, "object"):
+        return
+    properties = schema.get("properties", {})
+    patterns = [_re2_compiled(pattern) for pattern in schema.get("patternProperties", {})]
+    extras = [
+        key
+        for key in instance
+        if key not in properties and not any(pattern.search(key) is not None for pattern in patterns)
+    ]
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif not additional and extras:
+        extras.sort()
+        names = ", ".join(_short_repr(extra, 20) for extra in extras[:3]) + (", …" if len(extras) > 3 else "")
+        yield ValidationError(
+            f"Additional properties are not allowed ({names} {'was' if len(extras) == 1 else 'were'} unexpected)"
+        )
+
+
+_SchemaValidator = validators.extend(
+    Draft202012Validator,
+    {
+        "pattern": _pattern_keyword,
+        "patternProperties": _pattern_properties_keyword,
+        "additionalProperties": _additional_properties_keyword,
+    },
+)
+
+
+def _short_repr(value: Any, limit: int = 40) -> str:
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit])[:-1] + "…'"
+    if isinstance(value, dict):
+        return "{…}"
+    if isinstance(value, list):
+        return "[…]"
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def _error_message(error: ValidationError, limit: int = 160) -> str:
+    """jsonschema's message, with the offending value shown short (it may be long, or personal)."""
+    message = error.message
+    shown = repr(error.instance)
+    if message.startswith(shown) and len(shown) > 40:
+        message = _short_repr(error.instance) + message[len(shown) :]
     return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
@@ -610,7 +698,7 @@ class _JsonSchemaCheck(_Check):
 
     def __init__(self, params: JsonSchemaParams):
         # An empty registry: nothing outside the schema is ever fetched.
-        self.validator = Draft202012Validator(
+        self.validator = _SchemaValidator(
             params.schema_, registry=Registry(), format_checker=Draft202012Validator.FORMAT_CHECKER
         )
 
@@ -631,7 +719,7 @@ class _JsonSchemaCheck(_Check):
             return False, "output is nested too deeply to validate"
         if error is None:
             return True, "output is valid JSON matching the schema"
-        return False, f"does not match the schema at {error.json_path}: {_error_message(error.message)}"
+        return False, f"does not match the schema at {error.json_path}: {_error_message(error)}"
 
 
 # Disclaimer ---------------------------------------------------------------------

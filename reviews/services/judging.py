@@ -236,7 +236,15 @@ def _complete(tenant: Tenant, outputs: list[Output], now: datetime) -> int:
         Judgement.objects.for_tenant(tenant)
         .filter(output_id__in=[output.pk for output in outputs])
         .values(
-            "output_id", "judge_id", "result", "score", "unsure", "judge__name", "judge__on_fail", "judge__raise_to"
+            "output_id",
+            "judge_id",
+            "result",
+            "score",
+            "unsure",
+            "judge__name",
+            "judge__on_fail",
+            "judge__raise_to",
+            "judge__kind",
         )
     ):
         verdicts[row["output_id"]].append(row)
@@ -257,6 +265,7 @@ def _complete(tenant: Tenant, outputs: list[Output], now: datetime) -> int:
                 unsure=row["unsure"],
                 on_fail=row["judge__on_fail"],
                 raise_to=row["judge__raise_to"],
+                kind=row["judge__kind"],
             )
             for row in sorted(answers, key=lambda row: row["judge__name"])
         ]

@@ -1,5 +1,6 @@
 """Built-in deterministic judges, without the database: PII, banned, length, JSON Schema, disclaimer."""
 
+import json
 import time
 
 import pytest
@@ -474,10 +475,17 @@ def test_output_that_is_not_json_fails(output, rationale):
     assert verdict.rationale == rationale
 
 
-def test_long_schema_errors_are_cut_short():
-    verdict = json_check('{"answer": "' + "x" * 500 + '"}', schema={"type": "object", "additionalProperties": False})
-    assert verdict.result == "fail"
-    assert len(verdict.rationale) < 200
+def test_long_values_are_shown_short_in_schema_errors():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": False}
+    verdict = json_check(json.dumps({"a": "x" * 500}), schema=schema)
+    assert verdict.rationale == f"does not match the schema at $.a: '{'x' * 40}…' is not of type 'integer'"
+    verdict = json_check(json.dumps({"a": {"nested": "object", "with": ["several", "values"]}}), schema=schema)
+    assert verdict.rationale == "does not match the schema at $.a: {…} is not of type 'integer'"
+    verdict = json_check(json.dumps({"a": {"b": 1}}), schema=schema)  # short values are shown as they are
+    assert verdict.rationale == "does not match the schema at $.a: {'b': 1} is not of type 'integer'"
+    verdict = json_check(json.dumps({f"{n}{'z' * 100}": 1 for n in range(7)}), schema=schema)
+    assert verdict.rationale.endswith("were unexpected)")
+    assert len(verdict.rationale) < 300
 
 
 def test_params_round_trip_through_their_json_form():
@@ -520,6 +528,51 @@ def test_schema_params_errors():
     assert error_messages("json_schema", {}) == [(("schema",), "Field required")]
     assert error_messages("json_schema", {"schema": "{}"}) == [(("schema",), "Input should be a valid dictionary")]
     assert error_messages("json_schema", {"schema": {}, "strict": True})[0][1] == "Extra inputs are not permitted"
+
+
+def test_schema_patterns_run_on_re2():
+    # jsonschema on its own would hand these to Python's backtracking re, on text the model wrote.
+    schema = {
+        "type": "object",
+        "properties": {"code": {"type": "string", "pattern": "^(a+)+$"}},
+        "patternProperties": {"^(x+x+)+y$": {"type": "integer"}},
+        "additionalProperties": False,
+    }
+    evil = "a" * 50_000 + "!"
+    started = time.perf_counter()
+    verdict = json_check(json.dumps({"code": evil}), schema=schema)
+    assert verdict.result == "fail"
+    assert "does not match '^(a+)+$'" in verdict.rationale
+    verdict = json_check(json.dumps({"x" * 50_000: 1}), schema=schema)
+    assert verdict.rationale.startswith("does not match the schema at $: Additional properties are not allowed ('xxx")
+    assert time.perf_counter() - started < 1
+    assert json_check('{"code": "aaa", "xxy": 1}', schema=schema).result == "pass"
+    assert json_check('{"xxy": "one"}', schema=schema).rationale == (
+        "does not match the schema at $.xxy: 'one' is not of type 'integer'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        (
+            {"properties": {"a": {"pattern": "(?<=x)y"}}},
+            "$.properties.a.pattern: '(?<=x)y' is not a valid RE2 regular expression: invalid perl operator: (?<=",
+        ),
+        (
+            {"patternProperties": {r"(\w)\1": {}}},
+            r"$.patternProperties: '(\w)\1' is not a valid RE2 regular expression: invalid escape sequence: \1",
+        ),
+        (
+            {"patternProperties": {"^x": {}}, "unevaluatedProperties": False},
+            "unevaluatedProperties cannot be combined with patternProperties in one schema",
+        ),
+    ],
+)
+def test_schema_patterns_must_be_re2(schema, message):
+    errors = error_messages("json_schema", {"schema": schema})
+    assert errors[0][0] == ("schema",)
+    assert message in errors[0][1]
 
 
 def test_const_values_are_data_not_references():

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from policies.defaults import DEFAULT_POLICY
 from policies.models import Policy
-from policies.services import application_rubric_set, policy_publish, rubric_publish
+from policies.services import application_rubric_set, judge_create, policy_publish, rubric_publish
 from reviews.models import Queue
 from reviews.schemas import OutputSubmission
 from reviews.services import output_ingest_batch
@@ -34,6 +34,34 @@ APPLICATIONS = {
     "legal-assistant": ["Summarise clause 4 of the lease.", "Is this NDA mutual?"],
     "medical-triage": ["I have a headache and fever.", "Can I take ibuprofen with aspirin?"],
 }
+
+
+# Built-in judges (no LLM endpoint needed); see docs/judges.md for an LLM judge.
+DEMO_JUDGES = [
+    {
+        "name": "no-pii",
+        "kind": "pii",
+        "description": "Personal data must not reach the end user.",
+        "params": {"detect": ["email", "card", "iban"]},
+        "on_fail": "block",
+    },
+    {
+        "name": "no-promises",
+        "kind": "banned",
+        "description": "We never promise outcomes.",
+        "params": {"phrases": ["guaranteed", "risk-free"], "patterns": [r"100\s*%\s*(sure|certain)"]},
+        "on_fail": "force_review",
+    },
+    {
+        "name": "legal-disclaimer",
+        "kind": "disclaimer",
+        "applications": ["legal-assistant"],
+        "params": {"texts": ["This is not legal advice"]},
+        "on_fail": "raise_tier",
+    },
+]
+# Appended to some demo answers, so that the judges have something to find.
+DEMO_EXTRAS = ["", "", " This is not legal advice.", " Results are guaranteed.", "", " Write to jane.doe@example.com."]
 
 
 class Command(BaseCommand):
@@ -78,7 +106,7 @@ class Command(BaseCommand):
                     external_id=f"demo-{number:04d}",
                     application=application,
                     input=question,
-                    output=f"Demo answer {number} to: {question}",
+                    output=f"Demo answer {number} to: {question}" + DEMO_EXTRAS[number % len(DEMO_EXTRAS)],
                     trace=[{"type": "llm", "prompt": question, "latency_ms": rng.randint(200, 2000)}],
                     metadata={"category": rng.choice(["billing", "account", "advice"]), "locale": "en"},
                     model=rng.choice(["gpt-4o-mini", "llama-3.1-70b"]),
@@ -144,3 +172,5 @@ class Command(BaseCommand):
             reason="demo: legal is critical, medical is high",
         )
         application_rubric_set(tenant=tenant, name="support-bot", rubric=rubric)
+        for judge in DEMO_JUDGES:
+            judge_create(tenant=tenant, data=judge)
