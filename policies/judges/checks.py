@@ -7,7 +7,8 @@ callable that turns one ``JudgeInput`` into a ``Verdict``. These run on every
 sampled output, thousands a second, so the per-output work is one scan where
 possible and nothing is compiled per call.
 
-Tenant-supplied regular expressions run on RE2 (linear time, no backtracking), so
+Tenant-supplied regular expressions (banned patterns, and ``pattern`` and
+``patternProperties`` in JSON Schemas) run on RE2: linear time, no backtracking, so
 no pattern can hang a worker. The PII patterns are ours, fixed and reviewed: they
 use the standard ``re`` module for its look-behind, with every repetition either
 bounded or unambiguous, so their cost stays linear in the output's length.
