@@ -217,4 +217,4 @@ class OutputDetailApi(TenantApi):
     )
     def get(self, request, output_id):
         output = output_get_for_tenant(tenant=self.tenant, output_id=output_id)
-        return Response(detail(output, output_judgements(tenant=self.tenant, output=output)))
+        return Response(detail(output, output_judgements(tenant=self.tenant, output_id=output.pk)))

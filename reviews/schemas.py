@@ -222,6 +222,7 @@ class TaskOut(BaseModel):
     escalation_reason: str
     rubric: RubricShown | None
     output: TaskOutput
+    judgements: list[JudgementOut] = Field(description="The automated judges' verdicts on the output.")
 
 
 class ReviewOut(BaseModel):

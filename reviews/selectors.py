@@ -18,9 +18,10 @@ def output_get_for_tenant(*, tenant: Tenant, output_id) -> Output:
     return output
 
 
-def output_judgements(*, tenant: Tenant, output: Output) -> list[Judgement]:
+def output_judgements(*, tenant: Tenant, output_id) -> list[Judgement]:
+    """The judges' verdicts on one output, by judge name."""
     return list(
-        Judgement.objects.for_tenant(tenant).filter(output=output).select_related("judge").order_by("judge__name")
+        Judgement.objects.for_tenant(tenant).filter(output_id=output_id).select_related("judge").order_by("judge__name")
     )
 
 

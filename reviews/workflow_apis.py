@@ -8,7 +8,8 @@ from rest_framework.response import Response
 from hitl.api import TenantApi, error_responses, validate_body
 from hitl.errors import ForbiddenError
 from reviews import schemas
-from reviews.selectors import webhook_list
+from reviews.apis import judgement_body
+from reviews.selectors import output_judgements, webhook_list
 from reviews.services.webhooks import webhook_delivery_replay, webhook_endpoint_create, webhook_endpoint_delete
 from reviews.services.workflow import (
     output_feedback_add,
@@ -31,7 +32,7 @@ def _person(api_key):
     return api_key.user
 
 
-def task_body(task: dict) -> dict:
+def task_body(task: dict, judgements=()) -> dict:
     """The claimed task as JSON: what the reviewer judges, and the rubric version to judge it by."""
     criteria = rubric_criteria(rubric_id=task["rubric_id"], version=task["rubric_version"])
     output = task["output"]
@@ -48,6 +49,7 @@ def task_body(task: dict) -> dict:
         if task["rubric_id"]
         else None,
         "output": {**output, "risk_tier": output["risk_tier"] or None},
+        "judgements": [judgement_body(judgement) for judgement in judgements],
     }
 
 
@@ -74,7 +76,8 @@ class TaskClaimApi(TenantApi):
         task = task_claim(tenant=self.tenant, reviewer=reviewer)
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(task_body(task))
+        # The reviewer sees what the judges said (one more query, outside the claim statement).
+        return Response(task_body(task, output_judgements(tenant=self.tenant, output_id=task["output"]["id"])))
 
 
 class TaskReleaseApi(TenantApi):
@@ -89,7 +92,8 @@ class TaskReleaseApi(TenantApi):
     )
     def post(self, request, task_id):
         task = task_release(tenant=self.tenant, user=_person(self.api_key), task_id=task_id)
-        return Response(task_body(task_details(tenant=self.tenant, task_id=task.pk)))
+        details = task_details(tenant=self.tenant, task_id=task.pk)
+        return Response(task_body(details, output_judgements(tenant=self.tenant, output_id=details["output"]["id"])))
 
 
 class TaskReviewApi(TenantApi):

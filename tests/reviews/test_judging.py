@@ -12,11 +12,13 @@ from django.utils import timezone
 from policies.engine import JudgeSignal
 from policies.selectors import compiled_policy_version
 from policies.services import judge_create, judge_update, policy_publish
-from reviews.models import Judgement, Output, ReviewTask, WebhookDelivery
+from reviews.models import Judgement, Output, Queue, ReviewTask, WebhookDelivery
 from reviews.services.judging import judge_run, judges_reconcile
 from reviews.services.webhooks import webhook_endpoint_create
+from reviews.services.workflow import queue_grant
+from tenants.services import membership_create
 from tests.conftest import make_client
-from tests.factories import output_payload
+from tests.factories import UserFactory, output_payload
 from tests.judge_server import ok, status
 
 POLICY = {
@@ -370,3 +372,16 @@ def test_an_auditor_recomputes_every_judged_decision_from_the_policy_version_and
             output.decision_reason,
         )
     assert {output.status for output in outputs} >= {"auto_approved", "pending_review"}
+
+
+def test_the_reviewer_who_claims_the_task_sees_the_verdicts(tenant, service, django_capture_on_commit_callbacks):
+    pii_judge(tenant)
+    submit(service, django_capture_on_commit_callbacks, 1, output=CARD)
+    person = UserFactory()
+    membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=1)
+    queue_grant(queue=Queue.objects.for_tenant(tenant).get(name="default"), user=person)
+
+    task = make_client(tenant, "reviewer", user=person).post("/api/v1/tasks/claim", {}, format="json").json()
+    [verdict] = task["judgements"]
+    assert (verdict["judge"], verdict["result"]) == ("pii", "fail")
+    assert "card number" in verdict["rationale"]
