@@ -5,21 +5,16 @@ database, with an LLM judge on a local chat-completions server and a built-in PI
 check. CI runs it with REQUIRE_REDIS=1, so a missing Redis fails instead of skipping.
 """
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import redis
-from celery import Celery
-from django.db import connection
 
 from policies.services import judge_create, policy_publish
 from reviews.models import Judgement, Output
 from reviews.tasks import judge_run_task
-from tests.conftest import REDIS_URL, make_client
+from tests.celery_worker import celery_worker
+from tests.conftest import make_client
 from tests.factories import output_payload
 from tests.judge_server import ok, status
 
@@ -33,38 +28,9 @@ POLICY = {
 
 @pytest.fixture
 def worker(monkeypatch):
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    database = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-        "CELERY_BROKER_URL": REDIS_URL,
-        "HITL_JUDGE_ALLOW_PRIVATE": "1",
-    }
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "celery", "-A", "hitl", "worker", "--concurrency", "2", "--loglevel", "WARNING"),
-            *("--without-heartbeat", "--without-gossip", "--without-mingle"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    # The test process publishes to the same Redis through a producer of its own (the
-    # project's app runs tasks in-process here: no broker is configured for the tests).
-    producer = Celery("hitl-test-producer", broker=REDIS_URL)
-    monkeypatch.setattr(
-        judge_run_task,
-        "delay",
-        lambda judge_id, output_ids: producer.send_task("reviews.tasks.judge_run_task", args=[judge_id, output_ids]),
-    )
-    try:
+    env = {"HITL_JUDGE_ALLOW_PRIVATE": "1"}
+    with celery_worker(monkeypatch, [judge_run_task], env, pool=("--concurrency", "2")) as process:
         yield process
-    finally:
-        producer.close()
-        process.terminate()
-        print(process.communicate(timeout=30)[0].decode(errors="replace"))  # shown by pytest only on failure
 
 
 def wait_for(predicate, seconds: float = 60):

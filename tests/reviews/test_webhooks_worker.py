@@ -5,21 +5,15 @@ delivery attempt gets a 500, the worker retries after the backoff, the second
 succeeds. CI runs it with REQUIRE_REDIS=1, so a missing Redis fails instead of skipping.
 """
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import redis
-from celery import Celery
-from django.db import connection
 
 from reviews.models import WebhookAttempt, WebhookDelivery
 from reviews.services.webhooks import webhook_endpoint_create
 from reviews.tasks import webhook_deliver_task
-from tests.conftest import REDIS_URL
+from tests.celery_worker import celery_worker
 from tests.reviews.conftest import GOOD_SCORES, claim, review, reviewer, submit
 from tests.reviews.test_webhooks import SECRET, Receiver
 
@@ -29,51 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def worker(monkeypatch):
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    database = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-        "CELERY_BROKER_URL": REDIS_URL,
-        "HITL_WEBHOOK_BACKOFF_SECONDS": "1",
-        "HITL_WEBHOOK_ALLOW_PRIVATE": "1",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "hitl",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "WARNING",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    # The test process publishes to the same Redis, through a producer of its own
-    # (the project's app runs tasks in-process here: no broker is configured).
-    producer = Celery("hitl-test-producer", broker=REDIS_URL)
-    monkeypatch.setattr(
-        webhook_deliver_task,
-        "delay",
-        lambda delivery_id: producer.send_task("reviews.tasks.webhook_deliver_task", args=[delivery_id]),
-    )
-    try:
+    env = {"HITL_WEBHOOK_BACKOFF_SECONDS": "1", "HITL_WEBHOOK_ALLOW_PRIVATE": "1"}
+    with celery_worker(monkeypatch, [webhook_deliver_task], env) as process:
         yield process
-    finally:
-        producer.close()
-        process.terminate()
-        output = process.communicate(timeout=30)[0].decode(errors="replace")
-        print(output)  # shown by pytest only when the test fails
 
 
 def test_a_failed_delivery_is_retried_by_the_worker_after_the_backoff(tenant, workflow, worker):
