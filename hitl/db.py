@@ -134,3 +134,44 @@ def bulk_insert(
             if skip_conflicts_on:
                 inserted.update(to_python(row[0]) for row in cursor.fetchall())
     return inserted
+
+
+def bulk_update(model: type[models.Model], field_names: tuple[str, ...], rows: list[tuple]) -> None:
+    """Set ``field_names`` on many rows, each tuple ``(pk, value, ...)``, in one statement.
+
+    On PostgreSQL ``UPDATE ... FROM unnest(arrays)`` joined on the primary key: linear,
+    where Django's ``bulk_update`` builds a ``CASE`` with a branch per row for every
+    field (quadratic: 500 rows took over a second). On SQLite one prepared statement
+    run per row, in-process.
+    """
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    pk = model._meta.pk
+    fields = [model._meta.get_field(name) for name in field_names]
+    table = quote(model._meta.db_table)
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%b::{_array_type(field)}" for field in [pk, *fields])
+        aliases = ", ".join(f"c{position}" for position in range(len(fields) + 1))
+        assignments = ", ".join(
+            f"{quote(field.column)} = u.c{position + 1}" + ("::jsonb" if _is_json(field) else "")
+            for position, field in enumerate(fields)
+        )
+        sql = (
+            f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS u({aliases}) "  # noqa: S608 (names from model meta)
+            f"WHERE {table}.{quote(pk.column)} = u.c0"
+        )
+        converters = [None, *(_json_text if _is_json(field) else None for field in fields)]
+    else:
+        assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        sql = f"UPDATE {table} SET {assignments} WHERE {quote(pk.column)} = %s"  # noqa: S608 (names from model meta)
+        converters = [_converter(field) for field in [pk, *fields]]
+    columns = [
+        list(values) if convert is None else [None if value is None else convert(value) for value in values]
+        for convert, values in zip(converters, zip(*rows, strict=True), strict=True)
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(sql, columns)
+        else:
+            cursor.executemany(sql, [(*row[1:], row[0]) for row in zip(*columns, strict=True)])

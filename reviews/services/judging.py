@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from hitl.db import bulk_insert
+from hitl.db import bulk_insert, bulk_update
 from policies.engine import JudgeSignal
 from policies.judges.base import JudgeInput, Verdict
 from policies.judges.runners import judge_runner
@@ -299,8 +299,13 @@ def _complete(tenant: Tenant, outputs: list[Output], now: datetime) -> int:
                 planned.append((output.pk, task))
     if not finished:
         return 0
-    Output.objects.for_tenant(tenant).bulk_update(
-        finished, ["status", "risk_tier", "review_required", "delivery", "decision_reason", "judged_at"]
+    bulk_update(
+        Output,
+        ("status", "risk_tier", "review_required", "delivery", "decision_reason", "judged_at"),
+        [
+            (o.pk, o.status, o.risk_tier, o.review_required, o.delivery, o.decision_reason, o.judged_at)
+            for o in finished
+        ],
     )
     if planned:
         tasks_create(tenant=tenant, planned=planned, now=now)
