@@ -12,7 +12,7 @@ Part 2 (production shape): gunicorn (DEBUG=0) and ``celery worker`` (prefork) wi
   from ``received_at`` to ``judged_at`` (both stamped by the server), against the bare
   round trip to the judge server measured in the same run.
 
-    .venv/bin/python bench/judges/run.py [--n 10000] [--m 400] [--rate 40] [--judge-ms 50]
+    .venv/bin/python bench/judges/run.py [--n 10000] [--m 400] [--rate 15] [--judge-ms 50]
 """
 
 import argparse
@@ -356,7 +356,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10_000, help="outputs for the built-in checks")
     parser.add_argument("--m", type=int, default=400, help="outputs end to end")
-    parser.add_argument("--rate", type=float, default=40.0, help="outputs posted per second end to end")
+    parser.add_argument("--rate", type=float, default=15.0, help="outputs posted per second end to end")
     parser.add_argument("--judge-ms", type=float, default=50.0, help="the local LLM judge's answer time")
     parser.add_argument("--workers", type=int, default=4, help="celery worker processes")
     args = parser.parse_args()

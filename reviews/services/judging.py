@@ -118,11 +118,15 @@ def judge_run(*, judge_id: int, output_ids: list[str]) -> int:
     if judge is None:
         return 0
     tenant = judge.tenant
+    # Built-in checks read the output text only: the input and trace (JSON to decode) are for LLM judges.
+    wanted = ("id", "application", "risk_tier", "policy_version", "output", "metadata")
+    if judge.kind == "llm":
+        wanted += ("input", "trace")
     rows = list(
         Output.objects.for_tenant(tenant)
         .filter(id__in=output_ids)
         .exclude(judgements__judge_id=judge_id)
-        .values("id", "application", "risk_tier", "policy_version", "input", "output", "trace", "metadata")
+        .values(*wanted)
     )
     if not rows:
         outputs_judging_complete(tenant=tenant, output_ids=output_ids)  # a redelivery after a crash mid-way
@@ -142,8 +146,8 @@ def judge_run(*, judge_id: int, output_ids: list[str]) -> int:
             rubric = rubrics[key]
         judge_input = JudgeInput(
             output=row["output"],
-            input=row["input"],
-            context=_context(row["trace"]),
+            input=row.get("input"),
+            context=_context(row.get("trace")),
             application=row["application"],
             metadata=row["metadata"],
             rubric=rubric,
