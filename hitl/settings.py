@@ -272,4 +272,5 @@ HITL_WEBHOOK_ALLOW_PRIVATE = env_bool("HITL_WEBHOOK_ALLOW_PRIVATE", default=DEBU
 # Automated judges: LLM endpoints on private addresses (SSRF guard; allowed in development),
 # and after how long an output still waiting for verdicts is enqueued again.
 HITL_JUDGE_ALLOW_PRIVATE = env_bool("HITL_JUDGE_ALLOW_PRIVATE", default=DEBUG)
-HITL_JUDGE_RECONCILE_SECONDS = env_int("HITL_JUDGE_RECONCILE_SECONDS", 5 * 60)
+# Longer than a judge task's time limit (300 s), so that a running task is not enqueued again.
+HITL_JUDGE_RECONCILE_SECONDS = env_int("HITL_JUDGE_RECONCILE_SECONDS", 6 * 60)

@@ -154,7 +154,8 @@ class CompiledPolicy:
         metadata: dict,
         confidence: float | None,
         judges: Sequence["JudgeSignal"] | None = None,
-        apply_overrides: bool = True,
+        signals: Sequence[str] = (),
+        overrides: dict[str, str] | None = None,
     ) -> Decision:
         """Classify and sample one output; with ``judges`` (their verdicts), finish the decision.
 
@@ -162,10 +163,13 @@ class CompiledPolicy:
         judges set to ``raise_tier`` raise the tier; a failing ``force_review`` judge,
         an unsure judge (an error, or a score in its unsure band) and LLM judges
         that disagree (some pass, some fail) force a review; an ``adaptive`` tier's rate
-        follows the judges' confidence. Deterministic, as the sampling draw is.
+        follows the judges' confidence. Other ``signals`` (an end user's thumbs-down
+        while the judges ran) force a review too. ``overrides`` replace the compiled
+        ones (finishing an output judged under an older version: the stop button as it
+        is now). Deterministic, as the sampling draw is.
         """
         tier_name, why = self.classify(application=application, model=model, metadata=metadata, confidence=confidence)
-        override = self.overrides.get(application) if apply_overrides else None
+        override = (self.overrides if overrides is None else overrides).get(application)
         if override == "block":
             return Decision(
                 tier_name, False, "block", "blocked", f"application {application} is blocked; {why}", None, self.version
@@ -181,7 +185,7 @@ class CompiledPolicy:
                 self.version,
             )
         draw = sampling_draw(tenant_id=self.tenant_id, external_id=external_id, policy_version=self.version)
-        forced: list[str] = []
+        forced: list[str] = list(signals)
         if judges:
             failing = [judge for judge in judges if judge.result == "fail"]
             blocking = [judge.name for judge in failing if judge.on_fail == "block"]

@@ -264,6 +264,10 @@ class Judgement(TenantOwnedModel):
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     cost = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
     model = models.CharField(max_length=200, blank=True, default="")
+    on_fail = models.CharField(
+        max_length=16, default="force_review", help_text="The judge's on_fail when it judged (for recomputing)."
+    )
+    raise_to = models.CharField(max_length=50, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta(TenantOwnedModel.Meta):

@@ -38,8 +38,8 @@ def tasks_release_expired_task() -> int:
 
 @shared_task(
     acks_late=True,  # a worker killed mid-task leaves the message to be redelivered (and the reconciler as backstop)
-    soft_time_limit=600,  # a judge still running then records an error verdict: the output goes to a person
-    time_limit=660,
+    soft_time_limit=270,  # a judge still running then records an error verdict (LLM params fit in 240 s)
+    time_limit=300,
     autoretry_for=(OperationalError,),  # the database blinked: the whole task again (it skips what it stored)
     retry_backoff=True,
     max_retries=5,

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 from urllib.parse import urlparse
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from hitl.net import refused_address
 from policies.judges.base import JudgeInput, Verdict
@@ -48,6 +48,10 @@ MAX_RATIONALE_CHARS = 2000
 MAX_EXCERPT_CHARS = 200
 REDACTED = "[redacted]"
 RETRYABLE_STATUSES = frozenset({408, 429})
+
+
+# A judge task's soft time limit is 270 s (reviews/tasks.py): one judgement must fit well inside.
+MAX_JUDGE_SECONDS = 240
 
 
 class LlmParams(BaseModel):
@@ -86,12 +90,22 @@ class LlmParams(BaseModel):
     json_mode: bool = Field(
         default=True, description='Ask for a JSON answer (response_format {"type": "json_object"}).'
     )
-    input_cost_per_million: Annotated[float, Field(ge=0)] | None = Field(
+    input_cost_per_million: Annotated[float, Field(ge=0, le=100_000)] | None = Field(
         default=None, description="Price per million prompt tokens, used when the endpoint reports no cost."
     )
-    output_cost_per_million: Annotated[float, Field(ge=0)] | None = Field(
+    output_cost_per_million: Annotated[float, Field(ge=0, le=100_000)] | None = Field(
         default=None, description="Price per million completion tokens, used when the endpoint reports no cost."
     )
+
+    @model_validator(mode="after")
+    def _fits_the_task_time_limit(self):
+        worst = worst_case_seconds(self)
+        if worst > MAX_JUDGE_SECONDS:
+            raise ValueError(
+                f"timeout_seconds x (max_retries + 1) plus the backoff may take {worst:.0f} s; "
+                f"at most {MAX_JUDGE_SECONDS} s fit in a judge task: lower the timeout or the retries"
+            )
+        return self
 
     @field_validator("base_url")
     @classmethod
@@ -209,14 +223,26 @@ class _Usage:
         return ((prompt or 0) * (input_price or 0.0) + (completion or 0) * (output_price or 0.0)) / 1_000_000
 
 
+# What a verdict row can hold; larger figures are garbage from the endpoint and are dropped.
+_MAX_TOKENS = 2**31 - 1
+_MAX_COST = 999_999.0
+
+
 def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_TOKENS:
+        return value
+    return None
 
 
 def _amount(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
-        return float(value)
-    return None
+    number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if number and 0 <= value <= _MAX_COST else None
+
+
+def worst_case_seconds(params: "LlmParams") -> float:
+    """The longest one judgement may take: every attempt timing out, with the longest backoffs."""
+    backoff = sum(min(60.0, params.backoff_seconds * 2**attempt) for attempt in range(params.max_retries))
+    return params.timeout_seconds * (params.max_retries + 1) + backoff
 
 
 def _excerpt(body: bytes, redact: Callable[[str], str]) -> str:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, OperationalError, transaction
 from django.utils import timezone
 
 from hitl.db import bulk_insert, bulk_update
@@ -27,8 +27,8 @@ from policies.engine import JudgeSignal
 from policies.judges.base import JudgeInput, Verdict
 from policies.judges.runners import judge_runner
 from policies.models import Judge
-from policies.selectors import compiled_policy_version
-from reviews.models import Judgement, JudgementResult, Output, OutputStatus
+from policies.selectors import compiled_policy, compiled_policy_version
+from reviews.models import Feedback, Judgement, JudgementResult, Output, OutputStatus
 from reviews.routing import plan_tasks, routing_table
 from reviews.services.webhooks import webhook_deliveries_create
 from reviews.services.workflow import rubric_criteria, tasks_create
@@ -56,6 +56,8 @@ _JUDGEMENT_FIELDS = (
     "completion_tokens",
     "cost",
     "model",
+    "on_fail",
+    "raise_to",
     "created_at",
 )
 _RETRIEVAL_STEPS = frozenset({"retrieval", "retriever", "retrieve", "context", "search"})
@@ -158,7 +160,19 @@ def judge_run(*, judge_id: int, output_ids: list[str]) -> int:
             logger.exception("judge %s failed on output %s", judge.pk, row["id"])
             verdict = Verdict("error", None, f"the judge failed: {type(error).__name__}", 0.0)
         results.append((row["id"], verdict))
-    return judgements_store(tenant=tenant, judge=judge, results=results)
+    try:
+        return judgements_store(tenant=tenant, judge=judge, results=results)
+    except OperationalError:
+        raise  # the database blinked: the task retries
+    except DatabaseError:
+        # Something in the verdicts would not store: keep the outcome, not the figures, so
+        # that the output is finished (and goes to a person) instead of waiting for ever.
+        logger.exception("judge %s: verdicts would not store; recording errors instead", judge.pk)
+        fallback = [
+            (output_id, Verdict("error", None, "the judge's answer could not be stored", verdict.latency_ms))
+            for output_id, verdict in results
+        ]
+        return judgements_store(tenant=tenant, judge=judge, results=fallback)
 
 
 @transaction.atomic
@@ -179,10 +193,12 @@ def judgements_store(*, tenant: Tenant, judge: Judge, results: list[tuple[object
             verdict.rationale[:4000],
             round(verdict.latency_ms, 3),
             verdict.attempts,
-            verdict.prompt_tokens,
-            verdict.completion_tokens,
-            None if verdict.cost is None else Decimal(str(round(verdict.cost, 8))),
+            _bounded_tokens(verdict.prompt_tokens),
+            _bounded_tokens(verdict.completion_tokens),
+            _bounded_cost(verdict.cost),
             verdict.model[:200],
+            judge.on_fail,
+            judge.raise_to,
             now,
         )
         for output_id, verdict in results
@@ -190,6 +206,17 @@ def judgements_store(*, tenant: Tenant, judge: Judge, results: list[tuple[object
     inserted = bulk_insert(Judgement, _JUDGEMENT_FIELDS, rows, skip_conflicts_on=("output", "judge"))
     _complete(tenant, outputs, now)
     return len(inserted)
+
+
+def _bounded_tokens(value: int | None) -> int | None:
+    """Token counts an endpoint reports beyond what a row holds are garbage: dropped, not a failed store."""
+    return value if value is not None and 0 <= value < 2**31 else None
+
+
+def _bounded_cost(value: float | None) -> Decimal | None:
+    if value is None or not 0 <= value < 1_000_000:
+        return None
+    return Decimal(str(round(value, 8)))
 
 
 def _unsure(judge: Judge, verdict: Verdict) -> bool:
@@ -246,13 +273,19 @@ def _complete(tenant: Tenant, outputs: list[Output], now: datetime) -> int:
             "score",
             "unsure",
             "judge__name",
-            "judge__on_fail",
-            "judge__raise_to",
+            "on_fail",
+            "raise_to",
             "judge__kind",
         )
     ):
         verdicts[row["output_id"]].append(row)
     routing = routing_table(tenant=tenant)
+    current = compiled_policy(tenant=tenant)
+    thumbs_down = set(
+        Feedback.objects.for_tenant(tenant)
+        .filter(output_id__in=[output.pk for output in outputs], rating=Feedback.Rating.DOWN)
+        .values_list("output_id", flat=True)
+    )
     finished: list[Output] = []
     delivery_changed: list[Output] = []
     planned = []
@@ -267,8 +300,8 @@ def _complete(tenant: Tenant, outputs: list[Output], now: datetime) -> int:
                 result=row["result"],
                 score=row["score"],
                 unsure=row["unsure"],
-                on_fail=row["judge__on_fail"],
-                raise_to=row["judge__raise_to"],
+                on_fail=row["on_fail"],
+                raise_to=row["raise_to"],
                 kind=row["judge__kind"],
             )
             for row in sorted(answers, key=lambda row: row["judge__name"])
@@ -280,7 +313,8 @@ def _complete(tenant: Tenant, outputs: list[Output], now: datetime) -> int:
             metadata=output.metadata,
             confidence=output.confidence,
             judges=signals,
-            apply_overrides=False,  # the stop button acted at ingest
+            signals=["end user gave thumbs-down"] if output.pk in thumbs_down else [],
+            overrides=current.overrides,  # the stop button as it is now: pressed meanwhile, it acts
         )
         if output.delivery != decision.delivery:
             delivery_changed.append(output)

@@ -620,6 +620,7 @@ def output_feedback_add(*, tenant: Tenant, output_id, rating: str, comment: str 
         rating != Feedback.Rating.DOWN
         or output.decision
         or output.status == OutputStatus.BLOCKED  # the stop button is not lifted by a review
+        or output.status == OutputStatus.JUDGING  # the judges' completion takes the thumbs-down into account
         or ReviewTask.objects.for_tenant(tenant).filter(output=output).exists()
     ):
         return feedback, False

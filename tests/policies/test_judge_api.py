@@ -106,3 +106,17 @@ def test_other_tenants_see_404_for_a_judge(admin, other_tenant):
         assert theirs.get(path).status_code == 404
     assert theirs.put(f"/api/v1/judges/{judge_id}", PII, format="json").status_code == 404
     assert theirs.get("/api/v1/judges").json()["results"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"input_cost_per_million": 5e6}, "less than or equal"),
+        ({"timeout_seconds": 120, "max_retries": 3}, "fit in a judge task"),
+    ],
+)
+def test_llm_settings_that_could_not_be_stored_or_run_in_time_are_refused(admin, params, words):
+    body = {**LLM, "params": {**LLM["params"], **params}}
+    response = admin.post("/api/v1/judges", body, format="json")
+    assert response.status_code == 400, response.json()
+    assert words in response.json()["message"]

@@ -203,7 +203,7 @@ def test_the_backoff_is_capped_at_sixty_seconds(judge_server):
     judge_server.default = status(503)
     sleep = SleepRecorder()
 
-    verdict = judge(judge_server, sleep=sleep, max_retries=3, backoff_seconds=40.0)
+    verdict = judge(judge_server, sleep=sleep, max_retries=3, backoff_seconds=40.0, timeout_seconds=10)
 
     assert verdict.rationale.startswith("HTTP 503")
     assert all(seconds <= 60 for seconds in sleep.calls) and sleep.calls[-1] >= 30
@@ -239,7 +239,7 @@ def test_retry_after_is_honoured_and_capped(judge_server):
     judge_server.script(status(503, headers={"Retry-After": "2"}), ok())
     sleep = SleepRecorder()
 
-    verdict = judge(judge_server, sleep=sleep, max_retries=4, backoff_seconds=8.0)
+    verdict = judge(judge_server, sleep=sleep, max_retries=4, backoff_seconds=8.0, timeout_seconds=10)
 
     assert (verdict.result, verdict.attempts) == ("pass", 5)
     assert sleep.calls[:2] == [7.0, 60.0]

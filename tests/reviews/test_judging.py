@@ -353,7 +353,7 @@ def test_an_auditor_recomputes_every_judged_decision_from_the_policy_version_and
     for output in outputs:
         verdicts = Judgement.objects.for_tenant(tenant).filter(output=output).select_related("judge")
         signals = [
-            JudgeSignal(v.judge.name, v.result, v.score, v.unsure, v.judge.on_fail, v.judge.raise_to, v.judge.kind)
+            JudgeSignal(v.judge.name, v.result, v.score, v.unsure, v.on_fail, v.raise_to, v.judge.kind)
             for v in sorted(verdicts, key=lambda v: v.judge.name)
         ]
         decision = compiled_policy_version(tenant=tenant, version=output.policy_version).decide(
@@ -363,7 +363,7 @@ def test_an_auditor_recomputes_every_judged_decision_from_the_policy_version_and
             metadata=output.metadata,
             confidence=output.confidence,
             judges=signals,
-            apply_overrides=False,
+            overrides={},
         )
         assert (decision.status, decision.risk_tier, decision.delivery, decision.reason) == (
             output.status,
@@ -385,3 +385,78 @@ def test_the_reviewer_who_claims_the_task_sees_the_verdicts(tenant, service, dja
     [verdict] = task["judgements"]
     assert (verdict["judge"], verdict["result"]) == ("pii", "fail")
     assert "card number" in verdict["rationale"]
+
+
+def test_absurd_usage_figures_are_dropped_and_the_output_still_finishes(
+    tenant, service, judge_server, django_capture_on_commit_callbacks
+):
+    judge_create(tenant=tenant, data=llm_judge_data(judge_server.url))
+    judge_server.default = ok(pass_=True, score=0.9, usage={"prompt_tokens": 10**20, "completion_tokens": 5}, cost=1e12)
+    output = submit(service, django_capture_on_commit_callbacks, 1)
+
+    verdict = Judgement.objects.for_tenant(tenant).get(output=output)
+    assert (verdict.result, verdict.prompt_tokens, verdict.completion_tokens) == ("pass", None, 5)
+    assert float(verdict.cost) == pytest.approx(5 * 2.0 / 1e6)  # the absurd reported cost gave way to the prices
+    assert output.status == "auto_approved"
+
+
+def test_the_stop_button_pressed_while_judging_acts_when_the_judges_finish(
+    tenant, service, django_capture_on_commit_callbacks
+):
+    webhook_endpoint_create(tenant=tenant, url="http://127.0.0.1:9/hook", secret="s" * 20)
+    pii_judge(tenant)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        receipt = service.post("/api/v1/outputs", output_payload(1, application="held-app"), format="json").json()
+    make_client(tenant, "admin").put("/api/v1/applications/held-app/override", {"mode": "block"}, format="json")
+    for callback in callbacks:
+        callback()
+
+    output = Output.unscoped.get(pk=receipt["id"])
+    assert (output.status, output.delivery) == ("blocked", "block")
+    assert WebhookDelivery.objects.for_tenant(tenant).get(output=output).payload["output"]["delivery"] == "block"
+
+
+def test_a_thumbs_down_while_judging_waits_for_the_judges_and_then_forces_a_review(
+    tenant, service, django_capture_on_commit_callbacks
+):
+    pii_judge(tenant, on_fail="record")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        receipt = service.post("/api/v1/outputs", output_payload(1), format="json").json()
+    feedback = service.post(f"/api/v1/outputs/{receipt['id']}/feedback", {"rating": "down"}, format="json").json()
+    assert feedback["review_task_created"] is False  # not yet: the judges finish the decision
+    assert Output.unscoped.get(pk=receipt["id"]).status == "judging"
+    for callback in callbacks:
+        callback()
+
+    output = Output.unscoped.get(pk=receipt["id"])
+    assert (output.status, output.review_required) == ("pending_review", True)
+    assert "end user gave thumbs-down" in output.decision_reason
+    assert ReviewTask.objects.for_tenant(tenant).filter(output=output).count() == 1
+
+
+def test_a_thumbs_down_while_judging_does_not_undo_a_blocking_judge(
+    tenant, service, django_capture_on_commit_callbacks
+):
+    pii_judge(tenant, on_fail="block")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        receipt = service.post("/api/v1/outputs", output_payload(1, output=CARD), format="json").json()
+    service.post(f"/api/v1/outputs/{receipt['id']}/feedback", {"rating": "down"}, format="json")
+    for callback in callbacks:
+        callback()
+    output = Output.unscoped.get(pk=receipt["id"])
+    assert (output.status, output.delivery) == ("blocked", "block")
+    assert not ReviewTask.objects.for_tenant(tenant).exists()
+
+
+def test_the_decision_uses_each_judges_settings_as_they_were_when_it_judged(
+    tenant, service, django_capture_on_commit_callbacks
+):
+    pii = pii_judge(tenant)  # force_review when it judges
+    short = judge_create(tenant=tenant, data={"name": "short", "kind": "length", "params": {"max_chars": 500}})
+    output = submit(service, django_capture_on_commit_callbacks, 1, output=CARD, run=False)
+    judge_run(judge_id=pii.pk, output_ids=[str(output.pk)])
+    judge_update(tenant=tenant, judge_id=pii.pk, data={"name": "pii", "kind": "pii", "on_fail": "record"})
+    judge_run(judge_id=short.pk, output_ids=[str(output.pk)])  # the last verdict finishes the decision
+
+    output.refresh_from_db()
+    assert output.review_required is True and "judge pii failed" in output.decision_reason
