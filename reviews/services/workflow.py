@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
@@ -244,6 +244,7 @@ _OUTPUT_COLUMNS = (
 )
 
 
+@lru_cache(maxsize=64)
 def _claim_sql(vendor: str, queue_count: int, *, with_details: bool = False) -> str:
     """The claim: one UPDATE of the most urgent pending task, skipping rows others are claiming.
 
@@ -472,21 +473,22 @@ def _task_and_output_for_update(tenant: Tenant, task_id) -> ReviewTask:
     compiling this join with ``select_related`` and ``only`` cost more CPU than the
     rest of a review.
     """
-    sql, task_fields, output_fields = _task_and_output_sql(connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [ReviewTask._meta.pk.get_db_prep_value(task_id, connection), tenant.pk, tenant.pk])
+    db = connections[DEFAULT_DB_ALIAS]  # resolved once: each use of the proxy is a thread-local lookup
+    sql, task_fields, output_fields, columns = _task_and_output_sql(db.vendor)
+    with db.cursor() as cursor:
+        cursor.execute(sql, [ReviewTask._meta.pk.get_db_prep_value(task_id, db), tenant.pk, tenant.pk])
         row = cursor.fetchone()
     if row is None:
         raise NotFoundError("Task not found.")
-    row = _converted(row, (*task_fields, *output_fields))
-    task = ReviewTask.from_db(connection.alias, [field.attname for field in task_fields], row[: len(task_fields)])
-    output = Output.from_db(connection.alias, [field.attname for field in output_fields], row[len(task_fields) :])
+    row = _converted(db, row, columns)
+    task = ReviewTask.from_db(db.alias, [field.attname for field in task_fields], row[: len(task_fields)])
+    output = Output.from_db(db.alias, [field.attname for field in output_fields], row[len(task_fields) :])
     task.output = output
     return task
 
 
 @lru_cache(maxsize=4)
-def _task_and_output_sql(vendor: str) -> tuple[str, tuple, tuple]:
+def _task_and_output_sql(vendor: str) -> tuple[str, tuple, tuple, tuple]:
     quote = connection.ops.quote_name
     task_fields = tuple(field for field in ReviewTask._meta.concrete_fields if field.name in _TASK_FIELDS_REVIEWED)
     output_fields = tuple(field for field in Output._meta.concrete_fields if field.name in _DECISION_FIELDS)
@@ -498,16 +500,16 @@ def _task_and_output_sql(vendor: str) -> tuple[str, tuple, tuple]:
         SELECT {columns} FROM {quote(ReviewTask._meta.db_table)} t
         JOIN {quote(Output._meta.db_table)} o ON o.id = t.output_id
         WHERE t.id = %s AND t.tenant_id = %s AND o.tenant_id = %s {lock}"""  # noqa: S608 (names from model meta)
-    return sql, task_fields, output_fields
+    columns = tuple(field.get_col(field.model._meta.db_table) for field in (*task_fields, *output_fields))
+    return sql, task_fields, output_fields, columns
 
 
-def _converted(row, fields) -> list:
+def _converted(db, row, columns) -> list:
     """The database's values as the ORM would hand them back (SQLite's text dates and UUIDs)."""
     values = list(row)
-    for position, field in enumerate(fields):
-        column = field.get_col(field.model._meta.db_table)
-        for converter in (*connection.ops.get_db_converters(column), *field.get_db_converters(connection)):
-            values[position] = converter(values[position], column, connection)
+    for position, column in enumerate(columns):
+        for converter in (*db.ops.get_db_converters(column), *column.get_db_converters(db)):
+            values[position] = converter(values[position], column, db)
     return values
 
 
@@ -678,9 +680,10 @@ def _review_record_in_one_statement(
     approvals, picks the latest correction and writes the decision (cancelling the
     output's open approval tasks on a reject). Returns whether it decided.
     """
-    fields = Review._meta.concrete_fields
+    db = connections[DEFAULT_DB_ALIAS]
     params = {
-        f"review_{field.column}": field.get_db_prep_save(getattr(review, field.attname), connection) for field in fields
+        f"review_{field.column}": field.get_db_prep_save(getattr(review, field.attname), db)
+        for field in Review._meta.concrete_fields
     }
     params.update(
         task=task.pk,
@@ -693,12 +696,12 @@ def _review_record_in_one_statement(
         may_decide=may_decide,
     )
     try:
-        with connection.cursor() as cursor:
+        with db.cursor() as cursor:
             cursor.execute(_review_record_sql(), params)
             row = cursor.fetchone()
     except IntegrityError as error:  # no savepoint, as in _review_insert
         raise ConflictError("You already reviewed this output.", code="already_reviewed") from error
-    review._state.adding, review._state.db = False, connection.alias
+    review._state.adding, review._state.db = False, db.alias
     task.status = TaskStatus.DONE
     if row is None:
         return False
