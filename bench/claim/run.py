@@ -1,7 +1,7 @@
 """Claim throughput and latency under 16 concurrent reviewers, against bare SQL doing the same work.
 
 For each size (1,000,000 then 10,000 pending tasks on PostgreSQL), 16 worker
-processes work the queue, in six phases of ``--seconds`` each, each phase starting
+processes work the queue in phases of ``--seconds`` each, each phase starting
 from the same backlog (see ``reset_backlog``):
 
 saturated (closed loop: every reviewer claims again the moment it is done; this
@@ -17,20 +17,20 @@ measures throughput, and its latencies are mostly queueing for the 2 cores):
    (``review_submit`` also writes webhook deliveries, but only for active endpoints;
    the bench tenant has none, so neither path writes any.)
 
-paced (open loop: each reviewer is given a schedule of claims at ``--rate / workers``
+paced (open loop: each reviewer is given a schedule of claims at ``rate / workers``
 a second, staggered, and latency is measured from the scheduled send time, so that
 a reviewer that falls behind counts its wait instead of sending less: no coordinated
-omission):
+omission), for each rate of ``--rate`` (claims/s offered in all; default 150 and 300):
 
-5. Django, claim then review, at ``--rate`` claims/s offered in all.
-6. bare SQL, claim then review, at the same rate.
+5. Django, claim then review.
+6. bare SQL, claim then review.
 
 It prints claims/s, p50/p99 claim latency, the CPU a claim cost (the worker's own and
 its PostgreSQL backend's), the ratios to bare SQL, checks that no task was handed out
 twice (every claimed id distinct) and that no task got two reviews, then grades the
 run against issue 4's goals.
 
-    .venv/bin/python bench/claim/run.py [--seconds 10] [--workers 16] [--rate 300] [--sizes 1000000,10000]
+    .venv/bin/python bench/claim/run.py [--seconds 10] [--workers 16] [--rate 150,300] [--sizes 1000000,10000]
 """
 
 import argparse
@@ -340,7 +340,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
     parser.add_argument("--workers", type=int, default=16)
-    parser.add_argument("--rate", type=float, default=300.0, help="claims/s offered in all in the paced phases")
+    parser.add_argument(
+        "--rate", default="150,300", help="claims/s offered in all in the paced phases; a phase pair for each"
+    )
     parser.add_argument("--sizes", default="1000000,10000")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database afterwards")
     args = parser.parse_args()
@@ -355,27 +357,28 @@ def main() -> None:
     claim_sql = _claim_sql("postgresql", 1) + ", output_id"  # RETURNING id, output_id: the review needs both
     connections.close_all()
     multiprocessing.set_start_method("fork")
-    phases = (  # (name, path, review, paced)
-        ("django claims", "django", False, False),
-        ("bare claims", "bare", False, False),
-        ("django review", "django", True, False),
-        ("bare review", "bare", True, False),
-        ("django paced", "django", True, True),
-        ("bare paced", "bare", True, True),
-    )
+    args.rates = [float(value) for value in args.rate.split(",")]
+    phases = [  # (name, path, review, offered rate or None)
+        ("django claims", "django", False, None),
+        ("bare claims", "bare", False, None),
+        ("django review", "django", True, None),
+        ("bare review", "bare", True, None),
+    ]
+    for rate in args.rates:
+        phases += [(f"django paced {rate:g}", "django", True, rate), (f"bare paced {rate:g}", "bare", True, rate)]
     report, double_reviews = {}, 0
     try:
         for size in (int(value) for value in args.sizes.split(",")):
             load_seconds = load_tasks(tenant_id, queue_id, size)
-            results = {}
-            for number, (name, path, review, paced) in enumerate(phases):
+            results = {"load average before": os.getloadavg()[0]}
+            for number, (name, path, review, rate) in enumerate(phases):
                 if number:
                     reset_backlog()
                 # Keep the backlog near its size: a phase stops once it has claimed half of it.
                 plan = {
                     "seconds": args.seconds,
                     "review": review,
-                    "rate": args.rate if paced else None,
+                    "rate": rate,
                     "budget": max(size // 2 // args.workers, 1),
                 }
                 if path == "django":
@@ -391,6 +394,7 @@ def main() -> None:
                     )
                 if review:
                     double_reviews += tasks_with_two_reviews()
+            results["load average after"] = os.getloadavg()[0]
             report[size] = results
             print_size(size, load_seconds, results, args)
         print_goals(report, double_reviews, args)
@@ -404,11 +408,18 @@ def print_size(size: int, load_seconds: float, results: dict, args) -> None:
         f"pending tasks: {size:>9,}  (loaded in {load_seconds:.0f} s, reset before each phase); "
         f"{args.workers} concurrent reviewers, {args.seconds:.0f} s a phase, PostgreSQL on the same 2 cores"
     )
-    sections = (
+    print(
+        f"  machine load average (1 min) {results['load average before']:.1f} before, "
+        f"{results['load average after']:.1f} after (other work on the machine shows here)"
+    )
+    sections = [
         ("saturated, claims only (closed loop: throughput; latency is mostly queueing)", "claims"),
         ("saturated, claim then review (bare: the same rows in plain SQL, one transaction)", "review"),
-        (f"paced, claim then review: {args.rate:.0f} claims/s offered (latency from the scheduled send)", "paced"),
-    )
+    ]
+    sections += [
+        (f"paced, claim then review: {rate:g} claims/s offered (latency from the scheduled send)", f"paced {rate:g}")
+        for rate in args.rates
+    ]
     for title, key in sections:
         print(f"  {title}:")
         for label, path in (("Django (API service path)", "django"), ("bare SQL", "bare")):
@@ -427,21 +438,29 @@ def print_goals(report: dict, double_reviews: int, args) -> None:
     print("issue 4's goals (Django path):")
     for size in sorted(sizes, reverse=True):
         results = report[size]
-        paced, saturated = results["django paced"], results["django review"]
+        for rate in args.rates:
+            paced, bare = results[f"django paced {rate:g}"], results[f"bare paced {rate:g}"]
+            print(
+                f"  p99 claim latency <= 25 ms at {size:,}, paced at {rate:g}/s: {verdict(paced['p99'] <= 25)} "
+                f"({paced['p99']:.1f} ms; bare SQL {bare['p99']:.1f} ms)"
+            )
+        saturated = results["django review"]
         print(
-            f"  p99 claim latency <= 25 ms at {size:,}: {verdict(paced['p99'] <= 25)} paced at {args.rate:.0f}/s "
-            f"({paced['p99']:.1f} ms; bare {results['bare paced']['p99']:.1f} ms); saturated "
-            f"{saturated['p99']:.1f} ms (bare {results['bare review']['p99']:.1f} ms)"
+            f"  p99 claim latency <= 25 ms at {size:,}, saturated: {verdict(saturated['p99'] <= 25)} "
+            f"({saturated['p99']:.1f} ms; bare SQL {results['bare review']['p99']:.1f} ms)"
         )
         for key, label in (("review", "claim then review"), ("claims", "claims only")):
             ratio = results[f"django {key}"]["rate"] / results[f"bare {key}"]["rate"]
             print(f"  >= 0.5 x bare SQL claim rate at {size:,}, {label}: {verdict(ratio >= 0.5)} ({ratio:.2f})")
     if len(sizes) == 2:
         small, large = report[sizes[0]], report[sizes[1]]
-        for key, label in (("paced", "paced"), ("review", "saturated, with reviews"), ("claims", "claims only")):
+        keys = [(f"paced {rate:g}", f"paced at {rate:g}/s") for rate in args.rates]
+        for key, label in (*keys, ("review", "saturated, with reviews"), ("claims", "claims only")):
             ratio = large[f"django {key}"]["p99"] / small[f"django {key}"]["p99"]
             print(f"  p99 at {sizes[1]:,} <= 1.5 x p99 at {sizes[0]:,}, {label}: {verdict(ratio <= 1.5)} ({ratio:.2f})")
-    doubles = sum(phase["double"] for results in report.values() for phase in results.values())
+    doubles = sum(
+        phase["double"] for results in report.values() for phase in results.values() if isinstance(phase, dict)
+    )
     print(
         f"  zero double assignments: {verdict(doubles == 0 and double_reviews == 0)} "
         f"({doubles} tasks handed out twice, {double_reviews} tasks with two reviews, over every phase)"
