@@ -61,6 +61,12 @@ import psycopg  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Untimed claims (and reviews) each worker makes first, as in a server that has been
+# running: they fill the process's caches and the connection's catalog cache, and get
+# every statement past psycopg's prepare threshold (5 runs) and PostgreSQL's first five
+# custom plans of a prepared statement. With one, the first second of a paced phase
+# re-planned every statement in 16 connections at once: a burst of 30-200 ms claims.
+WARM_UP_CLAIMS = 12
 # What the bare review writes, as review_submit writes it for these outputs (see load_tasks).
 BARE_REVIEW_SQL = """
     INSERT INTO reviews_review (id, tenant_id, task_id, output_id, reviewer_id, purpose, decision, scores,
@@ -200,6 +206,19 @@ def wait_until(moment: float) -> None:
         time.sleep(delay)
 
 
+def start_together(plan: dict) -> float:
+    """Wait until every worker has connected and warmed up; the common start time.
+
+    Sixteen Django processes starting on two busy cores can take seconds to get there:
+    a fixed head start let the first scheduled claims of the paced phases wait for it.
+    """
+    plan["ready"].wait(timeout=600)
+    plan["go"].wait(timeout=60)  # the parent has set the start time
+    start = plan["start"].value
+    wait_until(start)
+    return start
+
+
 def schedule(index: int, workers: int, rate: float | None, start: float, seconds: float):
     """Send times: as fast as possible (``rate`` None), or this worker's share of ``rate``, staggered."""
     if rate is None:
@@ -226,16 +245,18 @@ def django_worker(index, workers, tenant_id, user_id, plan, results):
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
-    # Untimed warm-up, as in a server that has been running: one claim (and review) fills
-    # the process's caches and the connection's catalog cache.
-    task = task_claim(tenant=tenant, reviewer=reviewer_for(tenant=tenant, user=user))
-    if task is not None and plan["review"]:
-        review_submit(tenant=tenant, user=user, task_id=task["id"], decision="approve")
-    latencies, claimed = [], [str(task["id"])] if task else []
+    latencies, claimed = [], []
+    for _ in range(WARM_UP_CLAIMS):
+        task = task_claim(tenant=tenant, reviewer=reviewer_for(tenant=tenant, user=user))
+        if task is None:
+            break
+        claimed.append(str(task["id"]))
+        if plan["review"]:
+            review_submit(tenant=tenant, user=user, task_id=task["id"], decision="approve")
     warm = len(claimed)
-    wait_until(plan["start"])
+    start = start_together(plan)
     cpu, server_cpu = time.process_time(), backend_cpu(backend)
-    for send_at in schedule(index, workers, plan["rate"], plan["start"], plan["seconds"]):
+    for send_at in schedule(index, workers, plan["rate"], start, plan["seconds"]):
         if len(claimed) - warm >= plan["budget"]:
             break
         wait_until(send_at)
@@ -276,14 +297,18 @@ def bare_review(conn, tenant_id, user_id, task_id, output_id):
 def bare_worker(index, workers, tenant_id, user_id, queue_id, claim_sql, plan, results):
     with psycopg.connect(DB_DSN, autocommit=True) as conn:
         backend = conn.info.backend_pid
-        row = bare_claim(conn, claim_sql, tenant_id, user_id, queue_id)  # untimed warm-up, as for Django
-        if row is not None and plan["review"]:
-            bare_review(conn, tenant_id, user_id, *row)
-        latencies, claimed = [], [str(row[0])] if row else []
+        latencies, claimed = [], []
+        for _ in range(WARM_UP_CLAIMS):
+            row = bare_claim(conn, claim_sql, tenant_id, user_id, queue_id)
+            if row is None:
+                break
+            claimed.append(str(row[0]))
+            if plan["review"]:
+                bare_review(conn, tenant_id, user_id, *row)
         warm = len(claimed)
-        wait_until(plan["start"])
+        start = start_together(plan)
         cpu, server_cpu = time.process_time(), backend_cpu(backend)
-        for send_at in schedule(index, workers, plan["rate"], plan["start"], plan["seconds"]):
+        for send_at in schedule(index, workers, plan["rate"], start, plan["seconds"]):
             if len(claimed) - warm >= plan["budget"]:
                 break
             wait_until(send_at)
@@ -299,17 +324,25 @@ def bare_worker(index, workers, tenant_id, user_id, queue_id, claim_sql, plan, r
 
 def run_phase(target, args_for, workers: int, plan: dict) -> dict:
     results = multiprocessing.Queue()
-    plan = {**plan, "start": time.perf_counter() + 2.0}  # every worker connected by then
+    plan = {
+        **plan,
+        "ready": multiprocessing.Barrier(workers + 1),
+        "go": multiprocessing.Barrier(workers + 1),
+        "start": multiprocessing.Value("d", 0.0),
+    }
     processes = [
         multiprocessing.Process(target=target, args=(index, workers, *args_for(index), plan, results))
         for index in range(workers)
     ]
     for process in processes:
         process.start()
+    plan["ready"].wait(timeout=600)  # every worker connected and warmed up
+    plan["start"].value = time.perf_counter() + 0.1
+    plan["go"].wait(timeout=60)
     collected = [results.get() for _ in processes]
     for process in processes:
         process.join()
-    elapsed = min(time.perf_counter() - plan["start"], plan["seconds"])
+    elapsed = min(time.perf_counter() - plan["start"].value, plan["seconds"])
     latencies = [value for lat, *_ in collected for value in lat]
     claimed = [task for _, tasks, *_ in collected for task in tasks]  # with the warm-up claims, for the check
     timed = len(claimed) - sum(warm for _, _, warm, *_ in collected)
