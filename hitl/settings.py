@@ -135,6 +135,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Server-side binding sends parameters apart from the SQL (no client-side quoting),
     # which is several times cheaper for ingest's array parameters.
     DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    # psycopg prepares a statement once it has run this many times on a connection, so
+    # the claim and the review are planned once per connection instead of on every call
+    # (about a third of PostgreSQL's CPU for a claim and a review, bench/claim). Django
+    # turns this off by default for transaction-mode poolers: set it to "off" behind one
+    # that does not track prepared statements (PgBouncer before 1.21).
+    _prepare = os.environ.get("DATABASE_PREPARE_THRESHOLD", "").strip().lower()
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
+        None if _prepare == "off" else env_int("DATABASE_PREPARE_THRESHOLD", 5)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite is the embedded default: WAL and a busy timeout let the dev server
     # and an in-process task write at the same time without "database is locked".

@@ -1,17 +1,36 @@
-"""Claim throughput and latency under 16 concurrent reviewers, against the bare SQL claim.
+"""Claim throughput and latency under 16 concurrent reviewers, against bare SQL doing the same work.
 
 For each size (1,000,000 then 10,000 pending tasks on PostgreSQL), 16 worker
-processes claim and review for a fixed time:
+processes work the queue in phases of ``--seconds`` each, each phase starting
+from the same backlog (see ``reset_backlog``):
 
-- Django: ``reviewer_for`` + ``task_claim`` (the claim is timed), then
-  ``review_submit`` (approve), exactly as the API calls them;
-- bare SQL: the same ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)``
-  statement through psycopg, then a bare UPDATE marking the task done.
+saturated (closed loop: every reviewer claims again the moment it is done; this
+measures throughput, and its latencies are mostly queueing for the 2 cores):
 
-It prints claims/s, p50/p99 claim latency, the ratio to bare SQL, and checks
-that no task was handed to two reviewers.
+1. Django, claims only: ``reviewer_for`` + ``task_claim``, as ``POST /api/v1/tasks/claim``
+   calls them (without HTTP); the claim is timed.
+2. bare SQL, claims only: the very same ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE
+   SKIP LOCKED)`` statement (``_claim_sql``) through psycopg.
+3. Django, claim then review: as 1, then ``review_submit`` (approve).
+4. bare SQL, claim then review: as 2, then in one transaction the rows our review
+   writes, in plain SQL: the review row, the task marked done, the output's decision.
+   (``review_submit`` also writes webhook deliveries, but only for active endpoints;
+   the bench tenant has none, so neither path writes any.)
 
-    .venv/bin/python bench/claim/run.py [--seconds 10] [--workers 16]
+paced (open loop: each reviewer is given a schedule of claims at ``rate / workers``
+a second, staggered, and latency is measured from the scheduled send time, so that
+a reviewer that falls behind counts its wait instead of sending less: no coordinated
+omission), for each rate of ``--rate`` (claims/s offered in all; default 150 and 300):
+
+5. Django, claim then review.
+6. bare SQL, claim then review.
+
+It prints claims/s, p50/p99 claim latency, the CPU a claim cost (the worker's own and
+its PostgreSQL backend's), the ratios to bare SQL, checks that no task was handed out
+twice (every claimed id distinct) and that no task got two reviews, then grades the
+run against issue 4's goals.
+
+    .venv/bin/python bench/claim/run.py [--seconds 10] [--workers 16] [--rate 150,300] [--sizes 1000000,10000]
 """
 
 import argparse
@@ -39,12 +58,36 @@ os.environ.update(
 os.environ.pop("CELERY_BROKER_URL", None)
 
 import psycopg  # noqa: E402
+from psycopg.types.json import Jsonb  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Untimed claims (and reviews) each worker makes first, as in a server that has been
+# running: they fill the process's caches and the connection's catalog cache, and get
+# every statement past psycopg's prepare threshold (5 runs) and PostgreSQL's first five
+# custom plans of a prepared statement. With one, the first second of a paced phase
+# re-planned every statement in 16 connections at once: a burst of 30-200 ms claims.
+WARM_UP_CLAIMS = 12
+# What the bare review writes, as review_submit writes it for these outputs (see load_tasks).
+BARE_REVIEW_SQL = """
+    INSERT INTO reviews_review (id, tenant_id, task_id, output_id, reviewer_id, purpose, decision, scores,
+        corrected_output, comment, time_spent_seconds, rubric_id, rubric_version, shown, created_at)
+    VALUES (%s, %s, %s, %s, %s, 'approval', 'approve', '{}', '', '', NULL, NULL, NULL, %s, %s)"""
+BARE_DONE_SQL = "UPDATE reviews_reviewtask SET status = 'done' WHERE id = %s"
+BARE_DECISION_SQL = """
+    UPDATE reviews_output SET decision = 'approved', status = 'approved', final_output = output,
+        delivery = 'deliver', decided_by_id = %s, decided_at = %s
+    WHERE id = %s AND decision = ''"""
 
 
 def reset_database() -> None:
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB_NAME}")
+
+
+def drop_database() -> None:
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
 
 
 def setup_django():
@@ -118,13 +161,78 @@ def load_tasks(tenant_id: int, queue_id: int, count: int) -> float:
                         (uuid.uuid4(), tenant_id, output_id, queue_id, "approval", "pending", 1, number % 3, due, now)
                     )
         conn.commit()
-    with psycopg.connect(DB_DSN, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE reviews_output")
-        conn.execute("VACUUM ANALYZE reviews_reviewtask")
+    vacuum()
     return time.perf_counter() - started
 
 
-def django_worker(tenant_id, user_id, seconds, review, results):
+def vacuum() -> None:
+    with psycopg.connect(DB_DSN, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE reviews_output")
+        conn.execute("VACUUM ANALYZE reviews_reviewtask")
+        conn.execute("VACUUM ANALYZE reviews_review")
+
+
+def reset_backlog() -> None:
+    """Put back the backlog as loaded: every task pending, no review, no decision.
+
+    Cheaper than loading a million rows again; the VACUUM also clears the dead index
+    entries the last phase left at the head of the claim index, so that each phase
+    starts from the same state.
+    """
+    with psycopg.connect(DB_DSN) as conn:
+        conn.execute("DELETE FROM reviews_review")
+        conn.execute(
+            "UPDATE reviews_reviewtask SET status = 'pending', claimed_by_id = NULL, claimed_at = NULL, "
+            "lease_expires_at = NULL WHERE status <> 'pending'"
+        )
+        conn.execute(
+            "UPDATE reviews_output SET decision = '', status = 'pending_review', final_output = NULL, "
+            "decided_by_id = NULL, decided_at = NULL WHERE decision <> ''"
+        )
+        conn.commit()
+    vacuum()
+
+
+def backend_cpu(pid: int) -> float:
+    """User+system CPU seconds of one process (here: the worker's PostgreSQL backend, same machine)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def wait_until(moment: float) -> None:
+    delay = moment - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def start_together(plan: dict) -> float:
+    """Wait until every worker has connected and warmed up; the common start time.
+
+    Sixteen Django processes starting on two busy cores can take seconds to get there:
+    a fixed head start let the first scheduled claims of the paced phases wait for it.
+    """
+    plan["ready"].wait(timeout=600)
+    plan["go"].wait(timeout=60)  # the parent has set the start time
+    start = plan["start"].value
+    wait_until(start)
+    return start
+
+
+def schedule(index: int, workers: int, rate: float | None, start: float, seconds: float):
+    """Send times: as fast as possible (``rate`` None), or this worker's share of ``rate``, staggered."""
+    if rate is None:
+        while time.perf_counter() < start + seconds:
+            yield time.perf_counter()
+        return
+    interval = workers / rate
+    moment = start + interval * index / workers
+    while moment < start + seconds:
+        yield moment
+        moment += interval
+
+
+def django_worker(index, workers, tenant_id, user_id, plan, results):
     from django.contrib.auth import get_user_model
     from django.db import connection
 
@@ -134,75 +242,142 @@ def django_worker(tenant_id, user_id, seconds, review, results):
     connection.close()
     tenant = Tenant.objects.get(pk=tenant_id)
     user = get_user_model().objects.get(pk=user_id)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
     latencies, claimed = [], []
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        started = time.perf_counter()
-        reviewer = reviewer_for(tenant=tenant, user=user)
-        task = task_claim(tenant=tenant, reviewer=reviewer)
-        latencies.append(time.perf_counter() - started)
+    for _ in range(WARM_UP_CLAIMS):
+        task = task_claim(tenant=tenant, reviewer=reviewer_for(tenant=tenant, user=user))
         if task is None:
             break
         claimed.append(str(task["id"]))
-        if review:
+        if plan["review"]:
             review_submit(tenant=tenant, user=user, task_id=task["id"], decision="approve")
-    results.put((latencies, claimed))
+    warm = len(claimed)
+    start = start_together(plan)
+    cpu, server_cpu = time.process_time(), backend_cpu(backend)
+    for send_at in schedule(index, workers, plan["rate"], start, plan["seconds"]):
+        if len(claimed) - warm >= plan["budget"]:
+            break
+        wait_until(send_at)
+        reviewer = reviewer_for(tenant=tenant, user=user)
+        task = task_claim(tenant=tenant, reviewer=reviewer)
+        latencies.append(time.perf_counter() - send_at)
+        if task is None:
+            break
+        claimed.append(str(task["id"]))
+        if plan["review"]:
+            review_submit(tenant=tenant, user=user, task_id=task["id"], decision="approve")
+    results.put((latencies, claimed, warm, time.process_time() - cpu, backend_cpu(backend) - server_cpu))
 
 
-def bare_worker(tenant_id, user_id, queue_id, claim_sql, seconds, review, results):
-    latencies, claimed = [], []
+def bare_claim(conn, claim_sql, tenant_id, user_id, queue_id):
+    now = datetime.now(UTC)
+    return conn.execute(
+        claim_sql, (user_id, now, now + timedelta(minutes=15), tenant_id, [queue_id], 3, user_id, user_id)
+    ).fetchone()
+
+
+def bare_review(conn, tenant_id, user_id, task_id, output_id):
+    now = datetime.now(UTC)
+    shown = {
+        "output_id": str(output_id),
+        "content_hash": "",
+        "fields": ["input", "output", "trace", "metadata", "model", "confidence"],
+        "risk_tier": "medium",
+        "policy_version": 1,
+        "rubric_version": None,
+    }
+    with conn.transaction():
+        conn.execute(BARE_REVIEW_SQL, (uuid.uuid4(), tenant_id, task_id, output_id, user_id, Jsonb(shown), now))
+        conn.execute(BARE_DONE_SQL, (task_id,))
+        conn.execute(BARE_DECISION_SQL, (user_id, now, output_id))
+
+
+def bare_worker(index, workers, tenant_id, user_id, queue_id, claim_sql, plan, results):
     with psycopg.connect(DB_DSN, autocommit=True) as conn:
-        deadline = time.perf_counter() + seconds
-        while time.perf_counter() < deadline:
-            now = datetime.now(UTC)
-            started = time.perf_counter()
-            row = conn.execute(
-                claim_sql.replace("%s", "%s"),
-                (user_id, now, now + timedelta(minutes=15), tenant_id, [queue_id], 3, user_id, user_id),
-            ).fetchone()
-            latencies.append(time.perf_counter() - started)
+        backend = conn.info.backend_pid
+        latencies, claimed = [], []
+        for _ in range(WARM_UP_CLAIMS):
+            row = bare_claim(conn, claim_sql, tenant_id, user_id, queue_id)
             if row is None:
                 break
             claimed.append(str(row[0]))
-            if review:
-                conn.execute("UPDATE reviews_reviewtask SET status = 'done' WHERE id = %s", (row[0],))
-    results.put((latencies, claimed))
+            if plan["review"]:
+                bare_review(conn, tenant_id, user_id, *row)
+        warm = len(claimed)
+        start = start_together(plan)
+        cpu, server_cpu = time.process_time(), backend_cpu(backend)
+        for send_at in schedule(index, workers, plan["rate"], start, plan["seconds"]):
+            if len(claimed) - warm >= plan["budget"]:
+                break
+            wait_until(send_at)
+            row = bare_claim(conn, claim_sql, tenant_id, user_id, queue_id)
+            latencies.append(time.perf_counter() - send_at)
+            if row is None:
+                break
+            claimed.append(str(row[0]))
+            if plan["review"]:
+                bare_review(conn, tenant_id, user_id, *row)
+        results.put((latencies, claimed, warm, time.process_time() - cpu, backend_cpu(backend) - server_cpu))
 
 
-def run_phase(target, args_for, workers: int) -> dict:
+def run_phase(target, args_for, workers: int, plan: dict) -> dict:
     results = multiprocessing.Queue()
-    processes = [multiprocessing.Process(target=target, args=(*args_for(index), results)) for index in range(workers)]
-    started = time.perf_counter()
+    plan = {
+        **plan,
+        "ready": multiprocessing.Barrier(workers + 1),
+        "go": multiprocessing.Barrier(workers + 1),
+        "start": multiprocessing.Value("d", 0.0),
+    }
+    processes = [
+        multiprocessing.Process(target=target, args=(index, workers, *args_for(index), plan, results))
+        for index in range(workers)
+    ]
     for process in processes:
         process.start()
+    plan["ready"].wait(timeout=600)  # every worker connected and warmed up
+    plan["start"].value = time.perf_counter() + 0.1
+    plan["go"].wait(timeout=60)
     collected = [results.get() for _ in processes]
     for process in processes:
         process.join()
-    elapsed = time.perf_counter() - started
-    latencies = [value for lat, _ in collected for value in lat]
-    claimed = [task for _, tasks in collected for task in tasks]
+    elapsed = min(time.perf_counter() - plan["start"].value, plan["seconds"])
+    latencies = [value for lat, *_ in collected for value in lat]
+    claimed = [task for _, tasks, *_ in collected for task in tasks]  # with the warm-up claims, for the check
+    timed = len(claimed) - sum(warm for _, _, warm, *_ in collected)
     quantiles = statistics.quantiles(latencies, n=100)
     return {
-        "claims": len(claimed),
-        "rate": len(claimed) / elapsed,
+        "claims": timed,
+        "rate": timed / elapsed,
         "p50": quantiles[49] * 1000,
         "p99": quantiles[98] * 1000,
         "double": len(claimed) - len(set(claimed)),
+        "client_cpu": sum(item[3] for item in collected) / max(timed, 1) * 1e6,
+        "server_cpu": sum(item[4] for item in collected) / max(timed, 1) * 1e6,
     }
 
 
-def check_no_double_assignment() -> int:
+def tasks_with_two_reviews() -> int:
     with psycopg.connect(DB_DSN) as conn:
         return conn.execute(
             "SELECT count(*) FROM (SELECT task_id FROM reviews_review GROUP BY task_id HAVING count(*) > 1) d"
         ).fetchone()[0]
 
 
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT MET"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
     parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument(
+        "--rate", default="150,300", help="claims/s offered in all in the paced phases; a phase pair for each"
+    )
     parser.add_argument("--sizes", default="1000000,10000")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database afterwards")
     args = parser.parse_args()
 
     reset_database()
@@ -212,47 +387,117 @@ def main() -> None:
     from reviews.services.workflow import _claim_sql
 
     tenant_id, queue_id, user_ids = seed_people(args.workers)
-    claim_sql = _claim_sql("postgresql", 1)
+    claim_sql = _claim_sql("postgresql", 1) + ", output_id"  # RETURNING id, output_id: the review needs both
     connections.close_all()
     multiprocessing.set_start_method("fork")
-    report = {}
-    for size in (int(value) for value in args.sizes.split(",")):
-        phases = {}
-        for review in (False, True):
+    args.rates = [float(value) for value in args.rate.split(",")]
+    phases = [  # (name, path, review, offered rate or None)
+        ("django claims", "django", False, None),
+        ("bare claims", "bare", False, None),
+        ("django review", "django", True, None),
+        ("bare review", "bare", True, None),
+    ]
+    for rate in args.rates:
+        phases += [(f"django paced {rate:g}", "django", True, rate), (f"bare paced {rate:g}", "bare", True, rate)]
+    report, double_reviews = {}, 0
+    try:
+        for size in (int(value) for value in args.sizes.split(",")):
             load_seconds = load_tasks(tenant_id, queue_id, size)
-            phases["django", review] = run_phase(
-                django_worker,
-                lambda index, review=review: (tenant_id, user_ids[index], args.seconds, review),
-                args.workers,
+            results = {"load average before": os.getloadavg()[0]}
+            for number, (name, path, review, rate) in enumerate(phases):
+                if number:
+                    reset_backlog()
+                # Keep the backlog near its size: a phase stops once it has claimed half of it.
+                plan = {
+                    "seconds": args.seconds,
+                    "review": review,
+                    "rate": rate,
+                    "budget": max(size // 2 // args.workers, 1),
+                }
+                if path == "django":
+                    results[name] = run_phase(
+                        django_worker, lambda index: (tenant_id, user_ids[index]), args.workers, plan
+                    )
+                else:
+                    results[name] = run_phase(
+                        bare_worker,
+                        lambda index: (tenant_id, user_ids[index], queue_id, claim_sql),
+                        args.workers,
+                        plan,
+                    )
+                if review:
+                    double_reviews += tasks_with_two_reviews()
+            results["load average after"] = os.getloadavg()[0]
+            report[size] = results
+            print_size(size, load_seconds, results, args)
+        print_goals(report, double_reviews, args)
+    finally:
+        if not args.keep:
+            drop_database()
+
+
+def print_size(size: int, load_seconds: float, results: dict, args) -> None:
+    print(
+        f"pending tasks: {size:>9,}  (loaded in {load_seconds:.0f} s, reset before each phase); "
+        f"{args.workers} concurrent reviewers, {args.seconds:.0f} s a phase, PostgreSQL on the same 2 cores"
+    )
+    print(
+        f"  machine load average (1 min) {results['load average before']:.1f} before, "
+        f"{results['load average after']:.1f} after (other work on the machine shows here)"
+    )
+    sections = [
+        ("saturated, claims only (closed loop: throughput; latency is mostly queueing)", "claims"),
+        ("saturated, claim then review (bare: the same rows in plain SQL, one transaction)", "review"),
+    ]
+    sections += [
+        (f"paced, claim then review: {rate:g} claims/s offered (latency from the scheduled send)", f"paced {rate:g}")
+        for rate in args.rates
+    ]
+    for title, key in sections:
+        print(f"  {title}:")
+        for label, path in (("Django (API service path)", "django"), ("bare SQL", "bare")):
+            phase = results[f"{path} {key}"]
+            print(
+                f"    {label:26s}: {phase['rate']:7.0f} claims/s  p50 {phase['p50']:6.2f} ms  "
+                f"p99 {phase['p99']:6.2f} ms  ({phase['claims']} claims, {phase['double']} handed out twice; "
+                f"CPU a claim: worker {phase['client_cpu']:5.0f} us, postgres {phase['server_cpu']:5.0f} us)"
             )
-            doubles = check_no_double_assignment()
-            if size < 200_000:  # a small backlog may have run dry: give the bare phase the same N
-                load_tasks(tenant_id, queue_id, size)
-            phases["bare", review] = run_phase(
-                bare_worker,
-                lambda index, review=review: (tenant_id, user_ids[index], queue_id, claim_sql, args.seconds, review),
-                args.workers,
-            )
-        report[size] = phases
-        print(
-            f"pending tasks: {size:>9,}  (loaded in {load_seconds:.0f} s); {args.workers} concurrent reviewers, "
-            f"{args.seconds:.0f} s a phase, PostgreSQL on the same 2 cores"
-        )
-        for review, label in ((False, "claims only"), (True, "claim, then review")):
-            django_phase, bare_phase = phases["django", review], phases["bare", review]
-            print(f"  {label}:")
-            for name, phase in (("Django (API service path)", django_phase), ("bare SQL statement", bare_phase)):
-                print(
-                    f"    {name:26s}: {phase['rate']:7.0f} claims/s  p50 {phase['p50']:6.2f} ms  "
-                    f"p99 {phase['p99']:6.2f} ms  ({phase['claims']} claims, {phase['double']} handed out twice)"
-                )
-            print(f"    Django / bare SQL claim rate: {django_phase['rate'] / bare_phase['rate']:.2f}")
-        print(f"  tasks with two reviews after the run: {doubles}")
+        ratio = results[f"django {key}"]["rate"] / results[f"bare {key}"]["rate"]
+        print(f"    Django / bare SQL claim rate: {ratio:.2f}")
+
+
+def print_goals(report: dict, double_reviews: int, args) -> None:
     sizes = sorted(report)
+    print("issue 4's goals (Django path):")
+    for size in sorted(sizes, reverse=True):
+        results = report[size]
+        for rate in args.rates:
+            paced, bare = results[f"django paced {rate:g}"], results[f"bare paced {rate:g}"]
+            print(
+                f"  p99 claim latency <= 25 ms at {size:,}, paced at {rate:g}/s: {verdict(paced['p99'] <= 25)} "
+                f"({paced['p99']:.1f} ms; bare SQL {bare['p99']:.1f} ms)"
+            )
+        saturated = results["django review"]
+        print(
+            f"  p99 claim latency <= 25 ms at {size:,}, saturated: {verdict(saturated['p99'] <= 25)} "
+            f"({saturated['p99']:.1f} ms; bare SQL {results['bare review']['p99']:.1f} ms)"
+        )
+        for key, label in (("review", "claim then review"), ("claims", "claims only")):
+            ratio = results[f"django {key}"]["rate"] / results[f"bare {key}"]["rate"]
+            print(f"  >= 0.5 x bare SQL claim rate at {size:,}, {label}: {verdict(ratio >= 0.5)} ({ratio:.2f})")
     if len(sizes) == 2:
-        for review, label in ((False, "claims only"), (True, "claim, then review")):
-            small, large = report[sizes[0]]["django", review], report[sizes[1]]["django", review]
-            print(f"Django p99 at {sizes[1]:,} / p99 at {sizes[0]:,} ({label}): {large['p99'] / small['p99']:.2f}")
+        small, large = report[sizes[0]], report[sizes[1]]
+        keys = [(f"paced {rate:g}", f"paced at {rate:g}/s") for rate in args.rates]
+        for key, label in (*keys, ("review", "saturated, with reviews"), ("claims", "claims only")):
+            ratio = large[f"django {key}"]["p99"] / small[f"django {key}"]["p99"]
+            print(f"  p99 at {sizes[1]:,} <= 1.5 x p99 at {sizes[0]:,}, {label}: {verdict(ratio <= 1.5)} ({ratio:.2f})")
+    doubles = sum(
+        phase["double"] for results in report.values() for phase in results.values() if isinstance(phase, dict)
+    )
+    print(
+        f"  zero double assignments: {verdict(doubles == 0 and double_reviews == 0)} "
+        f"({doubles} tasks handed out twice, {double_reviews} tasks with two reviews, over every phase)"
+    )
 
 
 if __name__ == "__main__":

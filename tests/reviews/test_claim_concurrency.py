@@ -103,3 +103,66 @@ def test_a_reject_and_an_approve_at_once_never_deadlock(tenant, predictable_poli
 
     assert errors == []
     assert set(Output.objects.for_tenant(tenant).values_list("decision", flat=True)) == {"rejected"}
+
+
+def test_a_review_locks_the_output_before_the_task(tenant, predictable_policy):
+    """The order every deciding path takes, so that a reject and an approve cannot deadlock."""
+    from django.db import OperationalError, transaction
+
+    from reviews.models import Output
+    from reviews.services import output_ingest_batch
+    from reviews.services.workflow import review_submit
+    from tests.factories import output_submission
+
+    output_ingest_batch(tenant=tenant, submissions=[output_submission(1, application="held")])
+    queue = Queue.objects.for_tenant(tenant).get(name="default")
+    person = UserFactory(username="locker")
+    membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
+    queue_grant(queue=queue, user=person)
+    task = task_claim(tenant=tenant, reviewer=reviewer_for(tenant=tenant, user=person))
+    task_held, let_go, errors = threading.Event(), threading.Event(), []
+
+    def hold_the_task():
+        try:
+            with transaction.atomic():
+                ReviewTask.objects.for_tenant(tenant).select_for_update().get(pk=task["id"])
+                task_held.set()
+                let_go.wait(10)
+        finally:
+            connection.close()
+
+    def review_it():
+        try:
+            review_submit(tenant=tenant, user=person, task_id=task["id"], decision="approve")
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_task)
+    holder.start()
+    task_held.wait(10)
+    reviewing = threading.Thread(target=review_it)
+    reviewing.start()
+    try:
+        with connection.cursor() as cursor:  # wait until the review waits for the task's lock
+            for _ in range(500):
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                threading.Event().wait(0.01)
+            else:
+                pytest.fail("the review never waited for the task's lock")
+        # ... by then it holds the output's.
+        with pytest.raises(OperationalError, match="could not obtain lock"), transaction.atomic():
+            Output.objects.for_tenant(tenant).select_for_update(nowait=True).get(pk=task["output_id"])
+    finally:
+        let_go.set()
+        holder.join()
+        reviewing.join()
+    assert errors == []
+    assert Output.objects.for_tenant(tenant).get(pk=task["output_id"]).decision == ""  # one of two approvals
+    assert ReviewTask.objects.for_tenant(tenant).get(pk=task["id"]).status == "done"

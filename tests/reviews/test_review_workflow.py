@@ -395,3 +395,30 @@ def test_a_second_review_of_the_same_output_by_one_person_is_409_and_writes_noth
     assert Review.objects.for_tenant(tenant).count() == 1
     assert ReviewTask.objects.for_tenant(tenant).get(pk=other.pk).status == "claimed"
     assert Output.objects.for_tenant(tenant).get(pk=output["id"]).decision == ""
+
+
+def test_an_approval_on_the_common_path_runs_a_fixed_number_of_queries(tenant, workflow, assert_work_queries):
+    from django.db import connection
+
+    from reviews.routing import routing_table
+    from reviews.services.workflow import review_submit, reviewer_for
+
+    submit(workflow, 1, "medium-app")  # one approval task, with a rubric
+    rita = reviewer(tenant, 1, "rita")
+    task_id = claim(rita).json()["id"]
+    tenant.refresh_from_db()
+    reviewer_for(tenant=tenant, user=rita.person)  # warm, as in a running server:
+    routing_table(tenant=tenant)  # both are cached per configuration token
+
+    # PostgreSQL: the task and its output locked and read by one statement, the criteria
+    # of the task's rubric version, then one statement inserting the review, marking the
+    # task done, tallying the approvals and writing the decision. The portable path
+    # (SQLite) runs the last four one by one.
+    expected = 3 if connection.vendor == "postgresql" else 6
+    with assert_work_queries(expected):
+        outcome = review_submit(
+            tenant=tenant, user=rita.person, task_id=task_id, decision="approve", scores=GOOD_SCORES
+        )
+
+    assert outcome.decided_now and outcome.output.decision == "approved"
+    assert ReviewTask.objects.for_tenant(tenant).get(pk=task_id).status == "done"
