@@ -173,11 +173,11 @@ def part_service(n: int) -> None:
         started = time.perf_counter()
         with conn.cursor().copy(
             "COPY bare (id, tenant_id, output_id, judge_id, judge_version, result, score, unsure, rationale, "
-            "latency_ms, attempts, model, created_at) FROM STDIN"
+            "latency_ms, attempts, model, on_fail, raise_to, created_at) FROM STDIN"
         ) as copy:
             now = datetime.now(UTC)
             for row in rows:
-                copy.write_row((uuid.uuid4(), *row, 1, "", now))
+                copy.write_row((uuid.uuid4(), *row, 1, "", "force_review", "", now))
         conn.commit()
         copy_seconds = time.perf_counter() - started
         del buffer
