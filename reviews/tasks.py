@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from reviews.models import DeliveryStatus
-from reviews.services.judging import judge_run, judges_reconcile
+from reviews.services.judging import judges_reconcile, judges_run
 from reviews.services.webhooks import backoff_seconds, webhook_attempt, webhook_deliveries_due
 from reviews.services.workflow import tasks_release_expired
 
@@ -36,17 +36,26 @@ def tasks_release_expired_task() -> int:
     return tasks_release_expired()
 
 
-@shared_task(
-    acks_late=True,  # a worker killed mid-task leaves the message to be redelivered (and the reconciler as backstop)
-    soft_time_limit=270,  # a judge still running then records an error verdict (LLM params fit in 240 s)
-    time_limit=300,
-    autoretry_for=(OperationalError,),  # the database blinked: the whole task again (it skips what it stored)
-    retry_backoff=True,
-    max_retries=5,
-)
+_JUDGE_TASK_OPTIONS = {
+    "acks_late": True,  # a worker killed mid-task leaves the message to be redelivered (the reconciler is the backstop)
+    "soft_time_limit": 270,  # a judge still running then records an error verdict (LLM params fit in 240 s)
+    "time_limit": 300,
+    "autoretry_for": (OperationalError,),  # the database blinked: the whole task again (it skips what it stored)
+    "retry_backoff": True,
+    "max_retries": 5,
+}
+
+
+@shared_task(**_JUDGE_TASK_OPTIONS)
+def judges_run_task(judge_ids: list[int], output_ids: list[str]) -> int:
+    """Judges of one tenant on some outputs; the judges' own retries and timeouts are in their clients."""
+    return judges_run(judge_ids=judge_ids, output_ids=output_ids)
+
+
+@shared_task(**_JUDGE_TASK_OPTIONS)
 def judge_run_task(judge_id: int, output_ids: list[str]) -> int:
-    """One judge on some outputs; the judge's own retries and timeouts are in its client."""
-    return judge_run(judge_id=judge_id, output_ids=output_ids)
+    """One judge on some outputs (the earlier message shape, still accepted)."""
+    return judges_run(judge_ids=[judge_id], output_ids=output_ids)
 
 
 @shared_task(acks_late=True, time_limit=300)

@@ -64,18 +64,27 @@ _RETRIEVAL_STEPS = frozenset({"retrieval", "retriever", "retrieve", "context", "
 
 
 def judges_enqueue(*, plans: dict[str, list[list[int]]], kinds: dict[int, str]) -> int:
-    """Send the Celery messages for planned judges (call it on commit). Returns the number sent."""
-    from reviews.tasks import judge_run_task
+    """Send the Celery messages for planned judges (call it on commit). Returns the number sent.
 
-    by_judge: dict[int, list[str]] = defaultdict(list)
-    for output_id, plan in plans.items():
-        for judge_id, _version in plan:
-            by_judge[judge_id].append(str(output_id))
+    Each LLM judge gets a message per output (they run in parallel, seconds each); the
+    built-in checks of an output share one message with the outputs planned alike, up
+    to ``BUILTIN_CHUNK`` of them (microseconds each: the message is the cost).
+    """
+    from reviews.tasks import judges_run_task
+
     sent = 0
-    for judge_id, output_ids in by_judge.items():
-        chunk = 1 if kinds.get(judge_id) == "llm" else BUILTIN_CHUNK
-        for start in range(0, len(output_ids), chunk):
-            judge_run_task.delay(judge_id, output_ids[start : start + chunk])
+    builtin: dict[tuple[int, ...], list[str]] = defaultdict(list)
+    for output_id, plan in plans.items():
+        checks = tuple(sorted(judge_id for judge_id, _ in plan if kinds.get(judge_id) != "llm"))
+        if checks:
+            builtin[checks].append(str(output_id))
+        for judge_id, _ in plan:
+            if kinds.get(judge_id) == "llm":
+                judges_run_task.delay([judge_id], [str(output_id)])
+                sent += 1
+    for judge_ids, output_ids in builtin.items():
+        for start in range(0, len(output_ids), BUILTIN_CHUNK):
+            judges_run_task.delay(list(judge_ids), output_ids[start : start + BUILTIN_CHUNK])
             sent += 1
     return sent
 
@@ -114,25 +123,55 @@ def _rubric(tenant: Tenant, application: str, tier: str, policy) -> dict | None:
 
 
 def judge_run(*, judge_id: int, output_ids: list[str]) -> int:
-    """Run one judge on the given outputs that lack its verdict; store verdicts and finish
-    decisions. Safe to repeat. Returns the number of verdicts stored."""
-    judge = Judge.unscoped.select_related("tenant").filter(pk=judge_id).first()
-    if judge is None:
+    """One judge on the given outputs (see ``judges_run``)."""
+    return judges_run(judge_ids=[judge_id], output_ids=output_ids)
+
+
+def judges_run(*, judge_ids: list[int], output_ids: list[str]) -> int:
+    """Run judges (of one tenant) on the given outputs that lack their verdicts; store the
+    verdicts and finish the decisions in one transaction. Safe to repeat. Returns the
+    number of verdicts stored."""
+    judges = list(Judge.unscoped.select_related("tenant").filter(pk__in=judge_ids).order_by("pk"))
+    if not judges:
         return 0
-    tenant = judge.tenant
+    tenant = judges[0].tenant
+    judges = [judge for judge in judges if judge.tenant_id == tenant.pk]  # a message names one tenant's judges
+    answered = set(
+        Judgement.objects.for_tenant(tenant)
+        .filter(output_id__in=output_ids, judge__in=judges)
+        .values_list("output_id", "judge_id")
+    )
     # Built-in checks read the output text only: the input and trace (JSON to decode) are for LLM judges.
     wanted = ("id", "application", "risk_tier", "policy_version", "output", "metadata")
-    if judge.kind == "llm":
+    if any(judge.kind == "llm" for judge in judges):
         wanted += ("input", "trace")
-    rows = list(
-        Output.objects.for_tenant(tenant)
-        .filter(id__in=output_ids)
-        .exclude(judgements__judge_id=judge_id)
-        .values(*wanted)
-    )
-    if not rows:
+    rows = list(Output.objects.for_tenant(tenant).filter(id__in=output_ids).values(*wanted))
+    batches = []
+    for judge in judges:
+        todo = [row for row in rows if (row["id"], judge.pk) not in answered]
+        if todo:
+            batches.append((judge, _judged(tenant, judge, todo)))
+    if not batches:
         outputs_judging_complete(tenant=tenant, output_ids=output_ids)  # a redelivery after a crash mid-way
         return 0
+    try:
+        return judgements_store(tenant=tenant, batches=batches)
+    except OperationalError:
+        raise  # the database blinked: the task retries
+    except DatabaseError:
+        # Something in the verdicts would not store: keep the outcome, not the figures, so
+        # that the outputs are finished (and go to a person) instead of waiting for ever.
+        logger.exception("judges %s: verdicts would not store; recording errors instead", judge_ids)
+        failed = "the judge's answer could not be stored"
+        fallback = [
+            (judge, [(output_id, Verdict("error", None, failed, verdict.latency_ms)) for output_id, verdict in results])
+            for judge, results in batches
+        ]
+        return judgements_store(tenant=tenant, batches=fallback)
+
+
+def _judged(tenant: Tenant, judge: Judge, rows: list[dict]) -> list[tuple[object, Verdict]]:
+    """One judge's verdicts on the rows, with no transaction open (an LLM call takes seconds)."""
     runner = judge_runner(
         judge_id=judge.pk, version=judge.version, kind=judge.kind, params=judge.params, api_key=judge.api_key
     )
@@ -160,25 +199,14 @@ def judge_run(*, judge_id: int, output_ids: list[str]) -> int:
             logger.exception("judge %s failed on output %s", judge.pk, row["id"])
             verdict = Verdict("error", None, f"the judge failed: {type(error).__name__}", 0.0)
         results.append((row["id"], verdict))
-    try:
-        return judgements_store(tenant=tenant, judge=judge, results=results)
-    except OperationalError:
-        raise  # the database blinked: the task retries
-    except DatabaseError:
-        # Something in the verdicts would not store: keep the outcome, not the figures, so
-        # that the output is finished (and goes to a person) instead of waiting for ever.
-        logger.exception("judge %s: verdicts would not store; recording errors instead", judge.pk)
-        fallback = [
-            (output_id, Verdict("error", None, "the judge's answer could not be stored", verdict.latency_ms))
-            for output_id, verdict in results
-        ]
-        return judgements_store(tenant=tenant, judge=judge, results=fallback)
+    return results
 
 
 @transaction.atomic
-def judgements_store(*, tenant: Tenant, judge: Judge, results: list[tuple[object, Verdict]]) -> int:
+def judgements_store(*, tenant: Tenant, batches: list[tuple[Judge, list[tuple[object, Verdict]]]]) -> int:
     """Insert verdicts (once per output and judge) and finish the outputs they complete."""
-    outputs = _lock_judging(tenant, sorted(output_id for output_id, _ in results))
+    output_ids = {output_id for _, results in batches for output_id, _ in results}
+    outputs = _lock_judging(tenant, sorted(output_ids))
     now = timezone.now()
     rows = [
         (
@@ -201,6 +229,7 @@ def judgements_store(*, tenant: Tenant, judge: Judge, results: list[tuple[object
             judge.raise_to,
             now,
         )
+        for judge, results in batches
         for output_id, verdict in results
     ]
     inserted = bulk_insert(Judgement, _JUDGEMENT_FIELDS, rows, skip_conflicts_on=("output", "judge"))

@@ -12,7 +12,7 @@ import pytest
 
 from policies.services import judge_create, policy_publish
 from reviews.models import Judgement, Output
-from reviews.tasks import judge_run_task
+from reviews.tasks import judges_run_task
 from tests.celery_worker import celery_worker
 from tests.conftest import make_client
 from tests.factories import output_payload
@@ -29,7 +29,7 @@ POLICY = {
 @pytest.fixture
 def worker(monkeypatch):
     env = {"HITL_JUDGE_ALLOW_PRIVATE": "1"}
-    with celery_worker(monkeypatch, [judge_run_task], env, pool=("--concurrency", "2")) as process:
+    with celery_worker(monkeypatch, [judges_run_task], env, pool=("--concurrency", "2")) as process:
         yield process
 
 

@@ -16,6 +16,7 @@ from reviews.models import Judgement, Output, Queue, ReviewTask, WebhookDelivery
 from reviews.services.judging import judge_run, judges_reconcile
 from reviews.services.webhooks import webhook_endpoint_create
 from reviews.services.workflow import queue_grant
+from reviews.tasks import judges_run_task
 from tenants.services import membership_create
 from tests.conftest import make_client
 from tests.factories import UserFactory, output_payload
@@ -460,3 +461,23 @@ def test_the_decision_uses_each_judges_settings_as_they_were_when_it_judged(
 
     output.refresh_from_db()
     assert output.review_required is True and "judge pii failed" in output.decision_reason
+
+
+def test_built_in_checks_share_a_message_and_each_llm_judge_gets_one_per_output(
+    tenant, service, judge_server, monkeypatch, django_capture_on_commit_callbacks
+):
+    pii_judge(tenant)
+    judge_create(tenant=tenant, data={"name": "short", "kind": "length", "params": {"max_chars": 500}})
+    llm = judge_create(tenant=tenant, data=llm_judge_data(judge_server.url))
+    sent = []
+    monkeypatch.setattr(judges_run_task, "delay", lambda judge_ids, output_ids: sent.append((judge_ids, output_ids)))
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = service.post(
+            "/api/v1/outputs/batch", {"items": [output_payload(1), output_payload(2)]}, format="json"
+        ).json()
+    ids = {item["output"]["id"] for item in batch["results"]}
+
+    builtin = [(judge_ids, output_ids) for judge_ids, output_ids in sent if llm.pk not in judge_ids]
+    per_output = [output_ids[0] for judge_ids, output_ids in sent if judge_ids == [llm.pk]]
+    assert len(builtin) == 1 and len(builtin[0][0]) == 2 and set(builtin[0][1]) == ids
+    assert sorted(per_output) == sorted(ids)
