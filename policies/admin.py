@@ -250,10 +250,11 @@ class JudgeForm(forms.ModelForm):
                 judge_validate(tenant=tenant, data=self.spec())
             except DomainValidationError as error:
                 for path, messages in error.fields.items():
-                    root = path.split(".")[0]
+                    root, _, rest = path.partition(".")
                     field = root if root in self.fields else None
-                    for message in messages:
-                        self.add_error(field, message)
+                    label = ".".join(part for part in rest.split(".") if part and not part.isdigit())
+                    for message in messages:  # "base_url: Field required" under params
+                        self.add_error(field, f"{label}: {message}" if label and field else message)
         return cleaned
 
 

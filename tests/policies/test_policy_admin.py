@@ -5,7 +5,7 @@ import json
 import pytest
 
 from policies.defaults import DEFAULT_POLICY
-from policies.models import Application, Policy, Rubric
+from policies.models import Application, Judge, Policy, Rubric
 from tenants.services import membership_create
 from tests.factories import UserFactory
 
@@ -89,3 +89,56 @@ def test_rubric_admin_validates_criteria(client, staff_admin, tenant):
     )
     assert response.status_code == 302
     assert Rubric.objects.for_tenant(tenant).get().version == 1
+
+
+def _judge_form(tenant, **changes) -> dict:
+    form = {
+        "tenant": tenant.pk,
+        "name": "helpful",
+        "kind": "llm",
+        "description": "",
+        "applications": "[]",
+        "tiers": "[]",
+        "params": json.dumps(
+            {"base_url": "https://llm.example.com/v1", "model": "m", "prompt_template": "Judge: {{output}}"}
+        ),
+        "on_fail": "force_review",
+        "raise_to": "",
+        "unsure_low": "0.4",
+        "unsure_high": "0.6",
+        "is_active": "on",
+        "new_api_key": "sk-admin-secret",
+        "reason": "first judge",
+    }
+    form.update(changes)
+    return form
+
+
+def test_a_judge_is_created_and_edited_in_the_admin_through_the_service(client, staff_admin, tenant):
+    client.force_login(staff_admin)
+    response = client.post("/admin/policies/judge/add/", _judge_form(tenant))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    judge = Judge.objects.for_tenant(tenant).get()
+    assert (judge.version, judge.api_key, judge.params["timeout_seconds"]) == (1, "sk-admin-secret", 30.0)
+
+    page = client.get(f"/admin/policies/judge/{judge.pk}/change/").content.decode()
+    assert "sk-admin-secret" not in page and "stored (never shown)" in page
+    edit = _judge_form(tenant, new_api_key="", description="now described")
+    edit.pop("tenant"), edit.pop("kind")  # fixed once created
+    response = client.post(f"/admin/policies/judge/{judge.pk}/change/", edit)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    judge.refresh_from_db()
+    assert (judge.version, judge.description, judge.api_key) == (2, "now described", "sk-admin-secret")
+    history = client.get(f"/admin/policies/judge/{judge.pk}/history/").content.decode()
+    assert "sk-admin-secret" not in history
+
+
+def test_the_admin_refuses_a_bad_judge_naming_the_field(client, staff_admin, tenant):
+    client.force_login(staff_admin)
+    response = client.post(
+        "/admin/policies/judge/add/", _judge_form(tenant, params=json.dumps({"model": "m"}), tiers='["nope"]')
+    )
+    assert response.status_code == 200  # the form again, with errors
+    text = response.content.decode()
+    assert "base_url" in text and "nope" in text
+    assert not Judge.objects.for_tenant(tenant).exists()
