@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from policies.defaults import DEFAULT_POLICY
-from policies.models import Application, Policy, Rubric
-from policies.services import application_override_set, rubric_publish
+from policies.models import Application, Judge, Policy, Rubric
+from policies.services import application_override_set, judge_create, rubric_publish
 from tenants.models import ApiKey
 from tenants.services import api_key_create, membership_create
 from tests.factories import UserFactory
@@ -38,6 +38,7 @@ def b_objects(other_tenant):
         "rubric": rubric,
         "application": application,
         "api_key": api_key,
+        "judge": judge_create(tenant=other_tenant, data={"name": "judge-of-b", "kind": "pii"}),
     }
 
 
@@ -48,6 +49,7 @@ def b_objects(other_tenant):
         ("policies/rubric", "rubric"),
         ("policies/application", "application"),
         ("tenants/apikey", "api_key"),
+        ("policies/judge", "judge"),
     ],
 )
 def test_history_and_change_pages_of_another_tenant_are_404(client, staff_of_a, b_objects, path, key):
@@ -84,9 +86,12 @@ def test_lists_filters_and_choices_show_nothing_of_another_tenant(client, staff_
         client.get("/admin/reviews/output/").content.decode(),
         client.get("/admin/policies/application/add/").content.decode(),
         client.get("/admin/tenants/apikey/add/").content.decode(),
+        client.get("/admin/policies/judge/").content.decode(),
+        client.get("/admin/policies/judge/add/").content.decode(),
+        client.get("/admin/reviews/judgement/").content.decode(),
     ]
     for page in pages:
-        for secret in (other_tenant.slug, "rubric-of-b", "app-of-b", "key-of-b", "member-of-b"):
+        for secret in (other_tenant.slug, "rubric-of-b", "app-of-b", "key-of-b", "member-of-b", "judge-of-b"):
             assert secret not in page
 
 
@@ -118,3 +123,23 @@ def test_queue_permission_page_does_not_reveal_other_tenants_people(client, staf
     assert outsider.status_code == nobody.status_code == 200
     assert "No member of your tenants has this username." in outsider.content.decode()
     assert "No member of your tenants has this username." in nobody.content.decode()
+
+
+def test_a_judge_cannot_be_created_for_another_tenant(client, staff_of_a, tenant, other_tenant):
+    client.force_login(staff_of_a)
+    response = client.post(
+        "/admin/policies/judge/add/",
+        {
+            "tenant": other_tenant.pk,
+            "name": "sneaky",
+            "kind": "pii",
+            "applications": "[]",
+            "tiers": "[]",
+            "params": "{}",
+            "on_fail": "force_review",
+            "unsure_low": "0.4",
+            "unsure_high": "0.6",
+        },
+    )
+    assert response.status_code == 200  # the form again: that tenant is not a choice
+    assert not Judge.unscoped.filter(name="sneaky").exists()
