@@ -37,6 +37,7 @@ class Decision:
     reason: str
     draw: float | None
     policy_version: int
+    classification: str = ""  # why this tier: the matching rule, or the default
 
 
 def _one_of(value: str | list[str] | None) -> frozenset[str] | None:
@@ -218,9 +219,9 @@ class CompiledPolicy:
             outcome = "review" if sampled else "no review"
             reason = f"{why}; tier {tier_name}, {rate_note}, drawn {draw:.4f}: {outcome}"
         if not sampled:
-            return Decision(tier_name, False, "deliver", "auto_approved", reason, draw, self.version)
+            return Decision(tier_name, False, "deliver", "auto_approved", reason, draw, self.version, why)
         delivery = "hold" if tier.mode == "sequential" else "deliver"
-        return Decision(tier_name, True, delivery, "pending_review", reason, draw, self.version)
+        return Decision(tier_name, True, delivery, "pending_review", reason, draw, self.version, why)
 
     def _raised_tier(self, tier_name: str, raising: list["JudgeSignal"]) -> str:
         """The highest tier the raising judges ask for (tiers rank as the policy lists them)."""

@@ -66,10 +66,10 @@ def manage(*args: str, port: int) -> str:
     ).stdout
 
 
-def reset_database() -> None:
+def reset_database(name: str = DB_NAME) -> None:
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
 
 
 def post(port: int, path: str, key: str, body: bytes) -> tuple[int, bytes]:

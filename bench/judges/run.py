@@ -18,7 +18,6 @@ Part 2 (production shape): gunicorn (DEBUG=0) and ``celery worker`` (prefork) wi
 import argparse
 import http.client
 import importlib.util
-import io
 import os
 import random
 import re
@@ -30,6 +29,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -169,7 +169,6 @@ def part_service(n: int) -> None:
     )
     with psycopg.connect(DSN) as conn:
         conn.execute("CREATE TEMP TABLE bare (LIKE reviews_judgement INCLUDING ALL)")
-        buffer = io.StringIO()
         started = time.perf_counter()
         with conn.cursor().copy(
             "COPY bare (id, tenant_id, output_id, judge_id, judge_version, result, score, unsure, rationale, "
@@ -180,7 +179,6 @@ def part_service(n: int) -> None:
                 copy.write_row((uuid.uuid4(), *row, 1, "", "force_review", "", now))
         conn.commit()
         copy_seconds = time.perf_counter() - started
-        del buffer
     print(f"service path judge_run (messages of {BUILTIN_CHUNK}, PII check, verdicts stored, decisions finished):")
     rate = judged / service_seconds
     print(f"  judge_run            : {rate:>10,.0f} outputs/s  ({judged} verdicts, {waiting} still judging)")
@@ -211,7 +209,7 @@ def part_end_to_end(m: int, rate: float, judge_ms: float, workers: int) -> None:
         key = _configure(judge_server.url)
         bare = []
         for _ in range(50):
-            conn = http.client.HTTPConnection("127.0.0.1", int(judge_server.url.split(":")[2].split("/")[0]))
+            conn = http.client.HTTPConnection("127.0.0.1", urlparse(judge_server.url).port)
             started = time.perf_counter()
             conn.request("POST", "/v1/chat/completions", b'{"model": "x", "messages": []}')
             conn.getresponse().read()
@@ -360,8 +358,7 @@ def main() -> None:
     parser.add_argument("--judge-ms", type=float, default=50.0, help="the local LLM judge's answer time")
     parser.add_argument("--workers", type=int, default=4, help="celery worker processes")
     args = parser.parse_args()
-    ingest_bench.reset_database.__globals__["DB_NAME"] = DB_NAME
-    ingest_bench.reset_database()
+    ingest_bench.reset_database(DB_NAME)
     part_checks(args.n)
     part_service(args.n)
     part_end_to_end(args.m, args.rate, args.judge_ms, args.workers)

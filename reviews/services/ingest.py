@@ -6,7 +6,7 @@ compiled from a per-version cache, so classifying and sampling add no query.
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import orjson
@@ -127,7 +127,7 @@ def _ingest(tenant: Tenant, submissions: list[OutputSubmission]) -> tuple[list[I
         if plan and decision.status == "blocked":
             plan = []  # the stop button blocked it: nothing to judge
         elif plan and decision.draw is not None:  # (review_all keeps its tasks; the judges inform the reviewers)
-            decision = _awaiting_judges(policy, submission, decision, judges, plan)
+            decision = _awaiting_judges(policy, decision, judges, plan)
         receipt = {
             "id": Output._meta.pk.default(),
             "external_id": submission.external_id,
@@ -199,20 +199,18 @@ def _ingest(tenant: Tenant, submissions: list[OutputSubmission]) -> tuple[list[I
     return results, list(plans)
 
 
-def _awaiting_judges(policy, submission: OutputSubmission, decision: Decision, judges, plan: list) -> Decision:
+def _awaiting_judges(policy, decision: Decision, judges, plan: list) -> Decision:
     """Sampling waits for the judges. Meanwhile a sequential tier holds delivery; the
     others deliver (a review, if the judges call for one, follows)."""
     tier = policy.tiers[decision.risk_tier]
-    _, why = policy.classify(
-        application=submission.application,
-        model=submission.model,
-        metadata=submission.metadata,
-        confidence=submission.confidence,
-    )
     names = ", ".join(judges.name_of(judge_id) for judge_id, _ in plan)
-    reason = f"{why}; tier {decision.risk_tier} ({tier.mode}): waiting for judges {names}"
-    delivery = "hold" if tier.mode == "sequential" else "deliver"
-    return Decision(decision.risk_tier, False, delivery, "judging", reason, decision.draw, decision.policy_version)
+    return replace(
+        decision,
+        review_required=False,
+        delivery="hold" if tier.mode == "sequential" else "deliver",
+        status="judging",
+        reason=f"{decision.classification}; tier {decision.risk_tier} ({tier.mode}): waiting for judges {names}",
+    )
 
 
 def _route(tenant: Tenant, policy, routing, receipts: list[dict], now) -> None:
