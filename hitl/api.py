@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiResponse
 from pydantic import BaseModel, ValidationError
 from rest_framework.views import APIView
 
+from hitl.api_errors import ErrorResponse
 from hitl.errors import DomainValidationError, fields_message, pydantic_fields
 from hitl.permissions import TenantRolePermission
 
@@ -38,14 +39,6 @@ def validate_body(model: type[BaseModel], data):
     except ValidationError as error:
         fields = pydantic_fields(error)
         raise DomainValidationError(fields_message(fields), fields=fields) from error
-
-
-class ErrorResponse(BaseModel):
-    """The one JSON shape of every error."""
-
-    code: str
-    message: str
-    fields: dict[str, list[str]] | None = None
 
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:

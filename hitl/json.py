@@ -6,7 +6,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
-from hitl.errors import RequestTooLarge
+from hitl.api_errors import RequestTooLarge
 
 
 def _default(value):

@@ -208,7 +208,7 @@ REST_FRAMEWORK = {
     if DEBUG
     else ["hitl.json.OrjsonRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "hitl.errors.exception_handler",
+    "EXCEPTION_HANDLER": "hitl.api_errors.exception_handler",
     "DEFAULT_METADATA_CLASS": None,  # OPTIONS answers 405 instead of describing serializers
     "UNAUTHENTICATED_USER": None,
 }

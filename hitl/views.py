@@ -4,7 +4,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.defaults import page_not_found, server_error
 
-from hitl.errors import error_body
+from hitl.api_errors import error_body
 from hitl.json import dumps
 
 

@@ -6,11 +6,9 @@ import json
 from django import forms
 from django.contrib import admin
 from django.db import transaction
-from django.utils.html import format_html
 from pydantic import ValidationError
 from simple_history.admin import SimpleHistoryAdmin
 
-from hitl.admin import AdministeredTenantFilter, TenantScopedAdminMixin
 from hitl.errors import DomainValidationError
 from policies.models import Application, Judge, Policy, Rubric
 from policies.schemas import RubricDocument
@@ -24,7 +22,7 @@ from policies.services import (
     policy_validate,
     rubric_publish,
 )
-from reviews.selectors import judge_agreement
+from tenants.admin_scoping import AdministeredTenantFilter, TenantScopedAdminMixin
 
 
 class PrettyJSONField(forms.JSONField):
@@ -265,7 +263,7 @@ class JudgeAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
     list_filter = ("kind", "is_active", AdministeredTenantFilter)
     search_fields = ("name",)
     list_select_related = ("tenant",)
-    readonly_fields = ("version", "key_stored", "agreement", "updated_at", "updated_by")
+    readonly_fields = ("version", "key_stored", "updated_at", "updated_by")
     history_list_display = ("version", "on_fail", "is_active")
 
     def get_readonly_fields(self, request, obj=None):
@@ -277,27 +275,6 @@ class JudgeAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
     @admin.display(description="API key")
     def key_stored(self, obj):
         return "stored (never shown)" if obj.api_key else "none"
-
-    @admin.display(description="Agreement with people's decisions")
-    def agreement(self, obj):
-        if obj is None or obj.pk is None:
-            return "-"
-        result = judge_agreement(tenant=obj.tenant, judge_id=obj.pk)
-        if not result.compared:
-            return f"no output yet both judged and decided by people ({result.judge_errors} error verdicts)"
-        kappa = "undefined" if result.cohens_kappa is None else f"{result.cohens_kappa:.3f}"
-        return format_html(
-            "{} compared: {} both pass, {} both fail, {} judge pass / people fail, {} judge fail / people pass; "
-            "agreement {}, Cohen's kappa {}; {} error verdicts not compared",
-            result.compared,
-            result.both_pass,
-            result.both_fail,
-            result.judge_pass_human_fail,
-            result.judge_fail_human_pass,
-            f"{result.agreement_rate:.1%}",
-            kappa,
-            result.judge_errors,
-        )
 
     def save_model(self, request, obj, form, change):
         data = form.spec()

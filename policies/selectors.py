@@ -152,3 +152,24 @@ def judge_get(*, tenant: Tenant, judge_id: int) -> Judge:
 def judge_history(*, tenant: Tenant, judge_id: int, limit: int = 100):
     judge = judge_get(tenant=tenant, judge_id=judge_id)
     return judge.history.select_related("history_user").order_by("-version", "-history_date")[:limit]
+
+
+def rubric_criteria(*, tenant: Tenant, rubric_id: int | None, version: int | None) -> list[dict] | None:
+    """The criteria of a rubric exactly as they were at ``version`` (a history row never changes).
+
+    Cached per configuration token, as the compiled policy is: a review reads no rubric.
+    """
+    if rubric_id is None:
+        return None
+    return _rubric_criteria(tenant.pk, str(tenant.config_token), rubric_id, version)
+
+
+@lru_cache(maxsize=256)
+def _rubric_criteria(tenant_id: int, config_token: str, rubric_id: int, version: int | None) -> list[dict] | None:
+    record = (
+        Rubric.history.filter(tenant_id=tenant_id, id=rubric_id, version=version)
+        .order_by("-history_date")
+        .values("criteria")
+        .first()
+    )
+    return record["criteria"] if record else None

@@ -5,13 +5,20 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils.html import format_html
 from guardian.admin import GuardedModelAdminMixin, UserManage
 from simple_history.admin import SimpleHistoryAdmin
 
-from hitl.admin import AdministeredTenantFilter, TenantScopedAdminMixin, administered_tenant_ids
+from policies.admin import JudgeAdmin
+from policies.models import Judge
 from reviews.models import Feedback, Judgement, Output, Queue, Review, ReviewTask, WebhookDelivery, WebhookEndpoint
+from reviews.selectors import judge_agreement
+from reviews.services.onboarding import tenant_onboard
+from reviews.services.queues import queue_create, queue_update
 from reviews.services.webhooks import webhook_delivery_replay
-from reviews.services.workflow import queue_create, queue_update
+from tenants.admin import TenantAdmin
+from tenants.admin_scoping import AdministeredTenantFilter, TenantScopedAdminMixin, administered_tenant_ids
+from tenants.models import Tenant
 from tenants.services import tenant_config_changed
 
 
@@ -218,3 +225,44 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         for delivery in queryset.select_related("tenant"):
             webhook_delivery_replay(tenant=delivery.tenant, delivery_id=delivery.pk)
         messages.success(request, f"{queryset.count()} deliveries queued again.")
+
+
+# Configuration admins of lower layers, completed with what this layer knows: a new
+# tenant is onboarded (its default policy and queue), a judge shows its agreement.
+admin.site.unregister(Tenant)
+admin.site.unregister(Judge)
+
+
+@admin.register(Tenant)
+class OnboardingTenantAdmin(TenantAdmin):
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        obj.pk = tenant_onboard(slug=obj.slug, name=obj.name).pk
+
+
+@admin.register(Judge)
+class JudgeWithAgreementAdmin(JudgeAdmin):
+    readonly_fields = (*JudgeAdmin.readonly_fields, "agreement")
+
+    @admin.display(description="Agreement with people's decisions")
+    def agreement(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        result = judge_agreement(tenant=obj.tenant, judge_id=obj.pk)
+        if not result.compared:
+            return f"no output yet both judged and decided by people ({result.judge_errors} error verdicts)"
+        kappa = "undefined" if result.cohens_kappa is None else f"{result.cohens_kappa:.3f}"
+        return format_html(
+            "{} compared: {} both pass, {} both fail, {} judge pass / people fail, {} judge fail / people pass; "
+            "agreement {}, Cohen's kappa {}; {} error verdicts not compared",
+            result.compared,
+            result.both_pass,
+            result.both_fail,
+            result.judge_pass_human_fail,
+            result.judge_fail_human_pass,
+            f"{result.agreement_rate:.1%}",
+            kappa,
+            result.judge_errors,
+        )

@@ -6,7 +6,7 @@ from django.db.models import Count, Q, QuerySet
 
 from hitl.errors import NotFoundError
 from policies.selectors import judge_get
-from reviews.models import Decision, Judgement, JudgementResult, Output
+from reviews.models import Decision, Judgement, JudgementResult, Output, ReviewTask, WebhookEndpoint
 from tenants.models import Tenant
 
 
@@ -25,13 +25,53 @@ def output_judgements(*, tenant: Tenant, output_id) -> list[Judgement]:
     )
 
 
+# What a reviewer is shown of a claimed task (the claim's SQL returns the same columns).
+CLAIMED_TASK_COLUMNS = (
+    "id",
+    "output_id",
+    "queue_id",
+    "purpose",
+    "status",
+    "level_required",
+    "due_at",
+    "lease_expires_at",
+    "escalation_reason",
+    "rubric_id",
+    "rubric_version",
+)
+CLAIMED_OUTPUT_COLUMNS = (
+    "external_id",
+    "application",
+    "input",
+    "output",
+    "trace",
+    "metadata",
+    "model",
+    "confidence",
+    "risk_tier",
+    "policy_version",
+    "decision_reason",
+    "received_at",
+)
+
+
+def task_details(*, tenant: Tenant, task_id) -> dict:
+    """A task as the reviewer sees it: with its output, queue and rubric."""
+    task = ReviewTask.objects.for_tenant(tenant).select_related("output", "queue", "rubric").filter(pk=task_id).first()
+    if task is None:
+        raise NotFoundError("Task not found.")
+    details = {column: getattr(task, column) for column in CLAIMED_TASK_COLUMNS}
+    details["output"] = {column: getattr(task.output, column) for column in CLAIMED_OUTPUT_COLUMNS}
+    details["output"]["id"] = task.output_id
+    details.update(queue=task.queue.name, rubric_name=task.rubric.name if task.rubric_id else None)
+    return details
+
+
 def output_list(*, tenant: Tenant) -> QuerySet[Output]:
     return Output.objects.for_tenant(tenant).defer("input", "output", "trace", "content_hash")
 
 
 def webhook_list(*, tenant: Tenant):
-    from reviews.models import WebhookEndpoint
-
     return WebhookEndpoint.objects.for_tenant(tenant).filter(is_active=True).order_by("created_at")
 
 

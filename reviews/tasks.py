@@ -5,9 +5,9 @@ from django.conf import settings
 from django.db import OperationalError
 
 from reviews.models import DeliveryStatus
+from reviews.services.claims import tasks_release_expired
 from reviews.services.judging import judges_reconcile, judges_run
 from reviews.services.webhooks import backoff_seconds, webhook_attempt, webhook_deliveries_due
-from reviews.services.workflow import tasks_release_expired
 
 
 @shared_task(bind=True, acks_late=True, time_limit=60, soft_time_limit=45, max_retries=None)

@@ -1,16 +1,9 @@
 from django.urls import path
 
-from reviews.apis import OutputBatchApi, OutputCollectionApi, OutputDetailApi
-from reviews.judge_apis import JudgeAgreementApi
-from reviews.workflow_apis import (
-    OutputFeedbackApi,
-    TaskClaimApi,
-    TaskReleaseApi,
-    TaskReviewApi,
-    WebhookCollectionApi,
-    WebhookDetailApi,
-    WebhookReplayApi,
-)
+from reviews.apis.judges import JudgeAgreementApi
+from reviews.apis.outputs import OutputBatchApi, OutputCollectionApi, OutputDetailApi, OutputFeedbackApi
+from reviews.apis.tasks import TaskClaimApi, TaskReleaseApi, TaskReviewApi
+from reviews.apis.webhooks import WebhookCollectionApi, WebhookDetailApi, WebhookReplayApi
 
 urlpatterns = [
     path("outputs", OutputCollectionApi.as_view(), name="outputs"),

@@ -4,7 +4,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from simple_history.admin import SimpleHistoryAdmin
 
-from hitl.admin import AdministeredTenantFilter, ScopedHistoryMixin, TenantScopedAdminMixin, administered_tenant_ids
+from tenants.admin_scoping import (
+    AdministeredTenantFilter,
+    ScopedHistoryMixin,
+    TenantScopedAdminMixin,
+    administered_tenant_ids,
+)
 from tenants.models import ApiKey, Membership, Tenant
 from tenants.services import api_key_create, api_key_revoke, membership_create, tenant_config_changed, tenant_create
 

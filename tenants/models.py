@@ -38,6 +38,11 @@ class Role(models.TextChoices):
     AUDITOR = "auditor", "Auditor"
     VIEWER = "viewer", "Viewer"
 
+    @classmethod
+    def reviewing(cls) -> frozenset[str]:
+        """The roles whose members work review queues."""
+        return frozenset({cls.REVIEWER, cls.ADMIN})
+
 
 class ApiKeyRole(models.TextChoices):
     """What an API key may do; ``service`` is an LLM application submitting outputs."""

@@ -46,6 +46,7 @@ def tenant_config_changed(*, tenant: Tenant) -> None:
 
 @transaction.atomic
 def tenant_create(*, slug: str, name: str = "") -> Tenant:
+    """The tenant row alone; ``reviews.services.onboarding.tenant_onboard`` adds its policy and queue."""
     tenant = Tenant(slug=slug, name=name or slug)
     try:
         tenant.full_clean()
@@ -56,11 +57,6 @@ def tenant_create(*, slug: str, name: str = "") -> Tenant:
             tenant.save()
     except IntegrityError as error:  # the slug was taken between the check and the insert
         raise DomainValidationError("slug: already taken", fields={"slug": ["Already taken."]}) from error
-    from policies.services import policy_create_default  # policies and queues build on tenants
-    from reviews.services.workflow import queue_create
-
-    policy_create_default(tenant=tenant)
-    queue_create(tenant=tenant, name="default")
     return tenant
 
 

@@ -4,8 +4,8 @@ import factory
 from django.contrib.auth import get_user_model
 
 from reviews.schemas import OutputSubmission
+from reviews.services.onboarding import tenant_onboard
 from tenants.models import Tenant
-from tenants.services import tenant_create
 
 
 class TenantFactory(factory.django.DjangoModelFactory):
@@ -18,7 +18,7 @@ class TenantFactory(factory.django.DjangoModelFactory):
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
         # Through the service, as in production: a tenant starts with the default policy.
-        return tenant_create(**kwargs)
+        return tenant_onboard(**kwargs)
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -101,10 +101,11 @@ def setup_django():
 
 def seed_people(workers: int):
     from reviews.models import Queue
-    from reviews.services.workflow import queue_grant
-    from tenants.services import membership_create, tenant_create, user_get_or_create
+    from reviews.services.onboarding import tenant_onboard
+    from reviews.services.queues import queue_grant
+    from tenants.services import membership_create, user_get_or_create
 
-    tenant = tenant_create(slug="bench")
+    tenant = tenant_onboard(slug="bench")
     queue = Queue.objects.for_tenant(tenant).get(name="default")
     user_ids = []
     for number in range(workers):
@@ -236,7 +237,8 @@ def django_worker(index, workers, tenant_id, user_id, plan, results):
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from reviews.services.workflow import review_submit, reviewer_for, task_claim
+    from reviews.services.claims import reviewer_for, task_claim
+    from reviews.services.review import review_submit
     from tenants.models import Tenant
 
     connection.close()
@@ -384,7 +386,7 @@ def main() -> None:
     setup_django()
     from django.db import connections
 
-    from reviews.services.workflow import _claim_sql
+    from reviews.services.claims import _claim_sql
 
     tenant_id, queue_id, user_ids = seed_people(args.workers)
     claim_sql = _claim_sql("postgresql", 1) + ", output_id"  # RETURNING id, output_id: the review needs both

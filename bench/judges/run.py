@@ -126,9 +126,9 @@ def part_service(n: int) -> None:
     from reviews.schemas import OutputSubmission
     from reviews.services import ingest as ingest_module
     from reviews.services.judging import BUILTIN_CHUNK, judge_run
-    from tenants.services import tenant_create
+    from reviews.services.onboarding import tenant_onboard
 
-    tenant = tenant_create(slug=f"bench-{uuid.uuid4().hex[:6]}")
+    tenant = tenant_onboard(slug=f"bench-{uuid.uuid4().hex[:6]}")
     judge = judge_create(tenant=tenant, data={"name": "pii", "kind": "pii"})
     sent = []
     ingest_module.judges_enqueue = lambda plans, kinds: sent.extend(plans)  # measured below, not at ingest
@@ -327,9 +327,10 @@ def _warm_up(port: int, key: str) -> None:
 
 def _configure(judge_url: str) -> str:
     from policies.services import judge_create, policy_publish
-    from tenants.services import api_key_create, tenant_create
+    from reviews.services.onboarding import tenant_onboard
+    from tenants.services import api_key_create
 
-    tenant = tenant_create(slug=f"e2e-{uuid.uuid4().hex[:6]}")
+    tenant = tenant_onboard(slug=f"e2e-{uuid.uuid4().hex[:6]}")
     policy_publish(
         tenant=tenant,
         document={

@@ -20,8 +20,8 @@ from policies.selectors import compiled_policy, judge_table
 from reviews.models import Output
 from reviews.routing import plan_tasks, routing_table
 from reviews.schemas import OutputSubmission
+from reviews.services.claims import tasks_create
 from reviews.services.judging import judges_enqueue
-from reviews.services.workflow import tasks_create
 from tenants.models import Tenant
 
 RECEIPT_FIELDS = (

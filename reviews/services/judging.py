@@ -27,11 +27,11 @@ from policies.engine import JudgeSignal
 from policies.judges.base import JudgeInput, Verdict
 from policies.judges.runners import judge_runner
 from policies.models import Judge
-from policies.selectors import compiled_policy, compiled_policy_version
+from policies.selectors import compiled_policy, compiled_policy_version, rubric_criteria
 from reviews.models import Feedback, Judgement, JudgementResult, Output, OutputStatus
 from reviews.routing import plan_tasks, routing_table
+from reviews.services.claims import tasks_create
 from reviews.services.webhooks import webhook_deliveries_create
-from reviews.services.workflow import rubric_criteria, tasks_create
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,11 @@ def _rubric(tenant: Tenant, application: str, tier: str, policy) -> dict | None:
     if not found:
         return None
     rubric_id, version = found
-    return {"id": rubric_id, "version": version, "criteria": rubric_criteria(rubric_id=rubric_id, version=version)}
+    return {
+        "id": rubric_id,
+        "version": version,
+        "criteria": rubric_criteria(tenant=tenant, rubric_id=rubric_id, version=version),
+    }
 
 
 def judge_run(*, judge_id: int, output_ids: list[str]) -> int:

@@ -6,7 +6,7 @@ import pytest
 
 from policies.defaults import DEFAULT_POLICY
 from policies.services import policy_publish, rubric_publish
-from reviews.services.workflow import queue_grant
+from reviews.services.queues import queue_grant
 from tenants.services import membership_create
 from tests.conftest import make_client
 from tests.factories import UserFactory, output_payload

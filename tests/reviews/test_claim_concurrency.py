@@ -7,7 +7,8 @@ import pytest
 from django.db import connection
 
 from reviews.models import Queue, ReviewTask
-from reviews.services.workflow import queue_grant, reviewer_for, task_claim
+from reviews.services.claims import reviewer_for, task_claim
+from reviews.services.queues import queue_grant
 from tenants.services import membership_create
 from tests.factories import UserFactory
 
@@ -63,7 +64,7 @@ def test_a_reject_and_an_approve_at_once_never_deadlock(tenant, predictable_poli
     from hitl.errors import ConflictError
     from reviews.models import Output
     from reviews.services import output_ingest_batch
-    from reviews.services.workflow import review_submit
+    from reviews.services.review import review_submit
     from tests.factories import output_submission
 
     output_ingest_batch(tenant=tenant, submissions=[output_submission(n, application="held") for n in range(6)])
@@ -111,7 +112,7 @@ def test_a_review_locks_the_output_before_the_task(tenant, predictable_policy):
 
     from reviews.models import Output
     from reviews.services import output_ingest_batch
-    from reviews.services.workflow import review_submit
+    from reviews.services.review import review_submit
     from tests.factories import output_submission
 
     output_ingest_batch(tenant=tenant, submissions=[output_submission(1, application="held")])

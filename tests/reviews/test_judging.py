@@ -14,8 +14,8 @@ from policies.selectors import compiled_policy_version
 from policies.services import judge_create, judge_update, policy_publish
 from reviews.models import Judgement, Output, Queue, ReviewTask, WebhookDelivery
 from reviews.services.judging import judge_run, judges_reconcile
+from reviews.services.queues import queue_grant
 from reviews.services.webhooks import webhook_endpoint_create
-from reviews.services.workflow import queue_grant
 from reviews.tasks import judges_run_task
 from tenants.services import membership_create
 from tests.conftest import make_client

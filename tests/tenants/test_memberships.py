@@ -4,8 +4,9 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from hitl.errors import DomainValidationError
+from reviews.services.onboarding import tenant_onboard
 from tenants.models import Membership
-from tenants.services import membership_create, tenant_create
+from tenants.services import membership_create
 from tests.factories import UserFactory
 
 
@@ -48,10 +49,10 @@ def test_database_enforces_the_level_range(tenant):
 @pytest.mark.parametrize("slug", ["", "Has Space", "x" * 64])
 def test_tenant_slug_is_validated(db, slug):
     with pytest.raises(DomainValidationError) as caught:
-        tenant_create(slug=slug)
+        tenant_onboard(slug=slug)
     assert "slug" in caught.value.fields
 
 
 def test_duplicate_tenant_slug_is_refused(tenant):
     with pytest.raises(DomainValidationError, match="slug"):
-        tenant_create(slug=tenant.slug)
+        tenant_onboard(slug=tenant.slug)

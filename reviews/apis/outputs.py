@@ -1,4 +1,5 @@
-"""REST endpoints for outputs: thin, they validate, call a service or selector, render."""
+"""REST endpoints for outputs: submit, read, list, end-user feedback. Thin: they validate,
+call a service or selector, render."""
 
 from typing import Any
 
@@ -17,6 +18,7 @@ from reviews.filters import OutputFilter
 from reviews.models import Output
 from reviews.selectors import output_get_for_tenant, output_judgements, output_list
 from reviews.services import IngestResult, output_ingest, output_ingest_batch
+from reviews.services.feedback import output_feedback_add
 
 SUBMIT_ROLES = frozenset({"service", "admin"})
 READ_ROLES = frozenset({"service", "admin", "auditor", "reviewer"})
@@ -218,3 +220,27 @@ class OutputDetailApi(TenantApi):
     def get(self, request, output_id):
         output = output_get_for_tenant(tenant=self.tenant, output_id=output_id)
         return Response(detail(output, output_judgements(tenant=self.tenant, output_id=output.pk)))
+
+
+class OutputFeedbackApi(TenantApi):
+    """``POST /api/v1/outputs/{id}/feedback``: an end user's thumbs up or down."""
+
+    permission_map = {"POST": frozenset({"service", "admin"})}
+
+    @extend_schema(
+        operation_id="outputs_feedback",
+        request=schemas.FeedbackSubmission,
+        responses={201: schemas.FeedbackReceipt, **error_responses(400, 401, 403, 404)},
+    )
+    def post(self, request, output_id):
+        submission = validate_body(schemas.FeedbackSubmission, request.data)
+        feedback, task_created = output_feedback_add(
+            tenant=self.tenant, output_id=output_id, rating=submission.rating, comment=submission.comment
+        )
+        body = {
+            "id": feedback.pk,
+            "output_id": feedback.output_id,
+            "rating": feedback.rating,
+            "review_task_created": task_created,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)

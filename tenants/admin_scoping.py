@@ -1,4 +1,4 @@
-"""Django admin plumbing: tenant-owned rows are shown per the person's tenants.
+"""The Django admin's tenant scoping: tenant-owned rows are shown per the person's tenants.
 
 A superuser sees every tenant; any other staff user sees only the tenants they
 administer (an ``admin`` membership) and the rows that belong to them: in lists,
@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from hitl.models import TenantOwnedModel
+from tenants.models import Tenant
 from tenants.selectors import tenants_administered_by
 
 
@@ -32,8 +33,6 @@ class AdministeredTenantFilter(admin.SimpleListFilter):
     parameter_name = "tenant"
 
     def lookups(self, request, model_admin):
-        from tenants.models import Tenant
-
         tenant_ids = administered_tenant_ids(request)
         tenants = Tenant.objects.all() if tenant_ids is None else Tenant.objects.filter(pk__in=tenant_ids)
         return [(str(tenant.pk), tenant.slug) for tenant in tenants.order_by("slug")]

@@ -1,4 +1,4 @@
-"""REST endpoints of the review loop: claim, release, review; end-user feedback; webhooks."""
+"""REST endpoints of the review loop: claim, release and review a task."""
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -7,20 +7,12 @@ from rest_framework.response import Response
 
 from hitl.api import TenantApi, error_responses, validate_body
 from hitl.errors import ForbiddenError
+from policies.selectors import rubric_criteria
 from reviews import schemas
-from reviews.apis import judgement_body
-from reviews.selectors import output_judgements, webhook_list
-from reviews.services.webhooks import webhook_delivery_replay, webhook_endpoint_create, webhook_endpoint_delete
-from reviews.services.workflow import (
-    output_feedback_add,
-    review_submit,
-    reviewer_for,
-    rubric_criteria,
-    task_claim,
-    task_details,
-    task_release,
-    tasks_release_expired,
-)
+from reviews.apis.outputs import judgement_body
+from reviews.selectors import output_judgements, task_details
+from reviews.services.claims import reviewer_for, task_claim, task_release, tasks_release_expired
+from reviews.services.review import review_submit
 
 REVIEWERS = frozenset({"reviewer", "admin"})
 ADMIN = frozenset({"admin"})
@@ -32,9 +24,9 @@ def _person(api_key):
     return api_key.user
 
 
-def task_body(task: dict, judgements=()) -> dict:
+def task_body(tenant, task: dict, judgements=()) -> dict:
     """The claimed task as JSON: what the reviewer judges, and the rubric version to judge it by."""
-    criteria = rubric_criteria(rubric_id=task["rubric_id"], version=task["rubric_version"])
+    criteria = rubric_criteria(tenant=tenant, rubric_id=task["rubric_id"], version=task["rubric_version"])
     output = task["output"]
     return {
         "id": task["id"],
@@ -77,7 +69,9 @@ class TaskClaimApi(TenantApi):
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         # The reviewer sees what the judges said (one more query, outside the claim statement).
-        return Response(task_body(task, output_judgements(tenant=self.tenant, output_id=task["output"]["id"])))
+        return Response(
+            task_body(self.tenant, task, output_judgements(tenant=self.tenant, output_id=task["output"]["id"]))
+        )
 
 
 class TaskReleaseApi(TenantApi):
@@ -93,7 +87,9 @@ class TaskReleaseApi(TenantApi):
     def post(self, request, task_id):
         task = task_release(tenant=self.tenant, user=_person(self.api_key), task_id=task_id)
         details = task_details(tenant=self.tenant, task_id=task.pk)
-        return Response(task_body(details, output_judgements(tenant=self.tenant, output_id=details["output"]["id"])))
+        return Response(
+            task_body(self.tenant, details, output_judgements(tenant=self.tenant, output_id=details["output"]["id"]))
+        )
 
 
 class TaskReviewApi(TenantApi):
@@ -141,83 +137,3 @@ class TaskReviewApi(TenantApi):
             "decided_now": outcome.decided_now,
         }
         return Response(body, status=status.HTTP_201_CREATED)
-
-
-class OutputFeedbackApi(TenantApi):
-    """``POST /api/v1/outputs/{id}/feedback``: an end user's thumbs up or down."""
-
-    permission_map = {"POST": frozenset({"service", "admin"})}
-
-    @extend_schema(
-        operation_id="outputs_feedback",
-        request=schemas.FeedbackSubmission,
-        responses={201: schemas.FeedbackReceipt, **error_responses(400, 401, 403, 404)},
-    )
-    def post(self, request, output_id):
-        submission = validate_body(schemas.FeedbackSubmission, request.data)
-        feedback, task_created = output_feedback_add(
-            tenant=self.tenant, output_id=output_id, rating=submission.rating, comment=submission.comment
-        )
-        body = {
-            "id": feedback.pk,
-            "output_id": feedback.output_id,
-            "rating": feedback.rating,
-            "review_task_created": task_created,
-        }
-        return Response(body, status=status.HTTP_201_CREATED)
-
-
-def webhook_body(endpoint) -> dict:
-    return {
-        "id": endpoint.pk,
-        "url": endpoint.url,
-        "description": endpoint.description,
-        "is_active": endpoint.is_active,
-        "created_at": endpoint.created_at,
-    }
-
-
-class WebhookCollectionApi(TenantApi):
-    """``GET /api/v1/webhooks`` lists endpoints; ``POST`` registers one (the secret is never shown back)."""
-
-    permission_map = {"GET": ADMIN, "POST": ADMIN}
-
-    @extend_schema(operation_id="webhooks_list", responses={200: schemas.WebhookList, **error_responses(401, 403)})
-    def get(self, request):
-        return Response({"results": [webhook_body(endpoint) for endpoint in webhook_list(tenant=self.tenant)]})
-
-    @extend_schema(
-        operation_id="webhooks_create",
-        request=schemas.WebhookIn,
-        responses={201: schemas.WebhookOut, **error_responses(400, 401, 403)},
-    )
-    def post(self, request):
-        data = validate_body(schemas.WebhookIn, request.data)
-        endpoint = webhook_endpoint_create(
-            tenant=self.tenant, url=data.url, secret=data.secret, description=data.description
-        )
-        return Response(webhook_body(endpoint), status=status.HTTP_201_CREATED)
-
-
-class WebhookDetailApi(TenantApi):
-    """``DELETE /api/v1/webhooks/{id}``: stop sending to an endpoint (its delivery log stays)."""
-
-    permission_map = {"DELETE": ADMIN}
-
-    @extend_schema(operation_id="webhooks_delete", responses={204: None, **error_responses(401, 403, 404)})
-    def delete(self, request, webhook_id: int):
-        webhook_endpoint_delete(tenant=self.tenant, endpoint_id=webhook_id)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class WebhookReplayApi(TenantApi):
-    """``POST /api/v1/webhooks/deliveries/{id}/replay``: send a delivery again, with the same id."""
-
-    permission_map = {"POST": ADMIN}
-
-    @extend_schema(
-        operation_id="webhooks_replay", request=None, responses={202: None, **error_responses(401, 403, 404)}
-    )
-    def post(self, request, delivery_id):
-        webhook_delivery_replay(tenant=self.tenant, delivery_id=delivery_id)
-        return Response(status=status.HTTP_202_ACCEPTED)

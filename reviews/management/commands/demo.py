@@ -15,10 +15,11 @@ from policies.services import application_rubric_set, judge_create, policy_publi
 from reviews.models import Queue
 from reviews.schemas import OutputSubmission
 from reviews.services import output_ingest_batch
-from reviews.services.workflow import queue_grant
+from reviews.services.onboarding import tenant_onboard
+from reviews.services.queues import queue_grant
 from tenants.models import ApiKey, Membership
 from tenants.selectors import tenant_get_by_slug
-from tenants.services import api_key_create, api_key_revoke, membership_create, tenant_create, user_get_or_create
+from tenants.services import api_key_create, api_key_revoke, membership_create, user_get_or_create
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "demo-password-1"  # noqa: S105 (a published demo login)
@@ -72,7 +73,7 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, outputs, **options):
-        tenant = tenant_get_by_slug(slug=DEMO_SLUG) or tenant_create(slug=DEMO_SLUG, name="Demo Corp")
+        tenant = tenant_get_by_slug(slug=DEMO_SLUG) or tenant_onboard(slug=DEMO_SLUG, name="Demo Corp")
         for username, role, level, skills in PEOPLE:
             user = user_get_or_create(username=username, email=f"{username}@demo.example", password=DEMO_PASSWORD)
             if username == "admin":

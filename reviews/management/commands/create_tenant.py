@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from hitl.errors import DomainValidationError
-from tenants.services import tenant_create
+from reviews.services.onboarding import tenant_onboard
 
 
 class Command(BaseCommand):
@@ -13,7 +13,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, slug, name, **options):
         try:
-            tenant = tenant_create(slug=slug, name=name)
+            tenant = tenant_onboard(slug=slug, name=name)
         except DomainValidationError as error:
             raise CommandError(error.message) from error
         self.stdout.write(f"Created tenant {tenant.slug} (id {tenant.pk}).")

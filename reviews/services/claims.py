@@ -1,0 +1,225 @@
+"""Tasks: created at ingest in bulk, leased to one reviewer by a one-statement claim,
+released by hand or when the lease runs out."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import orjson
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from hitl.db import bulk_insert
+from hitl.errors import ConflictError, ForbiddenError, NotFoundError
+from policies.models import Rubric
+from reviews.models import Output, Queue, Review, ReviewTask, TaskStatus
+from reviews.routing import PlannedTask
+from reviews.selectors import CLAIMED_OUTPUT_COLUMNS, CLAIMED_TASK_COLUMNS, task_details
+from tenants.models import Membership, Role, Tenant
+
+TASK_FIELDS = (
+    "id",
+    "tenant",
+    "output",
+    "queue",
+    "purpose",
+    "status",
+    "level_required",
+    "priority",
+    "due_at",
+    "created_at",
+    "rubric",
+    "rubric_version",
+)
+
+
+def tasks_create(*, tenant: Tenant, planned: list[tuple[object, PlannedTask]], now: datetime) -> None:
+    """Insert the planned tasks of many outputs in one statement (ingest's hot path)."""
+    rows = [
+        (
+            ReviewTask._meta.pk.default(),
+            tenant.pk,
+            output_id,
+            task.queue_id,
+            task.purpose,
+            TaskStatus.PENDING.value,
+            task.level_required,
+            task.priority,
+            task.due_at,
+            now,
+            task.rubric_id,
+            task.rubric_version,
+        )
+        for output_id, task in planned
+    ]
+    bulk_insert(ReviewTask, TASK_FIELDS, rows)
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    """A person acting as reviewer in one tenant: their level, skills and workable queues."""
+
+    user_id: int
+    level: int
+    queue_ids: tuple[int, ...]
+
+
+def reviewer_for(*, tenant: Tenant, user, queue_name: str | None = None) -> Reviewer:
+    """The reviewer's level and workable queues, cached per configuration token.
+
+    Memberships, queues and queue permissions change the token (services, and the
+    admin through them), so a claim needs no query to know who is claiming.
+    """
+    reviewer = reviewer_rights(tenant.pk, str(tenant.config_token), user.pk, queue_name)
+    if reviewer is None:
+        raise ForbiddenError("Only reviewers and admins of this tenant review.")
+    return reviewer
+
+
+@lru_cache(maxsize=4096)
+def reviewer_rights(tenant_id: int, config_token: str, user_id: int, queue_name: str | None) -> Reviewer | None:
+    """The reviewer's rights as of ``config_token`` (None for someone who does not review here)."""
+    tenant = Tenant(pk=tenant_id)
+    membership = (
+        Membership.objects.for_tenant(tenant).filter(user_id=user_id).values("role", "reviewer_level", "skills").first()
+    )
+    if membership is None or membership["role"] not in Role.reviewing():
+        return None
+    skills = set(membership["skills"] or ())
+    queues = Queue.objects.for_tenant(tenant).filter(
+        Q(queueuserobjectpermission__user_id=user_id, queueuserobjectpermission__permission__codename="work_queue")
+        | Q(
+            queuegroupobjectpermission__group__user=user_id,
+            queuegroupobjectpermission__permission__codename="work_queue",
+        )
+    )
+    if queue_name is not None:
+        queues = queues.filter(name=queue_name)
+    workable = tuple(
+        sorted(
+            queue["id"]
+            for queue in queues.values("id", "required_skills", "min_reviewer_level").distinct()
+            if set(queue["required_skills"] or ()) <= skills
+            and queue["min_reviewer_level"] <= membership["reviewer_level"]
+        )
+    )
+    return Reviewer(user_id=user_id, level=membership["reviewer_level"], queue_ids=workable)
+
+
+@lru_cache(maxsize=64)
+def _claim_sql(vendor: str, queue_count: int, *, with_details: bool = False) -> str:
+    """The claim: one UPDATE of the most urgent pending task, skipping rows others are claiming.
+
+    On PostgreSQL ``with_details`` wraps it in a CTE that also returns the output,
+    queue and rubric the reviewer needs, still one statement.
+    """
+    quote = connection.ops.quote_name
+    task = quote(ReviewTask._meta.db_table)
+    review = quote(Review._meta.db_table)
+    if vendor == "postgresql":
+        queue_filter, lock = "t.queue_id = ANY(%s)", "FOR UPDATE SKIP LOCKED"
+    else:  # SQLite serialises writers: no row locks needed
+        queue_filter, lock = f"t.queue_id IN ({', '.join(['%s'] * queue_count)})", ""
+    update = f"""
+        UPDATE {task} SET status = 'claimed', claimed_by_id = %s, claimed_at = %s, lease_expires_at = %s
+        WHERE id = (
+            SELECT t.id FROM {task} t
+            WHERE t.tenant_id = %s AND t.status = 'pending' AND {queue_filter} AND t.level_required <= %s
+              AND NOT EXISTS (SELECT 1 FROM {review} r WHERE r.output_id = t.output_id AND r.reviewer_id = %s)
+              AND NOT EXISTS (
+                  SELECT 1 FROM {task} mine
+                  WHERE mine.output_id = t.output_id AND mine.status = 'claimed' AND mine.claimed_by_id = %s)
+            ORDER BY t.due_at, t.priority DESC, t.created_at
+            LIMIT 1 {lock})"""  # noqa: S608 (table names from model meta)
+    if not with_details:
+        return update + " RETURNING id"
+    output = quote(Output._meta.db_table)
+    queue = quote(Queue._meta.db_table)
+    rubric = quote(Rubric._meta.db_table)
+    returning = ", ".join(CLAIMED_TASK_COLUMNS)
+    selected = ", ".join(
+        [f"c.{column}" for column in CLAIMED_TASK_COLUMNS]
+        + ["q.name", "r.name"]
+        + [f"o.{column}" for column in CLAIMED_OUTPUT_COLUMNS]
+    )
+    return f"""
+        WITH c AS ({update} RETURNING {returning})
+        SELECT {selected} FROM c
+        JOIN {queue} q ON q.id = c.queue_id
+        JOIN {output} o ON o.id = c.output_id
+        LEFT JOIN {rubric} r ON r.id = c.rubric_id"""  # noqa: S608
+
+
+def _claimed_from_row(row) -> dict:
+    task = dict(zip(CLAIMED_TASK_COLUMNS, row[: len(CLAIMED_TASK_COLUMNS)], strict=True))
+    queue_name, rubric_name = row[len(CLAIMED_TASK_COLUMNS)], row[len(CLAIMED_TASK_COLUMNS) + 1]
+    output = dict(zip(CLAIMED_OUTPUT_COLUMNS, row[len(CLAIMED_TASK_COLUMNS) + 2 :], strict=True))
+    for column in ("input", "trace", "metadata"):  # Django's connection hands jsonb back as text
+        if isinstance(output[column], str):
+            output[column] = orjson.loads(output[column])
+    output["id"] = task["output_id"]
+    return {**task, "queue": queue_name, "rubric_name": rubric_name, "output": output}
+
+
+def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = None) -> dict | None:
+    """Lease the most urgent task the reviewer may work: one statement, never a task two people hold.
+
+    Returns the task with its output, queue and rubric name, or None.
+    """
+    if not reviewer.queue_ids:
+        return None
+    now = now or timezone.now()
+    expires = now + timedelta(seconds=settings.HITL_LEASE_SECONDS)
+    vendor = connection.vendor
+    queues = [list(reviewer.queue_ids)] if vendor == "postgresql" else list(reviewer.queue_ids)
+    params = [reviewer.user_id, now, expires, tenant.pk, *queues, reviewer.level, reviewer.user_id, reviewer.user_id]
+    if vendor != "postgresql":
+        params[1] = connection.ops.adapt_datetimefield_value(now)
+        params[2] = connection.ops.adapt_datetimefield_value(expires)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_claim_sql(vendor, len(reviewer.queue_ids)), params)
+            row = cursor.fetchone()
+        return task_details(tenant=tenant, task_id=ReviewTask._meta.pk.to_python(row[0])) if row else None
+    # PostgreSQL: one autocommitted statement claims and returns everything the reviewer sees.
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(vendor, len(reviewer.queue_ids), with_details=True), params)
+        row = cursor.fetchone()
+    return _claimed_from_row(row) if row else None
+
+
+def _task_for_update(tenant: Tenant, task_id) -> ReviewTask:
+    task = ReviewTask.objects.for_tenant(tenant).select_for_update().filter(pk=task_id).first()
+    if task is None:
+        raise NotFoundError("Task not found.")
+    return task
+
+
+def lease_check(task: ReviewTask, user, now: datetime) -> None:
+    if task.status != TaskStatus.CLAIMED or task.claimed_by_id != user.pk:
+        raise ConflictError("This task is not leased to you; claim a task first.", code="not_lease_holder")
+    if task.lease_expires_at <= now:
+        raise ConflictError(
+            f"Your lease on this task expired at {task.lease_expires_at.isoformat()}; claim again.",
+            code="lease_expired",
+        )
+
+
+@transaction.atomic
+def task_release(*, tenant: Tenant, user, task_id) -> ReviewTask:
+    """Give a claimed task back to its queue."""
+    task = _task_for_update(tenant, task_id)
+    if task.status != TaskStatus.CLAIMED or task.claimed_by_id != user.pk:
+        raise ConflictError("This task is not leased to you.", code="not_lease_holder")
+    task.status, task.claimed_by, task.claimed_at, task.lease_expires_at = TaskStatus.PENDING, None, None, None
+    task.save(update_fields=["status", "claimed_by", "claimed_at", "lease_expires_at"])
+    return task
+
+
+def tasks_release_expired(*, now: datetime | None = None) -> int:
+    """Return every task whose lease ran out to its queue (periodic; all tenants by design)."""
+    now = now or timezone.now()
+    return ReviewTask.unscoped.filter(status=TaskStatus.CLAIMED, lease_expires_at__lt=now).update(
+        status=TaskStatus.PENDING, claimed_by=None, claimed_at=None, lease_expires_at=None
+    )

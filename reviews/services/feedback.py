@@ -1,0 +1,49 @@
+"""End-user feedback on an output; a thumbs-down on an output nobody looked at sends it to a person."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from hitl.errors import NotFoundError
+from policies.engine import Decision as PolicyDecision
+from policies.selectors import compiled_policy
+from reviews.models import Feedback, Output, OutputStatus, ReviewTask, TaskPurpose
+from reviews.routing import plan_tasks, routing_table
+from reviews.services.claims import tasks_create
+from tenants.models import Tenant
+
+
+@transaction.atomic
+def output_feedback_add(*, tenant: Tenant, output_id, rating: str, comment: str = "") -> tuple[Feedback, bool]:
+    """Store end-user feedback; a thumbs-down on an output no person looked at creates a task."""
+    output = Output.objects.for_tenant(tenant).select_for_update().filter(pk=output_id).first()
+    if output is None:
+        raise NotFoundError("Output not found.")
+    feedback = Feedback.objects.for_tenant(tenant).create(output=output, rating=rating, comment=comment)
+    if (
+        rating != Feedback.Rating.DOWN
+        or output.decision
+        or output.status == OutputStatus.BLOCKED  # the stop button is not lifted by a review
+        or output.status == OutputStatus.JUDGING  # the judges' completion takes the thumbs-down into account
+        or ReviewTask.objects.for_tenant(tenant).filter(output=output).exists()
+    ):
+        return feedback, False
+    policy = compiled_policy(tenant=tenant)
+    routing = routing_table(tenant=tenant)
+    tier = output.risk_tier if output.risk_tier in policy.tiers else policy.default_tier
+    planned = plan_tasks(
+        policy=policy,
+        routing=routing,
+        decision=PolicyDecision(tier, True, output.delivery, OutputStatus.PENDING_REVIEW, "", None, policy.version),
+        application=output.application,
+        external_id=output.external_id,
+        received_at=timezone.now(),
+        purpose=TaskPurpose.USER_FEEDBACK,
+    )
+    if not planned:
+        return feedback, False
+    tasks_create(tenant=tenant, planned=[(output.pk, task) for task in planned], now=timezone.now())
+    output.status = OutputStatus.PENDING_REVIEW
+    output.review_required = True
+    output.decision_reason = f"{output.decision_reason}; user_feedback: thumbs-down".lstrip("; ")
+    output.save(update_fields=["status", "review_required", "decision_reason"])
+    return feedback, True

@@ -1,0 +1,86 @@
+"""Queues: where tasks wait, what they require of reviewers, and who may work them."""
+
+from django.db import transaction
+from guardian.shortcuts import assign_perm, remove_perm
+
+from hitl.errors import DomainValidationError
+from reviews.models import Queue
+from tenants.models import Membership, Role, Tenant
+from tenants.services import tenant_config_changed
+
+
+def _string_list(value, field: str) -> list[str]:
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) and item for item in value):
+        raise DomainValidationError(
+            f"{field}: a list of names", fields={field: ["Must be a list of non-empty strings."]}
+        )
+    return list(value)
+
+
+@transaction.atomic
+def queue_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    tiers=(),
+    applications=(),
+    required_skills=(),
+    min_reviewer_level: int = 1,
+    priority: int = 0,
+) -> Queue:
+    if not name or len(name) > 100:
+        raise DomainValidationError("name: 1 to 100 characters", fields={"name": ["1 to 100 characters."]})
+    if not 1 <= min_reviewer_level <= 3:
+        raise DomainValidationError("min_reviewer_level: 1, 2 or 3", fields={"min_reviewer_level": ["1, 2 or 3."]})
+    if Queue.objects.for_tenant(tenant).filter(name=name).exists():
+        raise DomainValidationError(f"name: a queue '{name}' exists", fields={"name": ["Already exists."]})
+    queue = Queue.objects.for_tenant(tenant).create(
+        name=name,
+        tiers=_string_list(tiers, "tiers"),
+        applications=_string_list(applications, "applications"),
+        required_skills=_string_list(required_skills, "required_skills"),
+        min_reviewer_level=min_reviewer_level,
+        priority=priority,
+    )
+    tenant_config_changed(tenant=tenant)
+    return queue
+
+
+@transaction.atomic
+def queue_update(*, queue: Queue, **changes) -> Queue:
+    """Change a queue's routing or requirements; new outputs route by it from the next request."""
+    allowed = {"tiers", "applications", "required_skills", "min_reviewer_level", "priority"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise DomainValidationError(
+            f"cannot change {', '.join(sorted(unknown))}", fields={key: ["Not changeable."] for key in unknown}
+        )
+    for key in ("tiers", "applications", "required_skills"):
+        if key in changes:
+            changes[key] = _string_list(changes[key], key)
+    if "min_reviewer_level" in changes and not 1 <= changes["min_reviewer_level"] <= 3:
+        raise DomainValidationError("min_reviewer_level: 1, 2 or 3", fields={"min_reviewer_level": ["1, 2 or 3."]})
+    for key, value in changes.items():
+        setattr(queue, key, value)
+    queue.save(update_fields=list(changes))
+    tenant_config_changed(tenant=queue.tenant)
+    return queue
+
+
+@transaction.atomic
+def queue_grant(*, queue: Queue, user) -> None:
+    """Let a member work a queue (a django-guardian object permission)."""
+    membership = Membership.objects.for_tenant(queue.tenant).filter(user=user).first()
+    if membership is None or membership.role not in Role.reviewing():
+        raise DomainValidationError(
+            "user: only reviewers and admins of the tenant work queues",
+            fields={"user": ["Not a reviewer of this tenant."]},
+        )
+    assign_perm("reviews.work_queue", user, queue)
+    tenant_config_changed(tenant=queue.tenant)
+
+
+@transaction.atomic
+def queue_revoke(*, queue: Queue, user) -> None:
+    remove_perm("reviews.work_queue", user, queue)
+    tenant_config_changed(tenant=queue.tenant)

@@ -1,0 +1,368 @@
+"""A person's review of a claimed task, and the output's decision when the review completes it.
+
+The rule that decides lives in :mod:`reviews.decision`; this module reads the rows it
+needs and writes what it returns, through the ORM (portable) or, on PostgreSQL, in a
+few set statements (the hot path: a reviewer waits on it).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.utils import timezone
+
+from hitl.errors import ApplicationError, ConflictError, DomainValidationError, ForbiddenError, NotFoundError
+from policies.scoring import scores_validate
+from policies.selectors import rubric_criteria
+from reviews.decision import APPROVAL_PURPOSES, Outcome, ReviewRow, output_outcome
+from reviews.models import Output, Review, ReviewTask, TaskPurpose, TaskStatus
+from reviews.services.claims import lease_check, reviewer_rights
+from reviews.services.webhooks import webhook_deliveries_create
+from tenants.models import Tenant
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    review: Review
+    output: Output
+    decided_now: bool
+
+
+_TASK_FIELDS_REVIEWED = (
+    "id",
+    "tenant",
+    "output",
+    "queue",
+    "purpose",
+    "status",
+    "level_required",
+    "claimed_by",
+    "lease_expires_at",
+    "rubric",
+    "rubric_version",
+)
+_DECISION_FIELDS = (  # not the output's input, trace and metadata: nothing here reads them
+    "id",
+    "tenant",
+    "external_id",
+    "application",
+    "output",
+    "content_hash",
+    "status",
+    "risk_tier",
+    "policy_version",
+    "delivery",
+    "decision",
+    "final_output",
+    "decided_by",
+    "decided_at",
+)
+
+
+def _task_and_output_for_update(tenant: Tenant, task_id) -> ReviewTask:
+    """The task with its output, both locked by one statement: the output's row first.
+
+    Every path that decides locks the output before its tasks (a reject cancels the
+    output's other tasks), so the reverse order could deadlock. PostgreSQL takes the
+    row locks of ``FOR UPDATE OF`` in the order the tables are named there
+    (``tests/reviews/test_claim_concurrency.py`` checks it). Plain SQL, not the ORM:
+    compiling this join with ``select_related`` and ``only`` cost more CPU than the
+    rest of a review.
+    """
+    db = connections[DEFAULT_DB_ALIAS]  # resolved once: each use of the proxy is a thread-local lookup
+    sql, task_fields, output_fields, columns = _task_and_output_sql(db.vendor)
+    with db.cursor() as cursor:
+        cursor.execute(sql, [ReviewTask._meta.pk.get_db_prep_value(task_id, db), tenant.pk, tenant.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFoundError("Task not found.")
+    row = _converted(db, row, columns)
+    task = ReviewTask.from_db(db.alias, [field.attname for field in task_fields], row[: len(task_fields)])
+    output = Output.from_db(db.alias, [field.attname for field in output_fields], row[len(task_fields) :])
+    task.output = output
+    return task
+
+
+@lru_cache(maxsize=4)
+def _task_and_output_sql(vendor: str) -> tuple[str, tuple, tuple, tuple]:
+    quote = connection.ops.quote_name
+    task_fields = tuple(field for field in ReviewTask._meta.concrete_fields if field.name in _TASK_FIELDS_REVIEWED)
+    output_fields = tuple(field for field in Output._meta.concrete_fields if field.name in _DECISION_FIELDS)
+    columns = ", ".join(
+        [f"t.{quote(field.column)}" for field in task_fields] + [f"o.{quote(field.column)}" for field in output_fields]
+    )
+    lock = "FOR UPDATE OF o, t" if vendor == "postgresql" else ""  # SQLite serialises writers
+    sql = f"""
+        SELECT {columns} FROM {quote(ReviewTask._meta.db_table)} t
+        JOIN {quote(Output._meta.db_table)} o ON o.id = t.output_id
+        WHERE t.id = %s AND t.tenant_id = %s AND o.tenant_id = %s {lock}"""  # noqa: S608 (names from model meta)
+    columns = tuple(field.get_col(field.model._meta.db_table) for field in (*task_fields, *output_fields))
+    return sql, task_fields, output_fields, columns
+
+
+def _converted(db, row, columns) -> list:
+    """The database's values as the ORM would hand them back (SQLite's text dates and UUIDs)."""
+    values = list(row)
+    for position, column in enumerate(columns):
+        for converter in (*db.ops.get_db_converters(column), *column.get_db_converters(db)):
+            values[position] = converter(values[position], column, db)
+    return values
+
+
+@transaction.atomic
+def review_submit(
+    *,
+    tenant: Tenant,
+    user,
+    task_id,
+    decision: str,
+    scores=None,
+    corrected_output: str | None = None,
+    comment: str = "",
+    time_spent_seconds: int | None = None,
+) -> ReviewOutcome:
+    now = timezone.now()
+    task = _task_and_output_for_update(tenant, task_id)
+    output = task.output
+    lease_check(task, user, now)
+    # The lease is not a licence: the person must still be allowed this queue and level.
+    reviewer = reviewer_rights(tenant.pk, str(tenant.config_token), user.pk, None)
+    if reviewer is None or task.queue_id not in reviewer.queue_ids or task.level_required > reviewer.level:
+        raise ForbiddenError("You may no longer review tasks of this queue or level.")
+    if decision not in Review.Verdict.values:
+        raise DomainValidationError(
+            f"decision: one of {', '.join(Review.Verdict.values)}", fields={"decision": ["Unknown decision."]}
+        )
+    if decision == Review.Verdict.CORRECT and not corrected_output:
+        raise DomainValidationError(
+            "corrected_output: required when the decision is correct", fields={"corrected_output": ["Required."]}
+        )
+    if decision != Review.Verdict.CORRECT and corrected_output:
+        raise DomainValidationError(
+            "corrected_output: only with the decision correct", fields={"corrected_output": ["Only for correct."]}
+        )
+    if decision == Review.Verdict.ESCALATE:
+        if not comment:
+            raise DomainValidationError(
+                "comment: say why you escalate", fields={"comment": ["Required when escalating."]}
+            )
+        escalated_level = max(task.level_required, reviewer.level) + 1  # always above the one escalating
+        if escalated_level > 3:
+            raise ApplicationError("Nobody ranks above your level to escalate to.", code="cannot_escalate")
+    criteria = rubric_criteria(tenant=tenant, rubric_id=task.rubric_id, version=task.rubric_version)
+    scores = scores_validate(criteria=criteria, scores=scores, decision=decision)
+    review = Review(
+        tenant=tenant,
+        task=task,
+        output=output,
+        reviewer=user,
+        purpose=task.purpose,
+        decision=decision,
+        scores=scores,
+        corrected_output=corrected_output or "",
+        comment=comment,
+        time_spent_seconds=time_spent_seconds,
+        rubric_id=task.rubric_id,
+        rubric_version=task.rubric_version,
+        shown={
+            "output_id": str(output.pk),
+            "content_hash": output.content_hash,
+            "fields": ["input", "output", "trace", "metadata", "model", "confidence"],
+            "risk_tier": output.risk_tier,
+            "policy_version": output.policy_version,
+            "rubric_version": task.rubric_version,
+        },
+        created_at=now,
+    )
+    may_decide = not output.decision and task.purpose != TaskPurpose.OVERLAP
+
+    if decision == Review.Verdict.ESCALATE:
+        _review_insert(review)
+        task.status, task.claimed_by, task.claimed_at, task.lease_expires_at = TaskStatus.PENDING, None, None, None
+        task.level_required = escalated_level
+        task.escalation_reason = comment
+        task.save(
+            update_fields=[
+                "status",
+                "claimed_by",
+                "claimed_at",
+                "lease_expires_at",
+                "level_required",
+                "escalation_reason",
+            ]
+        )
+        return ReviewOutcome(review, output, decided_now=False)
+
+    if connection.vendor == "postgresql":
+        decided_now = _record_in_set_statements(tenant, task, output, review, may_decide, now)
+    else:
+        decided_now = _record_portably(tenant, task, output, review, may_decide, now)
+    return ReviewOutcome(review, output, decided_now)
+
+
+def _review_row(review: Review) -> ReviewRow:
+    return ReviewRow(review.decision, review.corrected_output, review.created_at)
+
+
+def _review_insert(review: Review) -> None:
+    try:
+        # No savepoint: on a duplicate the whole review is refused and rolled back anyway.
+        review.save(force_insert=True)
+    except IntegrityError as error:
+        raise ConflictError("You already reviewed this output.", code="already_reviewed") from error
+
+
+def _record_portably(
+    tenant: Tenant, task: ReviewTask, output: Output, review: Review, may_decide: bool, now: datetime
+) -> bool:
+    """The ORM path: insert the review, mark the task done, read the rows the rule needs, write its outcome."""
+    _review_insert(review)
+    task.status = TaskStatus.DONE
+    task.save(update_fields=["status"])
+    if not may_decide:
+        return False
+    others = list(
+        ReviewTask.objects.for_tenant(tenant)
+        .filter(output=output, purpose__in=APPROVAL_PURPOSES)
+        .exclude(pk=task.pk)
+        .values_list("status", flat=True)
+    )
+    # Earlier approval reviews exist only beside other approval tasks: a task is reviewed
+    # to done once, and an escalation on this task corrects nothing.
+    earlier = (
+        [
+            ReviewRow(*row)
+            for row in Review.objects.for_tenant(tenant)
+            .filter(output=output, purpose__in=APPROVAL_PURPOSES, decision=Review.Verdict.CORRECT)
+            .exclude(pk=review.pk)
+            .values_list("decision", "corrected_output", "created_at")
+        ]
+        if others
+        else []
+    )
+    outcome = output_outcome(
+        review=_review_row(review),
+        submitted_output=output.output,
+        other_approval_statuses=others,
+        earlier_approval_reviews=earlier,
+    )
+    if outcome is None:
+        return False
+    _decision_apply(output, outcome, review, now)
+    output.save(update_fields=["decision", "status", "final_output", "delivery", "decided_by", "decided_at"])
+    if outcome.cancels_open_tasks:
+        ReviewTask.objects.for_tenant(tenant).filter(
+            output=output, status__in=[TaskStatus.PENDING, TaskStatus.CLAIMED]
+        ).exclude(purpose=TaskPurpose.OVERLAP).update(
+            status=TaskStatus.CANCELLED, claimed_by=None, claimed_at=None, lease_expires_at=None
+        )
+    webhook_deliveries_create(tenant=tenant, output=output)
+    return True
+
+
+def _decision_apply(output: Output, outcome: Outcome, review: Review, now: datetime) -> None:
+    output.decision = output.status = outcome.decision
+    output.final_output = outcome.final_output
+    output.delivery = outcome.delivery
+    output.decided_by = review.reviewer
+    output.decided_at = now
+
+
+def _record_in_set_statements(
+    tenant: Tenant, task: ReviewTask, output: Output, review: Review, may_decide: bool, now: datetime
+) -> bool:
+    """PostgreSQL: one statement inserts the review, marks the task done and reads the rows
+    the rule needs; when the rule decides, one more writes the decision (and cancels on a reject).
+
+    The read runs after the output's row lock was taken (``_task_and_output_for_update``),
+    so it sees every review committed before ours: two reviewers finishing the same output
+    at once are serialised by that lock, and the second one decides.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    params = {
+        f"review_{field.column}": field.get_db_prep_save(getattr(review, field.attname), db)
+        for field in Review._meta.concrete_fields
+    }
+    params.update(task=task.pk, output=output.pk, tenant=tenant.pk)
+    sql_record, sql_decide = _set_statements()
+    try:
+        with db.cursor() as cursor:
+            cursor.execute(sql_record, params)
+            others, corrections, corrected_at = cursor.fetchone()
+    except IntegrityError as error:  # no savepoint, as in _review_insert
+        raise ConflictError("You already reviewed this output.", code="already_reviewed") from error
+    review._state.adding, review._state.db = False, db.alias
+    task.status = TaskStatus.DONE
+    if not may_decide:
+        return False
+    earlier = [ReviewRow(Review.Verdict.CORRECT, text, at) for text, at in zip(corrections, corrected_at, strict=True)]
+    outcome = output_outcome(
+        review=_review_row(review),
+        submitted_output=output.output,
+        other_approval_statuses=others,
+        earlier_approval_reviews=earlier,
+    )
+    if outcome is None:
+        return False
+    with db.cursor() as cursor:
+        cursor.execute(
+            sql_decide,
+            {
+                "output": output.pk,
+                "tenant": tenant.pk,
+                "task": task.pk,
+                "decision": outcome.decision,
+                "final_output": outcome.final_output,
+                "delivery": outcome.delivery,
+                "user": review.reviewer_id,
+                "now": now,
+                "cancel": outcome.cancels_open_tasks,
+            },
+        )
+    _decision_apply(output, outcome, review, now)
+    webhook_deliveries_create(tenant=tenant, output=output)
+    return True
+
+
+@lru_cache(maxsize=1)
+def _set_statements() -> tuple[str, str]:
+    quote = connection.ops.quote_name
+    review, task, output = (quote(model._meta.db_table) for model in (Review, ReviewTask, Output))
+    fields = Review._meta.concrete_fields
+    columns = ", ".join(quote(field.column) for field in fields)
+    values = ", ".join(f"%(review_{field.column})s" for field in fields)
+    approval = ", ".join(f"'{purpose.value}'" for purpose in APPROVAL_PURPOSES)
+    record = f"""
+        WITH inserted AS (
+            INSERT INTO {review} ({columns}) VALUES ({values}) RETURNING 1
+        ), done AS (
+            UPDATE {task} SET status = '{TaskStatus.DONE.value}' WHERE id = %(task)s RETURNING 1
+        )
+        -- Both writes above run whatever the SELECT reads. It reads one snapshot, taken
+        -- before them: neither the new review nor the task marked done shows here (the
+        -- rule is handed both).
+        SELECT
+            ARRAY(SELECT t.status FROM {task} t
+                  WHERE t.tenant_id = %(tenant)s AND t.output_id = %(output)s AND t.purpose IN ({approval})
+                    AND t.id <> %(task)s),
+            ARRAY(SELECT r.corrected_output FROM {review} r
+                  WHERE r.tenant_id = %(tenant)s AND r.output_id = %(output)s AND r.purpose IN ({approval})
+                    AND r.decision = '{Review.Verdict.CORRECT.value}' ORDER BY r.created_at),
+            ARRAY(SELECT r.created_at FROM {review} r
+                  WHERE r.tenant_id = %(tenant)s AND r.output_id = %(output)s AND r.purpose IN ({approval})
+                    AND r.decision = '{Review.Verdict.CORRECT.value}' ORDER BY r.created_at)"""  # noqa: S608 (names from meta)
+    decide = f"""
+        WITH decided AS (
+            UPDATE {output} SET decision = %(decision)s, status = %(decision)s, final_output = %(final_output)s,
+                delivery = %(delivery)s, decided_by_id = %(user)s, decided_at = %(now)s
+            WHERE id = %(output)s AND tenant_id = %(tenant)s AND decision = ''
+            RETURNING 1
+        )
+        UPDATE {task} SET status = '{TaskStatus.CANCELLED.value}', claimed_by_id = NULL, claimed_at = NULL,
+            lease_expires_at = NULL
+        WHERE %(cancel)s AND tenant_id = %(tenant)s AND output_id = %(output)s AND id <> %(task)s
+          AND status IN ('{TaskStatus.PENDING.value}', '{TaskStatus.CLAIMED.value}')
+          AND purpose <> '{TaskPurpose.OVERLAP.value}'
+          AND EXISTS (SELECT 1 FROM decided)"""  # noqa: S608 (names from model meta, values from enums)
+    return record, decide
