@@ -8,6 +8,11 @@ from simple_history.models import HistoricalRecords
 from hitl.models import TenantOwnedModel
 
 
+def _history(**options) -> HistoricalRecords:
+    # The API takes a reason of up to 500 characters (simple_history's default column holds 100).
+    return HistoricalRecords(history_change_reason_field=models.TextField(null=True), **options)
+
+
 class Policy(TenantOwnedModel):
     """A tenant's current risk policy. Every change is a new ``version``; the history
     table keeps each version's document, who published it and why, so that any
@@ -17,7 +22,7 @@ class Policy(TenantOwnedModel):
     document = models.JSONField(help_text="Tiers, rules and default tier (see policies/schemas.py).")
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = _history()
 
     class Meta(TenantOwnedModel.Meta):
         verbose_name_plural = "policies"
@@ -51,7 +56,7 @@ class Application(TenantOwnedModel):
     )
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = _history()
 
     class Meta(TenantOwnedModel.Meta):
         constraints = [
@@ -75,7 +80,7 @@ class Rubric(TenantOwnedModel):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
 
-    history = HistoricalRecords()
+    history = _history()
 
     class Meta(TenantOwnedModel.Meta):
         constraints = [models.UniqueConstraint(fields=("tenant", "name"), name="rubric_unique_tenant_name")]
@@ -131,7 +136,7 @@ class Judge(TenantOwnedModel):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
 
-    history = HistoricalRecords(excluded_fields=["api_key"])
+    history = _history(excluded_fields=["api_key"])
 
     class Meta(TenantOwnedModel.Meta):
         constraints = [
