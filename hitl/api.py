@@ -7,10 +7,11 @@ view without a map for a method refuses it: access is granted, never assumed.
 
 from drf_spectacular.utils import OpenApiResponse
 from pydantic import BaseModel, ValidationError
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hitl.api_errors import ErrorResponse
-from hitl.errors import DomainValidationError, fields_message, pydantic_fields
+from hitl.errors import DomainValidationError, StaleVersionError, pydantic_error, pydantic_fields
 from hitl.permissions import TenantRolePermission
 
 
@@ -37,8 +38,53 @@ def validate_body(model: type[BaseModel], data):
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        fields = pydantic_fields(error)
-        raise DomainValidationError(fields_message(fields), fields=fields) from error
+        raise pydantic_error(error, pydantic_fields(error)) from error
+
+
+def object_body(data) -> dict:
+    """The request body as a JSON object (a copy), or the API's 400."""
+    if not isinstance(data, dict):
+        raise DomainValidationError("body: must be a JSON object", fields={"body": ["Must be a JSON object."]})
+    return dict(data)
+
+
+def take(model: type[BaseModel], body: dict):
+    """Remove from ``body`` the fields ``model`` declares, and validate them with it."""
+    return validate_body(model, {name: body.pop(name) for name in list(body) if name in model.model_fields})
+
+
+def read_only_check(sent: BaseModel, current: BaseModel, *, what: str) -> int | None:
+    """Read-only fields a client sent back (what a GET showed it) against the resource now.
+
+    A client may send a resource back as it read it: the read-only fields it set in
+    ``sent`` are ignored when they match ``current``; when they do not, its copy is not
+    the current version (someone changed it since), and that is a 409. Returns the version
+    the write must still find under its lock, or None when the client sent none of them.
+    """
+    # The version first: when it is stale, that is the news, whatever else differs.
+    for name in sorted(sent.model_fields_set, key=lambda name: (name != "version", name)):
+        value, now = getattr(sent, name), getattr(current, name)
+        if value != now:
+            message = (
+                f"{value} is not the current value ({now}) of {what}: your copy is stale or of another object. "
+                "Read it again, reapply your change and send that."
+            )
+            if name == "version":
+                message = (
+                    f"Your copy of {what} is version {value}, but it is now version {now}: it changed since you "
+                    "read it. Read it again, reapply your change and send that."
+                )
+            raise StaleVersionError(f"{name}: {message}", fields={name: [message]})
+    return getattr(current, "version", None) if sent.model_fields_set else None
+
+
+def respond(body: BaseModel, *, status: int = 200) -> Response:
+    """A response whose body is the documented model, serialized (house style rule 20).
+
+    Handlers build the very model that ``extend_schema`` publishes for the status, so
+    that a key the document does not list cannot be sent, nor a listed one left out.
+    """
+    return Response(body.model_dump(mode="json", by_alias=True), status=status)
 
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
@@ -49,5 +95,6 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
         403: "The key's role may not do this.",
         404: "Not found (also for anything of another tenant).",
         409: "Conflicts with the existing record.",
+        422: "Well formed, but against a rule the schema cannot state (the message names the field and the rule).",
     }
     return {code: OpenApiResponse(ErrorResponse, description=descriptions[code]) for code in statuses}

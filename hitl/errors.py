@@ -25,6 +25,14 @@ class DomainValidationError(ApplicationError):
     code = "validation_error"
 
 
+class RuleViolationError(DomainValidationError):
+    """Well formed (it matches the published schema) but against a rule a JSON Schema cannot
+    state: one field against another, a reference to other configuration, a regular expression
+    that does not compile. A 422, so that a client tells it from a malformed request (400)."""
+
+    http_status = 422
+
+
 class ForbiddenError(ApplicationError):
     """The caller is known but may not do this (a 403)."""
 
@@ -44,6 +52,28 @@ class ConflictError(ApplicationError):
     http_status = 409
 
 
+class StaleVersionError(ConflictError):
+    """An update made to a copy that is no longer current: someone else changed it meanwhile."""
+
+    code = "stale_version"
+
+
+def version_check(*, what: str, current: int | None, expected: int | None) -> None:
+    """Optimistic concurrency: refuse an update made to a version that is no longer current.
+
+    ``expected`` is the version the client's copy is of (None: it did not say); ``current``
+    is the version in force, read under the write's lock (None: there is none).
+    """
+    if expected is None or expected == current:
+        return
+    now = f"it is now version {current}" if current is not None else "it does not exist"
+    message = (
+        f"Your copy of {what} is version {expected}, but {now}: it changed since you read it. "
+        "Read it again, reapply your change and send that."
+    )
+    raise StaleVersionError(f"version: {message}", fields={"version": [message]})
+
+
 def pydantic_fields(error: PydanticValidationError) -> dict[str, list[str]]:
     """Field path (``items.3.confidence``) to messages, from a pydantic error."""
     fields: dict[str, list[str]] = {}
@@ -51,6 +81,19 @@ def pydantic_fields(error: PydanticValidationError) -> dict[str, list[str]]:
         path = ".".join(str(part) for part in item["loc"]) or "body"
         fields.setdefault(path, []).append(item["msg"])
     return fields
+
+
+# pydantic error types raised by a model's own validators: rules beyond the published schema.
+_RULE_ERROR_TYPES = frozenset({"value_error", "assertion_error"})
+
+
+def pydantic_error(error: PydanticValidationError, fields: dict[str, list[str]]) -> DomainValidationError:
+    """The domain error for a failed pydantic validation: a 400 when the data breaks the published
+    schema (types, lengths, patterns, ranges, required fields), a 422 when it breaks only the
+    model's own rules."""
+    kinds = {item["type"] for item in error.errors(include_url=False)}
+    cls = RuleViolationError if kinds <= _RULE_ERROR_TYPES else DomainValidationError
+    return cls(fields_message(fields), fields=fields)
 
 
 def fields_message(fields: dict[str, list[str]]) -> str:

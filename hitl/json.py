@@ -32,13 +32,30 @@ class OrjsonParser(BaseParser):
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
             raise RequestTooLarge(limit)
-        if b"\\u0000" in raw:
-            # PostgreSQL cannot store NUL characters in text or jsonb; say so instead of failing later.
-            raise ParseError("The body contains a NUL character (\\u0000), which cannot be stored.")
         try:
-            return orjson.loads(raw)
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
             raise ParseError(f"Malformed JSON: {error}") from error
+        # PostgreSQL cannot store NUL characters in text or jsonb; say so instead of failing later.
+        # The byte scan is cheap; the walk only runs when the escape is there (it may be "\\u0000", a backslash).
+        if b"\\u0000" in raw and _holds_nul(data):
+            raise ParseError("The body contains a NUL character (\\u0000), which cannot be stored.")
+        return data
+
+
+def _holds_nul(value) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 class OrjsonRenderer(BaseRenderer):

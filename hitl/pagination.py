@@ -1,8 +1,19 @@
 """Cursor pagination: constant cost per page at any depth, and no counts."""
 
+import re
+
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
+
+from hitl.errors import RuleViolationError
+
+_INVALID_CURSOR = "Invalid cursor; follow the next or previous link."
+
+
+def _invalid_cursor() -> RuleViolationError:
+    # Any string is a well-formed cursor, so one this API did not make is a 422 (not a 400 or DRF's 404).
+    return RuleViolationError(f"cursor: {_INVALID_CURSOR}", fields={"cursor": [_INVALID_CURSOR]})
 
 
 class TimeCursorPagination(CursorPagination):
@@ -15,5 +26,20 @@ class TimeCursorPagination(CursorPagination):
         try:
             return super().paginate_queryset(queryset, request, view)
         except (DjangoValidationError, ValueError, OverflowError, TypeError) as error:
-            # A cursor is opaque: one edited by hand is a bad request, not a crash.
-            raise ValidationError({"cursor": ["Invalid cursor; follow the next or previous link."]}) from error
+            # A cursor is opaque: one edited by hand is refused, not a crash.
+            raise _invalid_cursor() from error
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except NotFound as error:
+            raise _invalid_cursor() from error
+
+    def get_page_size(self, request):
+        # DRF falls back to the default for a bad page_size; the API says what was wrong instead.
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= self.max_page_size:
+            raise ValidationError({"page_size": [f"An integer from 1 to {self.max_page_size}."]})
+        return int(raw)

@@ -1,19 +1,25 @@
-"""REST endpoints for the risk policy, application overrides (the stop button) and rubrics."""
+"""REST endpoints for the risk policy, application overrides (the stop button), rubrics and judges.
+
+Every body is the documented pydantic model, serialized (:func:`hitl.api.respond`). What a
+GET returns can be sent back with PUT/POST as it is: its read-only fields are checked against
+the current version (:func:`hitl.api.read_only_check`), so that an update made to a stale copy
+is a 409 ``stale_version`` instead of silently undoing someone else's change.
+"""
 
 import re
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from pydantic import BaseModel, ConfigDict
 from rest_framework import status
-from rest_framework.response import Response
 
-from hitl.api import TenantApi, error_responses, validate_body
-from hitl.errors import DomainValidationError
+from hitl.api import TenantApi, error_responses, object_body, read_only_check, respond, take, validate_body
+from hitl.errors import DomainValidationError, NotFoundError, StaleVersionError
 from policies import schemas
 from policies.selectors import (
     judge_get,
     judge_history,
     judge_list,
-    policy_get,
+    policy_current,
     policy_history,
     rubric_get,
     rubric_list,
@@ -25,30 +31,19 @@ APPLICATION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 CONFIG_READERS = frozenset({"admin", "auditor", "reviewer"})
 
 
-def _object_body(data) -> dict:
-    if not isinstance(data, dict):
-        raise DomainValidationError("body: must be a JSON object", fields={"body": ["Must be a JSON object."]})
-    return data
-
-
-def _policy_body(policy) -> dict:
-    return {"version": policy.version, **policy.document, "updated_at": policy.updated_at}
-
-
-def _history_body(record) -> dict:
-    user = record.history_user
-    return {
-        "version": record.version,
-        **record.document,
-        "changed_at": record.history_date,
-        "changed_by": user.get_username() if user else None,
-        "reason": record.history_change_reason or "",
-    }
-
-
 def _actor(api_key):
     """The person behind a key, for history; None for a key of no one."""
     return api_key.user if api_key.user_id else None
+
+
+def _stale(description: str) -> dict:
+    return {409: OpenApiResponse(error_responses(409)[409].response, description=description)}
+
+
+class _Reason(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    reason: schemas.Reason = ""
 
 
 class PolicyApi(TenantApi):
@@ -60,24 +55,31 @@ class PolicyApi(TenantApi):
         operation_id="policy_retrieve", responses={200: schemas.PolicyVersionOut, **error_responses(401, 403)}
     )
     def get(self, request):
-        return Response(_policy_body(policy_get(tenant=self.tenant)))
+        return respond(schemas.PolicyVersionOut.of(policy_current(tenant=self.tenant)))
 
     @extend_schema(
         operation_id="policy_publish",
         request=schemas.PolicyUpdate,
         responses={
             200: OpenApiResponse(schemas.PolicyVersionOut, description="The new version."),
-            **error_responses(400, 401, 403),
+            **error_responses(400, 401, 403, 422),
+            **_stale(
+                "stale_version: the read-only fields sent back (version, changed_at, changed_by) are not "
+                "those of the current version: someone published since the copy was read."
+            ),
         },
     )
     def put(self, request):
-        body = dict(_object_body(request.data))
-        reason = body.pop("reason", "")
-        if not isinstance(reason, str) or len(reason) > 500:
-            message = "Must be a string of at most 500 characters."
-            raise DomainValidationError(f"reason: {message}", fields={"reason": [message]})
-        policy = policy_publish(tenant=self.tenant, document=body, user=_actor(self.api_key), reason=reason)
-        return Response(_policy_body(policy))
+        body = object_body(request.data)
+        sent = take(schemas.PolicyCopy, body)
+        reason = take(_Reason, body).reason
+        expected = read_only_check(
+            sent, schemas.PolicyVersionOut.of(policy_current(tenant=self.tenant)), what="the policy"
+        )
+        policy_publish(
+            tenant=self.tenant, document=body, user=_actor(self.api_key), reason=reason, expected_version=expected
+        )
+        return respond(schemas.PolicyVersionOut.of(policy_current(tenant=self.tenant)))
 
 
 class PolicyHistoryApi(TenantApi):
@@ -87,15 +89,29 @@ class PolicyHistoryApi(TenantApi):
 
     @extend_schema(
         operation_id="policy_history",
-        parameters=[OpenApiParameter("limit", int, description="At most this many versions (default 100, max 1000).")],
+        parameters=[
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000},
+                description="At most this many versions (default 100, max 1000).",
+            )
+        ],
         responses={200: schemas.PolicyHistoryOut, **error_responses(400, 401, 403)},
     )
     def get(self, request):
         raw_limit = request.query_params.get("limit", "100")
         if not re.fullmatch(r"[0-9]{1,4}", raw_limit) or not 1 <= int(raw_limit) <= 1000:
             raise DomainValidationError("limit: an integer from 1 to 1000", fields={"limit": ["1 to 1000."]})
-        records = policy_history(tenant=self.tenant, limit=int(raw_limit))
-        return Response({"results": [_history_body(record) for record in records]})
+        versions = policy_history(tenant=self.tenant, limit=int(raw_limit))
+        return respond(schemas.PolicyHistoryOut(results=[schemas.PolicyVersionOut.of(item) for item in versions]))
+
+
+APPLICATION_NAME_PARAMETER = OpenApiParameter(
+    "name",
+    {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]*$"},
+    OpenApiParameter.PATH,
+    description="The application, as outputs name it.",
+)
 
 
 class ApplicationOverrideApi(TenantApi):
@@ -105,6 +121,7 @@ class ApplicationOverrideApi(TenantApi):
 
     @extend_schema(
         operation_id="application_override_set",
+        parameters=[APPLICATION_NAME_PARAMETER],
         request=schemas.OverrideUpdate,
         responses={200: schemas.ApplicationOut, **error_responses(400, 401, 403)},
     )
@@ -116,25 +133,7 @@ class ApplicationOverrideApi(TenantApi):
         application = application_override_set(
             tenant=self.tenant, name=name, mode=update.mode, user=_actor(self.api_key), reason=update.reason
         )
-        return Response(
-            {
-                "name": application.name,
-                "override": application.override,
-                "override_reason": application.override_reason,
-                "rubric": application.rubric.name if application.rubric_id else None,
-                "updated_at": application.updated_at,
-            }
-        )
-
-
-def _rubric_body(rubric) -> dict:
-    return {
-        "name": rubric.name,
-        "description": rubric.description,
-        "criteria": rubric.criteria,
-        "version": rubric.version,
-        "updated_at": rubric.updated_at,
-    }
+        return respond(schemas.ApplicationOut.of(application))
 
 
 class RubricCollectionApi(TenantApi):
@@ -144,22 +143,42 @@ class RubricCollectionApi(TenantApi):
 
     @extend_schema(operation_id="rubrics_list", responses={200: schemas.RubricList, **error_responses(401, 403)})
     def get(self, request):
-        return Response({"results": [_rubric_body(rubric) for rubric in rubric_list(tenant=self.tenant)]})
+        return respond(
+            schemas.RubricList(results=[schemas.RubricOut.of(rubric) for rubric in rubric_list(tenant=self.tenant)])
+        )
 
     @extend_schema(
         operation_id="rubrics_publish",
-        request=schemas.RubricDocument,
+        request=schemas.RubricPublish,
         responses={
             201: OpenApiResponse(schemas.RubricOut, description="Created (version 1)."),
             200: OpenApiResponse(schemas.RubricOut, description="A new version of an existing rubric."),
-            **error_responses(400, 401, 403),
+            **error_responses(400, 401, 403, 422),
+            **_stale(
+                "stale_version: the read-only fields sent back (version, updated_at) are not those of the "
+                "rubric's current version: it changed since the copy was read."
+            ),
         },
     )
     def post(self, request):
+        body = object_body(request.data)
+        sent = take(schemas.RubricCopy, body)
+        expected = None
+        if sent.model_fields_set and isinstance(body.get("name"), str):
+            name = body["name"]
+            try:
+                current = schemas.RubricOut.of(rubric_get(tenant=self.tenant, name=name))
+            except NotFoundError:
+                current = None
+            if current is None:
+                message = f"There is no rubric '{name}' to have a copy of; leave the read-only fields out to create it."
+                field = sorted(sent.model_fields_set)[0]
+                raise StaleVersionError(f"{field}: {message}", fields={field: [message]})
+            expected = read_only_check(sent, current, what=f"rubric '{name}'")
         rubric, created = rubric_publish(
-            tenant=self.tenant, document=_object_body(request.data), user=_actor(self.api_key)
+            tenant=self.tenant, document=body, user=_actor(self.api_key), expected_version=expected
         )
-        return Response(_rubric_body(rubric), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return respond(schemas.RubricOut.of(rubric), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class RubricDetailApi(TenantApi):
@@ -168,53 +187,21 @@ class RubricDetailApi(TenantApi):
     permission_map = {"GET": CONFIG_READERS}
 
     @extend_schema(
-        operation_id="rubrics_retrieve", responses={200: schemas.RubricOut, **error_responses(401, 403, 404)}
+        operation_id="rubrics_retrieve",
+        parameters=[
+            OpenApiParameter(
+                "name",
+                {"type": "string", "minLength": 1, "maxLength": 50, "pattern": "^[a-z0-9][a-z0-9_-]*$"},
+                OpenApiParameter.PATH,
+            )
+        ],
+        responses={200: schemas.RubricOut, **error_responses(401, 403, 404)},
     )
     def get(self, request, name: str):
-        return Response(_rubric_body(rubric_get(tenant=self.tenant, name=name)))
+        return respond(schemas.RubricOut.of(rubric_get(tenant=self.tenant, name=name)))
 
 
 # Judges ---------------------------------------------------------------------
-
-
-def judge_body(judge) -> dict:
-    return {
-        "id": judge.pk,
-        "name": judge.name,
-        "kind": judge.kind,
-        "description": judge.description,
-        "applications": judge.applications,
-        "tiers": judge.tiers,
-        "params": judge.params,
-        "api_key_set": bool(judge.api_key),
-        "on_fail": judge.on_fail,
-        "raise_to": judge.raise_to or None,
-        "unsure_low": judge.unsure_low,
-        "unsure_high": judge.unsure_high,
-        "is_active": judge.is_active,
-        "version": judge.version,
-        "updated_at": judge.updated_at,
-    }
-
-
-def _judge_history_body(record) -> dict:
-    user = record.history_user
-    return {
-        "version": record.version,
-        "name": record.name,
-        "kind": record.kind,
-        "applications": record.applications,
-        "tiers": record.tiers,
-        "params": record.params,
-        "on_fail": record.on_fail,
-        "raise_to": record.raise_to or None,
-        "unsure_low": record.unsure_low,
-        "unsure_high": record.unsure_high,
-        "is_active": record.is_active,
-        "changed_at": record.history_date,
-        "changed_by": user.get_username() if user else None,
-        "reason": record.history_change_reason or "",
-    }
 
 
 class JudgeCollectionApi(TenantApi):
@@ -224,16 +211,18 @@ class JudgeCollectionApi(TenantApi):
 
     @extend_schema(operation_id="judges_list", responses={200: schemas.JudgeList, **error_responses(401, 403)})
     def get(self, request):
-        return Response({"results": [judge_body(judge) for judge in judge_list(tenant=self.tenant)]})
+        return respond(
+            schemas.JudgeList(results=[schemas.JudgeOut.of(judge) for judge in judge_list(tenant=self.tenant)])
+        )
 
     @extend_schema(
         operation_id="judges_create",
         request=schemas.JudgeSpec,
-        responses={201: schemas.JudgeOut, **error_responses(400, 401, 403, 409)},
+        responses={201: schemas.JudgeOut, **error_responses(400, 401, 403, 409, 422)},
     )
     def post(self, request):
-        judge = judge_create(tenant=self.tenant, data=_object_body(request.data), user=_actor(self.api_key))
-        return Response(judge_body(judge), status=status.HTTP_201_CREATED)
+        judge = judge_create(tenant=self.tenant, data=object_body(request.data), user=_actor(self.api_key))
+        return respond(schemas.JudgeOut.of(judge), status=status.HTTP_201_CREATED)
 
 
 class JudgeDetailApi(TenantApi):
@@ -246,18 +235,30 @@ class JudgeDetailApi(TenantApi):
 
     @extend_schema(operation_id="judges_retrieve", responses={200: schemas.JudgeOut, **error_responses(401, 403, 404)})
     def get(self, request, judge_id: int):
-        return Response(judge_body(judge_get(tenant=self.tenant, judge_id=judge_id)))
+        return respond(schemas.JudgeOut.of(judge_get(tenant=self.tenant, judge_id=judge_id)))
 
     @extend_schema(
         operation_id="judges_update",
-        request=schemas.JudgeSpec,
-        responses={200: schemas.JudgeOut, **error_responses(400, 401, 403, 404, 409)},
+        request=schemas.JudgeUpdate,
+        responses={
+            200: schemas.JudgeOut,
+            **error_responses(400, 401, 403, 404, 422),
+            **_stale(
+                "judge_exists: another judge has this name; stale_version: the read-only fields sent back "
+                "(id, api_key_set, version, updated_at) are not those of this judge's current version."
+            ),
+        },
     )
     def put(self, request, judge_id: int):
-        judge = judge_update(
-            tenant=self.tenant, judge_id=judge_id, data=_object_body(request.data), user=_actor(self.api_key)
+        body = object_body(request.data)
+        sent = take(schemas.JudgeCopy, body)
+        expected = read_only_check(
+            sent, schemas.JudgeOut.of(judge_get(tenant=self.tenant, judge_id=judge_id)), what=f"judge {judge_id}"
         )
-        return Response(judge_body(judge))
+        judge = judge_update(
+            tenant=self.tenant, judge_id=judge_id, data=body, user=_actor(self.api_key), expected_version=expected
+        )
+        return respond(schemas.JudgeOut.of(judge))
 
 
 class JudgeHistoryApi(TenantApi):
@@ -270,4 +271,4 @@ class JudgeHistoryApi(TenantApi):
     )
     def get(self, request, judge_id: int):
         records = judge_history(tenant=self.tenant, judge_id=judge_id)
-        return Response({"results": [_judge_history_body(record) for record in records]})
+        return respond(schemas.JudgeHistoryOut(results=[schemas.JudgeVersionOut.of(record) for record in records]))

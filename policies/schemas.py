@@ -5,9 +5,12 @@ shape is checked here; rules that refer to other things (a rule's tier, a tier's
 rubric) are checked by the service, which knows the tenant.
 """
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from hitl.schemas import JsonDateTime, JsonInt, PositiveJsonInt, ResponseModel
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 ApplicationName = Annotated[
@@ -28,11 +31,9 @@ class TierSpec(BaseModel):
     description: Annotated[str, StringConstraints(max_length=500)] = ""
     review_rate: Annotated[float, Field(ge=0.0, le=1.0)] = Field(description="Share of outputs sampled for review.")
     mode: Mode
-    required_approvals: Annotated[int, Field(ge=1, le=5)] = Field(
-        default=1, description="Distinct reviewers who must approve."
-    )
-    min_reviewer_level: Annotated[int, Field(ge=1, le=3)] = 1
-    sla_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 30)] = Field(description="Minutes from receipt to decision.")
+    required_approvals: JsonInt = Field(default=1, ge=1, le=5, description="Distinct reviewers who must approve.")
+    min_reviewer_level: JsonInt = Field(default=1, ge=1, le=3)
+    sla_minutes: JsonInt = Field(ge=1, le=60 * 24 * 30, description="Minutes from receipt to decision.")
     escalation: bool = Field(default=False, description="Reviews may be escalated to specialists.")
     overlap_rate: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
         default=0.0,
@@ -101,20 +102,53 @@ class PolicyDocument(BaseModel):
     rules: Annotated[list[RuleSpec], Field(max_length=500)] = Field(default_factory=list)
 
 
-class PolicyUpdate(PolicyDocument):
-    """``PUT /api/v1/policy``: the whole new document and, optionally, why."""
+Reason = Annotated[str, StringConstraints(max_length=500)]
 
-    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+class PolicyCopy(BaseModel):
+    """What ``GET /api/v1/policy`` adds to the document. Sent back with an update (all optional),
+    they must describe the current version: otherwise someone published since the client read
+    it, and the update is refused with a 409 ``stale_version``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    version: PositiveJsonInt | None = Field(
+        default=None, description="The version the client's copy is of; a 409 when it is no longer current."
+    )
+    changed_at: JsonDateTime | None = Field(default=None, description="Read-only; ignored when it matches.")
+    changed_by: Annotated[str, StringConstraints(max_length=150)] | None = Field(
+        default=None, description="Read-only; ignored when it matches."
+    )
+
+
+class PolicyUpdate(PolicyCopy, PolicyDocument):
+    """``PUT /api/v1/policy``: the whole new document and, optionally, why. What ``GET`` returned
+    may be sent back as it is: its read-only fields are checked against the current version."""
+
+    reason: Reason = Field(default="", description="Why, for the history (the new version's reason).")
 
 
 class PolicyVersionOut(PolicyDocument):
+    """One published version: the document, its number, when, by whom and why."""
+
     version: int
-    changed_at: str
+    changed_at: datetime
     changed_by: str | None
     reason: str
 
+    @classmethod
+    def of(cls, version) -> Self:
+        """From a ``policies.selectors.PolicyVersion``."""
+        return cls(
+            **version.document,
+            version=version.version,
+            changed_at=version.changed_at,
+            changed_by=version.changed_by,
+            reason=version.reason,
+        )
 
-class PolicyHistoryOut(BaseModel):
+
+class PolicyHistoryOut(ResponseModel):
     results: list[PolicyVersionOut]
 
 
@@ -124,15 +158,25 @@ class OverrideUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     mode: Literal["review_all", "block", "none"]
-    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+    reason: Reason = ""
 
 
-class ApplicationOut(BaseModel):
+class ApplicationOut(ResponseModel):
     name: str
     override: Literal["review_all", "block", "none"]
     override_reason: str
     rubric: str | None
-    updated_at: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, application) -> Self:
+        return cls(
+            name=application.name,
+            override=application.override,
+            override_reason=application.override_reason,
+            rubric=application.rubric.name if application.rubric_id else None,
+            updated_at=application.updated_at,
+        )
 
 
 # Rubrics ------------------------------------------------------------------
@@ -148,8 +192,8 @@ class Criterion(BaseModel):
     description: Annotated[str, StringConstraints(max_length=2000)] = ""
     kind: Literal["binary", "graded", "categorical", "text"]
     required: bool = True
-    min: int | None = Field(default=None, description="graded: lowest score")
-    max: int | None = Field(default=None, description="graded: highest score")
+    min: JsonInt | None = Field(default=None, description="graded: lowest score")
+    max: JsonInt | None = Field(default=None, description="graded: highest score")
     anchors: dict[str, str] = Field(default_factory=dict, description="graded: what each score means")
     options: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
         default_factory=list, description="categorical: the allowed values"
@@ -192,12 +236,38 @@ class RubricDocument(BaseModel):
         return self
 
 
+class RubricCopy(BaseModel):
+    """What ``GET /api/v1/rubrics/{name}`` adds to the document. Sent back with a new version (all
+    optional), they must describe the current version: otherwise a 409 ``stale_version``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    version: PositiveJsonInt | None = Field(
+        default=None, description="The version the client's copy is of; a 409 when it is no longer current."
+    )
+    updated_at: JsonDateTime | None = Field(default=None, description="Read-only; ignored when it matches.")
+
+
+class RubricPublish(RubricCopy, RubricDocument):
+    """``POST /api/v1/rubrics``: a rubric, new or a new version; what ``GET`` returned may be sent back."""
+
+
 class RubricOut(RubricDocument):
     version: int
-    updated_at: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, rubric) -> Self:
+        return cls(
+            name=rubric.name,
+            description=rubric.description,
+            criteria=rubric.criteria,
+            version=rubric.version,
+            updated_at=rubric.updated_at,
+        )
 
 
-class RubricList(BaseModel):
+class RubricList(ResponseModel):
     results: list[RubricOut]
 
 
@@ -236,7 +306,7 @@ class JudgeSpec(BaseModel):
         default=0.6, description="Scores from unsure_low to unsure_high count as unsure: a person looks."
     )
     is_active: bool = True
-    reason: Annotated[str, StringConstraints(max_length=500)] = Field(default="", description="Why, for the history.")
+    reason: Reason = Field(default="", description="Why, for the history.")
 
     @model_validator(mode="after")
     def _band_and_raise(self):
@@ -247,7 +317,25 @@ class JudgeSpec(BaseModel):
         return self
 
 
-class JudgeOut(BaseModel):
+class JudgeCopy(BaseModel):
+    """What ``GET /api/v1/judges/{id}`` adds to the configuration. Sent back with an update (all
+    optional), they must describe the current version of this judge: otherwise a 409."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: PositiveJsonInt | None = Field(default=None, description="Read-only; must be the judge of the URL.")
+    api_key_set: bool | None = Field(default=None, description="Read-only; ignored when it matches.")
+    version: PositiveJsonInt | None = Field(
+        default=None, description="The version the client's copy is of; a 409 when it is no longer current."
+    )
+    updated_at: JsonDateTime | None = Field(default=None, description="Read-only; ignored when it matches.")
+
+
+class JudgeUpdate(JudgeCopy, JudgeSpec):
+    """``PUT /api/v1/judges/{id}``: the whole new configuration; what ``GET`` returned may be sent back."""
+
+
+class JudgeOut(ResponseModel):
     id: int
     name: str
     kind: JudgeKindName
@@ -262,14 +350,34 @@ class JudgeOut(BaseModel):
     unsure_high: float
     is_active: bool
     version: int
-    updated_at: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, judge) -> Self:
+        return cls(
+            id=judge.pk,
+            name=judge.name,
+            kind=judge.kind,
+            description=judge.description,
+            applications=judge.applications,
+            tiers=judge.tiers,
+            params=judge.params,
+            api_key_set=bool(judge.api_key),
+            on_fail=judge.on_fail,
+            raise_to=judge.raise_to or None,
+            unsure_low=judge.unsure_low,
+            unsure_high=judge.unsure_high,
+            is_active=judge.is_active,
+            version=judge.version,
+            updated_at=judge.updated_at,
+        )
 
 
-class JudgeList(BaseModel):
+class JudgeList(ResponseModel):
     results: list[JudgeOut]
 
 
-class JudgeVersionOut(BaseModel):
+class JudgeVersionOut(ResponseModel):
     version: int
     name: str
     kind: JudgeKindName
@@ -281,16 +389,37 @@ class JudgeVersionOut(BaseModel):
     unsure_low: float
     unsure_high: float
     is_active: bool
-    changed_at: str
+    changed_at: datetime
     changed_by: str | None
     reason: str
 
+    @classmethod
+    def of(cls, record) -> Self:
+        """From a history record of the judge."""
+        user = record.history_user
+        return cls(
+            version=record.version,
+            name=record.name,
+            kind=record.kind,
+            applications=record.applications,
+            tiers=record.tiers,
+            params=record.params,
+            on_fail=record.on_fail,
+            raise_to=record.raise_to or None,
+            unsure_low=record.unsure_low,
+            unsure_high=record.unsure_high,
+            is_active=record.is_active,
+            changed_at=record.history_date,
+            changed_by=user.get_username() if user else None,
+            reason=record.history_change_reason or "",
+        )
 
-class JudgeHistoryOut(BaseModel):
+
+class JudgeHistoryOut(ResponseModel):
     results: list[JudgeVersionOut]
 
 
-class JudgeAgreementOut(BaseModel):
+class JudgeAgreementOut(ResponseModel):
     """How often a judge agreed with people's final decisions on the same outputs.
 
     Approved counts as pass; rejected and corrected as fail. Error verdicts are

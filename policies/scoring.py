@@ -3,7 +3,7 @@
 Add a criterion kind here and in ``policies.schemas.Criterion``.
 """
 
-from hitl.errors import DomainValidationError, fields_message
+from hitl.errors import DomainValidationError, RuleViolationError, fields_message
 from policies.schemas import Criterion
 
 
@@ -15,7 +15,7 @@ def scores_validate(*, criteria: list[dict] | None, scores, decision: str) -> di
         raise DomainValidationError("scores: must be an object", fields={"scores": ["Must be an object."]})
     if criteria is None:
         if scores:
-            raise DomainValidationError("scores: this task has no rubric", fields={"scores": ["No rubric: no scores."]})
+            raise RuleViolationError("scores: this task has no rubric", fields={"scores": ["No rubric: no scores."]})
         return {}
     fields: dict[str, list[str]] = {}
     known = {}
@@ -41,6 +41,6 @@ def scores_validate(*, criteria: list[dict] | None, scores, decision: str) -> di
     for key in scores:
         if key not in known:
             fields[f"scores.{key}"] = ["Not a criterion of this rubric."]
-    if fields:
-        raise DomainValidationError(fields_message(fields), fields=fields)
+    if fields:  # scores follow the task's rubric, not the published schema: a 422
+        raise RuleViolationError(fields_message(fields), fields=fields)
     return scores

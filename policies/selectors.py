@@ -1,6 +1,7 @@
 """Reads for policies: the current document, its history, and the compiled form ingest uses."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 
 from hitl.errors import NotFoundError
@@ -16,10 +17,44 @@ def policy_get(*, tenant: Tenant) -> Policy:
     return policy
 
 
-def policy_history(*, tenant: Tenant, limit: int = 100):
+@dataclass(frozen=True, slots=True)
+class PolicyVersion:
+    """One published version of a policy: the document, its number, when, by whom and why."""
+
+    version: int
+    document: dict
+    changed_at: datetime
+    changed_by: str | None
+    reason: str
+
+
+def _policy_version(record) -> PolicyVersion:
+    user = record.history_user
+    return PolicyVersion(
+        version=record.version,
+        document=record.document,
+        changed_at=record.history_date,
+        changed_by=user.get_username() if user else None,
+        reason=record.history_change_reason or "",
+    )
+
+
+def policy_current(*, tenant: Tenant) -> PolicyVersion:
+    """The version in force, as its history record tells it (who published it, when, why)."""
+    policy = policy_get(tenant=tenant)
+    record = (
+        policy.history.filter(version=policy.version).select_related("history_user").order_by("-history_date").first()
+    )
+    if record is None:  # published by a data migration, which writes no history
+        return PolicyVersion(policy.version, policy.document, policy.updated_at, None, "")
+    return _policy_version(record)
+
+
+def policy_history(*, tenant: Tenant, limit: int = 100) -> list[PolicyVersion]:
     """Published versions, newest first, with who and why."""
     policy = policy_get(tenant=tenant)
-    return policy.history.select_related("history_user").order_by("-version", "-history_date")[:limit]
+    records = policy.history.select_related("history_user").order_by("-version", "-history_date")[:limit]
+    return [_policy_version(record) for record in records]
 
 
 def policy_version_document(*, tenant: Tenant, version: int) -> dict | None:

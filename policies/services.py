@@ -8,7 +8,15 @@ configuration from the very next request on.
 from django.db import IntegrityError, transaction
 from pydantic import ValidationError
 
-from hitl.errors import ConflictError, DomainValidationError, NotFoundError, fields_message
+from hitl.errors import (
+    ConflictError,
+    DomainValidationError,
+    NotFoundError,
+    RuleViolationError,
+    fields_message,
+    pydantic_error,
+    version_check,
+)
 from policies.defaults import DEFAULT_POLICY
 from policies.judges.runners import judge_params_normalize
 from policies.models import Application, Judge, Override, Policy, Rubric
@@ -38,7 +46,7 @@ def _validation_error(error: ValidationError, document: dict) -> DomainValidatio
         field = str(location[-1]) if location and not isinstance(location[-1], int) else path
         message = f"{label}: {field}: {item['msg']}" if label else item["msg"]
         fields.setdefault(path, []).append(message)
-    return DomainValidationError(fields_message(fields), fields=fields)
+    return pydantic_error(error, fields)
 
 
 def policy_validate(*, tenant: Tenant, document: dict) -> PolicyDocument:
@@ -66,7 +74,7 @@ def policy_validate(*, tenant: Tenant, document: dict) -> PolicyDocument:
             if tier.rubric and tier.rubric not in existing:
                 fields[f"tiers.{index}.rubric"] = [f"tier {index + 1} ({tier.name}): no rubric named '{tier.rubric}'"]
     if fields:
-        raise DomainValidationError(fields_message(fields), fields=fields)
+        raise RuleViolationError(fields_message(fields), fields=fields)
     return parsed
 
 
@@ -84,10 +92,17 @@ def policy_create_default(*, tenant: Tenant) -> Policy:
 
 
 @transaction.atomic
-def policy_publish(*, tenant: Tenant, document: dict, user=None, reason: str = "") -> Policy:
-    """Validate and publish a new version of the tenant's policy."""
+def policy_publish(
+    *, tenant: Tenant, document: dict, user=None, reason: str = "", expected_version: int | None = None
+) -> Policy:
+    """Validate and publish a new version of the tenant's policy.
+
+    ``expected_version``: the version the caller's copy is of; a StaleVersionError when
+    another version was published since (optimistic concurrency).
+    """
     parsed = policy_validate(tenant=tenant, document=document)
     policy = Policy.objects.for_tenant(tenant).select_for_update().first()
+    version_check(what="the policy", current=policy.version if policy else None, expected=expected_version)
     if policy is None:
         policy = Policy(tenant=tenant, version=0)
     policy.version += 1
@@ -140,8 +155,14 @@ def application_override_set(*, tenant: Tenant, name: str, mode: str, user=None,
 
 
 @transaction.atomic
-def rubric_publish(*, tenant: Tenant, document: dict, user=None) -> tuple[Rubric, bool]:
-    """Create a rubric, or publish a new version of the one with the same name. Returns (rubric, created)."""
+def rubric_publish(
+    *, tenant: Tenant, document: dict, user=None, expected_version: int | None = None
+) -> tuple[Rubric, bool]:
+    """Create a rubric, or publish a new version of the one with the same name. Returns (rubric, created).
+
+    ``expected_version``: the version the caller's copy is of; a StaleVersionError when it
+    is not the current one (or the rubric does not exist).
+    """
     try:
         parsed = RubricDocument.model_validate(document)
     except ValidationError as error:
@@ -156,6 +177,9 @@ def rubric_publish(*, tenant: Tenant, document: dict, user=None) -> tuple[Rubric
         return rubric
 
     queryset = Rubric.objects.for_tenant(tenant).filter(name=parsed.name)
+    if expected_version is not None:
+        current = queryset.select_for_update().values_list("version", flat=True).first()
+        version_check(what=f"rubric '{parsed.name}'", current=current, expected=expected_version)
     rubric, created = _locked_or_inserted(queryset, apply(Rubric(tenant=tenant, name=parsed.name), 1))
     if not created:
         apply(rubric, rubric.version + 1).save()
@@ -213,7 +237,8 @@ def judge_validate(*, tenant: Tenant, data: dict) -> tuple[JudgeSpec, dict]:
     if spec.kind != "llm" and spec.api_key:
         fields["api_key"] = ["Only LLM judges take a key."]
     if fields:
-        raise DomainValidationError(fields_message(fields), fields=fields)
+        # params follow the kind's own schema (docs/judges.md); tiers name the policy's: rules, not shape.
+        raise RuleViolationError(fields_message(fields), fields=fields)
     return spec, params
 
 
@@ -255,14 +280,19 @@ def judge_create(*, tenant: Tenant, data: dict, user=None) -> Judge:
 
 
 @transaction.atomic
-def judge_update(*, tenant: Tenant, judge_id: int, data: dict, user=None) -> Judge:
-    """Replace a judge's configuration: a new version (outputs keep the version that judged them)."""
+def judge_update(*, tenant: Tenant, judge_id: int, data: dict, user=None, expected_version: int | None = None) -> Judge:
+    """Replace a judge's configuration: a new version (outputs keep the version that judged them).
+
+    ``expected_version``: the version the caller's copy is of; a StaleVersionError when
+    another version was saved since.
+    """
     judge = Judge.objects.for_tenant(tenant).select_for_update().filter(pk=judge_id).first()
     if judge is None:
         raise NotFoundError("Judge not found.")
+    version_check(what=f"judge '{judge.name}'", current=judge.version, expected=expected_version)
     if isinstance(data, dict) and data.get("kind", judge.kind) != judge.kind:
         message = f"A judge keeps its kind ('{judge.kind}'); create a new judge instead."
-        raise DomainValidationError(f"kind: {message}", fields={"kind": [message]})
+        raise RuleViolationError(f"kind: {message}", fields={"kind": [message]})
     spec, params = judge_validate(tenant=tenant, data=data)
     _judge_apply(judge, spec, params, user)
     judge.version += 1

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from policies.apis import (
     ApplicationOverrideApi,
@@ -16,7 +16,8 @@ urlpatterns = [
     path("policy/history", PolicyHistoryApi.as_view(), name="policy-history"),
     path("applications/<str:name>/override", ApplicationOverrideApi.as_view(), name="application-override"),
     path("rubrics", RubricCollectionApi.as_view(), name="rubrics"),
-    path("rubrics/<str:name>", RubricDetailApi.as_view(), name="rubric-detail"),
+    # A rubric name as policies.schemas.Name allows; anything else is no rubric (a 404).
+    re_path(r"^rubrics/(?P<name>[a-z0-9][a-z0-9_-]{0,49})$", RubricDetailApi.as_view(), name="rubric-detail"),
     path("judges", JudgeCollectionApi.as_view(), name="judges"),
     path("judges/<int:judge_id>", JudgeDetailApi.as_view(), name="judge-detail"),
     path("judges/<int:judge_id>/history", JudgeHistoryApi.as_view(), name="judge-history"),

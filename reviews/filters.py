@@ -23,6 +23,20 @@ class DateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = _UtcDateTimeField
 
 
+class _StrictForm(forms.Form):
+    """A filter given with no value is refused rather than ignored: leave the parameter out instead."""
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.fields:
+            value = self.data.get(name)
+            if value == "":
+                self.add_error(name, "Must not be empty; leave the parameter out to not filter.")
+            elif value is not None and "\x00" in value:
+                self.add_error(name, "Must not contain a NUL character.")
+        return cleaned
+
+
 class OutputFilter(django_filters.FilterSet):
     application = django_filters.CharFilter(help_text="Only outputs of this application.")
     status = django_filters.ChoiceFilter(choices=OutputStatus.choices, help_text="Only outputs in this status.")
@@ -35,4 +49,5 @@ class OutputFilter(django_filters.FilterSet):
 
     class Meta:
         model = Output
+        form = _StrictForm
         fields = ("application", "status", "received_after", "received_before")

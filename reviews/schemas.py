@@ -5,11 +5,14 @@ ingest hot path needs, reports errors by field path, and gives drf-spectacular
 the same schema the API enforces.
 """
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from hitl.schemas import ResponseModel, integral
 
 # Bodies arrive through a JSON parser, so nested values are JSON already; ``Any``
 # keeps validation in compiled code (pydantic's JsonValue walks every node in Python).
@@ -48,10 +51,16 @@ class OutputBatchSubmission(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[JsonObject] = Field(min_length=1, max_length=1000)
+    items: list[Any] = Field(
+        min_length=1,
+        max_length=1000,
+        description="Each an output as POST /api/v1/outputs takes it (OutputSubmission). Items are checked one "
+        "by one: an item that is not a valid submission (or not an object) is reported in its result "
+        "(outcome invalid, status_code 400) and not stored, and the rest go on.",
+    )
 
 
-class OutputReceipt(BaseModel):
+class OutputReceipt(ResponseModel):
     """What a service learns at once about a submitted output."""
 
     id: UUID
@@ -64,8 +73,27 @@ class OutputReceipt(BaseModel):
     policy_version: int | None
     received_at: datetime
 
+    @classmethod
+    def fields_of(cls, row: Mapping) -> dict:
+        """The receipt's fields from a receipt row of the ingest service or an Output's ``__dict__``."""
+        return {
+            "id": row["id"],
+            "external_id": row["external_id"],
+            "application": row["application"],
+            "status": row["status"],
+            "risk_tier": row["risk_tier"] or None,
+            "review_required": row["review_required"],
+            "delivery": row["delivery"],
+            "policy_version": row["policy_version"],
+            "received_at": row["received_at"],
+        }
 
-class JudgementOut(BaseModel):
+    @classmethod
+    def of(cls, row: Mapping) -> Self:
+        return cls(**cls.fields_of(row))
+
+
+class JudgementOut(ResponseModel):
     """One judge's verdict on the output."""
 
     judge: str = Field(description="The judge's name.")
@@ -86,6 +114,26 @@ class JudgementOut(BaseModel):
     model: str
     created_at: datetime
 
+    @classmethod
+    def of(cls, judgement) -> Self:
+        return cls(
+            judge=judgement.judge.name,
+            judge_id=judgement.judge_id,
+            judge_version=judgement.judge_version,
+            kind=judgement.judge.kind,
+            result=judgement.result,
+            score=judgement.score,
+            unsure=judgement.unsure,
+            rationale=judgement.rationale,
+            latency_ms=judgement.latency_ms,
+            attempts=judgement.attempts,
+            prompt_tokens=judgement.prompt_tokens,
+            completion_tokens=judgement.completion_tokens,
+            cost=None if judgement.cost is None else float(judgement.cost),
+            model=judgement.model,
+            created_at=judgement.created_at,
+        )
+
 
 class OutputDetail(OutputReceipt):
     """An output with everything it was submitted with and, once decided, the decision."""
@@ -105,6 +153,25 @@ class OutputDetail(OutputReceipt):
     judged_at: datetime | None = Field(description="When the judges' verdicts completed the sampling decision.")
     judgements: list[JudgementOut] = Field(description="The automated judges' verdicts, by judge name.")
 
+    @classmethod
+    def of(cls, output, judgements=()) -> Self:
+        return cls(
+            **OutputReceipt.fields_of(output.__dict__),
+            input=output.input,
+            output=output.output,
+            trace=output.trace,
+            metadata=output.metadata,
+            model=output.model,
+            confidence=output.confidence,
+            decision_reason=output.decision_reason,
+            decision=output.decision or None,
+            final_output=output.final_output,
+            decided_by=output.decided_by.get_username() if output.decided_by_id else None,
+            decided_at=output.decided_at,
+            judged_at=output.judged_at,
+            judgements=[JudgementOut.of(judgement) for judgement in judgements],
+        )
+
 
 class OutputSummary(OutputReceipt):
     """An output in a list: no bodies or traces."""
@@ -113,8 +180,17 @@ class OutputSummary(OutputReceipt):
     model: str
     confidence: float | None
 
+    @classmethod
+    def of(cls, output) -> Self:
+        return cls(
+            **OutputReceipt.fields_of(output.__dict__),
+            metadata=output.metadata,
+            model=output.model,
+            confidence=output.confidence,
+        )
 
-class OutputPage(BaseModel):
+
+class OutputPage(ResponseModel):
     """One page of outputs; follow ``next`` (an opaque cursor URL) for the following page."""
 
     next: str | None
@@ -122,13 +198,13 @@ class OutputPage(BaseModel):
     results: list[OutputSummary]
 
 
-class BatchItemError(BaseModel):
+class BatchItemError(ResponseModel):
     code: str
     message: str
     fields: dict[str, list[str]] | None = None
 
 
-class BatchItemResult(BaseModel):
+class BatchItemResult(ResponseModel):
     """The outcome of one item: ``created`` (201), ``existing`` (200), ``conflict`` (409), ``invalid`` (400)."""
 
     index: int
@@ -138,7 +214,7 @@ class BatchItemResult(BaseModel):
     error: BatchItemError | None = None
 
 
-class OutputBatchResult(BaseModel):
+class OutputBatchResult(ResponseModel):
     results: list[BatchItemResult]
     created: int
     existing: int
@@ -170,7 +246,7 @@ class ReviewSubmission(BaseModel):
     comment: Annotated[str, StringConstraints(max_length=10_000)] = Field(
         default="", description="Required when escalating: why."
     )
-    time_spent_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
+    time_spent_seconds: Annotated[int, Field(ge=0, le=86_400), BeforeValidator(integral)] | None = None
 
 
 class FeedbackSubmission(BaseModel):
@@ -180,20 +256,20 @@ class FeedbackSubmission(BaseModel):
     comment: Annotated[str, StringConstraints(max_length=5000)] = ""
 
 
-class FeedbackReceipt(BaseModel):
+class FeedbackReceipt(ResponseModel):
     id: int
     output_id: UUID
     rating: str
     review_task_created: bool
 
 
-class RubricShown(BaseModel):
+class RubricShown(ResponseModel):
     name: str
     version: int
     criteria: list[JsonObject]
 
 
-class TaskOutput(BaseModel):
+class TaskOutput(ResponseModel):
     id: UUID
     external_id: str
     application: str
@@ -209,7 +285,7 @@ class TaskOutput(BaseModel):
     received_at: datetime
 
 
-class TaskOut(BaseModel):
+class TaskOut(ResponseModel):
     """A leased task with everything the reviewer needs to judge it."""
 
     id: UUID
@@ -224,8 +300,28 @@ class TaskOut(BaseModel):
     output: TaskOutput
     judgements: list[JudgementOut] = Field(description="The automated judges' verdicts on the output.")
 
+    @classmethod
+    def of(cls, task: Mapping, criteria: list | None, judgements=()) -> Self:
+        """From a task as the claim (or ``reviews.selectors.task_details``) returns it, and its rubric's criteria."""
+        output = task["output"]
+        return cls(
+            id=task["id"],
+            queue=task["queue"],
+            purpose=task["purpose"],
+            status=task["status"],
+            level_required=task["level_required"],
+            due_at=task["due_at"],
+            lease_expires_at=task["lease_expires_at"],
+            escalation_reason=task["escalation_reason"],
+            rubric=RubricShown(name=task["rubric_name"], version=task["rubric_version"], criteria=criteria)
+            if task["rubric_id"]
+            else None,
+            output=TaskOutput(**{**output, "risk_tier": output["risk_tier"] or None}),
+            judgements=[JudgementOut.of(judgement) for judgement in judgements],
+        )
 
-class ReviewOut(BaseModel):
+
+class ReviewOut(ResponseModel):
     id: UUID
     task_id: UUID
     decision: str
@@ -236,7 +332,7 @@ class ReviewOut(BaseModel):
     created_at: datetime
 
 
-class OutputDecisionOut(BaseModel):
+class OutputDecisionOut(ResponseModel):
     id: UUID
     status: str
     decision: str | None
@@ -245,23 +341,51 @@ class OutputDecisionOut(BaseModel):
     decided_at: datetime | None
 
 
-class ReviewResult(BaseModel):
+class ReviewResult(ResponseModel):
     review: ReviewOut
     output: OutputDecisionOut
     decided_now: bool
+
+    @classmethod
+    def of(cls, outcome) -> Self:
+        """From a ``reviews.services.review.ReviewOutcome``."""
+        review, output = outcome.review, outcome.output
+        return cls(
+            review=ReviewOut.model_validate(review),
+            output=OutputDecisionOut(
+                id=output.pk,
+                status=output.status,
+                decision=output.decision or None,
+                final_output=output.final_output,
+                delivery=output.delivery,
+                decided_at=output.decided_at,
+            ),
+            decided_now=outcome.decided_now,
+        )
+
+
+# An http(s) URL with a host name (or IPv4 address) and, optionally, a port, a path and a query,
+# in printable ASCII (the rest percent-encoded), so that every regex engine reads it alike.
+WEBHOOK_URL_PATTERN = (
+    r"^https?://[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?"
+    r"(?:[/?#]\S*)?$"
+)
 
 
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    url: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    url: Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=WEBHOOK_URL_PATTERN)] = Field(
+        description="Where decisions are POSTed: an http or https URL."
+    )
     secret: Annotated[str, StringConstraints(min_length=16, max_length=200)] = Field(
         description="HMAC-SHA256 key for X-HITL-Signature; never shown back."
     )
     description: Annotated[str, StringConstraints(max_length=200)] = ""
 
 
-class WebhookOut(BaseModel):
+class WebhookOut(ResponseModel):
     id: int
     url: str
     description: str
@@ -269,5 +393,5 @@ class WebhookOut(BaseModel):
     created_at: datetime
 
 
-class WebhookList(BaseModel):
+class WebhookList(ResponseModel):
     results: list[WebhookOut]

@@ -3,27 +3,11 @@
 import re
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.response import Response
 
-from hitl.api import TenantApi, error_responses
+from hitl.api import TenantApi, error_responses, respond
 from hitl.errors import DomainValidationError
 from policies.schemas import JudgeAgreementOut
 from reviews.selectors import judge_agreement
-
-
-def agreement_body(agreement) -> dict:
-    return {
-        "judge": agreement.judge,
-        "version": agreement.version,
-        "compared": agreement.compared,
-        "both_pass": agreement.both_pass,
-        "both_fail": agreement.both_fail,
-        "judge_pass_human_fail": agreement.judge_pass_human_fail,
-        "judge_fail_human_pass": agreement.judge_fail_human_pass,
-        "judge_errors": agreement.judge_errors,
-        "agreement_rate": agreement.agreement_rate,
-        "cohens_kappa": agreement.cohens_kappa,
-    }
 
 
 class JudgeAgreementApi(TenantApi):
@@ -34,7 +18,13 @@ class JudgeAgreementApi(TenantApi):
 
     @extend_schema(
         operation_id="judges_agreement",
-        parameters=[OpenApiParameter("version", int, description="Only verdicts given by this judge version.")],
+        parameters=[
+            OpenApiParameter(
+                "version",
+                {"type": "integer", "minimum": 1, "maximum": 999_999_999},
+                description="Only verdicts given by this judge version.",
+            )
+        ],
         responses={200: JudgeAgreementOut, **error_responses(400, 401, 403, 404)},
     )
     def get(self, request, judge_id: int):
@@ -42,4 +32,4 @@ class JudgeAgreementApi(TenantApi):
         if raw is not None and not re.fullmatch(r"[1-9][0-9]{0,8}", raw):
             raise DomainValidationError("version: a positive integer", fields={"version": ["A positive integer."]})
         agreement = judge_agreement(tenant=self.tenant, judge_id=judge_id, version=int(raw) if raw else None)
-        return Response(agreement_body(agreement))
+        return respond(JudgeAgreementOut.model_validate(agreement))

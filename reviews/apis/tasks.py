@@ -5,11 +5,10 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from hitl.api import TenantApi, error_responses, validate_body
+from hitl.api import TenantApi, error_responses, respond, validate_body
 from hitl.errors import ForbiddenError
 from policies.selectors import rubric_criteria
 from reviews import schemas
-from reviews.apis.outputs import judgement_body
 from reviews.selectors import output_judgements, task_details
 from reviews.services.claims import reviewer_for, task_claim, task_release, tasks_release_expired
 from reviews.services.review import review_submit
@@ -24,25 +23,10 @@ def _person(api_key):
     return api_key.user
 
 
-def task_body(tenant, task: dict, judgements=()) -> dict:
-    """The claimed task as JSON: what the reviewer judges, and the rubric version to judge it by."""
+def task_out(tenant, task: dict, judgements=()) -> schemas.TaskOut:
+    """The claimed task: what the reviewer judges, and the rubric version to judge it by."""
     criteria = rubric_criteria(tenant=tenant, rubric_id=task["rubric_id"], version=task["rubric_version"])
-    output = task["output"]
-    return {
-        "id": task["id"],
-        "queue": task["queue"],
-        "purpose": task["purpose"],
-        "status": task["status"],
-        "level_required": task["level_required"],
-        "due_at": task["due_at"],
-        "lease_expires_at": task["lease_expires_at"],
-        "escalation_reason": task["escalation_reason"],
-        "rubric": {"name": task["rubric_name"], "version": task["rubric_version"], "criteria": criteria}
-        if task["rubric_id"]
-        else None,
-        "output": {**output, "risk_tier": output["risk_tier"] or None},
-        "judgements": [judgement_body(judgement) for judgement in judgements],
-    }
+    return schemas.TaskOut.of(task, criteria, judgements)
 
 
 class TaskClaimApi(TenantApi):
@@ -60,7 +44,7 @@ class TaskClaimApi(TenantApi):
         },
     )
     def post(self, request):
-        claim = validate_body(schemas.ClaimRequest, request.data or {})
+        claim = validate_body(schemas.ClaimRequest, request.data)  # no body: {} (a JSON null is refused)
         if settings.CELERY_TASK_ALWAYS_EAGER:
             # No broker, so no beat to return expired leases: do it here (production runs the periodic task).
             tasks_release_expired()
@@ -69,8 +53,8 @@ class TaskClaimApi(TenantApi):
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         # The reviewer sees what the judges said (one more query, outside the claim statement).
-        return Response(
-            task_body(self.tenant, task, output_judgements(tenant=self.tenant, output_id=task["output"]["id"]))
+        return respond(
+            task_out(self.tenant, task, output_judgements(tenant=self.tenant, output_id=task["output"]["id"]))
         )
 
 
@@ -87,9 +71,8 @@ class TaskReleaseApi(TenantApi):
     def post(self, request, task_id):
         task = task_release(tenant=self.tenant, user=_person(self.api_key), task_id=task_id)
         details = task_details(tenant=self.tenant, task_id=task.pk)
-        return Response(
-            task_body(self.tenant, details, output_judgements(tenant=self.tenant, output_id=details["output"]["id"]))
-        )
+        judgements = output_judgements(tenant=self.tenant, output_id=details["output"]["id"])
+        return respond(task_out(self.tenant, details, judgements))
 
 
 class TaskReviewApi(TenantApi):
@@ -100,7 +83,7 @@ class TaskReviewApi(TenantApi):
     @extend_schema(
         operation_id="tasks_review",
         request=schemas.ReviewSubmission,
-        responses={201: schemas.ReviewResult, **error_responses(400, 401, 403, 404, 409)},
+        responses={201: schemas.ReviewResult, **error_responses(400, 401, 403, 404, 409, 422)},
     )
     def post(self, request, task_id):
         submission = validate_body(schemas.ReviewSubmission, request.data)
@@ -114,26 +97,4 @@ class TaskReviewApi(TenantApi):
             comment=submission.comment,
             time_spent_seconds=submission.time_spent_seconds,
         )
-        review, output = outcome.review, outcome.output
-        body = {
-            "review": {
-                "id": review.pk,
-                "task_id": review.task_id,
-                "decision": review.decision,
-                "scores": review.scores,
-                "corrected_output": review.corrected_output,
-                "comment": review.comment,
-                "rubric_version": review.rubric_version,
-                "created_at": review.created_at,
-            },
-            "output": {
-                "id": output.pk,
-                "status": output.status,
-                "decision": output.decision or None,
-                "final_output": output.final_output,
-                "delivery": output.delivery,
-                "decided_at": output.decided_at,
-            },
-            "decided_now": outcome.decided_now,
-        }
-        return Response(body, status=status.HTTP_201_CREATED)
+        return respond(schemas.ReviewResult.of(outcome), status=status.HTTP_201_CREATED)

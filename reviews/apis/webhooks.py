@@ -1,25 +1,15 @@
 """REST endpoints for webhooks: register, list and remove endpoints; replay a delivery."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from hitl.api import TenantApi, error_responses, validate_body
+from hitl.api import TenantApi, error_responses, respond, validate_body
 from reviews import schemas
 from reviews.selectors import webhook_list
 from reviews.services.webhooks import webhook_delivery_replay, webhook_endpoint_create, webhook_endpoint_delete
 
 ADMIN = frozenset({"admin"})
-
-
-def webhook_body(endpoint) -> dict:
-    return {
-        "id": endpoint.pk,
-        "url": endpoint.url,
-        "description": endpoint.description,
-        "is_active": endpoint.is_active,
-        "created_at": endpoint.created_at,
-    }
 
 
 class WebhookCollectionApi(TenantApi):
@@ -29,7 +19,8 @@ class WebhookCollectionApi(TenantApi):
 
     @extend_schema(operation_id="webhooks_list", responses={200: schemas.WebhookList, **error_responses(401, 403)})
     def get(self, request):
-        return Response({"results": [webhook_body(endpoint) for endpoint in webhook_list(tenant=self.tenant)]})
+        endpoints = [schemas.WebhookOut.model_validate(endpoint) for endpoint in webhook_list(tenant=self.tenant)]
+        return respond(schemas.WebhookList(results=endpoints))
 
     @extend_schema(
         operation_id="webhooks_create",
@@ -41,7 +32,7 @@ class WebhookCollectionApi(TenantApi):
         endpoint = webhook_endpoint_create(
             tenant=self.tenant, url=data.url, secret=data.secret, description=data.description
         )
-        return Response(webhook_body(endpoint), status=status.HTTP_201_CREATED)
+        return respond(schemas.WebhookOut.model_validate(endpoint), status=status.HTTP_201_CREATED)
 
 
 class WebhookDetailApi(TenantApi):
@@ -61,7 +52,12 @@ class WebhookReplayApi(TenantApi):
     permission_map = {"POST": ADMIN}
 
     @extend_schema(
-        operation_id="webhooks_replay", request=None, responses={202: None, **error_responses(401, 403, 404)}
+        operation_id="webhooks_replay",
+        request=None,
+        responses={
+            202: OpenApiResponse(description="Queued for sending again."),
+            **error_responses(401, 403, 404, 409),
+        },
     )
     def post(self, request, delivery_id):
         webhook_delivery_replay(tenant=self.tenant, delivery_id=delivery_id)

@@ -12,7 +12,13 @@ from functools import lru_cache
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
-from hitl.errors import ApplicationError, ConflictError, DomainValidationError, ForbiddenError, NotFoundError
+from hitl.errors import (
+    ConflictError,
+    DomainValidationError,
+    ForbiddenError,
+    NotFoundError,
+    RuleViolationError,
+)
 from policies.scoring import scores_validate
 from policies.selectors import rubric_criteria
 from reviews.decision import APPROVAL_PURPOSES, Outcome, ReviewRow, output_outcome
@@ -134,22 +140,21 @@ def review_submit(
         raise DomainValidationError(
             f"decision: one of {', '.join(Review.Verdict.values)}", fields={"decision": ["Unknown decision."]}
         )
+    # What each decision needs besides is a rule the published schema does not state: a 422.
     if decision == Review.Verdict.CORRECT and not corrected_output:
-        raise DomainValidationError(
+        raise RuleViolationError(
             "corrected_output: required when the decision is correct", fields={"corrected_output": ["Required."]}
         )
     if decision != Review.Verdict.CORRECT and corrected_output:
-        raise DomainValidationError(
+        raise RuleViolationError(
             "corrected_output: only with the decision correct", fields={"corrected_output": ["Only for correct."]}
         )
     if decision == Review.Verdict.ESCALATE:
         if not comment:
-            raise DomainValidationError(
-                "comment: say why you escalate", fields={"comment": ["Required when escalating."]}
-            )
+            raise RuleViolationError("comment: say why you escalate", fields={"comment": ["Required when escalating."]})
         escalated_level = max(task.level_required, reviewer.level) + 1  # always above the one escalating
         if escalated_level > 3:
-            raise ApplicationError("Nobody ranks above your level to escalate to.", code="cannot_escalate")
+            raise RuleViolationError("Nobody ranks above your level to escalate to.", code="cannot_escalate")
     criteria = rubric_criteria(tenant=tenant, rubric_id=task.rubric_id, version=task.rubric_version)
     scores = scores_validate(criteria=criteria, scores=scores, decision=decision)
     review = Review(

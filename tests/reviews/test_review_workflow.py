@@ -104,7 +104,7 @@ def test_correct_needs_a_correction_and_delivers_it(tenant, workflow):
     task = claim(rita).json()
 
     missing = review(rita, task["id"], decision="correct", scores=GOOD_SCORES)
-    assert missing.status_code == 400 and "corrected_output" in missing.json()["fields"]
+    assert missing.status_code == 422 and "corrected_output" in missing.json()["fields"]
     result = review(rita, task["id"], decision="correct", scores=GOOD_SCORES, corrected_output="Better answer.")
 
     assert result.json()["output"]["decision"] == "corrected"
@@ -118,7 +118,7 @@ def test_escalate_moves_the_task_up_a_level_then_a_specialist_decides(tenant, wo
     task = claim(junior).json()
 
     no_reason = review(junior, task["id"], decision="escalate")
-    assert no_reason.status_code == 400 and "comment" in no_reason.json()["fields"]
+    assert no_reason.status_code == 422 and "comment" in no_reason.json()["fields"]
     escalated = review(junior, task["id"], decision="escalate", comment="Looks like legal advice.")
     assert escalated.status_code == 201 and escalated.json()["decided_now"] is False
 
@@ -153,7 +153,7 @@ def test_scores_are_checked_against_the_rubric_version_of_the_task(tenant, workf
     ]
     for scores, field in cases:
         response = review(rita, task["id"], decision="approve", scores=scores)
-        assert response.status_code == 400, scores
+        assert response.status_code == 422, scores  # the rubric, not the schema, says what scores are
         assert field in response.json()["fields"], response.json()
     assert review(rita, task["id"], decision="approve", scores=GOOD_SCORES).status_code == 201
 
@@ -197,7 +197,7 @@ def test_escalation_always_goes_above_the_one_escalating(tenant, workflow):
     assert claim(peer).status_code == 204  # level 3 now, not 2
     assert claim(top).json()["level_required"] == 3
     too_high = review(top, task["id"], decision="escalate", comment="Even higher?")
-    assert (too_high.status_code, too_high.json()["code"]) == (400, "cannot_escalate")
+    assert (too_high.status_code, too_high.json()["code"]) == (422, "cannot_escalate")
 
 
 def test_a_reviewer_who_lost_the_queue_cannot_finish_a_leased_task(tenant, workflow):
