@@ -43,3 +43,30 @@ def test_submission_schema_names_required_fields(schema):
     submission = schema["components"]["schemas"]["OutputSubmissionRequest"]
     assert set(submission["required"]) == {"external_id", "application", "input", "output"}
     assert submission["additionalProperties"] is False
+
+
+def _keys(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from _keys(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _keys(item)
+
+
+def test_constraints_reach_the_schema_as_json_schema_keywords(schema):
+    # pydantic writes a bound it cannot place (nested Annotated) as its own keyword ("ge"),
+    # which clients ignore: such a bound would be enforced but not published.
+    leaked = {"ge", "le", "gt", "lt", "multiple_of", "min_length", "max_length"} & set(_keys(schema["components"]))
+    assert not leaked
+
+
+def test_read_only_fields_may_be_sent_back(schema):
+    components = schema["components"]["schemas"]
+    assert {"version", "changed_at", "changed_by", "reason"} <= set(components["PolicyUpdateRequest"]["properties"])
+    assert {"id", "api_key_set", "version", "updated_at"} <= set(components["JudgeUpdateRequest"]["properties"])
+    assert {"version", "updated_at"} <= set(components["RubricPublishRequest"]["properties"])
+    assert "409" in schema["paths"]["/api/v1/policy"]["put"]["responses"]
+    assert "409" in schema["paths"]["/api/v1/judges/{judge_id}"]["put"]["responses"]
+    assert "409" in schema["paths"]["/api/v1/rubrics"]["post"]["responses"]
