@@ -6,8 +6,8 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from policies.judges.checks import pii as pii_module
 from policies.judges.base import JudgeInput
+from policies.judges.checks import pii as pii_module
 from policies.judges.registry import BUILTIN_KINDS, JUDGE_KINDS, judge_compile, judge_params_validate
 
 
