@@ -30,10 +30,16 @@ class TenantApi(APIView):
         self.tenant = request.auth.tenant
 
 
-def validate_body(model: type[BaseModel], data):
-    """Validate a request body with a pydantic model; errors become the API's 400 naming each field."""
+def json_object(data) -> dict:
+    """The parsed body if it is a JSON object, else the API's 400 naming ``body``."""
     if not isinstance(data, dict):
         raise DomainValidationError("body: must be a JSON object", fields={"body": ["Must be a JSON object."]})
+    return data
+
+
+def validate_body(model: type[BaseModel], data):
+    """Validate a request body with a pydantic model; errors become the API's 400 naming each field."""
+    json_object(data)
     try:
         return model.model_validate(data)
     except ValidationError as error:

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our static files, not a CDN
     "simple_history",
     "guardian",
     "hitl",
@@ -233,6 +234,11 @@ SPECTACULAR_SETTINGS = {
     },
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # The docs pages load their scripts, styles and icon from this application's static
+    # files (drf-spectacular-sidecar), so they work offline and send nothing to a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery: a real broker when configured, otherwise every task runs in-process.

@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.response import Response
 
-from hitl.api import TenantApi, error_responses, validate_body
+from hitl.api import TenantApi, error_responses, json_object, validate_body
 from hitl.errors import DomainValidationError
 from policies import schemas
 from policies.selectors import (
@@ -19,16 +19,11 @@ from policies.selectors import (
     rubric_list,
 )
 from policies.services import application_override_set, judge_create, judge_update, policy_publish, rubric_publish
+from tenants.models import KeyRoles
 
-ADMIN = frozenset({"admin"})
-APPLICATION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
-CONFIG_READERS = frozenset({"admin", "auditor", "reviewer"})
-
-
-def _object_body(data) -> dict:
-    if not isinstance(data, dict):
-        raise DomainValidationError("body: must be a JSON object", fields={"body": ["Must be a JSON object."]})
-    return data
+ADMIN = KeyRoles.ADMIN
+CONFIG_READERS = KeyRoles.CONFIG_READERS
+APPLICATION_NAME = re.compile(schemas.APPLICATION_NAME_PATTERN)
 
 
 def _policy_body(policy) -> dict:
@@ -71,7 +66,7 @@ class PolicyApi(TenantApi):
         },
     )
     def put(self, request):
-        body = dict(_object_body(request.data))
+        body = dict(json_object(request.data))
         reason = body.pop("reason", "")
         if not isinstance(reason, str) or len(reason) > 500:
             message = "Must be a string of at most 500 characters."
@@ -83,7 +78,7 @@ class PolicyApi(TenantApi):
 class PolicyHistoryApi(TenantApi):
     """``GET /api/v1/policy/history``: every published version, newest first, with who and why."""
 
-    permission_map = {"GET": frozenset({"admin", "auditor"})}
+    permission_map = {"GET": KeyRoles.AUDIT}
 
     @extend_schema(
         operation_id="policy_history",
@@ -109,8 +104,8 @@ class ApplicationOverrideApi(TenantApi):
         responses={200: schemas.ApplicationOut, **error_responses(400, 401, 403)},
     )
     def put(self, request, name: str):
-        if not APPLICATION_NAME.fullmatch(name):
-            message = "An application name: letters, digits and . _ : - (at most 100), starting with a letter or digit."
+        if len(name) > 100 or not APPLICATION_NAME.fullmatch(name):
+            message = f"An application name: {schemas.APPLICATION_NAME_RULE}."
             raise DomainValidationError(f"name: {message}", fields={"name": [message]})
         update = validate_body(schemas.OverrideUpdate, request.data)
         application = application_override_set(
@@ -157,7 +152,7 @@ class RubricCollectionApi(TenantApi):
     )
     def post(self, request):
         rubric, created = rubric_publish(
-            tenant=self.tenant, document=_object_body(request.data), user=_actor(self.api_key)
+            tenant=self.tenant, document=json_object(request.data), user=_actor(self.api_key)
         )
         return Response(_rubric_body(rubric), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -220,7 +215,7 @@ def _judge_history_body(record) -> dict:
 class JudgeCollectionApi(TenantApi):
     """``GET /api/v1/judges`` lists the tenant's judges; ``POST`` creates one (admin)."""
 
-    permission_map = {"GET": frozenset({"admin", "auditor"}), "POST": ADMIN}
+    permission_map = {"GET": KeyRoles.AUDIT, "POST": ADMIN}
 
     @extend_schema(operation_id="judges_list", responses={200: schemas.JudgeList, **error_responses(401, 403)})
     def get(self, request):
@@ -232,7 +227,7 @@ class JudgeCollectionApi(TenantApi):
         responses={201: schemas.JudgeOut, **error_responses(400, 401, 403, 409)},
     )
     def post(self, request):
-        judge = judge_create(tenant=self.tenant, data=_object_body(request.data), user=_actor(self.api_key))
+        judge = judge_create(tenant=self.tenant, data=json_object(request.data), user=_actor(self.api_key))
         return Response(judge_body(judge), status=status.HTTP_201_CREATED)
 
 
@@ -242,7 +237,7 @@ class JudgeDetailApi(TenantApi):
     Judges are deactivated (``is_active: false``), not deleted: their verdicts stay.
     """
 
-    permission_map = {"GET": frozenset({"admin", "auditor"}), "PUT": ADMIN}
+    permission_map = {"GET": KeyRoles.AUDIT, "PUT": ADMIN}
 
     @extend_schema(operation_id="judges_retrieve", responses={200: schemas.JudgeOut, **error_responses(401, 403, 404)})
     def get(self, request, judge_id: int):
@@ -255,7 +250,7 @@ class JudgeDetailApi(TenantApi):
     )
     def put(self, request, judge_id: int):
         judge = judge_update(
-            tenant=self.tenant, judge_id=judge_id, data=_object_body(request.data), user=_actor(self.api_key)
+            tenant=self.tenant, judge_id=judge_id, data=json_object(request.data), user=_actor(self.api_key)
         )
         return Response(judge_body(judge))
 
@@ -263,7 +258,7 @@ class JudgeDetailApi(TenantApi):
 class JudgeHistoryApi(TenantApi):
     """``GET /api/v1/judges/{id}/history``: every version, newest first, with who and why (never the key)."""
 
-    permission_map = {"GET": frozenset({"admin", "auditor"})}
+    permission_map = {"GET": KeyRoles.AUDIT}
 
     @extend_schema(
         operation_id="judges_history", responses={200: schemas.JudgeHistoryOut, **error_responses(401, 403, 404)}

@@ -11,15 +11,14 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from policies.schemas import ApplicationName
+
 # Bodies arrive through a JSON parser, so nested values are JSON already; ``Any``
 # keeps validation in compiled code (pydantic's JsonValue walks every node in Python).
 JsonObject = dict[str, Any]
 JsonInput = str | list[Any] | JsonObject
 
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-ApplicationName = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-]
 
 
 class OutputSubmission(BaseModel):

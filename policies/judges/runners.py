@@ -3,17 +3,14 @@
 from collections.abc import Callable
 
 import orjson
-from django.conf import settings
 
 from policies.judges.base import JudgeInput, Verdict
-from policies.judges.checks import builtin_check, builtin_params_validate
-from policies.judges.llm import LlmParams, llm_judge
+from policies.judges.registry import judge_compile, judge_params_validate
 
 
 def judge_params_normalize(*, kind: str, params: dict) -> dict:
     """Validated params with every default explicit (raises pydantic.ValidationError or ValueError)."""
-    model = LlmParams.model_validate(params) if kind == "llm" else builtin_params_validate(kind, params)
-    return model.model_dump(mode="json")
+    return judge_params_validate(kind, params).model_dump(mode="json")
 
 
 _RUNNERS: dict[tuple[int, int, bytes, str], Callable[[JudgeInput], Verdict]] = {}
@@ -30,16 +27,5 @@ def judge_runner(
     if runner is None:
         if len(_RUNNERS) >= 256:
             _RUNNERS.clear()
-        runner = _RUNNERS[key] = _compile(kind, params, api_key)
+        runner = _RUNNERS[key] = judge_compile(kind, params, api_key)
     return runner
-
-
-def _compile(kind: str, params: dict, api_key: str) -> Callable[[JudgeInput], Verdict]:
-    if kind != "llm":
-        return builtin_check(kind, params)
-    parsed = LlmParams.model_validate(params)
-
-    def run(judge_input: JudgeInput) -> Verdict:
-        return llm_judge(parsed, api_key or None, judge_input, allow_private=settings.HITL_JUDGE_ALLOW_PRIVATE)
-
-    return run

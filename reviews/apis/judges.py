@@ -9,6 +9,7 @@ from hitl.api import TenantApi, error_responses
 from hitl.errors import DomainValidationError
 from policies.schemas import JudgeAgreementOut
 from reviews.selectors import judge_agreement
+from tenants.models import KeyRoles
 
 
 def agreement_body(agreement) -> dict:
@@ -30,7 +31,7 @@ class JudgeAgreementApi(TenantApi):
     """``GET /api/v1/judges/{id}/agreement``: the judge against people's final decisions
     (counts, agreement rate, Cohen's kappa), optionally for one judge version."""
 
-    permission_map = {"GET": frozenset({"admin", "auditor"})}
+    permission_map = {"GET": KeyRoles.AUDIT}
 
     @extend_schema(
         operation_id="judges_agreement",

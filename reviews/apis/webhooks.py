@@ -8,8 +8,9 @@ from hitl.api import TenantApi, error_responses, validate_body
 from reviews import schemas
 from reviews.selectors import webhook_list
 from reviews.services.webhooks import webhook_delivery_replay, webhook_endpoint_create, webhook_endpoint_delete
+from tenants.models import KeyRoles
 
-ADMIN = frozenset({"admin"})
+ADMIN = KeyRoles.ADMIN
 
 
 def webhook_body(endpoint) -> dict:

@@ -17,7 +17,7 @@ from reviews.schemas import OutputSubmission
 from reviews.services import output_ingest_batch
 from reviews.services.onboarding import tenant_onboard
 from reviews.services.queues import queue_grant
-from tenants.models import ApiKey, Membership
+from tenants.models import ApiKey, Membership, Role
 from tenants.selectors import tenant_get_by_slug
 from tenants.services import api_key_create, api_key_revoke, membership_create, user_get_or_create
 
@@ -84,7 +84,7 @@ class Command(BaseCommand):
 
         default_queue = Queue.objects.for_tenant(tenant).get(name="default")
         for username, role, *_ in PEOPLE:
-            if role in ("reviewer", "admin"):
+            if role in Role.reviewing():
                 queue_grant(queue=default_queue, user=user_get_or_create(username=username))
 
         for api_key in ApiKey.objects.for_tenant(tenant).filter(name__startswith="demo ", revoked_at__isnull=True):
