@@ -9,8 +9,9 @@ from guardian.admin import GuardedModelAdminMixin, UserManage
 from simple_history.admin import SimpleHistoryAdmin
 
 from hitl.admin import AdministeredTenantFilter, TenantScopedAdminMixin, administered_tenant_ids
+from hitl.errors import DomainValidationError
 from reviews.models import Feedback, Judgement, Output, Queue, Review, ReviewTask, WebhookDelivery, WebhookEndpoint
-from reviews.services.webhooks import webhook_delivery_replay
+from reviews.services.webhooks import webhook_delivery_replay, webhook_url_validate
 from reviews.services.workflow import queue_create, queue_update
 from tenants.services import tenant_config_changed
 
@@ -181,6 +182,13 @@ class WebhookEndpointForm(forms.ModelForm):
     class Meta:
         model = WebhookEndpoint
         fields = ("tenant", "url", "secret", "description", "is_active")
+
+    def clean_url(self):
+        # The same rules as the API's (hitl/net.py): a URL the HTTP client could read two ways is refused.
+        try:
+            return webhook_url_validate(self.cleaned_data["url"])
+        except DomainValidationError as error:
+            raise forms.ValidationError(error.fields["url"]) from None
 
     def clean_secret(self):
         secret = self.cleaned_data.get("secret")

@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 import orjson
 from django.conf import settings
+from pydantic import ValidationError
 
 from policies.judges.base import JudgeInput, Verdict
 from policies.judges.checks import builtin_check, builtin_params_validate
@@ -37,7 +38,14 @@ def judge_runner(
 def _compile(kind: str, params: dict, api_key: str) -> Callable[[JudgeInput], Verdict]:
     if kind != "llm":
         return builtin_check(kind, params)
-    parsed = LlmParams.model_validate(params)
+    try:
+        parsed = LlmParams.model_validate(params)
+    except ValidationError as error:
+        # Saved under older rules (the URL rules tightened, say): an error verdict sends the
+        # output to a person; raising here would leave it waiting for this judge for ever.
+        fields = ", ".join(".".join(str(part) for part in item["loc"]) or "params" for item in error.errors())
+        rationale = f"the judge's settings are no longer valid ({fields}): edit the judge"
+        return lambda judge_input: Verdict("error", None, rationale, 0.0, attempts=0)
 
     def run(judge_input: JudgeInput) -> Verdict:
         return llm_judge(parsed, api_key or None, judge_input, allow_private=settings.HITL_JUDGE_ALLOW_PRIVATE)
