@@ -9,13 +9,14 @@ from django.utils.html import format_html
 from guardian.admin import GuardedModelAdminMixin, UserManage
 from simple_history.admin import SimpleHistoryAdmin
 
+from hitl.errors import DomainValidationError
 from policies.admin import JudgeAdmin
 from policies.models import Judge
 from reviews.models import Feedback, Judgement, Output, Queue, Review, ReviewTask, WebhookDelivery, WebhookEndpoint
 from reviews.selectors import judge_agreement
 from reviews.services.onboarding import tenant_onboard
 from reviews.services.queues import queue_create, queue_update
-from reviews.services.webhooks import webhook_delivery_replay
+from reviews.services.webhooks import webhook_delivery_replay, webhook_url_validate
 from tenants.admin import TenantAdmin
 from tenants.admin_scoping import AdministeredTenantFilter, TenantScopedAdminMixin, administered_tenant_ids
 from tenants.models import Tenant
@@ -188,6 +189,13 @@ class WebhookEndpointForm(forms.ModelForm):
     class Meta:
         model = WebhookEndpoint
         fields = ("tenant", "url", "secret", "description", "is_active")
+
+    def clean_url(self):
+        # The same rules as the API's (hitl/net.py): a URL the HTTP client could read two ways is refused.
+        try:
+            return webhook_url_validate(self.cleaned_data["url"])
+        except DomainValidationError as error:
+            raise forms.ValidationError(error.fields["url"]) from None
 
     def clean_secret(self):
         secret = self.cleaned_data.get("secret")

@@ -73,3 +73,16 @@ def test_admin_cannot_add_or_edit_outputs(admin_client, two_tenants_with_outputs
     assert response.status_code == 403
     output.refresh_from_db()
     assert output.output != "edited"
+
+
+def test_a_webhook_url_with_user_info_is_refused_in_the_admin_too(admin_client, tenant):
+    from reviews.models import WebhookEndpoint
+
+    response = admin_client.post(
+        "/admin/reviews/webhookendpoint/add/",
+        {"tenant": tenant.pk, "url": "https://user:pass@hooks.example/x", "secret": "s" * 20, "is_active": "on"},
+    )
+
+    assert response.status_code == 200  # the form again, with its error
+    assert "must not contain user-info" in response.content.decode()
+    assert not WebhookEndpoint.objects.for_tenant(tenant).exists()
