@@ -282,9 +282,9 @@ HITL_LEASE_SECONDS = env_int("HITL_LEASE_SECONDS", 15 * 60)
 HITL_WEBHOOK_MAX_ATTEMPTS = env_int("HITL_WEBHOOK_MAX_ATTEMPTS", 8)
 HITL_WEBHOOK_TIMEOUT_SECONDS = env_int("HITL_WEBHOOK_TIMEOUT_SECONDS", 10)
 HITL_WEBHOOK_BACKOFF_SECONDS = env_int("HITL_WEBHOOK_BACKOFF_SECONDS", 10)
-# Webhooks to private, loopback or link-local addresses (SSRF guard); allowed in development.
+# Webhooks to addresses that are not globally routable (SSRF guard, hitl/net.py); allowed in development.
 HITL_WEBHOOK_ALLOW_PRIVATE = env_bool("HITL_WEBHOOK_ALLOW_PRIVATE", default=DEBUG)
-# Automated judges: LLM endpoints on private addresses (SSRF guard; allowed in development),
+# Automated judges: LLM endpoints on addresses that are not globally routable (as for webhooks),
 # and after how long an output still waiting for verdicts is enqueued again.
 HITL_JUDGE_ALLOW_PRIVATE = env_bool("HITL_JUDGE_ALLOW_PRIVATE", default=DEBUG)
 # Longer than a judge task's time limit (300 s), so that a running task is not enqueued again.

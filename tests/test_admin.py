@@ -79,6 +79,19 @@ def test_admin_cannot_add_or_edit_outputs(admin_client, two_tenants_with_outputs
     assert output.output != "edited"
 
 
+def test_a_webhook_url_with_user_info_is_refused_in_the_admin_too(admin_client, tenant):
+    from reviews.models import WebhookEndpoint
+
+    response = admin_client.post(
+        "/admin/reviews/webhookendpoint/add/",
+        {"tenant": tenant.pk, "url": "https://user:pass@hooks.example/x", "secret": "s" * 20, "is_active": "on"},
+    )
+
+    assert response.status_code == 200  # the form again, with its error
+    assert "must not contain user-info" in response.content.decode()
+    assert not WebhookEndpoint.objects.for_tenant(tenant).exists()
+
+
 # The structural guard: every admin of a domain model writes through project code (which
 # calls the services), or cannot write at all. Django's, guardian's and simple-history's
 # defaults save the model directly, past the services' rules and side effects.

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 import orjson
+from pydantic import ValidationError
 
 from policies.judges.base import JudgeInput, Verdict
 from policies.judges.registry import judge_compile, judge_params_validate
@@ -27,5 +28,16 @@ def judge_runner(
     if runner is None:
         if len(_RUNNERS) >= 256:
             _RUNNERS.clear()
-        runner = _RUNNERS[key] = judge_compile(kind, params, api_key)
+        runner = _RUNNERS[key] = _compile(kind, params, api_key)
     return runner
+
+
+def _compile(kind: str, params: dict, api_key: str) -> Callable[[JudgeInput], Verdict]:
+    try:
+        return judge_compile(kind, params, api_key)
+    except ValidationError as error:
+        # Saved under older rules (the URL rules tightened, say): an error verdict sends the
+        # output to a person; raising here would leave it waiting for this judge for ever.
+        fields = ", ".join(".".join(str(part) for part in item["loc"]) or "params" for item in error.errors())
+        rationale = f"the judge's settings are no longer valid ({fields}): edit the judge"
+        return lambda judge_input: Verdict("error", None, rationale, 0.0, attempts=0)

@@ -10,16 +10,14 @@ import hashlib
 import hmac
 import time
 from datetime import datetime, timedelta
-from urllib.parse import urlparse
 
 import orjson
-import requests
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from hitl.errors import ConflictError, DomainValidationError, NotFoundError
-from hitl.net import refused_address
+from hitl.net import OutboundRefused, outbound_url_parse, pinned_session
 from reviews.models import DeliveryStatus, Output, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from reviews.routing import routing_table
 from tenants.models import Tenant
@@ -35,15 +33,24 @@ def backoff_seconds(attempts: int) -> int:
     return min(settings.HITL_WEBHOOK_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0), 3600)
 
 
+def webhook_url_validate(url: str) -> str:
+    """The URL, or a DomainValidationError naming the url field (the rules are in hitl.net)."""
+    if not isinstance(url, str) or len(url) > 500:
+        raise DomainValidationError(
+            "url: an http(s) URL of at most 500 characters",
+            fields={"url": ["Must be an http or https URL of at most 500 characters."]},
+        )
+    try:
+        outbound_url_parse(url)
+    except OutboundRefused as error:
+        message = str(error)[:1].upper() + str(error)[1:] + "."
+        raise DomainValidationError(f"url: {message}", fields={"url": [message]}) from None
+    return url
+
+
 @transaction.atomic
 def webhook_endpoint_create(*, tenant: Tenant, url: str, secret: str, description: str = "") -> WebhookEndpoint:
-    try:
-        parsed = urlparse(url or "")
-        parsed.port  # noqa: B018 (raises ValueError on a malformed port)
-    except ValueError as error:
-        raise DomainValidationError("url: not a valid URL", fields={"url": ["Not a valid URL."]}) from error
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or len(url) > 500:
-        raise DomainValidationError("url: an http(s) URL", fields={"url": ["Must be an http or https URL."]})
+    webhook_url_validate(url)
     if not isinstance(secret, str) or len(secret) < 16 or len(secret) > 200:
         raise DomainValidationError("secret: 16 to 200 characters", fields={"secret": ["16 to 200 characters."]})
     endpoint = WebhookEndpoint.objects.for_tenant(tenant).create(url=url, secret=secret, description=description)
@@ -182,23 +189,28 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
         "X-HITL-Signature": webhook_signature(secret=delivery.endpoint.secret, body=body),
     }
     started = time.monotonic()
-    status_code, error = None, refused_address(delivery.endpoint.url, allow_private=settings.HITL_WEBHOOK_ALLOW_PRIVATE)
-    if not error:
-        try:
-            response = requests.post(
-                delivery.endpoint.url,
+    status_code, error = None, ""
+    url = delivery.endpoint.url
+    try:
+        # Resolved, checked and connected to once, here: a refused or unresolvable host is a failed attempt.
+        with (
+            pinned_session(url, allow_private=settings.HITL_WEBHOOK_ALLOW_PRIVATE) as session,
+            session.post(
+                url,
                 data=body,
                 headers=headers,
                 timeout=settings.HITL_WEBHOOK_TIMEOUT_SECONDS,
                 allow_redirects=False,
-                stream=True,
-            )
+                stream=True,  # the body is not read: nothing of the receiver's answer is stored
+            ) as response,
+        ):
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
-            response.close()  # the body is not read: nothing of the receiver's answer is stored
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:1000]
+    except OutboundRefused as refused:
+        error = f"endpoint {refused}"[:1000]
+    except Exception as exc:  # whatever the endpoint does, the attempt is recorded
+        error = f"{type(exc).__name__}: {exc}"[:1000]
 
     with transaction.atomic():
         WebhookAttempt.objects.for_tenant(delivery.tenant).create(

@@ -4,8 +4,9 @@ replayed through the webhook services, with the same refusals as the API."""
 import pytest
 from django.contrib.auth.models import Permission
 
+from hitl.errors import DomainValidationError
 from reviews.models import DeliveryStatus, Output, WebhookDelivery, WebhookEndpoint
-from reviews.services.webhooks import webhook_endpoint_create
+from reviews.services.webhooks import webhook_endpoint_create, webhook_url_validate
 from tenants.models import Tenant
 from tenants.services import membership_create
 from tests.factories import UserFactory, output_payload
@@ -43,7 +44,9 @@ def test_an_ftp_url_is_refused_like_the_api_does_and_nothing_is_written(client, 
     )
 
     assert response.status_code == 200  # the form again, not a 500
-    assert response.context["adminform"].form.errors["url"] == ["Must be an http or https URL."]
+    with pytest.raises(DomainValidationError) as the_apis_refusal:  # what POST /api/v1/webhooks answers
+        webhook_url_validate("ftp://files.example.com/drop")
+    assert response.context["adminform"].form.errors["url"] == the_apis_refusal.value.fields["url"]
     assert not WebhookEndpoint.objects.for_tenant(tenant).exists()
     assert _token(tenant) == before
 
