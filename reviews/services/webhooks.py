@@ -100,6 +100,8 @@ def webhook_endpoint_update(
         endpoint.secret = secret
         changed.append("secret")
     if is_active is not None:
+        if is_active and not endpoint.is_active:
+            webhook_url_validate(endpoint.url)  # stored before today's rules, perhaps: checked again to send again
         endpoint.is_active = bool(is_active)
         changed.append("is_active")
     if changed:

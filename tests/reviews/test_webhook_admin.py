@@ -128,3 +128,20 @@ def test_replay_reports_a_delivery_still_being_attempted_instead_of_failing(
     assert any("still being attempted" in text for text in shown)
     failed.refresh_from_db()
     assert failed.status == DeliveryStatus.PENDING
+
+
+def test_switching_on_an_endpoint_checks_its_url_again(client, staff_admin, tenant):
+    client.force_login(staff_admin)
+    # A row saved before the admin went through the service (it took any URL Django's field did).
+    legacy = WebhookEndpoint.objects.for_tenant(tenant).create(
+        url="ftp://files.example.com/drop", secret=SECRET, is_active=False
+    )
+
+    response = client.post(
+        f"/admin/reviews/webhookendpoint/{legacy.pk}/change/", {"secret": "", "description": "", "is_active": "on"}
+    )
+
+    assert response.status_code == 200
+    assert any(error.startswith("url: ") for error in response.context["adminform"].form.non_field_errors())
+    legacy.refresh_from_db()
+    assert legacy.is_active is False
