@@ -203,6 +203,7 @@ class ReleaseAction(TenantPage):
 
     def post(self, request, task_id):
         try:
+            task_held_by(tenant=self.tenant, task_id=task_id, user=self.person)
             task_release(tenant=self.tenant, user=self.person, task_id=task_id)
         except NotFoundError:
             raise Http404 from None

@@ -12,10 +12,9 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -103,7 +102,8 @@ class HomeRedirect(LoginRequiredMixin, View):
 
 
 class TenantSwitch(LoginRequiredMixin, View):
-    """``POST /tenant/`` picks the current tenant among the person's own; then back or home."""
+    """``POST /tenant/`` picks the current tenant among the person's own, then opens the home of
+    their role there (the page they were on shows the other tenant's objects)."""
 
     def post(self, request):
         try:
@@ -115,9 +115,6 @@ class TenantSwitch(LoginRequiredMixin, View):
             raise Http404  # not theirs: as missing as a tenant that does not exist
         request.session[SESSION_TENANT] = tenant_id
         messages.info(request, f"Now working in {membership.tenant.name}.")
-        back = request.POST.get("next", "")
-        if back and url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
-            return HttpResponseRedirect(back)
         return redirect(home_url(membership))
 
 

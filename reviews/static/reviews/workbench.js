@@ -156,7 +156,10 @@
         event.preventDefault();
         choices[index].checked = true;
         choices[index].focus();
-        if (current < criteria.length - 1) { focusCriterion(current + 1); }
+        // Move on to the next criterion to score, but never into a text box: a letter
+        // typed next is meant as a shortcut (a, r, c, e), not as a note.
+        const next = criteria[current + 1];
+        if (next && next.dataset.kind !== "text") { focusCriterion(current + 1); }
       }
     }
   });
