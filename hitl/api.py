@@ -31,21 +31,20 @@ class TenantApi(APIView):
         self.tenant = request.auth.tenant
 
 
-def validate_body(model: type[BaseModel], data):
-    """Validate a request body with a pydantic model; errors become the API's 400 naming each field."""
+def json_object(data) -> dict:
+    """The parsed body if it is a JSON object, else the API's 400 naming ``body``."""
     if not isinstance(data, dict):
         raise DomainValidationError("body: must be a JSON object", fields={"body": ["Must be a JSON object."]})
+    return data
+
+
+def validate_body(model: type[BaseModel], data):
+    """Validate a request body with a pydantic model; errors name each field (400, or 422 for the model's own rules)."""
+    json_object(data)
     try:
         return model.model_validate(data)
     except ValidationError as error:
         raise pydantic_error(error, pydantic_fields(error)) from error
-
-
-def object_body(data) -> dict:
-    """The request body as a JSON object (a copy), or the API's 400."""
-    if not isinstance(data, dict):
-        raise DomainValidationError("body: must be a JSON object", fields={"body": ["Must be a JSON object."]})
-    return dict(data)
 
 
 def take(model: type[BaseModel], body: dict):

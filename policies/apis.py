@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from pydantic import BaseModel, ConfigDict
 from rest_framework import status
 
-from hitl.api import TenantApi, error_responses, object_body, read_only_check, respond, take, validate_body
+from hitl.api import TenantApi, error_responses, json_object, read_only_check, respond, take, validate_body
 from hitl.errors import DomainValidationError, NotFoundError, StaleVersionError
 from policies import schemas
 from policies.selectors import (
@@ -25,10 +25,11 @@ from policies.selectors import (
     rubric_list,
 )
 from policies.services import application_override_set, judge_create, judge_update, policy_publish, rubric_publish
+from tenants.models import KeyRoles
 
-ADMIN = frozenset({"admin"})
-APPLICATION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
-CONFIG_READERS = frozenset({"admin", "auditor", "reviewer"})
+ADMIN = KeyRoles.ADMIN
+CONFIG_READERS = KeyRoles.CONFIG_READERS
+APPLICATION_NAME = re.compile(schemas.APPLICATION_NAME_PATTERN)
 
 
 def _actor(api_key):
@@ -70,7 +71,7 @@ class PolicyApi(TenantApi):
         },
     )
     def put(self, request):
-        body = object_body(request.data)
+        body = dict(json_object(request.data))
         sent = take(schemas.PolicyCopy, body)
         reason = take(_Reason, body).reason
         expected = read_only_check(
@@ -85,7 +86,7 @@ class PolicyApi(TenantApi):
 class PolicyHistoryApi(TenantApi):
     """``GET /api/v1/policy/history``: every published version, newest first, with who and why."""
 
-    permission_map = {"GET": frozenset({"admin", "auditor"})}
+    permission_map = {"GET": KeyRoles.AUDIT}
 
     @extend_schema(
         operation_id="policy_history",
@@ -108,7 +109,7 @@ class PolicyHistoryApi(TenantApi):
 
 APPLICATION_NAME_PARAMETER = OpenApiParameter(
     "name",
-    {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]*$"},
+    {"type": "string", "minLength": 1, "maxLength": 100, "pattern": schemas.APPLICATION_NAME_PATTERN},
     OpenApiParameter.PATH,
     description="The application, as outputs name it.",
 )
@@ -126,8 +127,8 @@ class ApplicationOverrideApi(TenantApi):
         responses={200: schemas.ApplicationOut, **error_responses(400, 401, 403)},
     )
     def put(self, request, name: str):
-        if not APPLICATION_NAME.fullmatch(name):
-            message = "An application name: letters, digits and . _ : - (at most 100), starting with a letter or digit."
+        if len(name) > 100 or not APPLICATION_NAME.fullmatch(name):
+            message = f"An application name: {schemas.APPLICATION_NAME_RULE}."
             raise DomainValidationError(f"name: {message}", fields={"name": [message]})
         update = validate_body(schemas.OverrideUpdate, request.data)
         application = application_override_set(
@@ -161,7 +162,7 @@ class RubricCollectionApi(TenantApi):
         },
     )
     def post(self, request):
-        body = object_body(request.data)
+        body = dict(json_object(request.data))
         sent = take(schemas.RubricCopy, body)
         expected = None
         if sent.model_fields_set and isinstance(body.get("name"), str):
@@ -207,7 +208,7 @@ class RubricDetailApi(TenantApi):
 class JudgeCollectionApi(TenantApi):
     """``GET /api/v1/judges`` lists the tenant's judges; ``POST`` creates one (admin)."""
 
-    permission_map = {"GET": frozenset({"admin", "auditor"}), "POST": ADMIN}
+    permission_map = {"GET": KeyRoles.AUDIT, "POST": ADMIN}
 
     @extend_schema(operation_id="judges_list", responses={200: schemas.JudgeList, **error_responses(401, 403)})
     def get(self, request):
@@ -221,7 +222,7 @@ class JudgeCollectionApi(TenantApi):
         responses={201: schemas.JudgeOut, **error_responses(400, 401, 403, 409, 422)},
     )
     def post(self, request):
-        judge = judge_create(tenant=self.tenant, data=object_body(request.data), user=_actor(self.api_key))
+        judge = judge_create(tenant=self.tenant, data=dict(json_object(request.data)), user=_actor(self.api_key))
         return respond(schemas.JudgeOut.of(judge), status=status.HTTP_201_CREATED)
 
 
@@ -231,7 +232,7 @@ class JudgeDetailApi(TenantApi):
     Judges are deactivated (``is_active: false``), not deleted: their verdicts stay.
     """
 
-    permission_map = {"GET": frozenset({"admin", "auditor"}), "PUT": ADMIN}
+    permission_map = {"GET": KeyRoles.AUDIT, "PUT": ADMIN}
 
     @extend_schema(operation_id="judges_retrieve", responses={200: schemas.JudgeOut, **error_responses(401, 403, 404)})
     def get(self, request, judge_id: int):
@@ -250,7 +251,7 @@ class JudgeDetailApi(TenantApi):
         },
     )
     def put(self, request, judge_id: int):
-        body = object_body(request.data)
+        body = dict(json_object(request.data))
         sent = take(schemas.JudgeCopy, body)
         expected = read_only_check(
             sent, schemas.JudgeOut.of(judge_get(tenant=self.tenant, judge_id=judge_id)), what=f"judge {judge_id}"
@@ -264,7 +265,7 @@ class JudgeDetailApi(TenantApi):
 class JudgeHistoryApi(TenantApi):
     """``GET /api/v1/judges/{id}/history``: every version, newest first, with who and why (never the key)."""
 
-    permission_map = {"GET": frozenset({"admin", "auditor"})}
+    permission_map = {"GET": KeyRoles.AUDIT}
 
     @extend_schema(
         operation_id="judges_history", responses={200: schemas.JudgeHistoryOut, **error_responses(401, 403, 404)}

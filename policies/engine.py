@@ -20,9 +20,14 @@ from policies.schemas import PolicyDocument, RuleSpec, TierSpec
 _TWO_TO_64 = float(2**64)
 
 
-def sampling_draw(*, tenant_id: int, external_id: str, policy_version: int) -> float:
-    """A number in [0, 1), the same for the same tenant, output and policy version."""
-    digest = hashlib.sha256(f"{tenant_id}:{external_id}:{policy_version}".encode()).digest()
+def sampling_draw(*, tenant_id: int, external_id: str, policy_version: int, purpose: str = "") -> float:
+    """A number in [0, 1), the same for the same tenant, output and policy version.
+
+    ``purpose`` names another draw of the same output, independent of the sampling one
+    (``overlap``: whether it gets a deliberate second review).
+    """
+    key = f"{tenant_id}:{external_id}:{policy_version}" + (f":{purpose}" if purpose else "")
+    digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") / _TWO_TO_64
 
 

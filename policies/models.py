@@ -6,6 +6,7 @@ from django.db import models
 from simple_history.models import HistoricalRecords
 
 from hitl.models import TenantOwnedModel
+from policies.judges.registry import JUDGE_KINDS
 
 
 def _history(**options) -> HistoricalRecords:
@@ -89,15 +90,8 @@ class Rubric(TenantOwnedModel):
         return f"{self.name} v{self.version}"
 
 
-class JudgeKind(models.TextChoices):
-    """LLM-as-a-judge, or one of the built-in deterministic checks."""
-
-    LLM = "llm", "LLM as a judge"
-    PII = "pii", "PII (emails, phones, card numbers, IBANs)"
-    BANNED = "banned", "Banned phrases and patterns"
-    LENGTH = "length", "Output length"
-    JSON_SCHEMA = "json_schema", "Valid JSON against a schema"
-    DISCLAIMER = "disclaimer", "Required disclaimer"
+# Declared once, in policies.judges.registry: LLM-as-a-judge or one of the built-in checks.
+JudgeKind = models.TextChoices("JudgeKind", [(name.upper(), (name, spec.label)) for name, spec in JUDGE_KINDS.items()])
 
 
 class JudgeOnFail(models.TextChoices):

@@ -11,11 +11,12 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from hitl.schemas import JsonDateTime, JsonInt, PositiveJsonInt, ResponseModel
+from policies.judges.registry import JUDGE_KINDS
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
-ApplicationName = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-]
+APPLICATION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+APPLICATION_NAME_RULE = "letters, digits and . _ : - (at most 100), starting with a letter or digit"
+ApplicationName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=APPLICATION_NAME_PATTERN)]
 Scalar = str | int | float | bool
 
 
@@ -273,7 +274,7 @@ class RubricList(ResponseModel):
 
 # Judges -------------------------------------------------------------------
 
-JudgeKindName = Literal["llm", "pii", "banned", "length", "json_schema", "disclaimer"]
+JudgeKindName = Literal[tuple(JUDGE_KINDS)]  # declared once, in policies.judges.registry
 OnFail = Literal["record", "force_review", "raise_tier", "block"]
 
 

@@ -19,7 +19,7 @@ from hitl.errors import (
 )
 from policies.defaults import DEFAULT_POLICY
 from policies.judges.runners import judge_params_normalize
-from policies.models import Application, Judge, Override, Policy, Rubric
+from policies.models import Application, Judge, JudgeKind, Override, Policy, Rubric
 from policies.schemas import JudgeSpec, PolicyDocument, RubricDocument
 from tenants.models import Tenant
 from tenants.services import tenant_config_changed
@@ -234,7 +234,7 @@ def judge_validate(*, tenant: Tenant, data: dict) -> tuple[JudgeSpec, dict]:
             fields[f"tiers.{index}"] = [f"'{tier}' is not one of the policy's tiers ({known})"]
     if spec.raise_to is not None and spec.raise_to not in tier_names:
         fields["raise_to"] = [f"'{spec.raise_to}' is not one of the policy's tiers ({known})"]
-    if spec.kind != "llm" and spec.api_key:
+    if spec.kind != JudgeKind.LLM and spec.api_key:
         fields["api_key"] = ["Only LLM judges take a key."]
     if fields:
         # params follow the kind's own schema (docs/judges.md); tiers name the policy's: rules, not shape.
@@ -251,7 +251,7 @@ def _judge_apply(judge: Judge, spec: JudgeSpec, params: dict, user) -> Judge:
     judge.params = params
     if spec.api_key is not None:  # left out: keep the stored key
         judge.api_key = spec.api_key
-    if spec.kind != "llm":
+    if spec.kind != JudgeKind.LLM:
         judge.api_key = ""
     judge.on_fail = spec.on_fail
     judge.raise_to = spec.raise_to or ""

@@ -4,17 +4,14 @@ Read once per configuration token (like the compiled policy), so routing a batch
 adds no query: queues, rubrics and application rubrics change the token.
 """
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from policies.engine import CompiledPolicy, Decision
+from policies.engine import CompiledPolicy, Decision, sampling_draw
 from policies.models import Application, Rubric
 from reviews.models import Queue, TaskPurpose, WebhookEndpoint
 from tenants.models import Tenant
-
-_TWO_TO_64 = float(2**64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +40,6 @@ class RoutingTable:
             if queue.accepts(tier, application):
                 return queue
         return self.fallback
-
-
-def overlap_draw(*, tenant_id: int, external_id: str, policy_version: int) -> float:
-    """The deterministic draw for a deliberate second review (independent of the sampling draw)."""
-    digest = hashlib.sha256(f"{tenant_id}:{external_id}:{policy_version}:overlap".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / _TWO_TO_64
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +89,9 @@ def plan_tasks(
         for slot in range(tier.required_approvals)
     ]
     if tier.required_approvals == 1 and tier.overlap_rate > 0:
-        draw = overlap_draw(tenant_id=policy.tenant_id, external_id=external_id, policy_version=policy.version)
+        draw = sampling_draw(
+            purpose="overlap", tenant_id=policy.tenant_id, external_id=external_id, policy_version=policy.version
+        )
         if draw < tier.overlap_rate:
             tasks.append(
                 PlannedTask(

@@ -53,6 +53,17 @@ class ApiKeyRole(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
+class KeyRoles:
+    """Named sets of key roles, from which the API's permission maps are built."""
+
+    ADMIN = frozenset({ApiKeyRole.ADMIN})
+    AUDIT = frozenset({ApiKeyRole.ADMIN, ApiKeyRole.AUDITOR})
+    CONFIG_READERS = frozenset({ApiKeyRole.ADMIN, ApiKeyRole.AUDITOR, ApiKeyRole.REVIEWER})
+    REVIEWERS = frozenset({ApiKeyRole.REVIEWER, ApiKeyRole.ADMIN})
+    SUBMITTERS = frozenset({ApiKeyRole.SERVICE, ApiKeyRole.ADMIN})
+    EVERYONE = frozenset(ApiKeyRole)
+
+
 class Membership(TenantOwnedModel):
     """A person's role in one tenant; a person may belong to several tenants."""
 

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from tenants.services import api_key_create, membership_create
 from tests.factories import TenantFactory, UserFactory
+from tests.fake_network import fake_dns_fixture, loopback_only_fixture  # noqa: F401 (fixtures, for every test)
 from tests.judge_server import judge_server_fixture  # noqa: F401 (the judge_server fixture, for every test)
 
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"

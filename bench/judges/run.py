@@ -96,7 +96,7 @@ def pct(values: list[float], q: float) -> float:
 
 def part_checks(n: int) -> None:
     from policies.judges.base import JudgeInput
-    from policies.judges.checks import builtin_check
+    from policies.judges.registry import judge_compile
 
     outputs = [JudgeInput(output=text) for text in texts(n)]
     bare = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
@@ -106,7 +106,7 @@ def part_checks(n: int) -> None:
     print(f"built-in checks over {n:,} outputs (~{sum(len(i.output) for i in outputs) // n} characters each):")
     print(f"  bare re.search (one email regex)   : {bare_rate:>10,.0f} outputs/s  ({found} matches)")
     for kind, params in CHECKS.items():
-        check = builtin_check(kind, params)
+        check = judge_compile(kind, params)
         started = time.perf_counter()
         failed = sum(1 for item in outputs if check(item).result == "fail")
         rate = n / (time.perf_counter() - started)

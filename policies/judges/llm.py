@@ -19,13 +19,14 @@ import random
 import re
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Annotated, Any
-from urllib.parse import urlparse
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from urllib3.util import parse_url
 
-from hitl.net import refused_address
+from hitl.net import OutboundRefused, outbound_url_parse, pinned_session
 from policies.judges.base import JudgeInput, Verdict
 
 logger = logging.getLogger(__name__)
@@ -110,16 +111,16 @@ class LlmParams(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlparse(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as https://api.openai.com/v1")
-        if parts.username or parts.password or parts.query or parts.fragment:
-            # The path is extended with /chat/completions, and the key goes in a header, not the URL.
-            raise ValueError("must not carry credentials, a query string or a fragment")
+        # Parsed as the HTTP client will parse it (hitl/net.py): user-info, backslashes and
+        # malformed hosts are refused, so the host checked before a call is the one called.
         try:
-            parts.port  # noqa: B018 -- parsing the port is the check
-        except ValueError as error:
-            raise ValueError(f"has an invalid port: {error}") from None
+            outbound_url_parse(value)
+        except OutboundRefused as error:
+            raise ValueError(str(error)) from None
+        parts = parse_url(value)
+        if parts.query is not None or parts.fragment is not None:
+            # The path is extended with /chat/completions, and the key goes in a header, not the URL.
+            raise ValueError("must not carry a query string or a fragment")
         return value
 
     @field_validator("prompt_template")
@@ -180,13 +181,18 @@ class _Redactor:
 
 
 class _Failure(Exception):
-    """One failed attempt. ``retryable`` failures are tried again; ``wait`` overrides the backoff."""
+    """One failed attempt. ``retryable`` failures are tried again; ``wait`` overrides the backoff.
 
-    def __init__(self, reason: str, *, retryable: bool, wait: float | None = None):
+    ``reason`` goes into the verdict, which every role sees; ``detail`` (what the endpoint
+    said) goes to the server log only.
+    """
+
+    def __init__(self, reason: str, *, retryable: bool, wait: float | None = None, detail: str = ""):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.wait = wait
+        self.detail = detail
 
 
 class _Usage:
@@ -245,8 +251,37 @@ def worst_case_seconds(params: "LlmParams") -> float:
     return params.timeout_seconds * (params.max_retries + 1) + backoff
 
 
+# What a refusal most often means, instead of the endpoint's own words (see _status_failure).
+STATUS_HINTS = {
+    400: "check the model and the settings",
+    401: "check the API key",
+    403: "check the API key",
+    404: "check base_url and model",
+    422: "check the model and the settings",
+}
+
+
+def _status_failure(status: int, raw: bytes, redact: Callable[[str], str], *, wait: float | None) -> _Failure:
+    """An HTTP error as a failure whose reason has the status and a generic hint, never the body.
+
+    The verdict is shown to every role, and the body is whatever the endpoint chose to write:
+    a base_url pointed at something that is not a model (an internal service, where private
+    addresses are allowed) would have its answers read out to reviewers. The excerpt goes to
+    the server log, where operators look.
+    """
+    try:
+        phrase = " " + HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    detail = _excerpt(raw, redact)
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return _Failure(f"HTTP {status}{phrase}", retryable=True, wait=wait, detail=detail)
+    hint = STATUS_HINTS.get(status)
+    return _Failure(f"HTTP {status}{phrase} (not retried){': ' + hint if hint else ''}", retryable=False, detail=detail)
+
+
 def _excerpt(body: bytes, redact: Callable[[str], str]) -> str:
-    """A short, key-free excerpt of an endpoint's error body, preferring its error message."""
+    """A short, key-free excerpt of an endpoint's error body, preferring its error message (for the log)."""
     text = body.decode("utf-8", errors="replace")
     try:
         document = json.loads(text)
@@ -322,13 +357,19 @@ def _answer(envelope: Any) -> tuple[bool, float, str]:
 
 
 def _attempt(
-    url: str, headers: dict, body: dict, params: LlmParams, usage: _Usage, redact: Callable[[str], str]
+    session: requests.Session,
+    url: str,
+    headers: dict,
+    body: dict,
+    params: LlmParams,
+    usage: _Usage,
+    redact: Callable[[str], str],
 ) -> tuple[bool, float, str]:
-    """One request; raises ``_Failure`` when it gives no usable verdict."""
+    """One request through the pinned session; raises ``_Failure`` when it gives no usable verdict."""
     try:
         started = time.monotonic()
         # No redirects: a redirect could lead to an address the SSRF guard never saw.
-        with requests.post(
+        with session.post(
             url, json=body, headers=headers, timeout=params.timeout_seconds, allow_redirects=False, stream=True
         ) as response:
             status = response.status_code
@@ -342,16 +383,16 @@ def _attempt(
         requests.exceptions.ContentDecodingError,
     ) as error:
         raise _Failure(f"connection failed ({type(error).__name__})", retryable=True) from None
+    except OutboundRefused as refused:  # the client read another origin than the one checked
+        raise _Failure(f"judge endpoint {refused}", retryable=False) from None
     except requests.RequestException as error:
         # Invalid URL or header: trying again will not help. The message may quote the header.
         raise _Failure(f"request failed: {type(error).__name__}: {redact(str(error))[:300]}", retryable=False) from None
 
     if status == 429:
         raise _Failure("HTTP 429 rate limited", retryable=True, wait=_retry_after(retry_after))
-    if status in RETRYABLE_STATUSES or status >= 500:
-        raise _Failure(f"HTTP {status}: {_excerpt(raw, redact)}", retryable=True, wait=_retry_after(retry_after))
     if not 200 <= status < 300:
-        raise _Failure(f"HTTP {status} (not retried): {_excerpt(raw, redact)}", retryable=False)
+        raise _status_failure(status, raw, redact, wait=_retry_after(retry_after))
     try:
         envelope = json.loads(raw)
     except (ValueError, RecursionError):
@@ -394,9 +435,6 @@ def llm_judge(
             model=usage.model or params.model,
         )
 
-    refused = refused_address(url, allow_private=allow_private)
-    if refused:
-        return verdict("error", None, f"judge endpoint {refused}")
     if api_key and not (api_key.isascii() and api_key.isprintable()):
         # It could not be sent in a header; and the error saying so would quote it.
         return verdict("error", None, "the API key has characters that cannot be sent in an HTTP header")
@@ -413,25 +451,32 @@ def llm_judge(
     if params.json_mode:
         body["response_format"] = {"type": "json_object"}
 
+    try:
+        # The host is resolved and checked once; every attempt connects to the addresses checked here.
+        session = pinned_session(url, allow_private=allow_private)
+    except OutboundRefused as refused:
+        return verdict("error", None, f"judge endpoint {refused}")
     total = params.max_retries + 1
-    while True:
-        attempts += 1
-        try:
-            passed, score, rationale = _attempt(url, headers, body, params, usage, redact)
-        except _Failure as failure:
-            logger.warning(
-                "LLM judge %s (model %s), attempt %d of %d failed: %s",
-                url,
-                params.model,
-                attempts,
-                total,
-                redact(failure.reason),
-            )
-            if not failure.retryable:
-                return verdict("error", None, failure.reason)
-            if attempts >= total:
-                plural = "attempt" if attempts == 1 else "attempts"
-                return verdict("error", None, f"{failure.reason} after {attempts} {plural}")
-            sleep(failure.wait if failure.wait is not None else _backoff(params, attempts))
-            continue
-        return verdict("pass" if passed else "fail", score, rationale or "(no rationale given)")
+    with session:
+        while True:
+            attempts += 1
+            try:
+                passed, score, rationale = _attempt(session, url, headers, body, params, usage, redact)
+            except _Failure as failure:
+                logger.warning(
+                    "LLM judge %s (model %s), attempt %d of %d failed: %s%s",
+                    url,
+                    params.model,
+                    attempts,
+                    total,
+                    redact(failure.reason),
+                    f" (the endpoint said: {failure.detail})" if failure.detail else "",
+                )
+                if not failure.retryable:
+                    return verdict("error", None, failure.reason)
+                if attempts >= total:
+                    plural = "attempt" if attempts == 1 else "attempts"
+                    return verdict("error", None, f"{failure.reason} after {attempts} {plural}")
+                sleep(failure.wait if failure.wait is not None else _backoff(params, attempts))
+                continue
+            return verdict("pass" if passed else "fail", score, rationale or "(no rationale given)")

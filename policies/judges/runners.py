@@ -3,17 +3,15 @@
 from collections.abc import Callable
 
 import orjson
-from django.conf import settings
+from pydantic import ValidationError
 
 from policies.judges.base import JudgeInput, Verdict
-from policies.judges.checks import builtin_check, builtin_params_validate
-from policies.judges.llm import LlmParams, llm_judge
+from policies.judges.registry import judge_compile, judge_params_validate
 
 
 def judge_params_normalize(*, kind: str, params: dict) -> dict:
     """Validated params with every default explicit (raises pydantic.ValidationError or ValueError)."""
-    model = LlmParams.model_validate(params) if kind == "llm" else builtin_params_validate(kind, params)
-    return model.model_dump(mode="json")
+    return judge_params_validate(kind, params).model_dump(mode="json")
 
 
 _RUNNERS: dict[tuple[int, int, bytes, str], Callable[[JudgeInput], Verdict]] = {}
@@ -35,11 +33,11 @@ def judge_runner(
 
 
 def _compile(kind: str, params: dict, api_key: str) -> Callable[[JudgeInput], Verdict]:
-    if kind != "llm":
-        return builtin_check(kind, params)
-    parsed = LlmParams.model_validate(params)
-
-    def run(judge_input: JudgeInput) -> Verdict:
-        return llm_judge(parsed, api_key or None, judge_input, allow_private=settings.HITL_JUDGE_ALLOW_PRIVATE)
-
-    return run
+    try:
+        return judge_compile(kind, params, api_key)
+    except ValidationError as error:
+        # Saved under older rules (the URL rules tightened, say): an error verdict sends the
+        # output to a person; raising here would leave it waiting for this judge for ever.
+        fields = ", ".join(".".join(str(part) for part in item["loc"]) or "params" for item in error.errors())
+        rationale = f"the judge's settings are no longer valid ({fields}): edit the judge"
+        return lambda judge_input: Verdict("error", None, rationale, 0.0, attempts=0)

@@ -8,13 +8,14 @@ from hitl.api import TenantApi, error_responses, respond
 from hitl.errors import DomainValidationError
 from policies.schemas import JudgeAgreementOut
 from reviews.selectors import judge_agreement
+from tenants.models import KeyRoles
 
 
 class JudgeAgreementApi(TenantApi):
     """``GET /api/v1/judges/{id}/agreement``: the judge against people's final decisions
     (counts, agreement rate, Cohen's kappa), optionally for one judge version."""
 
-    permission_map = {"GET": frozenset({"admin", "auditor"})}
+    permission_map = {"GET": KeyRoles.AUDIT}
 
     @extend_schema(
         operation_id="judges_agreement",

@@ -8,7 +8,7 @@ from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from hitl.api import TenantApi, error_responses, respond, validate_body
+from hitl.api import TenantApi, error_responses, json_object, respond, validate_body
 from hitl.api_errors import error_body
 from hitl.errors import DomainValidationError, fields_message, pydantic_fields
 from hitl.pagination import TimeCursorPagination
@@ -18,16 +18,15 @@ from reviews.models import Output
 from reviews.selectors import output_get_for_tenant, output_judgements, output_list
 from reviews.services import IngestResult, output_ingest, output_ingest_batch
 from reviews.services.feedback import output_feedback_add
+from tenants.models import KeyRoles
 
-SUBMIT_ROLES = frozenset({"service", "admin"})
-READ_ROLES = frozenset({"service", "admin", "auditor", "reviewer"})
+SUBMIT_ROLES = KeyRoles.SUBMITTERS
+READ_ROLES = KeyRoles.EVERYONE
 
 
 def _submission_or_error(data) -> schemas.OutputSubmission:
     """Validate one submission (pydantic errors propagate: the batch reports them per item)."""
-    if not isinstance(data, dict):
-        raise DomainValidationError("body: must be a JSON object", fields={"body": ["Must be a JSON object."]})
-    return schemas.OutputSubmission.model_validate(data)
+    return schemas.OutputSubmission.model_validate(json_object(data))
 
 
 def receipt(row: dict) -> dict:
@@ -171,7 +170,7 @@ class OutputDetailApi(TenantApi):
 class OutputFeedbackApi(TenantApi):
     """``POST /api/v1/outputs/{id}/feedback``: an end user's thumbs up or down."""
 
-    permission_map = {"POST": frozenset({"service", "admin"})}
+    permission_map = {"POST": SUBMIT_ROLES}
 
     @extend_schema(
         operation_id="outputs_feedback",

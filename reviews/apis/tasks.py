@@ -12,9 +12,10 @@ from reviews import schemas
 from reviews.selectors import output_judgements, task_details
 from reviews.services.claims import reviewer_for, task_claim, task_release, tasks_release_expired
 from reviews.services.review import review_submit
+from tenants.models import KeyRoles
 
-REVIEWERS = frozenset({"reviewer", "admin"})
-ADMIN = frozenset({"admin"})
+REVIEWERS = KeyRoles.REVIEWERS
+ADMIN = KeyRoles.ADMIN
 
 
 def _person(api_key):

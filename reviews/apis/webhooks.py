@@ -8,8 +8,9 @@ from hitl.api import TenantApi, error_responses, respond, validate_body
 from reviews import schemas
 from reviews.selectors import webhook_list
 from reviews.services.webhooks import webhook_delivery_replay, webhook_endpoint_create, webhook_endpoint_delete
+from tenants.models import KeyRoles
 
-ADMIN = frozenset({"admin"})
+ADMIN = KeyRoles.ADMIN
 
 
 class WebhookCollectionApi(TenantApi):
@@ -25,7 +26,7 @@ class WebhookCollectionApi(TenantApi):
     @extend_schema(
         operation_id="webhooks_create",
         request=schemas.WebhookIn,
-        responses={201: schemas.WebhookOut, **error_responses(400, 401, 403)},
+        responses={201: schemas.WebhookOut, **error_responses(400, 401, 403, 422)},
     )
     def post(self, request):
         data = validate_body(schemas.WebhookIn, request.data)

@@ -26,7 +26,7 @@ from hitl.db import bulk_insert, bulk_update
 from policies.engine import JudgeSignal
 from policies.judges.base import JudgeInput, Verdict
 from policies.judges.runners import judge_runner
-from policies.models import Judge
+from policies.models import Judge, JudgeKind
 from policies.selectors import compiled_policy, compiled_policy_version, rubric_criteria
 from reviews.models import Feedback, Judgement, JudgementResult, Output, OutputStatus
 from reviews.routing import plan_tasks, routing_table
@@ -75,11 +75,11 @@ def judges_enqueue(*, plans: dict[str, list[list[int]]], kinds: dict[int, str]) 
     sent = 0
     builtin: dict[tuple[int, ...], list[str]] = defaultdict(list)
     for output_id, plan in plans.items():
-        checks = tuple(sorted(judge_id for judge_id, _ in plan if kinds.get(judge_id) != "llm"))
+        checks = tuple(sorted(judge_id for judge_id, _ in plan if kinds.get(judge_id) != JudgeKind.LLM))
         if checks:
             builtin[checks].append(str(output_id))
         for judge_id, _ in plan:
-            if kinds.get(judge_id) == "llm":
+            if kinds.get(judge_id) == JudgeKind.LLM:
                 judges_run_task.delay([judge_id], [str(output_id)])
                 sent += 1
     for judge_ids, output_ids in builtin.items():
@@ -147,7 +147,7 @@ def judges_run(*, judge_ids: list[int], output_ids: list[str]) -> int:
     )
     # Built-in checks read the output text only: the input and trace (JSON to decode) are for LLM judges.
     wanted = ("id", "application", "risk_tier", "policy_version", "output", "metadata")
-    if any(judge.kind == "llm" for judge in judges):
+    if any(judge.kind == JudgeKind.LLM for judge in judges):
         wanted += ("input", "trace")
     rows = list(Output.objects.for_tenant(tenant).filter(id__in=output_ids).values(*wanted))
     batches = []
@@ -183,7 +183,7 @@ def _judged(tenant: Tenant, judge: Judge, rows: list[dict]) -> list[tuple[object
     results: list[tuple[object, Verdict]] = []
     for row in rows:
         rubric = None
-        if judge.kind == "llm":
+        if judge.kind == JudgeKind.LLM:
             key = (row["application"], row["risk_tier"])
             if key not in rubrics:
                 policy = compiled_policy_version(tenant=tenant, version=row["policy_version"])

@@ -10,16 +10,14 @@ import hashlib
 import hmac
 import time
 from datetime import datetime, timedelta
-from urllib.parse import urlparse
 
 import orjson
-import requests
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from hitl.errors import ConflictError, DomainValidationError, NotFoundError
-from hitl.net import refused_address
+from hitl.errors import ConflictError, DomainValidationError, NotFoundError, RuleViolationError
+from hitl.net import OutboundRefused, outbound_url_parse, pinned_session
 from reviews.models import DeliveryStatus, Output, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from reviews.routing import routing_table
 from tenants.models import Tenant
@@ -35,15 +33,24 @@ def backoff_seconds(attempts: int) -> int:
     return min(settings.HITL_WEBHOOK_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0), 3600)
 
 
+def webhook_url_validate(url: str) -> str:
+    """The URL, or a DomainValidationError naming the url field (the rules are in hitl.net)."""
+    if not isinstance(url, str) or len(url) > 500:
+        raise DomainValidationError(
+            "url: an http(s) URL of at most 500 characters",
+            fields={"url": ["Must be an http or https URL of at most 500 characters."]},
+        )
+    try:
+        outbound_url_parse(url)
+    except OutboundRefused as error:  # a well-formed URL the outbound rules refuse: a 422
+        message = str(error)[:1].upper() + str(error)[1:] + "."
+        raise RuleViolationError(f"url: {message}", fields={"url": [message]}) from None
+    return url
+
+
 @transaction.atomic
 def webhook_endpoint_create(*, tenant: Tenant, url: str, secret: str, description: str = "") -> WebhookEndpoint:
-    try:
-        parsed = urlparse(url or "")
-        parsed.port  # noqa: B018 (raises ValueError on a malformed port)
-    except ValueError as error:
-        raise DomainValidationError("url: not a valid URL", fields={"url": ["Not a valid URL."]}) from error
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or len(url) > 500:
-        raise DomainValidationError("url: an http(s) URL", fields={"url": ["Must be an http or https URL."]})
+    webhook_url_validate(url)
     if not isinstance(secret, str) or len(secret) < 16 or len(secret) > 200:
         raise DomainValidationError("secret: 16 to 200 characters", fields={"secret": ["16 to 200 characters."]})
     endpoint = WebhookEndpoint.objects.for_tenant(tenant).create(url=url, secret=secret, description=description)
@@ -59,6 +66,50 @@ def webhook_endpoint_delete(*, tenant: Tenant, endpoint_id: int) -> None:
     endpoint.is_active = False  # deliveries and their log stay for the audit
     endpoint.save(update_fields=["is_active"])
     tenant_config_changed(tenant=tenant)
+
+
+@transaction.atomic
+def webhook_endpoint_update(
+    *,
+    tenant: Tenant,
+    endpoint_id: int,
+    description: str | None = None,
+    is_active: bool | None = None,
+    secret: str | None = None,
+    actor=None,
+) -> WebhookEndpoint:
+    """Change what an endpoint is for, switch it on or off, or rotate its secret (None: unchanged).
+
+    The URL is fixed once created (deliveries record where they went): register a
+    new endpoint and deactivate this one instead.
+    """
+    endpoint = WebhookEndpoint.objects.for_tenant(tenant).select_for_update().filter(pk=endpoint_id).first()
+    if endpoint is None:
+        raise NotFoundError("Webhook not found.")
+    changed = []
+    if description is not None:
+        if len(description) > 200:
+            raise DomainValidationError(
+                "description: at most 200 characters", fields={"description": ["At most 200 characters."]}
+            )
+        endpoint.description = description
+        changed.append("description")
+    if secret is not None:
+        if not isinstance(secret, str) or len(secret) < 16 or len(secret) > 200:
+            raise DomainValidationError("secret: 16 to 200 characters", fields={"secret": ["16 to 200 characters."]})
+        endpoint.secret = secret
+        changed.append("secret")
+    if is_active is not None:
+        if is_active and not endpoint.is_active:
+            webhook_url_validate(endpoint.url)  # stored before today's rules, perhaps: checked again to send again
+        endpoint.is_active = bool(is_active)
+        changed.append("is_active")
+    if changed:
+        if actor is not None:
+            endpoint._history_user = actor
+        endpoint.save(update_fields=changed)
+        tenant_config_changed(tenant=tenant)  # decisions check "any endpoint?" from the cached routing table
+    return endpoint
 
 
 def decision_payload(output: Output, event: str = "output.decided") -> dict:
@@ -140,23 +191,28 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
         "X-HITL-Signature": webhook_signature(secret=delivery.endpoint.secret, body=body),
     }
     started = time.monotonic()
-    status_code, error = None, refused_address(delivery.endpoint.url, allow_private=settings.HITL_WEBHOOK_ALLOW_PRIVATE)
-    if not error:
-        try:
-            response = requests.post(
-                delivery.endpoint.url,
+    status_code, error = None, ""
+    url = delivery.endpoint.url
+    try:
+        # Resolved, checked and connected to once, here: a refused or unresolvable host is a failed attempt.
+        with (
+            pinned_session(url, allow_private=settings.HITL_WEBHOOK_ALLOW_PRIVATE) as session,
+            session.post(
+                url,
                 data=body,
                 headers=headers,
                 timeout=settings.HITL_WEBHOOK_TIMEOUT_SECONDS,
                 allow_redirects=False,
-                stream=True,
-            )
+                stream=True,  # the body is not read: nothing of the receiver's answer is stored
+            ) as response,
+        ):
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
-            response.close()  # the body is not read: nothing of the receiver's answer is stored
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:1000]
+    except OutboundRefused as refused:
+        error = f"endpoint {refused}"[:1000]
+    except Exception as exc:  # whatever the endpoint does, the attempt is recorded
+        error = f"{type(exc).__name__}: {exc}"[:1000]
 
     with transaction.atomic():
         WebhookAttempt.objects.for_tenant(delivery.tenant).create(

@@ -6,18 +6,18 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from policies.judges import checks
 from policies.judges.base import JudgeInput
-from policies.judges.checks import BUILTIN_PARAMS, builtin_check, builtin_params_validate
+from policies.judges.checks import pii as pii_module
+from policies.judges.registry import BUILTIN_KINDS, JUDGE_KINDS, judge_compile, judge_params_validate
 
 
 def run(kind, params, output):
-    return builtin_check(kind, params)(JudgeInput(output=output))
+    return judge_compile(kind, params)(JudgeInput(output=output))
 
 
 def error_messages(kind, params):
     with pytest.raises(ValidationError) as caught:
-        builtin_params_validate(kind, params)
+        judge_params_validate(kind, params)
     return [(error["loc"], error["msg"]) for error in caught.value.errors()]
 
 
@@ -242,7 +242,7 @@ def test_pathological_outputs_are_scanned_in_linear_time(unit):
 
 
 def test_pii_params_default_to_every_kind():
-    assert builtin_params_validate("pii", {}).detect == ["email", "phone", "card", "iban"]
+    assert judge_params_validate("pii", {}).detect == ["email", "phone", "card", "iban"]
 
 
 @pytest.mark.parametrize(
@@ -310,7 +310,7 @@ def test_banned_rationale_caps_the_list():
 
 
 def test_catastrophic_patterns_run_in_linear_time_on_re2():
-    check = builtin_check("banned", {"patterns": ["(a+)+$", "(x+x+)+y", "(.*a){12}"]})
+    check = judge_compile("banned", {"patterns": ["(a+)+$", "(x+x+)+y", "(.*a){12}"]})
     output = "a" * 100_000 + "!"
     started = time.perf_counter()
     verdict = check(JudgeInput(output=output))
@@ -490,7 +490,7 @@ def test_long_values_are_shown_short_in_schema_errors():
 
 def test_params_round_trip_through_their_json_form():
     # judge_params_normalize stores model_dump(mode="json"); it must validate again, with "schema" as the key.
-    stored = builtin_params_validate("json_schema", {"schema": SCHEMA}).model_dump(mode="json")
+    stored = judge_params_validate("json_schema", {"schema": SCHEMA}).model_dump(mode="json")
     assert stored == {"schema": SCHEMA}
     for kind, params in {
         "pii": {},
@@ -499,8 +499,8 @@ def test_params_round_trip_through_their_json_form():
         "json_schema": {"schema": SCHEMA},
         "disclaimer": {"texts": ["x"]},
     }.items():
-        stored = builtin_params_validate(kind, params).model_dump(mode="json")
-        assert builtin_params_validate(kind, stored).model_dump(mode="json") == stored
+        stored = judge_params_validate(kind, params).model_dump(mode="json")
+        assert judge_params_validate(kind, stored).model_dump(mode="json") == stored
 
 
 @pytest.mark.parametrize(
@@ -642,8 +642,8 @@ def test_disclaimer_params_errors(params, message):
 
 
 def test_every_kind_has_a_documented_params_model():
-    assert set(BUILTIN_PARAMS) == {"pii", "banned", "length", "json_schema", "disclaimer"}
-    for model in BUILTIN_PARAMS.values():
+    assert set(BUILTIN_KINDS) == {"pii", "banned", "length", "json_schema", "disclaimer"}
+    for model in (JUDGE_KINDS[kind].params for kind in BUILTIN_KINDS):
         schema = model.model_json_schema()
         assert schema.get("additionalProperties") is False
         assert model.__doc__
@@ -651,23 +651,32 @@ def test_every_kind_has_a_documented_params_model():
 
 
 def test_unknown_kind():
-    with pytest.raises(ValueError, match="unknown built-in judge kind 'llm'; expected one of pii, banned"):
-        builtin_params_validate("llm", {})
-    with pytest.raises(ValueError, match="unknown built-in judge kind 'regex'"):
-        builtin_check("regex", {})
+    with pytest.raises(ValueError, match="unknown judge kind 'regex'; expected one of llm, pii, banned"):
+        judge_params_validate("regex", {})
+    with pytest.raises(ValueError, match="unknown judge kind 'regex'"):
+        judge_compile("regex", {})
+
+
+def test_the_model_the_schemas_and_the_runners_read_one_table():
+    from policies.models import Judge, JudgeKind
+    from policies.schemas import JudgeSpec
+
+    assert JudgeKind.values == list(JUDGE_KINDS)
+    assert [label for _, label in Judge._meta.get_field("kind").choices] == [s.label for s in JUDGE_KINDS.values()]
+    assert JudgeSpec.model_json_schema()["properties"]["kind"]["enum"] == list(JUDGE_KINDS)
 
 
 def test_builtin_check_takes_a_validated_model_or_a_dict():
-    model = builtin_params_validate("length", {"max_chars": 3})
-    assert builtin_check("length", model)(JudgeInput(output="abcd")).result == "fail"
+    model = judge_params_validate("length", {"max_chars": 3})
+    assert judge_compile("length", model)(JudgeInput(output="abcd")).result == "fail"
     with pytest.raises(ValidationError):
-        builtin_check("length", {"max_chars": "3"})
-    with pytest.raises(TypeError, match="pii checks take PiiParams, not LengthParams"):
-        builtin_check("pii", model)
+        judge_compile("length", {"max_chars": "3"})
+    with pytest.raises(TypeError, match="pii judges take PiiParams, not LengthParams"):
+        judge_compile("pii", model)
 
 
 def test_a_check_is_reusable_and_times_itself():
-    check = builtin_check("pii", {})
+    check = judge_compile("pii", {})
     first = check(JudgeInput(output="john@example.com"))
     second = check(JudgeInput(output="nothing"))
     assert (first.result, second.result) == ("fail", "pass")
@@ -679,7 +688,7 @@ def test_a_bug_inside_a_check_becomes_an_error_verdict(monkeypatch):
     def broken(text, **kwargs):
         raise KeyError("boom")
 
-    monkeypatch.setattr(checks, "_pii_found", broken)
+    monkeypatch.setattr(pii_module, "_pii_found", broken)
     verdict = pii("anything")
     assert (verdict.result, verdict.score) == ("error", None)
     assert verdict.rationale == "the pii check failed unexpectedly"

@@ -130,3 +130,17 @@ def test_overrides_decide_before_sampling():
     assert (held.delivery, held.status, held.review_required) == ("hold", "pending_review", True)
     assert "review all" in held.reason
     assert (untouched.delivery, untouched.status) == ("deliver", "auto_approved")
+
+
+def test_the_overlap_draw_is_the_sampling_draw_named_for_its_purpose():
+    import hashlib
+
+    from policies.engine import sampling_draw
+
+    def formula(key: str) -> float:
+        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+
+    assert sampling_draw(tenant_id=7, external_id="chat-1", policy_version=3) == formula("7:chat-1:3")
+    overlap = sampling_draw(tenant_id=7, external_id="chat-1", policy_version=3, purpose="overlap")
+    assert overlap == formula("7:chat-1:3:overlap")
+    assert overlap != sampling_draw(tenant_id=7, external_id="chat-1", policy_version=3)

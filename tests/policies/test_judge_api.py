@@ -123,3 +123,24 @@ def test_llm_settings_that_could_not_be_stored_or_run_in_time_are_refused(admin,
     response = admin.post("/api/v1/judges", body, format="json")
     assert response.status_code == 422, response.json()  # params follow the kind's schema, not the published one
     assert words in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "words"),
+    [
+        ("http://127.0.0.1:8799\\@1.1.1.1/v1", "must not contain a backslash"),
+        ("https://key:secret@llm.example.com/v1", "must not contain user-info"),
+        ("http://a..b/v1", "invalid host name"),
+    ],
+)
+def test_a_base_url_the_client_could_read_another_way_is_refused_on_create_and_update(admin, tenant, base_url, words):
+    judge_id = admin.post("/api/v1/judges", LLM, format="json").json()["id"]
+    body = {**LLM, "params": {**LLM["params"], "base_url": base_url}}
+
+    for response in (
+        admin.post("/api/v1/judges", {**body, "name": "another"}, format="json"),
+        admin.put(f"/api/v1/judges/{judge_id}", body, format="json"),
+    ):
+        assert response.status_code == 422, response.json()  # params follow the kind's schema: a rule
+        assert words in response.json()["fields"]["params.base_url"][0]
+    assert Judge.objects.for_tenant(tenant).get().version == 1

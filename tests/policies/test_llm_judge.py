@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from policies.judges.base import JudgeInput
 from policies.judges.llm import LlmParams, llm_judge, llm_prompt
+from policies.judges.runners import judge_runner
 from tests.judge_server import (
     answer,
     disconnect,
@@ -259,25 +260,57 @@ def test_rate_limited_to_the_end_says_so(judge_server):
 
 
 @pytest.mark.parametrize(
-    ("code", "body", "expected"),
+    ("code", "body", "rationale", "logged"),
     [
-        (401, {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error"}}, "Incorrect API"),
-        (404, {"error": {"message": "The model `judge-test` does not exist"}}, "does not exist"),
-        (400, {"object": "error", "message": "max_tokens is too large"}, "max_tokens is too large"),  # vLLM
-        (403, {"error": "forbidden for this project"}, "forbidden for this project"),  # Ollama-style
-        (422, "plain text   complaint\n" * 50, "plain text complaint plain"),
+        (
+            401,
+            {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error"}},
+            "HTTP 401 Unauthorized (not retried): check the API key",
+            "Incorrect API key provided.",
+        ),
+        (
+            404,
+            {"error": {"message": "The model `judge-test` does not exist"}},
+            "HTTP 404 Not Found (not retried): check base_url and model",
+            "does not exist",
+        ),
+        (  # vLLM
+            400,
+            {"object": "error", "message": "max_tokens is too large"},
+            "HTTP 400 Bad Request (not retried): check the model and the settings",
+            "max_tokens is too large",
+        ),
+        (  # Ollama-style
+            403,
+            {"error": "forbidden for this project"},
+            "HTTP 403 Forbidden (not retried): check the API key",
+            "forbidden for this project",
+        ),
+        (418, "plain text   complaint\n" * 50, "HTTP 418 I'm a Teapot (not retried)", "plain text complaint plain"),
+        (499, "nonstandard", "HTTP 499 (not retried)", "nonstandard"),
     ],
 )
-def test_a_client_error_is_not_retried(judge_server, code, body, expected):
+def test_a_client_error_is_not_retried_and_its_body_goes_to_the_log_not_the_verdict(
+    judge_server, caplog, code, body, rationale, logged
+):
     judge_server.default = status(code, body=body)
     sleep = SleepRecorder()
+    caplog.set_level(logging.WARNING)
 
     verdict = judge(judge_server, sleep=sleep)
 
     assert (verdict.result, verdict.score, verdict.attempts) == ("error", None, 1)
-    assert verdict.rationale.startswith(f"HTTP {code}") and expected in verdict.rationale
-    assert len(verdict.rationale) < 300  # an excerpt, not the whole body
+    assert verdict.rationale == rationale  # every role sees it: the endpoint's words are not in it
+    assert logged in caplog.text and len(caplog.text) < 1000  # an excerpt, not the whole body
     assert sleep.calls == [] and len(judge_server.requests) == 1
+
+
+def test_a_server_error_body_is_not_echoed_in_the_verdict(judge_server):
+    judge_server.default = status(500, body={"error": {"message": "root:x:0:0:root:/root:/bin/bash"}})
+
+    verdict = judge(judge_server, max_retries=1)
+
+    assert verdict.rationale == "HTTP 500 Internal Server Error after 2 attempts"
 
 
 def test_a_redirect_is_not_followed(judge_server):
@@ -327,6 +360,50 @@ def test_a_private_address_is_refused_before_any_request(judge_server):
     assert (verdict.result, verdict.score, verdict.attempts) == ("error", None, 0)
     assert "refused" in verdict.rationale and "127.0.0.1" in verdict.rationale
     assert judge_server.requests == []
+
+
+def test_a_name_resolving_to_the_shared_address_space_is_refused_before_any_connection(fake_dns, loopback_only):
+    fake_dns.script("judge.test", ["100.64.0.1"])  # where some clouds serve instance metadata
+    params = LlmParams(base_url="http://judge.test/v1", model="m", prompt_template="{{output}}")
+
+    verdict = llm_judge(params, API_KEY, JUDGE_INPUT, allow_private=False, sleep=SleepRecorder())
+
+    assert (verdict.result, verdict.attempts) == ("error", 0)
+    assert verdict.rationale.startswith("judge endpoint refused") and "100.64.0.1" in verdict.rationale
+    assert loopback_only.destinations == []
+
+
+def test_an_unknown_name_gives_an_error_verdict(fake_dns, loopback_only):
+    params = LlmParams(base_url="http://nowhere.test/v1", model="m", prompt_template="{{output}}")
+
+    verdict = llm_judge(params, API_KEY, JUDGE_INPUT, allow_private=False, sleep=SleepRecorder())
+
+    assert (verdict.result, verdict.attempts) == ("error", 0)
+    assert verdict.rationale.startswith("judge endpoint cannot resolve nowhere.test")
+
+
+def test_every_retry_connects_to_the_address_checked_once(judge_server, fake_dns, loopback_only):
+    port = judge_server.url.split(":")[-1].split("/")[0]
+    fake_dns.script("judge.test", ["127.0.0.1"], ["127.0.0.2"])  # a rebinding answer after the first
+    judge_server.script(status(500), status(503))
+    params = LlmParams(base_url=f"http://judge.test:{port}/v1", model="judge-test", prompt_template="{{output}}")
+
+    verdict = llm_judge(params, API_KEY, JUDGE_INPUT, allow_private=True, sleep=SleepRecorder())
+
+    assert (verdict.result, verdict.attempts) == ("pass", 3)
+    assert fake_dns.calls == ["judge.test"]
+    assert [request.headers["Host"] for request in judge_server.requests] == [f"judge.test:{port}"] * 3
+    assert {destination[0] for destination in loopback_only.destinations} == {"127.0.0.1"}
+
+
+def test_a_judge_saved_under_older_url_rules_gives_an_error_verdict_not_a_crash():
+    params = {"base_url": "http://a..b/v1", "model": "m", "prompt_template": "{{output}}"}
+
+    runner = judge_runner(judge_id=-1, version=1, kind="llm", params=params, api_key="")
+    verdict = runner(JUDGE_INPUT)
+
+    assert (verdict.result, verdict.attempts) == ("error", 0)
+    assert "base_url" in verdict.rationale
 
 
 # The prompt ---------------------------------------------------------------
@@ -397,6 +474,10 @@ def test_the_output_placeholder_is_required():
         ("base_url", "https://user:pass@x.example/v1"),
         ("base_url", "https://x.example/v1?api-version=1"),
         ("base_url", "https://x.example:99999/v1"),
+        ("base_url", "http://127.0.0.1:8799\\@1.1.1.1/v1"),  # urllib.parse and urllib3 disagree on the host
+        ("base_url", "https://key@x.example/v1"),
+        ("base_url", "http://a..b/v1"),
+        ("base_url", "http://2130706433/v1"),  # 127.0.0.1 to inet_aton
         ("model", ""),
         ("timeout_seconds", 0.01),
         ("timeout_seconds", "30"),  # strict: no strings for numbers
@@ -441,7 +522,7 @@ def test_the_api_key_never_leaks_from_an_endpoint_that_echoes_it(judge_server, c
 
     verdict = judge(judge_server)
 
-    assert verdict.rationale.startswith("HTTP 401") and "[redacted]" in verdict.rationale
+    assert verdict.rationale.startswith("HTTP 401") and "[redacted]" in caplog.text
     for text in (verdict.rationale, repr(verdict), caplog.text):
         assert API_KEY not in text and API_KEY[:12] not in text
 

@@ -10,8 +10,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from reviews.models import WebhookAttempt, WebhookDelivery
+from reviews.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from reviews.services.webhooks import webhook_attempt
+from tenants.services import tenant_config_changed
 from tests.conftest import make_client
 from tests.reviews.conftest import GOOD_SCORES, claim, review, reviewer, submit
 
@@ -228,7 +229,90 @@ def test_private_addresses_are_refused_outside_development(
     assert receiver.received == []
 
 
-@pytest.mark.parametrize("url", ["http://[::1", "http://a]b/", "http://host:99999/x", "http:///nohost"])
-def test_malformed_webhook_urls_are_400(tenant, url):
+# http(s)://, then no whitespace: the published pattern (else a 400); the outbound rules
+# of hitl.net refuse the rest with a 422 that names the rule.
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [("http://[::1", 422), ("http://a]b/", 422), ("http://host:99999/x", 422), ("http:///nohost", 422), ("h://x", 400)],
+)
+def test_malformed_webhook_urls_are_refused(tenant, url, status):
     response = make_client(tenant, "admin").post("/api/v1/webhooks", {"url": url, "secret": SECRET}, format="json")
-    assert response.status_code == 400 and "url" in response.json()["fields"]
+    assert response.status_code == status and "url" in response.json()["fields"]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        # urllib.parse reads host 1.1.1.1 here, requests connects to 127.0.0.1.
+        ("http://127.0.0.1:8799\\@1.1.1.1/x", "The URL must not contain a backslash."),
+        ("https://user:password@hooks.example/x", "The URL must not contain user-info (user:password@)."),
+        ("http://a..b/", "The URL has an invalid host name: a..b."),
+        ("http://2130706433/", "four decimal numbers"),
+    ],
+)
+def test_urls_the_client_could_read_another_way_are_refused_when_saved(tenant, url, message):
+    response = make_client(tenant, "admin").post("/api/v1/webhooks", {"url": url, "secret": SECRET}, format="json")
+
+    assert response.status_code == 422 and message in response.json()["fields"]["url"][0]
+    assert not WebhookEndpoint.objects.for_tenant(tenant).exists()
+
+
+def _decide_answering(tenant, workflow, django_capture_on_commit_callbacks):
+    """Like _decide, but returns the review's response (the delivery runs in-process, on commit)."""
+    submit(workflow, 1, "medium-app")
+    rita = reviewer(tenant, 1, "rita")
+    task = claim(rita).json()
+    with django_capture_on_commit_callbacks(execute=True):
+        return review(rita, task["id"], decision="approve", scores=GOOD_SCORES)
+
+
+def test_a_name_resolving_to_the_shared_address_space_is_a_failed_attempt(
+    tenant, workflow, settings, fake_dns, loopback_only, django_capture_on_commit_callbacks
+):
+    settings.HITL_WEBHOOK_ALLOW_PRIVATE = False
+    fake_dns.script("hooks.test", ["100.64.0.1"])  # shared address space: some clouds' metadata service
+    make_client(tenant, "admin").post(
+        "/api/v1/webhooks", {"url": "http://hooks.test/x", "secret": SECRET}, format="json"
+    )
+
+    response = _decide_answering(tenant, workflow, django_capture_on_commit_callbacks)
+
+    assert response.status_code == 201
+    delivery = WebhookDelivery.objects.for_tenant(tenant).get()
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert "non-public address 100.64.0.1" in delivery.last_error
+    assert WebhookAttempt.objects.for_tenant(tenant).get().error == delivery.last_error
+    assert loopback_only.destinations == []
+
+
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_a_malformed_url_saved_under_older_rules_fails_the_attempt_not_the_review(
+    tenant, workflow, settings, allow_private, fake_dns, loopback_only, django_capture_on_commit_callbacks
+):
+    # Resolving "a..b" raised UnicodeError from inside the guard: the review answered 500 after its decision committed.
+    settings.HITL_WEBHOOK_ALLOW_PRIVATE = allow_private
+    WebhookEndpoint.objects.for_tenant(tenant).create(url="http://a..b/", secret=SECRET)
+    tenant_config_changed(tenant=tenant)
+
+    response = _decide_answering(tenant, workflow, django_capture_on_commit_callbacks)
+
+    assert response.status_code == 201
+    delivery = WebhookDelivery.objects.for_tenant(tenant).get()
+    assert delivery.last_error == "endpoint refused: the URL has an invalid host name: a..b"
+    assert fake_dns.calls == [] and loopback_only.destinations == []
+
+
+def test_a_delivery_connects_to_the_address_checked_and_keeps_the_name(
+    tenant, workflow, receiver, fake_dns, loopback_only, django_capture_on_commit_callbacks
+):
+    port = receiver.server.server_address[1]
+    fake_dns.script("hooks.test", ["127.0.0.1"], ["127.0.0.2"])  # a rebinding answer after the first
+    url = f"http://hooks.test:{port}/hook"
+    make_client(tenant, "admin").post("/api/v1/webhooks", {"url": url, "secret": SECRET}, format="json")
+
+    _decide(tenant, workflow, django_capture_on_commit_callbacks)
+
+    assert WebhookDelivery.objects.for_tenant(tenant).get().status == "succeeded"
+    assert [headers["Host"] for headers, _ in receiver.received] == [f"hooks.test:{port}"]
+    assert fake_dns.calls == ["hooks.test"]
+    assert loopback_only.destinations == [("127.0.0.1", port)]
