@@ -13,10 +13,12 @@ PRODUCTION = {
     "DATABASE_URL": "sqlite:////tmp/hitl-deploy-check.sqlite3",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
 }
+TEST_ONLY = {"DJANGO_ALLOW_ASYNC_UNSAFE"}
 
 
 def manage(*args, env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key not in PRODUCTION}
+    # Not the test session's own relaxations either (tests/browser allows async-unsafe ORM calls).
+    env = {key: value for key, value in os.environ.items() if key not in PRODUCTION.keys() | TEST_ONLY}
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
