@@ -77,10 +77,10 @@ class PolicyApi(TenantApi):
         expected = read_only_check(
             sent, schemas.PolicyVersionOut.of(policy_current(tenant=self.tenant)), what="the policy"
         )
-        policy_publish(
+        policy = policy_publish(
             tenant=self.tenant, document=body, user=_actor(self.api_key), reason=reason, expected_version=expected
         )
-        return respond(schemas.PolicyVersionOut.of(policy_current(tenant=self.tenant)))
+        return respond(schemas.PolicyVersionOut.of(policy_current(tenant=self.tenant, policy=policy)))
 
 
 class PolicyHistoryApi(TenantApi):

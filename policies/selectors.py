@@ -39,9 +39,10 @@ def _policy_version(record) -> PolicyVersion:
     )
 
 
-def policy_current(*, tenant: Tenant) -> PolicyVersion:
-    """The version in force, as its history record tells it (who published it, when, why)."""
-    policy = policy_get(tenant=tenant)
+def policy_current(*, tenant: Tenant, policy: Policy | None = None) -> PolicyVersion:
+    """The version in force (or that of ``policy``, just published), as its history record
+    tells it: who published it, when, why."""
+    policy = policy or policy_get(tenant=tenant)
     record = (
         policy.history.filter(version=policy.version).select_related("history_user").order_by("-history_date").first()
     )
