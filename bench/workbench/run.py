@@ -77,6 +77,7 @@ def seed(pending: int):
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)  # DEBUG=0: hashed static names, as served
     from policies.services import rubric_publish
     from reviews.models import Queue
     from reviews.services.onboarding import tenant_onboard
