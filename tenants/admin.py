@@ -126,11 +126,22 @@ class ApiKeyAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
             return ("tenant", "role", "user", *self.readonly_fields)
         return self.readonly_fields
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "user" and field is not None:
+            # A key acting for a person is created by that person alone (api_key_create);
+            # the platform operator gives one to someone else with create_api_key.
+            field.queryset = field.queryset.filter(pk=request.user.pk)
+            field.help_text = "Yourself, or nobody (a service's key). A colleague creates their own key."
+        return field
+
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
             return
-        created, raw_key = api_key_create(tenant=obj.tenant, role=obj.role, name=obj.name, user=obj.user)
+        created, raw_key = api_key_create(
+            tenant=obj.tenant, role=obj.role, name=obj.name, user=obj.user, actor=request.user
+        )
         obj.pk = created.pk
         messages.warning(request, f"New API key (copy it now; it is not shown again): {raw_key}")
 

@@ -20,7 +20,10 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
         return None
     # No ORDER BY (prefix is unique) and no join to the user: the person, when a
     # view needs them, is loaded lazily. This query runs on every request.
-    member_role = Membership.unscoped.filter(tenant=OuterRef("tenant"), user=OuterRef("user")).values("role")[:1]
+    # A deactivated person has no role anywhere, so their keys stop at the next request.
+    member_role = Membership.unscoped.filter(
+        tenant=OuterRef("tenant"), user=OuterRef("user"), user__is_active=True
+    ).values("role")[:1]
     matches = list(
         ApiKey.unscoped.select_related("tenant").filter(prefix=prefix).annotate(member_role=Subquery(member_role))[:1]
     )
@@ -30,7 +33,7 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     if api_key.revoked_at is not None:
         return None
     if api_key.user_id is not None and api_key.role not in KEY_ROLES_BY_MEMBERSHIP_ROLE.get(api_key.member_role, ()):
-        return None  # the person left the tenant, or no longer holds a role that allows this key
+        return None  # the person left the tenant, was deactivated, or no longer holds a role that allows this key
     return api_key
 
 

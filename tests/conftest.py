@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from tenants.services import api_key_create, membership_create
+from tenants.services import PLATFORM_OPERATOR, api_key_create, membership_create
 from tests.factories import TenantFactory, UserFactory
 from tests.fake_network import fake_dns_fixture, loopback_only_fixture  # noqa: F401 (fixtures, for every test)
 from tests.judge_server import judge_server_fixture  # noqa: F401 (the judge_server fixture, for every test)
@@ -67,7 +67,9 @@ def make_client(tenant, role: str, user=None) -> APIClient:
         # People hold these keys: a member of the tenant with the same role.
         user = UserFactory()
         membership_create(tenant=tenant, user=user, role=role)
-    api_key, raw_key = api_key_create(tenant=tenant, role=role, name=f"test {role}", user=user)
+    api_key, raw_key = api_key_create(
+        tenant=tenant, role=role, name=f"test {role}", user=user, actor=user or PLATFORM_OPERATOR
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
     client.api_key = api_key

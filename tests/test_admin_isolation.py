@@ -30,7 +30,7 @@ def staff_of_a(tenant):
 def b_objects(other_tenant):
     outsider = UserFactory(username="member-of-b")
     membership_create(tenant=other_tenant, user=outsider, role="admin")
-    api_key, _ = api_key_create(tenant=other_tenant, role="admin", name="key-of-b", user=outsider)
+    api_key, _ = api_key_create(tenant=other_tenant, role="admin", name="key-of-b", user=outsider, actor=outsider)
     rubric, _ = rubric_publish(tenant=other_tenant, document=RUBRIC)
     application = application_override_set(tenant=other_tenant, name="app-of-b", mode="none")
     return {
