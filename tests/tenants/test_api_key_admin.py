@@ -14,9 +14,7 @@ from tests.factories import UserFactory
 def tenant_admin(tenant):
     person = UserFactory(is_staff=True)
     membership_create(tenant=tenant, user=person, role="admin")
-    person.user_permissions.set(
-        Permission.objects.filter(codename__in=["view_apikey", "add_apikey", "change_apikey"])
-    )
+    person.user_permissions.set(Permission.objects.filter(codename__in=["view_apikey", "add_apikey", "change_apikey"]))
     return person
 
 
@@ -68,4 +66,3 @@ def test_admin_revokes_a_colleagues_key(client, tenant_admin, tenant, colleague)
 
     assert response.status_code == 200
     assert ApiKey.objects.for_tenant(tenant).get(pk=api_key.pk).revoked_at is not None
-
