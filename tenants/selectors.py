@@ -8,6 +8,14 @@ from tenants.models import ApiKey, Membership, Role, Tenant
 from tenants.services import API_KEY_PREFIX, KEY_ROLES_BY_MEMBERSHIP_ROLE, api_key_hash
 
 
+def api_key_account(raw_key: str) -> str | None:
+    """The prefix a raw key names (its account, for counting failures), or None if it names none."""
+    if not raw_key.startswith(API_KEY_PREFIX):
+        return None
+    prefix, _, _ = raw_key[len(API_KEY_PREFIX) :].partition("_")
+    return prefix[:16] or None
+
+
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     """The active key for ``raw_key`` with its tenant, or None.
 

@@ -32,6 +32,9 @@ def pytest_configure(config):
 
     # A cheap hasher keeps user creation fast.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Many tests send bad keys from the test client's one address; the tests of the
+    # brute-force limit (tests/hitl/test_ratelimit.py) set their own limit and addresses.
+    settings.HITL_AUTH_FAILURES_PER_MINUTE = 1_000_000
     if REQUIRE_POSTGRES and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         raise pytest.UsageError("REQUIRE_POSTGRES=1 but DATABASE_URL does not point at PostgreSQL")
 
