@@ -21,6 +21,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     # Ahead of the admin's own route: failed sign-ins are counted and slowed (hitl/ratelimit.py).
     path("admin/login/", login_rate_limited(admin.site.login)),
+    path("", include("tenants.urls")),
+    path("review/", include("reviews.page_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
 ]

@@ -133,7 +133,9 @@ def test_counters_are_shared_through_redis(tenant, client_for, limit):
     assert other_client == 200
 
 
-# Sign-in (the admin's login page today; /login/ reuses the same wrapper).
+# Sign-in: people's /login/ and the admin's login page share the same brake.
+
+SIGN_IN_PAGES = pytest.mark.parametrize("page", ["/login/", "/admin/login/"])
 
 
 @pytest.fixture
@@ -141,40 +143,43 @@ def staff(db):
     return UserFactory(username=f"staff-{random.randbytes(4).hex()}", password="right", is_staff=True)
 
 
-def sign_in(address: str, username: str, password: str):
-    return Client(REMOTE_ADDR=address).post("/admin/login/", {"username": username, "password": password})
+def sign_in(page: str, address: str, username: str, password: str):
+    return Client(REMOTE_ADDR=address).post(page, {"username": username, "password": password})
 
 
-def test_failed_sign_ins_from_one_client_are_slowed(staff, limit):
+@SIGN_IN_PAGES
+def test_failed_sign_ins_from_one_client_are_slowed(staff, limit, page):
     address = an_address()
     for _ in range(LIMIT):
-        assert sign_in(address, staff.username, "wrong").status_code == 200  # the form, with its error
+        assert sign_in(page, address, staff.username, "wrong").status_code == 200  # the form, with its error
 
-    blocked = sign_in(address, staff.username, "right")
+    blocked = sign_in(page, address, staff.username, "right")
 
     assert blocked.status_code == 429
     assert 1 <= int(blocked["Retry-After"]) <= 60
     assert "Too many failed sign-in attempts" in blocked.content.decode()
-    assert sign_in(an_address(), staff.username, "right").status_code == 302  # another client signs in
+    assert sign_in(page, an_address(), staff.username, "right").status_code == 302  # another client signs in
 
 
-def test_failed_sign_ins_on_one_account_from_many_clients_are_slowed(staff, limit):
+@SIGN_IN_PAGES
+def test_failed_sign_ins_on_one_account_from_many_clients_are_slowed(staff, limit, page):
     attackers = [an_address() for _ in range(LIMIT)]
     for address in attackers:
-        assert sign_in(address, staff.username, "wrong").status_code == 200
+        assert sign_in(page, address, staff.username, "wrong").status_code == 200
 
-    assert sign_in(an_address(), staff.username.upper(), "wrong").status_code == 429
-    assert sign_in(attackers[0], staff.username, "right").status_code == 429
-    assert sign_in(an_address(), staff.username, "right").status_code == 302  # the person is not locked out
+    assert sign_in(page, an_address(), staff.username.upper(), "wrong").status_code == 429
+    assert sign_in(page, attackers[0], staff.username, "right").status_code == 429
+    assert sign_in(page, an_address(), staff.username, "right").status_code == 302  # the person is not locked out
 
 
-def test_signing_in_and_showing_the_page_are_not_counted(staff, limit):
+@SIGN_IN_PAGES
+def test_signing_in_and_showing_the_page_are_not_counted(staff, limit, page):
     address = an_address()
     client = Client(REMOTE_ADDR=address)
     for _ in range(LIMIT * 2):
-        assert client.get("/admin/login/").status_code == 200
+        assert client.get(page).status_code == 200
     for _ in range(LIMIT * 2):
-        assert sign_in(address, staff.username, "right").status_code == 302
+        assert sign_in(page, address, staff.username, "right").status_code == 302
 
 
 # The client's address.
