@@ -9,16 +9,21 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API runs an event loop in the test's thread; the ORM calls the tests
-# make between browser steps are still synchronous, so Django may allow them.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Screenshots for docs/ when asked (HITL_SCREENSHOTS=1), else a scratch folder.
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(monkeypatch):
+    """Playwright's sync API runs an event loop in the test's thread while the browser is up;
+    the ORM calls a test makes between browser steps are still synchronous, so Django may
+    allow them, for browser tests only (the variable must not leak into other tests)."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
 def chromium():
     if CHROMIUM is None:
         if REQUIRE_BROWSER:
