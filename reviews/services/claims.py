@@ -1,13 +1,14 @@
 """Tasks: created at ingest in bulk, leased to one reviewer by a one-statement claim,
 released by hand or when the lease runs out."""
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -18,6 +19,12 @@ from reviews.models import Output, Queue, Review, ReviewTask, TaskStatus
 from reviews.routing import PlannedTask
 from reviews.selectors import CLAIMED_OUTPUT_COLUMNS, CLAIMED_TASK_COLUMNS, task_details
 from tenants.models import Membership, Role, Tenant
+
+# The partial unique index (reviews.models.ReviewTask) that keeps one person to one task of an output.
+ONE_CLAIM_PER_OUTPUT = "task_one_claim_per_output_and_person"
+# Each failed attempt means another claim of the same person committed meanwhile, so a
+# person would need this many connections claiming at the same instant to see a 409.
+CLAIM_ATTEMPTS = 8
 
 TASK_FIELDS = (
     "id",
@@ -183,10 +190,31 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
             row = cursor.fetchone()
         return task_details(tenant=tenant, task_id=ReviewTask._meta.pk.to_python(row[0])) if row else None
     # PostgreSQL: one autocommitted statement claims and returns everything the reviewer sees.
-    with connection.cursor() as cursor:
-        cursor.execute(_claim_sql(vendor, len(reviewer.queue_ids), with_details=True), params)
-        row = cursor.fetchone()
-    return _claimed_from_row(row) if row else None
+    sql = _claim_sql(vendor, len(reviewer.queue_ids), with_details=True)
+    for _attempt in range(CLAIM_ATTEMPTS):
+        try:
+            # A savepoint only inside a caller's transaction, so that a conflict does not
+            # spoil it; on its own (the API) the statement autocommits.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                row = cursor.fetchone()
+        except IntegrityError as error:
+            if _violated_constraint(error) != ONE_CLAIM_PER_OUTPUT:
+                raise
+            # The same person's claim from another connection took a task of the same output
+            # and committed (the unique index made this statement wait for it): the next
+            # attempt's snapshot sees that claim, so its NOT EXISTS skips the output.
+            continue
+        return _claimed_from_row(row) if row else None
+    raise ConflictError(
+        "Your claims from other connections took the same tasks at the same moment; claim again.",
+        code="claim_contended",
+    )
+
+
+def _violated_constraint(error: IntegrityError) -> str | None:
+    diagnostics = getattr(error.__cause__, "diag", None)  # psycopg's; SQLite serialises claims and never gets here
+    return getattr(diagnostics, "constraint_name", None)
 
 
 def _task_for_update(tenant: Tenant, task_id) -> ReviewTask:

@@ -3,6 +3,7 @@
 import copy
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from policies.defaults import DEFAULT_POLICY
@@ -396,6 +397,23 @@ def test_a_second_review_of_the_same_output_by_one_person_is_409_and_writes_noth
     assert Review.objects.for_tenant(tenant).count() == 1
     assert ReviewTask.objects.for_tenant(tenant).get(pk=other.pk).status == "claimed"
     assert Output.objects.for_tenant(tenant).get(pk=output["id"]).decision == ""
+
+
+def test_the_database_refuses_one_person_two_claimed_tasks_of_one_output(tenant, workflow):
+    """The invariant behind concurrent claims (tests/reviews/test_claim_concurrency.py) is a constraint."""
+    from django.db import IntegrityError, transaction
+
+    output = submit(workflow, 1, "critical-app")
+    three = reviewer(tenant, 3, "three")
+    assert claim(three).status_code == 200
+    other = ReviewTask.objects.for_tenant(tenant).get(output_id=output["id"], status="pending")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ReviewTask.objects.for_tenant(tenant).filter(pk=other.pk).update(
+            status="claimed", claimed_by=three.person, lease_expires_at=timezone.now() + timedelta(minutes=5)
+        )
+    assert claim(three).status_code == 204  # and the claim itself never tries
+    assert claim(reviewer(tenant, 3, "another")).json()["id"] == str(other.pk)
 
 
 def test_an_approval_on_the_common_path_runs_a_fixed_number_of_queries(tenant, workflow, assert_work_queries):
