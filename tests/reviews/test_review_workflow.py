@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from policies.defaults import DEFAULT_POLICY
+from policies.models import Policy
 from policies.services import policy_publish, rubric_publish
 from reviews.models import Output, Review, ReviewTask
 from reviews.services.claims import tasks_release_expired
@@ -132,6 +133,39 @@ def test_escalate_moves_the_task_up_a_level_then_a_specialist_decides(tenant, wo
     )
     review(senior, again["id"], decision="approve", scores=GOOD_SCORES)
     assert workflow["service"].get(f"/api/v1/outputs/{output['id']}").json()["decision"] == "approved"
+
+
+def test_a_tier_without_escalation_refuses_it_and_the_task_stays_leased(tenant, workflow):
+    output = submit(workflow, 1, "low-app")  # the low tier says escalation: false
+    junior = reviewer(tenant, 1, "junior")
+    task = claim(junior).json()
+
+    refused = review(junior, task["id"], decision="escalate", comment="Not sure.")
+
+    assert (refused.status_code, refused.json()["code"]) == (400, "escalation_not_allowed")
+    assert "tier 'low'" in refused.json()["fields"]["decision"][0]
+    stored = ReviewTask.objects.for_tenant(tenant).get(pk=task["id"])
+    assert (stored.status, stored.level_required, stored.escalation_reason) == ("claimed", 1, "")
+    assert not Review.objects.for_tenant(tenant).exists()
+    approved = review(junior, task["id"], decision="approve", scores=GOOD_SCORES)
+    assert approved.json()["output"]["decision"] == "approved"
+    assert Output.objects.for_tenant(tenant).get(pk=output["id"]).decision == "approved"
+
+
+def test_escalation_follows_the_policy_version_that_classified_the_output(tenant, workflow):
+    submit(workflow, 1, "medium-app")  # classified while medium allows escalation
+    policy = Policy.objects.for_tenant(tenant).get().document
+    for tier in policy["tiers"]:
+        tier["escalation"] = False
+    policy_publish(tenant=tenant, document=policy)
+    submit(workflow, 2, "medium-app")  # classified after it was switched off
+    junior = reviewer(tenant, 1, "junior")
+    first, second = claim(junior).json(), claim(junior).json()
+    assert (first["output"]["external_id"], second["output"]["external_id"]) == ("ext-1", "ext-2")
+
+    assert review(junior, first["id"], decision="escalate", comment="Legal?").status_code == 201
+    refused = review(junior, second["id"], decision="escalate", comment="Legal?")
+    assert (refused.status_code, refused.json()["code"]) == (400, "escalation_not_allowed")
 
 
 def test_scores_are_checked_against_the_rubric_version_of_the_task(tenant, workflow):
