@@ -1,6 +1,7 @@
 """Tasks: created at ingest in bulk, leased to one reviewer by a one-statement claim,
 released by hand or when the lease runs out."""
 
+import json
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -165,7 +166,10 @@ def _claimed_from_row(row) -> dict:
     output = dict(zip(CLAIMED_OUTPUT_COLUMNS, row[len(CLAIMED_TASK_COLUMNS) + 2 :], strict=True))
     for column in ("input", "trace", "metadata"):  # Django's connection hands jsonb back as text
         if isinstance(output[column], str):
-            output[column] = orjson.loads(output[column])
+            try:
+                output[column] = orjson.loads(output[column])
+            except orjson.JSONDecodeError:  # a number no double holds, stored before the API refused it
+                output[column] = json.loads(output[column])
     output["id"] = task["output_id"]
     return {**task, "queue": queue_name, "rubric_name": rubric_name, "output": output}
 
