@@ -13,6 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from hitl.cache import config_cache, weight_of
 from hitl.db import bulk_insert
 from hitl.errors import ConflictError, ForbiddenError, NotFoundError
 from policies.models import Rubric
@@ -86,15 +87,17 @@ def reviewer_for(*, tenant: Tenant, user, queue_name: str | None = None) -> Revi
     return reviewer
 
 
-@lru_cache(maxsize=4096)
-def reviewer_rights(tenant_id: int, config_token: str, user_id: int, queue_name: str | None) -> Reviewer | None:
+@config_cache("reviewer rights")
+def reviewer_rights(
+    tenant_id: int, config_token: str, user_id: int, queue_name: str | None
+) -> tuple[Reviewer | None, int]:
     """The reviewer's rights as of ``config_token`` (None for someone who does not review here)."""
     tenant = Tenant(pk=tenant_id)
     membership = (
         Membership.objects.for_tenant(tenant).filter(user_id=user_id).values("role", "reviewer_level", "skills").first()
     )
     if membership is None or membership["role"] not in Role.reviewing():
-        return None
+        return None, 0
     skills = set(membership["skills"] or ())
     queues = Queue.objects.for_tenant(tenant).filter(
         Q(queueuserobjectpermission__user_id=user_id, queueuserobjectpermission__permission__codename="work_queue")
@@ -113,7 +116,7 @@ def reviewer_rights(tenant_id: int, config_token: str, user_id: int, queue_name:
             and queue["min_reviewer_level"] <= membership["reviewer_level"]
         )
     )
-    return Reviewer(user_id=user_id, level=membership["reviewer_level"], queue_ids=workable)
+    return Reviewer(user_id=user_id, level=membership["reviewer_level"], queue_ids=workable), weight_of(workable)
 
 
 @lru_cache(maxsize=64)
