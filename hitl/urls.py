@@ -18,6 +18,8 @@ api_v1 = [
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("", include("tenants.urls")),
+    path("review/", include("reviews.page_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
 ]

@@ -41,3 +41,16 @@ def tenant_get_by_slug(*, slug: str) -> Tenant | None:
 def tenants_administered_by(*, user) -> list[int]:
     """Ids of the tenants a person administers (for the Django admin's scoping)."""
     return list(Membership.unscoped.filter(user=user, role=Role.ADMIN).values_list("tenant_id", flat=True))
+
+
+def memberships_of(*, user) -> list[Membership]:
+    """A person's memberships in every tenant, by tenant slug.
+
+    Crosses tenants by design: it lists the tenants a person may switch between.
+    """
+    return list(Membership.unscoped.filter(user=user).select_related("tenant").order_by("tenant__slug"))
+
+
+def api_keys_of(*, tenant: Tenant, user) -> list[ApiKey]:
+    """The keys acting for one person in one tenant, newest first (revoked ones too)."""
+    return list(ApiKey.objects.for_tenant(tenant).filter(user=user).order_by("-created_at"))

@@ -35,6 +35,12 @@ def _raise_from_django(error: ValidationError) -> None:
     raise DomainValidationError(fields_message(fields), fields=fields) from error
 
 
+def _history_by(instance, actor) -> None:
+    """Name who made the change in its history row (else the request's user, via simple-history's middleware)."""
+    if actor is not None:
+        instance._history_user = actor
+
+
 def tenant_config_changed(*, tenant: Tenant) -> None:
     """Renew the token that keys the cached policy and routing, in the caller's transaction.
 
@@ -61,22 +67,55 @@ def tenant_create(*, slug: str, name: str = "") -> Tenant:
 
 
 @transaction.atomic
-def membership_create(
-    *, tenant: Tenant, user, role: str, reviewer_level: int = 1, skills: list[str] | None = None
-) -> Membership:
+def tenant_update(*, tenant: Tenant, name: str, actor=None) -> Tenant:
+    """Rename a tenant. The slug is its identifier in commands and scripts, so it stays."""
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise DomainValidationError("name: 1 to 200 characters", fields={"name": ["1 to 200 characters."]})
+    tenant.name = name
+    _history_by(tenant, actor)
+    tenant.save(update_fields=["name"])
+    return tenant
+
+
+def _membership_fields_check(*, role: str, reviewer_level: int, skills) -> list[str]:
+    """The rules of a membership's role, level and skills; returns the skills as a list."""
     if role not in Role.values:
         raise DomainValidationError(
             f"role: must be one of {', '.join(Role.values)}", fields={"role": [f"Unknown role '{role}'."]}
         )
-    if not 1 <= reviewer_level <= 3:
+    if not isinstance(reviewer_level, int) or not 1 <= reviewer_level <= 3:
         raise DomainValidationError(
             "reviewer_level: must be 1, 2 or 3", fields={"reviewer_level": ["Must be 1, 2 or 3."]}
         )
     skills = skills or []
-    if not all(isinstance(skill, str) and skill for skill in skills):
+    if not isinstance(skills, list) or not all(isinstance(skill, str) and skill for skill in skills):
         raise DomainValidationError(
             "skills: must be a list of non-empty strings", fields={"skills": ["Must be strings."]}
         )
+    return skills
+
+
+def _member_keys_revoke(*, tenant: Tenant, user, allowed_roles: set[str]) -> int:
+    """Revoke the person's active keys in the tenant whose role they may no longer hold.
+
+    Authentication already refuses such keys (it checks the membership on every
+    request); revoking them as well keeps the key list honest and stops a key from
+    coming back to life if the person later rejoins or regains the role.
+    """
+    revoked = 0
+    keys = ApiKey.objects.for_tenant(tenant).filter(user=user, revoked_at__isnull=True).exclude(role__in=allowed_roles)
+    for api_key in keys.select_for_update():
+        api_key_revoke(api_key=api_key)
+        revoked += 1
+    return revoked
+
+
+@transaction.atomic
+def membership_create(
+    *, tenant: Tenant, user, role: str, reviewer_level: int = 1, skills: list[str] | None = None
+) -> Membership:
+    skills = _membership_fields_check(role=role, reviewer_level=reviewer_level, skills=skills)
     if Membership.objects.for_tenant(tenant).filter(user=user).exists():
         raise DomainValidationError(
             f"user: {user} is already a member of {tenant}", fields={"user": ["Already a member."]}
@@ -95,6 +134,36 @@ def membership_create(
 
 
 @transaction.atomic
+def membership_update(
+    *, membership: Membership, role: str, reviewer_level: int, skills: list[str], actor=None
+) -> Membership:
+    """Change a person's role, level or skills in one tenant; effective from their next request.
+
+    Keys the new role does not allow are revoked, and the cached reviewer rights
+    (keyed by the tenant's config token) are renewed.
+    """
+    skills = _membership_fields_check(role=role, reviewer_level=reviewer_level, skills=skills)
+    membership.role, membership.reviewer_level, membership.skills = role, reviewer_level, skills
+    _history_by(membership, actor)
+    membership.save(update_fields=["role", "reviewer_level", "skills"])
+    _member_keys_revoke(
+        tenant=membership.tenant, user=membership.user, allowed_roles=KEY_ROLES_BY_MEMBERSHIP_ROLE[role]
+    )
+    tenant_config_changed(tenant=membership.tenant)
+    return membership
+
+
+@transaction.atomic
+def membership_delete(*, membership: Membership, actor=None) -> None:
+    """The person leaves the tenant: their keys of it are revoked, their rights end at once."""
+    tenant, user = membership.tenant, membership.user
+    _member_keys_revoke(tenant=tenant, user=user, allowed_roles=set())
+    _history_by(membership, actor)
+    membership.delete()
+    tenant_config_changed(tenant=tenant)
+
+
+@transaction.atomic
 def api_key_create(*, tenant: Tenant, role: str, name: str, user=None) -> tuple[ApiKey, str]:
     """Create a key and return it with the raw secret, which is never stored or shown again."""
     if role not in ApiKeyRole.values:
@@ -106,7 +175,8 @@ def api_key_create(*, tenant: Tenant, role: str, name: str, user=None) -> tuple[
         raise DomainValidationError("name: 1 to 100 characters", fields={"name": ["1 to 100 characters."]})
     if role == ApiKeyRole.REVIEWER and user is None:
         raise DomainValidationError(
-            "user: a reviewer key acts for a person; name the user", fields={"user": ["Required for role reviewer."]}
+            "user: a reviewer key acts for a person; name the user",
+            fields={"user": ["Required for role reviewer: a reviewer key acts for a person."]},
         )
     if user is not None:
         membership = Membership.objects.for_tenant(tenant).filter(user=user).first()
@@ -125,6 +195,17 @@ def api_key_create(*, tenant: Tenant, role: str, name: str, user=None) -> tuple[
         name=name, role=role, user=user, prefix=prefix, key_hash=api_key_hash(raw_key)
     )
     return api_key, raw_key
+
+
+@transaction.atomic
+def api_key_update(*, api_key: ApiKey, name: str, actor=None) -> ApiKey:
+    """Rename a key. Its tenant, role and person are fixed: revoke it and create another."""
+    if not name or len(name) > 100:
+        raise DomainValidationError("name: 1 to 100 characters", fields={"name": ["1 to 100 characters."]})
+    api_key.name = name
+    _history_by(api_key, actor)
+    api_key.save(update_fields=["name"])
+    return api_key
 
 
 @transaction.atomic

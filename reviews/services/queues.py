@@ -84,3 +84,17 @@ def queue_grant(*, queue: Queue, user) -> None:
 def queue_revoke(*, queue: Queue, user) -> None:
     remove_perm("reviews.work_queue", user, queue)
     tenant_config_changed(tenant=queue.tenant)
+
+
+@transaction.atomic
+def queue_grant_group(*, queue: Queue, group) -> None:
+    """Let a group work a queue. Only the group's members who review in the queue's
+    tenant can claim from it: the claim checks the membership, as for a person's grant."""
+    assign_perm("reviews.work_queue", group, queue)
+    tenant_config_changed(tenant=queue.tenant)
+
+
+@transaction.atomic
+def queue_revoke_group(*, queue: Queue, group) -> None:
+    remove_perm("reviews.work_queue", group, queue)
+    tenant_config_changed(tenant=queue.tenant)
