@@ -202,20 +202,29 @@ def review_submit(
     return ReviewOutcome(review, output, decided_now)
 
 
-def _escalation_check(tenant: Tenant, output: Output) -> None:
-    """Only a tier whose policy says ``escalation: true`` lets its reviews escalate.
+def escalation_allowed(*, tenant: Tenant, output: Output) -> bool:
+    """Whether the output's tier lets its reviews escalate (``escalation: true``).
 
     The tier is the output's, under the policy version that classified it (the one its
     decision is audited against and its tasks were planned with).
     """
-    tier = None
-    if output.policy_version is not None:
-        try:
-            tier = compiled_policy_version(tenant=tenant, version=output.policy_version).tiers.get(output.risk_tier)
-        except NotFoundError:  # a version missing from the history: nothing says it may
-            tier = None
-    if tier is not None and tier.escalation:
+    tier = _escalation_tier(tenant, output)
+    return tier is not None and tier.escalation
+
+
+def _escalation_tier(tenant: Tenant, output: Output):
+    if output.policy_version is None:
+        return None
+    try:
+        return compiled_policy_version(tenant=tenant, version=output.policy_version).tiers.get(output.risk_tier)
+    except NotFoundError:  # a version missing from the history: nothing says it may
+        return None
+
+
+def _escalation_check(tenant: Tenant, output: Output) -> None:
+    if escalation_allowed(tenant=tenant, output=output):
         return
+    tier = _escalation_tier(tenant, output)
     where = f"tier '{output.risk_tier}' of policy version {output.policy_version}"
     message = (
         f"Escalation is off for {where} (escalation: false); approve, reject or correct instead."
