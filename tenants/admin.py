@@ -127,6 +127,15 @@ class ApiKeyAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistory
             return ("tenant", "role", "user", *self.readonly_fields)
         return self.readonly_fields
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "user" and field is not None:
+            # A key acting for a person is created by that person alone (api_key_create);
+            # the platform operator gives one to someone else with create_api_key.
+            field.queryset = field.queryset.filter(pk=request.user.pk)
+            field.help_text = "Yourself, or nobody (a service's key). A colleague creates their own key."
+        return field
+
     def has_delete_permission(self, request, obj=None):
         return False  # revoke instead: the key's row and history say who could act, and when
 
@@ -134,7 +143,9 @@ class ApiKeyAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistory
         if change:
             api_key_update(api_key=obj, name=form.cleaned_data["name"], actor=request.user)
             return
-        created, raw_key = api_key_create(tenant=obj.tenant, role=obj.role, name=obj.name, user=obj.user)
+        created, raw_key = api_key_create(
+            tenant=obj.tenant, role=obj.role, name=obj.name, user=obj.user, actor=request.user
+        )
         obj.pk = created.pk
         messages.warning(request, f"New API key (copy it now; it is not shown again): {raw_key}")
 

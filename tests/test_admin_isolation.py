@@ -9,6 +9,8 @@ from django.contrib.auth.models import Permission
 from policies.defaults import DEFAULT_POLICY
 from policies.models import Application, Judge, Policy, Rubric
 from policies.services import application_override_set, judge_create, rubric_publish
+from reviews.models import Queue
+from reviews.services.queues import queue_grant
 from tenants.models import ApiKey
 from tenants.services import api_key_create, membership_create
 from tests.factories import UserFactory
@@ -30,7 +32,8 @@ def staff_of_a(tenant):
 def b_objects(other_tenant):
     outsider = UserFactory(username="member-of-b")
     membership_create(tenant=other_tenant, user=outsider, role="admin")
-    api_key, _ = api_key_create(tenant=other_tenant, role="admin", name="key-of-b", user=outsider)
+    api_key, _ = api_key_create(tenant=other_tenant, role="admin", name="key-of-b", user=outsider, actor=outsider)
+    queue_grant(queue=Queue.objects.for_tenant(other_tenant).get(name="default"), user=outsider, actor=outsider)
     rubric, _ = rubric_publish(tenant=other_tenant, document=RUBRIC)
     application = application_override_set(tenant=other_tenant, name="app-of-b", mode="none")
     return {
@@ -89,6 +92,7 @@ def test_lists_filters_and_choices_show_nothing_of_another_tenant(client, staff_
         client.get("/admin/policies/judge/").content.decode(),
         client.get("/admin/policies/judge/add/").content.decode(),
         client.get("/admin/reviews/judgement/").content.decode(),
+        client.get("/admin/reviews/queueaccessevent/").content.decode(),
     ]
     for page in pages:
         for secret in (other_tenant.slug, "rubric-of-b", "app-of-b", "key-of-b", "member-of-b", "judge-of-b"):

@@ -77,18 +77,19 @@ def seed(pending: int):
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)  # DEBUG=0: hashed static names, as served
     from policies.services import rubric_publish
     from reviews.models import Queue
     from reviews.services.onboarding import tenant_onboard
     from reviews.services.queues import queue_grant
-    from tenants.services import membership_create, user_get_or_create
+    from tenants.services import PLATFORM_OPERATOR, membership_create, user_get_or_create
 
     tenant = tenant_onboard(slug="bench")
     rubric, _ = rubric_publish(tenant=tenant, document=RUBRIC)
     queue = Queue.objects.for_tenant(tenant).get(name="default")
     person = user_get_or_create(username="rita")
     membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
-    queue_grant(queue=queue, user=person)
+    queue_grant(queue=queue, user=person, actor=PLATFORM_OPERATOR)
 
     started = time.perf_counter()
     now = datetime.now(UTC)

@@ -24,9 +24,7 @@ def release_second_claims(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('policies', '0003_judges'),
-        ('reviews', '0004_judgements'),
-        ('tenants', '0002_tenant_config_token'),
+        ("reviews", "0005_queue_access_events"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
