@@ -179,7 +179,7 @@ def test_one_person_claiming_from_several_connections_never_holds_two_tasks_of_o
     queue = Queue.objects.for_tenant(tenant).get(name="default")
     person = UserFactory(username="eager")
     membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
-    queue_grant(queue=queue, user=person)
+    queue_grant(queue=queue, user=person, actor=PLATFORM_OPERATOR)
     reviewer = reviewer_for(tenant=tenant, user=person)
     connections = 6
     barrier = threading.Barrier(connections)
