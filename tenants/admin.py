@@ -3,6 +3,8 @@ the same functions the API and the commands use."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from simple_history.admin import SimpleHistoryAdmin
@@ -154,3 +156,19 @@ class ApiKeyAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistory
         self.each_through_service(
             request, queryset, lambda api_key: api_key_revoke(api_key=api_key), done="key(s) revoked"
         )
+
+
+# People: a staff member who is not a superuser sees only the people of the tenants they
+# administer, in the user list and in every user picker (the membership form's
+# autocomplete searches through this admin's queryset).
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class ScopedUserAdmin(UserAdmin):
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        tenant_ids = administered_tenant_ids(request)
+        if tenant_ids is None:
+            return queryset
+        return queryset.filter(memberships__tenant_id__in=tenant_ids).distinct()

@@ -147,3 +147,21 @@ def test_a_judge_cannot_be_created_for_another_tenant(client, staff_of_a, tenant
     )
     assert response.status_code == 200  # the form again: that tenant is not a choice
     assert not Judge.unscoped.filter(name="sneaky").exists()
+
+
+def test_the_user_picker_and_list_show_only_people_of_the_administered_tenants(client, staff_of_a, b_objects, tenant):
+    colleague = UserFactory(username="member-of-a")
+    membership_create(tenant=tenant, user=colleague, role="reviewer")
+    staff_of_a.user_permissions.add(Permission.objects.get(codename="view_user"))
+    client.force_login(staff_of_a)
+
+    found = client.get(
+        "/admin/autocomplete/",
+        {"app_label": "tenants", "model_name": "membership", "field_name": "user", "term": "member"},
+    ).json()
+    names = {item["text"] for item in found["results"]}
+    assert "member-of-a" in names and "member-of-b" not in names
+    listing = client.get("/admin/auth/user/").content.decode()
+    assert "member-of-a" in listing and "member-of-b" not in listing
+    outsider = b_objects["api_key"].user
+    assert client.get(f"/admin/auth/user/{outsider.pk}/change/").status_code in (302, 404)
