@@ -11,7 +11,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hitl.api_errors import ErrorResponse
-from hitl.errors import DomainValidationError, StaleVersionError, pydantic_error, pydantic_fields
+from hitl.errors import (
+    DomainValidationError,
+    NotFoundError,
+    StaleVersionError,
+    pydantic_error,
+    pydantic_fields,
+)
 from hitl.permissions import TenantRolePermission
 
 
@@ -27,6 +33,9 @@ class TenantApi(APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        if any("\x00" in str(value) for value in kwargs.values()):
+            # No name holds a NUL character, and PostgreSQL refuses one in a query.
+            raise NotFoundError("Not found.")
         self.api_key = request.auth
         self.tenant = request.auth.tenant
 
@@ -99,7 +108,8 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
         403: "The key's role may not do this.",
         404: "Not found (also for anything of another tenant).",
         409: "Conflicts with the existing record.",
-        422: "Well formed, but against a rule the schema cannot state (the message names the field and the rule).",
+        422: "Well formed and as the schema says, but against a rule it cannot state (the message names the "
+        "field and the rule), such as a number beyond +/-(2^53 - 1) inside free-form JSON.",
         429: "Too many failed API key attempts from this client or for this key; retry after `Retry-After` seconds.",
     }
     return {code: OpenApiResponse(ErrorResponse, description=descriptions[code]) for code in statuses}

@@ -124,7 +124,7 @@ class ApplicationOverrideApi(TenantApi):
         operation_id="application_override_set",
         parameters=[APPLICATION_NAME_PARAMETER],
         request=schemas.OverrideUpdate,
-        responses={200: schemas.ApplicationOut, **error_responses(400, 401, 403)},
+        responses={200: schemas.ApplicationOut, **error_responses(400, 401, 403, 422)},
     )
     def put(self, request, name: str):
         if len(name) > 100 or not APPLICATION_NAME.fullmatch(name):

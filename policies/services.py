@@ -17,6 +17,7 @@ from hitl.errors import (
     pydantic_error,
     version_check,
 )
+from hitl.json_limits import config_document_check
 from policies.defaults import DEFAULT_POLICY
 from policies.judges.runners import judge_params_normalize
 from policies.models import Application, Judge, JudgeKind, Override, Policy, Rubric
@@ -50,7 +51,8 @@ def _validation_error(error: ValidationError, document: dict) -> DomainValidatio
 
 
 def policy_validate(*, tenant: Tenant, document: dict) -> PolicyDocument:
-    """Check shape, then references: each rule's tier, the default tier, each tier's rubric."""
+    """Check size and numbers, shape, then references: each rule's tier, the default tier, each tier's rubric."""
+    config_document_check(document, what="policy")
     try:
         parsed = PolicyDocument.model_validate(document)
     except ValidationError as error:
@@ -154,6 +156,14 @@ def application_override_set(*, tenant: Tenant, name: str, mode: str, user=None,
     return application
 
 
+def rubric_validate(*, document: dict) -> RubricDocument:
+    config_document_check(document, what="rubric")
+    try:
+        return RubricDocument.model_validate(document)
+    except ValidationError as error:
+        raise _validation_error(error, document) from error
+
+
 @transaction.atomic
 def rubric_publish(
     *, tenant: Tenant, document: dict, user=None, expected_version: int | None = None
@@ -163,10 +173,7 @@ def rubric_publish(
     ``expected_version``: the version the caller's copy is of; a StaleVersionError when it
     is not the current one (or the rubric does not exist).
     """
-    try:
-        parsed = RubricDocument.model_validate(document)
-    except ValidationError as error:
-        raise _validation_error(error, document) from error
+    parsed = rubric_validate(document=document)
 
     def apply(rubric: Rubric, version: int) -> Rubric:
         rubric.version = version
@@ -211,6 +218,7 @@ def application_rubric_set(*, tenant: Tenant, name: str, rubric: Rubric | None, 
 
 def judge_validate(*, tenant: Tenant, data: dict) -> tuple[JudgeSpec, dict]:
     """The spec and its normalized params; errors name the field (params errors as params.<field>)."""
+    config_document_check(data, what="judge")
     try:
         spec = JudgeSpec.model_validate(data)
     except ValidationError as error:

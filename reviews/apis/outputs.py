@@ -57,7 +57,7 @@ class OutputCollectionApi(TenantApi, GenericAPIView):
         responses={
             201: OpenApiResponse(schemas.OutputReceipt, description="Stored."),
             200: OpenApiResponse(schemas.OutputReceipt, description="A repeat: the record stored earlier."),
-            **error_responses(400, 401, 403, 409),
+            **error_responses(400, 401, 403, 409, 422),
         },
     )
     def post(self, request):
@@ -109,7 +109,7 @@ class OutputBatchApi(TenantApi):
                 schemas.OutputBatchResult,
                 description="A result per item, in order. Invalid items are reported and not stored.",
             ),
-            **error_responses(400, 401, 403),
+            **error_responses(400, 401, 403, 422),
         },
     )
     def post(self, request):
@@ -175,7 +175,7 @@ class OutputFeedbackApi(TenantApi):
     @extend_schema(
         operation_id="outputs_feedback",
         request=schemas.FeedbackSubmission,
-        responses={201: schemas.FeedbackReceipt, **error_responses(400, 401, 403, 404)},
+        responses={201: schemas.FeedbackReceipt, **error_responses(400, 401, 403, 404, 422)},
     )
     def post(self, request, output_id):
         submission = validate_body(schemas.FeedbackSubmission, request.data)

@@ -41,7 +41,7 @@ class TaskClaimApi(TenantApi):
         responses={
             200: OpenApiResponse(schemas.TaskOut, description="The leased task."),
             204: OpenApiResponse(description="Nothing to claim."),
-            **error_responses(400, 401, 403),
+            **error_responses(400, 401, 403, 409, 422),
         },
     )
     def post(self, request):
