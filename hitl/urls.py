@@ -20,6 +20,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("", include("tenants.urls")),
     path("review/", include("reviews.page_urls")),
+    path("console/", include("reviews.console_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
 ]

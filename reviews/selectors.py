@@ -2,19 +2,24 @@
 
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Min, Q, QuerySet
 
 from hitl.errors import NotFoundError
 from policies.selectors import judge_get
 from reviews.models import (
     Decision,
+    DeliveryStatus,
     Judgement,
     JudgementResult,
     Output,
     Queue,
+    QueueGroupObjectPermission,
+    QueueUserObjectPermission,
     Review,
     ReviewTask,
     TaskStatus,
+    WebhookDelivery,
     WebhookEndpoint,
 )
 from tenants.models import Tenant
@@ -208,3 +213,114 @@ def reviews_by(*, tenant: Tenant, user) -> QuerySet[Review]:
         )
         .order_by("-created_at")
     )
+
+
+# The tenant admin's console ------------------------------------------------------
+
+# What the policy preview needs of an output, and nothing else (no input, output or trace).
+PREVIEW_COLUMNS = ("external_id", "application", "model", "metadata", "confidence", "risk_tier", "review_required")
+
+
+def outputs_for_preview(*, tenant: Tenant, limit: int = 10_000) -> list[tuple]:
+    """The tenant's latest outputs as ``policies.preview`` reads them, newest first."""
+    return list(Output.objects.for_tenant(tenant).order_by("-received_at").values_list(*PREVIEW_COLUMNS)[:limit])
+
+
+def applications_seen(*, tenant: Tenant) -> list[str]:
+    """The names of the applications that ever submitted an output, sorted."""
+    return list(
+        Output.objects.for_tenant(tenant).order_by("application").values_list("application", flat=True).distinct()
+    )
+
+
+def queue_list(*, tenant: Tenant) -> QuerySet[Queue]:
+    return Queue.objects.for_tenant(tenant).order_by("-priority", "name")
+
+
+def queue_get_for_tenant(*, tenant: Tenant, queue_id: int) -> Queue:
+    queue = Queue.objects.for_tenant(tenant).filter(pk=queue_id).first()
+    if queue is None:
+        raise NotFoundError("Queue not found.")
+    return queue
+
+
+def queue_workers(*, tenant: Tenant, queue_ids) -> dict[int, list]:
+    """Who may work each queue by a grant to them in person: queue id to users, by username.
+
+    One query; group grants are counted by ``queue_group_grants``.
+    """
+    workers: dict[int, list] = {queue_id: [] for queue_id in queue_ids}
+    grants = (
+        QueueUserObjectPermission.objects.filter(
+            content_object__tenant=tenant, content_object_id__in=list(queue_ids), permission__codename="work_queue"
+        )
+        .select_related("user")
+        .order_by("user__username")
+    )
+    for grant in grants:
+        workers[grant.content_object_id].append(grant.user)
+    return workers
+
+
+def queue_group_grants(*, tenant: Tenant, queue_ids) -> dict[int, list[str]]:
+    """Groups allowed to work each queue: queue id to group names."""
+    groups: dict[int, list[str]] = {queue_id: [] for queue_id in queue_ids}
+    grants = (
+        QueueGroupObjectPermission.objects.filter(
+            content_object__tenant=tenant, content_object_id__in=list(queue_ids), permission__codename="work_queue"
+        )
+        .select_related("group")
+        .order_by("group__name")
+    )
+    for grant in grants:
+        groups[grant.content_object_id].append(grant.group.name)
+    return groups
+
+
+def webhook_endpoints(*, tenant: Tenant) -> QuerySet[WebhookEndpoint]:
+    """Every endpoint, switched off ones too, with its failed and pending deliveries counted."""
+    return (
+        WebhookEndpoint.objects.for_tenant(tenant)
+        .annotate(
+            failed=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.FAILED)),
+            pending=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.PENDING)),
+        )
+        .order_by("-is_active", "created_at")
+    )
+
+
+def webhook_get_for_tenant(*, tenant: Tenant, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint.objects.for_tenant(tenant).filter(pk=endpoint_id).first()
+    if endpoint is None:
+        raise NotFoundError("Webhook not found.")
+    return endpoint
+
+
+def webhook_deliveries_recent(*, tenant: Tenant, endpoint_id: int, limit: int = 50) -> list[WebhookDelivery]:
+    """An endpoint's latest deliveries, newest first, with the output each is about."""
+    return list(
+        WebhookDelivery.objects.for_tenant(tenant)
+        .filter(endpoint_id=endpoint_id)
+        .select_related("output")
+        .only(
+            "id",
+            "event",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+            "created_at",
+            "output__id",
+            "output__external_id",
+            "output__application",
+        )
+        .order_by("-created_at")[:limit]
+    )
+
+
+def webhook_delivery_of(*, tenant: Tenant, endpoint_id: int, delivery_id) -> bool:
+    """Whether the delivery is the tenant's and went to this endpoint (a malformed id is none)."""
+    try:
+        return WebhookDelivery.objects.for_tenant(tenant).filter(pk=delivery_id, endpoint_id=endpoint_id).exists()
+    except (ValueError, ValidationError):
+        return False
