@@ -13,7 +13,7 @@ beside, for reference.
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from policies.engine import CompiledPolicy
+from policies.engine import CompiledPolicy, sampling_draw
 
 # external_id, application, model, metadata, confidence, risk_tier, review_required
 PreviewRow = tuple[str, str, str, dict | None, float | None, str, bool]
@@ -78,39 +78,29 @@ def policy_preview(*, current: CompiledPolicy, candidate_document: dict, rows: I
         return entry
 
     outputs = moved = newly = dropped = 0
-    decide_now, decide_after = current.decide, candidate.decide
+    classify_now, classify_after = current.classify, candidate.classify
+    tiers_now, tiers_after = current.tiers, candidate.tiers
+    tenant_id, version = current.tenant_id, current.version
     for external_id, application, model, metadata, confidence, recorded_tier, recorded_review in rows:
         outputs += 1
         metadata = metadata if isinstance(metadata, dict) else {}
-        now = decide_now(
-            external_id=external_id,
-            application=application,
-            model=model,
-            metadata=metadata,
-            confidence=confidence,
-            overrides=NO_OVERRIDES,
-        )
-        after = decide_after(
-            external_id=external_id,
-            application=application,
-            model=model,
-            metadata=metadata,
-            confidence=confidence,
-            overrides=NO_OVERRIDES,
-        )
-        before_row, after_row = row_of(now.risk_tier), row_of(after.risk_tier)
+        # What CompiledPolicy.decide does without judges, signals or stop buttons (tests/policies/
+        # test_preview.py holds the two together): the tier of the first matching rule, and
+        # the draw, the same for both, against that tier's rate. Without building a Decision
+        # and its reason twice per output, 10,000 outputs take a quarter of the time.
+        draw = sampling_draw(tenant_id=tenant_id, external_id=external_id, policy_version=version)
+        tier_now = classify_now(application=application, model=model, metadata=metadata, confidence=confidence)[0]
+        tier_after = classify_after(application=application, model=model, metadata=metadata, confidence=confidence)[0]
+        sampled_now = draw < tiers_now[tier_now].review_rate
+        sampled_after = draw < tiers_after[tier_after].review_rate
+        before_row, after_row = row_of(tier_now), row_of(tier_after)
         before_row.outputs_now += 1
         after_row.outputs_after += 1
-        if now.review_required:
-            before_row.sampled_now += 1
-        if after.review_required:
-            after_row.sampled_after += 1
-        if now.risk_tier != after.risk_tier:
-            moved += 1
-        if after.review_required and not now.review_required:
-            newly += 1
-        elif now.review_required and not after.review_required:
-            dropped += 1
+        before_row.sampled_now += sampled_now
+        after_row.sampled_after += sampled_after
+        moved += tier_now != tier_after
+        newly += sampled_after and not sampled_now
+        dropped += sampled_now and not sampled_after
         if recorded_tier:
             recorded = row_of(recorded_tier)
             recorded.recorded_outputs += 1

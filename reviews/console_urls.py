@@ -9,7 +9,7 @@ from django.urls import path
 
 from policies.console import applications, judges, policy, rubrics
 from reviews import console
-from reviews.selectors import applications_seen, judge_agreement, outputs_for_preview
+from reviews.selectors import applications_seen, judge_agreements, outputs_for_preview
 from tenants import console as tenants_console
 
 app_name = "console"
@@ -33,9 +33,9 @@ urlpatterns = [
     path("queues/<int:queue_id>/", console.QueuePage.as_view(), name="queue"),
     path("rubrics/", rubrics.RubricsPage.as_view(), name="rubrics"),
     path("rubrics/<str:name>/", rubrics.RubricPage.as_view(), name="rubric"),
-    path("judges/", judges.JudgesPage.as_view(agreement=judge_agreement), name="judges"),
-    path("judges/new/", judges.JudgeCreatePage.as_view(agreement=judge_agreement), name="judge-new"),
-    path("judges/<int:judge_id>/", judges.JudgePage.as_view(agreement=judge_agreement), name="judge"),
+    path("judges/", judges.JudgesPage.as_view(agreements=judge_agreements), name="judges"),
+    path("judges/new/", judges.JudgeCreatePage.as_view(agreements=judge_agreements), name="judge-new"),
+    path("judges/<int:judge_id>/", judges.JudgePage.as_view(agreements=judge_agreements), name="judge"),
     path("webhooks/", console.WebhooksPage.as_view(), name="webhooks"),
     path("webhooks/<int:endpoint_id>/", console.WebhookPage.as_view(), name="webhook"),
 ]

@@ -135,18 +135,36 @@ def judge_agreement(*, tenant: Tenant, judge_id: int, version: int | None = None
     verdicts = Judgement.objects.for_tenant(tenant).filter(judge=judge, output__decided_by__isnull=False)
     if version is not None:
         verdicts = verdicts.filter(judge_version=version)
+    return JudgeAgreement(judge=judge.pk, version=version, **verdicts.aggregate(**_agreement_counts()))
+
+
+def _agreement_counts() -> dict:
     human_pass = Q(output__decision=Decision.APPROVED)
     human_fail = Q(output__decision__in=[Decision.REJECTED, Decision.CORRECTED])
     judge_pass = Q(result=JudgementResult.PASS)
     judge_fail = Q(result=JudgementResult.FAIL)
-    counts = verdicts.aggregate(
-        both_pass=Count("id", filter=judge_pass & human_pass),
-        both_fail=Count("id", filter=judge_fail & human_fail),
-        judge_pass_human_fail=Count("id", filter=judge_pass & human_fail),
-        judge_fail_human_pass=Count("id", filter=judge_fail & human_pass),
-        judge_errors=Count("id", filter=Q(result=JudgementResult.ERROR)),
+    return {
+        "both_pass": Count("id", filter=judge_pass & human_pass),
+        "both_fail": Count("id", filter=judge_fail & human_fail),
+        "judge_pass_human_fail": Count("id", filter=judge_pass & human_fail),
+        "judge_fail_human_pass": Count("id", filter=judge_fail & human_pass),
+        "judge_errors": Count("id", filter=Q(result=JudgementResult.ERROR)),
+    }
+
+
+def judge_agreements(*, tenant: Tenant, judge_ids) -> dict[int, JudgeAgreement]:
+    """``judge_agreement`` of several judges (all their versions) in one grouped query."""
+    ids = list(judge_ids)
+    rows = (
+        Judgement.objects.for_tenant(tenant)
+        .filter(judge_id__in=ids, output__decided_by__isnull=False)
+        .values("judge_id")
+        .annotate(**_agreement_counts())
+        .order_by()
     )
-    return JudgeAgreement(judge=judge.pk, version=version, **counts)
+    found = {row.pop("judge_id"): row for row in rows}
+    empty = dict.fromkeys(_agreement_counts(), 0)
+    return {judge_id: JudgeAgreement(judge=judge_id, version=None, **found.get(judge_id, empty)) for judge_id in ids}
 
 
 def queues_overview(*, tenant: Tenant, queue_ids, level: int, now) -> list[dict]:

@@ -150,13 +150,14 @@ def judge_initial(judge: Judge) -> dict:
 
 class _JudgesBase(ConsolePage):
     section = "judges"
-    # ``callable(tenant=..., judge_id=...)``: the judge against people's decisions (``reviews`` knows them).
-    agreement = None
+    # ``callable(tenant=..., judge_ids=...)``: judge id to its agreement with people's decisions
+    # (``reviews`` knows the decisions, and sits above this app).
+    agreements = None
 
     def setup(self, request, *args, **kwargs):
         super().setup(request, *args, **kwargs)
-        if self.agreement is None:
-            raise ImproperlyConfigured(f"{type(self).__name__} needs agreement (see reviews.console_urls).")
+        if self.agreements is None:
+            raise ImproperlyConfigured(f"{type(self).__name__} needs agreements (see reviews.console_urls).")
 
     def policy_tiers(self) -> list[str]:
         return [tier["name"] for tier in policy_get(tenant=self.tenant).document["tiers"]]
@@ -169,13 +170,9 @@ class JudgesPage(_JudgesBase):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        agreement = self.agreement
-        context.update(
-            judges=[
-                {"judge": judge, "agreement": agreement(tenant=self.tenant, judge_id=judge.pk)}
-                for judge in judge_list(tenant=self.tenant)
-            ]
-        )
+        judges = list(judge_list(tenant=self.tenant))
+        agreements = self.agreements(tenant=self.tenant, judge_ids=[judge.pk for judge in judges])
+        context.update(judges=[{"judge": judge, "agreement": agreements[judge.pk]} for judge in judges])
         return context
 
 
@@ -221,7 +218,7 @@ class JudgePage(_JudgesBase):
             judge=judge,
             form=form,
             kinds=[kind for kind in kinds_help() if kind["name"] == judge.kind],
-            agreement=self.agreement(tenant=self.tenant, judge_id=judge.pk),
+            agreement=self.agreements(tenant=self.tenant, judge_ids=[judge.pk])[judge.pk],
             history=judge_history(tenant=self.tenant, judge_id=judge.pk, limit=20),
         )
         return self.render_to_response(context, status=status)

@@ -67,6 +67,47 @@ def test_a_new_rule_moves_outputs_between_tiers_and_a_new_tier_is_marked():
     assert by_tier(preview)["medium"].outputs_difference + by_tier(preview)["high"].outputs_difference == -100
 
 
+def test_the_counts_are_what_the_engines_decide_says_output_by_output():
+    """The preview classifies and samples without building Decisions; it must agree with decide()."""
+    candidate = copy.deepcopy(DEFAULT_POLICY)
+    candidate["tiers"][0]["review_rate"] = 0.5
+    candidate["tiers"][1]["mode"] = "adaptive"  # without judges, an adaptive tier samples at its rate
+    candidate["rules"] = [
+        {"tier": "critical", "match": {"metadata": [{"key": "plan", "equals": "free"}], "confidence_below": 0.6}},
+        {"tier": "low", "match": {"application": ["app-a"], "model": "m1"}},
+    ]
+    sample = [
+        (f"x-{n}", "app-a" if n % 3 else "app-b", "m1" if n % 4 else "m2", {"plan": "free" if n % 5 else True},
+         None if n % 11 == 0 else (n % 100) / 100, "", False)
+        for n in range(3000)
+    ]  # fmt: skip
+    current = compiled()
+    preview = policy_preview(current=current, candidate_document=candidate, rows=sample)
+
+    after_policy = CompiledPolicy(tenant_id=TENANT_ID, version=current.version, document=candidate, overrides={})
+    for policy, outputs_of, sampled_of in (
+        (current, "outputs_now", "sampled_now"),
+        (after_policy, "outputs_after", "sampled_after"),
+    ):
+        expected: dict[str, list[int]] = {}
+        for external_id, application, model, metadata, confidence, _, _ in sample:
+            decision = policy.decide(
+                external_id=external_id,
+                application=application,
+                model=model,
+                metadata=metadata,
+                confidence=confidence,
+                overrides={},
+            )
+            counts = expected.setdefault(decision.risk_tier, [0, 0])
+            counts[0] += 1
+            counts[1] += decision.review_required
+        got = {
+            e.tier: [getattr(e, outputs_of), getattr(e, sampled_of)] for e in preview.tiers if getattr(e, outputs_of)
+        }
+        assert got == expected
+
+
 def test_what_was_recorded_is_counted_beside_even_under_a_tier_no_policy_has():
     recorded = [(*row[:5], "legacy", True) for row in rows(10)]
     preview = policy_preview(current=compiled(), candidate_document=DEFAULT_POLICY, rows=recorded)
