@@ -10,6 +10,7 @@ ingest (with judges and stop buttons, under whichever version was in force) is c
 beside, for reference.
 """
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -160,7 +161,15 @@ def policy_changes(*, current: dict, candidate: dict) -> list[str]:
         changes.append("tiers reordered (a raised tier ranks by this order)")
     if current.get("default_tier") != candidate.get("default_tier"):
         changes.append(f"default tier {current.get('default_tier')} → {candidate.get('default_tier')}")
-    old_rules, new_rules = current.get("rules", []), candidate.get("rules", [])
-    if old_rules != new_rules:
-        changes.append(f"rules changed ({len(old_rules)} before, {len(new_rules)} after)")
+    old_rules = [json.dumps(rule, sort_keys=True) for rule in current.get("rules", [])]
+    new_rules = [json.dumps(rule, sort_keys=True) for rule in candidate.get("rules", [])]
+    added = [rule for rule in new_rules if rule not in old_rules]
+    removed = [rule for rule in old_rules if rule not in new_rules]
+    if added or removed:
+        said = [f"{len(added)} added" if added else "", f"{len(removed)} removed or changed" if removed else ""]
+        changes.append(
+            f"rules: {', '.join(part for part in said if part)} ({len(old_rules)} before, {len(new_rules)} after)"
+        )
+    elif old_rules != new_rules:
+        changes.append("rules reordered (the first that matches wins)")
     return changes

@@ -515,7 +515,30 @@ class PolicyPage(ConsolePage):
                 if field.initial is not None and not isinstance(field, forms.BooleanField):
                     data[f"tier-{index}-{name}"] = str(field.initial)
 
+    @staticmethod
+    def _problems(tier_forms, rule_forms, policy_form) -> list[dict]:
+        """Every error of the forms, each with where it is and a link to its field, for the summary."""
+        problems = []
+
+        def title(kind: str, index: int, form) -> str:
+            name = form["name"].value()
+            return f"{kind} {index + 1}" + (f" ({name})" if name else "")
+
+        named = [(title("Tier", i, form), f"tier-{i}", form) for i, form in enumerate(tier_forms.forms)]
+        named += [(title("Rule", i, form), f"rule-{i}", form) for i, form in enumerate(rule_forms.forms)]
+        named.append(("", "policy-form", policy_form))
+        for where, anchor, form in named:
+            for field, messages_ in form.errors.items():
+                bound = form[field] if field in form.fields else None
+                label = ", ".join(part for part in (where, bound.label if bound else "") if part)
+                for message in messages_:
+                    problems.append({"where": label, "anchor": bound.auto_id if bound else anchor, "message": message})
+        return problems
+
     def _context(self, policy, tier_forms, rule_forms, policy_form, preview_of=None, quiet=False):
+        problems = [] if quiet or not tier_forms.is_bound else self._problems(tier_forms, rule_forms, policy_form)
+        problems += [{"where": "", "anchor": "tiers", "message": error} for error in tier_forms.non_form_errors()]
+        problems += [{"where": "", "anchor": "rules", "message": error} for error in rule_forms.non_form_errors()]
         context = self.get_context_data(
             policy=policy,
             tier_forms=tier_forms,
@@ -523,12 +546,7 @@ class PolicyPage(ConsolePage):
             policy_form=policy_form,
             history=policy_history(tenant=self.tenant, limit=10),
             preview_limit=PREVIEW_LIMIT,
-            has_errors=not quiet
-            and tier_forms.is_bound
-            and any(
-                [not tier_forms.is_valid(), not rule_forms.is_valid(), bool(policy_form.errors)]
-                + [bool(form.errors) for form in [*tier_forms.forms, *rule_forms.forms]]
-            ),
+            problems=problems,
         )
         if preview_of is not None:
             document, digest = preview_of

@@ -35,8 +35,16 @@ CRITERION_KINDS = [
 ]
 
 
+# Stored criteria carry every field; the editor leaves out those at their defaults.
+_CRITERION_DEFAULTS = {"description": "", "required": True, "anchors": {}, "options": []}
+
+
 def criteria_text(criteria: list) -> str:
-    return json.dumps(criteria, indent=2, ensure_ascii=False)
+    shown = [
+        {key: value for key, value in criterion.items() if _CRITERION_DEFAULTS.get(key, object()) != value}
+        for criterion in criteria
+    ]
+    return json.dumps(shown, indent=2, ensure_ascii=False)
 
 
 def _where(path: str, criteria) -> str:

@@ -142,6 +142,7 @@ def test_bad_input_is_shown_beside_its_field_and_nothing_is_written(tenant, admi
     rate = post(client, {**data, "tier-2-review_rate": "150"}, "preview")
     assert rate.status_code == 400
     assert "less than or equal to 100" in field_errors(rate.content.decode(), "id_tier-2-review_rate")
+    assert '<a href="#id_tier-2-review_rate">Tier 3 (high), Review rate (%)</a>' in rate.content.decode()
 
     metadata = post(client, {**data, "rule-0-metadata": "no equals sign"}, "preview")
     assert "Line 1: write key = value" in field_errors(metadata.content.decode(), "id_rule-0-metadata")

@@ -145,6 +145,13 @@ def test_changes_are_said_in_words():
         "tier high: escalation on → off",
         "tier critical removed",
         "default tier medium → low",
-        "rules changed (1 before, 0 after)",
+        "rules: 1 removed or changed (1 before, 0 after)",
+    ]
+    reordered = copy.deepcopy(DEFAULT_POLICY)
+    reordered["rules"].insert(0, {"tier": "low", "match": {"application": "a"}})
+    assert policy_changes(current=DEFAULT_POLICY, candidate=reordered) == ["rules: 1 added (1 before, 2 after)"]
+    reordered["rules"].reverse()
+    assert policy_changes(current={**DEFAULT_POLICY, "rules": reordered["rules"][::-1]}, candidate=reordered) == [
+        "rules reordered (the first that matches wins)"
     ]
     assert policy_changes(current=DEFAULT_POLICY, candidate=DEFAULT_POLICY) == []

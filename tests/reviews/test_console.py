@@ -1,6 +1,8 @@
 """The console's overview, queues and webhooks, and the access matrix of every console page:
 admins of the tenant only; another tenant's objects are 404; a refusal writes nothing."""
 
+import re
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -266,10 +268,26 @@ def history_rows(tenant) -> int:
     )
 
 
-def test_every_console_page_opens_for_an_admin_of_the_tenant(tenant, admin, objects):
+def unlabelled_fields(page: str) -> list[str]:
+    """Inputs, selects and text areas a screen reader could not name: no label, no aria-label."""
+    labelled = set(re.findall(r'<label[^>]*\sfor="([^"]+)"', page))
+    missing = []
+    for tag in re.finditer(r"<(input|select|textarea)\b([^>]*)>", page):
+        attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', tag.group(2)))
+        if attrs.get("type") in ("hidden", "submit", "button") or "aria-label" in attrs:
+            continue
+        if attrs.get("id") not in labelled:
+            missing.append(tag.group(0))
+    return missing
+
+
+def test_every_console_page_opens_for_an_admin_of_the_tenant_with_every_field_labelled(tenant, admin, objects):
     client = signed_in(admin)
     for url in console_urls(objects):
-        assert client.get(url).status_code == 200, url
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert unlabelled_fields(response.content.decode()) == [], url
+        assert "<script>" not in response.content.decode() and ' style="' not in response.content.decode(), url
 
 
 @pytest.mark.parametrize("role", ["reviewer", "auditor", "viewer"])
