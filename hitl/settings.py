@@ -298,6 +298,12 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
+# Brute force (hitl/ratelimit.py): failed API key checks and sign-ins allowed per client
+# address and per account (key prefix, username) within a minute before 429 + Retry-After;
+# behind proxies that append to X-Forwarded-For, how many of them to trust for the address.
+HITL_AUTH_FAILURES_PER_MINUTE = env_int("HITL_AUTH_FAILURES_PER_MINUTE", 10)
+HITL_TRUSTED_PROXY_COUNT = env_int("HITL_TRUSTED_PROXY_COUNT", 0)
+
 # Ingest limits, part of the public contract (documented in the OpenAPI schema).
 HITL_BATCH_MAX_ITEMS = 1000
 HITL_API_KEY_TOUCH_SECONDS = 60

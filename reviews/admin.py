@@ -32,6 +32,7 @@ from reviews.models import (
     Judgement,
     Output,
     Queue,
+    QueueAccessEvent,
     QueueGroupObjectPermission,
     QueueUserObjectPermission,
     Review,
@@ -112,6 +113,16 @@ class ReviewTaskAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
+@admin.register(QueueAccessEvent)
+class QueueAccessEventAdmin(ReadOnlyAdmin):
+    """Who gave or took away the right to work a queue, and when (written by the queue services)."""
+
+    list_display = ("created_at", "queue", "action", "user", "group_name", "actor")
+    list_filter = ("action", AdministeredTenantFilter)
+    list_select_related = ("tenant", "queue", "user", "actor")
+    date_hierarchy = "created_at"
+
+
 @admin.register(Review)
 class ReviewAdmin(ReadOnlyAdmin):
     list_display = ("output", "reviewer", "purpose", "decision", "rubric_version", "created_at")
@@ -156,6 +167,8 @@ class QueueWorkUserForm(AdminUserObjectPermissionsForm):
     """Guardian's per-person form, reduced to the one permission that means something on a
     queue, granted through ``queue_grant`` (reviewers and admins of its tenant only)."""
 
+    actor = None  # who grants: the signed-in person, set per request by QueueAdmin (_acting)
+
     def get_obj_perms_field_choices(self):
         return [(WORK_QUEUE, "May claim and review tasks of this queue")]
 
@@ -165,13 +178,15 @@ class QueueWorkUserForm(AdminUserObjectPermissionsForm):
     def save_obj_perms(self) -> None:
         wanted, held = WORK_QUEUE in self.cleaned_data["permissions"], bool(self.get_obj_perms_field_initial())
         if wanted and not held:
-            queue_grant(queue=self.obj, user=self.user)
+            queue_grant(queue=self.obj, user=self.user, actor=self.actor)
         elif held and not wanted:
-            queue_revoke(queue=self.obj, user=self.user)
+            queue_revoke(queue=self.obj, user=self.user, actor=self.actor)
 
 
 class QueueWorkGroupForm(AdminGroupObjectPermissionsForm):
     """The same for a group; the claim still checks each member's role in the queue's tenant."""
+
+    actor = None
 
     def get_obj_perms_field_choices(self):
         return [(WORK_QUEUE, "May claim and review tasks of this queue")]
@@ -182,9 +197,9 @@ class QueueWorkGroupForm(AdminGroupObjectPermissionsForm):
     def save_obj_perms(self) -> None:
         wanted, held = WORK_QUEUE in self.cleaned_data["permissions"], bool(self.get_obj_perms_field_initial())
         if wanted and not held:
-            queue_grant_group(queue=self.obj, group=self.group)
+            queue_grant_group(queue=self.obj, group=self.group, actor=self.actor)
         elif held and not wanted:
-            queue_revoke_group(queue=self.obj, group=self.group)
+            queue_revoke_group(queue=self.obj, group=self.group, actor=self.actor)
 
 
 class OperatorGroupManage(GroupManage):
@@ -236,10 +251,10 @@ class QueueAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, GuardedModelAd
         return GroupManage if request.user.is_superuser else OperatorGroupManage
 
     def get_obj_perms_manage_user_form(self, request):
-        return QueueWorkUserForm
+        return _acting(QueueWorkUserForm, request.user)
 
     def get_obj_perms_manage_group_form(self, request):
-        return QueueWorkGroupForm
+        return _acting(QueueWorkGroupForm, request.user)
 
     def obj_perms_manage_user_view(self, request, object_pk, user_id):
         queue = self._queue_for_permissions(request, object_pk)
@@ -316,6 +331,11 @@ class QueueAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, GuardedModelAd
             queue_update(queue=Queue.unscoped.get(pk=obj.pk), **fields)
         else:
             obj.pk = queue_create(tenant=obj.tenant, name=obj.name, **fields).pk
+
+
+def _acting(form_class, actor):
+    """The form class with who acts, so that the grant it saves is recorded under their name."""
+    return type(form_class.__name__, (form_class,), {"actor": actor})
 
 
 def _posted(request):

@@ -3,6 +3,8 @@ the same functions the API and the commands use."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from simple_history.admin import SimpleHistoryAdmin
@@ -127,6 +129,15 @@ class ApiKeyAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistory
             return ("tenant", "role", "user", *self.readonly_fields)
         return self.readonly_fields
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "user" and field is not None:
+            # A key acting for a person is created by that person alone (api_key_create);
+            # the platform operator gives one to someone else with create_api_key.
+            field.queryset = field.queryset.filter(pk=request.user.pk)
+            field.help_text = "Yourself, or nobody (a service's key). A colleague creates their own key."
+        return field
+
     def has_delete_permission(self, request, obj=None):
         return False  # revoke instead: the key's row and history say who could act, and when
 
@@ -134,7 +145,9 @@ class ApiKeyAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistory
         if change:
             api_key_update(api_key=obj, name=form.cleaned_data["name"], actor=request.user)
             return
-        created, raw_key = api_key_create(tenant=obj.tenant, role=obj.role, name=obj.name, user=obj.user)
+        created, raw_key = api_key_create(
+            tenant=obj.tenant, role=obj.role, name=obj.name, user=obj.user, actor=request.user
+        )
         obj.pk = created.pk
         messages.warning(request, f"New API key (copy it now; it is not shown again): {raw_key}")
 
@@ -143,3 +156,19 @@ class ApiKeyAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistory
         self.each_through_service(
             request, queryset, lambda api_key: api_key_revoke(api_key=api_key), done="key(s) revoked"
         )
+
+
+# People: a staff member who is not a superuser sees only the people of the tenants they
+# administer, in the user list and in every user picker (the membership form's
+# autocomplete searches through this admin's queryset).
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class ScopedUserAdmin(UserAdmin):
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        tenant_ids = administered_tenant_ids(request)
+        if tenant_ids is None:
+            return queryset
+        return queryset.filter(memberships__tenant_id__in=tenant_ids).distinct()

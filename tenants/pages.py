@@ -183,7 +183,11 @@ class MePage(TenantPage):
                 return redirect("tenants:me")
             try:
                 _, raw = api_key_create(
-                    tenant=self.tenant, role=role, name=request.POST.get("name", "").strip(), user=self.person
+                    tenant=self.tenant,
+                    role=role,
+                    name=request.POST.get("name", "").strip(),
+                    user=self.person,
+                    actor=self.person,  # a key that acts for a person is created by that person
                 )
             except ApplicationError as error:
                 messages.error(request, error.message)

@@ -13,7 +13,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from hitl.errors import DomainValidationError, fields_message
+from hitl.errors import DomainValidationError, ForbiddenError, fields_message
 from tenants.models import ApiKey, ApiKeyRole, Membership, Role, Tenant
 
 API_KEY_PREFIX = "hitl_"
@@ -26,6 +26,30 @@ KEY_ROLES_BY_MEMBERSHIP_ROLE = {
     Role.AUDITOR: {ApiKeyRole.AUDITOR},
     Role.VIEWER: set(),
 }
+
+
+class PlatformOperator:
+    """The platform operator at the command line (``create_api_key``, ``demo``), who may
+    create a key for any member: there is no web session to tie the act to a person."""
+
+    def __repr__(self) -> str:
+        return "PLATFORM_OPERATOR"
+
+
+PLATFORM_OPERATOR = PlatformOperator()
+
+
+def actor_person(actor):
+    """The person who acts (recorded as who did it), or None for the platform operator.
+
+    Services that record who did something take ``actor`` as a required argument:
+    a person, or ``PLATFORM_OPERATOR``; forgetting to name one is an error, not the operator.
+    """
+    if actor is PLATFORM_OPERATOR:
+        return None
+    if actor is None or getattr(actor, "pk", None) is None:
+        raise ForbiddenError("Name who acts: a person, or the platform operator.")
+    return actor
 
 
 def api_key_hash(raw_key: str) -> str:
@@ -51,6 +75,19 @@ def tenant_config_changed(*, tenant: Tenant) -> None:
     """
     tenant.config_token = uuid.uuid4()
     Tenant.objects.filter(pk=tenant.pk).update(config_token=tenant.config_token)
+
+
+@transaction.atomic
+def people_rights_changed(*, user_ids) -> None:
+    """Renew the configuration token of every tenant these people belong to.
+
+    Their reviewer rights, including what their groups may work, are cached per token,
+    so they are worked out again on the people's next request. A person spans
+    tenants, hence the one query across them.
+    """
+    tenant_ids = set(Membership.unscoped.filter(user_id__in=list(user_ids)).values_list("tenant_id", flat=True))
+    for tenant in Tenant.objects.filter(pk__in=tenant_ids).order_by("pk"):
+        tenant_config_changed(tenant=tenant)
 
 
 @transaction.atomic
@@ -166,9 +203,36 @@ def membership_delete(*, membership: Membership, actor=None) -> None:
     tenant_config_changed(tenant=tenant)
 
 
+def _api_key_creator_check(*, tenant: Tenant, user, actor) -> None:
+    """Who may create a key: a key that acts for a person only by that person or the
+    platform operator; a key for no person (a service's) only by an admin of the tenant.
+
+    So a tenant admin can never hold a key that acts for a colleague (and approve in
+    their name), though they may revoke any key of the tenant.
+    """
+    actor = actor_person(actor)
+    if actor is None:
+        return
+    if user is not None:
+        if actor.pk != user.pk:
+            raise ForbiddenError(
+                f"user: a key that acts for {user} is created only by {user} (or the platform operator)",
+                fields={"user": ["A key that acts for a person is created only by that person."]},
+            )
+        return
+    if not actor.is_superuser and not (
+        Membership.objects.for_tenant(tenant).filter(user=actor, role=Role.ADMIN).exists()
+    ):
+        raise ForbiddenError("Only an admin of the tenant creates keys that act for no person.")
+
+
 @transaction.atomic
-def api_key_create(*, tenant: Tenant, role: str, name: str, user=None) -> tuple[ApiKey, str]:
-    """Create a key and return it with the raw secret, which is never stored or shown again."""
+def api_key_create(*, tenant: Tenant, role: str, name: str, user=None, actor) -> tuple[ApiKey, str]:
+    """Create a key and return it with the raw secret, which is never stored or shown again.
+
+    ``actor`` is the person creating it, or ``PLATFORM_OPERATOR`` for the operator's
+    commands; see :func:`_api_key_creator_check` for who may create which key.
+    """
     if role not in ApiKeyRole.values:
         raise DomainValidationError(
             f"role: must be one of {', '.join(ApiKeyRole.values)}",
@@ -180,6 +244,11 @@ def api_key_create(*, tenant: Tenant, role: str, name: str, user=None) -> tuple[
         raise DomainValidationError(
             "user: a reviewer key acts for a person; name the user",
             fields={"user": ["Required for role reviewer: a reviewer key acts for a person."]},
+        )
+    _api_key_creator_check(tenant=tenant, user=user, actor=actor)
+    if user is not None and not user.is_active:
+        raise DomainValidationError(
+            f"user: {user} is deactivated", fields={"user": ["This person's account is deactivated."]}
         )
     if user is not None:
         membership = Membership.objects.for_tenant(tenant).filter(user=user).first()

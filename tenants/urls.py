@@ -3,12 +3,14 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from hitl.ratelimit import login_rate_limited
 from tenants import pages
 
 app_name = "tenants"
 
 urlpatterns = [
-    path("login/", pages.LoginPage.as_view(), name="login"),
+    # Failed sign-ins are counted per address and per username, and slowed (hitl/ratelimit.py).
+    path("login/", login_rate_limited(pages.LoginPage.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("home/", pages.HomeRedirect.as_view(), name="home"),
     path("tenant/", pages.TenantSwitch.as_view(), name="switch"),

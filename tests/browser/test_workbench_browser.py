@@ -10,7 +10,7 @@ from policies.defaults import DEFAULT_POLICY
 from policies.services import policy_publish, rubric_publish
 from reviews.models import Queue, ReviewTask
 from reviews.services.queues import queue_grant
-from tenants.services import membership_create
+from tenants.services import PLATFORM_OPERATOR, membership_create
 from tests.conftest import make_client
 from tests.factories import UserFactory, output_payload
 
@@ -33,7 +33,7 @@ def member(tenant, username, role, level=1):
     user.save()
     membership_create(tenant=tenant, user=user, role=role, reviewer_level=level)
     if role in ("reviewer", "admin"):
-        queue_grant(queue=Queue.objects.for_tenant(tenant).get(name="default"), user=user)
+        queue_grant(queue=Queue.objects.for_tenant(tenant).get(name="default"), user=user, actor=PLATFORM_OPERATOR)
     return user
 
 

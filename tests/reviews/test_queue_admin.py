@@ -109,11 +109,12 @@ def test_a_grant_to_a_reviewer_takes_effect_on_the_next_claim(client, staff_admi
 
 def test_revoking_in_the_admin_takes_effect_on_the_next_claim(client, staff_admin, tenant, queue, workflow):
     from reviews.services.queues import queue_grant
+    from tenants.services import PLATFORM_OPERATOR
 
     client.force_login(staff_admin)
     submit(workflow, 1, "low-app")
     rita = _member(tenant, "reviewer", "rita")
-    queue_grant(queue=queue, user=rita)
+    queue_grant(queue=queue, user=rita, actor=PLATFORM_OPERATOR)
     ritas_key = make_client(tenant, "reviewer", user=rita)
     assert claim(ritas_key).status_code == 200  # her rights are now cached under the current token
 
@@ -147,3 +148,19 @@ def test_group_grants_are_the_operators_and_go_through_the_service(client, staff
     assert admin_client.post(group_page, {}).status_code == 302
     assert list(get_group_perms(group, queue)) == []
     assert _token(tenant) != before
+
+
+def test_grants_made_on_the_admin_page_are_recorded_under_the_admins_name(client, staff_admin, tenant, queue):
+    from reviews.models import QueueAccessEvent
+
+    client.force_login(staff_admin)
+    rita = _member(tenant, "reviewer", "rita")
+
+    client.post(_user_page(queue, rita), {"permissions": ["work_queue"]})
+    client.post(_user_page(queue, rita), {})
+
+    events = QueueAccessEvent.objects.for_tenant(tenant).order_by("created_at", "pk")
+    assert [(e.action, e.user, e.actor) for e in events] == [
+        ("grant", rita, staff_admin),
+        ("revoke", rita, staff_admin),
+    ]

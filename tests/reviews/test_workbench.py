@@ -1,6 +1,7 @@
 """The reviewer's workbench through Django's test client: queues, claims, the task page, decisions."""
 
 import re
+from pathlib import Path
 
 from django.db import connection
 from django.test import Client
@@ -168,3 +169,21 @@ def test_my_reviews_lists_only_mine(tenant, workflow):
 
     page = browser(rita).get("/review/mine/").content.decode()
     assert page.count("<tr>") == 2  # the header row and her one review
+
+
+def test_a_task_page_weighs_under_300_kb_with_its_assets(tenant, workflow):
+    import re as regex
+
+    from django.contrib.staticfiles import finders
+
+    submit(workflow, 1, "medium-app")
+    rita = reviewer(tenant, 1, "rita").person
+    client = browser(rita)
+    page = client.get(f"/review/tasks/{task_id_of(client.post('/review/claim'))}/")
+
+    html = page.content.decode()
+    assets = regex.findall(r'(?:src|href)="/static/([^"]+)"', html)
+    assert any(asset.endswith(".js") for asset in assets) and any(asset.endswith(".css") for asset in assets)
+    total = len(page.content) + sum(Path(finders.find(asset)).stat().st_size for asset in assets)
+    assert total < 300 * 1024, f"{total / 1024:.0f} KB"
+    assert not regex.search(r"https?://", "".join(regex.findall(r'(?:src|href)="([^"]+)"', html)))  # no CDN

@@ -77,8 +77,8 @@ def test_leaving_a_tenant_revokes_the_persons_keys_there_only(tenant, other_tena
     person = UserFactory()
     membership = membership_create(tenant=tenant, user=person, role="admin")
     membership_create(tenant=other_tenant, user=person, role="admin")
-    here, _ = api_key_create(tenant=tenant, role="auditor", name="here", user=person)
-    there, _ = api_key_create(tenant=other_tenant, role="auditor", name="there", user=person)
+    here, _ = api_key_create(tenant=tenant, role="auditor", name="here", user=person, actor=person)
+    there, _ = api_key_create(tenant=other_tenant, role="auditor", name="there", user=person, actor=person)
 
     membership_delete(membership=membership)
 
@@ -90,8 +90,8 @@ def test_leaving_a_tenant_revokes_the_persons_keys_there_only(tenant, other_tena
 def test_a_downgrade_revokes_only_the_keys_the_new_role_does_not_allow(tenant):
     person = UserFactory()
     membership = membership_create(tenant=tenant, user=person, role="admin")
-    auditor_key, _ = api_key_create(tenant=tenant, role="auditor", name="a", user=person)
-    admin_key, _ = api_key_create(tenant=tenant, role="admin", name="b", user=person)
+    auditor_key, _ = api_key_create(tenant=tenant, role="auditor", name="a", user=person, actor=person)
+    admin_key, _ = api_key_create(tenant=tenant, role="admin", name="b", user=person, actor=person)
 
     membership_update(membership=membership, role="auditor", reviewer_level=1, skills=[])
 

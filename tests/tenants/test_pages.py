@@ -98,8 +98,8 @@ def test_a_person_may_not_mint_a_key_above_their_role(tenant):
 
 def test_a_person_revokes_their_own_key_and_no_one_elses(tenant, other_tenant):
     rita, sam = person(tenant, "reviewer"), person(tenant, "reviewer")
-    mine, _ = api_key_create(tenant=tenant, role="reviewer", name="mine", user=rita)
-    his, _ = api_key_create(tenant=tenant, role="reviewer", name="his", user=sam)
+    mine, _ = api_key_create(tenant=tenant, role="reviewer", name="mine", user=rita, actor=rita)
+    his, _ = api_key_create(tenant=tenant, role="reviewer", name="his", user=sam, actor=sam)
     client = signed_in(rita)
 
     assert client.post("/me/", {"action": "revoke", "key": his.pk}).status_code == 404

@@ -144,7 +144,7 @@ def test_bulk_removal_goes_through_the_service_for_each_member(client, tenant_ad
     client.force_login(tenant_admin)
     sam = UserFactory(username="sam")
     sams = membership_create(tenant=tenant, user=sam, role="auditor")
-    sams_key, _ = api_key_create(tenant=tenant, role="auditor", name="sam's", user=sam)
+    sams_key, _ = api_key_create(tenant=tenant, role="auditor", name="sam's", user=sam, actor=sam)
     outsider = membership_create(tenant=other_tenant, user=UserFactory(), role="viewer")
 
     response = client.post(

@@ -19,7 +19,13 @@ from reviews.services.onboarding import tenant_onboard
 from reviews.services.queues import queue_grant
 from tenants.models import ApiKey, Membership, Role
 from tenants.selectors import tenant_get_by_slug
-from tenants.services import api_key_create, api_key_revoke, membership_create, user_get_or_create
+from tenants.services import (
+    PLATFORM_OPERATOR,
+    api_key_create,
+    api_key_revoke,
+    membership_create,
+    user_get_or_create,
+)
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "demo-password-1"  # noqa: S105 (a published demo login)
@@ -162,14 +168,16 @@ class Command(BaseCommand):
         default_queue = Queue.objects.for_tenant(tenant).get(name="default")
         for username, role, *_ in PEOPLE:
             if role in Role.reviewing():
-                queue_grant(queue=default_queue, user=user_get_or_create(username=username))
+                queue_grant(queue=default_queue, user=user_get_or_create(username=username), actor=PLATFORM_OPERATOR)
 
         for api_key in ApiKey.objects.for_tenant(tenant).filter(name__startswith="demo ", revoked_at__isnull=True):
             api_key_revoke(api_key=api_key)
         keys = {}
         for role, username in (("service", None), ("admin", "admin"), ("reviewer", "rita"), ("auditor", "alex")):
             user = user_get_or_create(username=username) if username else None
-            _, keys[role] = api_key_create(tenant=tenant, role=role, name=f"demo {role}", user=user)
+            _, keys[role] = api_key_create(
+                tenant=tenant, role=role, name=f"demo {role}", user=user, actor=PLATFORM_OPERATOR
+            )
 
         if Policy.objects.for_tenant(tenant).get().version == 1:
             self._configure(tenant)
