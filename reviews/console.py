@@ -20,6 +20,7 @@ from policies.models import Application, Judge, Override, Rubric
 from policies.selectors import policy_get, policy_history
 from reviews.models import DeliveryStatus, Queue, ReviewTask, TaskStatus, WebhookDelivery, WebhookEndpoint
 from reviews.selectors import (
+    queue_access_events,
     queue_get_for_tenant,
     queue_group_grants,
     queue_list,
@@ -207,6 +208,7 @@ class QueuePage(ConsolePage):
             groups=queue_group_grants(tenant=self.tenant, queue_ids=[queue.pk])[queue.pk],
             grantable=[membership for membership in reviewing.values() if membership.user_id not in granted],
             history=queue.history.select_related("history_user").order_by("-history_date")[:20],
+            access=queue_access_events(tenant=self.tenant, queue_id=queue.pk, limit=20),
         )
         return self.render_to_response(context, status=status)
 
@@ -240,7 +242,7 @@ class QueuePage(ConsolePage):
             except (NotFoundError, ValueError):
                 raise Http404 from None
             try:
-                queue_grant(queue=queue, user=user)
+                queue_grant(queue=queue, user=user, actor=self.person)
             except ApplicationError as error:
                 messages.error(request, f"{user.get_username()}: {error.message}")
                 return redirect("console:queue", queue_id=queue.pk)
@@ -250,7 +252,7 @@ class QueuePage(ConsolePage):
             user = next((user for user in workers if str(user.pk) == request.POST.get("user")), None)
             if user is None:
                 raise Http404
-            queue_revoke(queue=queue, user=user)
+            queue_revoke(queue=queue, user=user, actor=self.person)
             messages.success(request, f"{user.get_username()} may no longer work {queue.name}.")
         return redirect("console:queue", queue_id=queue.pk)
 

@@ -14,6 +14,7 @@ from reviews.models import (
     JudgementResult,
     Output,
     Queue,
+    QueueAccessEvent,
     QueueGroupObjectPermission,
     QueueUserObjectPermission,
     Review,
@@ -342,3 +343,13 @@ def webhook_delivery_of(*, tenant: Tenant, endpoint_id: int, delivery_id) -> boo
         return WebhookDelivery.objects.for_tenant(tenant).filter(pk=delivery_id, endpoint_id=endpoint_id).exists()
     except (ValueError, ValidationError):
         return False
+
+
+def queue_access_events(*, tenant: Tenant, queue_id: int, limit: int = 20) -> list[QueueAccessEvent]:
+    """Who granted or revoked the right to work one queue, to whom, newest first."""
+    return list(
+        QueueAccessEvent.objects.for_tenant(tenant)
+        .filter(queue_id=queue_id)
+        .select_related("user", "actor")
+        .order_by("-created_at", "-id")[:limit]
+    )

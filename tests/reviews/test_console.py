@@ -112,6 +112,9 @@ def test_members_are_granted_and_revoked_a_queue_and_only_this_tenants_members(t
 
     client.post(url, {"action": "revoke", "user": rita.pk})
     assert get_perms(rita, queue) == []
+    events = [(e.action, e.user, e.actor) for e in queue.access_events.order_by("created_at", "id")]
+    assert events == [("grant", rita, admin), ("revoke", rita, admin)]  # who gave and took it
+    assert "Grants and revocations" in client.get(url).content.decode()
 
 
 def queries_of(client, url: str) -> int:
@@ -128,7 +131,7 @@ def test_the_lists_read_a_fixed_number_of_queries_however_many_rows(tenant, admi
     few = [queries_of(client, url) for url in urls]
     for number in range(6):
         queue = queue_create(tenant=tenant, name=f"q{number}")
-        queue_grant(queue=queue, user=member(tenant, "reviewer"))
+        queue_grant(queue=queue, user=member(tenant, "reviewer"), actor=admin)
         webhook_endpoint_create(tenant=tenant, url=f"{HOOK}/{number}", secret="s" * 20)
         judge_create(tenant=tenant, data={"name": f"judge-{number}", "kind": "pii"})
     assert [queries_of(client, url) for url in urls] == few

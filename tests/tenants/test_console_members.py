@@ -88,7 +88,7 @@ def test_bad_invitations_name_the_field_and_write_nothing(tenant, admin, django_
 
 def test_role_level_and_skills_are_changed_in_the_history_and_keys_follow_the_role(tenant, admin):
     rita = member(tenant, "admin", "rita")
-    api_key_create(tenant=tenant, role="admin", name="rita's admin key", user=rita)
+    api_key_create(tenant=tenant, role="admin", name="rita's admin key", user=rita, actor=rita)
     membership = Membership.objects.for_tenant(tenant).get(user=rita)
 
     response = signed_in(admin).post(
