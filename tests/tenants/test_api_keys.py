@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from hitl.errors import DomainValidationError
-from tenants.models import ApiKey
+from tenants.models import ApiKey, Tenant
+from tenants.selectors import api_key_authenticate
 from tenants.services import api_key_create, api_key_hash, api_key_revoke, membership_create
 from tests.factories import UserFactory, output_payload
 
@@ -130,3 +131,36 @@ def test_a_persons_key_stops_working_when_they_leave_or_are_downgraded(tenant, c
 
     Membership.objects.for_tenant(tenant).filter(pk=membership.pk).delete()
     assert client.get("/api/v1/policy").status_code == 401
+
+
+def test_authentication_loads_the_key_its_tenant_and_its_persons_role_in_one_query(tenant, django_assert_num_queries):
+    person = UserFactory()
+    membership_create(tenant=tenant, user=person, role="admin")
+    api_key, raw_key = api_key_create(tenant=tenant, role="admin", name="x", user=person)
+    api_key_revoke(api_key=api_key_create(tenant=tenant, role="service", name="other")[0])  # not this one
+
+    with django_assert_num_queries(1):
+        found = api_key_authenticate(raw_key=raw_key)
+        tenant_of_key = found.tenant  # already loaded with the key
+    # The instances are what the ORM loads (types converted alike on every database).
+    stored_key = ApiKey.unscoped.get(pk=api_key.pk)
+    stored_tenant = Tenant.objects.get(pk=tenant.pk)
+    assert [getattr(found, f.attname) for f in ApiKey._meta.concrete_fields] == [
+        getattr(stored_key, f.attname) for f in ApiKey._meta.concrete_fields
+    ]
+    assert [getattr(tenant_of_key, f.attname) for f in Tenant._meta.concrete_fields] == [
+        getattr(stored_tenant, f.attname) for f in Tenant._meta.concrete_fields
+    ]
+    assert found.member_role == "admin"
+    assert not found._state.adding
+    with django_assert_num_queries(1):
+        assert found.user == person  # the person is loaded only when asked for
+
+
+def test_an_unknown_prefix_or_a_malformed_key_finds_nothing(tenant):
+    _, raw_key = api_key_create(tenant=tenant, role="service", name="x")
+    prefix = raw_key.split("_")[1]
+
+    assert api_key_authenticate(raw_key=raw_key.replace(prefix, "0" * len(prefix))) is None
+    assert api_key_authenticate(raw_key=f"hitl_{prefix}") is None
+    assert api_key_authenticate(raw_key=raw_key[len("hitl_") :]) is None
