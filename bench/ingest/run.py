@@ -149,9 +149,11 @@ def ours(cmdline: str, database: str) -> bool:
     return f" {database} " in cmdline or not _CLIENT_BACKEND.search(cmdline)
 
 
-def cpu_snapshot(database: str) -> dict[str, dict[int, float]]:
+def cpu_snapshot(database: str, port: int) -> dict[str, dict[int, float]]:
+    """CPU by process of our gunicorn (by its port: not other people's on the machine),
+    of PostgreSQL (see ``ours``) and of this load generator."""
     return {
-        "web": cpu_by_process(lambda cmd: "gunicorn" in cmd and "hitl.wsgi" in cmd),
+        "web": cpu_by_process(lambda cmd: "gunicorn" in cmd and "hitl.wsgi" in cmd and f"127.0.0.1:{port} " in cmd),
         "postgres": cpu_by_process(lambda cmd: ours(cmd, database)),
         "client": {os.getpid(): time.process_time()},
     }
@@ -177,7 +179,7 @@ def psycopg_url(db_url: str) -> str:
 
 
 def bare_copy(
-    rows: list[dict], tenant_id: int, db_url: str, tasks: int = 0, queue_id: int | None = None
+    rows: list[dict], tenant_id: int, db_url: str, port: int, tasks: int = 0, queue_id: int | None = None
 ) -> tuple[float, str]:
     """The same rows through one COPY into the same table: the floor of what PostgreSQL needs.
 
@@ -188,7 +190,7 @@ def bare_copy(
 
     database = db_url.rsplit("/", 1)[1]
     with psycopg.connect(psycopg_url(db_url)) as conn:
-        cpu_before = cpu_snapshot(database)
+        cpu_before = cpu_snapshot(database, port)
         started = time.perf_counter()
         with conn.cursor() as cur:
             copy_sql = (
@@ -245,7 +247,7 @@ def bare_copy(
                         )
         conn.commit()
         elapsed = time.perf_counter() - started
-        return elapsed, cpu_split(cpu_before, cpu_snapshot(database), len(rows))
+        return elapsed, cpu_split(cpu_before, cpu_snapshot(database, port), len(rows))
 
 
 def count_tasks(external_prefix: str, db_url: str) -> int:
@@ -297,7 +299,7 @@ def main() -> None:
     # Steady state: the tenant already has history and the planner has statistics,
     # as in production (on a just-created, unanalysed table PostgreSQL may pick the
     # wrong index for the idempotency lookup until autovacuum analyses it).
-    bare_copy([payload("history", n) for n in range(args.history)], bench_tenant, db_url)
+    bare_copy([payload("history", n) for n in range(args.history)], bench_tenant, db_url, args.port)
     with psycopg.connect(psycopg_url(db_url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE reviews_output")
 
@@ -348,14 +350,19 @@ def main() -> None:
                 )
                 for start in range(0, args.n, args.batch_size)
             ]
-            cpu_before = cpu_snapshot(database)
+            cpu_before = cpu_snapshot(database, args.port)
             batch_seconds, batch_latencies = run_clients(
                 batch_bodies, args.batch_clients, args.port, "/api/v1/outputs/batch", key, 200
             )
-            batch_cpu = cpu_split(cpu_before, cpu_snapshot(database), args.n)
+            batch_cpu = cpu_split(cpu_before, cpu_snapshot(database, args.port), args.n)
             round_tasks = count_tasks(f"b{round_number}-", db_url)
             copy_seconds, copy_cpu = bare_copy(
-                [payload(f"c{round_number}", n) for n in range(args.n)], copy_tenant, db_url, round_tasks, copy_queue
+                [payload(f"c{round_number}", n) for n in range(args.n)],
+                copy_tenant,
+                db_url,
+                args.port,
+                round_tasks,
+                copy_queue,
             )
             rounds.append(
                 {
@@ -375,12 +382,12 @@ def main() -> None:
         # (alternating which goes first); the median round is reported.
         def single_phase(prefix: str, path: str) -> dict:
             bodies = [orjson.dumps(payload(prefix, n)) for n in range(args.single_n)]
-            cpu_before = cpu_snapshot(database)
+            cpu_before = cpu_snapshot(database, args.port)
             seconds, latencies = run_clients(bodies, args.clients, args.port, path, key, 201)
             return {
                 "rate": args.single_n / seconds,
                 "latencies": latencies,
-                "cpu": cpu_spent(cpu_before, cpu_snapshot(database)),
+                "cpu": cpu_spent(cpu_before, cpu_snapshot(database, args.port)),
             }
 
         single_rounds = []
