@@ -4,8 +4,8 @@
 statement: on PostgreSQL ``INSERT ... SELECT FROM unnest(arrays)``, one array
 parameter per column whatever the batch size, sent in binary (psycopg copies
 strings instead of escaping them; measured faster than one JSON document through
-``json_to_recordset``), and a plain one-row ``VALUES`` for a single row (dumping
-twenty one-element arrays cost more than the rest of the insert); on SQLite one
+``json_to_recordset``), and a plain ``VALUES`` for a single row (dumping a
+one-element array per column cost more than the rest of the insert); on SQLite one
 multi-row ``VALUES``. Django's
 ``bulk_create`` would build a model instance per row and, on SQLite, split a
 1000-row batch into many statements; this keeps ingest's query count fixed and

@@ -35,7 +35,7 @@ class _KeyLookup:
     sql: str
     key_fields: tuple[str, ...]  # attnames, in column order
     tenant_fields: tuple[str, ...]
-    converters: tuple[tuple, ...]  # per column: the (converter, expression) pairs the ORM would apply
+    converters: tuple[tuple, ...]  # (column index, its (converter, expression) pairs), for columns that have any
 
 
 def _api_key_with_tenant(prefix: str) -> ApiKey | None:
@@ -69,6 +69,7 @@ def _api_key_with_tenant(prefix: str) -> ApiKey | None:
 
 @lru_cache(maxsize=4)
 def _key_lookup(vendor: str) -> _KeyLookup:
+    """The statement and the converters the ORM would use (they differ by ``vendor``, the cache key)."""
     quote = connection.ops.quote_name
     key_fields = ApiKey._meta.concrete_fields
     tenant_fields = Tenant._meta.concrete_fields
