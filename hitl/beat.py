@@ -41,9 +41,17 @@ def schedule_seconds(schedule: dict) -> dict[str, float]:
 
 
 def run_task(name: str) -> None:
-    """Run a registered Celery task in this thread, as a worker would (``apply``: in-process)."""
-    app.loader.import_default_modules()  # the apps' tasks modules, as a worker imports them
-    app.tasks[name].apply(throw=True)
+    """Run a registered Celery task in this thread, as a worker would (``apply``: in-process).
+
+    The thread's database connection is closed around it when it is broken or too old,
+    as a request's is, so that a database restart is survived.
+    """
+    close_old_connections()
+    try:
+        app.loader.import_default_modules()  # the apps' tasks modules, as a worker imports them
+        app.tasks[name].apply(throw=True)
+    finally:
+        close_old_connections()
 
 
 class EmbeddedBeat:
@@ -51,8 +59,7 @@ class EmbeddedBeat:
 
     Every task runs once at start (work left by a previous process is picked up at
     once), then each period after its last run began. A task that raises is logged
-    and runs again at its next time; the thread's database connection is closed when
-    unusable, so a database restart is survived.
+    and runs again at its next time.
     """
 
     def __init__(self, periods: dict[str, float], *, run: Callable[[str], None] = run_task, tick: float = 1.0):
@@ -70,13 +77,10 @@ class EmbeddedBeat:
             if self.next_run[name] > now:
                 continue
             self.next_run[name] = now + period
-            close_old_connections()
             try:
                 self.run(name)
             except Exception:
                 logger.exception("embedded beat: %s failed; it runs again in %.0f s", name, period)
-            finally:
-                close_old_connections()
             ran.append(name)
         return ran
 
