@@ -48,12 +48,18 @@ def validate_body(model: type[BaseModel], data):
 
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
-    """OpenAPI entries for the error statuses an endpoint can answer with."""
+    """OpenAPI entries for the error statuses an endpoint can answer with.
+
+    Every endpoint that checks a key (401) can also slow down a client that fails too often (429).
+    """
+    if 401 in statuses and 429 not in statuses:
+        statuses = (*statuses, 429)
     descriptions = {
         400: "Invalid request: malformed JSON, a missing or wrongly typed field, or an oversized body.",
         401: "No API key, or a bad or revoked key.",
         403: "The key's role may not do this.",
         404: "Not found (also for anything of another tenant).",
         409: "Conflicts with the existing record.",
+        429: "Too many failed API key attempts from this client or for this key; retry after `Retry-After` seconds.",
     }
     return {code: OpenApiResponse(ErrorResponse, description=descriptions[code]) for code in statuses}

@@ -103,6 +103,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our static files, not a CDN
     "simple_history",
     "guardian",
+    "django_htmx",
+    "csp",
     "hitl",
     "tenants",
     "policies",
@@ -118,6 +120,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 if not DEBUG:  # runserver serves static files itself under DEBUG
@@ -205,7 +209,12 @@ STORAGES = {
     },
 }
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "tenants:login"  # people sign in on /login/; staff may also use the admin's own login
+LOGIN_REDIRECT_URL = "tenants:home"  # each role's own home
+LOGOUT_REDIRECT_URL = "tenants:login"
+# Password-reset mail: printed on the console unless an SMTP server is configured.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "hitl@localhost")
 
 # Request size: a batch of 1000 outputs with their traces fits; anything larger is
 # refused with a 400 naming the body before it is read into memory.
@@ -214,6 +223,22 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("HITL_MAX_BODY_BYTES", 32 * 1024 * 1024)
 # Security. Production (DEBUG off) gets HTTPS-only cookies, HSTS and an SSL redirect;
 # a deployment behind a TLS-terminating proxy sets SECURE_PROXY_SSL_HEADER=1.
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# A strict Content-Security-Policy on every response: scripts and styles only from our own
+# static files (no inline script, no eval; htmx is configured by a meta tag to need neither).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 if not DEBUG:
@@ -297,6 +322,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Brute force (hitl/ratelimit.py): failed API key checks and sign-ins allowed per client
+# address and per account (key prefix, username) within a minute before 429 + Retry-After;
+# behind proxies that append to X-Forwarded-For, how many of them to trust for the address.
+HITL_AUTH_FAILURES_PER_MINUTE = env_int("HITL_AUTH_FAILURES_PER_MINUTE", 10)
+HITL_TRUSTED_PROXY_COUNT = env_int("HITL_TRUSTED_PROXY_COUNT", 0)
 
 # Ingest limits, part of the public contract (documented in the OpenAPI schema).
 HITL_BATCH_MAX_ITEMS = 1000

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from hitl import views
+from hitl.ratelimit import login_rate_limited
 
 api_v1 = [
     path("", include("reviews.urls")),
@@ -18,6 +19,10 @@ api_v1 = [
 
 urlpatterns = [
     path("", views.home, name="home"),
+    # Ahead of the admin's own route: failed sign-ins are counted and slowed (hitl/ratelimit.py).
+    path("admin/login/", login_rate_limited(admin.site.login)),
+    path("", include("tenants.urls")),
+    path("review/", include("reviews.page_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
 ]

@@ -1,7 +1,7 @@
 """Plain pages of the project itself: the landing page and JSON 404/500 for the API."""
 
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.defaults import page_not_found, server_error
 
 from hitl.api_errors import error_body
@@ -9,6 +9,8 @@ from hitl.json import dumps
 
 
 def home(request):
+    if request.user.is_authenticated:
+        return redirect("tenants:home")
     return render(request, "home.html")
 
 

@@ -9,6 +9,7 @@ from django.db import transaction
 from pydantic import ValidationError
 from simple_history.admin import SimpleHistoryAdmin
 
+from hitl.admin_writes import ServiceWritesAdminMixin
 from hitl.errors import DomainValidationError
 from policies.models import Application, Judge, Policy, Rubric
 from policies.schemas import RubricDocument
@@ -59,7 +60,7 @@ class PolicyForm(forms.ModelForm):
 
 
 @admin.register(Policy)
-class PolicyAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
+class PolicyAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistoryAdmin):
     form = PolicyForm
     list_display = ("tenant", "version", "updated_at")
     readonly_fields = ("tenant", "version", "updated_at")
@@ -96,7 +97,7 @@ class ApplicationForm(forms.ModelForm):
 
 
 @admin.register(Application)
-class ApplicationAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
+class ApplicationAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistoryAdmin):
     form = ApplicationForm
     list_display = ("name", "tenant", "override", "rubric", "updated_at")
     list_filter = ("override", AdministeredTenantFilter)
@@ -118,13 +119,15 @@ class ApplicationAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
         application = application_rubric_set(tenant=obj.tenant, name=obj.name, rubric=obj.rubric, user=request.user)
         obj.pk = application.pk
 
-    @transaction.atomic
     def _set(self, request, queryset, mode: str):
-        for application in queryset.select_related("tenant"):
-            application_override_set(
+        self.each_through_service(
+            request,
+            queryset.select_related("tenant"),
+            lambda application: application_override_set(
                 tenant=application.tenant, name=application.name, mode=mode, user=request.user, reason="admin action"
-            )
-        self.message_user(request, f"{queryset.count()} application(s) set to {mode}.")
+            ),
+            done=f"application(s) set to {mode}",
+        )
 
     @admin.action(description="Stop button: review every new output")
     def review_all(self, request, queryset):
@@ -166,7 +169,7 @@ class RubricForm(forms.ModelForm):
 
 
 @admin.register(Rubric)
-class RubricAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
+class RubricAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistoryAdmin):
     form = RubricForm
     list_display = ("name", "tenant", "version", "updated_at", "updated_by")
     list_filter = (AdministeredTenantFilter,)
@@ -176,6 +179,9 @@ class RubricAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ("tenant", "name", *self.readonly_fields) if obj is not None else self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # tasks, applications and the policy's tiers refer to it by version or name
 
     def save_model(self, request, obj, form, change):
         rubric, _ = rubric_publish(
@@ -257,7 +263,7 @@ class JudgeForm(forms.ModelForm):
 
 
 @admin.register(Judge)
-class JudgeAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
+class JudgeAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistoryAdmin):
     form = JudgeForm
     list_display = ("name", "tenant", "kind", "on_fail", "is_active", "version", "updated_at")
     list_filter = ("kind", "is_active", AdministeredTenantFilter)

@@ -138,6 +138,55 @@ class QueueGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(Queue, on_delete=models.CASCADE)
 
 
+class QueueAccessAction(models.TextChoices):
+    GRANT = "grant", "Granted"
+    REVOKE = "revoke", "Revoked"
+
+
+class QueueAccessEvent(TenantOwnedModel):
+    """Who gave or took away the right to work a queue, from whom, and when.
+
+    Written by ``queue_grant`` / ``queue_revoke`` (and their group variants) in the
+    transaction that changes the permission row, and only when it changes. The
+    subject is a person or a group; a group's name is kept, for groups may be deleted.
+    People are deactivated, not deleted, so the person and the actor stay.
+    """
+
+    queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="access_events")
+    action = models.CharField(max_length=8, choices=QueueAccessAction.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    group = models.ForeignKey("auth.Group", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    group_name = models.CharField(max_length=150, blank=True, default="")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who made the change; empty for the platform operator at the command line.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantOwnedModel.Meta):
+        indexes = [models.Index(fields=("tenant", "queue", "created_at"), name="queueaccess_tenant_queue")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(action__in=QueueAccessAction.values), name="queueaccess_action_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, group_name="")
+                | (models.Q(user__isnull=True) & ~models.Q(group_name="")),
+                name="queueaccess_one_subject",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        subject = self.user if self.user_id else f"group {self.group_name}"
+        return f"{self.get_action_display()} {self.queue} to {subject}"
+
+
 class TaskStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     CLAIMED = "claimed", "Claimed"

@@ -2,11 +2,21 @@
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 
 from hitl.errors import NotFoundError
 from policies.selectors import judge_get
-from reviews.models import Decision, Judgement, JudgementResult, Output, ReviewTask, WebhookEndpoint
+from reviews.models import (
+    Decision,
+    Judgement,
+    JudgementResult,
+    Output,
+    Queue,
+    Review,
+    ReviewTask,
+    TaskStatus,
+    WebhookEndpoint,
+)
 from tenants.models import Tenant
 
 
@@ -132,3 +142,69 @@ def judge_agreement(*, tenant: Tenant, judge_id: int, version: int | None = None
         judge_errors=Count("id", filter=Q(result=JudgementResult.ERROR)),
     )
     return JudgeAgreement(judge=judge.pk, version=version, **counts)
+
+
+def queues_overview(*, tenant: Tenant, queue_ids, level: int, now) -> list[dict]:
+    """The queues a reviewer may work: pending tasks at their level, the oldest due time, how many are late."""
+    queues = {queue.pk: queue for queue in Queue.objects.for_tenant(tenant).filter(pk__in=queue_ids)}
+    counts = {
+        row["queue_id"]: row
+        for row in ReviewTask.objects.for_tenant(tenant)
+        .filter(queue_id__in=queue_ids, status=TaskStatus.PENDING, level_required__lte=level)
+        .values("queue_id")
+        .annotate(pending=Count("id"), oldest_due=Min("due_at"), late=Count("id", filter=Q(due_at__lt=now)))
+    }
+    overview = []
+    for queue_id, queue in queues.items():
+        row = counts.get(queue_id, {})
+        overview.append(
+            {
+                "queue": queue,
+                "pending": row.get("pending", 0),
+                "oldest_due": row.get("oldest_due"),
+                "late": row.get("late", 0),
+            }
+        )
+    return sorted(
+        overview, key=lambda item: (item["oldest_due"] is None, item["oldest_due"] or now, item["queue"].name)
+    )
+
+
+def task_held_by(*, tenant: Tenant, task_id, user) -> ReviewTask:
+    """The task leased to ``user``, with its output, queue and rubric; NotFoundError otherwise.
+
+    Another tenant's task, someone else's and one no longer leased all look the same.
+    """
+    task = (
+        ReviewTask.objects.for_tenant(tenant)
+        .select_related("output", "queue", "rubric")
+        .filter(pk=task_id, status=TaskStatus.CLAIMED, claimed_by=user)
+        .first()
+    )
+    if task is None:
+        raise NotFoundError("Task not found.")
+    return task
+
+
+def reviews_by(*, tenant: Tenant, user) -> QuerySet[Review]:
+    """One person's reviews, newest first, with the output each was about."""
+    return (
+        Review.objects.for_tenant(tenant)
+        .filter(reviewer=user)
+        .select_related("output")
+        .only(
+            "id",
+            "decision",
+            "scores",
+            "comment",
+            "time_spent_seconds",
+            "created_at",
+            "purpose",
+            "output__id",
+            "output__external_id",
+            "output__application",
+            "output__risk_tier",
+            "output__decision",
+        )
+        .order_by("-created_at")
+    )

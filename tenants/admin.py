@@ -1,9 +1,15 @@
+"""Admin for tenants, memberships and API keys: every write goes through tenants.services,
+the same functions the API and the commands use."""
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from simple_history.admin import SimpleHistoryAdmin
 
+from hitl.admin_writes import ServiceWritesAdminMixin
 from tenants.admin_scoping import (
     AdministeredTenantFilter,
     ScopedHistoryMixin,
@@ -11,11 +17,20 @@ from tenants.admin_scoping import (
     administered_tenant_ids,
 )
 from tenants.models import ApiKey, Membership, Tenant
-from tenants.services import api_key_create, api_key_revoke, membership_create, tenant_config_changed, tenant_create
+from tenants.services import (
+    api_key_create,
+    api_key_revoke,
+    api_key_update,
+    membership_create,
+    membership_delete,
+    membership_update,
+    tenant_create,
+    tenant_update,
+)
 
 
 @admin.register(Tenant)
-class TenantAdmin(ScopedHistoryMixin, SimpleHistoryAdmin):
+class TenantAdmin(ServiceWritesAdminMixin, ScopedHistoryMixin, SimpleHistoryAdmin):
     list_display = ("slug", "name", "created_at")
     search_fields = ("slug", "name")
     readonly_fields = ("created_at",)
@@ -25,15 +40,21 @@ class TenantAdmin(ScopedHistoryMixin, SimpleHistoryAdmin):
         tenant_ids = administered_tenant_ids(request)
         return queryset if tenant_ids is None else queryset.filter(pk__in=tenant_ids)
 
+    def get_readonly_fields(self, request, obj=None):
+        # The slug names the tenant in commands and scripts (create_api_key SLUG): fixed once created.
+        return ("slug", *self.readonly_fields) if obj is not None else self.readonly_fields
+
     def has_add_permission(self, request):
         return request.user.is_superuser
 
     def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
+        # Deleting a tenant would cascade through its outputs, reviews and history,
+        # which retention keeps; there is no offboarding service yet.
+        return False
 
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
+            tenant_update(tenant=obj, name=form.cleaned_data["name"], actor=request.user)
             return
         created = tenant_create(slug=obj.slug, name=obj.name)
         obj.pk = created.pk
@@ -52,7 +73,7 @@ class MembershipForm(forms.ModelForm):
 
 
 @admin.register(Membership)
-class MembershipAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
+class MembershipAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistoryAdmin):
     form = MembershipForm
     list_display = ("user", "tenant", "role", "reviewer_level", "skills")
     list_filter = ("role", "reviewer_level", AdministeredTenantFilter)
@@ -60,55 +81,37 @@ class MembershipAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
     list_select_related = ("tenant", "user")
     autocomplete_fields = ("user",)
 
-    @transaction.atomic
+    def get_readonly_fields(self, request, obj=None):
+        # A membership is one person in one tenant: to move someone, remove them and add them again.
+        return ("tenant", "user") if obj is not None else ()
+
     def save_model(self, request, obj, form, change):
+        fields = {key: form.cleaned_data[key] for key in ("role", "reviewer_level", "skills")}
         if change:
-            super().save_model(request, obj, form, change)
-            tenant_config_changed(tenant=obj.tenant)  # reviewer levels and skills are cached per token
+            membership = Membership.objects.for_tenant(obj.tenant).select_related("user").get(pk=obj.pk)
+            membership_update(membership=membership, actor=request.user, **fields)
             return
-        created = membership_create(
-            tenant=obj.tenant, user=obj.user, role=obj.role, reviewer_level=obj.reviewer_level, skills=obj.skills
-        )
-        obj.pk = created.pk
+        obj.pk = membership_create(tenant=obj.tenant, user=obj.user, **fields).pk
+
+    def delete_model(self, request, obj):
+        membership_delete(membership=obj, actor=request.user)
 
     @transaction.atomic
-    def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        tenant_config_changed(tenant=obj.tenant)
-
     def delete_queryset(self, request, queryset):
-        tenants = {membership.tenant for membership in queryset.select_related("tenant")}
-        with transaction.atomic():
-            super().delete_queryset(request, queryset)
-            for tenant in tenants:
-                tenant_config_changed(tenant=tenant)
+        for membership in queryset.select_related("tenant", "user"):
+            membership_delete(membership=membership, actor=request.user)
 
 
 class ApiKeyForm(forms.ModelForm):
+    """The rules (who may hold which key) are api_key_create's; its refusals land on these fields."""
+
     class Meta:
         model = ApiKey
         fields = ("tenant", "name", "role", "user")
 
-    def clean(self):
-        cleaned = super().clean()
-        if self.instance.pk is None and cleaned.get("tenant"):
-            # Dry-run the service's rules so that the form shows them next to the fields.
-            from tenants.services import KEY_ROLES_BY_MEMBERSHIP_ROLE
-
-            user, role = cleaned.get("user"), cleaned.get("role")
-            if role == "reviewer" and user is None:
-                self.add_error("user", "A reviewer key acts for a person; choose the user.")
-            if user is not None:
-                membership = Membership.objects.for_tenant(cleaned["tenant"]).filter(user=user).first()
-                if membership is None:
-                    self.add_error("user", "This person is not a member of the tenant.")
-                elif role and role not in KEY_ROLES_BY_MEMBERSHIP_ROLE[membership.role]:
-                    self.add_error("role", f"A member with role {membership.role} may not hold a {role} key.")
-        return cleaned
-
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
+class ApiKeyAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistoryAdmin):
     form = ApiKeyForm
     list_display = ("name", "tenant", "role", "user", "display_prefix", "created_at", "last_used_at", "revoked_at")
     list_filter = ("role", AdministeredTenantFilter)
@@ -126,16 +129,46 @@ class ApiKeyAdmin(TenantScopedAdminMixin, SimpleHistoryAdmin):
             return ("tenant", "role", "user", *self.readonly_fields)
         return self.readonly_fields
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "user" and field is not None:
+            # A key acting for a person is created by that person alone (api_key_create);
+            # the platform operator gives one to someone else with create_api_key.
+            field.queryset = field.queryset.filter(pk=request.user.pk)
+            field.help_text = "Yourself, or nobody (a service's key). A colleague creates their own key."
+        return field
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the key's row and history say who could act, and when
+
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
+            api_key_update(api_key=obj, name=form.cleaned_data["name"], actor=request.user)
             return
-        created, raw_key = api_key_create(tenant=obj.tenant, role=obj.role, name=obj.name, user=obj.user)
+        created, raw_key = api_key_create(
+            tenant=obj.tenant, role=obj.role, name=obj.name, user=obj.user, actor=request.user
+        )
         obj.pk = created.pk
         messages.warning(request, f"New API key (copy it now; it is not shown again): {raw_key}")
 
     @admin.action(description="Revoke selected API keys")
     def revoke_keys(self, request, queryset):
-        for api_key in queryset:
-            api_key_revoke(api_key=api_key)
-        messages.success(request, f"Revoked {queryset.count()} key(s).")
+        self.each_through_service(
+            request, queryset, lambda api_key: api_key_revoke(api_key=api_key), done="key(s) revoked"
+        )
+
+
+# People: a staff member who is not a superuser sees only the people of the tenants they
+# administer, in the user list and in every user picker (the membership form's
+# autocomplete searches through this admin's queryset).
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class ScopedUserAdmin(UserAdmin):
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        tenant_ids = administered_tenant_ids(request)
+        if tenant_ids is None:
+            return queryset
+        return queryset.filter(memberships__tenant_id__in=tenant_ids).distinct()

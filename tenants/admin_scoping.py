@@ -7,7 +7,7 @@ change forms, history pages, filters and the choices of every foreign key.
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
 from hitl.models import TenantOwnedModel
@@ -44,7 +44,13 @@ class AdministeredTenantFilter(admin.SimpleListFilter):
 
 
 class ScopedHistoryMixin:
-    """simple-history's history pages go through the admin's scoped queryset too."""
+    """simple-history's history pages go through the admin's scoped queryset too, and only show.
+
+    Reverting is off (``SIMPLE_HISTORY_REVERT_DISABLED``), but that only hides the
+    button: a POST to a history page would still save the old version past the
+    services. So a history page answers a POST with 403; to go back to an old
+    version, copy it into the change form.
+    """
 
     def history_view(self, request, object_id, extra_context=None):
         self._object_in_scope(request, object_id)
@@ -52,6 +58,8 @@ class ScopedHistoryMixin:
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         self._object_in_scope(request, object_id)
+        if request.method not in ("GET", "HEAD"):
+            raise PermissionDenied("Old versions are shown, not restored, here; use the change form.")
         return super().history_form_view(request, object_id, version_id, extra_context=extra_context)
 
     def _object_in_scope(self, request, object_id) -> None:

@@ -6,4 +6,4 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tenants import schema  # noqa: F401  (registers the OpenAPI auth scheme)
+        from tenants import auth_receivers, schema  # noqa: F401  (group changes renew rights; the OpenAPI auth scheme)

@@ -7,12 +7,18 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from rest_framework import authentication, exceptions
 
-from tenants.selectors import api_key_authenticate
+from hitl.ratelimit import Attempt, FailureLimit, client_address
+from tenants.selectors import api_key_account, api_key_authenticate
 from tenants.services import api_key_touch
+
+# Failed key checks, per client address and per key prefix (hitl/ratelimit.py).
+KEY_FAILURES = FailureLimit("apikey")
+THROTTLED = "Too many failed API key attempts from this client or for this key."  # DRF adds the wait
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """Resolves the key (and so the tenant); a bad or revoked key is a 401."""
+    """Resolves the key (and so the tenant); a bad or revoked key is a 401, and too many
+    of them a 429 with Retry-After."""
 
     keyword = "Bearer"
 
@@ -23,8 +29,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, raw_key = header.partition(" ")
         if scheme.lower() != self.keyword.lower() or not raw_key.strip():
             raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <api key>'.")
-        api_key = api_key_authenticate(raw_key=raw_key.strip())
+        raw_key = raw_key.strip()
+        attempt = Attempt(client=client_address(request), account=api_key_account(raw_key))
+        wait = KEY_FAILURES.retry_after(attempt)
+        if wait is not None:  # refused before the key is checked: guessing gets no answer
+            raise exceptions.Throttled(wait, detail=THROTTLED)
+        api_key = api_key_authenticate(raw_key=raw_key)
         if api_key is None:
+            wait = KEY_FAILURES.failed(attempt)
+            if wait is not None:
+                raise exceptions.Throttled(wait, detail=THROTTLED)
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         now = timezone.now()
         if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(

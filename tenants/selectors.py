@@ -8,6 +8,14 @@ from tenants.models import ApiKey, Membership, Role, Tenant
 from tenants.services import API_KEY_PREFIX, KEY_ROLES_BY_MEMBERSHIP_ROLE, api_key_hash
 
 
+def api_key_account(raw_key: str) -> str | None:
+    """The prefix a raw key names (its account, for counting failures), or None if it names none."""
+    if not raw_key.startswith(API_KEY_PREFIX):
+        return None
+    prefix, _, _ = raw_key[len(API_KEY_PREFIX) :].partition("_")
+    return prefix[:16] or None
+
+
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     """The active key for ``raw_key`` with its tenant, or None.
 
@@ -20,7 +28,10 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
         return None
     # No ORDER BY (prefix is unique) and no join to the user: the person, when a
     # view needs them, is loaded lazily. This query runs on every request.
-    member_role = Membership.unscoped.filter(tenant=OuterRef("tenant"), user=OuterRef("user")).values("role")[:1]
+    # A deactivated person has no role anywhere, so their keys stop at the next request.
+    member_role = Membership.unscoped.filter(
+        tenant=OuterRef("tenant"), user=OuterRef("user"), user__is_active=True
+    ).values("role")[:1]
     matches = list(
         ApiKey.unscoped.select_related("tenant").filter(prefix=prefix).annotate(member_role=Subquery(member_role))[:1]
     )
@@ -30,7 +41,7 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     if api_key.revoked_at is not None:
         return None
     if api_key.user_id is not None and api_key.role not in KEY_ROLES_BY_MEMBERSHIP_ROLE.get(api_key.member_role, ()):
-        return None  # the person left the tenant, or no longer holds a role that allows this key
+        return None  # the person left the tenant, was deactivated, or no longer holds a role that allows this key
     return api_key
 
 
@@ -41,3 +52,16 @@ def tenant_get_by_slug(*, slug: str) -> Tenant | None:
 def tenants_administered_by(*, user) -> list[int]:
     """Ids of the tenants a person administers (for the Django admin's scoping)."""
     return list(Membership.unscoped.filter(user=user, role=Role.ADMIN).values_list("tenant_id", flat=True))
+
+
+def memberships_of(*, user) -> list[Membership]:
+    """A person's memberships in every tenant, by tenant slug.
+
+    Crosses tenants by design: it lists the tenants a person may switch between.
+    """
+    return list(Membership.unscoped.filter(user=user).select_related("tenant").order_by("tenant__slug"))
+
+
+def api_keys_of(*, tenant: Tenant, user) -> list[ApiKey]:
+    """The keys acting for one person in one tenant, newest first (revoked ones too)."""
+    return list(ApiKey.objects.for_tenant(tenant).filter(user=user).order_by("-created_at"))

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from hitl.errors import DomainValidationError, fields_message
+from hitl.errors import DomainValidationError, ForbiddenError, fields_message
 from tenants.models import ApiKey, ApiKeyRole, Membership, Role, Tenant
 
 API_KEY_PREFIX = "hitl_"
@@ -25,6 +25,30 @@ KEY_ROLES_BY_MEMBERSHIP_ROLE = {
 }
 
 
+class PlatformOperator:
+    """The platform operator at the command line (``create_api_key``, ``demo``), who may
+    create a key for any member: there is no web session to tie the act to a person."""
+
+    def __repr__(self) -> str:
+        return "PLATFORM_OPERATOR"
+
+
+PLATFORM_OPERATOR = PlatformOperator()
+
+
+def actor_person(actor):
+    """The person who acts (recorded as who did it), or None for the platform operator.
+
+    Services that record who did something take ``actor`` as a required argument:
+    a person, or ``PLATFORM_OPERATOR``; forgetting to name one is an error, not the operator.
+    """
+    if actor is PLATFORM_OPERATOR:
+        return None
+    if actor is None or getattr(actor, "pk", None) is None:
+        raise ForbiddenError("Name who acts: a person, or the platform operator.")
+    return actor
+
+
 def api_key_hash(raw_key: str) -> str:
     # Keys carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
     return hashlib.sha256(raw_key.encode()).hexdigest()
@@ -35,6 +59,12 @@ def _raise_from_django(error: ValidationError) -> None:
     raise DomainValidationError(fields_message(fields), fields=fields) from error
 
 
+def _history_by(instance, actor) -> None:
+    """Name who made the change in its history row (else the request's user, via simple-history's middleware)."""
+    if actor is not None:
+        instance._history_user = actor
+
+
 def tenant_config_changed(*, tenant: Tenant) -> None:
     """Renew the token that keys the cached policy and routing, in the caller's transaction.
 
@@ -42,6 +72,19 @@ def tenant_config_changed(*, tenant: Tenant) -> None:
     """
     tenant.config_token = uuid.uuid4()
     Tenant.objects.filter(pk=tenant.pk).update(config_token=tenant.config_token)
+
+
+@transaction.atomic
+def people_rights_changed(*, user_ids) -> None:
+    """Renew the configuration token of every tenant these people belong to.
+
+    Their reviewer rights, including what their groups may work, are cached per token,
+    so they are worked out again on the people's next request. A person spans
+    tenants, hence the one query across them.
+    """
+    tenant_ids = set(Membership.unscoped.filter(user_id__in=list(user_ids)).values_list("tenant_id", flat=True))
+    for tenant in Tenant.objects.filter(pk__in=tenant_ids).order_by("pk"):
+        tenant_config_changed(tenant=tenant)
 
 
 @transaction.atomic
@@ -61,22 +104,55 @@ def tenant_create(*, slug: str, name: str = "") -> Tenant:
 
 
 @transaction.atomic
-def membership_create(
-    *, tenant: Tenant, user, role: str, reviewer_level: int = 1, skills: list[str] | None = None
-) -> Membership:
+def tenant_update(*, tenant: Tenant, name: str, actor=None) -> Tenant:
+    """Rename a tenant. The slug is its identifier in commands and scripts, so it stays."""
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise DomainValidationError("name: 1 to 200 characters", fields={"name": ["1 to 200 characters."]})
+    tenant.name = name
+    _history_by(tenant, actor)
+    tenant.save(update_fields=["name"])
+    return tenant
+
+
+def _membership_fields_check(*, role: str, reviewer_level: int, skills) -> list[str]:
+    """The rules of a membership's role, level and skills; returns the skills as a list."""
     if role not in Role.values:
         raise DomainValidationError(
             f"role: must be one of {', '.join(Role.values)}", fields={"role": [f"Unknown role '{role}'."]}
         )
-    if not 1 <= reviewer_level <= 3:
+    if not isinstance(reviewer_level, int) or not 1 <= reviewer_level <= 3:
         raise DomainValidationError(
             "reviewer_level: must be 1, 2 or 3", fields={"reviewer_level": ["Must be 1, 2 or 3."]}
         )
     skills = skills or []
-    if not all(isinstance(skill, str) and skill for skill in skills):
+    if not isinstance(skills, list) or not all(isinstance(skill, str) and skill for skill in skills):
         raise DomainValidationError(
             "skills: must be a list of non-empty strings", fields={"skills": ["Must be strings."]}
         )
+    return skills
+
+
+def _member_keys_revoke(*, tenant: Tenant, user, allowed_roles: set[str]) -> int:
+    """Revoke the person's active keys in the tenant whose role they may no longer hold.
+
+    Authentication already refuses such keys (it checks the membership on every
+    request); revoking them as well keeps the key list honest and stops a key from
+    coming back to life if the person later rejoins or regains the role.
+    """
+    revoked = 0
+    keys = ApiKey.objects.for_tenant(tenant).filter(user=user, revoked_at__isnull=True).exclude(role__in=allowed_roles)
+    for api_key in keys.select_for_update():
+        api_key_revoke(api_key=api_key)
+        revoked += 1
+    return revoked
+
+
+@transaction.atomic
+def membership_create(
+    *, tenant: Tenant, user, role: str, reviewer_level: int = 1, skills: list[str] | None = None
+) -> Membership:
+    skills = _membership_fields_check(role=role, reviewer_level=reviewer_level, skills=skills)
     if Membership.objects.for_tenant(tenant).filter(user=user).exists():
         raise DomainValidationError(
             f"user: {user} is already a member of {tenant}", fields={"user": ["Already a member."]}
@@ -95,8 +171,65 @@ def membership_create(
 
 
 @transaction.atomic
-def api_key_create(*, tenant: Tenant, role: str, name: str, user=None) -> tuple[ApiKey, str]:
-    """Create a key and return it with the raw secret, which is never stored or shown again."""
+def membership_update(
+    *, membership: Membership, role: str, reviewer_level: int, skills: list[str], actor=None
+) -> Membership:
+    """Change a person's role, level or skills in one tenant; effective from their next request.
+
+    Keys the new role does not allow are revoked, and the cached reviewer rights
+    (keyed by the tenant's config token) are renewed.
+    """
+    skills = _membership_fields_check(role=role, reviewer_level=reviewer_level, skills=skills)
+    membership.role, membership.reviewer_level, membership.skills = role, reviewer_level, skills
+    _history_by(membership, actor)
+    membership.save(update_fields=["role", "reviewer_level", "skills"])
+    _member_keys_revoke(
+        tenant=membership.tenant, user=membership.user, allowed_roles=KEY_ROLES_BY_MEMBERSHIP_ROLE[role]
+    )
+    tenant_config_changed(tenant=membership.tenant)
+    return membership
+
+
+@transaction.atomic
+def membership_delete(*, membership: Membership, actor=None) -> None:
+    """The person leaves the tenant: their keys of it are revoked, their rights end at once."""
+    tenant, user = membership.tenant, membership.user
+    _member_keys_revoke(tenant=tenant, user=user, allowed_roles=set())
+    _history_by(membership, actor)
+    membership.delete()
+    tenant_config_changed(tenant=tenant)
+
+
+def _api_key_creator_check(*, tenant: Tenant, user, actor) -> None:
+    """Who may create a key: a key that acts for a person only by that person or the
+    platform operator; a key for no person (a service's) only by an admin of the tenant.
+
+    So a tenant admin can never hold a key that acts for a colleague (and approve in
+    their name), though they may revoke any key of the tenant.
+    """
+    actor = actor_person(actor)
+    if actor is None:
+        return
+    if user is not None:
+        if actor.pk != user.pk:
+            raise ForbiddenError(
+                f"user: a key that acts for {user} is created only by {user} (or the platform operator)",
+                fields={"user": ["A key that acts for a person is created only by that person."]},
+            )
+        return
+    if not actor.is_superuser and not (
+        Membership.objects.for_tenant(tenant).filter(user=actor, role=Role.ADMIN).exists()
+    ):
+        raise ForbiddenError("Only an admin of the tenant creates keys that act for no person.")
+
+
+@transaction.atomic
+def api_key_create(*, tenant: Tenant, role: str, name: str, user=None, actor) -> tuple[ApiKey, str]:
+    """Create a key and return it with the raw secret, which is never stored or shown again.
+
+    ``actor`` is the person creating it, or ``PLATFORM_OPERATOR`` for the operator's
+    commands; see :func:`_api_key_creator_check` for who may create which key.
+    """
     if role not in ApiKeyRole.values:
         raise DomainValidationError(
             f"role: must be one of {', '.join(ApiKeyRole.values)}",
@@ -106,7 +239,13 @@ def api_key_create(*, tenant: Tenant, role: str, name: str, user=None) -> tuple[
         raise DomainValidationError("name: 1 to 100 characters", fields={"name": ["1 to 100 characters."]})
     if role == ApiKeyRole.REVIEWER and user is None:
         raise DomainValidationError(
-            "user: a reviewer key acts for a person; name the user", fields={"user": ["Required for role reviewer."]}
+            "user: a reviewer key acts for a person; name the user",
+            fields={"user": ["Required for role reviewer: a reviewer key acts for a person."]},
+        )
+    _api_key_creator_check(tenant=tenant, user=user, actor=actor)
+    if user is not None and not user.is_active:
+        raise DomainValidationError(
+            f"user: {user} is deactivated", fields={"user": ["This person's account is deactivated."]}
         )
     if user is not None:
         membership = Membership.objects.for_tenant(tenant).filter(user=user).first()
@@ -125,6 +264,17 @@ def api_key_create(*, tenant: Tenant, role: str, name: str, user=None) -> tuple[
         name=name, role=role, user=user, prefix=prefix, key_hash=api_key_hash(raw_key)
     )
     return api_key, raw_key
+
+
+@transaction.atomic
+def api_key_update(*, api_key: ApiKey, name: str, actor=None) -> ApiKey:
+    """Rename a key. Its tenant, role and person are fixed: revoke it and create another."""
+    if not name or len(name) > 100:
+        raise DomainValidationError("name: 1 to 100 characters", fields={"name": ["1 to 100 characters."]})
+    api_key.name = name
+    _history_by(api_key, actor)
+    api_key.save(update_fields=["name"])
+    return api_key
 
 
 @transaction.atomic

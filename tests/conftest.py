@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from tenants.services import api_key_create, membership_create
+from tenants.services import PLATFORM_OPERATOR, api_key_create, membership_create
 from tests.factories import TenantFactory, UserFactory
 from tests.fake_network import fake_dns_fixture, loopback_only_fixture  # noqa: F401 (fixtures, for every test)
 from tests.judge_server import judge_server_fixture  # noqa: F401 (the judge_server fixture, for every test)
@@ -32,6 +32,9 @@ def pytest_configure(config):
 
     # A cheap hasher keeps user creation fast.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Many tests send bad keys from the test client's one address; the tests of the
+    # brute-force limit (tests/hitl/test_ratelimit.py) set their own limit and addresses.
+    settings.HITL_AUTH_FAILURES_PER_MINUTE = 1_000_000
     if REQUIRE_POSTGRES and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         raise pytest.UsageError("REQUIRE_POSTGRES=1 but DATABASE_URL does not point at PostgreSQL")
 
@@ -67,7 +70,9 @@ def make_client(tenant, role: str, user=None) -> APIClient:
         # People hold these keys: a member of the tenant with the same role.
         user = UserFactory()
         membership_create(tenant=tenant, user=user, role=role)
-    api_key, raw_key = api_key_create(tenant=tenant, role=role, name=f"test {role}", user=user)
+    api_key, raw_key = api_key_create(
+        tenant=tenant, role=role, name=f"test {role}", user=user, actor=user or PLATFORM_OPERATOR
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
     client.api_key = api_key

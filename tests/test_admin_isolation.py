@@ -9,6 +9,8 @@ from django.contrib.auth.models import Permission
 from policies.defaults import DEFAULT_POLICY
 from policies.models import Application, Judge, Policy, Rubric
 from policies.services import application_override_set, judge_create, rubric_publish
+from reviews.models import Queue
+from reviews.services.queues import queue_grant
 from tenants.models import ApiKey
 from tenants.services import api_key_create, membership_create
 from tests.factories import UserFactory
@@ -30,7 +32,8 @@ def staff_of_a(tenant):
 def b_objects(other_tenant):
     outsider = UserFactory(username="member-of-b")
     membership_create(tenant=other_tenant, user=outsider, role="admin")
-    api_key, _ = api_key_create(tenant=other_tenant, role="admin", name="key-of-b", user=outsider)
+    api_key, _ = api_key_create(tenant=other_tenant, role="admin", name="key-of-b", user=outsider, actor=outsider)
+    queue_grant(queue=Queue.objects.for_tenant(other_tenant).get(name="default"), user=outsider, actor=outsider)
     rubric, _ = rubric_publish(tenant=other_tenant, document=RUBRIC)
     application = application_override_set(tenant=other_tenant, name="app-of-b", mode="none")
     return {
@@ -89,6 +92,7 @@ def test_lists_filters_and_choices_show_nothing_of_another_tenant(client, staff_
         client.get("/admin/policies/judge/").content.decode(),
         client.get("/admin/policies/judge/add/").content.decode(),
         client.get("/admin/reviews/judgement/").content.decode(),
+        client.get("/admin/reviews/queueaccessevent/").content.decode(),
     ]
     for page in pages:
         for secret in (other_tenant.slug, "rubric-of-b", "app-of-b", "key-of-b", "member-of-b", "judge-of-b"):
@@ -143,3 +147,21 @@ def test_a_judge_cannot_be_created_for_another_tenant(client, staff_of_a, tenant
     )
     assert response.status_code == 200  # the form again: that tenant is not a choice
     assert not Judge.unscoped.filter(name="sneaky").exists()
+
+
+def test_the_user_picker_and_list_show_only_people_of_the_administered_tenants(client, staff_of_a, b_objects, tenant):
+    colleague = UserFactory(username="member-of-a")
+    membership_create(tenant=tenant, user=colleague, role="reviewer")
+    staff_of_a.user_permissions.add(Permission.objects.get(codename="view_user"))
+    client.force_login(staff_of_a)
+
+    found = client.get(
+        "/admin/autocomplete/",
+        {"app_label": "tenants", "model_name": "membership", "field_name": "user", "term": "member"},
+    ).json()
+    names = {item["text"] for item in found["results"]}
+    assert "member-of-a" in names and "member-of-b" not in names
+    listing = client.get("/admin/auth/user/").content.decode()
+    assert "member-of-a" in listing and "member-of-b" not in listing
+    outsider = b_objects["api_key"].user
+    assert client.get(f"/admin/auth/user/{outsider.pk}/change/").status_code in (302, 404)

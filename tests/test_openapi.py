@@ -32,7 +32,7 @@ def test_schema_documents_every_endpoint_with_its_errors(schema):
         ("/api/v1/outputs/{output_id}", "get"),
     ]:
         operation = paths[path][method]
-        assert {"401", "403"} <= set(operation["responses"]), (path, method)
+        assert {"401", "403", "429"} <= set(operation["responses"]), (path, method)
         assert operation["security"] == [{"apiKey": []}]
     assert "409" in paths["/api/v1/outputs"]["post"]["responses"]
     assert "404" in paths["/api/v1/outputs/{output_id}"]["get"]["responses"]

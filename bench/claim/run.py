@@ -104,7 +104,7 @@ def seed_people(workers: int):
     from reviews.models import Queue
     from reviews.services.onboarding import tenant_onboard
     from reviews.services.queues import queue_grant
-    from tenants.services import membership_create, user_get_or_create
+    from tenants.services import PLATFORM_OPERATOR, membership_create, user_get_or_create
 
     tenant = tenant_onboard(slug="bench")
     queue = Queue.objects.for_tenant(tenant).get(name="default")
@@ -112,7 +112,7 @@ def seed_people(workers: int):
     for number in range(workers):
         person = user_get_or_create(username=f"reviewer{number}")
         membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
-        queue_grant(queue=queue, user=person)
+        queue_grant(queue=queue, user=person, actor=PLATFORM_OPERATOR)
         user_ids.append(person.pk)
     return tenant.pk, queue.pk, user_ids
 

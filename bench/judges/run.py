@@ -329,7 +329,7 @@ def _warm_up(port: int, key: str) -> None:
 def _configure(judge_url: str) -> str:
     from policies.services import judge_create, policy_publish
     from reviews.services.onboarding import tenant_onboard
-    from tenants.services import api_key_create
+    from tenants.services import PLATFORM_OPERATOR, api_key_create
 
     tenant = tenant_onboard(slug=f"e2e-{uuid.uuid4().hex[:6]}")
     policy_publish(
@@ -348,7 +348,7 @@ def _configure(judge_url: str) -> str:
             "params": {"base_url": judge_url, "model": "judge", "prompt_template": "Judge this answer: {{output}}"},
         },
     )
-    _, key = api_key_create(tenant=tenant, role="service", name="bench")
+    _, key = api_key_create(tenant=tenant, role="service", name="bench", actor=PLATFORM_OPERATOR)
     return key
 
 

@@ -223,3 +223,14 @@ def tasks_release_expired(*, now: datetime | None = None) -> int:
     return ReviewTask.unscoped.filter(status=TaskStatus.CLAIMED, lease_expires_at__lt=now).update(
         status=TaskStatus.PENDING, claimed_by=None, claimed_at=None, lease_expires_at=None
     )
+
+
+@transaction.atomic
+def task_lease_renew(*, tenant: Tenant, user, task_id, now: datetime | None = None) -> ReviewTask:
+    """Extend the holder's lease by a full lease from now (a reviewer still reading)."""
+    now = now or timezone.now()
+    task = _task_for_update(tenant, task_id)
+    lease_check(task, user, now)
+    task.lease_expires_at = now + timedelta(seconds=settings.HITL_LEASE_SECONDS)
+    task.save(update_fields=["lease_expires_at"])
+    return task

@@ -1,12 +1,19 @@
 """Queues: where tasks wait, what they require of reviewers, and who may work them."""
 
+from django.contrib.auth.models import Permission
 from django.db import transaction
-from guardian.shortcuts import assign_perm, remove_perm
+from django.utils import timezone
 
 from hitl.errors import DomainValidationError
-from reviews.models import Queue
+from reviews.models import (
+    Queue,
+    QueueAccessAction,
+    QueueAccessEvent,
+    QueueGroupObjectPermission,
+    QueueUserObjectPermission,
+)
 from tenants.models import Membership, Role, Tenant
-from tenants.services import tenant_config_changed
+from tenants.services import actor_person, tenant_config_changed
 
 
 def _string_list(value, field: str) -> list[str]:
@@ -67,20 +74,81 @@ def queue_update(*, queue: Queue, **changes) -> Queue:
     return queue
 
 
+def _work_queue_permission() -> Permission:
+    return Permission.objects.get(content_type__app_label="reviews", codename="work_queue")
+
+
+def _access_event(*, queue: Queue, action: str, actor, user=None, group=None) -> QueueAccessEvent:
+    """The grant or revocation as a row, in the caller's transaction (``actor``: a person or None)."""
+    return QueueAccessEvent.objects.for_tenant(queue.tenant).create(
+        queue=queue,
+        action=action,
+        user=user,
+        group=group,
+        group_name=group.name if group is not None else "",
+        actor=actor,
+        created_at=timezone.now(),
+    )
+
+
 @transaction.atomic
-def queue_grant(*, queue: Queue, user) -> None:
-    """Let a member work a queue (a django-guardian object permission)."""
+def queue_grant(*, queue: Queue, user, actor) -> QueueAccessEvent | None:
+    """Let a member work a queue (a django-guardian object permission), from their next claim.
+
+    ``actor`` is who grants it (a person, or ``PLATFORM_OPERATOR``); the grant is
+    recorded as a :class:`QueueAccessEvent`, unless the person already had it.
+    """
+    actor = actor_person(actor)  # named before anything is written
     membership = Membership.objects.for_tenant(queue.tenant).filter(user=user).first()
     if membership is None or membership.role not in Role.reviewing():
         raise DomainValidationError(
             "user: only reviewers and admins of the tenant work queues",
             fields={"user": ["Not a reviewer of this tenant."]},
         )
-    assign_perm("reviews.work_queue", user, queue)
-    tenant_config_changed(tenant=queue.tenant)
+    _, created = QueueUserObjectPermission.objects.get_or_create(
+        user=user, content_object=queue, permission=_work_queue_permission()
+    )
+    if not created:
+        return None
+    tenant_config_changed(tenant=queue.tenant)  # reviewer rights are cached per token
+    return _access_event(queue=queue, action=QueueAccessAction.GRANT, actor=actor, user=user)
 
 
 @transaction.atomic
-def queue_revoke(*, queue: Queue, user) -> None:
-    remove_perm("reviews.work_queue", user, queue)
+def queue_revoke(*, queue: Queue, user, actor) -> QueueAccessEvent | None:
+    """Take the right to work a queue from a person; effective from their next claim."""
+    actor = actor_person(actor)
+    deleted, _ = QueueUserObjectPermission.objects.filter(
+        user=user, content_object=queue, permission=_work_queue_permission()
+    ).delete()
+    if not deleted:
+        return None
     tenant_config_changed(tenant=queue.tenant)
+    return _access_event(queue=queue, action=QueueAccessAction.REVOKE, actor=actor, user=user)
+
+
+@transaction.atomic
+def queue_grant_group(*, queue: Queue, group, actor) -> QueueAccessEvent | None:
+    """Let a group work a queue. Only the group's members who review in the queue's
+    tenant can claim from it: the claim checks the membership, as for a person's grant."""
+    actor = actor_person(actor)
+    _, created = QueueGroupObjectPermission.objects.get_or_create(
+        group=group, content_object=queue, permission=_work_queue_permission()
+    )
+    if not created:
+        return None
+    tenant_config_changed(tenant=queue.tenant)
+    return _access_event(queue=queue, action=QueueAccessAction.GRANT, actor=actor, group=group)
+
+
+@transaction.atomic
+def queue_revoke_group(*, queue: Queue, group, actor) -> QueueAccessEvent | None:
+    """Take the right to work a queue from a group; effective from its members' next claim."""
+    actor = actor_person(actor)
+    deleted, _ = QueueGroupObjectPermission.objects.filter(
+        group=group, content_object=queue, permission=_work_queue_permission()
+    ).delete()
+    if not deleted:
+        return None
+    tenant_config_changed(tenant=queue.tenant)
+    return _access_event(queue=queue, action=QueueAccessAction.REVOKE, actor=actor, group=group)

@@ -69,6 +69,50 @@ def webhook_endpoint_delete(*, tenant: Tenant, endpoint_id: int) -> None:
     tenant_config_changed(tenant=tenant)
 
 
+@transaction.atomic
+def webhook_endpoint_update(
+    *,
+    tenant: Tenant,
+    endpoint_id: int,
+    description: str | None = None,
+    is_active: bool | None = None,
+    secret: str | None = None,
+    actor=None,
+) -> WebhookEndpoint:
+    """Change what an endpoint is for, switch it on or off, or rotate its secret (None: unchanged).
+
+    The URL is fixed once created (deliveries record where they went): register a
+    new endpoint and deactivate this one instead.
+    """
+    endpoint = WebhookEndpoint.objects.for_tenant(tenant).select_for_update().filter(pk=endpoint_id).first()
+    if endpoint is None:
+        raise NotFoundError("Webhook not found.")
+    changed = []
+    if description is not None:
+        if len(description) > 200:
+            raise DomainValidationError(
+                "description: at most 200 characters", fields={"description": ["At most 200 characters."]}
+            )
+        endpoint.description = description
+        changed.append("description")
+    if secret is not None:
+        if not isinstance(secret, str) or len(secret) < 16 or len(secret) > 200:
+            raise DomainValidationError("secret: 16 to 200 characters", fields={"secret": ["16 to 200 characters."]})
+        endpoint.secret = secret
+        changed.append("secret")
+    if is_active is not None:
+        if is_active and not endpoint.is_active:
+            webhook_url_validate(endpoint.url)  # stored before today's rules, perhaps: checked again to send again
+        endpoint.is_active = bool(is_active)
+        changed.append("is_active")
+    if changed:
+        if actor is not None:
+            endpoint._history_user = actor
+        endpoint.save(update_fields=changed)
+        tenant_config_changed(tenant=tenant)  # decisions check "any endpoint?" from the cached routing table
+    return endpoint
+
+
 def decision_payload(output: Output, event: str = "output.decided") -> dict:
     return {
         "event": event,

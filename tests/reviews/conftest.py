@@ -7,7 +7,7 @@ import pytest
 from policies.defaults import DEFAULT_POLICY
 from policies.services import policy_publish, rubric_publish
 from reviews.services.queues import queue_grant
-from tenants.services import membership_create
+from tenants.services import PLATFORM_OPERATOR, membership_create
 from tests.conftest import make_client
 from tests.factories import UserFactory, output_payload
 
@@ -44,7 +44,7 @@ def reviewer(tenant, level: int, name: str, skills=()):
     membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=level, skills=list(skills))
     from reviews.models import Queue
 
-    queue_grant(queue=Queue.objects.for_tenant(tenant).get(name="default"), user=person)
+    queue_grant(queue=Queue.objects.for_tenant(tenant).get(name="default"), user=person, actor=PLATFORM_OPERATOR)
     client = make_client(tenant, "reviewer", user=person)
     client.person = person
     return client

@@ -9,7 +9,7 @@ from django.db import connection
 from reviews.models import Queue, ReviewTask
 from reviews.services.claims import reviewer_for, task_claim
 from reviews.services.queues import queue_grant
-from tenants.services import membership_create
+from tenants.services import PLATFORM_OPERATOR, membership_create
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -26,7 +26,7 @@ def test_sixteen_reviewers_claim_forty_tasks_without_a_double_assignment(tenant,
     for number in range(16):
         person = UserFactory(username=f"reviewer{number}")
         membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
-        queue_grant(queue=queue, user=person)
+        queue_grant(queue=queue, user=person, actor=PLATFORM_OPERATOR)
         people.append(person)
     barrier = threading.Barrier(len(people))
     claimed: dict[str, list] = {}
@@ -73,7 +73,7 @@ def test_a_reject_and_an_approve_at_once_never_deadlock(tenant, predictable_poli
     for name in ("rejecter", "approver"):
         person = UserFactory(username=name)
         membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
-        queue_grant(queue=queue, user=person)
+        queue_grant(queue=queue, user=person, actor=PLATFORM_OPERATOR)
         people.append(person)
     leases = {person.username: [] for person in people}
     for person in people:
@@ -119,7 +119,7 @@ def test_a_review_locks_the_output_before_the_task(tenant, predictable_policy):
     queue = Queue.objects.for_tenant(tenant).get(name="default")
     person = UserFactory(username="locker")
     membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
-    queue_grant(queue=queue, user=person)
+    queue_grant(queue=queue, user=person, actor=PLATFORM_OPERATOR)
     task = task_claim(tenant=tenant, reviewer=reviewer_for(tenant=tenant, user=person))
     task_held, let_go, errors = threading.Event(), threading.Event(), []
 

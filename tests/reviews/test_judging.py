@@ -17,7 +17,7 @@ from reviews.services.judging import judge_run, judges_reconcile
 from reviews.services.queues import queue_grant
 from reviews.services.webhooks import webhook_endpoint_create
 from reviews.tasks import judges_run_task
-from tenants.services import membership_create
+from tenants.services import PLATFORM_OPERATOR, membership_create
 from tests.conftest import make_client
 from tests.factories import UserFactory, output_payload
 from tests.judge_server import ok, status
@@ -380,7 +380,7 @@ def test_the_reviewer_who_claims_the_task_sees_the_verdicts(tenant, service, dja
     submit(service, django_capture_on_commit_callbacks, 1, output=CARD)
     person = UserFactory()
     membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=1)
-    queue_grant(queue=Queue.objects.for_tenant(tenant).get(name="default"), user=person)
+    queue_grant(queue=Queue.objects.for_tenant(tenant).get(name="default"), user=person, actor=PLATFORM_OPERATOR)
 
     task = make_client(tenant, "reviewer", user=person).post("/api/v1/tasks/claim", {}, format="json").json()
     [verdict] = task["judgements"]

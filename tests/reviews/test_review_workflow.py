@@ -10,7 +10,7 @@ from policies.services import policy_publish, rubric_publish
 from reviews.models import Output, Review, ReviewTask
 from reviews.services.claims import tasks_release_expired
 from reviews.services.queues import queue_create, queue_grant
-from tenants.services import membership_create
+from tenants.services import PLATFORM_OPERATOR, membership_create
 from tests.conftest import make_client
 from tests.factories import UserFactory, output_payload
 from tests.reviews.conftest import GOOD_SCORES, RUBRIC, claim, review, reviewer, submit
@@ -207,7 +207,7 @@ def test_a_reviewer_who_lost_the_queue_cannot_finish_a_leased_task(tenant, workf
     submit(workflow, 1, "medium-app")
     rita = reviewer(tenant, 1, "rita")
     task = claim(rita).json()
-    queue_revoke(queue=Queue.objects.for_tenant(tenant).get(name="default"), user=rita.person)
+    queue_revoke(queue=Queue.objects.for_tenant(tenant).get(name="default"), user=rita.person, actor=PLATFORM_OPERATOR)
 
     response = review(rita, task["id"], decision="approve", scores=GOOD_SCORES)
 
@@ -269,8 +269,8 @@ def test_queues_need_permission_skills_and_level(tenant, workflow):
     unskilled_person = UserFactory(username="unskilled")
     membership_create(tenant=tenant, user=unskilled_person, role="reviewer")
     unskilled = make_client(tenant, "reviewer", user=unskilled_person)
-    queue_grant(queue=legal, user=lawyer_person)
-    queue_grant(queue=legal, user=unskilled_person)
+    queue_grant(queue=legal, user=lawyer_person, actor=PLATFORM_OPERATOR)
+    queue_grant(queue=legal, user=unskilled_person, actor=PLATFORM_OPERATOR)
 
     assert claim(plain).status_code == 204  # no permission on "legal"
     assert claim(unskilled).status_code == 204  # permission, but not the skill
@@ -348,7 +348,7 @@ def test_overlap_review_does_not_change_the_decision(tenant, workflow):
 def test_a_key_of_no_person_cannot_claim(tenant, workflow):
     from tenants.services import api_key_create
 
-    _, raw = api_key_create(tenant=tenant, role="admin", name="robot")
+    _, raw = api_key_create(tenant=tenant, role="admin", name="robot", actor=PLATFORM_OPERATOR)
     from rest_framework.test import APIClient
 
     robot = APIClient()

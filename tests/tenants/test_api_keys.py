@@ -5,14 +5,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from hitl.errors import DomainValidationError
+from hitl.errors import DomainValidationError, ForbiddenError
 from tenants.models import ApiKey
-from tenants.services import api_key_create, api_key_hash, api_key_revoke, membership_create
+from tenants.services import PLATFORM_OPERATOR, api_key_create, api_key_hash, api_key_revoke, membership_create
 from tests.factories import UserFactory, output_payload
 
 
 def test_key_is_stored_only_as_a_hash(tenant):
-    api_key, raw_key = api_key_create(tenant=tenant, role="service", name="prod")
+    api_key, raw_key = api_key_create(tenant=tenant, role="service", name="prod", actor=PLATFORM_OPERATOR)
 
     stored = ApiKey.objects.for_tenant(tenant).get(pk=api_key.pk)
     assert raw_key.startswith(f"hitl_{stored.prefix}_")
@@ -21,7 +21,7 @@ def test_key_is_stored_only_as_a_hash(tenant):
 
 
 def test_two_keys_never_share_a_prefix_or_secret(tenant):
-    keys = [api_key_create(tenant=tenant, role="service", name=f"k{n}")[1] for n in range(20)]
+    keys = [api_key_create(tenant=tenant, role="service", name=f"k{n}", actor=PLATFORM_OPERATOR)[1] for n in range(20)]
     assert len(set(keys)) == 20
     assert len({key.split("_")[1] for key in keys}) == 20
 
@@ -70,7 +70,7 @@ def test_last_used_is_recorded_but_at_most_once_a_minute(tenant, client_for):
 )
 def test_invalid_key_requests_name_the_field(tenant, kwargs, field):
     with pytest.raises(DomainValidationError) as caught:
-        api_key_create(tenant=tenant, **kwargs)
+        api_key_create(tenant=tenant, **kwargs, actor=PLATFORM_OPERATOR)
     assert field in caught.value.fields
     assert not ApiKey.objects.for_tenant(tenant).exists()
 
@@ -80,7 +80,7 @@ def test_a_key_for_a_person_needs_their_membership_in_that_tenant(tenant, other_
     membership_create(tenant=other_tenant, user=person, role="admin")
 
     with pytest.raises(DomainValidationError, match="not a member"):
-        api_key_create(tenant=tenant, role="admin", name="x", user=person)
+        api_key_create(tenant=tenant, role="admin", name="x", user=person, actor=person)
 
 
 @pytest.mark.parametrize(
@@ -100,16 +100,16 @@ def test_a_key_never_grants_more_than_its_person_has(tenant, member_role, key_ro
     membership_create(tenant=tenant, user=person, role=member_role)
 
     if allowed:
-        api_key, _ = api_key_create(tenant=tenant, role=key_role, name="x", user=person)
+        api_key, _ = api_key_create(tenant=tenant, role=key_role, name="x", user=person, actor=person)
         assert api_key.user == person
     else:
         with pytest.raises(DomainValidationError) as caught:
-            api_key_create(tenant=tenant, role=key_role, name="x", user=person)
+            api_key_create(tenant=tenant, role=key_role, name="x", user=person, actor=person)
         assert "role" in caught.value.fields
 
 
 def test_key_changes_are_kept_in_history(tenant):
-    api_key, _ = api_key_create(tenant=tenant, role="service", name="prod")
+    api_key, _ = api_key_create(tenant=tenant, role="service", name="prod", actor=PLATFORM_OPERATOR)
     api_key_revoke(api_key=api_key)
 
     records = list(api_key.history.order_by("history_date").values_list("history_type", "revoked_at"))
@@ -130,3 +130,101 @@ def test_a_persons_key_stops_working_when_they_leave_or_are_downgraded(tenant, c
 
     Membership.objects.for_tenant(tenant).filter(pk=membership.pk).delete()
     assert client.get("/api/v1/policy").status_code == 401
+
+
+def test_a_deactivated_persons_key_stops_at_the_next_request(tenant, client_for):
+    person = UserFactory()
+    membership_create(tenant=tenant, user=person, role="reviewer")
+    client = client_for(tenant, "reviewer", user=person)
+    assert client.get("/api/v1/policy").status_code == 200
+
+    person.is_active = False
+    person.save(update_fields=["is_active"])
+
+    response = client.get("/api/v1/policy")
+    assert response.status_code == 401
+    assert response.json()["message"] == "Invalid or revoked API key."
+    person.is_active = True
+    person.save(update_fields=["is_active"])
+    assert client.get("/api/v1/policy").status_code == 200  # the key itself was never revoked
+
+
+def test_a_deactivated_person_cannot_claim_even_with_rights_cached(tenant, client_for):
+    from reviews.models import Queue
+    from reviews.services.queues import queue_grant
+
+    person = UserFactory()
+    membership_create(tenant=tenant, user=person, role="reviewer")
+    queue_grant(queue=Queue.objects.for_tenant(tenant).get(name="default"), user=person, actor=PLATFORM_OPERATOR)
+    client = client_for(tenant, "reviewer", user=person)
+    assert client.post("/api/v1/tasks/claim", {}, format="json").status_code == 204  # rights now cached
+
+    type(person).objects.filter(pk=person.pk).update(is_active=False)
+
+    assert client.post("/api/v1/tasks/claim", {}, format="json").status_code == 401
+
+
+def test_a_person_creates_their_own_key(tenant):
+    person = UserFactory()
+    membership_create(tenant=tenant, user=person, role="reviewer")
+
+    api_key, raw_key = api_key_create(tenant=tenant, role="reviewer", name="mine", user=person, actor=person)
+
+    assert api_key.user == person and raw_key.startswith("hitl_")
+
+
+@pytest.mark.parametrize("admin_is_superuser", [False, True])
+def test_an_admin_cannot_create_a_key_that_acts_for_a_colleague(tenant, admin_is_superuser):
+    admin = UserFactory(is_superuser=admin_is_superuser)
+    membership_create(tenant=tenant, user=admin, role="admin")
+    colleague = UserFactory()
+    membership_create(tenant=tenant, user=colleague, role="reviewer")
+
+    with pytest.raises(ForbiddenError) as caught:
+        api_key_create(tenant=tenant, role="reviewer", name="for rita", user=colleague, actor=admin)
+
+    assert "user" in caught.value.fields
+    assert caught.value.http_status == 403
+    assert not ApiKey.objects.for_tenant(tenant).exists()
+
+
+def test_the_platform_operator_creates_a_key_for_any_member(tenant):
+    colleague = UserFactory()
+    membership_create(tenant=tenant, user=colleague, role="reviewer")
+
+    api_key, _ = api_key_create(
+        tenant=tenant, role="reviewer", name="for rita", user=colleague, actor=PLATFORM_OPERATOR
+    )
+
+    assert api_key.user == colleague
+
+
+def test_a_key_of_no_person_is_created_by_an_admin_of_the_tenant_only(tenant, other_tenant):
+    admin = UserFactory()
+    membership_create(tenant=tenant, user=admin, role="admin")
+    reviewer = UserFactory()
+    membership_create(tenant=tenant, user=reviewer, role="reviewer")
+    admin_elsewhere = UserFactory()
+    membership_create(tenant=other_tenant, user=admin_elsewhere, role="admin")
+
+    api_key, _ = api_key_create(tenant=tenant, role="service", name="prod", actor=admin)
+    assert api_key.user is None
+    for outsider in (reviewer, admin_elsewhere):
+        with pytest.raises(ForbiddenError):
+            api_key_create(tenant=tenant, role="service", name="sneaky", actor=outsider)
+    assert ApiKey.objects.for_tenant(tenant).count() == 1
+
+
+def test_creating_a_key_names_who_creates_it(tenant):
+    with pytest.raises(ForbiddenError, match="Name who acts"):
+        api_key_create(tenant=tenant, role="service", name="prod", actor=None)
+    assert not ApiKey.objects.for_tenant(tenant).exists()
+
+
+def test_no_key_is_created_for_a_deactivated_person(tenant):
+    person = UserFactory(is_active=False)
+    membership_create(tenant=tenant, user=person, role="reviewer")
+
+    with pytest.raises(DomainValidationError) as caught:
+        api_key_create(tenant=tenant, role="reviewer", name="x", user=person, actor=PLATFORM_OPERATOR)
+    assert "deactivated" in caught.value.fields["user"][0]

@@ -5,8 +5,8 @@ from django.db import IntegrityError, transaction
 
 from hitl.errors import DomainValidationError
 from reviews.services.onboarding import tenant_onboard
-from tenants.models import Membership
-from tenants.services import membership_create
+from tenants.models import ApiKey, Membership
+from tenants.services import api_key_create, membership_create, membership_delete, membership_update
 from tests.factories import UserFactory
 
 
@@ -56,3 +56,44 @@ def test_tenant_slug_is_validated(db, slug):
 def test_duplicate_tenant_slug_is_refused(tenant):
     with pytest.raises(DomainValidationError, match="slug"):
         tenant_onboard(slug=tenant.slug)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [({"role": "owner"}, "role"), ({"reviewer_level": 0}, "reviewer_level"), ({"skills": "legal"}, "skills")],
+)
+def test_membership_update_validates_like_create(tenant, changes, field):
+    membership = membership_create(tenant=tenant, user=UserFactory(), role="reviewer")
+    wanted = {"role": "reviewer", "reviewer_level": 1, "skills": [], **changes}
+
+    with pytest.raises(DomainValidationError) as caught:
+        membership_update(membership=membership, **wanted)
+
+    assert field in caught.value.fields
+    assert Membership.objects.for_tenant(tenant).get(pk=membership.pk).role == "reviewer"
+
+
+def test_leaving_a_tenant_revokes_the_persons_keys_there_only(tenant, other_tenant):
+    person = UserFactory()
+    membership = membership_create(tenant=tenant, user=person, role="admin")
+    membership_create(tenant=other_tenant, user=person, role="admin")
+    here, _ = api_key_create(tenant=tenant, role="auditor", name="here", user=person, actor=person)
+    there, _ = api_key_create(tenant=other_tenant, role="auditor", name="there", user=person, actor=person)
+
+    membership_delete(membership=membership)
+
+    assert ApiKey.objects.for_tenant(tenant).get(pk=here.pk).revoked_at is not None
+    assert ApiKey.objects.for_tenant(other_tenant).get(pk=there.pk).revoked_at is None
+    assert Membership.objects.for_tenant(other_tenant).filter(user=person).exists()
+
+
+def test_a_downgrade_revokes_only_the_keys_the_new_role_does_not_allow(tenant):
+    person = UserFactory()
+    membership = membership_create(tenant=tenant, user=person, role="admin")
+    auditor_key, _ = api_key_create(tenant=tenant, role="auditor", name="a", user=person, actor=person)
+    admin_key, _ = api_key_create(tenant=tenant, role="admin", name="b", user=person, actor=person)
+
+    membership_update(membership=membership, role="auditor", reviewer_level=1, skills=[])
+
+    assert ApiKey.objects.for_tenant(tenant).get(pk=auditor_key.pk).revoked_at is None
+    assert ApiKey.objects.for_tenant(tenant).get(pk=admin_key.pk).revoked_at is not None

@@ -19,7 +19,13 @@ from reviews.services.onboarding import tenant_onboard
 from reviews.services.queues import queue_grant
 from tenants.models import ApiKey, Membership, Role
 from tenants.selectors import tenant_get_by_slug
-from tenants.services import api_key_create, api_key_revoke, membership_create, user_get_or_create
+from tenants.services import (
+    PLATFORM_OPERATOR,
+    api_key_create,
+    api_key_revoke,
+    membership_create,
+    user_get_or_create,
+)
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "demo-password-1"  # noqa: S105 (a published demo login)
@@ -35,6 +41,83 @@ APPLICATIONS = {
     "legal-assistant": ["Summarise clause 4 of the lease.", "Is this NDA mutual?"],
     "medical-triage": ["I have a headache and fever.", "Can I take ibuprofen with aspirin?"],
 }
+
+SYSTEM_PROMPTS = {
+    "support-bot": "You are Acme's support assistant. Answer from the help centre only; never promise refunds.",
+    "legal-assistant": (
+        "You summarise contracts for Acme's legal team. Cite clauses. End with: This is not legal advice"
+    ),
+    "medical-triage": "You triage symptoms for a nurse line. Never diagnose; say when to seek urgent care.",
+}
+PASSAGES = {
+    "support-bot": [
+        (
+            "help/account-security#reset",
+            "To reset your password, open Settings > Security and choose 'Reset password'. "
+            "A link valid for 30 minutes is sent to the address on file.",
+        ),
+        ("help/orders#tracking", "Orders ship within 2 working days. The tracking link is in the confirmation email."),
+        ("policy/refunds", "Refunds are possible within 30 days for unused items, after the return is received."),
+    ],
+    "legal-assistant": [
+        (
+            "lease-2024.pdf#clause-4",
+            "4. Rent. The tenant pays EUR 1,450 monthly in advance, indexed yearly on 1 March "
+            "to the consumer price index, capped at 3%.",
+        ),
+        ("nda-acme-beta.pdf#1", "1. Each party may disclose Confidential Information to the other party..."),
+    ],
+    "medical-triage": [
+        ("triage/fever", "Fever with headache: advise rest and fluids; urgent care if stiff neck, rash or confusion."),
+        (
+            "drugs/nsaid-interactions",
+            "Ibuprofen taken with low-dose aspirin may reduce aspirin's cardioprotective effect.",
+        ),
+    ],
+}
+TOOLS = {
+    "support-bot": ("lookup_order", {"order_id": "A-10293"}, {"status": "shipped", "carrier": "DHL", "eta": "2 days"}),
+    "legal-assistant": ("fetch_document", {"name": "lease-2024.pdf", "pages": [3, 4]}, {"pages": 2, "ok": True}),
+    "medical-triage": ("check_red_flags", {"symptoms": ["headache", "fever"]}, {"red_flags": [], "urgency": "routine"}),
+}
+
+
+def demo_trace(rng: random.Random, application: str, question: str, answer: str) -> tuple[list, list]:
+    """A realistic agent run: the conversation, a retrieval, a tool call, the generation."""
+    conversation = [
+        {"role": "system", "content": SYSTEM_PROMPTS[application]},
+        {"role": "user", "content": question},
+    ]
+    passages = rng.sample(PASSAGES[application], k=min(2, len(PASSAGES[application])))
+    tool, arguments, result = TOOLS[application]
+    prompt_tokens, completion_tokens = rng.randint(300, 1800), rng.randint(40, 400)
+    trace = [
+        {
+            "type": "retrieval",
+            "name": "search help centre" if application == "support-bot" else "search documents",
+            "query": question,
+            "documents": [{"source": source, "content": text} for source, text in passages],
+            "latency_ms": rng.randint(20, 180),
+        },
+        {
+            "type": "tool",
+            "name": tool,
+            "arguments": arguments,
+            "result": result,
+            "latency_ms": rng.randint(40, 600),
+        },
+        {
+            "type": "llm",
+            "name": "answer",
+            "model": rng.choice(["gpt-4o-mini", "llama-3.1-70b"]),
+            "messages": [*conversation, {"role": "assistant", "content": answer}],
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cost": round(prompt_tokens * 0.15e-6 + completion_tokens * 0.6e-6, 6),
+            "latency_ms": rng.randint(400, 2600),
+        },
+    ]
+    return conversation, trace
 
 
 # Built-in judges (no LLM endpoint needed); see docs/judges.md for an LLM judge.
@@ -85,14 +168,16 @@ class Command(BaseCommand):
         default_queue = Queue.objects.for_tenant(tenant).get(name="default")
         for username, role, *_ in PEOPLE:
             if role in Role.reviewing():
-                queue_grant(queue=default_queue, user=user_get_or_create(username=username))
+                queue_grant(queue=default_queue, user=user_get_or_create(username=username), actor=PLATFORM_OPERATOR)
 
         for api_key in ApiKey.objects.for_tenant(tenant).filter(name__startswith="demo ", revoked_at__isnull=True):
             api_key_revoke(api_key=api_key)
         keys = {}
         for role, username in (("service", None), ("admin", "admin"), ("reviewer", "rita"), ("auditor", "alex")):
             user = user_get_or_create(username=username) if username else None
-            _, keys[role] = api_key_create(tenant=tenant, role=role, name=f"demo {role}", user=user)
+            _, keys[role] = api_key_create(
+                tenant=tenant, role=role, name=f"demo {role}", user=user, actor=PLATFORM_OPERATOR
+            )
 
         if Policy.objects.for_tenant(tenant).get().version == 1:
             self._configure(tenant)
@@ -102,13 +187,15 @@ class Command(BaseCommand):
         for number in range(outputs):
             application = rng.choice(sorted(APPLICATIONS))
             question = rng.choice(APPLICATIONS[application])
+            answer = f"Demo answer {number} to: {question}" + DEMO_EXTRAS[number % len(DEMO_EXTRAS)]
+            conversation, trace = demo_trace(rng, application, question, answer)
             submissions.append(
                 OutputSubmission(
                     external_id=f"demo-{number:04d}",
                     application=application,
-                    input=question,
-                    output=f"Demo answer {number} to: {question}" + DEMO_EXTRAS[number % len(DEMO_EXTRAS)],
-                    trace=[{"type": "llm", "prompt": question, "latency_ms": rng.randint(200, 2000)}],
+                    input=conversation,
+                    output=answer,
+                    trace=trace,
                     metadata={"category": rng.choice(["billing", "account", "advice"]), "locale": "en"},
                     model=rng.choice(["gpt-4o-mini", "llama-3.1-70b"]),
                     confidence=round(rng.uniform(0.3, 1.0), 2),

@@ -4,11 +4,14 @@ from django.core.management.base import BaseCommand, CommandError
 from hitl.errors import DomainValidationError
 from tenants.models import ApiKeyRole
 from tenants.selectors import tenant_get_by_slug
-from tenants.services import api_key_create
+from tenants.services import PLATFORM_OPERATOR, api_key_create
 
 
 class Command(BaseCommand):
-    help = "Create an API key and print it once: create_api_key SLUG --role ROLE [--user USERNAME] [--name NAME]"
+    help = (
+        "Create an API key and print it once: create_api_key SLUG --role ROLE [--user USERNAME] [--name NAME]. "
+        "The platform operator's way to give a person a key (in the admin, people create only their own)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("slug")
@@ -26,7 +29,9 @@ class Command(BaseCommand):
             if person is None:
                 raise CommandError(f"No user named '{user}'.")
         try:
-            _, raw_key = api_key_create(tenant=tenant, role=role, user=person, name=name or f"{role} key")
+            _, raw_key = api_key_create(
+                tenant=tenant, role=role, user=person, name=name or f"{role} key", actor=PLATFORM_OPERATOR
+            )
         except DomainValidationError as error:
             raise CommandError(error.message) from error
         # The key alone on stdout so that scripts can capture it; it is never shown again.

@@ -1,0 +1,201 @@
+"""The one choke point every page for people goes through, and the pages of a person's own.
+
+:class:`TenantPage` is to pages what ``hitl.api.TenantApi`` is to the API: it resolves
+the signed-in person, the current tenant (chosen in the header, remembered in the
+session) and their role there, refuses a role the page does not serve, and hands
+``self.tenant``, ``self.membership`` and ``self.person`` to the page. Pages call the
+same services and selectors as the API.
+"""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views import View
+from django.views.generic import TemplateView
+
+from hitl.errors import ApplicationError
+from tenants.models import ApiKey, Membership, Role
+from tenants.selectors import api_keys_of, memberships_of
+from tenants.services import KEY_ROLES_BY_MEMBERSHIP_ROLE, api_key_create, api_key_revoke
+
+SESSION_TENANT = "hitl_tenant_id"
+
+# Where each role starts its day.
+HOME_BY_ROLE = {
+    Role.REVIEWER: "review:workbench",
+    Role.ADMIN: "review:workbench",
+    Role.AUDITOR: "tenants:auditor",
+    Role.VIEWER: "tenants:me",
+}
+
+
+def current_membership(request) -> Membership | None:
+    """The membership of the tenant chosen in this session, else the person's first."""
+    memberships = getattr(request, "_hitl_memberships", None)
+    if memberships is None:
+        memberships = request._hitl_memberships = memberships_of(user=request.user)
+    chosen = request.session.get(SESSION_TENANT)
+    for membership in memberships:
+        if membership.tenant_id == chosen:
+            return membership
+    return memberships[0] if memberships else None
+
+
+class TenantPage(LoginRequiredMixin, TemplateView):
+    """Base of every page that acts inside one tenant.
+
+    Subclasses set ``roles`` (membership roles allowed) and use ``self.tenant``,
+    ``self.membership`` and ``self.person``. Another tenant's object is a 404 because
+    every read goes through selectors that take ``self.tenant``.
+    """
+
+    roles: frozenset[str] = frozenset(Role.values)
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()
+        membership = current_membership(request)
+        if membership is None:
+            return render(request, "tenants/no_tenant.html", status=403)
+        if membership.role not in self.roles:
+            raise PermissionDenied(f"A {membership.role} does not use this page.")
+        self.membership, self.tenant, self.person = membership, membership.tenant, request.user
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(
+            tenant=self.tenant,
+            membership=self.membership,
+            memberships=memberships_of(user=self.person),
+        )
+        return context
+
+
+def home_url(membership: Membership | None) -> str:
+    if membership is None:
+        return reverse("tenants:me")
+    return reverse(HOME_BY_ROLE.get(membership.role, "tenants:me"))
+
+
+class LoginPage(auth_views.LoginView):
+    """Sign-in for every member (not only staff); each role then lands on its own home."""
+
+    template_name = "tenants/login.html"
+    redirect_authenticated_user = True
+
+    def get_success_url(self):
+        wanted = self.get_redirect_url()
+        if wanted:
+            return wanted
+        return home_url(current_membership(self.request))
+
+
+class HomeRedirect(LoginRequiredMixin, View):
+    def get(self, request):
+        return redirect(home_url(current_membership(request)))
+
+
+class TenantSwitch(LoginRequiredMixin, View):
+    """``POST /tenant/`` picks the current tenant among the person's own, then opens the home of
+    their role there (the page they were on shows the other tenant's objects)."""
+
+    def post(self, request):
+        try:
+            tenant_id = int(request.POST.get("tenant", ""))
+        except ValueError:
+            raise Http404 from None
+        membership = next((m for m in memberships_of(user=request.user) if m.tenant_id == tenant_id), None)
+        if membership is None:
+            raise Http404  # not theirs: as missing as a tenant that does not exist
+        request.session[SESSION_TENANT] = tenant_id
+        messages.info(request, f"Now working in {membership.tenant.name}.")
+        return redirect(home_url(membership))
+
+
+class MePage(TenantPage):
+    """A person's own settings: their memberships and the API keys that act for them."""
+
+    template_name = "tenants/me.html"
+
+    def key_roles(self) -> list[str]:
+        return sorted(role for role in KEY_ROLES_BY_MEMBERSHIP_ROLE[self.membership.role] if role != "service")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(keys=api_keys_of(tenant=self.tenant, user=self.person), key_roles=self.key_roles())
+        return context
+
+    def post(self, request):
+        action = request.POST.get("action")
+        if action == "create":
+            role = request.POST.get("role", "")
+            if role not in self.key_roles():
+                messages.error(request, "role: not a key role you may hold here.")
+                return redirect("tenants:me")
+            try:
+                _, raw = api_key_create(
+                    tenant=self.tenant,
+                    role=role,
+                    name=request.POST.get("name", "").strip(),
+                    user=self.person,
+                    actor=self.person,  # a key that acts for a person is created by that person
+                )
+            except ApplicationError as error:
+                messages.error(request, error.message)
+                return redirect("tenants:me")
+            return self.render_to_response(self.get_context_data(new_key=raw))
+        if action == "revoke":
+            key = ApiKey.objects.for_tenant(self.tenant).filter(pk=request.POST.get("key"), user=self.person).first()
+            if key is None:
+                raise Http404
+            api_key_revoke(api_key=key)
+            messages.info(request, f"Key {key.name} revoked.")
+            return redirect("tenants:me")
+        raise Http404
+
+
+class AuditorHome(TenantPage):
+    """What an auditor can read today, until the audit pages land."""
+
+    roles = frozenset({Role.AUDITOR, Role.ADMIN})
+    template_name = "tenants/auditor.html"
+
+
+def password_reset_urls():
+    """Django's password reset flow with our templates; mail goes to ``EMAIL_BACKEND``."""
+    return [
+        (
+            "password-reset/",
+            auth_views.PasswordResetView.as_view(
+                template_name="tenants/password_reset.html",
+                email_template_name="tenants/password_reset_email.txt",
+                subject_template_name="tenants/password_reset_subject.txt",
+                success_url="/password-reset/sent/",
+                from_email=settings.DEFAULT_FROM_EMAIL,
+            ),
+            "password_reset",
+        ),
+        (
+            "password-reset/sent/",
+            auth_views.PasswordResetDoneView.as_view(template_name="tenants/password_reset_sent.html"),
+            "password_reset_done",
+        ),
+        (
+            "password-reset/<uidb64>/<token>/",
+            auth_views.PasswordResetConfirmView.as_view(
+                template_name="tenants/password_reset_confirm.html", success_url="/password-reset/done/"
+            ),
+            "password_reset_confirm",
+        ),
+        (
+            "password-reset/done/",
+            auth_views.PasswordResetCompleteView.as_view(template_name="tenants/password_reset_done.html"),
+            "password_reset_complete",
+        ),
+    ]
