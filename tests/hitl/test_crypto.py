@@ -12,7 +12,7 @@ from hitl.crypto import SecretDecryptionError, column_decrypt, column_encrypt, s
 from policies.models import Judge
 from policies.services import judge_create
 from reviews.models import WebhookEndpoint
-from reviews.services.webhooks import webhook_endpoint_create
+from reviews.services.webhooks import webhook_endpoint_create, webhook_endpoint_update
 
 OLD, NEW, STRANGER = (Fernet.generate_key().decode() for _ in range(3))
 API_KEY = "sk-judge-key-0123456789"
@@ -65,6 +65,15 @@ def test_secrets_are_stored_encrypted_and_read_back_in_plain(tenant, secrets_sto
     assert Judge.objects.for_tenant(tenant).get(pk=judge.pk).api_key == API_KEY
     assert WebhookEndpoint.objects.for_tenant(tenant).get(pk=endpoint.pk).secret == WEBHOOK_SECRET
     assert WebhookEndpoint.objects.for_tenant(tenant).values_list("secret", flat=True).get() == WEBHOOK_SECRET
+
+
+def test_a_changed_secret_is_stored_encrypted_too(tenant, secrets_stored):
+    _, endpoint = secrets_stored
+
+    webhook_endpoint_update(tenant=tenant, endpoint_id=endpoint.pk, secret="another-secret-of-20")
+
+    assert "another-secret-of-20" not in raw(WebhookEndpoint, endpoint.pk, "secret")
+    assert WebhookEndpoint.objects.for_tenant(tenant).get(pk=endpoint.pk).secret == "another-secret-of-20"
 
 
 def test_the_same_secret_encrypts_differently_each_time(keys):

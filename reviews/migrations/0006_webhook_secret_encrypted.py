@@ -18,7 +18,7 @@ def decrypt(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviews', '0004_judgements'),
+        ('reviews', '0005_queue_access_events'),
     ]
 
     operations = [
