@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from rest_framework.views import APIView
 
 from hitl.api_errors import ErrorResponse
-from hitl.errors import DomainValidationError, fields_message, pydantic_fields
+from hitl.errors import DomainValidationError, NotFoundError, fields_message, pydantic_fields
 from hitl.permissions import TenantRolePermission
 
 
@@ -26,6 +26,9 @@ class TenantApi(APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        if any("\x00" in str(value) for value in kwargs.values()):
+            # No name holds a NUL character, and PostgreSQL refuses one in a query.
+            raise NotFoundError("Not found.")
         self.api_key = request.auth
         self.tenant = request.auth.tenant
 

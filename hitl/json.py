@@ -1,5 +1,7 @@
 """orjson parser and renderer: the API's JSON is on the ingest hot path."""
 
+import json
+
 import orjson
 from django.conf import settings
 from rest_framework.exceptions import ParseError
@@ -7,6 +9,11 @@ from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
 from hitl.api_errors import RequestTooLarge
+from hitl.json_limits import json_value_check, json_value_problem
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+# Past this size a body whose numbers orjson refuses is not parsed a second time to name the field.
+_LOCATE_MAX_BYTES = 1024 * 1024
 
 
 def _default(value):
@@ -15,11 +22,36 @@ def _default(value):
 
 
 def dumps(data) -> bytes:
-    return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(data, default=_default, option=_OPTIONS)
+    except orjson.JSONEncodeError:
+        # Stored before the edge refused them (hitl.json_limits): integers beyond 64 bits,
+        # which PostgreSQL's jsonb returns for a float such as 1e20, or nesting deeper than
+        # orjson writes. A read never fails on them: they are written as the client sent them.
+        return orjson.dumps(_writable(data), default=_default, option=_OPTIONS)
+
+
+def _writable(value, depth: int = 0):
+    kind = type(value)
+    if kind is dict:
+        if depth >= 200:  # orjson writes 254 levels
+            return json.dumps(value, default=str)
+        return {key: _writable(item, depth + 1) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        if depth >= 200:
+            return json.dumps(value, default=str)
+        return [_writable(item, depth + 1) for item in value]
+    if kind is int and not -(2**63) <= value < 2**64:
+        try:
+            return float(value)  # how the client sent it: orjson reads such integers as floats
+        except OverflowError:
+            return str(value)
+    return value
 
 
 class OrjsonParser(BaseParser):
-    """Parses JSON, refusing bodies over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` before reading them whole."""
+    """Parses JSON, refusing bodies over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` before reading them whole,
+    and values that could not be stored and read back (hitl.json_limits), naming the field."""
 
     media_type = "application/json"
 
@@ -36,9 +68,25 @@ class OrjsonParser(BaseParser):
             # PostgreSQL cannot store NUL characters in text or jsonb; say so instead of failing later.
             raise ParseError("The body contains a NUL character (\\u0000), which cannot be stored.")
         try:
-            return orjson.loads(raw)
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
+            _locate_refused_number(raw)
             raise ParseError(f"Malformed JSON: {error}") from error
+        json_value_check(data)
+        return data
+
+
+def _locate_refused_number(raw: bytes) -> None:
+    """orjson refuses NaN, Infinity and numbers that overflow a double without saying
+    where they are; the standard library reads them, and the check names the field."""
+    if len(raw) > _LOCATE_MAX_BYTES:
+        return
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return  # malformed for both: orjson's message says where
+    if json_value_problem(data) is not None:
+        json_value_check(data)
 
 
 class OrjsonRenderer(BaseRenderer):

@@ -345,3 +345,8 @@ HITL_WEBHOOK_ALLOW_PRIVATE = env_bool("HITL_WEBHOOK_ALLOW_PRIVATE", default=DEBU
 HITL_JUDGE_ALLOW_PRIVATE = env_bool("HITL_JUDGE_ALLOW_PRIVATE", default=DEBUG)
 # Longer than a judge task's time limit (300 s), so that a running task is not enqueued again.
 HITL_JUDGE_RECONCILE_SECONDS = env_int("HITL_JUDGE_RECONCILE_SECONDS", 6 * 60)
+# Policy, judge and rubric documents: the most one may weigh, serialized (each process keeps
+# compiled forms of them), and the most each per-process configuration cache holds, weighed
+# by the serialized size of the documents and rows its entries were built from (hitl/cache.py).
+HITL_MAX_CONFIG_BYTES = env_int("HITL_MAX_CONFIG_BYTES", 256 * 1024)
+HITL_CACHE_MAX_BYTES = env_int("HITL_CACHE_MAX_BYTES", 8 * 1024 * 1024)

@@ -6,13 +6,11 @@ import json
 from django import forms
 from django.contrib import admin
 from django.db import transaction
-from pydantic import ValidationError
 from simple_history.admin import SimpleHistoryAdmin
 
 from hitl.admin_writes import ServiceWritesAdminMixin
 from hitl.errors import DomainValidationError
 from policies.models import Application, Judge, Policy, Rubric
-from policies.schemas import RubricDocument
 from policies.services import (
     application_override_set,
     application_rubric_set,
@@ -22,6 +20,7 @@ from policies.services import (
     policy_publish,
     policy_validate,
     rubric_publish,
+    rubric_validate,
 )
 from tenants.admin_scoping import AdministeredTenantFilter, TenantScopedAdminMixin
 
@@ -154,17 +153,17 @@ class RubricForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         try:
-            RubricDocument.model_validate(
-                {
+            rubric_validate(
+                document={
                     "name": cleaned.get("name") or self.instance.name or "",
                     "description": cleaned.get("description", ""),
                     "criteria": cleaned.get("criteria"),
                 }
             )
-        except ValidationError as error:
-            for item in error.errors(include_url=False):
-                location = ".".join(str(part) for part in item["loc"])
-                self.add_error("criteria" if location.startswith("criteria") else None, f"{location}: {item['msg']}")
+        except DomainValidationError as error:
+            for location, messages in error.fields.items():
+                for message in messages:
+                    self.add_error("criteria" if location.startswith("criteria") else None, f"{location}: {message}")
         return cleaned
 
 

@@ -1,8 +1,8 @@
 """Reads for policies: the current document, its history, and the compiled form ingest uses."""
 
 from dataclasses import dataclass
-from functools import lru_cache
 
+from hitl.cache import config_cache, weight_of
 from hitl.errors import NotFoundError
 from policies.engine import CompiledPolicy
 from policies.models import Application, Judge, Override, Policy, Rubric
@@ -39,8 +39,8 @@ def compiled_policy(*, tenant: Tenant) -> CompiledPolicy:
     return _compiled(tenant.pk, str(tenant.config_token))
 
 
-@lru_cache(maxsize=1024)
-def _compiled(tenant_id: int, config_token: str) -> CompiledPolicy:
+@config_cache("compiled policies")
+def _compiled(tenant_id: int, config_token: str) -> tuple[CompiledPolicy, int]:
     tenant = Tenant(pk=tenant_id)
     policy = Policy.objects.for_tenant(tenant).values("version", "document").first()
     if policy is None:
@@ -48,9 +48,10 @@ def _compiled(tenant_id: int, config_token: str) -> CompiledPolicy:
     overrides = dict(
         Application.objects.for_tenant(tenant).exclude(override=Override.NONE).values_list("name", "override")
     )
-    return CompiledPolicy(
+    compiled = CompiledPolicy(
         tenant_id=tenant_id, version=policy["version"], document=policy["document"], overrides=overrides
     )
+    return compiled, weight_of(policy["document"], overrides)
 
 
 def rubric_list(*, tenant: Tenant):
@@ -74,12 +75,12 @@ def compiled_policy_version(*, tenant: Tenant, version: int) -> CompiledPolicy:
     return _compiled_version(tenant.pk, str(tenant.config_token), version)
 
 
-@lru_cache(maxsize=256)
-def _compiled_version(tenant_id: int, config_token: str, version: int) -> CompiledPolicy:
+@config_cache("compiled policy versions")
+def _compiled_version(tenant_id: int, config_token: str, version: int) -> tuple[CompiledPolicy, int]:
     document = policy_version_document(tenant=Tenant(pk=tenant_id), version=version)
     if document is None:
         raise NotFoundError(f"Policy version {version} is not in the history.")
-    return CompiledPolicy(tenant_id=tenant_id, version=version, document=document, overrides={})
+    return CompiledPolicy(tenant_id=tenant_id, version=version, document=document, overrides={}), weight_of(document)
 
 
 # Judges ---------------------------------------------------------------------
@@ -115,15 +116,15 @@ def judge_table(*, tenant: Tenant) -> JudgeTable:
     return _judge_table(tenant.pk, str(tenant.config_token))
 
 
-@lru_cache(maxsize=1024)
-def _judge_table(tenant_id: int, config_token: str) -> JudgeTable:
-    rows = (
+@config_cache("judge tables")
+def _judge_table(tenant_id: int, config_token: str) -> tuple[JudgeTable, int]:
+    rows = list(
         Judge.objects.for_tenant(Tenant(pk=tenant_id))
         .filter(is_active=True)
         .order_by("name")
         .values("id", "name", "version", "kind", "applications", "tiers")
     )
-    return JudgeTable(
+    table = JudgeTable(
         tuple(
             JudgeRoute(
                 row["id"],
@@ -136,6 +137,7 @@ def _judge_table(tenant_id: int, config_token: str) -> JudgeTable:
             for row in rows
         )
     )
+    return table, weight_of(rows)
 
 
 def judge_list(*, tenant: Tenant):
@@ -164,12 +166,15 @@ def rubric_criteria(*, tenant: Tenant, rubric_id: int | None, version: int | Non
     return _rubric_criteria(tenant.pk, str(tenant.config_token), rubric_id, version)
 
 
-@lru_cache(maxsize=256)
-def _rubric_criteria(tenant_id: int, config_token: str, rubric_id: int, version: int | None) -> list[dict] | None:
+@config_cache("rubric criteria")
+def _rubric_criteria(
+    tenant_id: int, config_token: str, rubric_id: int, version: int | None
+) -> tuple[list[dict] | None, int]:
     record = (
         Rubric.history.filter(tenant_id=tenant_id, id=rubric_id, version=version)
         .order_by("-history_date")
         .values("criteria")
         .first()
     )
-    return record["criteria"] if record else None
+    criteria = record["criteria"] if record else None
+    return criteria, weight_of(criteria)

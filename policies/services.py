@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from pydantic import ValidationError
 
 from hitl.errors import ConflictError, DomainValidationError, NotFoundError, fields_message
+from hitl.json_limits import config_document_check
 from policies.defaults import DEFAULT_POLICY
 from policies.judges.runners import judge_params_normalize
 from policies.models import Application, Judge, JudgeKind, Override, Policy, Rubric
@@ -42,7 +43,8 @@ def _validation_error(error: ValidationError, document: dict) -> DomainValidatio
 
 
 def policy_validate(*, tenant: Tenant, document: dict) -> PolicyDocument:
-    """Check shape, then references: each rule's tier, the default tier, each tier's rubric."""
+    """Check size and numbers, shape, then references: each rule's tier, the default tier, each tier's rubric."""
+    config_document_check(document, what="policy")
     try:
         parsed = PolicyDocument.model_validate(document)
     except ValidationError as error:
@@ -139,13 +141,18 @@ def application_override_set(*, tenant: Tenant, name: str, mode: str, user=None,
     return application
 
 
+def rubric_validate(*, document: dict) -> RubricDocument:
+    config_document_check(document, what="rubric")
+    try:
+        return RubricDocument.model_validate(document)
+    except ValidationError as error:
+        raise _validation_error(error, document) from error
+
+
 @transaction.atomic
 def rubric_publish(*, tenant: Tenant, document: dict, user=None) -> tuple[Rubric, bool]:
     """Create a rubric, or publish a new version of the one with the same name. Returns (rubric, created)."""
-    try:
-        parsed = RubricDocument.model_validate(document)
-    except ValidationError as error:
-        raise _validation_error(error, document) from error
+    parsed = rubric_validate(document=document)
 
     def apply(rubric: Rubric, version: int) -> Rubric:
         rubric.version = version
@@ -187,6 +194,7 @@ def application_rubric_set(*, tenant: Tenant, name: str, rubric: Rubric | None, 
 
 def judge_validate(*, tenant: Tenant, data: dict) -> tuple[JudgeSpec, dict]:
     """The spec and its normalized params; errors name the field (params errors as params.<field>)."""
+    config_document_check(data, what="judge")
     try:
         spec = JudgeSpec.model_validate(data)
     except ValidationError as error:

@@ -233,11 +233,18 @@ class ReviewTask(TenantOwnedModel):
                 condition=models.Q(status="pending"),
             ),
             models.Index(fields=("lease_expires_at",), name="task_lease", condition=models.Q(status="claimed")),
-            # "Not a task of an output I already hold": a reviewer holds few leases at a time.
-            models.Index(fields=("claimed_by",), name="task_held_by", condition=models.Q(status="claimed")),
             models.Index(fields=("output",), name="task_output"),
         ]
         constraints = [
+            # One person never holds two tasks of one output (critical outputs need distinct
+            # approvers), even when they claim from several connections at once: the claim's
+            # NOT EXISTS cannot see a concurrent claim, this index can. It also serves that
+            # NOT EXISTS ("a task of an output I already hold"; a reviewer holds few leases).
+            models.UniqueConstraint(
+                fields=("claimed_by", "output"),
+                name="task_one_claim_per_output_and_person",
+                condition=models.Q(status="claimed"),
+            ),
             models.CheckConstraint(
                 condition=models.Q(level_required__gte=1, level_required__lte=3), name="task_level_1_to_3"
             ),

@@ -15,7 +15,7 @@ from policies.selectors import compiled_policy, rubric_criteria
 from reviews.models import Review
 from reviews.selectors import output_judgements, queues_overview, reviews_by, task_held_by
 from reviews.services.claims import reviewer_for, task_claim, task_lease_renew, task_release
-from reviews.services.review import review_submit
+from reviews.services.review import escalation_allowed, review_submit
 from reviews.trace import input_view, trace_steps
 from tenants.models import Role
 from tenants.pages import TenantPage
@@ -140,10 +140,11 @@ class TaskPage(TenantPage):
         except NotFoundError:
             raise Http404 from None
 
-    def _may_escalate(self, task, tier) -> bool:
-        """The tier allows it, and someone ranks above both the task's level and the reviewer's."""
-        tier_allows = tier is None or getattr(tier, "escalation", True)
-        return bool(tier_allows) and max(task.level_required, self.membership.reviewer_level) < 3
+    def _may_escalate(self, task) -> bool:
+        """The tier allows it (as review_submit reads it), and someone ranks above both the
+        task's level and the reviewer's."""
+        tier_allows = escalation_allowed(tenant=self.tenant, output=task.output)
+        return tier_allows and max(task.level_required, self.membership.reviewer_level) < 3
 
     def _context(self, task, **extra) -> dict:
         output = task.output
@@ -158,8 +159,7 @@ class TaskPage(TenantPage):
             judgements=output_judgements(tenant=self.tenant, output_id=output.pk),
             criteria=criteria_view(criteria, extra.get("values"), extra.get("errors") or {}),
             tier=tier,
-            escalation_allowed=bool(tier is None or getattr(tier, "escalation", True))
-            and self.membership.reviewer_level < 3,
+            escalation_allowed=self._may_escalate(task),
             shortcuts=SHORTCUTS,
             values={},
             errors={},

@@ -6,8 +6,8 @@ adds no query: queues, rubrics and application rubrics change the token.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
+from hitl.cache import config_cache, weight_of
 from policies.engine import CompiledPolicy, Decision, sampling_draw
 from policies.models import Application, Rubric
 from reviews.models import Queue, TaskPurpose, WebhookEndpoint
@@ -105,9 +105,14 @@ def routing_table(*, tenant: Tenant) -> RoutingTable:
     return _routing(tenant.pk, str(tenant.config_token))
 
 
-@lru_cache(maxsize=1024)
-def _routing(tenant_id: int, config_token: str) -> RoutingTable:
+@config_cache("routing tables")
+def _routing(tenant_id: int, config_token: str) -> tuple[RoutingTable, int]:
     tenant = Tenant(pk=tenant_id)
+    queue_rows = list(
+        Queue.objects.for_tenant(tenant)
+        .order_by("-priority", "name")
+        .values("id", "name", "tiers", "applications", "priority", "min_reviewer_level")
+    )
     queues = [
         QueueRoute(
             id=queue["id"],
@@ -117,9 +122,7 @@ def _routing(tenant_id: int, config_token: str) -> RoutingTable:
             priority=queue["priority"],
             min_reviewer_level=queue["min_reviewer_level"],
         )
-        for queue in Queue.objects.for_tenant(tenant)
-        .order_by("-priority", "name")
-        .values("id", "name", "tiers", "applications", "priority", "min_reviewer_level")
+        for queue in queue_rows
     ]
     # Specific queues (naming tiers or applications) before catch-all ones.
     specific = tuple(queue for queue in queues if queue.tiers or queue.applications)
@@ -139,10 +142,11 @@ def _routing(tenant_id: int, config_token: str) -> RoutingTable:
     # waits without a task.
     by_name = {queue.name: queue for queue in queues}
     fallback = catch_all[0] if catch_all else by_name.get("default") or (queues[0] if queues else None)
-    return RoutingTable(
+    table = RoutingTable(
         queues=specific,
         fallback=fallback,
         rubrics=rubrics,
         application_rubrics=application_rubrics,
         has_webhooks=WebhookEndpoint.objects.for_tenant(tenant).filter(is_active=True).exists(),
     )
+    return table, weight_of(queue_rows, rubrics, application_rubrics)

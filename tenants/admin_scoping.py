@@ -5,9 +5,11 @@ administer (an ``admin`` membership) and the rows that belong to them: in lists,
 change forms, history pages, filters and the choices of every foreign key.
 """
 
+import re
+
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.http import Http404
 
 from hitl.models import TenantOwnedModel
@@ -38,9 +40,12 @@ class AdministeredTenantFilter(admin.SimpleListFilter):
         return [(str(tenant.pk), tenant.slug) for tenant in tenants.order_by("slug")]
 
     def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(tenant_id=self.value())
-        return queryset
+        value = self.value()
+        if not value:
+            return queryset
+        if not re.fullmatch(r"[0-9]{1,18}", value):
+            raise BadRequest(f"tenant: {value!r} is not a tenant id.")
+        return queryset.filter(tenant_id=int(value))
 
 
 class ScopedHistoryMixin:

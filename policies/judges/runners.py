@@ -5,6 +5,7 @@ from collections.abc import Callable
 import orjson
 from pydantic import ValidationError
 
+from hitl.cache import ByteBoundedCache
 from policies.judges.base import JudgeInput, Verdict
 from policies.judges.registry import judge_compile, judge_params_validate
 
@@ -14,7 +15,8 @@ def judge_params_normalize(*, kind: str, params: dict) -> dict:
     return judge_params_validate(kind, params).model_dump(mode="json")
 
 
-_RUNNERS: dict[tuple[int, int, bytes, str], Callable[[JudgeInput], Verdict]] = {}
+# Keyed (judge id, version, ...): a judge's new version drops its older runners.
+_RUNNERS = ByteBoundedCache("judge runners", max_entries=1024)
 
 
 def judge_runner(
@@ -23,13 +25,9 @@ def judge_runner(
     """Compiled once per judge version (and key) in each process: regexes, schemas, the prompt."""
     # The configuration itself is part of the key: a judge id and version name one
     # configuration in a database, not across databases (tests, restores).
-    key = (judge_id, version, orjson.dumps(params, option=orjson.OPT_SORT_KEYS), api_key)
-    runner = _RUNNERS.get(key)
-    if runner is None:
-        if len(_RUNNERS) >= 256:
-            _RUNNERS.clear()
-        runner = _RUNNERS[key] = _compile(kind, params, api_key)
-    return runner
+    serialized = orjson.dumps(params, option=orjson.OPT_SORT_KEYS)
+    key = (judge_id, version, serialized, api_key)
+    return _RUNNERS.get_or_build(key, lambda: (_compile(kind, params, api_key), 2 * len(serialized) + len(api_key)))
 
 
 def _compile(kind: str, params: dict, api_key: str) -> Callable[[JudgeInput], Verdict]:

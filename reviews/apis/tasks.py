@@ -57,7 +57,7 @@ class TaskClaimApi(TenantApi):
         responses={
             200: OpenApiResponse(schemas.TaskOut, description="The leased task."),
             204: OpenApiResponse(description="Nothing to claim."),
-            **error_responses(400, 401, 403),
+            **error_responses(400, 401, 403, 409),
         },
     )
     def post(self, request):

@@ -1,16 +1,19 @@
 """Tasks: created at ingest in bulk, leased to one reviewer by a one-statement claim,
 released by hand or when the lease runs out."""
 
+import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from hitl.cache import config_cache, weight_of
 from hitl.db import bulk_insert
 from hitl.errors import ConflictError, ForbiddenError, NotFoundError
 from policies.models import Rubric
@@ -18,6 +21,12 @@ from reviews.models import Output, Queue, Review, ReviewTask, TaskStatus
 from reviews.routing import PlannedTask
 from reviews.selectors import CLAIMED_OUTPUT_COLUMNS, CLAIMED_TASK_COLUMNS, task_details
 from tenants.models import Membership, Role, Tenant
+
+# The partial unique index (reviews.models.ReviewTask) that keeps one person to one task of an output.
+ONE_CLAIM_PER_OUTPUT = "task_one_claim_per_output_and_person"
+# Each failed attempt means another claim of the same person committed meanwhile, so a
+# person would need this many connections claiming at the same instant to see a 409.
+CLAIM_ATTEMPTS = 8
 
 TASK_FIELDS = (
     "id",
@@ -78,15 +87,17 @@ def reviewer_for(*, tenant: Tenant, user, queue_name: str | None = None) -> Revi
     return reviewer
 
 
-@lru_cache(maxsize=4096)
-def reviewer_rights(tenant_id: int, config_token: str, user_id: int, queue_name: str | None) -> Reviewer | None:
+@config_cache("reviewer rights")
+def reviewer_rights(
+    tenant_id: int, config_token: str, user_id: int, queue_name: str | None
+) -> tuple[Reviewer | None, int]:
     """The reviewer's rights as of ``config_token`` (None for someone who does not review here)."""
     tenant = Tenant(pk=tenant_id)
     membership = (
         Membership.objects.for_tenant(tenant).filter(user_id=user_id).values("role", "reviewer_level", "skills").first()
     )
     if membership is None or membership["role"] not in Role.reviewing():
-        return None
+        return None, 0
     skills = set(membership["skills"] or ())
     queues = Queue.objects.for_tenant(tenant).filter(
         Q(queueuserobjectpermission__user_id=user_id, queueuserobjectpermission__permission__codename="work_queue")
@@ -105,7 +116,7 @@ def reviewer_rights(tenant_id: int, config_token: str, user_id: int, queue_name:
             and queue["min_reviewer_level"] <= membership["reviewer_level"]
         )
     )
-    return Reviewer(user_id=user_id, level=membership["reviewer_level"], queue_ids=workable)
+    return Reviewer(user_id=user_id, level=membership["reviewer_level"], queue_ids=workable), weight_of(workable)
 
 
 @lru_cache(maxsize=64)
@@ -158,7 +169,10 @@ def _claimed_from_row(row) -> dict:
     output = dict(zip(CLAIMED_OUTPUT_COLUMNS, row[len(CLAIMED_TASK_COLUMNS) + 2 :], strict=True))
     for column in ("input", "trace", "metadata"):  # Django's connection hands jsonb back as text
         if isinstance(output[column], str):
-            output[column] = orjson.loads(output[column])
+            try:
+                output[column] = orjson.loads(output[column])
+            except orjson.JSONDecodeError:  # a number no double holds, stored before the API refused it
+                output[column] = json.loads(output[column])
     output["id"] = task["output_id"]
     return {**task, "queue": queue_name, "rubric_name": rubric_name, "output": output}
 
@@ -183,10 +197,31 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
             row = cursor.fetchone()
         return task_details(tenant=tenant, task_id=ReviewTask._meta.pk.to_python(row[0])) if row else None
     # PostgreSQL: one autocommitted statement claims and returns everything the reviewer sees.
-    with connection.cursor() as cursor:
-        cursor.execute(_claim_sql(vendor, len(reviewer.queue_ids), with_details=True), params)
-        row = cursor.fetchone()
-    return _claimed_from_row(row) if row else None
+    sql = _claim_sql(vendor, len(reviewer.queue_ids), with_details=True)
+    for _attempt in range(CLAIM_ATTEMPTS):
+        try:
+            # A savepoint only inside a caller's transaction, so that a conflict does not
+            # spoil it; on its own (the API) the statement autocommits.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                row = cursor.fetchone()
+        except IntegrityError as error:
+            if _violated_constraint(error) != ONE_CLAIM_PER_OUTPUT:
+                raise
+            # The same person's claim from another connection took a task of the same output
+            # and committed (the unique index made this statement wait for it): the next
+            # attempt's snapshot sees that claim, so its NOT EXISTS skips the output.
+            continue
+        return _claimed_from_row(row) if row else None
+    raise ConflictError(
+        "Your claims from other connections took the same tasks at the same moment; claim again.",
+        code="claim_contended",
+    )
+
+
+def _violated_constraint(error: IntegrityError) -> str | None:
+    diagnostics = getattr(error.__cause__, "diag", None)  # psycopg's; SQLite serialises claims and never gets here
+    return getattr(diagnostics, "constraint_name", None)
 
 
 def _task_for_update(tenant: Tenant, task_id) -> ReviewTask:

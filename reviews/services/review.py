@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from hitl.errors import ApplicationError, ConflictError, DomainValidationError, ForbiddenError, NotFoundError
 from policies.scoring import scores_validate
-from policies.selectors import rubric_criteria
+from policies.selectors import compiled_policy_version, rubric_criteria
 from reviews.decision import APPROVAL_PURPOSES, Outcome, ReviewRow, output_outcome
 from reviews.models import Output, Review, ReviewTask, TaskPurpose, TaskStatus
 from reviews.services.claims import lease_check, reviewer_rights
@@ -143,6 +143,7 @@ def review_submit(
             "corrected_output: only with the decision correct", fields={"corrected_output": ["Only for correct."]}
         )
     if decision == Review.Verdict.ESCALATE:
+        _escalation_check(tenant, output)
         if not comment:
             raise DomainValidationError(
                 "comment: say why you escalate", fields={"comment": ["Required when escalating."]}
@@ -199,6 +200,38 @@ def review_submit(
     else:
         decided_now = _record_portably(tenant, task, output, review, may_decide, now)
     return ReviewOutcome(review, output, decided_now)
+
+
+def escalation_allowed(*, tenant: Tenant, output: Output) -> bool:
+    """Whether the output's tier lets its reviews escalate (``escalation: true``).
+
+    The tier is the output's, under the policy version that classified it (the one its
+    decision is audited against and its tasks were planned with).
+    """
+    tier = _escalation_tier(tenant, output)
+    return tier is not None and tier.escalation
+
+
+def _escalation_tier(tenant: Tenant, output: Output):
+    if output.policy_version is None:
+        return None
+    try:
+        return compiled_policy_version(tenant=tenant, version=output.policy_version).tiers.get(output.risk_tier)
+    except NotFoundError:  # a version missing from the history: nothing says it may
+        return None
+
+
+def _escalation_check(tenant: Tenant, output: Output) -> None:
+    if escalation_allowed(tenant=tenant, output=output):
+        return
+    tier = _escalation_tier(tenant, output)
+    where = f"tier '{output.risk_tier}' of policy version {output.policy_version}"
+    message = (
+        f"Escalation is off for {where} (escalation: false); approve, reject or correct instead."
+        if tier is not None
+        else f"Escalation is not allowed: {where} is not in the policy's history."
+    )
+    raise DomainValidationError(f"decision: {message}", fields={"decision": [message]}, code="escalation_not_allowed")
 
 
 def _review_row(review: Review) -> ReviewRow:

@@ -25,11 +25,14 @@ GOOD_SCORES = {"correct": True, "helpful": 4}
 
 @pytest.fixture
 def workflow(tenant):
-    """Every tier samples everything (rate 1); tiers by application; a rubric on every tier."""
+    """Every tier samples everything (rate 1); tiers by application; a rubric on every tier;
+    escalation allowed on medium, high and critical, not on low (as the default policy, but medium)."""
     rubric_publish(tenant=tenant, document=RUBRIC)
     tiers = copy.deepcopy(DEFAULT_POLICY["tiers"])
     for tier in tiers:
         tier.update(review_rate=1.0, rubric="quality", overlap_rate=0.0)
+        if tier["name"] == "medium":
+            tier["escalation"] = True
     tiers.append({"name": "quiet", "review_rate": 0.0, "mode": "parallel", "sla_minutes": 60})
     rules = [
         {"tier": name, "match": {"application": f"{name}-app"}}

@@ -167,3 +167,45 @@ def test_a_review_locks_the_output_before_the_task(tenant, predictable_policy):
     assert errors == []
     assert Output.objects.for_tenant(tenant).get(pk=task["output_id"]).decision == ""  # one of two approvals
     assert ReviewTask.objects.for_tenant(tenant).get(pk=task["id"]).status == "done"
+
+
+def test_one_person_claiming_from_several_connections_never_holds_two_tasks_of_one_output(tenant, predictable_policy):
+    """Critical outputs need two approvals by distinct people: one person claiming in
+    parallel (several tabs, a script) must get at most one task of each output."""
+    from reviews.services import output_ingest_batch
+    from tests.factories import output_submission
+
+    output_ingest_batch(tenant=tenant, submissions=[output_submission(n, application="held") for n in range(12)])
+    queue = Queue.objects.for_tenant(tenant).get(name="default")
+    person = UserFactory(username="eager")
+    membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
+    queue_grant(queue=queue, user=person, actor=PLATFORM_OPERATOR)
+    reviewer = reviewer_for(tenant=tenant, user=person)
+    connections = 6
+    barrier = threading.Barrier(connections)
+    claimed, errors, lock = [], [], threading.Lock()
+
+    def worker():
+        try:
+            barrier.wait()
+            while (task := task_claim(tenant=tenant, reviewer=reviewer)) is not None:
+                with lock:
+                    claimed.append((task["id"], task["output_id"]))
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    outputs = [output_id for _, output_id in claimed]
+    assert len(outputs) == 12 and len(set(outputs)) == 12  # one task of each output, never two
+    held = ReviewTask.objects.for_tenant(tenant).filter(status="claimed", claimed_by=person)
+    assert held.count() == 12
+    # The second task of every output is still free for someone else.
+    assert ReviewTask.objects.for_tenant(tenant).filter(status="pending").count() == 12

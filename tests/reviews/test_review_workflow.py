@@ -3,9 +3,11 @@
 import copy
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from policies.defaults import DEFAULT_POLICY
+from policies.models import Policy
 from policies.services import policy_publish, rubric_publish
 from reviews.models import Output, Review, ReviewTask
 from reviews.services.claims import tasks_release_expired
@@ -131,6 +133,39 @@ def test_escalate_moves_the_task_up_a_level_then_a_specialist_decides(tenant, wo
     )
     review(senior, again["id"], decision="approve", scores=GOOD_SCORES)
     assert workflow["service"].get(f"/api/v1/outputs/{output['id']}").json()["decision"] == "approved"
+
+
+def test_a_tier_without_escalation_refuses_it_and_the_task_stays_leased(tenant, workflow):
+    output = submit(workflow, 1, "low-app")  # the low tier says escalation: false
+    junior = reviewer(tenant, 1, "junior")
+    task = claim(junior).json()
+
+    refused = review(junior, task["id"], decision="escalate", comment="Not sure.")
+
+    assert (refused.status_code, refused.json()["code"]) == (400, "escalation_not_allowed")
+    assert "tier 'low'" in refused.json()["fields"]["decision"][0]
+    stored = ReviewTask.objects.for_tenant(tenant).get(pk=task["id"])
+    assert (stored.status, stored.level_required, stored.escalation_reason) == ("claimed", 1, "")
+    assert not Review.objects.for_tenant(tenant).exists()
+    approved = review(junior, task["id"], decision="approve", scores=GOOD_SCORES)
+    assert approved.json()["output"]["decision"] == "approved"
+    assert Output.objects.for_tenant(tenant).get(pk=output["id"]).decision == "approved"
+
+
+def test_escalation_follows_the_policy_version_that_classified_the_output(tenant, workflow):
+    submit(workflow, 1, "medium-app")  # classified while medium allows escalation
+    policy = Policy.objects.for_tenant(tenant).get().document
+    for tier in policy["tiers"]:
+        tier["escalation"] = False
+    policy_publish(tenant=tenant, document=policy)
+    submit(workflow, 2, "medium-app")  # classified after it was switched off
+    junior = reviewer(tenant, 1, "junior")
+    first, second = claim(junior).json(), claim(junior).json()
+    assert (first["output"]["external_id"], second["output"]["external_id"]) == ("ext-1", "ext-2")
+
+    assert review(junior, first["id"], decision="escalate", comment="Legal?").status_code == 201
+    refused = review(junior, second["id"], decision="escalate", comment="Legal?")
+    assert (refused.status_code, refused.json()["code"]) == (400, "escalation_not_allowed")
 
 
 def test_scores_are_checked_against_the_rubric_version_of_the_task(tenant, workflow):
@@ -396,6 +431,23 @@ def test_a_second_review_of_the_same_output_by_one_person_is_409_and_writes_noth
     assert Review.objects.for_tenant(tenant).count() == 1
     assert ReviewTask.objects.for_tenant(tenant).get(pk=other.pk).status == "claimed"
     assert Output.objects.for_tenant(tenant).get(pk=output["id"]).decision == ""
+
+
+def test_the_database_refuses_one_person_two_claimed_tasks_of_one_output(tenant, workflow):
+    """The invariant behind concurrent claims (tests/reviews/test_claim_concurrency.py) is a constraint."""
+    from django.db import IntegrityError, transaction
+
+    output = submit(workflow, 1, "critical-app")
+    three = reviewer(tenant, 3, "three")
+    assert claim(three).status_code == 200
+    other = ReviewTask.objects.for_tenant(tenant).get(output_id=output["id"], status="pending")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ReviewTask.objects.for_tenant(tenant).filter(pk=other.pk).update(
+            status="claimed", claimed_by=three.person, lease_expires_at=timezone.now() + timedelta(minutes=5)
+        )
+    assert claim(three).status_code == 204  # and the claim itself never tries
+    assert claim(reviewer(tenant, 3, "another")).json()["id"] == str(other.pk)
 
 
 def test_an_approval_on_the_common_path_runs_a_fixed_number_of_queries(tenant, workflow, assert_work_queries):

@@ -187,3 +187,21 @@ def test_a_task_page_weighs_under_300_kb_with_its_assets(tenant, workflow):
     total = len(page.content) + sum(Path(finders.find(asset)).stat().st_size for asset in assets)
     assert total < 300 * 1024, f"{total / 1024:.0f} KB"
     assert not regex.search(r"https?://", "".join(regex.findall(r'(?:src|href)="([^"]+)"', html)))  # no CDN
+
+
+def test_escalate_is_offered_only_where_the_tier_allows_it(tenant, workflow):
+    submit(workflow, 1, "low-app")  # escalation: false
+    submit(workflow, 2, "medium-app")  # escalation: true (the workflow fixture)
+    rita = reviewer(tenant, 1, "rita").person
+    client = browser(rita)
+    offered = {}
+    for _ in range(2):
+        task_id = task_id_of(client.post("/review/claim"))
+        task = ReviewTask.objects.for_tenant(tenant).select_related("output").get(pk=task_id)
+        page = client.get(f"/review/tasks/{task_id}/").content.decode()
+        offered[task.output.risk_tier] = (task_id, 'value="escalate"' in page)
+
+    assert {tier: shown for tier, (_, shown) in offered.items()} == {"low": False, "medium": True}
+    refused = client.post(f"/review/tasks/{offered['low'][0]}/", {"decision": "escalate", "comment": "Unsure."})
+    assert refused.status_code == 400 and "Escalation is off for tier" in refused.content.decode()
+    assert ReviewTask.objects.for_tenant(tenant).get(pk=offered["low"][0]).status == "claimed"

@@ -18,7 +18,7 @@ def decrypt(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviews', '0005_queue_access_events'),
+        ('reviews', '0006_task_one_claim_per_output_and_person'),
     ]
 
     operations = [
