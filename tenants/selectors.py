@@ -4,6 +4,7 @@ import hmac
 
 from django.db.models import OuterRef, Subquery
 
+from hitl.errors import NotFoundError
 from tenants.models import ApiKey, Membership, Role, Tenant
 from tenants.services import API_KEY_PREFIX, KEY_ROLES_BY_MEMBERSHIP_ROLE, api_key_hash
 
@@ -65,3 +66,20 @@ def memberships_of(*, user) -> list[Membership]:
 def api_keys_of(*, tenant: Tenant, user) -> list[ApiKey]:
     """The keys acting for one person in one tenant, newest first (revoked ones too)."""
     return list(ApiKey.objects.for_tenant(tenant).filter(user=user).order_by("-created_at"))
+
+
+def members_of(*, tenant: Tenant) -> list[Membership]:
+    """A tenant's memberships with their people, by username."""
+    return list(Membership.objects.for_tenant(tenant).select_related("user").order_by("user__username"))
+
+
+def membership_get_for_tenant(*, tenant: Tenant, membership_id) -> Membership:
+    """One membership of the tenant, or NotFoundError: missing and foreign look the same."""
+    membership = Membership.objects.for_tenant(tenant).select_related("user", "tenant").filter(pk=membership_id).first()
+    if membership is None:
+        raise NotFoundError("Member not found.")
+    return membership
+
+
+def admins_count(*, tenant: Tenant) -> int:
+    return Membership.objects.for_tenant(tenant).filter(role=Role.ADMIN).count()
