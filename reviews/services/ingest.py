@@ -16,13 +16,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from hitl.db import bulk_insert
+from hitl.enqueue import enqueue_on_commit
 from policies.engine import CompiledPolicy, Decision
 from policies.selectors import JudgeTable, compiled_policy, judge_table
 from reviews.models import Output
 from reviews.routing import RoutingTable, plan_tasks, routing_table
 from reviews.schemas import OutputSubmission
 from reviews.services.claims import tasks_create
-from reviews.services.judging import judges_enqueue
+from reviews.services.judging import judges_enqueue, judges_enqueue_deferred
 from tenants.models import Tenant
 
 RECEIPT_FIELDS = (
@@ -224,7 +225,11 @@ def _store(tenant: Tenant, prepared: _Prepared) -> tuple[list[IngestResult], lis
     }
     if plans:
         kinds = {judge.id: judge.kind for judge in judges.judges}
-        transaction.on_commit(lambda: judges_enqueue(plans=plans, kinds=kinds))
+        enqueue_on_commit(
+            lambda: judges_enqueue(plans=plans, kinds=kinds),
+            what=f"the judges of {len(plans)} outputs",
+            on_failure=lambda: judges_enqueue_deferred(output_ids=list(plans)),
+        )
     if stored_before:
         candidates.update(_stored_receipts(tenant, stored_before))
 
