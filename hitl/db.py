@@ -4,7 +4,9 @@
 statement: on PostgreSQL ``INSERT ... SELECT FROM unnest(arrays)``, one array
 parameter per column whatever the batch size, sent in binary (psycopg copies
 strings instead of escaping them; measured faster than one JSON document through
-``json_to_recordset``); on SQLite one multi-row ``VALUES``. Django's
+``json_to_recordset``), and a plain ``VALUES`` for a single row (dumping a
+one-element array per column cost more than the rest of the insert); on SQLite one
+multi-row ``VALUES``. Django's
 ``bulk_create`` would build a model instance per row and, on SQLite, split a
 1000-row batch into many statements; this keeps ingest's query count fixed and
 its Python cost low.
@@ -23,7 +25,7 @@ _SQLITE_MAX_PARAMS = 32766
 @dataclass(frozen=True)
 class _Plan:
     sql: str
-    row_sql: str = ""  # SQLite: "(%s, %s, ...)" for one row
+    row_sql: str = ""  # SQLite: "(%s, %s, ...)" for one row; PostgreSQL: the whole statement for one row
     suffix: str = ""
     rows_per_statement: int = 0
     converters: tuple = ()  # per field: None, or a function from the Python value to the bound one
@@ -50,7 +52,12 @@ def _insert_plan(
         )
         source = f"unnest({arrays}) AS u({', '.join(aliases)})"
         sql = f"INSERT INTO {table} ({columns}) SELECT {selected} FROM {source}"  # noqa: S608 (names from model meta)
-        return _Plan(sql + suffix, converters=tuple(_json_text if _is_json(field) else None for field in fields))
+        values = ", ".join("%s::jsonb" if _is_json(field) else "%s" for field in fields)
+        return _Plan(
+            sql + suffix,
+            row_sql=f"INSERT INTO {table} ({columns}) VALUES ({values}){suffix}",  # noqa: S608 (names from model meta)
+            converters=tuple(_json_text if _is_json(field) else None for field in fields),
+        )
     row_sql = f"({', '.join(['%s'] * len(fields))})"
     head = f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608 (names from model meta)
     return _Plan(
@@ -121,7 +128,10 @@ def bulk_insert(
     inserted: set = set()
     with connection.cursor() as cursor:
         if vendor == "postgresql":
-            cursor.execute(plan.sql, columns)
+            if len(rows) == 1:
+                cursor.execute(plan.row_sql, [column[0] for column in columns])
+            else:
+                cursor.execute(plan.sql, columns)
             if skip_conflicts_on:
                 inserted.update(row[0] for row in cursor.fetchall())
             return inserted

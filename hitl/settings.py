@@ -7,11 +7,14 @@ secret key. Production sets ``DEBUG=0``, ``SECRET_KEY``, ``ALLOWED_HOSTS``,
 secret key.
 """
 
+import base64
+import hashlib
 import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -61,6 +64,28 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = _development_secret_key()
+
+# Keys that encrypt tenants' secrets at rest (judge API keys, webhook signing secrets;
+# hitl/crypto.py): comma-separated Fernet keys, the first encrypts, every one decrypts,
+# so a key is rotated by putting the new one first and running `manage.py rotate_secrets`.
+# Under DEBUG with none set, a development key is derived from SECRET_KEY.
+HITL_SECRET_KEYS = env_list("HITL_SECRET_KEYS", [])
+if not HITL_SECRET_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "HITL_SECRET_KEYS must be set when DEBUG is off: comma-separated Fernet keys, made with "
+            '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.'
+        )
+    HITL_SECRET_KEYS = [
+        base64.urlsafe_b64encode(hashlib.sha256(b"hitl-secret-keys\0" + SECRET_KEY.encode()).digest()).decode()
+    ]
+for _position, _key in enumerate(HITL_SECRET_KEYS, start=1):
+    try:
+        Fernet(_key)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"HITL_SECRET_KEYS: key {_position} is not a Fernet key (32 url-safe base64-encoded bytes)."
+        ) from None
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

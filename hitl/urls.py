@@ -23,6 +23,7 @@ urlpatterns = [
     path("admin/login/", login_rate_limited(admin.site.login)),
     path("", include("tenants.urls")),
     path("review/", include("reviews.page_urls")),
+    path("console/", include("reviews.console_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
 ]

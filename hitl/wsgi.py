@@ -1,13 +1,22 @@
-"""WSGI entry point (gunicorn hitl.wsgi)."""
+"""WSGI entry point (gunicorn hitl.wsgi; runserver loads it too)."""
 
 import gc
 import os
 
 from django.core.wsgi import get_wsgi_application
 
+from hitl.beat import embedded_beat_ensure
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hitl.settings")
 
-application = get_wsgi_application()
+_django = get_wsgi_application()
+
+
+def application(environ, start_response):
+    """Django's application; without a broker, the first request of a process starts its
+    embedded beat (webhook retries, lease and judge sweeps: ``hitl.beat``)."""
+    embedded_beat_ensure()
+    return _django(environ, start_response)
 
 
 def _freeze_startup_objects() -> None:

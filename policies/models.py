@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from hitl.crypto import EncryptedTextField
 from hitl.models import TenantOwnedModel
 from policies.judges.registry import JUDGE_KINDS
 
@@ -106,8 +107,8 @@ class JudgeOnFail(models.TextChoices):
 class Judge(TenantOwnedModel):
     """An automated evaluator the tenant runs on new outputs; each change is a new ``version``.
 
-    ``api_key`` (LLM judges) is write-only: never serialized, shown or logged, and
-    kept out of the history table.
+    ``api_key`` (LLM judges) is write-only: never serialized, shown or logged,
+    encrypted at rest (``hitl.crypto``) and kept out of the history table.
     """
 
     name = models.CharField(max_length=50)
@@ -116,7 +117,7 @@ class Judge(TenantOwnedModel):
     applications = models.JSONField(default=list, blank=True, help_text="Applications it runs on; empty for all.")
     tiers = models.JSONField(default=list, blank=True, help_text="Risk tiers it runs on; empty for all.")
     params = models.JSONField(default=dict, blank=True, help_text="Kind-specific settings (see docs/judges.md).")
-    api_key = models.CharField(max_length=500, blank=True, default="", help_text="LLM endpoint key; write-only.")
+    api_key = EncryptedTextField(blank=True, default="", help_text="LLM endpoint key; write-only, encrypted at rest.")
     on_fail = models.CharField(max_length=16, choices=JudgeOnFail.choices, default=JudgeOnFail.FORCE_REVIEW)
     raise_to = models.CharField(
         max_length=50, blank=True, default="", help_text="raise_tier: the tier to raise to; empty for the next tier."

@@ -214,3 +214,23 @@ def _rubric_criteria(
     )
     criteria = record["criteria"] if record else None
     return criteria, weight_of(criteria)
+
+
+def application_list(*, tenant: Tenant) -> list[Application]:
+    """The applications the tenant configured (a stop button, a rubric), by name."""
+    return list(Application.objects.for_tenant(tenant).select_related("rubric").order_by("name"))
+
+
+def application_history(*, tenant: Tenant, name: str, limit: int = 20):
+    """Changes to one application's stop button and rubric, newest first, with who and why."""
+    return (
+        Application.history.filter(tenant_id=tenant.pk, name=name)
+        .select_related("history_user")
+        .order_by("-history_date")[:limit]
+    )
+
+
+def rubric_history(*, tenant: Tenant, name: str, limit: int = 100):
+    """Every published version of one rubric, newest first, with who and why."""
+    rubric = rubric_get(tenant=tenant, name=name)
+    return rubric.history.select_related("history_user").order_by("-version", "-history_date")[:limit]

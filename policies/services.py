@@ -13,6 +13,7 @@ from hitl.errors import (
     DomainValidationError,
     NotFoundError,
     RuleViolationError,
+    StaleVersionError,
     fields_message,
     pydantic_error,
     version_check,
@@ -80,14 +81,14 @@ def policy_validate(*, tenant: Tenant, document: dict) -> PolicyDocument:
     return parsed
 
 
-def _normalized(document: PolicyDocument) -> dict:
+def policy_document_normalized(document: PolicyDocument) -> dict:
     """The stored form: every field explicit (defaults too), so that a version reads on its own."""
     return document.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 @transaction.atomic
 def policy_create_default(*, tenant: Tenant) -> Policy:
-    document = _normalized(PolicyDocument.model_validate(DEFAULT_POLICY))
+    document = policy_document_normalized(PolicyDocument.model_validate(DEFAULT_POLICY))
     policy = Policy.objects.for_tenant(tenant).create(version=1, document=document)
     tenant_config_changed(tenant=tenant)
     return policy
@@ -99,16 +100,22 @@ def policy_publish(
 ) -> Policy:
     """Validate and publish a new version of the tenant's policy.
 
-    ``expected_version``: the version the caller's copy is of; a StaleVersionError when
-    another version was published since (optimistic concurrency).
+    ``expected_version``: the version the change was made from (a form opened earlier, a
+    copy read from the API); if another version was published meanwhile, nothing is
+    written (StaleVersionError), so that one person's change does not silently undo another's.
     """
     parsed = policy_validate(tenant=tenant, document=document)
     policy = Policy.objects.for_tenant(tenant).select_for_update().first()
-    version_check(what="the policy", current=policy.version if policy else None, expected=expected_version)
     if policy is None:
         policy = Policy(tenant=tenant, version=0)
+    if expected_version is not None and policy.version != expected_version:
+        message = (
+            f"The policy changed since you opened it (version {policy.version} is in force now, "
+            f"you started from version {expected_version}); look at it and make your change again."
+        )
+        raise StaleVersionError(f"version: {message}", fields={"version": [message]})
     policy.version += 1
-    policy.document = _normalized(parsed)
+    policy.document = policy_document_normalized(parsed)
     policy._history_user = user
     policy._change_reason = reason or None
     policy.save()
@@ -166,12 +173,13 @@ def rubric_validate(*, document: dict) -> RubricDocument:
 
 @transaction.atomic
 def rubric_publish(
-    *, tenant: Tenant, document: dict, user=None, expected_version: int | None = None
+    *, tenant: Tenant, document: dict, user=None, reason: str = "", expected_version: int | None = None
 ) -> tuple[Rubric, bool]:
     """Create a rubric, or publish a new version of the one with the same name. Returns (rubric, created).
 
-    ``expected_version``: the version the caller's copy is of; a StaleVersionError when it
-    is not the current one (or the rubric does not exist).
+    ``reason`` goes to the version's history record. ``expected_version``: the version the
+    caller's copy is of; a StaleVersionError when it is not the current one (or the rubric
+    does not exist).
     """
     parsed = rubric_validate(document=document)
 
@@ -181,6 +189,7 @@ def rubric_publish(
         rubric.criteria = [criterion.model_dump(mode="json", exclude_none=True) for criterion in parsed.criteria]
         rubric.updated_by = user
         rubric._history_user = user
+        rubric._change_reason = reason or None
         return rubric
 
     queryset = Rubric.objects.for_tenant(tenant).filter(name=parsed.name)

@@ -6,6 +6,7 @@ from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.models import HistoricalRecords
 
+from hitl.crypto import EncryptedTextField
 from hitl.models import TenantOwnedModel, uuid7
 
 
@@ -359,7 +360,7 @@ class WebhookEndpoint(TenantOwnedModel):
     """Where a tenant wants decisions POSTed, signed with its secret."""
 
     url = models.URLField(max_length=500)
-    secret = models.CharField(max_length=200, help_text="HMAC-SHA256 key; never shown back.")
+    secret = EncryptedTextField(help_text="HMAC-SHA256 key; never shown back, encrypted at rest.")
     description = models.CharField(max_length=200, blank=True, default="")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -2,19 +2,25 @@
 
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Min, Q, QuerySet
 
 from hitl.errors import NotFoundError
 from policies.selectors import judge_get
 from reviews.models import (
     Decision,
+    DeliveryStatus,
     Judgement,
     JudgementResult,
     Output,
     Queue,
+    QueueAccessEvent,
+    QueueGroupObjectPermission,
+    QueueUserObjectPermission,
     Review,
     ReviewTask,
     TaskStatus,
+    WebhookDelivery,
     WebhookEndpoint,
 )
 from tenants.models import Tenant
@@ -130,18 +136,36 @@ def judge_agreement(*, tenant: Tenant, judge_id: int, version: int | None = None
     verdicts = Judgement.objects.for_tenant(tenant).filter(judge=judge, output__decided_by__isnull=False)
     if version is not None:
         verdicts = verdicts.filter(judge_version=version)
+    return JudgeAgreement(judge=judge.pk, version=version, **verdicts.aggregate(**_agreement_counts()))
+
+
+def _agreement_counts() -> dict:
     human_pass = Q(output__decision=Decision.APPROVED)
     human_fail = Q(output__decision__in=[Decision.REJECTED, Decision.CORRECTED])
     judge_pass = Q(result=JudgementResult.PASS)
     judge_fail = Q(result=JudgementResult.FAIL)
-    counts = verdicts.aggregate(
-        both_pass=Count("id", filter=judge_pass & human_pass),
-        both_fail=Count("id", filter=judge_fail & human_fail),
-        judge_pass_human_fail=Count("id", filter=judge_pass & human_fail),
-        judge_fail_human_pass=Count("id", filter=judge_fail & human_pass),
-        judge_errors=Count("id", filter=Q(result=JudgementResult.ERROR)),
+    return {
+        "both_pass": Count("id", filter=judge_pass & human_pass),
+        "both_fail": Count("id", filter=judge_fail & human_fail),
+        "judge_pass_human_fail": Count("id", filter=judge_pass & human_fail),
+        "judge_fail_human_pass": Count("id", filter=judge_fail & human_pass),
+        "judge_errors": Count("id", filter=Q(result=JudgementResult.ERROR)),
+    }
+
+
+def judge_agreements(*, tenant: Tenant, judge_ids) -> dict[int, JudgeAgreement]:
+    """``judge_agreement`` of several judges (all their versions) in one grouped query."""
+    ids = list(judge_ids)
+    rows = (
+        Judgement.objects.for_tenant(tenant)
+        .filter(judge_id__in=ids, output__decided_by__isnull=False)
+        .values("judge_id")
+        .annotate(**_agreement_counts())
+        .order_by()
     )
-    return JudgeAgreement(judge=judge.pk, version=version, **counts)
+    found = {row.pop("judge_id"): row for row in rows}
+    empty = dict.fromkeys(_agreement_counts(), 0)
+    return {judge_id: JudgeAgreement(judge=judge_id, version=None, **found.get(judge_id, empty)) for judge_id in ids}
 
 
 def queues_overview(*, tenant: Tenant, queue_ids, level: int, now) -> list[dict]:
@@ -207,4 +231,125 @@ def reviews_by(*, tenant: Tenant, user) -> QuerySet[Review]:
             "output__decision",
         )
         .order_by("-created_at")
+    )
+
+
+# The tenant admin's console ------------------------------------------------------
+
+# What the policy preview needs of an output, and nothing else (no input, output or trace).
+PREVIEW_COLUMNS = ("external_id", "application", "model", "metadata", "confidence", "risk_tier", "review_required")
+
+
+def outputs_for_preview(*, tenant: Tenant, limit: int = 10_000) -> list[tuple]:
+    """The tenant's latest outputs as ``policies.preview`` reads them, newest first."""
+    return list(Output.objects.for_tenant(tenant).order_by("-received_at").values_list(*PREVIEW_COLUMNS)[:limit])
+
+
+def applications_seen(*, tenant: Tenant) -> list[str]:
+    """The names of the applications that ever submitted an output, sorted."""
+    return list(
+        Output.objects.for_tenant(tenant).order_by("application").values_list("application", flat=True).distinct()
+    )
+
+
+def queue_list(*, tenant: Tenant) -> QuerySet[Queue]:
+    return Queue.objects.for_tenant(tenant).order_by("-priority", "name")
+
+
+def queue_get_for_tenant(*, tenant: Tenant, queue_id: int) -> Queue:
+    queue = Queue.objects.for_tenant(tenant).filter(pk=queue_id).first()
+    if queue is None:
+        raise NotFoundError("Queue not found.")
+    return queue
+
+
+def queue_workers(*, tenant: Tenant, queue_ids) -> dict[int, list]:
+    """Who may work each queue by a grant to them in person: queue id to users, by username.
+
+    One query; group grants are counted by ``queue_group_grants``.
+    """
+    workers: dict[int, list] = {queue_id: [] for queue_id in queue_ids}
+    grants = (
+        QueueUserObjectPermission.objects.filter(
+            content_object__tenant=tenant, content_object_id__in=list(queue_ids), permission__codename="work_queue"
+        )
+        .select_related("user")
+        .order_by("user__username")
+    )
+    for grant in grants:
+        workers[grant.content_object_id].append(grant.user)
+    return workers
+
+
+def queue_group_grants(*, tenant: Tenant, queue_ids) -> dict[int, list[str]]:
+    """Groups allowed to work each queue: queue id to group names."""
+    groups: dict[int, list[str]] = {queue_id: [] for queue_id in queue_ids}
+    grants = (
+        QueueGroupObjectPermission.objects.filter(
+            content_object__tenant=tenant, content_object_id__in=list(queue_ids), permission__codename="work_queue"
+        )
+        .select_related("group")
+        .order_by("group__name")
+    )
+    for grant in grants:
+        groups[grant.content_object_id].append(grant.group.name)
+    return groups
+
+
+def webhook_endpoints(*, tenant: Tenant) -> QuerySet[WebhookEndpoint]:
+    """Every endpoint, switched off ones too, with its failed and pending deliveries counted."""
+    return (
+        WebhookEndpoint.objects.for_tenant(tenant)
+        .annotate(
+            failed=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.FAILED)),
+            pending=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.PENDING)),
+        )
+        .order_by("-is_active", "created_at")
+    )
+
+
+def webhook_get_for_tenant(*, tenant: Tenant, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint.objects.for_tenant(tenant).filter(pk=endpoint_id).first()
+    if endpoint is None:
+        raise NotFoundError("Webhook not found.")
+    return endpoint
+
+
+def webhook_deliveries_recent(*, tenant: Tenant, endpoint_id: int, limit: int = 50) -> list[WebhookDelivery]:
+    """An endpoint's latest deliveries, newest first, with the output each is about."""
+    return list(
+        WebhookDelivery.objects.for_tenant(tenant)
+        .filter(endpoint_id=endpoint_id)
+        .select_related("output")
+        .only(
+            "id",
+            "event",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+            "created_at",
+            "output__id",
+            "output__external_id",
+            "output__application",
+        )
+        .order_by("-created_at")[:limit]
+    )
+
+
+def webhook_delivery_of(*, tenant: Tenant, endpoint_id: int, delivery_id) -> bool:
+    """Whether the delivery is the tenant's and went to this endpoint (a malformed id is none)."""
+    try:
+        return WebhookDelivery.objects.for_tenant(tenant).filter(pk=delivery_id, endpoint_id=endpoint_id).exists()
+    except (ValueError, ValidationError):
+        return False
+
+
+def queue_access_events(*, tenant: Tenant, queue_id: int, limit: int = 20) -> list[QueueAccessEvent]:
+    """Who granted or revoked the right to work one queue, to whom, newest first."""
+    return list(
+        QueueAccessEvent.objects.for_tenant(tenant)
+        .filter(queue_id=queue_id)
+        .select_related("user", "actor")
+        .order_by("-created_at", "-id")[:limit]
     )

@@ -7,6 +7,7 @@ session) and their role there, refuses a role the page does not serve, and hands
 same services and selectors as the API.
 """
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -28,7 +29,7 @@ SESSION_TENANT = "hitl_tenant_id"
 # Where each role starts its day.
 HOME_BY_ROLE = {
     Role.REVIEWER: "review:workbench",
-    Role.ADMIN: "review:workbench",
+    Role.ADMIN: "console:home",
     Role.AUDITOR: "tenants:auditor",
     Role.VIEWER: "tenants:me",
 }
@@ -75,6 +76,48 @@ class TenantPage(LoginRequiredMixin, TemplateView):
             memberships=memberships_of(user=self.person),
         )
         return context
+
+
+class ConsolePage(TenantPage):
+    """Base of the tenant admin's console (``/console/``): admins only, each page one ``section``.
+
+    The console's sections live in the apps that own their data (members here, the
+    policy in ``policies``, queues and webhooks in ``reviews``) and share this base,
+    so that the role check and the tenant come from one place.
+    """
+
+    roles = frozenset({Role.ADMIN})
+    section = ""
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.setdefault("section", self.section)
+        return context
+
+
+class ConsoleForm(forms.Form):
+    """A form of the console: labels without a trailing colon (the layout sets them apart).
+
+    ``wide_fields`` take a whole row (text areas always do).
+    """
+
+    wide_fields: frozenset[str] = frozenset()
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+def form_errors_from(form: forms.Form, error: ApplicationError, fields: dict[str, str] | None = None) -> None:
+    """Show a service's error beside the fields it names (``fields`` maps a path's first part to a
+    form field where the names differ); what names no field of the form goes above it."""
+    for path, problems in (error.fields or {"": [error.message]}).items():
+        head, _, rest = path.partition(".")
+        field = (fields or {}).get(head, head)
+        if field not in form.fields:
+            field, rest = None, path
+        for problem in problems:
+            form.add_error(field, f"{rest}: {problem}" if rest and not problem.startswith(rest) else problem)
 
 
 def home_url(membership: Membership | None) -> str:

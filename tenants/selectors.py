@@ -1,9 +1,13 @@
 """Reads for tenants and API keys."""
 
 import hmac
+from dataclasses import dataclass
+from functools import lru_cache
 
-from django.db.models import OuterRef, Subquery
+from django.contrib.auth import get_user_model
+from django.db import connection
 
+from hitl.errors import NotFoundError
 from tenants.models import ApiKey, Membership, Role, Tenant
 from tenants.services import API_KEY_PREFIX, KEY_ROLES_BY_MEMBERSHIP_ROLE, api_key_hash
 
@@ -26,16 +30,7 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     prefix, _, secret = raw_key[len(API_KEY_PREFIX) :].partition("_")
     if not prefix or not secret:
         return None
-    # No ORDER BY (prefix is unique) and no join to the user: the person, when a
-    # view needs them, is loaded lazily. This query runs on every request.
-    # A deactivated person has no role anywhere, so their keys stop at the next request.
-    member_role = Membership.unscoped.filter(
-        tenant=OuterRef("tenant"), user=OuterRef("user"), user__is_active=True
-    ).values("role")[:1]
-    matches = list(
-        ApiKey.unscoped.select_related("tenant").filter(prefix=prefix).annotate(member_role=Subquery(member_role))[:1]
-    )
-    api_key = matches[0] if matches else None
+    api_key = _api_key_with_tenant(prefix)
     if api_key is None or not hmac.compare_digest(api_key.key_hash, api_key_hash(raw_key)):
         return None
     if api_key.revoked_at is not None:
@@ -43,6 +38,161 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     if api_key.user_id is not None and api_key.role not in KEY_ROLES_BY_MEMBERSHIP_ROLE.get(api_key.member_role, ()):
         return None  # the person left the tenant, was deactivated, or no longer holds a role that allows this key
     return api_key
+
+
+@dataclass(frozen=True)
+class _KeyLookup:
+    sql: str
+    key_fields: tuple[str, ...]  # attnames, in column order
+    tenant_fields: tuple[str, ...]
+    converters: tuple[tuple, ...]  # (column index, its (converter, expression) pairs), for columns that have any
+
+
+def _api_key_with_tenant(prefix: str) -> ApiKey | None:
+    """The key of ``prefix`` with its tenant (and so the configuration token that keys
+    the policy caches) and its person's membership role (``member_role``), in one
+    statement; the key's person is not joined (loaded lazily when a view asks).
+
+    This runs on every API request, so the statement is written once per process
+    rather than built by the ORM each time: building and compiling the equivalent
+    queryset (``select_related`` plus a membership subquery) cost more CPU than
+    storing the output itself (bench/README.md). The row becomes model instances
+    as the ORM makes them, with the database's converters applied.
+    """
+    lookup = _key_lookup(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(lookup.sql, [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for index, converters in lookup.converters:
+        for converter, expression in converters:
+            values[index] = converter(values[index], expression, connection)
+    key_end = len(lookup.key_fields)
+    api_key = ApiKey.from_db(connection.alias, lookup.key_fields, values[:key_end])
+    tenant = Tenant.from_db(connection.alias, lookup.tenant_fields, values[key_end:-1])
+    ApiKey._meta.get_field("tenant").set_cached_value(api_key, tenant)
+    api_key.member_role = values[-1]
+    return api_key
+
+
+@lru_cache(maxsize=4)
+def _key_lookup(vendor: str) -> _KeyLookup:
+    """The statement and the converters the ORM would use (they differ by ``vendor``, the cache key)."""
+    quote = connection.ops.quote_name
+    key_fields = ApiKey._meta.concrete_fields
+    tenant_fields = Tenant._meta.concrete_fields
+    columns = [("k", field) for field in key_fields] + [("t", field) for field in tenant_fields]
+    columns.append(("m", Membership._meta.get_field("role")))
+    converters = []
+    for index, (alias, field) in enumerate(columns):
+        expression = field.get_col(alias)
+        found = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+        if found:
+            converters.append((index, tuple((converter, expression) for converter in found)))
+
+    def column(alias, name):
+        return f"{alias}.{quote(name)}"
+
+    key_tenant = column("k", ApiKey._meta.get_field("tenant").column)
+    key_user = column("k", ApiKey._meta.get_field("user").column)
+    sql = (
+        f"SELECT {', '.join(column(alias, field.column) for alias, field in columns)}"  # noqa: S608 (names from model meta)
+        f" FROM {quote(ApiKey._meta.db_table)} k"
+        f" INNER JOIN {quote(Tenant._meta.db_table)} t ON t.{quote(Tenant._meta.pk.column)} = {key_tenant}"
+        # (tenant, user) is unique: at most one membership row joins.
+        f" LEFT OUTER JOIN {quote(Membership._meta.db_table)} m"
+        f" ON m.{quote(Membership._meta.get_field('tenant').column)} = {key_tenant}"
+        f" AND m.{quote(Membership._meta.get_field('user').column)} = {key_user}"
+        f" WHERE {column('k', ApiKey._meta.get_field('prefix').column)} = %s"
+    )
+    return _KeyLookup(
+        sql=sql,
+        key_fields=tuple(field.attname for field in key_fields),
+        tenant_fields=tuple(field.attname for field in tenant_fields),
+        converters=tuple(converters),
+    )
+
+
+@dataclass(frozen=True)
+class _KeyLookup:
+    sql: str
+    key_fields: tuple[str, ...]  # attnames, in column order
+    tenant_fields: tuple[str, ...]
+    converters: tuple[tuple, ...]  # (column index, its (converter, expression) pairs), for columns that have any
+
+
+def _api_key_with_tenant(prefix: str) -> ApiKey | None:
+    """The key of ``prefix`` with its tenant (and so the configuration token that keys
+    the policy caches) and its person's membership role (``member_role``), in one
+    statement; the key's person is not joined (loaded lazily when a view asks).
+
+    This runs on every API request, so the statement is written once per process
+    rather than built by the ORM each time: building and compiling the equivalent
+    queryset (``select_related`` plus a membership subquery) cost more CPU than
+    storing the output itself (bench/README.md). The row becomes model instances
+    as the ORM makes them, with the database's converters applied.
+    """
+    lookup = _key_lookup(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(lookup.sql, [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for index, converters in lookup.converters:
+        for converter, expression in converters:
+            values[index] = converter(values[index], expression, connection)
+    key_end = len(lookup.key_fields)
+    api_key = ApiKey.from_db(connection.alias, lookup.key_fields, values[:key_end])
+    tenant = Tenant.from_db(connection.alias, lookup.tenant_fields, values[key_end:-1])
+    ApiKey._meta.get_field("tenant").set_cached_value(api_key, tenant)
+    api_key.member_role = values[-1]
+    return api_key
+
+
+@lru_cache(maxsize=4)
+def _key_lookup(vendor: str) -> _KeyLookup:
+    """The statement and the converters the ORM would use (they differ by ``vendor``, the cache key)."""
+    quote = connection.ops.quote_name
+    user_model = get_user_model()
+    key_fields = ApiKey._meta.concrete_fields
+    tenant_fields = Tenant._meta.concrete_fields
+    columns = [("k", field) for field in key_fields] + [("t", field) for field in tenant_fields]
+    columns.append(("m", Membership._meta.get_field("role")))
+    converters = []
+    for index, (alias, field) in enumerate(columns):
+        expression = field.get_col(alias)
+        found = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+        if found:
+            converters.append((index, tuple((converter, expression) for converter in found)))
+
+    def column(alias, name):
+        return f"{alias}.{quote(name)}"
+
+    key_tenant = column("k", ApiKey._meta.get_field("tenant").column)
+    key_user = column("k", ApiKey._meta.get_field("user").column)
+    sql = (
+        f"SELECT {', '.join(column(alias, field.column) for alias, field in columns)}"  # noqa: S608 (names from model meta)
+        f" FROM {quote(ApiKey._meta.db_table)} k"
+        f" INNER JOIN {quote(Tenant._meta.db_table)} t ON t.{quote(Tenant._meta.pk.column)} = {key_tenant}"
+        # (tenant, user) is unique: at most one membership row joins.
+        f" LEFT OUTER JOIN {quote(Membership._meta.db_table)} m"
+        f" ON m.{quote(Membership._meta.get_field('tenant').column)} = {key_tenant}"
+        f" AND m.{quote(Membership._meta.get_field('user').column)} = {key_user}"
+        # A deactivated person has no role anywhere, so their keys stop at the next request.
+        f" AND EXISTS (SELECT 1 FROM {quote(user_model._meta.db_table)} u"
+        f" WHERE u.{quote(user_model._meta.pk.column)} = {key_user}"
+        f" AND u.{quote(user_model._meta.get_field('is_active').column)})"
+        f" WHERE {column('k', ApiKey._meta.get_field('prefix').column)} = %s"
+    )
+    return _KeyLookup(
+        sql=sql,
+        key_fields=tuple(field.attname for field in key_fields),
+        tenant_fields=tuple(field.attname for field in tenant_fields),
+        converters=tuple(converters),
+    )
 
 
 def tenant_get_by_slug(*, slug: str) -> Tenant | None:
@@ -65,3 +215,20 @@ def memberships_of(*, user) -> list[Membership]:
 def api_keys_of(*, tenant: Tenant, user) -> list[ApiKey]:
     """The keys acting for one person in one tenant, newest first (revoked ones too)."""
     return list(ApiKey.objects.for_tenant(tenant).filter(user=user).order_by("-created_at"))
+
+
+def members_of(*, tenant: Tenant) -> list[Membership]:
+    """A tenant's memberships with their people, by username."""
+    return list(Membership.objects.for_tenant(tenant).select_related("user").order_by("user__username"))
+
+
+def membership_get_for_tenant(*, tenant: Tenant, membership_id) -> Membership:
+    """One membership of the tenant, or NotFoundError: missing and foreign look the same."""
+    membership = Membership.objects.for_tenant(tenant).select_related("user", "tenant").filter(pk=membership_id).first()
+    if membership is None:
+        raise NotFoundError("Member not found.")
+    return membership
+
+
+def admins_count(*, tenant: Tenant) -> int:
+    return Membership.objects.for_tenant(tenant).filter(role=Role.ADMIN).count()

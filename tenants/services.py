@@ -5,8 +5,11 @@ import secrets
 import uuid
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -305,3 +308,71 @@ def user_get_or_create(*, username: str, email: str = "", password: str | None =
             user.set_unusable_password()
         user.save()
     return user
+
+
+class _InvitationMail(PasswordResetForm):
+    """Django's password-reset mail, sent to one person whatever their password's state
+    (an invited person has none yet: the link lets them choose one)."""
+
+    def __init__(self, user):
+        super().__init__({"email": user.email})
+        self.invited = user
+
+    def get_users(self, email):
+        yield self.invited
+
+
+def member_invitation_send(*, user, tenant: Tenant, role: str, domain: str, use_https: bool) -> None:
+    """Mail a person the link to choose their password (``EMAIL_BACKEND``; the console in development)."""
+    mail = _InvitationMail(user)
+    if mail.is_valid():
+        mail.save(
+            domain_override=domain,
+            use_https=use_https,
+            subject_template_name="tenants/invite_subject.txt",
+            email_template_name="tenants/invite_email.txt",
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            extra_email_context={"tenant": tenant.name, "role": role},
+        )
+
+
+@transaction.atomic
+def member_invite(
+    *,
+    tenant: Tenant,
+    email: str,
+    role: str,
+    reviewer_level: int = 1,
+    skills: list[str] | None = None,
+    domain: str,
+    use_https: bool = True,
+) -> Membership:
+    """Add a person to the tenant by email and mail them a link to choose a password.
+
+    The person's account is the one with this address, else a new one (username: the
+    address) with no usable password. The same mail goes out either way, once the
+    transaction commits, so that the inviting admin learns nothing about accounts in
+    other tenants.
+    """
+    email = (email or "").strip()
+    try:
+        validate_email(email)
+    except ValidationError:
+        message = "Not an email address."
+        raise DomainValidationError(f"email: {message}", fields={"email": [message]}) from None
+    if len(email) > 150:
+        raise DomainValidationError("email: at most 150 characters", fields={"email": ["At most 150 characters."]})
+    user_model = get_user_model()
+    user = user_model.objects.filter(email__iexact=email).order_by("pk").first()
+    if user is None:
+        user = user_get_or_create(username=email.lower(), email=email)
+        if user.email.lower() != email.lower():  # the name is taken by an account with another address
+            raise DomainValidationError(
+                "email: this address cannot be invited; ask the platform operator",
+                fields={"email": ["This address cannot be invited; ask the platform operator."]},
+            )
+    membership = membership_create(tenant=tenant, user=user, role=role, reviewer_level=reviewer_level, skills=skills)
+    transaction.on_commit(
+        lambda: member_invitation_send(user=user, tenant=tenant, role=role, domain=domain, use_https=use_https)
+    )
+    return membership

@@ -17,6 +17,7 @@ from unittest import mock
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -189,7 +190,11 @@ def test_the_readme_and_docs_are_checked():
 ENVIRONMENTS = {
     # What each kind of deployment sets; every other variable is unset.
     "embedded": {},
-    "production": {"DEBUG": "0", "SECRET_KEY": "x" * 50},
+    "production": {
+        "DEBUG": "0",
+        "SECRET_KEY": "x" * 50,
+        "HITL_SECRET_KEYS": "kQ6fJgu2Zb4l9XDbI2HZmUGK3fmcp5WKp8jSSOQrUn8=",
+    },
     "postgres": {"DATABASE_URL": "postgres://hitl@db.invalid:5432/hitl"},  # parsed, never connected to
 }
 
@@ -260,11 +265,24 @@ IN_WORDS = {
         and "localhost" in c["embedded"].ALLOWED_HOSTS
         and c["production"].ALLOWED_HOSTS == []
     ),
+    ("HITL_SECRET_KEYS", "under DEBUG, one derived from `SECRET_KEY`; none otherwise"): lambda c: (
+        len(c["embedded"].HITL_SECRET_KEYS) == 1
+        and c["embedded"].HITL_SECRET_KEYS != settings_under({"SECRET_KEY": "y" * 50}).HITL_SECRET_KEYS
+        and _refused_without_keys()
+    ),
     ("CSRF_TRUSTED_ORIGINS", "none"): lambda c: c["embedded"].CSRF_TRUSTED_ORIGINS == [],
     ("REDIS_CACHE_URL", "per-process memory"): lambda c: (
         c["embedded"].CACHES["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
     ),
 }
+
+
+def _refused_without_keys() -> bool:
+    try:
+        settings_under({**ENVIRONMENTS["production"], "HITL_SECRET_KEYS": ""})
+    except ImproperlyConfigured:
+        return True
+    return False
 
 
 def stated_value(text: str, actual):

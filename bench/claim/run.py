@@ -52,6 +52,7 @@ os.environ.update(
     DJANGO_SETTINGS_MODULE="hitl.settings",
     DEBUG="0",
     SECRET_KEY="bench-" + "k" * 50,
+    HITL_SECRET_KEYS="YmVuY2gta2V5LWZvci1zZWNyZXRzLWF0LXJlc3QtMzI=",  # a fixed Fernet key: bench only
     ALLOWED_HOSTS="127.0.0.1",
     LOG_LEVEL="WARNING",
 )

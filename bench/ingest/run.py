@@ -1,17 +1,21 @@
-"""Ingest throughput through the real HTTP API, against a bare PostgreSQL COPY.
+"""Ingest throughput through the real HTTP API, against raw baselines measured in the same run.
 
 Starts gunicorn as in production (DEBUG=0) on a scratch PostgreSQL database, then
-submits N outputs (a) with the batch endpoint, 100 items a request, from a few
-concurrent clients, and (b) with single calls from many concurrent clients; and
-(c) inserts the same rows with a bare psycopg COPY into the same table. Prints
-rows/s for each and the ratios to COPY.
+(a) submits N outputs with the batch endpoint, 100 items a request, from a few
+concurrent clients, against (c) the same rows inserted with a bare psycopg COPY
+into the same table; and (b) submits single outputs (``POST /api/v1/outputs``)
+from many concurrent clients, against (d) the same bodies posted to a minimal
+plain Django view that parses the JSON and inserts one row with the ORM
+(``bench/ingest/baseline.py``, served by the same gunicorn processes under the
+same settings). Prints rows/s for each and the ratios to the baselines.
 
-    .venv/bin/python bench/ingest/run.py [--n 20000] [--workers 3] [--clients 16]
+    .venv/bin/python bench/ingest/run.py [--n 20000] [--single-n 3000] [--single-rounds 5] [--database NAME]
 """
 
 import argparse
 import http.client
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -28,6 +32,9 @@ PYTHON = sys.executable
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "hitl_bench"
 DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
+# The bench's gunicorn: the product's settings plus the plain baseline view's URL.
+BENCH_SETTINGS = "bench.ingest.settings"
+PLAIN_PATH = "/bench/plain-output"
 
 
 def payload(prefix: str, number: int) -> dict:
@@ -46,12 +53,13 @@ def payload(prefix: str, number: int) -> dict:
     }
 
 
-def server_env(port: int) -> dict:
+def server_env(port: int, db_url: str = DB_URL) -> dict:
     env = {key: value for key, value in os.environ.items() if not key.startswith("REQUIRE_")}
     env.update(
-        DATABASE_URL=DB_URL,
+        DATABASE_URL=db_url,
         DEBUG="0",
         SECRET_KEY="bench-" + "k" * 50,
+        HITL_SECRET_KEYS="YmVuY2gta2V5LWZvci1zZWNyZXRzLWF0LXJlc3QtMzI=",  # a fixed Fernet key: bench only
         ALLOWED_HOSTS="127.0.0.1",
         SECURE_SSL_REDIRECT="0",
         LOG_LEVEL="WARNING",
@@ -60,9 +68,9 @@ def server_env(port: int) -> dict:
     return env
 
 
-def manage(*args: str, port: int) -> str:
+def manage(*args: str, port: int, db_url: str = DB_URL) -> str:
     return subprocess.run(
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=server_env(port), check=True, capture_output=True, text=True
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=server_env(port, db_url), check=True, capture_output=True, text=True
     ).stdout
 
 
@@ -114,9 +122,9 @@ def run_clients(bodies: list[bytes], clients: int, port: int, path: str, key: st
     return elapsed, latencies
 
 
-def cpu_seconds(match) -> float:
-    """User+system CPU seconds of every process whose command line satisfies ``match``."""
-    total = 0
+def cpu_by_process(match) -> dict[int, float]:
+    """User+system CPU seconds of each process whose command line satisfies ``match``."""
+    seconds = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as handle:
@@ -125,25 +133,55 @@ def cpu_seconds(match) -> float:
                 continue
             with open(f"/proc/{pid}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            seconds[int(pid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
-    return total / os.sysconf("SC_CLK_TCK")
+    return seconds
 
 
-def cpu_snapshot() -> dict[str, float]:
+_CLIENT_BACKEND = re.compile(r" \S+\(\d+\) | \[local\] ")
+
+
+def ours(cmdline: str, database: str) -> bool:
+    """PostgreSQL's own processes (WAL writer, checkpointer, ...) and the backends of our
+    database; not the backends of other databases (other people's tests on the machine)."""
+    if not cmdline.startswith("postgres:"):
+        return False
+    return f" {database} " in cmdline or not _CLIENT_BACKEND.search(cmdline)
+
+
+def cpu_snapshot(database: str, port: int) -> dict[str, dict[int, float]]:
+    """CPU by process of our gunicorn (by its port: not other people's on the machine),
+    of PostgreSQL (see ``ours``) and of this load generator."""
     return {
-        "web": cpu_seconds(lambda cmd: "gunicorn" in cmd and "hitl.wsgi" in cmd),
-        "postgres": cpu_seconds(lambda cmd: cmd.startswith("postgres")),
-        "client": time.process_time(),
+        "web": cpu_by_process(lambda cmd: "gunicorn" in cmd and "hitl.wsgi" in cmd and f"127.0.0.1:{port} " in cmd),
+        "postgres": cpu_by_process(lambda cmd: ours(cmd, database)),
+        "client": {os.getpid(): time.process_time()},
     }
 
 
+def cpu_spent(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds of each group over a phase, process by process: a process started
+    meanwhile counts from zero; one that ended meanwhile (a backend Django closed at
+    CONN_MAX_AGE) is missed, so the figures can only err low."""
+    return {name: sum(seconds - before[name].get(pid, 0.0) for pid, seconds in after[name].items()) for name in before}
+
+
+def cpu_line(spent: dict[str, float], rows: int) -> str:
+    return ", ".join(f"{name} {seconds / rows * 1e6:.0f} us" for name, seconds in spent.items()) + " CPU per row"
+
+
 def cpu_split(before: dict, after: dict, rows: int) -> str:
-    return ", ".join(f"{name} {(after[name] - before[name]) / rows * 1e6:.0f} us" for name in before) + " CPU per row"
+    return cpu_line(cpu_spent(before, after), rows)
 
 
-def bare_copy(rows: list[dict], tenant_id: int, tasks: int = 0, queue_id: int | None = None) -> tuple[float, str]:
+def psycopg_url(db_url: str) -> str:
+    return db_url.replace("postgres://", "postgresql://")
+
+
+def bare_copy(
+    rows: list[dict], tenant_id: int, db_url: str, port: int, tasks: int = 0, queue_id: int | None = None
+) -> tuple[float, str]:
     """The same rows through one COPY into the same table: the floor of what PostgreSQL needs.
 
     ``tasks``: as many review tasks as the API created for its round, COPYed too, so
@@ -151,8 +189,9 @@ def bare_copy(rows: list[dict], tenant_id: int, tasks: int = 0, queue_id: int | 
     """
     import hashlib
 
-    with psycopg.connect(DB_URL.replace("postgres://", "postgresql://")) as conn:
-        cpu_before = cpu_snapshot()
+    database = db_url.rsplit("/", 1)[1]
+    with psycopg.connect(psycopg_url(db_url)) as conn:
+        cpu_before = cpu_snapshot(database, port)
         started = time.perf_counter()
         with conn.cursor() as cur:
             copy_sql = (
@@ -209,11 +248,11 @@ def bare_copy(rows: list[dict], tenant_id: int, tasks: int = 0, queue_id: int | 
                         )
         conn.commit()
         elapsed = time.perf_counter() - started
-        return elapsed, cpu_split(cpu_before, cpu_snapshot(), len(rows))
+        return elapsed, cpu_split(cpu_before, cpu_snapshot(database, port), len(rows))
 
 
-def count_tasks(external_prefix: str) -> int:
-    with psycopg.connect(DB_URL.replace("postgres://", "postgresql://")) as conn:
+def count_tasks(external_prefix: str, db_url: str) -> int:
+    with psycopg.connect(psycopg_url(db_url)) as conn:
         return conn.execute(
             "SELECT count(*) FROM reviews_reviewtask t JOIN reviews_output o ON o.id = t.output_id"
             " WHERE o.external_id LIKE %s",
@@ -221,14 +260,16 @@ def count_tasks(external_prefix: str) -> int:
         ).fetchone()[0]
 
 
-def count_rows() -> int:
-    with psycopg.connect(DB_URL.replace("postgres://", "postgresql://")) as conn:
+def count_rows(db_url: str) -> int:
+    with psycopg.connect(psycopg_url(db_url)) as conn:
         return conn.execute("SELECT count(*) FROM reviews_output").fetchone()[0]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=20_000, help="outputs per path")
+    parser.add_argument("--n", type=int, default=20_000, help="outputs per batch/COPY round")
+    parser.add_argument("--single-n", type=int, default=3_000, help="outputs per single/plain-view round")
+    parser.add_argument("--single-rounds", type=int, default=5, help="interleaved single/plain-view rounds")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved batch/COPY rounds")
@@ -236,22 +277,31 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients for single calls")
     parser.add_argument("--port", type=int, default=8791)
     parser.add_argument("--history", type=int, default=20_000, help="rows the tenant has before the run")
+    parser.add_argument(
+        "--database", default=DB_NAME, help="scratch database (dropped and created): pick one nobody else uses"
+    )
     args = parser.parse_args()
+    if not args.database.isidentifier():
+        raise SystemExit(f"--database must be a plain identifier, got {args.database!r}")
+    database = args.database
+    db_url = f"postgres://postgres@127.0.0.1:5432/{database}"
+    load_before = os.getloadavg()
 
-    reset_database()
-    manage("migrate", "--noinput", "-v0", port=args.port)
-    manage("create_tenant", "bench", port=args.port)
-    key = manage("create_api_key", "bench", "--role", "service", port=args.port).strip()
-    manage("create_tenant", "bench-copy", port=args.port)
-    with psycopg.connect(DB_URL.replace("postgres://", "postgresql://")) as conn:
+    reset_database(database)
+    manage("migrate", "--noinput", "-v0", port=args.port, db_url=db_url)
+    manage("create_tenant", "bench", port=args.port, db_url=db_url)
+    key = manage("create_api_key", "bench", "--role", "service", port=args.port, db_url=db_url).strip()
+    manage("create_tenant", "bench-copy", port=args.port, db_url=db_url)
+    manage("create_tenant", "bench-plain", port=args.port, db_url=db_url)
+    with psycopg.connect(psycopg_url(db_url)) as conn:
         copy_tenant = conn.execute("SELECT id FROM tenants_tenant WHERE slug = 'bench-copy'").fetchone()[0]
         bench_tenant = conn.execute("SELECT id FROM tenants_tenant WHERE slug = 'bench'").fetchone()[0]
         copy_queue = conn.execute("SELECT id FROM reviews_queue WHERE tenant_id = %s", (copy_tenant,)).fetchone()[0]
     # Steady state: the tenant already has history and the planner has statistics,
     # as in production (on a just-created, unanalysed table PostgreSQL may pick the
     # wrong index for the idempotency lookup until autovacuum analyses it).
-    bare_copy([payload("history", n) for n in range(args.history)], bench_tenant)
-    with psycopg.connect(DB_URL.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+    bare_copy([payload("history", n) for n in range(args.history)], bench_tenant, db_url, args.port)
+    with psycopg.connect(psycopg_url(db_url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE reviews_output")
 
     server = subprocess.Popen(
@@ -266,7 +316,7 @@ def main() -> None:
             "warning",
         ],
         cwd=ROOT,
-        env=server_env(args.port),
+        env={**server_env(args.port, db_url), "DJANGO_SETTINGS_MODULE": BENCH_SETTINGS},
     )
     try:
         for _ in range(100):
@@ -282,15 +332,10 @@ def main() -> None:
             for i in range(4 * args.workers)
         ]
         run_clients(warmup, args.workers, args.port, "/api/v1/outputs/batch", key, 200)
-        run_clients(
-            [orjson.dumps(payload("warm-single", n)) for n in range(8 * args.workers)],
-            args.workers,
-            args.port,
-            "/api/v1/outputs",
-            key,
-            201,
-        )
-        warm_rows = 4 * args.workers * args.batch_size + 8 * args.workers
+        for prefix, path in (("warm-single", "/api/v1/outputs"), ("warm-plain", PLAIN_PATH)):
+            bodies = [orjson.dumps(payload(prefix, n)) for n in range(8 * args.workers)]
+            run_clients(bodies, args.workers, args.port, path, key, 201)
+        warm_rows = 4 * args.workers * args.batch_size + 2 * 8 * args.workers
 
         # (a) batch endpoint and (c) bare COPY, interleaved for --rounds rounds so that
         # the machine's noise hits both alike; the median round is reported.
@@ -306,14 +351,19 @@ def main() -> None:
                 )
                 for start in range(0, args.n, args.batch_size)
             ]
-            cpu_before = cpu_snapshot()
+            cpu_before = cpu_snapshot(database, args.port)
             batch_seconds, batch_latencies = run_clients(
                 batch_bodies, args.batch_clients, args.port, "/api/v1/outputs/batch", key, 200
             )
-            batch_cpu = cpu_split(cpu_before, cpu_snapshot(), args.n)
-            round_tasks = count_tasks(f"b{round_number}-")
+            batch_cpu = cpu_split(cpu_before, cpu_snapshot(database, args.port), args.n)
+            round_tasks = count_tasks(f"b{round_number}-", db_url)
             copy_seconds, copy_cpu = bare_copy(
-                [payload(f"c{round_number}", n) for n in range(args.n)], copy_tenant, round_tasks, copy_queue
+                [payload(f"c{round_number}", n) for n in range(args.n)],
+                copy_tenant,
+                db_url,
+                args.port,
+                round_tasks,
+                copy_queue,
             )
             rounds.append(
                 {
@@ -328,13 +378,29 @@ def main() -> None:
             )
         rounds.sort(key=lambda r: r["batch_rate"] / r["copy_rate"])
         median = rounds[len(rounds) // 2]
-        # (b) single calls
-        single_bodies = [orjson.dumps(payload("s", n)) for n in range(args.n)]
-        cpu_before = cpu_snapshot()
-        single_seconds, single_latencies = run_clients(
-            single_bodies, args.clients, args.port, "/api/v1/outputs", key, 201
-        )
-        single_cpu = cpu_split(cpu_before, cpu_snapshot(), args.n)
+
+        # (b) single calls and (d) the plain view, same bodies, same clients, interleaved
+        # (alternating which goes first); the median round is reported.
+        def single_phase(prefix: str, path: str) -> dict:
+            bodies = [orjson.dumps(payload(prefix, n)) for n in range(args.single_n)]
+            cpu_before = cpu_snapshot(database, args.port)
+            seconds, latencies = run_clients(bodies, args.clients, args.port, path, key, 201)
+            return {
+                "rate": args.single_n / seconds,
+                "latencies": latencies,
+                "cpu": cpu_spent(cpu_before, cpu_snapshot(database, args.port)),
+            }
+
+        single_rounds = []
+        for round_number in range(args.single_rounds):
+            phases = [("single", f"s{round_number}", "/api/v1/outputs"), ("plain", f"p{round_number}", PLAIN_PATH)]
+            if round_number % 2:
+                phases.reverse()
+            measured = {name: single_phase(prefix, path) for name, prefix, path in phases}
+            single_rounds.append(measured)
+        single_rounds.sort(key=lambda r: r["single"]["rate"] / r["plain"]["rate"])
+        single_median = single_rounds[len(single_rounds) // 2]
+
         # a repeat of a round's batches: the idempotent path (nothing inserted)
         repeat_seconds, _ = run_clients(
             median["bodies"], args.batch_clients, args.port, "/api/v1/outputs/batch", key, 200
@@ -342,21 +408,27 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    load_after = os.getloadavg()
 
-    stored = count_rows()
-    expected = (args.rounds * 2 + 1) * args.n + args.history + warm_rows
+    stored = count_rows(db_url)
+    expected = args.rounds * 2 * args.n + args.single_rounds * 2 * args.single_n + args.history + warm_rows
     assert stored == expected, f"expected {expected} rows, found {stored}"
 
     copy_rate = median["copy_rate"]
     batch_rate = median["batch_rate"]
-    single_rate = args.n / single_seconds
     repeat_rate = args.n / repeat_seconds
+    single = single_median["single"]
+    plain = single_median["plain"]
 
     def ms(values, q):
         return statistics.quantiles(values, n=100)[q - 1] * 1000
 
     print(
-        f"outputs per path: {args.n}; gunicorn sync workers: {args.workers}; PostgreSQL on the same 2 cores; "
+        f"machine load average (1 min): {load_before[0]:.1f} before, {load_after[0]:.1f} after "
+        "(other work on the machine shows here)"
+    )
+    print(
+        f"outputs per batch/COPY round: {args.n}; gunicorn sync workers: {args.workers}; PostgreSQL on the same cores; "
         f"batch vs COPY: median of {args.rounds} interleaved rounds, ratios "
         + ", ".join(f"{r['batch_rate'] / r['copy_rate']:.2f}" for r in rounds)
     )
@@ -371,13 +443,33 @@ def main() -> None:
     )
     print(f"API batch repeat (all idempotent)    : {repeat_rate:10.0f} rows/s  = {repeat_rate / copy_rate:.2f} x COPY")
     print(
-        f"API single ({args.clients} clients)          : {single_rate:10.0f} rows/s"
-        f"  = {single_rate / copy_rate:.2f} x COPY   p50 {ms(single_latencies, 50):.1f} ms, "
-        f"p99 {ms(single_latencies, 99):.1f} ms"
+        f"outputs per single/plain round: {args.single_n}; {args.clients} clients; single vs plain view: median of "
+        f"{args.single_rounds} interleaved rounds, ratios "
+        + ", ".join(f"{r['single']['rate'] / r['plain']['rate']:.2f}" for r in single_rounds)
+    )
+    print(
+        f"plain Django view (ORM insert)     : {plain['rate']:10.0f} rows/s"
+        f"                p50 {ms(plain['latencies'], 50):.1f} ms, p99 {ms(plain['latencies'], 99):.1f} ms"
+    )
+    print(
+        f"API single                         : {single['rate']:10.0f} rows/s"
+        f"  = {single['rate'] / plain['rate']:.2f} x plain"
+        f"   p50 {ms(single['latencies'], 50):.1f} ms, p99 {ms(single['latencies'], 99):.1f} ms"
     )
     print(f"where the CPU went, COPY  : {median['copy_cpu']}")
     print(f"where the CPU went, batch : {median['batch_cpu']}")
-    print(f"where the CPU went, single: {single_cpu}")
+    # CPU over all single/plain rounds: steadier than rates when other work shares the cores.
+    requests = args.single_rounds * args.single_n
+    cpu = {
+        path: {name: sum(r[path]["cpu"][name] for r in single_rounds) for name in ("web", "postgres", "client")}
+        for path in ("plain", "single")
+    }
+    print(f"where the CPU went, plain : {cpu_line(cpu['plain'], requests)} (all rounds)")
+    print(f"where the CPU went, single: {cpu_line(cpu['single'], requests)} (all rounds)")
+    print(
+        f"single vs plain view by CPU (all three processes, all rounds): "
+        f"{sum(cpu['plain'].values()) / sum(cpu['single'].values()):.2f}"
+    )
 
 
 if __name__ == "__main__":

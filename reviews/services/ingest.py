@@ -7,6 +7,7 @@ compiled from a per-version cache, so classifying and sampling add no query.
 
 import hashlib
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Literal
 
 import orjson
@@ -15,13 +16,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from hitl.db import bulk_insert
-from policies.engine import Decision
-from policies.selectors import compiled_policy, judge_table
+from hitl.enqueue import enqueue_on_commit
+from policies.engine import CompiledPolicy, Decision
+from policies.selectors import JudgeTable, compiled_policy, judge_table
 from reviews.models import Output
-from reviews.routing import plan_tasks, routing_table
+from reviews.routing import RoutingTable, plan_tasks, routing_table
 from reviews.schemas import OutputSubmission
 from reviews.services.claims import tasks_create
-from reviews.services.judging import judges_enqueue
+from reviews.services.judging import judges_enqueue, judges_enqueue_deferred
 from tenants.models import Tenant
 
 RECEIPT_FIELDS = (
@@ -81,14 +83,22 @@ def output_ingest(*, tenant: Tenant, submission: OutputSubmission) -> IngestResu
 
 
 def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) -> list[IngestResult]:
-    """Store new outputs in one transaction; a result per submission, in order (see ``_ingest``).
+    """Store new outputs in one transaction; a result per submission, in order (see ``_store``).
+
+    A single output that needs no review task and no judge is one ``INSERT``, atomic
+    on its own: it is sent without ``BEGIN`` and ``COMMIT``, two round trips that
+    cost a single submission as much as the insert itself (bench/README.md).
 
     With judges run in-process (no broker), they ran when the transaction committed:
     the receipts of judged outputs are then read again, so that they tell what the
     judges decided.
     """
-    with transaction.atomic():
-        results, judged = _ingest(tenant, submissions)
+    prepared = _prepare(tenant, submissions)
+    if len(prepared.rows) == 1 and not prepared.needs_tasks and not prepared.plans:
+        results, judged = _store(tenant, prepared)
+    else:
+        with transaction.atomic():
+            results, judged = _store(tenant, prepared)
     if judged and settings.CELERY_TASK_ALWAYS_EAGER and not transaction.get_connection().in_atomic_block:
         fresh = {
             row["id"]: row
@@ -98,14 +108,24 @@ def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) 
     return results
 
 
-def _ingest(tenant: Tenant, submissions: list[OutputSubmission]) -> tuple[list[IngestResult], list]:
-    """Insert first, ask later: one ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``
-    stores every external id not yet stored (also against concurrent requests:
-    the conflict check waits for them to finish), and only the rows it skipped
-    are read back, to answer them as repeats (same body) or conflicts. A batch of
-    new outputs is one query; a batch with repeats, two. Rows go in external-id
-    order, so that overlapping concurrent batches lock alike and cannot deadlock.
-    """
+@dataclass(slots=True)
+class _Prepared:
+    """Submissions decided and turned into rows, before anything is written."""
+
+    submissions: list[OutputSubmission]
+    hashes: list[str]
+    candidates: dict[str, dict]  # the receipt of the first submission of each external id
+    rows: list[tuple]  # in ``_INSERT_FIELDS`` order, sorted by external id
+    needs_tasks: bool  # some row is sampled for review: its tasks are inserted with it
+    plans: bool  # some row waits for judges: they are enqueued on commit
+    policy: CompiledPolicy
+    routing: RoutingTable
+    judges: JudgeTable
+    now: datetime
+
+
+def _prepare(tenant: Tenant, submissions: list[OutputSubmission]) -> _Prepared:
+    """Classify and sample every submission with the tenant's cached policy (no query)."""
     hashes = [output_content_hash(submission) for submission in submissions]
     policy = compiled_policy(tenant=tenant)
     routing = routing_table(tenant=tenant)
@@ -170,11 +190,34 @@ def _ingest(tenant: Tenant, submissions: list[OutputSubmission]) -> tuple[list[I
         if plan:
             receipt["_plan"] = plan
     rows.sort(key=lambda row: row[2])
-    inserted = bulk_insert(Output, _INSERT_FIELDS, rows, skip_conflicts_on=("tenant", "external_id"))
+    return _Prepared(
+        submissions=submissions,
+        hashes=hashes,
+        candidates=candidates,
+        rows=rows,
+        needs_tasks=any(receipt["review_required"] for receipt in candidates.values()),
+        plans=any("_plan" in receipt for receipt in candidates.values()),
+        policy=policy,
+        routing=routing,
+        judges=judges,
+        now=now,
+    )
+
+
+def _store(tenant: Tenant, prepared: _Prepared) -> tuple[list[IngestResult], list]:
+    """Insert first, ask later: one ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``
+    stores every external id not yet stored (also against concurrent requests:
+    the conflict check waits for them to finish), and only the rows it skipped
+    are read back, to answer them as repeats (same body) or conflicts. A batch of
+    new outputs is one query; a batch with repeats, two. Rows go in external-id
+    order, so that overlapping concurrent batches lock alike and cannot deadlock.
+    """
+    candidates, now, judges = prepared.candidates, prepared.now, prepared.judges
+    inserted = bulk_insert(Output, _INSERT_FIELDS, prepared.rows, skip_conflicts_on=("tenant", "external_id"))
     stored_before = {external_id for external_id, receipt in candidates.items() if receipt["id"] not in inserted}
     to_review = [receipt for receipt in candidates.values() if receipt["review_required"] and receipt["id"] in inserted]
     if to_review:
-        _route(tenant, policy, routing, to_review, now)
+        _route(tenant, prepared.policy, prepared.routing, to_review, now)
     plans = {
         receipt["id"]: receipt["_plan"]
         for receipt in candidates.values()
@@ -182,13 +225,17 @@ def _ingest(tenant: Tenant, submissions: list[OutputSubmission]) -> tuple[list[I
     }
     if plans:
         kinds = {judge.id: judge.kind for judge in judges.judges}
-        transaction.on_commit(lambda: judges_enqueue(plans=plans, kinds=kinds))
+        enqueue_on_commit(
+            lambda: judges_enqueue(plans=plans, kinds=kinds),
+            what=f"the judges of {len(plans)} outputs",
+            on_failure=lambda: judges_enqueue_deferred(output_ids=list(plans)),
+        )
     if stored_before:
         candidates.update(_stored_receipts(tenant, stored_before))
 
     results = []
     created: set[str] = set()
-    for submission, content_hash in zip(submissions, hashes, strict=True):
+    for submission, content_hash in zip(prepared.submissions, prepared.hashes, strict=True):
         receipt = candidates[submission.external_id]
         if submission.external_id not in stored_before and submission.external_id not in created:
             created.add(submission.external_id)

@@ -23,6 +23,7 @@ from django.db import DatabaseError, OperationalError, transaction
 from django.utils import timezone
 
 from hitl.db import bulk_insert, bulk_update
+from hitl.enqueue import BROKER_ERRORS
 from policies.engine import JudgeSignal
 from policies.judges.base import JudgeInput, Verdict
 from policies.judges.runners import judge_runner
@@ -87,6 +88,13 @@ def judges_enqueue(*, plans: dict[str, list[list[int]]], kinds: dict[int, str]) 
             judges_run_task.delay(list(judge_ids), output_ids[start : start + BUILTIN_CHUNK])
             sent += 1
     return sent
+
+
+def judges_enqueue_deferred(*, output_ids: list) -> int:
+    """Outputs whose judges could not be enqueued (the broker was down): due for the
+    reconciler's next run, instead of after ``HITL_JUDGE_RECONCILE_SECONDS``."""
+    overdue = timezone.now() - timedelta(seconds=settings.HITL_JUDGE_RECONCILE_SECONDS + 1)
+    return Output.unscoped.filter(id__in=output_ids, status=OutputStatus.JUDGING).update(judges_enqueued_at=overdue)
 
 
 def _context(trace) -> tuple[str, ...]:
@@ -420,7 +428,11 @@ def judges_reconcile(*, now: datetime | None = None, limit: int = 1000) -> int:
     kinds = dict(
         Judge.unscoped.filter(pk__in={j for plan in plans.values() for j, _ in plan}).values_list("id", "kind")
     )
-    judges_enqueue(plans=plans, kinds=kinds)
+    try:
+        judges_enqueue(plans=plans, kinds=kinds)
+    except BROKER_ERRORS:
+        judges_enqueue_deferred(output_ids=list(plans))  # the next run tries again, not one timeout later
+        raise
     for tenant_id, output_ids in complete.items():
         outputs_judging_complete(tenant=Tenant.objects.get(pk=tenant_id), output_ids=output_ids)
     if late:

@@ -16,7 +16,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from hitl.errors import ConflictError, DomainValidationError, NotFoundError, RuleViolationError
+from hitl.enqueue import enqueue_on_commit
+from hitl.errors import DomainValidationError, NotFoundError, RuleViolationError
 from hitl.net import OutboundRefused, outbound_url_parse, pinned_session
 from reviews.models import DeliveryStatus, Output, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from reviews.routing import routing_table
@@ -150,9 +151,14 @@ def webhook_deliveries_create(
         )
         for endpoint in WebhookEndpoint.objects.for_tenant(tenant).filter(is_active=True)
     ]
-    for delivery in deliveries:
-        delivery_id = str(delivery.pk)
-        transaction.on_commit(lambda delivery_id=delivery_id: webhook_deliver_task.delay(delivery_id))
+    if deliveries:
+        delivery_ids = [str(delivery.pk) for delivery in deliveries]
+
+        def send() -> None:
+            for delivery_id in delivery_ids:  # the first broker error ends it: the sweep sends the rest
+                webhook_deliver_task.delay(delivery_id)
+
+        enqueue_on_commit(send, what=f"{len(delivery_ids)} webhook deliveries")  # due now: the sweep finds them
     return deliveries
 
 
@@ -181,6 +187,7 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
         delivery.attempts += 1
         delivery.next_attempt_at = now + timedelta(seconds=backoff_seconds(delivery.attempts))
         delivery.save(update_fields=["attempts", "next_attempt_at"])
+    claimed = (delivery.attempts, delivery.next_attempt_at)
 
     body = orjson.dumps({**delivery.payload, "delivery_id": str(delivery.pk)})
     headers = {
@@ -222,6 +229,15 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
             error=error,
             duration_ms=int((time.monotonic() - started) * 1000),
         )
+        current = (
+            WebhookDelivery.unscoped.select_for_update()
+            .filter(pk=delivery.pk)
+            .values_list("status", "attempts", "next_attempt_at")
+            .first()
+        )
+        if current != (DeliveryStatus.PENDING, *claimed):
+            # Replayed while this attempt was in flight: the new series decides the outcome.
+            return WebhookDelivery.unscoped.select_related("endpoint").get(pk=delivery.pk)
         delivery.last_error = error
         if not error:
             delivery.status = DeliveryStatus.SUCCEEDED
@@ -233,17 +249,21 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
 
 @transaction.atomic
 def webhook_delivery_replay(*, tenant: Tenant, delivery_id) -> WebhookDelivery:
-    """Send a failed (or succeeded) delivery again, as a fresh series of attempts with the same id."""
+    """Send a delivery again now, as a fresh series of attempts with the same id.
+
+    Any delivery: one that failed or succeeded, and one still waiting for its next
+    retry (the endpoint is fixed: why wait for the backoff?). An attempt in flight
+    meanwhile is logged but no longer decides the outcome (``webhook_attempt``).
+    """
     from reviews.tasks import webhook_deliver_task
 
     delivery = WebhookDelivery.objects.for_tenant(tenant).select_for_update().filter(pk=delivery_id).first()
     if delivery is None:
         raise NotFoundError("Delivery not found.")
-    if delivery.status == DeliveryStatus.PENDING:
-        raise ConflictError("This delivery is still being attempted; replay it once it succeeded or failed.")
     delivery.status, delivery.attempts, delivery.next_attempt_at = DeliveryStatus.PENDING, 0, timezone.now()
     delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
-    transaction.on_commit(lambda: webhook_deliver_task.delay(str(delivery.pk)))
+    delivery_id = str(delivery.pk)
+    enqueue_on_commit(lambda: webhook_deliver_task.delay(delivery_id), what=f"webhook delivery {delivery_id}")
     return delivery
 
 

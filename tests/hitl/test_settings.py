@@ -12,6 +12,7 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "hitl.example.com",
     "DATABASE_URL": "sqlite:////tmp/hitl-deploy-check.sqlite3",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+    "HITL_SECRET_KEYS": "kQ6fJgu2Zb4l9XDbI2HZmUGK3fmcp5WKp8jSSOQrUn8=",
 }
 TEST_ONLY = {"DJANGO_ALLOW_ASYNC_UNSAFE"}
 
@@ -36,6 +37,20 @@ def test_production_without_a_secret_key_refuses_to_start():
     result = manage("check", env_overrides=settings)
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_without_keys_for_secrets_at_rest_refuses_to_start():
+    result = manage("check", env_overrides={**PRODUCTION, "HITL_SECRET_KEYS": ""})
+    assert result.returncode != 0
+    assert "HITL_SECRET_KEYS must be set when DEBUG is off" in result.stderr
+
+
+def test_a_malformed_secret_key_is_named_by_position_without_echoing_it():
+    keys = PRODUCTION["HITL_SECRET_KEYS"] + ",not-a-fernet-key"
+    result = manage("check", env_overrides={**PRODUCTION, "HITL_SECRET_KEYS": keys})
+    assert result.returncode != 0
+    assert "HITL_SECRET_KEYS: key 2 is not a Fernet key" in result.stderr
+    assert "not-a-fernet-key" not in result.stderr
 
 
 def test_a_malformed_boolean_is_named():

@@ -116,3 +116,19 @@ def test_the_admin_shows_the_agreement(tenant, judge, admin_client):
     assert page.status_code == 200
     text = page.content.decode()
     assert "4 compared" in text and "agreement 75.0%" in text
+
+
+def test_several_judges_agreement_in_one_query_is_each_judges_own(tenant, judge, django_assert_num_queries):
+    from reviews.selectors import judge_agreement, judge_agreements
+
+    other = judge_create(tenant=tenant, data={"name": "length", "kind": "length", "params": {"max_chars": 9}})
+    idle = judge_create(tenant=tenant, data={"name": "idle", "kind": "pii", "on_fail": "record"})
+    number = seed(tenant, judge, {("pass", "approved"): 3, ("fail", "approved"): 2, ("fail", "rejected"): 1})
+    seed(tenant, other, {("pass", "rejected"): 2, ("error", "approved"): 1}, start=number)
+
+    with django_assert_num_queries(1):
+        many = judge_agreements(tenant=tenant, judge_ids=[judge.pk, other.pk, idle.pk])
+
+    for one in (judge, other, idle):
+        assert many[one.pk] == judge_agreement(tenant=tenant, judge_id=one.pk)
+    assert many[idle.pk].compared == 0

@@ -170,3 +170,27 @@ def test_single_submit_runs_a_small_fixed_number_of_queries(submit, assert_work_
     assert (response.status_code, response.json()["review_required"]) == (201, True)
     with assert_work_queries(3):  # key lookup, the skipped INSERT, read of the stored row
         assert submit(output_payload(1, application="held")).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sampled_output_and_its_tasks_commit_together_an_unsampled_one_is_one_statement(
+    service_client, predictable_policy
+):
+    from django.db import connection
+
+    inserts = []
+
+    def record(execute, sql, params, many, context):
+        if sql.startswith("INSERT"):
+            inserts.append((sql.split()[2].strip('"'), connection.in_atomic_block))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        sampled = service_client.post(URL, output_payload(1, application="held"), format="json")
+        unsampled = service_client.post(URL, output_payload(2), format="json")
+
+    assert (sampled.status_code, sampled.json()["review_required"]) == (201, True)
+    assert (unsampled.status_code, unsampled.json()["review_required"]) == (201, False)
+    # The output and its review tasks in one transaction; an output alone is one INSERT
+    # that is atomic by itself, sent without BEGIN and COMMIT round trips.
+    assert inserts == [("reviews_output", True), ("reviews_reviewtask", True), ("reviews_output", False)]

@@ -105,14 +105,15 @@ def test_endpoints_are_deactivated_not_deleted(client, staff_admin, tenant, endp
     assert endpoint.is_active is False
 
 
-def test_replay_reports_a_delivery_still_being_attempted_instead_of_failing(
-    client, staff_admin, tenant, endpoint, service_client
-):
+def test_replay_sends_pending_and_failed_deliveries_again(client, staff_admin, tenant, endpoint, service_client):
+    # A pending delivery used to be refused ("still being attempted"): replay now sends it at once too.
     client.force_login(staff_admin)
     service_client.post("/api/v1/outputs", output_payload(1), format="json")
     output = Output.objects.for_tenant(tenant).get()
     pending, failed = (
-        WebhookDelivery.objects.for_tenant(tenant).create(endpoint=endpoint, output=output, payload={}, status=status)
+        WebhookDelivery.objects.for_tenant(tenant).create(
+            endpoint=endpoint, output=output, payload={}, status=status, attempts=3
+        )
         for status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
     )
 
@@ -124,10 +125,10 @@ def test_replay_reports_a_delivery_still_being_attempted_instead_of_failing(
 
     assert response.status_code == 200
     shown = [str(message) for message in response.context["messages"]]
-    assert "1 deliveries queued again." in shown
-    assert any("still being attempted" in text for text in shown)
-    failed.refresh_from_db()
-    assert failed.status == DeliveryStatus.PENDING
+    assert shown == ["2 deliveries queued again."]
+    for delivery in (pending, failed):
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 0)  # a fresh series
 
 
 def test_switching_on_an_endpoint_checks_its_url_again(client, staff_admin, tenant):

@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from reviews.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from reviews.services import webhooks
 from reviews.services.webhooks import webhook_attempt
 from tenants.services import tenant_config_changed
 from tests.conftest import make_client
@@ -201,17 +202,52 @@ def test_a_deactivated_endpoint_gets_no_more_attempts(tenant, workflow, receiver
         server.close()
 
 
-def test_a_pending_delivery_cannot_be_replayed(tenant, workflow, django_capture_on_commit_callbacks):
-    server = Receiver(failures=5)
+def test_a_delivery_waiting_for_its_retry_is_sent_at_once_on_replay(
+    tenant, workflow, django_capture_on_commit_callbacks
+):
+    # Without a broker the retry used to wait for ever, and replaying a pending delivery answered 409.
+    server = Receiver(failures=1)
     try:
         admin = make_client(tenant, "admin")
         admin.post("/api/v1/webhooks", {"url": server.url, "secret": SECRET}, format="json")
         _decide(tenant, workflow, django_capture_on_commit_callbacks)
         delivery = WebhookDelivery.objects.for_tenant(tenant).get()
+        assert (delivery.status, delivery.attempts) == ("pending", 1)  # the next attempt is seconds away
 
-        response = admin.post(f"/api/v1/webhooks/deliveries/{delivery.pk}/replay")
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin.post(f"/api/v1/webhooks/deliveries/{delivery.pk}/replay")
 
-        assert response.status_code == 409
+        assert response.status_code == 202
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempts) == ("succeeded", 1)  # a fresh series, sent now
+        assert [headers["X-HITL-Delivery"] for headers, _ in server.received] == [str(delivery.pk)] * 2
+    finally:
+        server.close()
+
+
+def test_an_attempt_in_flight_during_a_replay_does_not_decide_the_outcome(
+    tenant, workflow, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.HITL_WEBHOOK_MAX_ATTEMPTS = 2
+    server = Receiver(failures=2)
+    try:
+        make_client(tenant, "admin").post("/api/v1/webhooks", {"url": server.url, "secret": SECRET}, format="json")
+        _decide(tenant, workflow, django_capture_on_commit_callbacks)
+        delivery = WebhookDelivery.objects.for_tenant(tenant).get()
+        signature = webhooks.webhook_signature
+
+        def replayed_meanwhile(**kwargs):  # runs after the attempt was claimed, before it is sent
+            webhooks.webhook_delivery_replay(tenant=tenant, delivery_id=delivery.pk)
+            return signature(**kwargs)
+
+        monkeypatch.setattr(webhooks, "webhook_signature", replayed_meanwhile)
+        last = webhook_attempt(delivery_id=delivery.pk, now=timezone.now() + timedelta(hours=1))
+        monkeypatch.setattr(webhooks, "webhook_signature", signature)
+
+        # The last attempt failed, but the replay started a new series: not failed, due now.
+        assert (last.status, last.attempts) == ("pending", 0)
+        assert webhook_attempt(delivery_id=delivery.pk).status == "succeeded"
+        assert WebhookAttempt.objects.for_tenant(tenant).count() == 3 == len(server.received)
     finally:
         server.close()
 

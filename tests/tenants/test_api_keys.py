@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from hitl.errors import DomainValidationError, ForbiddenError
-from tenants.models import ApiKey
+from tenants.models import ApiKey, Tenant
+from tenants.selectors import api_key_authenticate
 from tenants.services import PLATFORM_OPERATOR, api_key_create, api_key_hash, api_key_revoke, membership_create
 from tests.factories import UserFactory, output_payload
 
@@ -228,3 +229,38 @@ def test_no_key_is_created_for_a_deactivated_person(tenant):
     with pytest.raises(DomainValidationError) as caught:
         api_key_create(tenant=tenant, role="reviewer", name="x", user=person, actor=PLATFORM_OPERATOR)
     assert "deactivated" in caught.value.fields["user"][0]
+
+
+def test_authentication_loads_the_key_its_tenant_and_its_persons_role_in_one_query(tenant, django_assert_num_queries):
+    person = UserFactory()
+    membership_create(tenant=tenant, user=person, role="admin")
+    api_key, raw_key = api_key_create(tenant=tenant, role="admin", name="x", user=person, actor=person)
+    api_key_revoke(
+        api_key=api_key_create(tenant=tenant, role="service", name="other", actor=PLATFORM_OPERATOR)[0]
+    )  # not this one
+
+    with django_assert_num_queries(1):
+        found = api_key_authenticate(raw_key=raw_key)
+        tenant_of_key = found.tenant  # already loaded with the key
+    # The instances are what the ORM loads (types converted alike on every database).
+    stored_key = ApiKey.unscoped.get(pk=api_key.pk)
+    stored_tenant = Tenant.objects.get(pk=tenant.pk)
+    assert [getattr(found, f.attname) for f in ApiKey._meta.concrete_fields] == [
+        getattr(stored_key, f.attname) for f in ApiKey._meta.concrete_fields
+    ]
+    assert [getattr(tenant_of_key, f.attname) for f in Tenant._meta.concrete_fields] == [
+        getattr(stored_tenant, f.attname) for f in Tenant._meta.concrete_fields
+    ]
+    assert found.member_role == "admin"
+    assert not found._state.adding
+    with django_assert_num_queries(1):
+        assert found.user == person  # the person is loaded only when asked for
+
+
+def test_an_unknown_prefix_or_a_malformed_key_finds_nothing(tenant):
+    _, raw_key = api_key_create(tenant=tenant, role="service", name="x", actor=PLATFORM_OPERATOR)
+    prefix = raw_key.split("_")[1]
+
+    assert api_key_authenticate(raw_key=raw_key.replace(prefix, "0" * len(prefix))) is None
+    assert api_key_authenticate(raw_key=f"hitl_{prefix}") is None
+    assert api_key_authenticate(raw_key=raw_key[len("hitl_") :]) is None

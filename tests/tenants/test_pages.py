@@ -31,7 +31,7 @@ def test_any_member_signs_in_and_lands_on_the_home_of_their_role(tenant):
     assert response.status_code == 302 and response["Location"] == "/review/"
 
 
-@pytest.mark.parametrize(("role", "home"), [("reviewer", "/review/"), ("admin", "/review/"), ("auditor", "/audit/")])
+@pytest.mark.parametrize(("role", "home"), [("reviewer", "/review/"), ("admin", "/console/"), ("auditor", "/audit/")])
 def test_each_role_has_its_home(tenant, role, home):
     response = signed_in(person(tenant, role)).get("/home/")
     assert response.status_code == 302 and response["Location"] == home
