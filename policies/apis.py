@@ -20,7 +20,7 @@ from policies.selectors import (
     judge_history,
     judge_list,
     policy_current,
-    policy_history,
+    policy_versions,
     rubric_get,
     rubric_list,
 )
@@ -103,7 +103,7 @@ class PolicyHistoryApi(TenantApi):
         raw_limit = request.query_params.get("limit", "100")
         if not re.fullmatch(r"[0-9]{1,4}", raw_limit) or not 1 <= int(raw_limit) <= 1000:
             raise DomainValidationError("limit: an integer from 1 to 1000", fields={"limit": ["1 to 1000."]})
-        versions = policy_history(tenant=self.tenant, limit=int(raw_limit))
+        versions = policy_versions(tenant=self.tenant, limit=int(raw_limit))
         return respond(schemas.PolicyHistoryOut(results=[schemas.PolicyVersionOut.of(item) for item in versions]))
 
 

@@ -51,11 +51,15 @@ def policy_current(*, tenant: Tenant, policy: Policy | None = None) -> PolicyVer
     return _policy_version(record)
 
 
-def policy_history(*, tenant: Tenant, limit: int = 100) -> list[PolicyVersion]:
-    """Published versions, newest first, with who and why."""
+def policy_history(*, tenant: Tenant, limit: int = 100):
+    """Published versions, newest first, with who and why (history records)."""
     policy = policy_get(tenant=tenant)
-    records = policy.history.select_related("history_user").order_by("-version", "-history_date")[:limit]
-    return [_policy_version(record) for record in records]
+    return policy.history.select_related("history_user").order_by("-version", "-history_date")[:limit]
+
+
+def policy_versions(*, tenant: Tenant, limit: int = 100) -> list[PolicyVersion]:
+    """:func:`policy_history` as PolicyVersion rows, as the API shows them."""
+    return [_policy_version(record) for record in policy_history(tenant=tenant, limit=limit)]
 
 
 def policy_version_document(*, tenant: Tenant, version: int) -> dict | None:
