@@ -7,6 +7,7 @@ in a web process, on periods shortened from seconds to a fraction of one.
 import time
 
 import pytest
+from django.db import OperationalError
 
 from hitl.beat import EmbeddedBeat
 from reviews.models import ReviewTask, WebhookAttempt, WebhookDelivery
@@ -19,13 +20,15 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the beat's thread must s
 
 @pytest.fixture
 def embedded_beat(settings):
+    """Starts the beat when the test has written what it needs (SQLite's in-memory test
+    database refuses a write while another connection reads: "table is locked")."""
     assert settings.CELERY_TASK_ALWAYS_EAGER  # no broker: tasks run in the thread that sends them
     periods = {
         "reviews.tasks.webhook_sweep_task": 0.2,
         "reviews.tasks.tasks_release_expired_task": 0.2,
         "reviews.tasks.judges_reconcile_task": 0.2,
     }
-    scheduler = EmbeddedBeat(periods, tick=0.05).start()
+    scheduler = EmbeddedBeat(periods, tick=0.05)
     yield scheduler
     scheduler.stop()
     assert not scheduler.running
@@ -34,8 +37,11 @@ def embedded_beat(settings):
 def wait_for(predicate, seconds: float = 10.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if predicate():
-            return True
+        try:
+            if predicate():
+                return True
+        except OperationalError:  # SQLite's in-memory test database: the beat is writing; look again
+            pass
         time.sleep(0.05)
     return False
 
@@ -48,9 +54,11 @@ def test_a_failed_delivery_is_retried_after_its_backoff_without_a_worker(tenant,
         submit(workflow, 1, "medium-app")
         rita = reviewer(tenant, 1, "rita")
         review(rita, claim(rita).json()["id"], decision="approve", scores=GOOD_SCORES)  # first attempt: 500
+        embedded_beat.start()
 
         delivered = wait_for(lambda: WebhookDelivery.objects.for_tenant(tenant).get().status == "succeeded")
 
+        embedded_beat.stop()
         assert delivered, WebhookDelivery.objects.for_tenant(tenant).values().get()
         attempts = list(WebhookAttempt.objects.for_tenant(tenant).order_by("attempted_at"))
         assert [attempt.status_code for attempt in attempts] == [500, 204]
@@ -66,9 +74,11 @@ def test_an_expired_lease_returns_its_task_to_the_queue_without_a_worker(tenant,
     rita = reviewer(tenant, 1, "rita")
     task_id = claim(rita).json()["id"]
     assert ReviewTask.objects.for_tenant(tenant).get(pk=task_id).status == "claimed"
+    bob = reviewer(tenant, 1, "bob")
+    embedded_beat.start()
 
     released = wait_for(lambda: ReviewTask.objects.for_tenant(tenant).get(pk=task_id).status == "pending")
 
+    embedded_beat.stop()
     assert released
-    bob = reviewer(tenant, 1, "bob")
     assert claim(bob).json()["id"] == task_id  # somebody else may take it now
