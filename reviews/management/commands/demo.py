@@ -210,7 +210,8 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"  Logins (password {DEMO_PASSWORD}): " + ", ".join(f"{u} ({r})" for u, r, *_ in PEOPLE))
         self.stdout.write(
-            "  Reviewers rita (level 1) and sam (level 3) work the default queue: POST /api/v1/tasks/claim"
+            "  Sign in at /login/: admin lands on the console, rita (level 1) and sam (level 3) on the workbench,"
+            " alex on the audit page"
         )
         self.stdout.write("  API keys (new on every run; earlier demo keys are revoked):")
         for role, raw_key in keys.items():
