@@ -12,7 +12,6 @@ from tenants.filters import AuditEventFilter
 from tenants.models import AuditEvent, KeyRoles
 from tenants.selectors import audit_events
 
-
 MAX_ID = 2**63 - 1
 
 
