@@ -66,10 +66,16 @@ def policy_validate(*, tenant: Tenant, document: dict) -> PolicyDocument:
     known = ", ".join(names)
     if parsed.default_tier not in names:
         fields["default_tier"] = [f"default_tier '{parsed.default_tier}' is not one of the tiers ({known})"]
+    modes = {tier.name: tier.mode for tier in parsed.tiers}
     for index, rule in enumerate(parsed.rules):
+        label = f"rule {index + 1}" + (f" ({rule.name})" if rule.name else "")
         if rule.tier not in names:
-            label = f"rule {index + 1}" + (f" ({rule.name})" if rule.name else "")
             fields[f"rules.{index}.tier"] = [f"{label}: tier '{rule.tier}' is not one of the tiers ({known})"]
+        elif rule.mode is not None and modes[rule.tier] != "hybrid":
+            fields[f"rules.{index}.mode"] = [
+                f"{label}: names mode '{rule.mode}' but tier '{rule.tier}' is {modes[rule.tier]}; "
+                "only a hybrid tier takes its mode from the rule"
+            ]
     wanted = {tier.rubric for tier in parsed.tiers if tier.rubric}
     if wanted:
         existing = set(Rubric.objects.for_tenant(tenant).filter(name__in=wanted).values_list("name", flat=True))
