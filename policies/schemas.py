@@ -24,6 +24,33 @@ Mode = Literal["sequential", "parallel", "adaptive"]
 TierMode = Literal["sequential", "parallel", "adaptive", "hybrid"]
 
 
+class SlaBreachSpec(BaseModel):
+    """What happens when a task of the tier is still open at its due time (checked every minute)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    escalate: Literal["next_level", "queue", "none"] = Field(
+        default="next_level",
+        description="next_level: a pending task now needs a reviewer one level up (at most 3); queue: it moves "
+        "to the queue named by `queue`; none: it stays where it is. Claimed tasks stay with their reviewer.",
+    )
+    queue: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        default=None, description="escalate 'queue': the queue's name."
+    )
+    sequential: Literal["hold", "block", "release"] = Field(
+        default="hold",
+        description="A held (sequential) output whose review is late: hold keeps it held, block tells the service "
+        "not to deliver it, release lets it deliver while the review goes on. The service hears it from the "
+        "task.sla_breached webhook.",
+    )
+
+    @model_validator(mode="after")
+    def _queue_named_when_used(self):
+        if (self.escalate == "queue") != (self.queue is not None):
+            raise ValueError("name a queue exactly when escalate is 'queue'")
+        return self
+
+
 class TierSpec(BaseModel):
     """How much human oversight one risk tier gets."""
 
@@ -46,6 +73,11 @@ class TierSpec(BaseModel):
         "through no rule naming a mode.",
     )
     escalation: bool = Field(default=False, description="Reviews may be escalated to specialists.")
+    on_sla_breach: SlaBreachSpec | None = Field(
+        default=None,
+        description="What a task past its due time triggers; when absent, a pending task goes one level up "
+        "and a held output stays held.",
+    )
     overlap_rate: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
         default=0.0,
         description="Share of sampled outputs (tiers needing one approval) given a second, independent review "
@@ -65,12 +97,19 @@ class TierSpec(BaseModel):
             raise ValueError("default_mode is for hybrid tiers only")
         return self
 
+    @property
+    def sla_breach(self) -> SlaBreachSpec:
+        return self.on_sla_breach or _DEFAULT_SLA_BREACH
+
     def mode_for(self, rule_mode: str | None) -> str:
         """The review mode of an output in this tier: a hybrid tier's comes from the rule that
         matched it (its content category), else the tier's default."""
         if self.mode != "hybrid":
             return self.mode
         return rule_mode or self.default_mode
+
+
+_DEFAULT_SLA_BREACH = SlaBreachSpec()
 
 
 class MetadataCondition(BaseModel):
