@@ -153,7 +153,3 @@ def test_each_tenant_late_tasks_follow_its_own_policy_and_reach_only_its_own_end
     assert {d.tenant_id for d in WebhookDelivery.unscoped.filter(output_id=mine["id"])} == {tenant.pk}
     assert {d.tenant_id for d in WebhookDelivery.unscoped.filter(output_id=theirs["id"])} == {other_tenant.pk}
 
-
-def test_the_sweep_is_on_the_beat_schedule(settings):
-    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert "reviews.tasks.tasks_sla_sweep_task" in tasks
