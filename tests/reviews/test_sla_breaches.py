@@ -152,4 +152,3 @@ def test_each_tenant_late_tasks_follow_its_own_policy_and_reach_only_its_own_end
     assert Output.unscoped.get(pk=theirs["id"]).delivery == "hold"  # the other tenant's policy holds
     assert {d.tenant_id for d in WebhookDelivery.unscoped.filter(output_id=mine["id"])} == {tenant.pk}
     assert {d.tenant_id for d in WebhookDelivery.unscoped.filter(output_id=theirs["id"])} == {other_tenant.pk}
-
