@@ -55,6 +55,7 @@ ENDPOINTS = [
         False,
     ),
     Endpoint("output-detail", "get", lambda o: f"/api/v1/outputs/{o['output_id']}", None, frozenset(ALL_ROLES), True),
+    Endpoint("session-detail", "get", lambda o: "/api/v1/sessions/session-of-a", None, frozenset(ALL_ROLES), True),
 ]
 RUBRIC = {"name": "rubric-b", "criteria": [{"key": "ok", "label": "OK", "kind": "binary"}]}
 ENDPOINTS += [
@@ -174,7 +175,7 @@ SECRETS_OF_A = ("secret-rule-of-a", "secret-rubric-of-a", "secret-hook-of-a", "s
 def world(tenant, other_tenant):
     """Two tenants, each with one output; the endpoint URLs point at tenant A's objects."""
     owner = make_client(tenant, "service")
-    output_id = owner.post("/api/v1/outputs", output_payload(1), format="json").json()["id"]
+    output_id = owner.post("/api/v1/outputs", output_payload(1, session_id="session-of-a"), format="json").json()["id"]
     make_client(other_tenant, "service").post("/api/v1/outputs", output_payload(1, output="B"), format="json")
     rules = [
         {"name": "secret-rule-of-a", "tier": "high", "match": {"application": "a-only"}},

@@ -262,3 +262,15 @@ def test_verify_webhook_accepts_what_the_server_signs_and_refuses_anything_else(
         verify_webhook(body, headers, "t" * 20)
     with pytest.raises(WebhookSignatureError):
         verify_webhook(body, {}, secret)
+
+
+def test_get_session_follows_the_pages_in_order(live):
+    client = live["client"]
+    client.submit_batch([output_payload(number, session_id="chat/7") for number in range(1, 4)])
+    client.submit(**output_payload(9, session_id="other"))
+
+    turns = client.get_session("chat/7")
+
+    assert [turn.external_id for turn in turns] == ["ext-1", "ext-2", "ext-3"]
+    with pytest.raises(NotFoundError):
+        client.get_session("nope")

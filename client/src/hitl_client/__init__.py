@@ -14,7 +14,7 @@ from hitl_client.errors import (
     ValidationError,
     WebhookSignatureError,
 )
-from hitl_client.types import BatchItem, BatchResult, Output, Receipt, WebhookEvent
+from hitl_client.types import BatchItem, BatchResult, Output, Receipt, SessionTurn, WebhookEvent
 
 __all__ = [
     "AuthenticationError",
@@ -31,6 +31,7 @@ __all__ = [
     "RateLimitedError",
     "Receipt",
     "ServerError",
+    "SessionTurn",
     "ValidationError",
     "WebhookEvent",
     "WebhookSignatureError",

@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
 from hitl_client.errors import DecisionTimeout, HitlError, WebhookSignatureError, api_error
-from hitl_client.types import BatchResult, Output, Receipt, WebhookEvent
+from hitl_client.types import BatchResult, Output, Receipt, SessionTurn, WebhookEvent
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "hitl-client/0.1"
@@ -118,6 +119,17 @@ class HitlClient:
 
     def get_output(self, output_id: str) -> Output:
         return Output.from_json(self._request("GET", f"/api/v1/outputs/{output_id}").json())
+
+    def get_session(self, session_id: str, *, max_turns: int = 10_000) -> list[SessionTurn]:
+        """Every output submitted with ``session_id``, oldest first (following the pages, at most ``max_turns``)."""
+        turns: list[SessionTurn] = []
+        path: str | None = f"/api/v1/sessions/{quote(session_id, safe='')}?page_size=500"
+        while path is not None and len(turns) < max_turns:
+            body = self._request("GET", path).json()
+            turns += [SessionTurn.from_json(item) for item in body["results"]]
+            following = body.get("next")
+            path = following[following.index("/api/") :] if following else None
+        return turns[:max_turns]
 
     def wait_for_decision(
         self,

@@ -128,3 +128,34 @@ class WebhookEvent:
     delivery_id: str
     output: dict[str, Any]
     raw: dict[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class SessionTurn:
+    """One output of a session (``GET /api/v1/sessions/{id}``), in the order received."""
+
+    id: str
+    external_id: str
+    application: str
+    input: Any
+    output: str
+    status: str
+    delivery: Delivery
+    decision: str | None
+    final_output: str | None
+    received_at: datetime
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> SessionTurn:
+        return cls(
+            id=body["id"],
+            external_id=body["external_id"],
+            application=body["application"],
+            input=body["input"],
+            output=body["output"],
+            status=body["status"],
+            delivery=body["delivery"],
+            decision=body.get("decision"),
+            final_output=body.get("final_output"),
+            received_at=_time(body["received_at"]),  # type: ignore[arg-type]
+        )
