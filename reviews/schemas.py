@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from hitl.schemas import ResponseModel, integral
 from policies.schemas import ApplicationName
@@ -471,3 +471,141 @@ class WebhookOut(ResponseModel):
 
 class WebhookList(ResponseModel):
     results: list[WebhookOut]
+
+
+# OpenTelemetry intake (POST /api/otlp/v1/traces) ----------------------------------------------
+# OTLP/JSON as the OTLP specification encodes an ExportTraceServiceRequest: lowerCamelCase
+# names, trace and span ids in hex, 64-bit integers as decimal strings (or numbers). Only the
+# fields the intake reads are declared; others are ignored, as OTLP receivers must. The
+# protobuf form (application/x-protobuf) carries the same message.
+
+Uint64 = (
+    Annotated[str, StringConstraints(pattern=r"^[0-9]{1,19}$")]
+    | Annotated[int, Field(ge=0, le=2**63 - 1), BeforeValidator(integral)]
+)
+Int64 = (
+    Annotated[str, StringConstraints(pattern=r"^-?[0-9]{1,18}$")]
+    | Annotated[int, Field(ge=-(2**63) + 1, le=2**63 - 1), BeforeValidator(integral)]
+)
+OTLP_MODEL = ConfigDict(strict=True)
+
+
+class OtlpArrayValue(BaseModel):
+    model_config = OTLP_MODEL
+
+    values: list["OtlpAnyValue"] = Field(default_factory=list)
+
+
+class OtlpKeyValueList(BaseModel):
+    model_config = OTLP_MODEL
+
+    values: list["OtlpKeyValue"] = Field(default_factory=list)
+
+
+class OtlpAnyValue(BaseModel):
+    """One attribute value: at most one of the fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"maxProperties": 1})
+
+    stringValue: str | None = None
+    boolValue: bool | None = None
+    intValue: Int64 | None = None
+    doubleValue: float | None = None
+    arrayValue: OtlpArrayValue | None = None
+    kvlistValue: OtlpKeyValueList | None = None
+
+    @model_validator(mode="after")
+    def _one_value(self):
+        if len(self.model_fields_set) > 1:
+            raise ValueError("an AnyValue holds one value")
+        return self
+
+
+class OtlpKeyValue(BaseModel):
+    model_config = OTLP_MODEL
+
+    key: str
+    value: OtlpAnyValue = Field(default_factory=OtlpAnyValue)
+
+
+class OtlpResource(BaseModel):
+    model_config = OTLP_MODEL
+
+    attributes: list[OtlpKeyValue] = Field(default_factory=list)
+
+
+class OtlpEvent(BaseModel):
+    model_config = OTLP_MODEL
+
+    timeUnixNano: Uint64 = "0"
+    name: str = ""
+    attributes: list[OtlpKeyValue] = Field(default_factory=list)
+
+
+class OtlpStatus(BaseModel):
+    model_config = OTLP_MODEL
+
+    code: (
+        Annotated[int, Field(ge=0, le=2), BeforeValidator(integral)]
+        | Literal["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"]
+    ) = Field(default=0, description="0 unset, 1 ok, 2 error (OTLP/JSON writes the number; the name is read too).")
+    message: str = ""
+
+
+class OtlpSpan(BaseModel):
+    model_config = OTLP_MODEL
+
+    traceId: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{32}$")]
+    spanId: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{16}$")]
+    parentSpanId: Annotated[str, StringConstraints(pattern=r"^([0-9a-fA-F]{16})?$")] = ""
+    name: str = ""
+    kind: (
+        Annotated[int, Field(ge=0, le=5), BeforeValidator(integral)]
+        | Literal[
+            "SPAN_KIND_UNSPECIFIED",
+            "SPAN_KIND_INTERNAL",
+            "SPAN_KIND_SERVER",
+            "SPAN_KIND_CLIENT",
+            "SPAN_KIND_PRODUCER",
+            "SPAN_KIND_CONSUMER",
+        ]
+    ) = 0
+    startTimeUnixNano: Uint64 = "0"
+    endTimeUnixNano: Uint64 = "0"
+    attributes: list[OtlpKeyValue] = Field(default_factory=list)
+    events: list[OtlpEvent] = Field(default_factory=list)
+    status: OtlpStatus = Field(default_factory=OtlpStatus)
+
+
+class OtlpScopeSpans(BaseModel):
+    model_config = OTLP_MODEL
+
+    spans: list[OtlpSpan] = Field(default_factory=list)
+
+
+class OtlpResourceSpans(BaseModel):
+    model_config = OTLP_MODEL
+
+    resource: OtlpResource = Field(default_factory=OtlpResource)
+    scopeSpans: list[OtlpScopeSpans] = Field(default_factory=list)
+
+
+class OtlpTraceRequest(BaseModel):
+    """An OTLP ExportTraceServiceRequest in OTLP/JSON (the fields the intake reads)."""
+
+    model_config = OTLP_MODEL
+
+    resourceSpans: list[OtlpResourceSpans] = Field(default_factory=list)
+
+
+class OtlpPartialSuccess(ResponseModel):
+    rejectedSpans: Annotated[str, StringConstraints(pattern=r"^[0-9]+$")] = Field(
+        description="How many spans were rejected (a decimal string, as OTLP/JSON writes 64-bit integers)."
+    )
+    errorMessage: str = Field(description="Which spans, and why.")
+
+
+class OtlpTraceResponse(ResponseModel):
+    """An OTLP ExportTraceServiceResponse; ``partialSuccess`` only when some spans were rejected."""
+
+    partialSuccess: OtlpPartialSuccess | None = None

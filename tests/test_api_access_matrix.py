@@ -21,6 +21,7 @@ from tenants.models import ApiKeyRole
 from tenants.services import api_key_revoke
 from tests.conftest import make_client
 from tests.factories import output_payload
+from tests.reviews.otlp_spans import agent_run, export, otlp_json
 
 ALL_ROLES = tuple(ApiKeyRole.values)
 
@@ -164,6 +165,16 @@ ENDPOINTS += [
     Endpoint("judge-history", "get", lambda o: f"/api/v1/judges/{o['judge_id']}/history", None, JUDGE_READERS, True),
     Endpoint(
         "judge-agreement", "get", lambda o: f"/api/v1/judges/{o['judge_id']}/agreement", None, JUDGE_READERS, True
+    ),
+]
+ENDPOINTS += [
+    Endpoint(
+        "otlp-traces",
+        "post",
+        lambda o: "/api/otlp/v1/traces",
+        lambda: otlp_json(export(agent_run())),
+        frozenset({"service", "admin"}),
+        False,
     ),
 ]
 UNROUTED_NAMES = {"schema", "docs", "redoc", None}
@@ -337,7 +348,7 @@ def test_every_api_route_and_method_is_in_the_matrix():
     covered = {(endpoint.name, endpoint.method.upper()) for endpoint in ENDPOINTS}
     served = set()
     for route, pattern in _routes(get_resolver()):
-        if not route.startswith("api/v1/") or pattern.name in UNROUTED_NAMES - {None}:
+        if not route.startswith(("api/v1/", "api/otlp/")) or pattern.name in UNROUTED_NAMES - {None}:
             continue
         view_class = getattr(pattern.callback, "view_class", None)
         if view_class is None:  # the JSON 404 catch-all
