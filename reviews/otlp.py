@@ -134,6 +134,8 @@ class _Node:
     kind: str  # llm, agent, chain, tool, retrieval, embedding, other
     children: list["_Node"] = field(default_factory=list)
     parent: "_Node | None" = None
+    messages: tuple[list[dict], list[dict]] | None = None  # prompt and completion, read once
+    indexed: dict[str, dict[int, dict[str, Any]]] | None = None  # "<prefix>.<n>.<rest>" attributes, read once
 
     @property
     def key(self) -> str:
@@ -154,7 +156,7 @@ def any_value(value: AnyValue) -> Any:
     if which is None:
         return None
     if which == "string_value":
-        return value.string_value.replace("\x00", "\ufffd")  # PostgreSQL stores no NUL
+        return value.string_value  # a NUL is replaced in the finished submission (``_convert``)
     if which == "int_value":
         number = value.int_value
         return number if abs(number) <= MAX_SAFE_INTEGER else str(number)
@@ -171,7 +173,14 @@ def any_value(value: AnyValue) -> Any:
 
 
 def _attributes(key_values) -> dict[str, Any]:
-    return {item.key: any_value(item.value) for item in key_values}
+    found = {}
+    for item in key_values:
+        value = item.value
+        if value.WhichOneof("value") == "string_value":  # most are: the fast path
+            found[item.key] = value.string_value
+        else:
+            found[item.key] = any_value(value)
+    return found
 
 
 def _kind(attributes: dict) -> str:
@@ -287,8 +296,8 @@ def _message_content(message: dict) -> str:
 def _json_messages(value: Any) -> list[dict] | None:
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except ValueError:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
             return None
     if isinstance(value, dict):
         value = [value]
@@ -302,22 +311,37 @@ def _json_messages(value: Any) -> list[dict] | None:
     return messages or None
 
 
-def _indexed_messages(attributes: dict, prefix: str, role_key: str, content_key: str) -> list[dict] | None:
+_INDEXED_PREFIXES = ("gen_ai.prompt", "gen_ai.completion", "llm.input_messages", "llm.output_messages")
+
+
+def _indexed(node: _Node) -> dict[str, dict[int, dict[str, Any]]]:
+    """Every ``<prefix>.<n>.<rest>`` attribute of the message prefixes, grouped, in one pass."""
+    if node.indexed is None:
+        found: dict[str, dict[int, dict[str, Any]]] = {}
+        for key, value in node.attributes.items():
+            if not key.startswith(
+                ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")
+            ):
+                continue
+            for prefix in _INDEXED_PREFIXES:
+                if key.startswith(prefix + "."):
+                    index, _, rest = key[len(prefix) + 1 :].partition(".")
+                    if index.isdigit():
+                        found.setdefault(prefix, {}).setdefault(int(index), {})[rest] = value
+                    break
+        node.indexed = found
+    return node.indexed
+
+
+def _indexed_messages(node: _Node, prefix: str, role_key: str, content_key: str) -> list[dict] | None:
     """``<prefix>.<n>.<role_key>`` and ``<prefix>.<n>.<content_key>`` attributes, by n."""
-    found: dict[int, dict] = {}
-    start = prefix + "."
-    for key, value in attributes.items():
-        if not key.startswith(start):
-            continue
-        index, _, rest = key[len(start) :].partition(".")
-        if not index.isdigit():
-            continue
-        if rest == role_key:
-            found.setdefault(int(index), {})["role"] = _text(value)
-        elif rest == content_key:
-            found.setdefault(int(index), {})["content"] = _text(value)
+    found = _indexed(node).get(prefix)
+    if not found:
+        return None
     messages = [
-        {"role": found[index].get("role", ""), "content": found[index].get("content", "")} for index in sorted(found)
+        {"role": _text(found[index].get(role_key, "")), "content": _text(found[index].get(content_key, ""))}
+        for index in sorted(found)
+        if role_key in found[index] or content_key in found[index]
     ]
     return messages or None
 
@@ -353,16 +377,22 @@ def _event_messages(span: Span) -> tuple[list[dict], list[dict]]:
 
 
 def _prompt_and_completion(node: _Node) -> tuple[list[dict], list[dict]]:
+    if node.messages is None:
+        node.messages = _read_messages(node)
+    return node.messages
+
+
+def _read_messages(node: _Node) -> tuple[list[dict], list[dict]]:
     attributes = node.attributes
     prompt = (
         _json_messages(attributes.get("gen_ai.input.messages"))
-        or _indexed_messages(attributes, "gen_ai.prompt", "role", "content")
-        or _indexed_messages(attributes, "llm.input_messages", "message.role", "message.content")
+        or _indexed_messages(node, "gen_ai.prompt", "role", "content")
+        or _indexed_messages(node, "llm.input_messages", "message.role", "message.content")
     )
     completion = (
         _json_messages(attributes.get("gen_ai.output.messages"))
-        or _indexed_messages(attributes, "gen_ai.completion", "role", "content")
-        or _indexed_messages(attributes, "llm.output_messages", "message.role", "message.content")
+        or _indexed_messages(node, "gen_ai.completion", "role", "content")
+        or _indexed_messages(node, "llm.output_messages", "message.role", "message.content")
     )
     if prompt is None or completion is None:
         event_prompt, event_completion = _event_messages(node.span)
@@ -444,8 +474,8 @@ def _documents(attributes: dict) -> list[dict]:
         value = attributes.get(key)
         if isinstance(value, str):
             try:
-                value = json.loads(value)
-            except ValueError:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
                 value = [value]
         if isinstance(value, list) and value:
             return [
@@ -517,8 +547,8 @@ def _step(node: _Node) -> dict:
 def _maybe_json(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
-            return json.loads(value)
-        except ValueError:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
             return value
     return value
 
