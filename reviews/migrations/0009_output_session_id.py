@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviews', '0007_webhook_secret_encrypted'),
+        ('reviews', '0008_task_sla_breached'),
         ('tenants', '0002_tenant_config_token'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
