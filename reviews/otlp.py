@@ -134,6 +134,9 @@ class _Node:
     kind: str  # llm, agent, chain, tool, retrieval, embedding, other
     children: list["_Node"] = field(default_factory=list)
     parent: "_Node | None" = None
+    start: int = 0  # the span's times and status, read from the message once
+    end: int = 0
+    error: str = ""
     messages: tuple[list[dict], list[dict]] | None = None  # prompt and completion, read once
     indexed: dict[str, dict[int, dict[str, Any]]] | None = None  # "<prefix>.<n>.<rest>" attributes, read once
 
@@ -233,7 +236,15 @@ def spans_to_submissions(request: ExportTraceServiceRequest) -> list[Converted]:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 attributes = _attributes(span.attributes)
-                nodes[(span.trace_id, span.span_id)] = _Node(span, attributes, resource, _kind(attributes))
+                nodes[(span.trace_id, span.span_id)] = _Node(
+                    span,
+                    attributes,
+                    resource,
+                    _kind(attributes),
+                    start=span.start_time_unix_nano,
+                    end=span.end_time_unix_nano,
+                    error=_error(span),
+                )
     for node in nodes.values():
         parent = nodes.get((node.span.trace_id, node.span.parent_span_id)) if node.span.parent_span_id else None
         if parent is not None and parent is not node:
@@ -262,7 +273,7 @@ def _descendants(root: _Node) -> list[_Node]:
         seen.add(id(node))
         found.append(node)
         stack.extend(node.children)
-    found.sort(key=lambda node: (node.span.start_time_unix_nano, node.span.span_id))
+    found.sort(key=lambda node: (node.start, node.span.span_id))  # deterministic: a repeat hashes alike
     return found
 
 
@@ -443,10 +454,10 @@ def _model(attributes: dict) -> str:
     )
 
 
-def _latency_ms(span: Span) -> float | None:
-    if not span.start_time_unix_nano or span.end_time_unix_nano < span.start_time_unix_nano:
+def _latency_ms(node: _Node) -> float | None:
+    if not node.start or node.end < node.start:
         return None
-    return round((span.end_time_unix_nano - span.start_time_unix_nano) / 1e6, 3)
+    return round((node.end - node.start) / 1e6, 3)
 
 
 def _error(span: Span) -> str:
@@ -495,13 +506,12 @@ def _step(node: _Node) -> dict:
         "type": node.kind,
         "name": span.name,
         "span_id": span.span_id.hex(),
-        "latency_ms": _latency_ms(span),
+        "latency_ms": _latency_ms(node),
     }
     if span.parent_span_id:
         step["parent_span_id"] = span.parent_span_id.hex()
-    error = _error(span)
-    if error:
-        step["error"] = error
+    if node.error:
+        step["error"] = node.error
     if node.kind == "llm":
         prompt, completion = _prompt_and_completion(node)
         input_tokens, output_tokens = _tokens(attributes)
@@ -584,7 +594,7 @@ def _convert(root: _Node) -> Converted:
             final = "\n".join(message["content"] for message in final if message.get("role") != "user")
         output_text = final or ""
     if not output_text and llm_calls:
-        last = max(llm_calls, key=lambda node: node.span.end_time_unix_nano)
+        last = max(llm_calls, key=lambda node: node.end)
         output_text = "\n".join(message["content"] for message in _prompt_and_completion(last)[1] if message["content"])
 
     steps = [_step(node) for node in descendants]
@@ -625,15 +635,15 @@ def _convert(root: _Node) -> Converted:
             or attributes.get("llm.system")
             or ""
         ),
-        "latency_ms": _latency_ms(span),
+        "latency_ms": _latency_ms(root),
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "cost": cost,
         "llm_calls": len(llm_calls),
-        "tool_errors": sum(1 for node in descendants if node.kind == "tool" and _error(node.span)),
+        "tool_errors": sum(1 for node in descendants if node.kind == "tool" and node.error),
     }
-    if _error(span):
-        metadata["error"] = _error(span)
+    if root.error:
+        metadata["error"] = root.error
     if root.kind == "agent" and attributes.get("gen_ai.agent.name"):
         metadata["agent"] = _text(attributes["gen_ai.agent.name"])
     for key, value in {**resource, **attributes}.items():
