@@ -19,10 +19,20 @@ from hitl.errors import (
     NotFoundError,
     RuleViolationError,
 )
+from policies.models import Judge, JudgeOnFail
 from policies.scoring import scores_validate
 from policies.selectors import compiled_policy_version, rubric_criteria
 from reviews.decision import APPROVAL_PURPOSES, Outcome, ReviewRow, output_outcome, second_look_level
-from reviews.models import Judgement, JudgementResult, Output, Review, ReviewTask, TaskPurpose, TaskStatus
+from reviews.models import (
+    Decision,
+    Judgement,
+    JudgementResult,
+    Output,
+    Review,
+    ReviewTask,
+    TaskPurpose,
+    TaskStatus,
+)
 from reviews.services.claims import lease_check, reviewer_rights
 from reviews.services.webhooks import webhook_deliveries_create
 from tenants.models import Tenant
@@ -287,12 +297,12 @@ def _record_portably(
     )
     if outcome is None:
         return False
+    judge_failed = outcome.decision != Decision.REJECTED and _failing_judges(tenant, output).exists()
     second_look = second_look_level(
         outcome=outcome,
-        judge_failed=Judgement.objects.for_tenant(tenant).filter(output=output, result=JudgementResult.FAIL).exists(),
-        second_look_exists=ReviewTask.objects.for_tenant(tenant)
-        .filter(output=output, purpose=TaskPurpose.CONFLICT)
-        .exists(),
+        judge_failed=judge_failed,
+        second_look_exists=judge_failed
+        and ReviewTask.objects.for_tenant(tenant).filter(output=output, purpose=TaskPurpose.CONFLICT).exists(),
         reviewer_level=level,
     )
     if second_look is not None:
@@ -310,18 +320,22 @@ def _record_portably(
     return True
 
 
+def _failing_judges(tenant: Tenant, output: Output):
+    """The verdicts that failed the output, of judges whose failure acts (not record-only ones)."""
+    return (
+        Judgement.objects.for_tenant(tenant)
+        .filter(output=output, result=JudgementResult.FAIL)
+        .exclude(judge__on_fail=JudgeOnFail.RECORD)
+    )
+
+
 def _second_look_create(
     tenant: Tenant, task: ReviewTask, output: Output, review: Review, level: int, now: datetime
 ) -> None:
     """A person approved what a judge failed: one more approval, by a reviewer a level up,
     in the same queue and under the same rubric and due time; the reason is on the task and
     the output."""
-    failed = ", ".join(
-        Judgement.objects.for_tenant(tenant)
-        .filter(output=output, result=JudgementResult.FAIL)
-        .order_by("judge__name")
-        .values_list("judge__name", flat=True)
-    )
+    failed = ", ".join(_failing_judges(tenant, output).order_by("judge__name").values_list("judge__name", flat=True))
     verdict = "approved" if review.decision == Review.Verdict.APPROVE else "corrected"
     why = (
         f"signals disagree: judge {failed} failed, a level {level - 1} reviewer {verdict}; "
@@ -416,7 +430,9 @@ def _record_in_set_statements(
 @lru_cache(maxsize=1)
 def _set_statements() -> tuple[str, str]:
     quote = connection.ops.quote_name
-    review, task, output, judgement = (quote(model._meta.db_table) for model in (Review, ReviewTask, Output, Judgement))
+    review, task, output, judgement, judge = (
+        quote(model._meta.db_table) for model in (Review, ReviewTask, Output, Judgement, Judge)
+    )
     fields = Review._meta.concrete_fields
     columns = ", ".join(quote(field.column) for field in fields)
     values = ", ".join(f"%(review_{field.column})s" for field in fields)
@@ -440,9 +456,9 @@ def _set_statements() -> tuple[str, str]:
             ARRAY(SELECT r.created_at FROM {review} r
                   WHERE r.tenant_id = %(tenant)s AND r.output_id = %(output)s AND r.purpose IN ({approval})
                     AND r.decision = '{Review.Verdict.CORRECT.value}' ORDER BY r.created_at),
-            EXISTS(SELECT 1 FROM {judgement} j
+            EXISTS(SELECT 1 FROM {judgement} j JOIN {judge} jd ON jd.id = j.judge_id
                    WHERE j.tenant_id = %(tenant)s AND j.output_id = %(output)s
-                     AND j.result = '{JudgementResult.FAIL.value}'),
+                     AND j.result = '{JudgementResult.FAIL.value}' AND jd.on_fail <> '{JudgeOnFail.RECORD.value}'),
             EXISTS(SELECT 1 FROM {task} t
                    WHERE t.tenant_id = %(tenant)s AND t.output_id = %(output)s
                      AND t.purpose = '{TaskPurpose.CONFLICT.value}')"""  # noqa: S608 (names from meta)

@@ -103,3 +103,17 @@ def test_a_thumbs_down_on_what_the_judges_passed_goes_a_level_up(tenant, service
     assert (task.purpose, task.level_required) == ("user_feedback", 2)
     output.refresh_from_db()
     assert "the judges passed it, its end user did not: a level 2 reviewer looks" in output.decision_reason
+
+
+def test_a_record_only_judge_failing_does_not_hold_up_the_decision(tenant, service, django_capture_on_commit_callbacks):
+    judge_create(
+        tenant=tenant, data={"name": "style", "kind": "length", "params": {"max_chars": 5}, "on_fail": "record"}
+    )
+    output = submit(service, django_capture_on_commit_callbacks, 1, CARD)  # pii forces the review, style records
+    junior = reviewer(tenant, 1, "junior")
+    output.judgements.filter(judge__name="pii").update(result="pass")  # only the record-only judge failed
+
+    review(junior, claim(junior).json()["id"], decision="approve")
+
+    output.refresh_from_db()
+    assert (output.decision, len(tasks(output))) == ("approved", 1)
