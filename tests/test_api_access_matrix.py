@@ -165,6 +165,12 @@ ENDPOINTS += [
         "judge-agreement", "get", lambda o: f"/api/v1/judges/{o['judge_id']}/agreement", None, JUDGE_READERS, True
     ),
 ]
+AUDIT_PERIOD = "from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z"
+ENDPOINTS += [
+    Endpoint(
+        "audit-export", "get", lambda o: f"/api/v1/audit/export?{AUDIT_PERIOD}&format=jsonl", None, JUDGE_READERS, False
+    ),
+]
 UNROUTED_NAMES = {"schema", "docs", "redoc", None}
 # Strings only tenant A's objects contain: none may appear in an answer to tenant B.
 SECRETS_OF_A = ("secret-rule-of-a", "secret-rubric-of-a", "secret-hook-of-a", "secret-judge-of-a")
@@ -306,7 +312,7 @@ def test_another_tenant_gets_404_or_sees_nothing(world, endpoint, role):
         assert response.json()["code"] == "not_found"
     else:
         assert response.status_code in endpoint.ok
-    text = response.content.decode()
+    text = (b"".join(response.streaming_content) if response.streaming else response.content).decode()
     assert world["objects"]["output_id"] not in text
     assert not [secret for secret in SECRETS_OF_A if secret in text]
     # Whatever the outsider did, tenant A's rows are untouched.
