@@ -15,8 +15,7 @@ Exports and the auditor's searches read from the ``replica`` database alias when
 ``DATABASE_REPLICA_URL`` configures one (:func:`read_database`).
 """
 
-import csv
-import io
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -26,6 +25,7 @@ import orjson
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Max, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from reviews.models import Judgement, Output, Review, ReviewTask, TaskPurpose, WebhookDelivery
@@ -118,8 +118,18 @@ def _group(rows: Iterable[tuple]) -> dict:
     return grouped
 
 
+def _ids_filter(ids: list, using: str):
+    """``output_id IN`` the chunk's ids: on PostgreSQL one array parameter rather than
+    thousands of placeholders (which Django and psycopg would each process one by one)."""
+    if connections[using].vendor == "postgresql":
+        # As one text: psycopg would otherwise dump (and quote) each of the array's items.
+        return RawSQL("SELECT unnest(string_to_array(%s, ',')::uuid[])", (",".join(map(str, ids)),))
+    return ids
+
+
 def _children(tenant: Tenant, ids: list, using: str) -> tuple[dict, dict, dict, dict]:
     """The child rows of one chunk of outputs: one query per kind."""
+    ids = _ids_filter(ids, using)
     judgements = _group(
         Judgement.objects.for_tenant(tenant)
         .using(using)
@@ -362,51 +372,88 @@ def export_records(*, tenant: Tenant, start: datetime, end: datetime, using: str
                 yield _record(row, judgements[key], tasks[key], reviews[key], deliveries[key], now)
 
 
-def _cell(value) -> object:
-    if isinstance(value, str):
-        return "'" + value if value.startswith(_FORMULA_STARTS) else value
+def _cell(value) -> str:
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if value.__class__ is str:
+        return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    if value is True or value is False:
         return "true" if value else "false"
-    return value
+    return str(value)
 
 
-def csv_row(record: dict) -> list:
-    """One record as the CSV's cells: flat fields, counts and firsts, nested parts as JSON."""
-    reviews = record["reviews"]
-    flat = {
-        **record,
-        "judge_count": len(record["judges"]),
-        "judges_failed": sum(1 for judge in record["judges"] if judge["result"] == "fail"),
-        "review_count": len(reviews),
-        "first_reviewer": reviews[0]["reviewer"] if reviews else None,
-        "first_reviewed_at": reviews[0]["reviewed_at"] if reviews else None,
-        "approval_count": len(record["approvals"]),
-        "escalation_count": len(record["escalations"]),
-        "delivery_status": record["deliveries"][-1]["status"] if record["deliveries"] else None,
-    }
-    for column in CSV_JSON_COLUMNS:
-        flat[column] = orjson.dumps(record[column]).decode()
-    return [_cell(flat[column]) for column in CSV_COLUMNS]
+_NEEDS_QUOTES = re.compile(r'[",\r\n]').search
+
+
+def csv_line(cells: list[str]) -> str:
+    """One RFC 4180 line (CRLF), quoting only the cells that need it.
+
+    The standard library's writer inspects every character through its dialect, about six
+    times slower on these rows (long ids and JSON cells); the output is the same.
+    """
+    return (
+        ",".join('"' + cell.replace('"', '""') + '"' if _NEEDS_QUOTES(cell) is not None else cell for cell in cells)
+        + "\r\n"
+    )
+
+
+def _json_cell(value: list) -> str:
+    return orjson.dumps(value).decode() if value else "[]"
+
+
+def csv_row(record: dict) -> list[str]:
+    """One record as the CSV's cells (:data:`CSV_COLUMNS`): flat fields, counts and firsts, nested parts as JSON."""
+    reviews, judges, deliveries = record["reviews"], record["judges"], record["deliveries"]
+    first = reviews[0] if reviews else None
+    cell = _cell
+    return [
+        record["id"],
+        cell(record["external_id"]),
+        cell(record["application"]),
+        record["received_at"],
+        cell(record["tier"]),
+        cell(record["policy_version"]),
+        cell(record["sampling_draw"]),
+        cell(record["sampling_reason"]),
+        cell(record["review_required"]),
+        record["status"],
+        record["delivery"],
+        str(len(judges)),
+        str(sum(1 for judge in judges if judge["result"] == "fail")) if judges else "0",
+        str(len(reviews)),
+        cell(first["reviewer"]) if first else "",
+        first["reviewed_at"] if first else "",
+        str(len(record["approvals"])),
+        str(len(record["escalations"])),
+        cell(record["final_decision"]),
+        cell(record["decided_by"]),
+        cell(record["decided_at"]),
+        deliveries[-1]["status"] if deliveries else "",
+        cell(record["delivered_at"]),
+        cell(record["sla_due_at"]),
+        record["sla"],
+        cell(record["content_hash"]),
+        cell(record["digest"]),
+        _json_cell(judges),
+        _json_cell(reviews),
+        _json_cell(record["approvals"]),
+        _json_cell(record["escalations"]),
+        _json_cell(record["tasks"]),
+        _json_cell(deliveries),
+    ]
 
 
 def csv_chunks(records: Iterable[dict], *, rows_per_chunk: int = 500) -> Iterator[bytes]:
     """The CSV as UTF-8 bytes with a BOM (so spreadsheets read it as UTF-8), a few hundred rows a chunk."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    yield ("\ufeff" + buffer.getvalue()).encode()
-    buffer.seek(0)
-    buffer.truncate()
-    for count, record in enumerate(records, 1):
-        writer.writerow(csv_row(record))
-        if count % rows_per_chunk == 0:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue().encode()
+    yield ("\ufeff" + csv_line(list(CSV_COLUMNS))).encode()
+    lines = []
+    for record in records:
+        lines.append(csv_line(csv_row(record)))
+        if len(lines) == rows_per_chunk:
+            yield "".join(lines).encode()
+            lines = []
+    if lines:
+        yield "".join(lines).encode()
 
 
 def jsonl_chunks(records: Iterable[dict], *, rows_per_chunk: int = 500) -> Iterator[bytes]:
