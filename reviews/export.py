@@ -22,12 +22,12 @@ from datetime import datetime
 from itertools import islice
 
 import orjson
-from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Max, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from hitl.db import read_database
 from reviews.models import Judgement, Output, Review, ReviewTask, TaskPurpose, WebhookDelivery
 from tenants.models import Tenant
 
@@ -94,11 +94,6 @@ CSV_COLUMNS = (
 CSV_JSON_COLUMNS = ("judges", "reviews", "approvals", "escalations", "tasks", "deliveries")
 # OWASP's CSV injection advice: a cell a spreadsheet would read as a formula gets a leading quote.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def read_database() -> str:
-    """The database alias reads for auditors go to: ``replica`` when one is configured."""
-    return "replica" if "replica" in settings.DATABASES else "default"
 
 
 def _iso(value: datetime | None) -> str | None:

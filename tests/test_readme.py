@@ -270,6 +270,9 @@ IN_WORDS = {
         and c["embedded"].HITL_SECRET_KEYS != settings_under({"SECRET_KEY": "y" * 50}).HITL_SECRET_KEYS
         and _refused_without_keys()
     ),
+    ("DATABASE_REPLICA_URL", "none: they read the primary"): lambda c: (
+        "replica" not in c["embedded"].DATABASES and "replica" not in c["postgres"].DATABASES
+    ),
     ("CSRF_TRUSTED_ORIGINS", "none"): lambda c: c["embedded"].CSRF_TRUSTED_ORIGINS == [],
     ("REDIS_CACHE_URL", "per-process memory"): lambda c: (
         c["embedded"].CACHES["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"

@@ -201,11 +201,10 @@ def bare_copy(dsn: str, tenant: int) -> tuple[int, int, float]:
 
     started = time.perf_counter()
     lines = size = 0
-    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
-        with cur.copy(COPY_SQL.format(tenant=int(tenant))) as copy:
-            for block in copy:
-                lines += bytes(block).count(b"\n")
-                size += len(block)
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur, cur.copy(COPY_SQL.format(tenant=int(tenant))) as copy:
+        for block in copy:
+            lines += bytes(block).count(b"\n")
+            size += len(block)
     return lines, size, time.perf_counter() - started
 
 
@@ -291,7 +290,8 @@ def main() -> None:
         rates = [args.n / seconds for _, _, seconds in results[kind]]
         lines = results[kind][0][0]
         ratios = ", ".join(
-            f"{args.n / s / (args.n / c):.2f}" for (_, _, s), (_, _, c) in zip(results[kind], results["copy"])
+            f"{args.n / s / (args.n / c):.2f}"
+            for (_, _, s), (_, _, c) in zip(results[kind], results["copy"], strict=True)
         )
         print(
             f"API export {kind:5}                       : {statistics.median(rates):10.0f} rows/s  = "
