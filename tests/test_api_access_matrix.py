@@ -171,6 +171,10 @@ ENDPOINTS += [
         "audit-export", "get", lambda o: f"/api/v1/audit/export?{AUDIT_PERIOD}&format=jsonl", None, JUDGE_READERS, False
     ),
 ]
+ENDPOINTS += [
+    Endpoint("audit-public-key", "get", lambda o: "/api/v1/audit/public-key", None, frozenset(ALL_ROLES), False),
+    Endpoint("audit-events", "get", lambda o: "/api/v1/audit/events", None, frozenset({"admin", "auditor"}), False),
+]
 UNROUTED_NAMES = {"schema", "docs", "redoc", None}
 # Strings only tenant A's objects contain: none may appear in an answer to tenant B.
 SECRETS_OF_A = ("secret-rule-of-a", "secret-rubric-of-a", "secret-hook-of-a", "secret-judge-of-a")
