@@ -383,3 +383,5 @@ HITL_JUDGE_RECONCILE_SECONDS = env_int("HITL_JUDGE_RECONCILE_SECONDS", 6 * 60)
 # by the serialized size of the documents and rows its entries were built from (hitl/cache.py).
 HITL_MAX_CONFIG_BYTES = env_int("HITL_MAX_CONFIG_BYTES", 256 * 1024)
 HITL_CACHE_MAX_BYTES = env_int("HITL_CACHE_MAX_BYTES", 8 * 1024 * 1024)
+# Where compliance bundles (zip files) are written, one directory per tenant; never commit it.
+HITL_EXPORT_DIR = os.environ.get("HITL_EXPORT_DIR") or str(BASE_DIR / "var" / "exports")

@@ -18,7 +18,7 @@ Exports and the auditor's searches read from the ``replica`` database alias when
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import islice
 
 import orjson
@@ -52,8 +52,8 @@ _OUTPUT_FIELDS = (
     "decided_by__username",
     "decided_at",
     "content_hash",
+    "audit_digest",
 )
-_DIGEST_FIELD = "digest" if any(field.name == "digest" for field in Output._meta.get_fields()) else None
 
 # The flat columns of the CSV, in order; the nested parts follow as JSON cells.
 CSV_COLUMNS = (
@@ -93,11 +93,15 @@ CSV_COLUMNS = (
 )
 CSV_JSON_COLUMNS = ("judges", "reviews", "approvals", "escalations", "tasks", "deliveries")
 # OWASP's CSV injection advice: a cell a spreadsheet would read as a formula gets a leading quote.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    """ISO 8601 in UTC with six fraction digits and ``Z``: the audit chain's form of a time
+    (tenants/auditchain.py ``format_time``), so that a record's digest recomputes from it."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _chunks(rows: Iterable, size: int) -> Iterator[list]:
@@ -233,7 +237,7 @@ def _record(row: tuple, judgements: list, tasks: list, reviews: list, deliveries
         decided_by,
         decided_at,
         content_hash,
-        *rest,
+        audit_digest,
     ) = row
     task_list = [
         {
@@ -332,7 +336,7 @@ def _record(row: tuple, judgements: list, tasks: list, reviews: list, deliveries
         "sla_due_at": sla_due,
         "sla": sla,
         "content_hash": content_hash,
-        "digest": rest[0] if rest else None,
+        "digest": audit_digest or None,
     }
 
 
@@ -343,13 +347,12 @@ def export_records(*, tenant: Tenant, start: datetime, end: datetime, using: str
     """
     using = using or read_database()
     now = timezone.now()
-    fields = (*_OUTPUT_FIELDS, _DIGEST_FIELD) if _DIGEST_FIELD else _OUTPUT_FIELDS
     outputs = (
         Output.objects.for_tenant(tenant)
         .using(using)
         .filter(received_at__gte=start, received_at__lt=end)
         .order_by("received_at", "id")
-        .values_list(*fields)
+        .values_list(*_OUTPUT_FIELDS)
     )
     # A snapshot of its own when the export opens the transaction (not inside a caller's).
     own_snapshot = connections[using].vendor == "postgresql" and not connections[using].in_atomic_block

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from policies.services import judge_create
-from reviews.export import CSV_COLUMNS, csv_row, export_records
+from reviews.export import CSV_COLUMNS, _iso, csv_row, export_records
 from reviews.models import Judgement, Output, Review, ReviewTask, WebhookAttempt, WebhookDelivery
 from reviews.services.webhooks import webhook_endpoint_create
 from tests.conftest import make_client
@@ -74,14 +74,15 @@ def _expected(tenant) -> list[dict]:
                 "id": str(output.pk),
                 "external_id": output.external_id,
                 "application": output.application,
-                "received_at": output.received_at.isoformat(),
+                "received_at": _iso(output.received_at),
                 "tier": output.risk_tier,
                 "policy_version": output.policy_version,
                 "sampling_draw": output.sampling_draw,
                 "sampling_reason": output.decision_reason,
                 "final_decision": output.decision or None,
                 "decided_by": output.decided_by.username if output.decided_by_id else None,
-                "decided_at": output.decided_at.isoformat() if output.decided_at else None,
+                "decided_at": _iso(output.decided_at),
+                "digest": output.audit_digest,
                 "content_hash": output.content_hash,
                 "reviews": [
                     (r.reviewer.username, r.decision, r.scores, r.corrected_output or None, r.comment, r.shown)
@@ -91,7 +92,7 @@ def _expected(tenant) -> list[dict]:
                     (j.judge.name, j.result, j.score)
                     for j in Judgement.objects.for_tenant(tenant).filter(output=output).order_by("created_at")
                 ],
-                "tasks": [(str(t.pk), t.purpose, t.level_required, t.due_at.isoformat()) for t in tasks],
+                "tasks": [(str(t.pk), t.purpose, t.level_required, _iso(t.due_at)) for t in tasks],
                 "deliveries": [(str(d.pk), d.status, d.attempts, d.last_error) for d in deliveries],
                 "sla": "none"
                 if approval_due is None
@@ -115,6 +116,7 @@ def _matches(record: dict, expected: dict) -> None:
         "decided_by",
         "decided_at",
         "content_hash",
+        "digest",
         "sla",
     ):
         assert record[key] == expected[key], key
@@ -140,6 +142,7 @@ def test_jsonl_export_matches_the_database_row_for_row(tenant, period, client_fo
     assert [record["id"] for record in records] == period["ids"] == [row["id"] for row in expected]
     for record, row in zip(records, expected, strict=True):
         _matches(record, row)
+    assert all(len(record["digest"]) == 64 for record in records)
     approved, escalated, rejected, quiet = records
     assert approved["approvals"][0]["reviewer"] == "rita" and approved["reviews"][0]["time_spent_seconds"] == 42
     assert approved["delivered_at"] == approved["deliveries"][0]["delivered_at"] is not None
