@@ -110,10 +110,10 @@ print(tenant.pk, person.pk, judge.pk, endpoint.pk, queue.pk, raw)
 
 GENERATE = [
     """INSERT INTO reviews_output (id, tenant_id, external_id, application, input, output, trace, metadata, model,
-        confidence, content_hash, status, risk_tier, review_required, delivery, policy_version, decision,
+        confidence, content_hash, audit_digest, status, risk_tier, review_required, delivery, policy_version, decision,
         decided_by_id, decided_at, decision_reason, sampling_draw, received_at, judge_plan)
     SELECT md5('o' || g)::uuid, {tenant}, 'ext-' || g, 'app-' || (g % 3), '"q"', 'answer ' || g, '[]', '{{}}',
-        'm', 0.5, md5('c' || g), CASE WHEN g % 8 = 0 THEN 'approved' ELSE 'auto_approved' END,
+        'm', 0.5, md5('c' || g), encode(sha256(('o' || g)::bytea), 'hex'), CASE WHEN g % 8 = 0 THEN 'approved' ELSE 'auto_approved' END,
         CASE WHEN g % 4 = 0 THEN 'high' ELSE 'low' END, g % 4 = 0, 'deliver', 1,
         CASE WHEN g % 8 = 0 THEN 'approved' ELSE '' END, CASE WHEN g % 8 = 0 THEN {person} END,
         CASE WHEN g % 8 = 0 THEN timestamptz '2025-01-01' + g * interval '1 second' + interval '5 minutes' END,
