@@ -31,6 +31,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from policies.defaults import DEFAULT_POLICY
 from policies.services import judge_create, policy_publish, rubric_publish
+from reviews.bundle import compliance_export_build
 from reviews.models import ComplianceExport, Queue, ReviewTask, WebhookDelivery
 from reviews.services.queues import queue_grant
 from reviews.services.webhooks import webhook_endpoint_create
@@ -75,8 +76,9 @@ def _seed(role: str) -> tuple[str, dict]:
         tenant=tenant, data={"name": "banned", "kind": "banned", "params": {"phrases": ["x"]}, "applications": ["none"]}
     )
     export = ComplianceExport.objects.for_tenant(tenant).create(
-        period_start=timezone.now() - timedelta(days=1), period_end=timezone.now()
+        period_start=timezone.now() - timedelta(days=1), period_end=timezone.now() + timedelta(days=1)
     )
+    compliance_export_build(export_id=export.pk)  # finished, so that its download is there
     parameters = {
         "path.export_id": str(export.pk),
         "path.output_id": held["id"],

@@ -78,6 +78,7 @@ def server_env(db_url: str) -> dict:
         DEBUG="0",
         SECRET_KEY="bench-" + "k" * 50,
         HITL_SECRET_KEYS="YmVuY2gta2V5LWZvci1zZWNyZXRzLWF0LXJlc3QtMzI=",  # a fixed Fernet key: bench only
+        HITL_AUDIT_SIGNING_KEY="YmVuY2gtYXVkaXQtc2lnbmluZy1rZXktMzItYnl0ZXM=",  # a fixed Ed25519 seed: bench only
         ALLOWED_HOSTS="127.0.0.1",
         SECURE_SSL_REDIRECT="0",
         HITL_WEBHOOK_ALLOW_PRIVATE="1",
@@ -113,7 +114,8 @@ GENERATE = [
         confidence, content_hash, audit_digest, status, risk_tier, review_required, delivery, policy_version, decision,
         decided_by_id, decided_at, decision_reason, sampling_draw, received_at, judge_plan)
     SELECT md5('o' || g)::uuid, {tenant}, 'ext-' || g, 'app-' || (g % 3), '"q"', 'answer ' || g, '[]', '{{}}',
-        'm', 0.5, md5('c' || g), encode(sha256(('o' || g)::bytea), 'hex'), CASE WHEN g % 8 = 0 THEN 'approved' ELSE 'auto_approved' END,
+        'm', 0.5, md5('c' || g), encode(sha256(('o' || g)::bytea), 'hex'),
+        CASE WHEN g % 8 = 0 THEN 'approved' ELSE 'auto_approved' END,
         CASE WHEN g % 4 = 0 THEN 'high' ELSE 'low' END, g % 4 = 0, 'deliver', 1,
         CASE WHEN g % 8 = 0 THEN 'approved' ELSE '' END, CASE WHEN g % 8 = 0 THEN {person} END,
         CASE WHEN g % 8 = 0 THEN timestamptz '2025-01-01' + g * interval '1 second' + interval '5 minutes' END,
@@ -225,9 +227,10 @@ def main() -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {args.database} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {args.database}")
     env = server_env(db_url)
-    seeded = subprocess.run(
-        [PYTHON, "-c", SEED], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-    ).stdout.split()
+    seeding = subprocess.run([PYTHON, "-c", SEED], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if seeding.returncode:
+        sys.exit(seeding.stderr)
+    seeded = seeding.stdout.split()
     tenant, person, judge, endpoint, queue, key = seeded[-6:]
     started = time.perf_counter()
     with psycopg.connect(dsn) as conn:
