@@ -80,11 +80,12 @@ def json_normalize(value):
     raise ValueError(f"audit data: {type(value).__name__} is not a JSON value")
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(value) -> bytes:
     """Sorted keys, no whitespace, UTF-8, no NaN: the bytes every hash in the chain is taken over."""
-    return json.dumps(
-        json_normalize(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _ENCODER.encode(json_normalize(value)).encode("utf-8")
 
 
 def format_time(moment) -> str:
@@ -93,24 +94,41 @@ def format_time(moment) -> str:
         return moment
     if moment.tzinfo is None:
         raise ValueError("audit time: a naive datetime has no defined UTC instant")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def event_body(event: Mapping) -> bytes:
     """The canonical bytes of an event (every field of ``EVENT_FIELDS``; no seq, no hashes)."""
-    actor_person, actor_key = event["actor_person"], event["actor_key"]
-    body = {
-        "actor_key": None if actor_key is None else int(actor_key),
-        "actor_person": None if actor_person is None else int(actor_person),
-        "actor_role": event["actor_role"],
-        "at": format_time(event["at"]),
-        "data": event["data"],
-        "kind": event["kind"],
-        "object_id": str(event["object_id"]),
-        "object_type": event["object_type"],
-        "tenant": event["tenant"],
-    }
-    return canonical_json(body)
+    return body_bytes(
+        event["tenant"],
+        event["at"],
+        event["kind"],
+        event["actor_person"],
+        event["actor_key"],
+        event["actor_role"],
+        event["object_type"],
+        event["object_id"],
+        json_normalize(event["data"]),
+    )
+
+
+def body_bytes(tenant, at, kind, actor_person, actor_key, actor_role, object_type, object_id, data) -> bytes:
+    """:func:`event_body` from the fields, ``data`` already normalized (as stored: the verifier's fast path)."""
+    return _ENCODER.encode(
+        {
+            "actor_key": None if actor_key is None else int(actor_key),
+            "actor_person": None if actor_person is None else int(actor_person),
+            "actor_role": actor_role,
+            "at": format_time(at),
+            "data": data,
+            "kind": kind,
+            "object_id": str(object_id),
+            "object_type": object_type,
+            "tenant": tenant,
+        }
+    ).encode("utf-8")
 
 
 def chain_hash(prev_hash: str, seq: int, body: bytes) -> str:
@@ -326,11 +344,32 @@ class ReportBuilder:
         if event["prev_hash"] != report.last_hash:
             report.fail(seq, "prev_hash is not the previous event's hash: the chain is broken here")
             return False
-        body = event_body(event if "tenant" in event else {**event, "tenant": self.tenant})
         if event.get("tenant", self.tenant) != self.tenant:
             report.fail(seq, f"event of tenant {event['tenant']!r} in the chain of {self.tenant!r}")
             return False
+        try:
+            # The stored data as it is first: the writer stored it normalized (the fast path).
+            body = body_bytes(
+                self.tenant,
+                event["at"],
+                event["kind"],
+                event["actor_person"],
+                event["actor_key"],
+                event["actor_role"],
+                event["object_type"],
+                event["object_id"],
+                event["data"],
+            )
+        except (ValueError, TypeError) as error:
+            report.fail(seq, f"the event cannot be put in canonical form: {error}")
+            return False
         recomputed = chain_hash(report.last_hash, seq, body)
+        if recomputed != event["hash"]:  # data not in normalized form (e.g. 1.0): the spec's form decides
+            try:
+                recomputed = chain_hash(report.last_hash, seq, event_body({**event, "tenant": self.tenant}))
+            except (ValueError, TypeError) as error:
+                report.fail(seq, f"the event cannot be put in canonical form: {error}")
+                return False
         if recomputed != event["hash"]:
             report.fail(seq, "hash does not match the event's content: the row was altered")
             return False
