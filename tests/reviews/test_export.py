@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from policies.services import judge_create
-from reviews.export import CSV_COLUMNS, _iso, csv_row, export_records
+from reviews.export import CSV_COLUMNS, _iso, csv_line, csv_record_line, csv_row, export_records
 from reviews.models import Judgement, Output, Review, ReviewTask, WebhookAttempt, WebhookDelivery
 from reviews.services.webhooks import webhook_endpoint_create
 from tests.conftest import make_client
@@ -192,6 +192,11 @@ def test_export_reads_in_chunks_with_one_query_per_kind(tenant, period, monkeypa
     for table in ("reviews_judgement", "reviews_reviewtask", "reviews_review", "reviews_webhookdelivery"):
         assert len([sql for sql in sqls if f'FROM "{table}"' in sql]) == 2, table
     assert all(len(csv_row(record)) == len(CSV_COLUMNS) for record in records)
+    # The fast line writer writes what the general one (and the standard library's) would.
+    assert [csv_record_line(record) for record in records] == [csv_line(csv_row(record)) for record in records]
+    written = io.StringIO()
+    csv.writer(written).writerows(csv_row(record) for record in records)
+    assert "".join(csv_record_line(record) for record in records) == written.getvalue()
 
 
 def test_the_period_is_half_open_and_by_time_of_receipt(tenant, period, client_for):
