@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
 
 from policies.services import judge_create
 from reviews.export import CSV_COLUMNS, _iso, csv_line, csv_record_line, csv_row, export_records
@@ -244,3 +245,14 @@ def test_the_format_parameter_is_not_taken_for_a_renderer(tenant, client_for):
     )
 
     assert _stream(response) == b""
+
+
+def test_the_schema_documents_the_streamed_formats():
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+
+    export = paths["/api/v1/audit/export"]["get"]
+    assert set(export["responses"]["200"]["content"]) == {"text/csv", "application/x-ndjson"}
+    assert {parameter["name"] for parameter in export["parameters"] if parameter.get("required")} == {"from", "to"}
+    assert set(export["responses"]) >= {"200", "400", "401", "403", "422"}
+    download = paths["/api/v1/audit/exports/{export_id}/download"]["get"]
+    assert set(download["responses"]["200"]["content"]) == {"application/zip"}
