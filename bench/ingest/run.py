@@ -197,13 +197,15 @@ def bare_copy(
         with conn.cursor() as cur:
             copy_sql = (
                 "COPY reviews_output (id, tenant_id, external_id, application, input, output, trace, metadata,"
-                " model, confidence, content_hash, status, risk_tier, review_required, delivery, received_at,"
+                " model, confidence, content_hash, audit_digest, status, risk_tier, review_required, delivery,"
+                " received_at,"
                 " policy_version, decision_reason, sampling_draw)"
                 " FROM STDIN"
             )
             output_ids = [uuid.uuid4() for _ in rows]
             with cur.copy(copy_sql) as copy:
                 for output_id, row in zip(output_ids, rows, strict=True):
+                    content_hash = hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()
                     copy.write_row(
                         (
                             output_id,
@@ -216,7 +218,8 @@ def bare_copy(
                             orjson.dumps(row["metadata"]).decode(),
                             row["model"],
                             row["confidence"],
-                            hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest(),
+                            content_hash,
+                            content_hash,  # a 64-digit digest stored, as the API stores the audit digest
                             "auto_approved",
                             "medium",
                             False,

@@ -206,24 +206,18 @@ def review_submit(
         decided_now = _record_in_set_statements(tenant, task, output, review, may_decide, now)
     else:
         decided_now = _record_portably(tenant, task, output, review, may_decide, now)
-    _review_audit(tenant, task, review, "task.reviewed", {"decided": decided_now})
-    if decided_now:
-        audit_record(
-            tenant=tenant,
-            actor=user,
-            kind="output.decided",
-            object_type="output",
-            object_id=output.pk,
-            data={
-                "decision": output.decision,
-                "status": output.status,
-                "delivery": output.delivery,
-                "final_output": output.final_output,
-                "decided_by": output.decided_by_id,
-                "decided_at": output.decided_at,
-                "by_task": task.pk,
-            },
-        )
+    decided = None
+    if decided_now:  # the decision is in the review's event: one append, the chain's lock held once
+        decided = {
+            "output": output.pk,
+            "decision": output.decision,
+            "status": output.status,
+            "delivery": output.delivery,
+            "final_output": output.final_output,
+            "decided_by": output.decided_by_id,
+            "decided_at": output.decided_at,
+        }
+    _review_audit(tenant, task, review, "task.reviewed", {"decided": decided})
     return ReviewOutcome(review, output, decided_now)
 
 
