@@ -219,11 +219,13 @@ class TaskStatus(models.TextChoices):
 
 class TaskPurpose(models.TextChoices):
     """Why a task exists: an approval the decision needs, a deliberate second opinion
-    to measure agreement, or a person's look after an end user's thumbs-down."""
+    to measure agreement, a person's look after an end user's thumbs-down, or a higher
+    level's look when signals disagree (a person approved what a judge failed)."""
 
     APPROVAL = "approval", "Approval"
     OVERLAP = "overlap", "Overlap (agreement sample)"
     USER_FEEDBACK = "user_feedback", "User feedback"
+    CONFLICT = "conflict", "Signals disagree (a second look)"
 
 
 class ReviewTask(TenantOwnedModel):

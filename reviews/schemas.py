@@ -358,7 +358,10 @@ class TaskOut(ResponseModel):
 
     id: UUID
     queue: str
-    purpose: Literal["approval", "overlap", "user_feedback"]
+    purpose: Literal["approval", "overlap", "user_feedback", "conflict"] = Field(
+        description="approval: the decision needs it; overlap: a second opinion that measures agreement; "
+        "user_feedback: an end user's thumbs-down; conflict: a person approved what a judge failed, a level up decides"
+    )
     status: str
     level_required: int
     due_at: datetime
