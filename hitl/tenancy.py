@@ -128,6 +128,7 @@ def apply_scope(execute, sql, params, many, context):
     if wanted == held:
         return execute(sql, params, many, context)
     raw = connection.connection
+    connection.hitl_scopes_sent += 1
     with connection.wrap_database_errors:
         if _server_side(context["cursor"]):  # a named cursor cannot join a pipeline
             raw.execute(SET_SCOPE_SQL, wanted)

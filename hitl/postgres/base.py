@@ -24,6 +24,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.hitl_scope_held = tenancy.NOTHING
+        self.hitl_scopes_sent = 0  # how many times a scope went with a statement (tests/test_tenancy.py)
         if self.alias != "__no_db__":  # the connection that creates databases reads no table
             self.execute_wrappers.append(tenancy.apply_scope)
 
