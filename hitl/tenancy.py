@@ -131,11 +131,11 @@ def apply_scope(execute, sql, params, many, context):
     connection.hitl_scopes_sent += 1
     with connection.wrap_database_errors:
         if _server_side(context["cursor"]):  # a named cursor cannot join a pipeline
-            raw.execute(SET_SCOPE_SQL, wanted)
+            connection.hitl_scope_cursor.execute(SET_SCOPE_SQL, wanted)
             result = execute(sql, params, many, context)
         else:
             with raw.pipeline():
-                raw.cursor().execute(SET_SCOPE_SQL, wanted)
+                connection.hitl_scope_cursor.execute(SET_SCOPE_SQL, wanted)
                 result = execute(sql, params, many, context)
     if in_transaction:
         connection.hitl_scope_held = wanted

@@ -252,7 +252,8 @@ def django_worker(index, workers, tenant_id, user_id, plan, results):
     from tenants.models import Tenant
 
     connection.close()
-    tenant_scope(tenant_id).__enter__()  # as hitl.api.TenantApi does for the request (this process's life)
+    scope = tenant_scope(tenant_id)  # as hitl.api.TenantApi does for a request; here for the process's life
+    scope.__enter__()
     tenant = Tenant.objects.get(pk=tenant_id)
     user = get_user_model().objects.get(pk=user_id)
     with connection.cursor() as cursor:

@@ -31,6 +31,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def init_connection_state(self):
         super().init_connection_state()
         self.hitl_scope_held = tenancy.NOTHING
+        self.hitl_scope_cursor = self.connection.cursor()  # one per connection: a new cursor a statement costs CPU
         tenancy.enter_app_role(self)
 
     def _commit(self):
