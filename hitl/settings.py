@@ -314,6 +314,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "release-expired-leases": {"task": "reviews.tasks.tasks_release_expired_task", "schedule": 30.0},
     "sweep-webhooks": {"task": "reviews.tasks.webhook_sweep_task", "schedule": 15.0},
     "reconcile-judges": {"task": "reviews.tasks.judges_reconcile_task", "schedule": 30.0},
+    "sla-breaches": {"task": "reviews.tasks.tasks_sla_sweep_task", "schedule": 60.0},
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

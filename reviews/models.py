@@ -50,6 +50,13 @@ class Output(TenantOwnedModel):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     external_id = models.CharField(max_length=255)
     application = models.CharField(max_length=100)
+    session_id = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The conversation or agent run it belongs to (empty: none); its turns are read in received order.",
+    )
     input = models.JSONField()
     output = models.TextField()
     trace = models.JSONField(default=list, blank=True)
@@ -93,6 +100,13 @@ class Output(TenantOwnedModel):
             models.Index(fields=("tenant", "-received_at"), name="output_tenant_received"),
             models.Index(fields=("tenant", "application", "-received_at"), name="output_tenant_app_received"),
             models.Index(fields=("tenant", "status", "-received_at"), name="output_tenant_status_received"),
+            # A session's turns in order (GET /api/v1/sessions/{id}, the earlier turns of a task); only
+            # outputs that belong to a session are indexed.
+            models.Index(
+                fields=("tenant", "session_id", "received_at"),
+                name="output_tenant_session",
+                condition=~models.Q(session_id=""),
+            ),
             # The judge reconciler's scan: outputs still waiting for verdicts (few at any time).
             models.Index(fields=("judges_enqueued_at",), name="output_judging", condition=models.Q(status="judging")),
         ]
@@ -223,9 +237,18 @@ class ReviewTask(TenantOwnedModel):
     rubric = models.ForeignKey("policies.Rubric", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     rubric_version = models.PositiveIntegerField(null=True, blank=True)
     escalation_reason = models.TextField(blank=True, default="", db_default="")
+    sla_breached_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the SLA sweep found it still open past its due time (once)."
+    )
 
     class Meta(TenantOwnedModel.Meta):
         indexes = [
+            # The SLA sweep: open tasks not yet found late, by due time (partial: stays small).
+            models.Index(
+                fields=("due_at",),
+                name="task_sla_open",
+                condition=models.Q(status__in=("pending", "claimed"), sla_breached_at__isnull=True),
+            ),
             # The claim: most urgent first among pending tasks (partial, so it stays small).
             models.Index(
                 fields=("tenant", "due_at", "-priority", "created_at"),

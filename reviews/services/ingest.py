@@ -60,6 +60,7 @@ _INSERT_FIELDS = (
     "received_at",
     "judge_plan",
     "judges_enqueued_at",
+    "session_id",
 )
 
 
@@ -73,7 +74,10 @@ class IngestResult:
 
 def output_content_hash(submission: OutputSubmission) -> str:
     """SHA-256 of the canonical body (keys sorted at every depth)."""
-    canonical = orjson.dumps(submission.model_dump(), option=orjson.OPT_SORT_KEYS)
+    # Without a session, the body hashes as before sessions existed: a repeat of an output stored
+    # then is still a repeat, not a conflict.
+    body = submission.model_dump(exclude={"session_id"} if submission.session_id is None else None)
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -185,6 +189,7 @@ def _prepare(tenant: Tenant, submissions: list[OutputSubmission]) -> _Prepared:
                 now,
                 plan,
                 now if plan else None,
+                submission.session_id or "",
             )
         )
         if plan:
@@ -249,14 +254,13 @@ def _store(tenant: Tenant, prepared: _Prepared) -> tuple[list[IngestResult], lis
 def _awaiting_judges(policy, decision: Decision, judges, plan: list) -> Decision:
     """Sampling waits for the judges. Meanwhile a sequential tier holds delivery; the
     others deliver (a review, if the judges call for one, follows)."""
-    tier = policy.tiers[decision.risk_tier]
     names = ", ".join(judges.name_of(judge_id) for judge_id, _ in plan)
     return replace(
         decision,
         review_required=False,
-        delivery="hold" if tier.mode == "sequential" else "deliver",
+        delivery="hold" if decision.mode == "sequential" else "deliver",
         status="judging",
-        reason=f"{decision.classification}; tier {decision.risk_tier} ({tier.mode}): waiting for judges {names}",
+        reason=f"{decision.classification}; tier {decision.risk_tier} ({decision.mode}): waiting for judges {names}",
     )
 
 
