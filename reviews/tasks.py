@@ -57,6 +57,7 @@ def tasks_release_expired_task() -> int:
 
 
 @shared_task(acks_late=True, time_limit=120)
+@cross_tenant("beat_sweep")
 def tasks_sla_sweep_task() -> int:
     """Tasks still open at their due time escalate and tell the services (once each)."""
     return tasks_sla_sweep()
