@@ -125,7 +125,9 @@ def apply_scope(execute, sql, params, many, context):
     wanted = current()
     in_transaction = not connection.get_autocommit()
     held = connection.hitl_scope_held if in_transaction else NOTHING
-    if wanted == held:
+    if wanted == held or sql.lstrip()[:15].upper() == "SET TRANSACTION":
+        # SET TRANSACTION must be a transaction's first statement and reads no rows: the
+        # scope goes with the next one.
         return execute(sql, params, many, context)
     raw = connection.connection
     connection.hitl_scopes_sent += 1

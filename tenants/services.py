@@ -376,11 +376,12 @@ def sign_in_record(*, user, kind: str, request=None) -> int:
     """A sign-in (``auth.signed_in``) or a failed one (``auth.sign_in_failed``) of a person,
     in the audit log of each tenant they belong to; returns how many."""
     address = client_address(request) if request is not None else ""
-    tenants = list(
-        Tenant.objects.filter(pk__in=Membership.unscoped.filter(user=user).values("tenant_id")).order_by("pk")
-    )
-    with transaction.atomic():
-        for tenant in tenants:
+    with cross_tenant("person_memberships"):  # the person's tenants: memberships cross tenants
+        tenants = list(
+            Tenant.objects.filter(pk__in=Membership.unscoped.filter(user=user).values("tenant_id")).order_by("pk")
+        )
+    for tenant in tenants:
+        with transaction.atomic(), tenant_scope(tenant):  # each tenant's chain, in its own scope
             audit_record(
                 tenant=tenant,
                 actor=Actor.of_person(user, "person"),

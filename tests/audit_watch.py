@@ -90,11 +90,15 @@ def watched(function, name: str):
             return result
 
         _state.depth = 1
+        # Outermost of the connection's wrappers: hitl.tenancy.apply_scope may run the
+        # statement in a psycopg pipeline, where its rowcount is known only once it returns.
+        wrappers = connection.execute_wrappers
+        wrappers.insert(0, observe)
         try:
-            with connection.execute_wrapper(observe):
-                result = function(*args, **kwargs)
+            result = function(*args, **kwargs)
         finally:
             _state.depth = 0
+            wrappers.remove(observe)
         if written and not audited:
             raise MissingAuditEvent(
                 f"{name} wrote {', '.join(sorted(written))} without an audit event "
