@@ -224,7 +224,7 @@ class LegalHold(TenantOwnedModel):
 
     def __str__(self) -> str:
         scope = self.application or "every application"
-        return f"hold on {scope} ({self.received_from or '…'} – {self.received_until or '…'})"
+        return f"hold on {scope} ({self.received_from or '…'} to {self.received_until or '…'})"
 
     @property
     def is_active(self) -> bool:
