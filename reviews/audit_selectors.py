@@ -1,0 +1,474 @@
+"""Reads for the auditor's pages (``/audit/``): the output search, an output's full story,
+and the history of every configuration with diffs. Every function takes the tenant.
+
+The search is keyset-paginated on ``(received_at, id)`` newest first, so that a page deep
+in millions of outputs costs what the first one does; its filters map onto the output
+indexes (``output_tenant_received``, ``output_tenant_app_received``,
+``output_tenant_status_received``) and the reviewer filter onto the review's reviewer index.
+"""
+
+import base64
+import binascii
+import difflib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import F, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import Window
+from django.db.models.functions import Lag
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from hitl.errors import NotFoundError
+from policies.models import Application, Judge, LegalHold, Policy, Retention, Rubric
+from policies.retention import hold_covers, legal_holds, retention_days
+from policies.selectors import compiled_policy_version, rubric_criteria
+from reviews.models import (
+    Decision,
+    Feedback,
+    Judgement,
+    Output,
+    OutputStatus,
+    Queue,
+    QueueAccessEvent,
+    Review,
+    ReviewTask,
+    TaskPurpose,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from tenants.models import ApiKey, Membership, Tenant
+
+SEARCH_PAGE_SIZE = 50
+
+# What the search's "decision" filter offers: the final decision, or where an undecided output is.
+DECISION_FILTERS = {
+    "approved": ("Approved by people", Q(decision=Decision.APPROVED)),
+    "rejected": ("Rejected", Q(decision=Decision.REJECTED)),
+    "corrected": ("Corrected", Q(decision=Decision.CORRECTED)),
+    "auto_approved": ("Auto-approved (not sampled)", Q(status=OutputStatus.AUTO_APPROVED)),
+    "blocked": ("Blocked", Q(status=OutputStatus.BLOCKED)),
+    "pending": ("Waiting for people", Q(status=OutputStatus.PENDING_REVIEW)),
+    "judging": ("Waiting for judges", Q(status__in=(OutputStatus.RECEIVED, OutputStatus.JUDGING))),
+}
+
+# Only what the table shows: never the payloads.
+SEARCH_COLUMNS = (
+    "id",
+    "external_id",
+    "application",
+    "risk_tier",
+    "review_required",
+    "decision_reason",
+    "sampling_draw",
+    "policy_version",
+    "status",
+    "decision",
+    "decided_at",
+    "decided_by__username",
+    "received_at",
+    "redacted_at",
+)
+
+
+# The search ------------------------------------------------------------------
+
+
+def cursor_encode(received_at: datetime, output_id) -> str:
+    raw = f"{received_at.isoformat()}|{output_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(cursor: str) -> tuple[datetime, uuid.UUID] | None:
+    """The position a cursor names, or None for a cursor that is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, _, output_id = raw.partition("|")
+        parsed = parse_datetime(moment)
+        if parsed is None or timezone.is_naive(parsed):
+            return None
+        return parsed, uuid.UUID(output_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def audit_output_search(
+    *,
+    tenant: Tenant,
+    received_from: datetime | None = None,
+    received_until: datetime | None = None,
+    application: str = "",
+    tier: str = "",
+    decision: str = "",
+    reviewer_id: int | None = None,
+) -> QuerySet[Output]:
+    """The tenant's outputs matching the filters, newest first, as rows of ``SEARCH_COLUMNS``
+    plus ``sla_due`` (the earliest due time of its approval tasks)."""
+    outputs = Output.objects.for_tenant(tenant)
+    if received_from is not None:
+        outputs = outputs.filter(received_at__gte=received_from)
+    if received_until is not None:
+        outputs = outputs.filter(received_at__lt=received_until)
+    if application:
+        outputs = outputs.filter(application=application)
+    if tier:
+        outputs = outputs.filter(risk_tier=tier)
+    if decision in DECISION_FILTERS:
+        outputs = outputs.filter(DECISION_FILTERS[decision][1])
+    if reviewer_id is not None:
+        # Through the review's reviewer index: the outputs this person reviewed, not a scan of all.
+        reviewed = Review.objects.for_tenant(tenant).filter(reviewer_id=reviewer_id).values("output_id")
+        outputs = outputs.filter(pk__in=reviewed)
+    due = (
+        ReviewTask.objects.for_tenant(tenant)
+        .filter(output_id=OuterRef("pk"), purpose=TaskPurpose.APPROVAL)
+        .order_by()
+        .values("output_id")
+        .annotate(first=Min("due_at"))
+        .values("first")
+    )
+    return outputs.annotate(sla_due=Subquery(due)).order_by("-received_at", "-id").values(*SEARCH_COLUMNS, "sla_due")
+
+
+def audit_output_page(rows: QuerySet, *, cursor: str = "", size: int | None = None) -> tuple[list[dict], str]:
+    """One page of :func:`audit_output_search` after ``cursor``, and the cursor of the next ('' at the end)."""
+    size = size or SEARCH_PAGE_SIZE
+    position = cursor_decode(cursor) if cursor else None
+    if position is not None:
+        moment, output_id = position
+        rows = rows.filter(Q(received_at__lt=moment) | Q(received_at=moment, id__lt=output_id))
+    page = list(rows[: size + 1])
+    following = ""
+    if len(page) > size:
+        page = page[:size]
+        following = cursor_encode(page[-1]["received_at"], page[-1]["id"])
+    now = timezone.now()
+    for row in page:
+        row["sla"] = sla_state(
+            review_required=row["review_required"], due=row["sla_due"], decided_at=row["decided_at"], now=now
+        )
+    return page, following
+
+
+def sla_state(*, review_required: bool, due: datetime | None, decided_at: datetime | None, now: datetime) -> str:
+    """``met``, ``missed``, ``late`` (undecided past due), ``open`` or ``''`` (nobody had to review it)."""
+    if not review_required or due is None:
+        return ""
+    if decided_at is not None:
+        return "met" if decided_at <= due else "missed"
+    return "late" if now > due else "open"
+
+
+# The story of one output -----------------------------------------------------
+
+
+@dataclass
+class StoryEvent:
+    """One line of an output's story, in time order."""
+
+    at: datetime
+    kind: str  # received, classified, judged, task, claimed, review, decided, feedback, delivery, audit
+    title: str
+    order: int = 0  # ties at the same instant keep the life's order
+    data: dict = field(default_factory=dict)
+
+
+def text_diff(original: str, changed: str) -> list[tuple[str, str]]:
+    """Word-level differences as ``(op, text)`` with op ``same``, ``del`` or ``ins``."""
+    before, after = original.split(" "), changed.split(" ")
+    parts: list[tuple[str, str]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=before, b=after, autojunk=False).get_opcodes():
+        if op == "equal":
+            parts.append(("same", " ".join(before[i1:i2])))
+            continue
+        if op in ("delete", "replace"):
+            parts.append(("del", " ".join(before[i1:i2])))
+        if op in ("insert", "replace"):
+            parts.append(("ins", " ".join(after[j1:j2])))
+    return [(op, text + " ") for op, text in parts]
+
+
+def _rate_of(tenant: Tenant, output: Output) -> dict:
+    """The tier of the policy version that classified the output, as it was then."""
+    if output.policy_version is None:
+        return {}
+    try:
+        policy = compiled_policy_version(tenant=tenant, version=output.policy_version)
+    except Exception:  # a version the history no longer has: say so rather than fail the page
+        return {"missing": True}
+    tier = policy.tiers.get(output.risk_tier)
+    if tier is None:
+        return {}
+    return {
+        "review_rate": tier.review_rate,
+        "mode": tier.mode,
+        "sla_minutes": tier.sla_minutes,
+        "required_approvals": tier.required_approvals,
+        "min_reviewer_level": tier.min_reviewer_level,
+        "rubric": tier.rubric or "",
+    }
+
+
+def audit_output_story(*, tenant: Tenant, output_id) -> dict:
+    """Everything that happened to one output, each event with its time, in order."""
+    output = Output.objects.for_tenant(tenant).select_related("decided_by").filter(pk=output_id).first()
+    if output is None:
+        raise NotFoundError("Output not found.")
+    events: list[StoryEvent] = [
+        StoryEvent(output.received_at, "received", "Received", 0),
+        StoryEvent(
+            output.received_at,
+            "classified",
+            f"Classified {output.risk_tier or '(no tier)'} under policy v{output.policy_version}",
+            1,
+            {"tier": _rate_of(tenant, output)},
+        ),
+    ]
+    judgements = list(
+        Judgement.objects.for_tenant(tenant).filter(output_id=output.pk).select_related("judge").order_by("created_at")
+    )
+    for judgement in judgements:
+        events.append(
+            StoryEvent(
+                judgement.created_at,
+                "judged",
+                f"Judge {judgement.judge.name} v{judgement.judge_version}: {judgement.result}",
+                2,
+                {"judgement": judgement},
+            )
+        )
+    tasks = list(
+        ReviewTask.objects.for_tenant(tenant)
+        .filter(output_id=output.pk)
+        .select_related("queue", "claimed_by", "rubric")
+        .order_by("created_at", "id")
+    )
+    for task in tasks:
+        events.append(
+            StoryEvent(
+                task.created_at,
+                "task",
+                f"Task for {task.get_purpose_display().lower()} in queue {task.queue.name}",
+                3,
+                {"task": task},
+            )
+        )
+        if task.claimed_at is not None:
+            events.append(StoryEvent(task.claimed_at, "claimed", f"Claimed by {task.claimed_by}", 4, {"task": task}))
+    reviews = list(
+        Review.objects.for_tenant(tenant)
+        .filter(output_id=output.pk)
+        .select_related("reviewer", "rubric")
+        .order_by("created_at")
+    )
+    for review in reviews:
+        criteria = rubric_criteria(tenant=tenant, rubric_id=review.rubric_id, version=review.rubric_version) or []
+        labels = {criterion["key"]: criterion.get("label", criterion["key"]) for criterion in criteria}
+        events.append(
+            StoryEvent(
+                review.created_at,
+                "review",
+                f"{review.get_decision_display()} by {review.reviewer}",
+                5,
+                {
+                    "review": review,
+                    "scores": [(labels.get(key, key), value) for key, value in (review.scores or {}).items()],
+                    "shown_matches": (review.shown or {}).get("content_hash") == output.content_hash,
+                    "diff": text_diff(output.output, review.corrected_output)
+                    if review.corrected_output and not output.redacted_at
+                    else [],
+                },
+            )
+        )
+    if output.decided_at is not None:
+        events.append(
+            StoryEvent(
+                output.decided_at,
+                "decided",
+                f"Decided: {output.get_decision_display() or output.get_status_display()}",
+                6,
+                {"decided_by": output.decided_by},
+            )
+        )
+    for item in Feedback.objects.for_tenant(tenant).filter(output_id=output.pk).order_by("created_at"):
+        events.append(
+            StoryEvent(item.created_at, "feedback", f"End user: {item.get_rating_display()}", 7, {"feedback": item})
+        )
+    deliveries = list(
+        WebhookDelivery.objects.for_tenant(tenant)
+        .filter(output_id=output.pk)
+        .select_related("endpoint")
+        .order_by("created_at")
+    )
+    attempts: dict = {}
+    for attempt in WebhookAttempt.objects.for_tenant(tenant).filter(delivery__in=deliveries).order_by("attempted_at"):
+        attempts.setdefault(attempt.delivery_id, []).append(attempt)
+    for delivery in deliveries:
+        events.append(
+            StoryEvent(
+                delivery.created_at,
+                "delivery",
+                f"Webhook {delivery.event} to {delivery.endpoint.url}: {delivery.get_status_display().lower()}",
+                8,
+                {"delivery": delivery, "attempts": attempts.get(delivery.pk, [])},
+            )
+        )
+    if output.redacted_at is not None:
+        events.append(StoryEvent(output.redacted_at, "redacted", "Payloads redacted under retention", 9))
+    events.sort(key=lambda event: (event.at, event.order))
+    holds = [
+        hold
+        for hold in legal_holds(tenant=tenant, active=True)
+        if hold_covers(hold, application=output.application, received_at=output.received_at)
+    ]
+    return {
+        "output": output,
+        "events": events,
+        "judgements": judgements,
+        "tasks": tasks,
+        "reviews": reviews,
+        "deliveries": deliveries,
+        "holds": holds,
+        "retention_days": retention_days(tenant=tenant),
+    }
+
+
+# Configuration history -------------------------------------------------------
+
+# Each kind of configuration: its model, how a record is named, and the fields left out of its diff.
+_NOISE = {"updated_at", "created_at", "tenant", "id"}
+
+
+@dataclass(frozen=True)
+class ConfigKind:
+    key: str
+    label: str
+    model: Any
+    name: Any  # record -> what it is called
+    hidden: frozenset = frozenset()
+
+
+CONFIG_KINDS: dict[str, ConfigKind] = {
+    kind.key: kind
+    for kind in (
+        ConfigKind("policy", "Policy versions", Policy, lambda r: f"policy v{r.version}"),
+        ConfigKind(
+            "applications", "Stop buttons and application rubrics", Application, lambda r: f"application {r.name}"
+        ),
+        ConfigKind("rubrics", "Rubrics", Rubric, lambda r: f"rubric {r.name} v{r.version}"),
+        ConfigKind("judges", "Judges", Judge, lambda r: f"judge {r.name} v{r.version}"),
+        ConfigKind("queues", "Queues", Queue, lambda r: f"queue {r.name}"),
+        ConfigKind("members", "Memberships", Membership, lambda r: f"membership of user #{r.user_id}"),
+        ConfigKind("keys", "API keys", ApiKey, lambda r: f"key {r.name} (hitl_{r.prefix}_…)", frozenset({"key_hash"})),
+        ConfigKind("webhooks", "Webhooks", WebhookEndpoint, lambda r: f"webhook {r.url}"),
+        ConfigKind("retention", "Retention", Retention, lambda r: f"retention {r.days} days"),
+        ConfigKind("holds", "Legal holds", LegalHold, lambda r: f"legal hold #{r.id}"),
+    )
+}
+CONFIG_PAGE_SIZE = 50
+
+
+def _record_document(kind: ConfigKind, record) -> dict:
+    document = {}
+    for model_field in kind.model._meta.concrete_fields:
+        name = model_field.name
+        if name in _NOISE or name in kind.hidden or not hasattr(record, model_field.attname):
+            continue
+        value = getattr(record, model_field.attname)
+        document[name if model_field.attname == name else model_field.attname] = value
+    return document
+
+
+def json_diff(before: dict | None, after: dict | None) -> list[tuple[str, str]]:
+    """A unified diff of two documents as ``(kind, line)``, kind ``add``, ``del``, ``hunk`` or ``same``."""
+
+    def lines(document):
+        if document is None:
+            return []
+        return json.dumps(document, indent=2, sort_keys=True, default=str, ensure_ascii=False).splitlines()
+
+    diff = []
+    for line in list(difflib.unified_diff(lines(before), lines(after), lineterm="", n=3))[2:]:
+        if line.startswith("@@"):
+            diff.append(("hunk", line))
+        elif line.startswith("+"):
+            diff.append(("add", line))
+        elif line.startswith("-"):
+            diff.append(("del", line))
+        else:
+            diff.append(("same", line))
+    return diff
+
+
+def audit_config_history(*, tenant: Tenant, kind: str, before: int | None = None) -> tuple[list[dict], int | None]:
+    """The latest changes of one kind of configuration, newest first, each with who, when, why
+    and its diff against the previous version of the same object. Two queries: the page (with
+    each record's predecessor found by a window over the object's history) and the predecessors.
+    Returns the rows and the ``before`` of the next page (None at the end)."""
+    config = CONFIG_KINDS[kind]
+    history = config.model.history.model
+    records = (
+        history.objects.filter(tenant_id=tenant.pk)
+        .annotate(
+            previous_id=Window(Lag("history_id"), partition_by=[F("id")], order_by=[F("history_date"), F("history_id")])
+        )
+        .select_related("history_user")
+        .order_by("-history_date", "-history_id")
+    )
+    if before is not None:
+        records = records.filter(history_id__lt=before)
+    page = list(records[: CONFIG_PAGE_SIZE + 1])
+    following = None
+    if len(page) > CONFIG_PAGE_SIZE:
+        page = page[:CONFIG_PAGE_SIZE]
+        following = page[-1].history_id
+    previous_ids = [record.previous_id for record in page if record.previous_id is not None]
+    previous = {record.history_id: record for record in history.objects.filter(history_id__in=previous_ids)}
+    rows = []
+    for record in page:
+        document = _record_document(config, record)
+        earlier = previous.get(record.previous_id)
+        before_document = _record_document(config, earlier) if earlier is not None else None
+        rows.append(
+            {
+                "record": record,
+                "name": config.name(record),
+                "change": {"+": "created", "~": "changed", "-": "deleted"}.get(record.history_type, ""),
+                "who": record.history_user,
+                "why": getattr(record, "history_change_reason", None) or "",
+                "diff": json_diff(before_document, document if record.history_type != "-" else None),
+                "document": document,
+            }
+        )
+    return rows, following
+
+
+def audit_queue_access(*, tenant: Tenant, limit: int = 100) -> list[QueueAccessEvent]:
+    """Who gave or took the right to work a queue (grants are events, not history records)."""
+    return list(
+        QueueAccessEvent.objects.for_tenant(tenant)
+        .select_related("queue", "user", "actor")
+        .order_by("-created_at", "-pk")[:limit]
+    )
+
+
+def audit_policy_version(*, tenant: Tenant, version: int) -> dict:
+    """One published policy version (its latest record), who published it and why, and its diff
+    against the version before it."""
+    records = Policy.history.filter(tenant_id=tenant.pk).select_related("history_user")
+    record = records.filter(version=version).order_by("-history_date", "-history_id").first()
+    if record is None:
+        raise NotFoundError("Policy version not found.")
+    earlier = records.filter(version__lt=version).order_by("-version", "-history_date", "-history_id").first()
+    return {
+        "record": record,
+        "version": version,
+        "previous": earlier,
+        "document_json": json.dumps(record.document, indent=2, sort_keys=True, ensure_ascii=False),
+        "diff": json_diff(earlier.document if earlier else None, record.document),
+        "newer": records.filter(version__gt=version).order_by("version").values_list("version", flat=True).first(),
+    }

@@ -1,0 +1,14 @@
+"""The auditor's pages, under /audit/ (read-only; auditors and admins of the current tenant)."""
+
+from django.urls import path
+
+from reviews import audit_pages
+
+app_name = "audit"
+
+urlpatterns = [
+    path("", audit_pages.OutputSearchPage.as_view(), name="outputs"),
+    path("outputs/<uuid:output_id>/", audit_pages.OutputStoryPage.as_view(), name="story"),
+    path("config/", audit_pages.ConfigHistoryPage.as_view(), name="config"),
+    path("config/policy/<int:version>/", audit_pages.PolicyVersionPage.as_view(), name="policy-version"),
+]

@@ -1,0 +1,211 @@
+"""The auditor's pages: who may read them, the output search (filters, keyset pages), an
+output's story, the configuration history with diffs."""
+
+import html
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from policies.defaults import DEFAULT_POLICY
+from policies.selectors import policy_get
+from policies.services import policy_publish
+from reviews import audit_selectors
+from reviews.models import Output
+from reviews.services.retention import retention_apply
+from tests.pages import member, signed_in
+from tests.reviews.conftest import GOOD_SCORES, claim, review, reviewer, submit
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def seeded(tenant, other_tenant, workflow):
+    rita = reviewer(tenant, 2, "rita")
+    corrected = submit(workflow, "corrected", "medium-app")
+    task = claim(rita).json()
+    response = review(
+        rita,
+        task["id"],
+        decision="correct",
+        scores=GOOD_SCORES,
+        corrected_output="Answer corrected, fixed.",
+        comment="the number was wrong",
+        time_spent_seconds=42,
+    )
+    assert response.status_code == 201, response.content
+    workflow["service"].post(
+        f"/api/v1/outputs/{corrected['id']}/feedback", {"rating": "down", "comment": "still wrong"}, format="json"
+    )
+    quiet = submit(workflow, "quiet", "quiet-app")
+    from tests.conftest import make_client
+
+    foreign = (
+        make_client(other_tenant, "service")
+        .post(
+            "/api/v1/outputs",
+            {"external_id": "theirs", "application": "x", "input": "secret question", "output": "secret"},
+            format="json",
+        )
+        .json()
+    )
+    return {"corrected": corrected["id"], "quiet": quiet["id"], "foreign": foreign["id"], "rita": rita.person}
+
+
+def pages(seeded):
+    return ["/audit/", f"/audit/outputs/{seeded['corrected']}/", "/audit/config/", "/audit/config/policy/1/"]
+
+
+@pytest.mark.parametrize("role", ["auditor", "admin"])
+def test_auditors_and_admins_read_every_page(tenant, seeded, role):
+    client = signed_in(member(tenant, role))
+    for path in pages(seeded):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert b"All times UTC" in response.content
+
+
+def test_reviewers_are_refused_and_anonymous_people_sent_to_sign_in(tenant, seeded):
+    reviewer_client = signed_in(member(tenant, "reviewer"))
+    for path in pages(seeded):
+        assert reviewer_client.get(path).status_code == 403, path
+        response = Client().get(path)
+        assert response.status_code == 302 and response["Location"].startswith("/login/?next="), path
+
+
+def test_another_tenants_output_is_missing_and_never_listed(tenant, seeded):
+    client = signed_in(member(tenant, "auditor"))
+    assert client.get(f"/audit/outputs/{seeded['foreign']}/").status_code == 404
+    assert client.get("/audit/outputs/00000000-0000-7000-8000-000000000000/").status_code == 404
+    listed = client.get("/audit/").content.decode()
+    assert "ext-corrected" in listed and "theirs" not in listed
+    assert client.get("/audit/config/policy/99/").status_code == 404
+
+
+def test_the_pages_change_nothing(tenant, seeded):
+    client = signed_in(member(tenant, "auditor"))
+    for path in pages(seeded):
+        assert client.post(path).status_code in (403, 405), path
+
+
+def search(client, **params):
+    return client.get("/audit/", params).content.decode()
+
+
+def test_the_search_filters_by_application_tier_decision_reviewer_and_period(tenant, seeded):
+    client = signed_in(member(tenant, "auditor"))
+    assert "ext-corrected" in search(client, application="medium-app")
+    assert "ext-corrected" not in search(client, application="quiet-app")
+    assert "ext-quiet" in search(client, tier="quiet") and "ext-corrected" not in search(client, tier="quiet")
+    assert "ext-corrected" in search(client, decision="corrected") and "ext-quiet" not in search(
+        client, decision="corrected"
+    )
+    assert "ext-quiet" in search(client, decision="auto_approved")
+    by_rita = search(client, reviewer=str(seeded["rita"].pk))
+    assert "ext-corrected" in by_rita and "ext-quiet" not in by_rita
+    today = timezone.now().date()
+    assert "ext-corrected" in search(client, received_from=today.isoformat(), received_until=today.isoformat())
+    assert "ext-corrected" not in search(client, received_until=(today - timedelta(days=1)).isoformat())
+    refused = client.get("/audit/", {"tier": "no-such-tier"})
+    assert refused.status_code == 200 and b"not valid" in refused.content
+    # The table's columns: decided by, the SLA, why it was sampled, a link to the story.
+    row = search(client, decision="corrected")
+    assert "rita" in row and 'class="sla met"' in row and f"/audit/outputs/{seeded['corrected']}/" in row
+
+
+def test_keyset_pages_cover_every_output_once_at_a_constant_cost(tenant, workflow, monkeypatch):
+    for number in range(7):
+        submit(workflow, f"many-{number}", "quiet-app")
+    # Some share one instant: the id breaks the tie.
+    Output.objects.for_tenant(tenant).filter(external_id__in=["ext-many-1", "ext-many-2", "ext-many-3"]).update(
+        received_at=timezone.now() - timedelta(minutes=5)
+    )
+    monkeypatch.setattr(audit_selectors, "SEARCH_PAGE_SIZE", 3)
+    client = signed_in(member(tenant, "auditor"))
+    seen, url, costs = [], "/audit/", []
+    while url:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url)
+        costs.append(len(queries))
+        page = response.content.decode()
+        seen += [part.split("<")[0] for part in page.split('class="story-link">')[1:]]
+        found = re.search(r'<a href="([^"]+)" rel="next" id="older">', page)
+        url = "/audit/" + html.unescape(found.group(1)) if found else ""
+        assert len(costs) < 10
+    assert sorted(seen) == sorted(f"ext-many-{n}" for n in range(7))  # each once
+    assert (
+        costs[1] == costs[-1] and costs[0] <= costs[1] + 2
+    )  # a page deep in costs what the second does (the first warms caches)
+
+
+def test_a_cursor_that_is_not_ours_starts_from_the_newest(tenant, seeded):
+    client = signed_in(member(tenant, "auditor"))
+    assert "ext-corrected" in client.get("/audit/", {"after": "not-a-cursor!"}).content.decode()
+
+
+def test_the_story_tells_every_event_in_order(tenant, seeded):
+    page = signed_in(member(tenant, "auditor")).get(f"/audit/outputs/{seeded['corrected']}/").content.decode()
+    order = [
+        page.index(f'class="kind">{kind}<')
+        for kind in ("received", "classified", "task", "claimed", "review", "decided", "feedback")
+    ]
+    assert order == sorted(order)
+    assert "/audit/config/policy/" in page  # the policy version that classified it, linked
+    assert "<ins>fixed." in page or "<ins>corrected, fixed." in page  # the correction as a diff
+    assert "the number was wrong" in page and "42 s spent" in page and "still wrong" in page
+    assert "same content as received" in page
+    assert "Question corrected?" in page  # what arrived
+    assert "Correct" in page and "Helpful" in page  # scores per criterion, by label
+
+
+def test_after_retention_the_story_says_redacted_instead_of_the_payload(tenant, seeded):
+    Output.objects.for_tenant(tenant).filter(pk=seeded["corrected"]).update(
+        received_at=timezone.now() - timedelta(days=400)
+    )
+    retention_apply(tenant=tenant)
+    page = signed_in(member(tenant, "auditor")).get(f"/audit/outputs/{seeded['corrected']}/").content.decode()
+    assert "redacted on" in page and "under retention" in page
+    assert "Question corrected?" not in page and "the number was wrong" not in page and "still wrong" not in page
+    assert "42 s spent" in page  # the story stays
+
+
+def test_the_configuration_history_shows_who_when_why_and_a_diff(tenant, seeded):
+    admin = member(tenant, "admin", username="ada")
+    document = policy_get(tenant=tenant).document
+    document["tiers"][0]["review_rate"] = 0.123
+    policy_publish(tenant=tenant, document=document, user=admin, reason="raise the low tier's sampling")
+    version = policy_get(tenant=tenant).version
+    client = signed_in(member(tenant, "auditor"))
+
+    page = client.get("/audit/config/", {"kind": "policy"}).content.decode()
+    assert "raise the low tier&#x27;s sampling" in page and "ada" in page
+    assert '<span class="add">+' in page and "0.123" in page
+
+    version_page = client.get(f"/audit/config/policy/{version}/").content.decode()
+    assert "0.123" in version_page and f"Changes since version {version - 1}" in version_page
+
+    for kind in audit_selectors.CONFIG_KINDS:
+        assert client.get("/audit/config/", {"kind": kind}).status_code == 200, kind
+    assert client.get("/audit/config/", {"kind": "grants"}).status_code == 200
+    assert client.get("/audit/config/", {"kind": "nope"}).status_code == 404
+    assert "rita" in client.get("/audit/config/", {"kind": "grants"}).content.decode()
+
+
+def test_history_pages_keep_going(tenant, monkeypatch):
+    for rate in (0.2, 0.3, 0.4):
+        document = policy_get(tenant=tenant).document
+        document["tiers"][0]["review_rate"] = rate
+        policy_publish(tenant=tenant, document=document, reason=f"rate {rate}")
+    monkeypatch.setattr(audit_selectors, "CONFIG_PAGE_SIZE", 2)
+    rows, following = audit_selectors.audit_config_history(tenant=tenant, kind="policy")
+    assert [row["why"] for row in rows] == ["rate 0.4", "rate 0.3"]
+    rows, following = audit_selectors.audit_config_history(tenant=tenant, kind="policy", before=following)
+    assert rows[0]["why"] == "rate 0.2" and rows[0]["diff"]
+
+
+def test_the_default_policy_is_the_first_version(tenant):
+    assert policy_get(tenant=tenant).document["tiers"][0]["name"] == DEFAULT_POLICY["tiers"][0]["name"]
