@@ -87,6 +87,26 @@ for _position, _key in enumerate(HITL_SECRET_KEYS, start=1):
             f"HITL_SECRET_KEYS: key {_position} is not a Fernet key (32 url-safe base64-encoded bytes)."
         ) from None
 
+# The Ed25519 key that signs audit checkpoints (tenants/audit.py): base64 of a 32-byte raw
+# seed, from the environment only, never the database. Under DEBUG with none set, one is
+# derived from SECRET_KEY (the audit module warns that such checkpoints prove nothing).
+HITL_AUDIT_SIGNING_KEY = os.environ.get("HITL_AUDIT_SIGNING_KEY", "")
+HITL_AUDIT_SIGNING_KEY_DERIVED = not HITL_AUDIT_SIGNING_KEY
+if not HITL_AUDIT_SIGNING_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "HITL_AUDIT_SIGNING_KEY must be set when DEBUG is off: base64 of a 32-byte Ed25519 seed, made with "
+            '`python -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())"`.'
+        )
+    HITL_AUDIT_SIGNING_KEY = base64.b64encode(
+        hashlib.sha256(b"hitl-audit-signing-key\0" + SECRET_KEY.encode()).digest()
+    ).decode()
+try:
+    if len(base64.b64decode(HITL_AUDIT_SIGNING_KEY, validate=True)) != 32:
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured("HITL_AUDIT_SIGNING_KEY: not base64 of 32 bytes (an Ed25519 seed).") from None
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -308,6 +328,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "reconcile-judges": {"task": "reviews.tasks.judges_reconcile_task", "schedule": 30.0},
     # Retention (reviews.services.retention): hourly; each run redacts only what aged since the last.
     "apply-retention": {"task": "reviews.tasks.retention_apply_task", "schedule": 3600.0},
+    "audit-checkpoints": {"task": "tenants.tasks.audit_checkpoints_task", "schedule": 600.0},
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

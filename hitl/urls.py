@@ -8,6 +8,7 @@ from hitl.ratelimit import login_rate_limited
 api_v1 = [
     path("", include("reviews.urls")),
     path("", include("policies.urls")),
+    path("", include("tenants.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI and ReDoc load their assets from our static files (drf-spectacular-sidecar);
     # the split view serves Swagger UI's start-up script from docs/?script rather than inline.

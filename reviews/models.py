@@ -57,6 +57,14 @@ class Output(TenantOwnedModel):
     model = models.CharField(max_length=200, blank=True, default="")
     confidence = models.FloatField(null=True, blank=True)
     content_hash = models.CharField(max_length=64, editable=False)
+    audit_digest = models.CharField(
+        max_length=64,
+        editable=False,
+        blank=True,
+        default="",
+        help_text="SHA-256 of the record as received and classified (reviews.services.ingest.output_audit_digest); "
+        "the leaf the ingest batch's audit event commits to.",
+    )
     status = models.CharField(max_length=32, choices=OutputStatus.choices, default=OutputStatus.RECEIVED)
     risk_tier = models.CharField(max_length=50, blank=True, default="")
     review_required = models.BooleanField(default=False)

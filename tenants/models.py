@@ -129,3 +129,104 @@ class ApiKey(TenantOwnedModel):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class AuditEvent(TenantOwnedModel):
+    """One governance event of a tenant, hash-chained to the one before (tenants/auditchain.py).
+
+    Append-only: written by ``tenants.audit.audit_record`` in the transaction of the change,
+    never updated or deleted (the application's database role may only SELECT and INSERT).
+    ``seq`` runs 1, 2, 3 ... per tenant without gaps, taken from ``AuditHead``. The actor
+    references are plain ids in the hash, so they are kept without database constraints:
+    removing a person or a key must not touch the log.
+    """
+
+    append_only = True
+
+    id = models.BigAutoField(primary_key=True)
+    seq = models.BigIntegerField()
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=64, help_text="Dotted, e.g. output.received, task.claimed, policy.published.")
+    actor_person = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The person who acted, if any.",
+    )
+    actor_key = models.ForeignKey(
+        ApiKey,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The API key used, if any.",
+    )
+    actor_role = models.CharField(
+        max_length=32, help_text="The role the actor acted in (key role, member role, system)."
+    )
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=255, blank=True, default="")
+    data = models.JSONField(null=True, blank=True, help_text="Before/after values, or a batch's Merkle root and ids.")
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [models.UniqueConstraint(fields=("tenant", "seq"), name="auditevent_unique_tenant_seq")]
+        indexes = [
+            models.Index(fields=("tenant", "object_type", "object_id"), name="auditevent_tenant_object"),
+            models.Index(fields=("tenant", "at"), name="auditevent_tenant_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}#{self.seq} {self.kind} {self.object_type}:{self.object_id}"
+
+
+class AuditHead(TenantOwnedModel):
+    """The per-tenant counter row: the last seq and hash of the chain.
+
+    Every append takes this row's lock (an UPDATE) until its transaction commits, which
+    is what makes ``seq`` gap-free and the chain unforked at READ COMMITTED. ``prev_hash``
+    is the hash before ``last_hash`` (so that one UPDATE ... RETURNING hands the insert
+    both).
+    """
+
+    append_only = False  # updated in place by every append: the chain's tip, not history
+
+    last_seq = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+    prev_hash = models.CharField(max_length=64, default="0" * 64)
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [models.UniqueConstraint(fields=("tenant",), name="audithead_unique_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} at {self.last_seq}"
+
+
+class AuditCheckpoint(TenantOwnedModel):
+    """A signed statement of a tenant's chain head: its ``seq`` and ``head_hash``, Ed25519-signed.
+
+    Append-only. The signing key lives in the environment (``HITL_AUDIT_SIGNING_KEY``),
+    never here, so someone who rewrites the audit rows cannot sign the new head:
+    ``verify_audit`` then finds a checkpoint whose hash the chain no longer has.
+    """
+
+    append_only = True
+
+    seq = models.BigIntegerField()
+    head_hash = models.CharField(max_length=64)
+    signed_at = models.DateTimeField()
+    signature = models.CharField(max_length=128, help_text="Base64 Ed25519 signature of the checkpoint message.")
+    key_id = models.CharField(max_length=16, help_text="First 16 hex digits of SHA-256 of the raw public key.")
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=("tenant", "seq", "key_id"), name="auditcheckpoint_unique_tenant_seq_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} checkpoint at {self.seq}"

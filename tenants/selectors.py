@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from hitl.errors import NotFoundError
-from tenants.models import ApiKey, Membership, Role, Tenant
+from tenants.models import ApiKey, AuditEvent, Membership, Role, Tenant
 from tenants.services import API_KEY_PREFIX, KEY_ROLES_BY_MEMBERSHIP_ROLE, api_key_hash
 
 
@@ -157,3 +157,8 @@ def membership_get_for_tenant(*, tenant: Tenant, membership_id) -> Membership:
 
 def admins_count(*, tenant: Tenant) -> int:
     return Membership.objects.for_tenant(tenant).filter(role=Role.ADMIN).count()
+
+
+def audit_events(*, tenant: Tenant):
+    """The tenant's audit events (the API pages them newest first, by seq)."""
+    return AuditEvent.objects.for_tenant(tenant)

@@ -15,6 +15,9 @@ from tests.judge_server import judge_server_fixture  # noqa: F401 (the judge_ser
 
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 REQUIRE_REDIS = os.environ.get("REQUIRE_REDIS") == "1"
+# What appending one audit event costs (tenants/audit.py): one statement on PostgreSQL; on
+# SQLite, the counter UPDATE, the hash written back and the INSERT.
+AUDIT_APPEND_QUERIES = 1 if connection.vendor == "postgresql" else 3
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

@@ -165,6 +165,10 @@ ENDPOINTS += [
         "judge-agreement", "get", lambda o: f"/api/v1/judges/{o['judge_id']}/agreement", None, JUDGE_READERS, True
     ),
 ]
+ENDPOINTS += [
+    Endpoint("audit-public-key", "get", lambda o: "/api/v1/audit/public-key", None, frozenset(ALL_ROLES), False),
+    Endpoint("audit-events", "get", lambda o: "/api/v1/audit/events", None, frozenset({"admin", "auditor"}), False),
+]
 UNROUTED_NAMES = {"schema", "docs", "redoc", None}
 # Strings only tenant A's objects contain: none may appear in an answer to tenant B.
 SECRETS_OF_A = ("secret-rule-of-a", "secret-rubric-of-a", "secret-hook-of-a", "secret-judge-of-a")

@@ -194,6 +194,7 @@ ENVIRONMENTS = {
         "DEBUG": "0",
         "SECRET_KEY": "x" * 50,
         "HITL_SECRET_KEYS": "kQ6fJgu2Zb4l9XDbI2HZmUGK3fmcp5WKp8jSSOQrUn8=",
+        "HITL_AUDIT_SIGNING_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
     },
     "postgres": {"DATABASE_URL": "postgres://hitl@db.invalid:5432/hitl"},  # parsed, never connected to
 }
@@ -270,6 +271,14 @@ IN_WORDS = {
         and c["embedded"].HITL_SECRET_KEYS != settings_under({"SECRET_KEY": "y" * 50}).HITL_SECRET_KEYS
         and _refused_without_keys()
     ),
+    (
+        "HITL_AUDIT_SIGNING_KEY",
+        "under DEBUG, one derived from `SECRET_KEY` (with a warning)",
+    ): lambda c: (
+        c["embedded"].HITL_AUDIT_SIGNING_KEY_DERIVED
+        and c["embedded"].HITL_AUDIT_SIGNING_KEY != settings_under({"SECRET_KEY": "y" * 50}).HITL_AUDIT_SIGNING_KEY
+        and _refused_without_keys("HITL_AUDIT_SIGNING_KEY")
+    ),
     ("CSRF_TRUSTED_ORIGINS", "none"): lambda c: c["embedded"].CSRF_TRUSTED_ORIGINS == [],
     ("REDIS_CACHE_URL", "per-process memory"): lambda c: (
         c["embedded"].CACHES["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
@@ -277,9 +286,9 @@ IN_WORDS = {
 }
 
 
-def _refused_without_keys() -> bool:
+def _refused_without_keys(variable: str = "HITL_SECRET_KEYS") -> bool:
     try:
-        settings_under({**ENVIRONMENTS["production"], "HITL_SECRET_KEYS": ""})
+        settings_under({**ENVIRONMENTS["production"], variable: ""})
     except ImproperlyConfigured:
         return True
     return False

@@ -18,6 +18,7 @@ from reviews.models import Output
 from reviews.selectors import output_get_for_tenant, output_judgements, output_list
 from reviews.services import IngestResult, output_ingest, output_ingest_batch
 from reviews.services.feedback import output_feedback_add
+from tenants.audit import Actor
 from tenants.models import KeyRoles
 
 SUBMIT_ROLES = KeyRoles.SUBMITTERS
@@ -62,7 +63,9 @@ class OutputCollectionApi(TenantApi, GenericAPIView):
     )
     def post(self, request):
         submission = validate_body(schemas.OutputSubmission, request.data)
-        result: IngestResult = output_ingest(tenant=self.tenant, submission=submission)
+        result: IngestResult = output_ingest(
+            tenant=self.tenant, submission=submission, actor=Actor.of_key(self.api_key)
+        )
         if result.outcome == "conflict":
             body = error_body("conflict", _CONFLICT_MESSAGE, {"external_id": [_CONFLICT_MESSAGE]})
             return Response(body, status=status.HTTP_409_CONFLICT)
@@ -125,7 +128,9 @@ class OutputBatchApi(TenantApi):
                 results[index] = _invalid(index, pydantic_fields(error))
             except DomainValidationError as error:
                 results[index] = _invalid(index, error.fields)
-        ingested = output_ingest_batch(tenant=self.tenant, submissions=[submission for _, submission in valid])
+        ingested = output_ingest_batch(
+            tenant=self.tenant, submissions=[submission for _, submission in valid], actor=Actor.of_key(self.api_key)
+        )
         for (index, _), result in zip(valid, ingested, strict=True):
             results[index] = schemas.BatchItemResult(
                 index=index,

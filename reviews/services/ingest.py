@@ -24,6 +24,8 @@ from reviews.routing import RoutingTable, plan_tasks, routing_table
 from reviews.schemas import OutputSubmission
 from reviews.services.claims import tasks_create
 from reviews.services.judging import judges_enqueue, judges_enqueue_deferred
+from tenants.audit import SYSTEM, Actor, audit_record_batch
+from tenants.auditchain import digest, format_time
 from tenants.models import Tenant
 
 RECEIPT_FIELDS = (
@@ -50,6 +52,7 @@ _INSERT_FIELDS = (
     "model",
     "confidence",
     "content_hash",
+    "audit_digest",
     "status",
     "risk_tier",
     "review_required",
@@ -77,28 +80,74 @@ def output_content_hash(submission: OutputSubmission) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def output_ingest(*, tenant: Tenant, submission: OutputSubmission) -> IngestResult:
+AUDIT_DIGEST_FIELDS = (
+    "application",
+    "content_hash",
+    "decision_reason",
+    "external_id",
+    "id",
+    "policy_version",
+    "received_at",
+    "risk_tier",
+    "sampling_draw",
+    "tenant",
+)
+
+
+def output_audit_digest(
+    *,
+    tenant_slug: str,
+    output_id,
+    external_id: str,
+    application: str,
+    content_hash: str,
+    received_at,
+    risk_tier: str,
+    policy_version,
+    sampling_draw,
+    decision_reason: str,
+) -> str:
+    """The output's digest: SHA-256 of the canonical JSON (tenants/auditchain.py) of the record
+    as received (``content_hash`` commits to the submitted body) and its classification at
+    ingest (tier, policy version, sampling draw, reason). Keys: ``AUDIT_DIGEST_FIELDS``;
+    ``id`` as a hyphenated UUID, ``received_at`` as the chain's UTC time, ``tenant`` the slug.
+    """
+    return digest(
+        {
+            "application": application,
+            "content_hash": content_hash,
+            "decision_reason": decision_reason,
+            "external_id": external_id,
+            "id": str(output_id),
+            "policy_version": policy_version,
+            "received_at": format_time(received_at),
+            "risk_tier": risk_tier,
+            "sampling_draw": sampling_draw,
+            "tenant": tenant_slug,
+        }
+    )
+
+
+def output_ingest(*, tenant: Tenant, submission: OutputSubmission, actor: Actor = SYSTEM) -> IngestResult:
     """Store one output, or return the stored one on a repeat (409-worthy on a different body)."""
-    return output_ingest_batch(tenant=tenant, submissions=[submission])[0]
+    return output_ingest_batch(tenant=tenant, submissions=[submission], actor=actor)[0]
 
 
-def output_ingest_batch(*, tenant: Tenant, submissions: list[OutputSubmission]) -> list[IngestResult]:
+def output_ingest_batch(
+    *, tenant: Tenant, submissions: list[OutputSubmission], actor: Actor = SYSTEM
+) -> list[IngestResult]:
     """Store new outputs in one transaction; a result per submission, in order (see ``_store``).
 
-    A single output that needs no review task and no judge is one ``INSERT``, atomic
-    on its own: it is sent without ``BEGIN`` and ``COMMIT``, two round trips that
-    cost a single submission as much as the insert itself (bench/README.md).
+    The outputs stored are committed to by one ``output.received`` audit event (a Merkle
+    root over their digests), appended last in the transaction.
 
     With judges run in-process (no broker), they ran when the transaction committed:
     the receipts of judged outputs are then read again, so that they tell what the
     judges decided.
     """
     prepared = _prepare(tenant, submissions)
-    if len(prepared.rows) == 1 and not prepared.needs_tasks and not prepared.plans:
-        results, judged = _store(tenant, prepared)
-    else:
-        with transaction.atomic():
-            results, judged = _store(tenant, prepared)
+    with transaction.atomic():
+        results, judged = _store(tenant, prepared, actor)
     if judged and settings.CELERY_TASK_ALWAYS_EAGER and not transaction.get_connection().in_atomic_block:
         fresh = {
             row["id"]: row
@@ -161,6 +210,18 @@ def _prepare(tenant: Tenant, submissions: list[OutputSubmission]) -> _Prepared:
             "content_hash": content_hash,
             "_decision": decision,
         }
+        audit_digest = output_audit_digest(
+            tenant_slug=tenant.slug,
+            output_id=receipt["id"],
+            external_id=submission.external_id,
+            application=submission.application,
+            content_hash=content_hash,
+            received_at=now,
+            risk_tier=decision.risk_tier,
+            policy_version=decision.policy_version,
+            sampling_draw=decision.draw,
+            decision_reason=decision.reason,
+        )
         candidates[submission.external_id] = receipt
         rows.append(
             (
@@ -175,6 +236,7 @@ def _prepare(tenant: Tenant, submissions: list[OutputSubmission]) -> _Prepared:
                 submission.model,
                 submission.confidence,
                 content_hash,
+                audit_digest,
                 receipt["status"],
                 receipt["risk_tier"],
                 receipt["review_required"],
@@ -204,7 +266,7 @@ def _prepare(tenant: Tenant, submissions: list[OutputSubmission]) -> _Prepared:
     )
 
 
-def _store(tenant: Tenant, prepared: _Prepared) -> tuple[list[IngestResult], list]:
+def _store(tenant: Tenant, prepared: _Prepared, actor: Actor) -> tuple[list[IngestResult], list]:
     """Insert first, ask later: one ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``
     stores every external id not yet stored (also against concurrent requests:
     the conflict check waits for them to finish), and only the rows it skipped
@@ -232,6 +294,7 @@ def _store(tenant: Tenant, prepared: _Prepared) -> tuple[list[IngestResult], lis
         )
     if stored_before:
         candidates.update(_stored_receipts(tenant, stored_before))
+    _audit_received(tenant, prepared.rows, inserted, actor)
 
     results = []
     created: set[str] = set()
@@ -244,6 +307,21 @@ def _store(tenant: Tenant, prepared: _Prepared) -> tuple[list[IngestResult], lis
             outcome = "existing" if receipt["content_hash"] == content_hash else "conflict"
         results.append(IngestResult(outcome, receipt))
     return results, list(plans)
+
+
+_ID, _EXTERNAL_ID, _DIGEST = (
+    _INSERT_FIELDS.index("id"),
+    _INSERT_FIELDS.index("external_id"),
+    _INSERT_FIELDS.index("audit_digest"),
+)
+
+
+def _audit_received(tenant: Tenant, rows: list[tuple], inserted, actor: Actor) -> None:
+    """One ``output.received`` event for the outputs this batch stored, in external-id order
+    (the order of the rows); last in the transaction, as it locks the tenant's chain."""
+    leaves = [(row[_ID], row[_DIGEST]) for row in rows if row[_ID] in inserted]
+    if leaves:
+        audit_record_batch(tenant=tenant, actor=actor, kind="output.received", object_type="output", digests=leaves)
 
 
 def _awaiting_judges(policy, decision: Decision, judges, plan: list) -> Decision:

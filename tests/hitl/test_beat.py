@@ -32,6 +32,7 @@ def test_the_project_schedule_runs_the_sweeps():
         "reviews.tasks.tasks_release_expired_task",
         "reviews.tasks.judges_reconcile_task",
         "reviews.tasks.retention_apply_task",
+        "tenants.tasks.audit_checkpoints_task",
     }
 
 

@@ -13,6 +13,7 @@ PRODUCTION = {
     "DATABASE_URL": "sqlite:////tmp/hitl-deploy-check.sqlite3",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
     "HITL_SECRET_KEYS": "kQ6fJgu2Zb4l9XDbI2HZmUGK3fmcp5WKp8jSSOQrUn8=",
+    "HITL_AUDIT_SIGNING_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
 }
 TEST_ONLY = {"DJANGO_ALLOW_ASYNC_UNSAFE"}
 

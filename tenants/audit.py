@@ -1,0 +1,352 @@
+"""The audit log's one door: every service appends its events here, in its own transaction.
+
+``audit_record`` appends one event to the tenant's hash chain; ``audit_record_batch``
+appends one event that commits to many records (a Merkle root over their digests), so
+that bulk paths stay bulk. The chain's rules (canonical bytes, hashes, Merkle tree,
+checkpoint message) are in :mod:`tenants.auditchain`, which the offline verifier shares.
+
+The next ``seq`` comes from the tenant's ``AuditHead`` row, whose lock the append holds
+until the caller's transaction ends: so call these as late as possible in the
+transaction. On PostgreSQL the counter update, the hash and the insert are one
+statement (one round trip): ``UPDATE audithead ... RETURNING`` feeding ``INSERT``,
+the hash computed by PostgreSQL's ``sha256()`` over the same bytes
+:func:`tenants.auditchain.chain_hash` hashes.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from tenants import auditchain
+from tenants.models import AuditCheckpoint, AuditEvent, AuditHead, Tenant
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: a person, a key (and so its role, when no person acts), or the system.
+
+    ``person`` is a user (or None), ``key`` an ``ApiKey`` (or None); ``role`` is the role
+    they acted in: the key's role, the person's membership role, ``system`` for
+    scheduled work, ``operator`` for the platform operator's commands.
+    """
+
+    person: object | None = None
+    key: object | None = None
+    role: str = ""
+
+    @property
+    def person_id(self) -> int | None:
+        if self.person is not None:
+            return self.person.pk
+        return getattr(self.key, "user_id", None)
+
+    @property
+    def key_id(self) -> int | None:
+        return None if self.key is None else self.key.pk
+
+    @classmethod
+    def of_key(cls, api_key) -> Actor:
+        """A request made with an API key: the key, its role, and its person if it has one."""
+        return cls(person=None, key=api_key, role=api_key.role)
+
+    @classmethod
+    def of_person(cls, person, role: str = "") -> Actor:
+        """A signed-in person (a page), in their role in the tenant."""
+        return cls(person=person, role=role or ("superuser" if getattr(person, "is_superuser", False) else "person"))
+
+    @classmethod
+    def of_request(cls, request, role: str = "") -> Actor:
+        """The key of an API request, else the signed-in person of a page."""
+        api_key = getattr(request, "auth", None)
+        if api_key is not None and hasattr(api_key, "role"):
+            return cls.of_key(api_key)
+        user = getattr(request, "user", None)
+        if user is not None and getattr(user, "is_authenticated", False):
+            return cls.of_person(user, role)
+        return ANONYMOUS
+
+    @classmethod
+    def coerce(cls, value, role: str = "") -> Actor:
+        """An ``Actor`` from what services were handed so far: an Actor, a person, the
+        platform operator, or None (the system: scheduled work, workers)."""
+        if isinstance(value, Actor):
+            return value
+        if value is None:
+            return SYSTEM
+        operator = getattr(value, "audit_actor", None)
+        if isinstance(operator, Actor):
+            return operator
+        if hasattr(value, "role") and hasattr(value, "key_hash"):
+            return cls.of_key(value)
+        return cls.of_person(value, role)
+
+
+SYSTEM = Actor(role="system")
+OPERATOR = Actor(role="operator")
+ANONYMOUS = Actor(role="anonymous")
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Where an event landed in the chain."""
+
+    seq: int
+    hash: str
+
+
+def _event_fields(tenant: Tenant, actor: Actor, kind: str, object_type: str, object_id, data, at: datetime) -> dict:
+    actor = Actor.coerce(actor)
+    if not kind or "." not in kind:
+        raise ValueError(f"audit kind {kind!r}: dotted, e.g. output.received")
+    return {
+        "tenant": tenant.slug,
+        "at": at,
+        "kind": kind,
+        "actor_person": actor.person_id,
+        "actor_key": actor.key_id,
+        "actor_role": actor.role or "system",
+        "object_type": object_type,
+        "object_id": "" if object_id is None else str(object_id),
+        "data": None if data is None else auditchain.json_normalize(data),
+    }
+
+
+def audit_record(*, tenant: Tenant, actor, kind: str, object_type: str, object_id, data=None) -> Appended:
+    """Append one event to the tenant's chain, in the caller's transaction (which must be open).
+
+    ``data`` is a JSON object: before/after values where something changed. The
+    tenant's counter row stays locked until the caller commits: call this last.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_record runs inside the transaction of the change it records")
+    now = timezone.now()
+    fields = _event_fields(tenant, actor, kind, object_type, object_id, data, now)
+    body = auditchain.event_body(fields)
+    appended = _append(tenant, fields, body)
+    if appended is None:  # the tenant's first event: its counter row does not exist yet
+        _head_ensure(tenant)
+        appended = _append(tenant, fields, body)
+    return appended
+
+
+def audit_record_batch(
+    *, tenant: Tenant, actor, kind: str, object_type: str, digests: Sequence[tuple[object, str]], data=None
+) -> Appended:
+    """One event for a batch: ``digests`` are ``(object id, hex digest)`` pairs in leaf order.
+
+    The event's ``data`` holds ``root`` (the Merkle root over the digests, RFC 6962),
+    ``count`` and ``ids`` (the object ids, in leaf order, so that an export finds each
+    record's leaf and builds its inclusion proof), beside the caller's ``data``; its
+    ``object_id`` is the root.
+    """
+    ids = [str(object_id) for object_id, _ in digests]
+    root = auditchain.merkle_root(item for _, item in digests)
+    payload = dict(data or {})
+    payload.update({"root": root, "count": len(ids), "ids": ids})
+    return audit_record(tenant=tenant, actor=actor, kind=kind, object_type=object_type, object_id=root, data=payload)
+
+
+_TABLES = {
+    "event": AuditEvent._meta.db_table,
+    "head": AuditHead._meta.db_table,
+}
+_PG_APPEND = f"""
+WITH head AS (
+    UPDATE {_TABLES["head"]}
+       SET last_seq = last_seq + 1,
+           prev_hash = last_hash,
+           last_hash = encode(sha256(decode(last_hash, 'hex') || int8send(last_seq + 1) || %s::bytea), 'hex')
+     WHERE tenant_id = %s
+    RETURNING last_seq, prev_hash, last_hash
+)
+INSERT INTO {_TABLES["event"]}
+    (tenant_id, seq, at, kind, actor_person_id, actor_key_id, actor_role, object_type, object_id, data, prev_hash, hash)
+SELECT %s, last_seq, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, prev_hash, last_hash FROM head
+RETURNING seq, hash
+"""  # noqa: S608 (table names from model meta)
+
+
+def _append(tenant: Tenant, fields: dict, body: bytes) -> Appended | None:
+    data = None if fields["data"] is None else auditchain.canonical_json(fields["data"]).decode()
+    row_values = [
+        fields["at"],
+        fields["kind"],
+        fields["actor_person"],
+        fields["actor_key"],
+        fields["actor_role"],
+        fields["object_type"],
+        fields["object_id"],
+        data,
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_PG_APPEND, [body, tenant.pk, tenant.pk, *row_values])
+            row = cursor.fetchone()
+            return None if row is None else Appended(row[0], row[1])
+        # SQLite (one writer at a time): the UPDATE takes the write lock first, then Python hashes.
+        cursor.execute(
+            f"UPDATE {_TABLES['head']} SET last_seq = last_seq + 1 WHERE tenant_id = %s "  # noqa: S608
+            "RETURNING last_seq, last_hash",
+            [tenant.pk],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        seq, prev = row
+        new_hash = auditchain.chain_hash(prev, seq, body)
+        cursor.execute(
+            f"UPDATE {_TABLES['head']} SET prev_hash = last_hash, last_hash = %s WHERE tenant_id = %s",  # noqa: S608
+            [new_hash, tenant.pk],
+        )
+        cursor.execute(
+            f"INSERT INTO {_TABLES['event']} (tenant_id, seq, at, kind, actor_person_id, actor_key_id, "  # noqa: S608
+            "actor_role, object_type, object_id, data, prev_hash, hash) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [tenant.pk, seq, *_sqlite_values(row_values), prev, new_hash],
+        )
+        return Appended(seq, new_hash)
+
+
+def _sqlite_values(values: list) -> list:
+    at = values[0]
+    return [connection.ops.adapt_datetimefield_value(at), *values[1:]]
+
+
+def _head_ensure(tenant: Tenant) -> None:
+    """The tenant's counter row (seq 0, the genesis hash), unless it exists."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_TABLES['head']} (tenant_id, last_seq, last_hash, prev_hash) "  # noqa: S608
+            "VALUES (%s, 0, %s, %s) ON CONFLICT (tenant_id) DO NOTHING",
+            [tenant.pk, auditchain.GENESIS, auditchain.GENESIS],
+        )
+
+
+# --- checkpoints -------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _signing_key(seed: str):
+    if getattr(settings, "HITL_AUDIT_SIGNING_KEY_DERIVED", False):
+        logger.warning(
+            "HITL_AUDIT_SIGNING_KEY is not set: audit checkpoints are signed with a key derived from "
+            "SECRET_KEY (development only; such checkpoints prove nothing to an outsider)"
+        )
+    return auditchain.private_key_from_seed(seed)
+
+
+def signing_key():
+    return _signing_key(settings.HITL_AUDIT_SIGNING_KEY)
+
+
+def public_key() -> tuple[str, str]:
+    """(key id, base64 raw Ed25519 public key) of the configured signing key."""
+    raw = auditchain.public_key_raw(signing_key())
+    return auditchain.key_id(raw), base64.b64encode(raw).decode()
+
+
+def audit_checkpoint(tenant: Tenant) -> AuditCheckpoint:
+    """Sign the tenant's current chain head (its committed counter row) and store the checkpoint.
+
+    Idempotent: a checkpoint of the same head with the same key is returned, not repeated.
+    """
+    head = AuditHead.objects.for_tenant(tenant).values_list("last_seq", "last_hash").first()
+    seq, head_hash = head if head is not None else (0, auditchain.GENESIS)
+    kid, _ = public_key()
+    existing = AuditCheckpoint.objects.for_tenant(tenant).filter(seq=seq, key_id=kid).first()
+    if existing is not None:
+        return existing
+    signed_at = timezone.now()
+    signature = auditchain.checkpoint_sign(signing_key(), tenant.slug, seq, head_hash, signed_at)
+    try:
+        with transaction.atomic():
+            return AuditCheckpoint.objects.for_tenant(tenant).create(
+                seq=seq, head_hash=head_hash, signed_at=signed_at, signature=signature, key_id=kid
+            )
+    except IntegrityError:  # made meanwhile by another process
+        return AuditCheckpoint.objects.for_tenant(tenant).get(seq=seq, key_id=kid)
+
+
+def audit_checkpoints_due() -> int:
+    """A checkpoint for every tenant whose chain grew since its last one (the beat's task)."""
+    made = 0
+    latest = dict(
+        AuditCheckpoint.unscoped.values("tenant_id").annotate(last=Max("seq")).values_list("tenant_id", "last")
+    )
+    for tenant_id, last_seq in AuditHead.unscoped.values_list("tenant_id", "last_seq"):
+        if last_seq > latest.get(tenant_id, -1):
+            audit_checkpoint(Tenant.objects.get(pk=tenant_id))
+            made += 1
+    return made
+
+
+# --- verification ------------------------------------------------------------------------
+
+VERIFY_FIELDS = (
+    "seq",
+    "at",
+    "kind",
+    "actor_person_id",
+    "actor_key_id",
+    "actor_role",
+    "object_type",
+    "object_id",
+    "data",
+    "prev_hash",
+    "hash",
+)
+
+
+def audit_events_stream(tenant: Tenant, *, chunk_size: int = 5000):
+    """The tenant's events as mappings, in seq order, streamed (a server-side cursor on PostgreSQL)."""
+    rows = AuditEvent.objects.for_tenant(tenant).order_by("seq").values_list(*VERIFY_FIELDS).iterator(chunk_size)
+    slug = tenant.slug
+    for seq, at, kind, person, key, role, object_type, object_id, data, prev_hash, hash_ in rows:
+        yield {
+            "tenant": slug,
+            "seq": seq,
+            "at": at,
+            "kind": kind,
+            "actor_person": person,
+            "actor_key": key,
+            "actor_role": role,
+            "object_type": object_type,
+            "object_id": object_id,
+            "data": data,
+            "prev_hash": prev_hash,
+            "hash": hash_,
+        }
+
+
+def audit_verify(tenant: Tenant, *, public_keys: dict[str, str] | None = None) -> auditchain.ChainReport:
+    """Check the tenant's whole chain (tenants.auditchain.verify_chain) and its counter row.
+
+    ``public_keys`` (key id -> base64 raw key) defaults to the configured signing key's.
+    """
+    if public_keys is None:
+        kid, public = public_key()
+        public_keys = {kid: public}
+    checkpoints = [
+        {"seq": seq, "head_hash": head_hash, "signed_at": signed_at, "signature": signature, "key_id": key_id}
+        for seq, head_hash, signed_at, signature, key_id in AuditCheckpoint.objects.for_tenant(tenant)
+        .order_by("seq")
+        .values_list("seq", "head_hash", "signed_at", "signature", "key_id")
+    ]
+    builder = auditchain.ReportBuilder(tenant=tenant.slug, checkpoints=checkpoints, public_keys=public_keys)
+    for event in audit_events_stream(tenant):
+        if not builder.add(event):
+            break
+    head = AuditHead.objects.for_tenant(tenant).values_list("last_seq", "last_hash").first()
+    return builder.finish(head=head if head is not None else (0, auditchain.GENESIS))
