@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from hitl.errors import DomainValidationError, NotFoundError, RuleViolationError
 from policies.models import RETENTION_DEFAULT_DAYS, RETENTION_MIN_DAYS, LegalHold, Retention
+from tenants.audit import audit_record
 from tenants.models import Tenant
 
 RETENTION_MAX_DAYS = 36_500  # a hundred years: beyond it is a typo, not a policy
@@ -55,12 +56,20 @@ def retention_set(*, tenant: Tenant, days: int, user=None, reason: str = "") -> 
     retention = Retention.objects.for_tenant(tenant).select_for_update().filter().first()
     if retention is None:
         retention = Retention(tenant=tenant)
+    before = retention.days if retention.pk else None
     retention.days = days
     retention.updated_by = user
     retention._history_user = user
     retention._change_reason = reason or f"retention {days} days"
     retention.save()
-    # AUDIT (h-audit): the audit event of this change is written here once tenants.audit lands.
+    audit_record(
+        tenant=tenant,
+        actor=user,
+        kind="retention.set",
+        object_type="retention",
+        object_id=retention.pk,
+        data={"before": {"days": before}, "after": {"days": days}, "reason": reason},
+    )
     return retention
 
 
@@ -153,7 +162,14 @@ def legal_hold_place(
     hold._history_user = user
     hold._change_reason = reason
     hold.save()
-    # AUDIT (h-audit): the audit event of the hold is written here once tenants.audit lands.
+    audit_record(
+        tenant=tenant,
+        actor=user,
+        kind="legal_hold.placed",
+        object_type="legal_hold",
+        object_id=hold.pk,
+        data={"after": _hold_data(hold), "reason": reason},
+    )
     return hold
 
 
@@ -177,5 +193,20 @@ def legal_hold_release(*, tenant: Tenant, hold_id: int, reason: str, user=None) 
     hold.save(update_fields=["released_at", "released_by", "release_reason"])
     # What the hold kept may lie behind the job's watermark: make it look again.
     retention_watermark_set(tenant=tenant, through=None)
-    # AUDIT (h-audit): the audit event of the release is written here once tenants.audit lands.
+    audit_record(
+        tenant=tenant,
+        actor=user,
+        kind="legal_hold.released",
+        object_type="legal_hold",
+        object_id=hold.pk,
+        data={"before": _hold_data(hold), "reason": reason},
+    )
     return hold
+
+
+def _hold_data(hold: LegalHold) -> dict:
+    return {
+        "application": hold.application,
+        "received_from": hold.received_from.isoformat() if hold.received_from else None,
+        "received_until": hold.received_until.isoformat() if hold.received_until else None,
+    }

@@ -24,6 +24,7 @@ from django.utils import timezone
 from policies.models import LegalHold, Retention
 from policies.retention import held_outputs_q, legal_holds, retention_cutoff, retention_row_ensure
 from reviews.models import Feedback, Output, Review, ReviewTask, WebhookDelivery
+from tenants.audit import SYSTEM, audit_record_batch
 from tenants.models import Tenant
 
 RETENTION_BATCH = 1000
@@ -55,12 +56,17 @@ def _redact(tenant: Tenant, ids: list, now: datetime) -> None:
     WebhookDelivery.objects.for_tenant(tenant).filter(output_id__in=ids).update(payload=REDACTED_WEBHOOK_PAYLOAD)
 
 
-def _audit_redaction(tenant: Tenant, rows: list[tuple], *, cutoff: datetime, now: datetime) -> None:
-    """The one call site of the redaction's audit event: one event per batch, committing to the
-    digests of the outputs it redacted.
-
-    AUDIT (h-audit): switch to ``tenants.audit.audit_record_batch`` once the audit chain lands.
-    """
+def _audit_redaction(tenant: Tenant, rows: list[tuple], *, days: int, cutoff: datetime) -> None:
+    """The redaction's audit event: one per batch, committing (a Merkle root) to the digests of the
+    outputs it redacted; those digests stay on the outputs, so the chain stays verifiable."""
+    audit_record_batch(
+        tenant=tenant,
+        actor=SYSTEM,
+        kind="output.redacted",
+        object_type="output",
+        digests=[(output_id, audit_digest or content_hash) for output_id, _, content_hash, audit_digest in rows],
+        data={"retention_days": days, "cutoff": cutoff.isoformat()},
+    )
 
 
 def retention_apply(*, tenant: Tenant, now: datetime | None = None, batch_size: int = RETENTION_BATCH) -> RetentionRun:
@@ -84,7 +90,9 @@ def retention_apply(*, tenant: Tenant, now: datetime | None = None, batch_size: 
             if holds:
                 candidates = candidates.exclude(held_outputs_q(holds))
             rows = list(
-                candidates.order_by("received_at", "pk").values_list("pk", "received_at", "content_hash")[:batch_size]
+                candidates.order_by("received_at", "pk").values_list(
+                    "pk", "received_at", "content_hash", "audit_digest"
+                )[:batch_size]
             )
             if not rows:
                 # Move the watermark on, unless a hold was released during the run (what it
@@ -94,7 +102,7 @@ def retention_apply(*, tenant: Tenant, now: datetime | None = None, batch_size: 
                     Retention.objects.for_tenant(tenant).filter(pk=locked.pk).update(redacted_through=cutoff)
                 break
             _redact(tenant, [row[0] for row in rows], now)
-            _audit_redaction(tenant, rows, cutoff=cutoff, now=now)
+            _audit_redaction(tenant, rows, days=locked.days, cutoff=cutoff)
         redacted += len(rows)
         batches += 1
         after = rows[-1][1]
