@@ -9,6 +9,7 @@ shown in UTC, named as such; every identifier can be copied (``reviews/copy.js``
 from datetime import UTC, datetime, time, timedelta
 
 from django.http import Http404
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 
@@ -21,6 +22,7 @@ from reviews.audit_selectors import (
     audit_output_page,
     audit_output_search,
     audit_output_story,
+    audit_output_trail,
     audit_policy_version,
     audit_queue_access,
 )
@@ -31,6 +33,12 @@ from reviews.trace import input_view, trace_steps
 from tenants.models import Role
 from tenants.pages import TenantPage
 from tenants.selectors import members_of
+from tenants.verification import (
+    audit_chain_status,
+    audit_verification_get,
+    audit_verification_start,
+    audit_verifications_recent,
+)
 
 AUDITING = frozenset({Role.AUDITOR, Role.ADMIN})
 
@@ -116,6 +124,7 @@ class OutputStoryPage(AuditPage):
         redacted = output.redacted_at is not None
         context.update(
             story,
+            trail=audit_output_trail(tenant=self.tenant, output=output, tasks=story["tasks"], reviews=story["reviews"]),
             redacted=redacted,
             input=None if redacted else input_view(output.input),
             steps=[] if redacted else trace_steps(output.trace),
@@ -166,4 +175,48 @@ class PolicyVersionPage(AuditPage):
         except NotFoundError:
             raise Http404 from None
         context.update(version)
+        return context
+
+
+class ChainPage(AuditPage):
+    """``/audit/chain/``: the head of the tenant's audit chain, its last signed checkpoint, the last
+    verifications, and "Verify now"."""
+
+    audit_section = "chain"
+    template_name = "reviews/audit_chain.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        recent = audit_verifications_recent(tenant=self.tenant)
+        context.update(
+            status=audit_chain_status(tenant=self.tenant),
+            verifications=recent,
+            verification=recent[0] if recent else None,
+        )
+        return context
+
+
+class VerifyAction(AuditPage):
+    """``POST /audit/chain/verify``: run ``verify_audit``'s check in a background task; the page polls it."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        verification = audit_verification_start(tenant=self.tenant, user=self.person)
+        if request.headers.get("HX-Request"):
+            return render(request, "reviews/_verification.html", {"verification": verification, "poll": True})
+        return redirect("audit:chain")
+
+
+class VerificationPartial(AuditPage):
+    """``/audit/chain/verifications/{id}``: one verification's state (htmx polls it while it runs)."""
+
+    template_name = "reviews/_verification.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        verification = audit_verification_get(tenant=self.tenant, verification_id=kwargs["verification_id"])
+        if verification is None:
+            raise Http404
+        context.update(verification=verification, poll=True)
         return context

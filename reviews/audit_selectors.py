@@ -13,9 +13,10 @@ import difflib
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import F, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import Window
 from django.db.models.functions import Lag
@@ -41,7 +42,9 @@ from reviews.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from tenants.models import ApiKey, Membership, Tenant
+from reviews.services.ingest import output_audit_digest
+from tenants import auditchain
+from tenants.models import ApiKey, AuditEvent, Membership, Tenant
 
 SEARCH_PAGE_SIZE = 50
 
@@ -472,3 +475,87 @@ def audit_policy_version(*, tenant: Tenant, version: int) -> dict:
         "diff": json_diff(earlier.document if earlier else None, record.document),
         "newer": records.filter(version__gt=version).order_by("version").values_list("version", flat=True).first(),
     }
+
+
+# The output in the audit chain --------------------------------------------------
+
+# How long after an output's time its batch event may be appended (same transaction: seconds).
+_BATCH_WINDOWS = {"output.received": timedelta(minutes=5), "output.redacted": timedelta(hours=2)}
+
+
+def _event_fields(tenant: Tenant, event: AuditEvent) -> dict:
+    return {
+        "tenant": tenant.slug,
+        "at": event.at,
+        "kind": event.kind,
+        "actor_person": event.actor_person_id,
+        "actor_key": event.actor_key_id,
+        "actor_role": event.actor_role,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "data": event.data,
+    }
+
+
+def audit_output_trail(*, tenant: Tenant, output: Output, tasks=(), reviews=()) -> dict:
+    """The audit events about one output (its own, its tasks' and reviews', and the batch events
+    whose Merkle tree holds it), each with its seq, hash and whether its hash recomputes; and
+    whether the output's digest is committed to by the chain: the digest recomputed from the
+    record equals the stored one, which is a leaf of its ``output.received`` event's root."""
+    output_id = str(output.pk)
+    events = AuditEvent.objects.for_tenant(tenant)
+    wanted = Q(object_type="output", object_id=output_id)
+    if tasks:
+        wanted |= Q(object_type="task", object_id__in=[str(task.pk) for task in tasks])
+    if reviews:
+        wanted |= Q(object_type="review", object_id__in=[str(review.pk) for review in reviews])
+    found = {event.seq: event for event in events.filter(wanted)}
+    moments = {"output.received": output.received_at, "output.redacted": output.redacted_at}
+    for kind, moment in moments.items():
+        if moment is None:
+            continue
+        batches = events.filter(kind=kind, at__gte=moment - timedelta(minutes=1), at__lte=moment + _BATCH_WINDOWS[kind])
+        if connection.vendor == "postgresql":
+            batches = batches.filter(data__ids__contains=[output_id])  # jsonb @>, within the time window
+        for event in batches:
+            if output_id in (event.data or {}).get("ids", ()):
+                found[event.seq] = event
+    rows = []
+    for seq in sorted(found):
+        event = found[seq]
+        recomputed = auditchain.chain_hash(
+            event.prev_hash, event.seq, auditchain.event_body(_event_fields(tenant, event))
+        )
+        rows.append({"event": event, "hash_ok": recomputed == event.hash})
+    received = next((row["event"] for row in rows if row["event"].kind == "output.received"), None)
+    commitment = {"event": received, "digest_ok": False, "root_ok": False, "leaf": None, "size": 0}
+    recomputed_digest = output_audit_digest(
+        tenant_slug=tenant.slug,
+        output_id=output.pk,
+        external_id=output.external_id,
+        application=output.application,
+        content_hash=output.content_hash,
+        received_at=output.received_at,
+        risk_tier=output.risk_tier,
+        policy_version=output.policy_version,
+        sampling_draw=output.sampling_draw,
+        decision_reason=output.decision_reason,
+    )
+    commitment["recomputed"] = recomputed_digest
+    commitment["digest_ok"] = bool(output.audit_digest) and recomputed_digest == output.audit_digest
+    if received is not None:
+        ids = received.data["ids"]
+        stored = dict(Output.objects.for_tenant(tenant).filter(pk__in=ids).values_list("pk", "audit_digest"))
+        leaves = [stored.get(uuid.UUID(item), "") for item in ids]
+        commitment.update(
+            leaf=ids.index(output_id),
+            size=len(ids),
+            root_ok=all(leaves) and auditchain.merkle_root(leaves) == received.data.get("root"),
+        )
+    commitment["committed"] = (
+        commitment["digest_ok"]
+        and commitment["root_ok"]
+        and received is not None
+        and next(row["hash_ok"] for row in rows if row["event"] is received)
+    )
+    return {"rows": rows, "commitment": commitment}

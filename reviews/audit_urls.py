@@ -11,4 +11,7 @@ urlpatterns = [
     path("outputs/<uuid:output_id>/", audit_pages.OutputStoryPage.as_view(), name="story"),
     path("config/", audit_pages.ConfigHistoryPage.as_view(), name="config"),
     path("config/policy/<int:version>/", audit_pages.PolicyVersionPage.as_view(), name="policy-version"),
+    path("chain/", audit_pages.ChainPage.as_view(), name="chain"),
+    path("chain/verify", audit_pages.VerifyAction.as_view(), name="verify"),
+    path("chain/verifications/<int:verification_id>", audit_pages.VerificationPartial.as_view(), name="verification"),
 ]

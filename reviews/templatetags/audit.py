@@ -20,7 +20,10 @@ def utc(moment: datetime | None, seconds: bool = True):
 
 @register.filter
 def copyable(value, shown: str = ""):
-    """An identifier in full, with a button that copies it (``reviews/copy.js``)."""
+    """An identifier in full, with a button that copies it (``reviews/copy.js``). ``shown``: a label
+    to show instead, or ``short`` for its first 12 characters (the copy is always whole)."""
     if value in (None, ""):
         return "—"
+    if shown == "short":
+        shown = f"{str(value)[:12]}…"
     return format_html('<code class="copy" data-copy="{}">{}</code>', value, shown or value)

@@ -209,3 +209,59 @@ def test_history_pages_keep_going(tenant, monkeypatch):
 
 def test_the_default_policy_is_the_first_version(tenant):
     assert policy_get(tenant=tenant).document["tiers"][0]["name"] == DEFAULT_POLICY["tiers"][0]["name"]
+
+
+def test_the_story_lists_the_outputs_audit_events_and_says_its_digest_is_committed(tenant, seeded):
+    client = signed_in(member(tenant, "auditor"))
+    page = client.get(f"/audit/outputs/{seeded['corrected']}/").content.decode()
+    assert "<code>output.received</code>" in page and 'class="badge pass">committed' in page
+    assert "does not recompute" not in page
+
+    # An edit of the classification after the fact: the digest no longer recomputes from the record.
+    Output.objects.for_tenant(tenant).filter(pk=seeded["corrected"]).update(risk_tier="low")
+    page = client.get(f"/audit/outputs/{seeded['corrected']}/").content.decode()
+    assert "NOT committed" in page and "differs from the stored one" in page
+
+
+def test_chain_page_verify_now_stores_who_when_and_the_outcome(tenant, seeded, django_capture_on_commit_callbacks):
+    from tenants.models import AuditEvent, AuditVerification
+
+    auditor = member(tenant, "auditor", username="alex")
+    client = signed_in(auditor)
+    page = client.get("/audit/chain/").content.decode()
+    assert "Never verified" in page and 'id="verify-now"' in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/audit/chain/verify")
+    assert response.status_code == 302  # tasks run in-process here: already finished
+    verification = AuditVerification.objects.for_tenant(tenant).get()
+    assert (verification.status, verification.requested_by, verification.bad_seq) == ("passed", auditor, None)
+    assert verification.events == AuditEvent.objects.for_tenant(tenant).count() > 0
+    page = client.get("/audit/chain/").content.decode()
+    assert "Intact" in page and "alex" in page
+
+    partial = client.get(f"/audit/chain/verifications/{verification.pk}", HTTP_HX_REQUEST="true").content.decode()
+    assert "Intact" in partial and "hx-trigger" not in partial  # finished: no more polling
+
+    # Tampering: the page names the first bad seq.
+    second = AuditEvent.objects.for_tenant(tenant).order_by("seq")[1]
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE tenants_auditevent SET object_id = 'x' WHERE id = %s", [second.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/audit/chain/verify", HTTP_HX_REQUEST="true")
+    latest = AuditVerification.objects.for_tenant(tenant).order_by("-started_at").first()
+    assert latest.status == "failed" and latest.bad_seq == second.seq
+    assert f'id="bad-seq">{second.seq}<' in client.get("/audit/chain/").content.decode()
+
+
+def test_chain_pages_are_for_auditors_and_admins_of_the_tenant(tenant, other_tenant, seeded):
+    from tenants.verification import audit_verification_start
+
+    theirs = audit_verification_start(tenant=other_tenant)
+    assert signed_in(member(tenant, "reviewer")).post("/audit/chain/verify").status_code == 403
+    assert signed_in(member(tenant, "reviewer")).get("/audit/chain/").status_code == 403
+    assert Client().post("/audit/chain/verify").status_code == 302
+    admin = signed_in(member(tenant, "admin"))
+    assert admin.get("/audit/chain/").status_code == 200
+    assert admin.get(f"/audit/chain/verifications/{theirs.pk}").status_code == 404
+    assert admin.get("/audit/chain/verify").status_code == 405
