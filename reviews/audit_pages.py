@@ -204,7 +204,9 @@ class VerifyAction(AuditPage):
     def post(self, request):
         verification = audit_verification_start(tenant=self.tenant, user=self.person)
         if request.headers.get("HX-Request"):
-            return render(request, "reviews/_verification.html", {"verification": verification, "poll": True})
+            verification.refresh_from_db()  # with tasks in-process it finished on commit
+            response = render(request, "reviews/_verification.html", {"verification": verification, "poll": True})
+            return _verified_trigger(response, verification)
         return redirect("audit:chain")
 
 
@@ -220,3 +222,13 @@ class VerificationPartial(AuditPage):
             raise Http404
         context.update(verification=verification, poll=True)
         return context
+
+    def render_to_response(self, context, **kwargs):
+        return _verified_trigger(super().render_to_response(context, **kwargs), context["verification"])
+
+
+def _verified_trigger(response, verification):
+    """A finished verification tells the page (htmx event ``verified``) to reload its table."""
+    if verification.finished_at is not None:
+        response["HX-Trigger"] = "verified"
+    return response

@@ -150,7 +150,9 @@ def audit_output_page(rows: QuerySet, *, cursor: str = "", size: int | None = No
         page = page[:size]
         following = cursor_encode(page[-1]["received_at"], page[-1]["id"])
     now = timezone.now()
+    decisions, statuses = dict(Decision.choices), dict(OutputStatus.choices)
     for row in page:
+        row["decision_label"] = decisions.get(row["decision"]) or statuses.get(row["status"], row["status"])
         row["sla"] = sla_state(
             review_required=row["review_required"], due=row["sla_due"], decided_at=row["decided_at"], now=now
         )
