@@ -23,6 +23,7 @@ from policies.defaults import DEFAULT_POLICY
 from policies.judges.runners import judge_params_normalize
 from policies.models import Application, Judge, JudgeKind, Override, Policy, Rubric
 from policies.schemas import JudgeSpec, PolicyDocument, RubricDocument
+from tenants.audit import audit_record, changes
 from tenants.models import Tenant
 from tenants.services import tenant_config_changed
 
@@ -91,7 +92,24 @@ def policy_create_default(*, tenant: Tenant) -> Policy:
     document = policy_document_normalized(PolicyDocument.model_validate(DEFAULT_POLICY))
     policy = Policy.objects.for_tenant(tenant).create(version=1, document=document)
     tenant_config_changed(tenant=tenant)
+    _policy_audit(tenant, policy, None, "the default policy", None)
     return policy
+
+
+def _policy_audit(tenant: Tenant, policy: Policy, before_version: int | None, reason: str, user) -> None:
+    """The published version in full (the previous one is in the previous event)."""
+    audit_record(
+        tenant=tenant,
+        actor=user,
+        kind="policy.published",
+        object_type="policy",
+        object_id=policy.pk,
+        data={
+            "before": {"version": before_version},
+            "after": {"version": policy.version, "document": policy.document},
+            "reason": reason,
+        },
+    )
 
 
 @transaction.atomic
@@ -114,12 +132,14 @@ def policy_publish(
             f"you started from version {expected_version}); look at it and make your change again."
         )
         raise StaleVersionError(f"version: {message}", fields={"version": [message]})
+    before_version = policy.version or None
     policy.version += 1
     policy.document = policy_document_normalized(parsed)
     policy._history_user = user
     policy._change_reason = reason or None
     policy.save()
     tenant_config_changed(tenant=tenant)
+    _policy_audit(tenant, policy, before_version, reason, user)
     return policy
 
 
@@ -157,9 +177,20 @@ def application_override_set(*, tenant: Tenant, name: str, mode: str, user=None,
 
     queryset = Application.objects.for_tenant(tenant).filter(name=name)
     application, inserted = _locked_or_inserted(queryset, apply(Application(tenant=tenant, name=name)))
+    before = {"override": "", "override_reason": ""}
     if not inserted:
+        before = {"override": application.override, "override_reason": application.override_reason}
         apply(application).save()
     tenant_config_changed(tenant=tenant)
+    after = {"override": mode, "override_reason": reason}
+    audit_record(
+        tenant=tenant,
+        actor=user,
+        kind="application.override_set",
+        object_type="application",
+        object_id=name,
+        data={"before": before, "after": after},
+    )
     return application
 
 
@@ -200,6 +231,23 @@ def rubric_publish(
     if not created:
         apply(rubric, rubric.version + 1).save()
     tenant_config_changed(tenant=tenant)
+    audit_record(
+        tenant=tenant,
+        actor=user,
+        kind="rubric.published",
+        object_type="rubric",
+        object_id=rubric.pk,
+        data={
+            "before": {"version": None if created else rubric.version - 1},
+            "after": {
+                "name": rubric.name,
+                "version": rubric.version,
+                "description": rubric.description,
+                "criteria": rubric.criteria,
+            },
+            "reason": reason,
+        },
+    )
     return rubric, created
 
 
@@ -215,11 +263,40 @@ def application_rubric_set(*, tenant: Tenant, name: str, rubric: Rubric | None, 
         return application
 
     queryset = Application.objects.for_tenant(tenant).filter(name=name)
+    before = queryset.values_list("rubric_id", flat=True).first()
     application, inserted = _locked_or_inserted(queryset, apply(Application(tenant=tenant, name=name)))
     if not inserted:
+        before = application.rubric_id
         apply(application).save()
     tenant_config_changed(tenant=tenant)
+    audit_record(
+        tenant=tenant,
+        actor=user,
+        kind="application.rubric_set",
+        object_type="application",
+        object_id=name,
+        data={"before": {"rubric": before}, "after": {"rubric": None if rubric is None else rubric.pk}},
+    )
     return application
+
+
+def _judge_state(judge: Judge) -> dict:
+    """A judge's configuration as the audit log keeps it: never its API key, only whether one is set."""
+    return {
+        "name": judge.name,
+        "kind": judge.kind,
+        "version": judge.version,
+        "description": judge.description,
+        "applications": judge.applications,
+        "tiers": judge.tiers,
+        "params": judge.params,
+        "has_api_key": bool(judge.api_key),
+        "on_fail": judge.on_fail,
+        "raise_to": judge.raise_to,
+        "unsure_low": judge.unsure_low,
+        "unsure_high": judge.unsure_high,
+        "is_active": judge.is_active,
+    }
 
 
 # Judges ---------------------------------------------------------------------
@@ -293,6 +370,14 @@ def judge_create(*, tenant: Tenant, data: dict, user=None) -> Judge:
         message = f"name: a judge named '{spec.name}' exists"
         raise ConflictError(message, code="judge_exists") from error
     tenant_config_changed(tenant=tenant)
+    audit_record(
+        tenant=tenant,
+        actor=user,
+        kind="judge.created",
+        object_type="judge",
+        object_id=judge.pk,
+        data={"after": _judge_state(judge), "reason": spec.reason or ""},
+    )
     return judge
 
 
@@ -311,6 +396,7 @@ def judge_update(*, tenant: Tenant, judge_id: int, data: dict, user=None, expect
         message = f"A judge keeps its kind ('{judge.kind}'); create a new judge instead."
         raise RuleViolationError(f"kind: {message}", fields={"kind": [message]})
     spec, params = judge_validate(tenant=tenant, data=data)
+    before, key_before = _judge_state(judge), judge.api_key
     _judge_apply(judge, spec, params, user)
     judge.version += 1
     try:
@@ -319,4 +405,7 @@ def judge_update(*, tenant: Tenant, judge_id: int, data: dict, user=None, expect
     except IntegrityError as error:
         raise ConflictError(f"name: a judge named '{spec.name}' exists", code="judge_exists") from error
     tenant_config_changed(tenant=tenant)
+    data = changes(before, _judge_state(judge))
+    data.update(api_key_changed=judge.api_key != key_before, reason=spec.reason or "")
+    audit_record(tenant=tenant, actor=user, kind="judge.updated", object_type="judge", object_id=judge.pk, data=data)
     return judge

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from functools import lru_cache
 
 from django.conf import settings
@@ -68,13 +72,14 @@ class Actor:
 
     @classmethod
     def of_request(cls, request, role: str = "") -> Actor:
-        """The key of an API request, else the signed-in person of a page."""
+        """The key of an API request, else the signed-in person of a page (in the role the
+        page resolved, ``request.audit_role``)."""
         api_key = getattr(request, "auth", None)
         if api_key is not None and hasattr(api_key, "role"):
             return cls.of_key(api_key)
         user = getattr(request, "user", None)
         if user is not None and getattr(user, "is_authenticated", False):
-            return cls.of_person(user, role)
+            return cls.of_person(user, role or getattr(request, "audit_role", ""))
         return ANONYMOUS
 
     @classmethod
@@ -97,6 +102,33 @@ SYSTEM = Actor(role="system")
 OPERATOR = Actor(role="operator")
 ANONYMOUS = Actor(role="anonymous")
 
+_request: ContextVar = ContextVar("audit_request", default=None)
+
+
+@contextmanager
+def request_bound(request) -> Iterator[None]:
+    """While serving ``request`` (tenants.middleware), events name its key or person."""
+    token = _request.set(request)
+    try:
+        yield
+    finally:
+        _request.reset(token)
+
+
+def actor_resolve(actor) -> Actor:
+    """Who an event names: an ``Actor`` as given; otherwise the request being served (its
+    API key, with the key's person and role, or the signed-in person), so that a change
+    made with a key of no person names the key; otherwise ``actor`` (a person, the
+    platform operator) or, for None, the system (scheduled work, workers, commands)."""
+    if isinstance(actor, Actor):
+        return actor
+    request = _request.get()
+    if request is not None:
+        ambient = Actor.of_request(request)
+        if ambient is not ANONYMOUS:
+            return ambient
+    return Actor.coerce(actor)
+
 
 @dataclass(frozen=True, slots=True)
 class Appended:
@@ -106,8 +138,8 @@ class Appended:
     hash: str
 
 
-def _event_fields(tenant: Tenant, actor: Actor, kind: str, object_type: str, object_id, data, at: datetime) -> dict:
-    actor = Actor.coerce(actor)
+def _event_fields(tenant: Tenant, actor, kind: str, object_type: str, object_id, data, at: datetime) -> dict:
+    actor = actor_resolve(actor)
     if not kind or "." not in kind:
         raise ValueError(f"audit kind {kind!r}: dotted, e.g. output.received")
     return {
@@ -119,14 +151,34 @@ def _event_fields(tenant: Tenant, actor: Actor, kind: str, object_type: str, obj
         "actor_role": actor.role or "system",
         "object_type": object_type,
         "object_id": "" if object_id is None else str(object_id),
-        "data": None if data is None else auditchain.json_normalize(data),
+        "data": None if data is None else auditchain.json_normalize(jsonable(data)),
     }
+
+
+def jsonable(value):
+    """Python values services hold as JSON: times in the chain's UTC form, UUIDs, decimals and
+    model instances (their pk) as strings or ids, sets as sorted lists."""
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    if isinstance(value, set | frozenset):
+        return sorted(jsonable(item) for item in value)
+    if isinstance(value, datetime):
+        return auditchain.format_time(value)
+    if isinstance(value, uuid.UUID | Decimal | date):
+        return str(value)
+    if hasattr(value, "_meta") and hasattr(value, "pk"):  # a model instance: its id
+        return jsonable(value.pk)
+    return value
 
 
 def audit_record(*, tenant: Tenant, actor, kind: str, object_type: str, object_id, data=None) -> Appended:
     """Append one event to the tenant's chain, in the caller's transaction (which must be open).
 
-    ``data`` is a JSON object: before/after values where something changed. The
+    ``actor``: an ``Actor``, or what the service was handed (a person, the platform
+    operator, None), resolved by :func:`actor_resolve`. ``data`` is a JSON object:
+    before/after values where something changed (:func:`changes`). The
     tenant's counter row stays locked until the caller commits: call this last.
     """
     if not connection.in_atomic_block:
@@ -139,6 +191,12 @@ def audit_record(*, tenant: Tenant, actor, kind: str, object_type: str, object_i
         _head_ensure(tenant)
         appended = _append(tenant, fields, body)
     return appended
+
+
+def changes(before: dict, after: dict) -> dict:
+    """``{"before": {...}, "after": {...}}`` with only the fields whose value changed."""
+    changed = [key for key in after if before.get(key) != after.get(key)]
+    return {"before": {key: before.get(key) for key in changed}, "after": {key: after[key] for key in changed}}
 
 
 def audit_record_batch(

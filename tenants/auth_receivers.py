@@ -11,12 +11,12 @@ queues until some unrelated change renewed the token. They only renew tokens; th
 rights themselves are still worked out by the claim.
 """
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, user_logged_in, user_login_failed
 from django.contrib.auth.models import Group
 from django.db.models.signals import m2m_changed, pre_delete
 from django.dispatch import receiver
 
-from tenants.services import people_rights_changed
+from tenants.services import people_rights_changed, sign_in_record
 
 User = get_user_model()
 
@@ -47,3 +47,21 @@ def group_deleted(sender, instance, **kwargs) -> None:
     user_ids = list(instance.user_set.values_list("pk", flat=True))
     if user_ids:
         people_rights_changed(user_ids=user_ids)
+
+
+# Sign-ins are governance events too (who could act, when): Django's own login view and
+# the admin's signal them, and no service of ours runs there. Each goes to the audit log
+# of every tenant the person belongs to (a person may act in any of them once signed in).
+
+
+@receiver(user_logged_in, dispatch_uid="tenants.signed_in")
+def signed_in(sender, request, user, **kwargs) -> None:
+    sign_in_record(user=user, kind="auth.signed_in", request=request)
+
+
+@receiver(user_login_failed, dispatch_uid="tenants.sign_in_failed")
+def sign_in_failed(sender, credentials, request=None, **kwargs) -> None:
+    username = (credentials or {}).get("username")
+    user = User.objects.filter(username=username).first() if isinstance(username, str) and username else None
+    if user is not None:  # an unknown name belongs to no tenant: the rate limiter logs it
+        sign_in_record(user=user, kind="auth.sign_in_failed", request=request)

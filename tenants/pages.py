@@ -66,6 +66,7 @@ class TenantPage(LoginRequiredMixin, TemplateView):
         if membership.role not in self.roles:
             raise PermissionDenied(f"A {membership.role} does not use this page.")
         self.membership, self.tenant, self.person = membership, membership.tenant, request.user
+        request.audit_role = membership.role  # the role audit events name this person in
         return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):

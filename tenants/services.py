@@ -14,6 +14,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from hitl.errors import DomainValidationError, ForbiddenError, fields_message
+from hitl.ratelimit import client_address
+from tenants.audit import OPERATOR, Actor, audit_record, changes
 from tenants.models import ApiKey, ApiKeyRole, Membership, Role, Tenant
 
 API_KEY_PREFIX = "hitl_"
@@ -31,6 +33,8 @@ KEY_ROLES_BY_MEMBERSHIP_ROLE = {
 class PlatformOperator:
     """The platform operator at the command line (``create_api_key``, ``demo``), who may
     create a key for any member: there is no web session to tie the act to a person."""
+
+    audit_actor = OPERATOR  # how the audit log names this actor
 
     def __repr__(self) -> str:
         return "PLATFORM_OPERATOR"
@@ -103,6 +107,14 @@ def tenant_create(*, slug: str, name: str = "") -> Tenant:
             tenant.save()
     except IntegrityError as error:  # the slug was taken between the check and the insert
         raise DomainValidationError("slug: already taken", fields={"slug": ["Already taken."]}) from error
+    audit_record(
+        tenant=tenant,
+        actor=None,
+        kind="tenant.created",
+        object_type="tenant",
+        object_id=tenant.pk,
+        data={"after": {"slug": tenant.slug, "name": tenant.name}},
+    )
     return tenant
 
 
@@ -112,9 +124,18 @@ def tenant_update(*, tenant: Tenant, name: str, actor=None) -> Tenant:
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise DomainValidationError("name: 1 to 200 characters", fields={"name": ["1 to 200 characters."]})
+    before = {"name": tenant.name}
     tenant.name = name
     _history_by(tenant, actor)
     tenant.save(update_fields=["name"])
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        kind="tenant.updated",
+        object_type="tenant",
+        object_id=tenant.pk,
+        data=changes(before, {"name": name}),
+    )
     return tenant
 
 
@@ -151,9 +172,28 @@ def _member_keys_revoke(*, tenant: Tenant, user, allowed_roles: set[str]) -> int
     return revoked
 
 
+def _membership_state(membership: Membership) -> dict:
+    return {
+        "user": membership.user_id,
+        "username": membership.user.get_username(),
+        "role": membership.role,
+        "reviewer_level": membership.reviewer_level,
+        "skills": list(membership.skills or []),
+    }
+
+
+def _membership_audit(membership: Membership, kind: str, before: dict | None, actor) -> None:
+    after = None if kind == "membership.deleted" else _membership_state(membership)
+    data = {"after": after} if before is None else ({"before": before} if after is None else changes(before, after))
+    data["user"] = membership.user_id
+    audit_record(
+        tenant=membership.tenant, actor=actor, kind=kind, object_type="membership", object_id=membership.pk, data=data
+    )
+
+
 @transaction.atomic
 def membership_create(
-    *, tenant: Tenant, user, role: str, reviewer_level: int = 1, skills: list[str] | None = None
+    *, tenant: Tenant, user, role: str, reviewer_level: int = 1, skills: list[str] | None = None, actor=None
 ) -> Membership:
     skills = _membership_fields_check(role=role, reviewer_level=reviewer_level, skills=skills)
     if Membership.objects.for_tenant(tenant).filter(user=user).exists():
@@ -166,6 +206,7 @@ def membership_create(
                 user=user, role=role, reviewer_level=reviewer_level, skills=skills
             )
             tenant_config_changed(tenant=tenant)  # cached reviewer profiles depend on memberships
+            _membership_audit(membership, "membership.created", None, actor)
             return membership
     except IntegrityError as error:  # added meanwhile by a concurrent request
         raise DomainValidationError(
@@ -183,6 +224,7 @@ def membership_update(
     (keyed by the tenant's config token) are renewed.
     """
     skills = _membership_fields_check(role=role, reviewer_level=reviewer_level, skills=skills)
+    before = _membership_state(membership)
     membership.role, membership.reviewer_level, membership.skills = role, reviewer_level, skills
     _history_by(membership, actor)
     membership.save(update_fields=["role", "reviewer_level", "skills"])
@@ -190,6 +232,7 @@ def membership_update(
         tenant=membership.tenant, user=membership.user, allowed_roles=KEY_ROLES_BY_MEMBERSHIP_ROLE[role]
     )
     tenant_config_changed(tenant=membership.tenant)
+    _membership_audit(membership, "membership.updated", before, actor)
     return membership
 
 
@@ -198,9 +241,12 @@ def membership_delete(*, membership: Membership, actor=None) -> None:
     """The person leaves the tenant: their keys of it are revoked, their rights end at once."""
     tenant, user = membership.tenant, membership.user
     _member_keys_revoke(tenant=tenant, user=user, allowed_roles=set())
+    before, membership_id = _membership_state(membership), membership.pk
     _history_by(membership, actor)
     membership.delete()
     tenant_config_changed(tenant=tenant)
+    membership.pk = membership_id
+    _membership_audit(membership, "membership.deleted", before, actor)
 
 
 def _api_key_creator_check(*, tenant: Tenant, user, actor) -> None:
@@ -266,6 +312,14 @@ def api_key_create(*, tenant: Tenant, role: str, name: str, user=None, actor) ->
     api_key = ApiKey.objects.for_tenant(tenant).create(
         name=name, role=role, user=user, prefix=prefix, key_hash=api_key_hash(raw_key)
     )
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        kind="api_key.created",
+        object_type="api_key",
+        object_id=api_key.pk,
+        data={"after": {"name": name, "role": role, "user": api_key.user_id, "prefix": prefix}},
+    )
     return api_key, raw_key
 
 
@@ -274,17 +328,34 @@ def api_key_update(*, api_key: ApiKey, name: str, actor=None) -> ApiKey:
     """Rename a key. Its tenant, role and person are fixed: revoke it and create another."""
     if not name or len(name) > 100:
         raise DomainValidationError("name: 1 to 100 characters", fields={"name": ["1 to 100 characters."]})
+    before = {"name": api_key.name}
     api_key.name = name
     _history_by(api_key, actor)
     api_key.save(update_fields=["name"])
+    audit_record(
+        tenant=api_key.tenant,
+        actor=actor,
+        kind="api_key.renamed",
+        object_type="api_key",
+        object_id=api_key.pk,
+        data=changes(before, {"name": name}),
+    )
     return api_key
 
 
 @transaction.atomic
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+def api_key_revoke(*, api_key: ApiKey, actor=None) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        audit_record(
+            tenant=api_key.tenant,
+            actor=actor,
+            kind="api_key.revoked",
+            object_type="api_key",
+            object_id=api_key.pk,
+            data={"name": api_key.name, "role": api_key.role, "user": api_key.user_id},
+        )
     return api_key
 
 
@@ -296,6 +367,26 @@ def api_key_touch(*, api_key: ApiKey, now: datetime) -> None:
     """
     ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+
+
+def sign_in_record(*, user, kind: str, request=None) -> int:
+    """A sign-in (``auth.signed_in``) or a failed one (``auth.sign_in_failed``) of a person,
+    in the audit log of each tenant they belong to; returns how many."""
+    address = client_address(request) if request is not None else ""
+    tenants = list(
+        Tenant.objects.filter(pk__in=Membership.unscoped.filter(user=user).values("tenant_id")).order_by("pk")
+    )
+    with transaction.atomic():
+        for tenant in tenants:
+            audit_record(
+                tenant=tenant,
+                actor=Actor.of_person(user, "person"),
+                kind=kind,
+                object_type="user",
+                object_id=user.pk,
+                data={"username": user.get_username(), "address": address},
+            )
+    return len(tenants)
 
 
 def user_get_or_create(*, username: str, email: str = "", password: str | None = None):

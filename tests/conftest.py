@@ -57,6 +57,14 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def audit_watch():
+    """Every service's writes must come with an audit event (tests/audit_watch.py); touches no database."""
+    from tests import audit_watch as watch
+
+    return watch.install()
+
+
 @pytest.fixture
 def tenant(db):
     return TenantFactory()

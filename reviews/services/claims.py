@@ -2,7 +2,6 @@
 released by hand or when the lease runs out."""
 
 import json
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -20,6 +19,8 @@ from policies.models import Rubric
 from reviews.models import Output, Queue, Review, ReviewTask, TaskStatus
 from reviews.routing import PlannedTask
 from reviews.selectors import CLAIMED_OUTPUT_COLUMNS, CLAIMED_TASK_COLUMNS, task_details
+from tenants.audit import SYSTEM, audit_record, audit_record_batch
+from tenants.auditchain import digest, format_time, merkle_root
 from tenants.models import Membership, Role, Tenant
 
 # The partial unique index (reviews.models.ReviewTask) that keeps one person to one task of an output.
@@ -44,8 +45,52 @@ TASK_FIELDS = (
 )
 
 
-def tasks_create(*, tenant: Tenant, planned: list[tuple[object, PlannedTask]], now: datetime) -> None:
-    """Insert the planned tasks of many outputs in one statement (ingest's hot path)."""
+def task_digest(row: tuple) -> str:
+    """A new task's digest: its ``TASK_FIELDS`` but the tenant and status, ids as strings, times in UTC."""
+    values = dict(zip(TASK_FIELDS, row, strict=True))
+    return digest(
+        {
+            "id": str(values["id"]),
+            "output": str(values["output"]),
+            "queue": values["queue"],
+            "purpose": values["purpose"],
+            "level_required": values["level_required"],
+            "priority": values["priority"],
+            "due_at": None if values["due_at"] is None else format_time(values["due_at"]),
+            "rubric": values["rubric"],
+            "rubric_version": values["rubric_version"],
+        }
+    )
+
+
+def tasks_commitment(rows: list[tuple]) -> dict:
+    """What commits to new tasks inside another event (ingest's ``output.received``):
+    ``root`` (Merkle root over ``task_digest``), ``count`` and ``ids``, in the rows' order."""
+    ids = [str(row[0]) for row in rows]
+    return {"root": merkle_root(task_digest(row) for row in rows), "count": len(ids), "ids": ids}
+
+
+def tasks_audit(*, tenant: Tenant, rows: list[tuple], actor=SYSTEM) -> None:
+    """One ``task.created`` event committing to the tasks ``tasks_create`` inserted (in its rows' order)."""
+    if rows:
+        audit_record_batch(
+            tenant=tenant,
+            actor=actor,
+            kind="task.created",
+            object_type="task",
+            digests=[(row[0], task_digest(row)) for row in rows],
+        )
+
+
+def tasks_create(
+    *, tenant: Tenant, planned: list[tuple[object, PlannedTask]], now: datetime, audit: bool = True
+) -> list[tuple]:
+    """Insert the planned tasks of many outputs in one statement (ingest's hot path).
+
+    Appends their ``task.created`` event unless ``audit`` is False: then the caller
+    commits to them in its own event (ingest's ``output.received`` carries
+    :func:`tasks_commitment`, so that a batch stays one event). Returns the rows inserted.
+    """
     rows = [
         (
             ReviewTask._meta.pk.default(),
@@ -64,6 +109,9 @@ def tasks_create(*, tenant: Tenant, planned: list[tuple[object, PlannedTask]], n
         for output_id, task in planned
     ]
     bulk_insert(ReviewTask, TASK_FIELDS, rows)
+    if audit:
+        tasks_audit(tenant=tenant, rows=rows)
+    return rows
 
 
 @dataclass(frozen=True)
@@ -192,30 +240,56 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
     if vendor != "postgresql":
         params[1] = connection.ops.adapt_datetimefield_value(now)
         params[2] = connection.ops.adapt_datetimefield_value(expires)
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_claim_sql(vendor, len(reviewer.queue_ids)), params)
-            row = cursor.fetchone()
-        return task_details(tenant=tenant, task_id=ReviewTask._meta.pk.to_python(row[0])) if row else None
-    # PostgreSQL: one autocommitted statement claims and returns everything the reviewer sees.
-    sql = _claim_sql(vendor, len(reviewer.queue_ids), with_details=True)
-    for _attempt in range(CLAIM_ATTEMPTS):
-        try:
-            # A savepoint only inside a caller's transaction, so that a conflict does not
-            # spoil it; on its own (the API) the statement autocommits.
-            with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
-                cursor.execute(sql, params)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(_claim_sql(vendor, len(reviewer.queue_ids)), params)
                 row = cursor.fetchone()
-        except IntegrityError as error:
-            if _violated_constraint(error) != ONE_CLAIM_PER_OUTPUT:
-                raise
-            # The same person's claim from another connection took a task of the same output
-            # and committed (the unique index made this statement wait for it): the next
-            # attempt's snapshot sees that claim, so its NOT EXISTS skips the output.
-            continue
-        return _claimed_from_row(row) if row else None
+            if row is None:
+                return None
+            claimed = task_details(tenant=tenant, task_id=ReviewTask._meta.pk.to_python(row[0]))
+            _claim_audit(tenant, reviewer, claimed, expires)
+            return claimed
+    # PostgreSQL: one statement claims and returns everything the reviewer sees; its audit
+    # event follows in the same transaction (the chain's lock is taken last, held to COMMIT).
+    sql = _claim_sql(vendor, len(reviewer.queue_ids), with_details=True)
+    with transaction.atomic():
+        for _attempt in range(CLAIM_ATTEMPTS):
+            try:
+                # A savepoint, so that a conflict does not spoil the transaction.
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    row = cursor.fetchone()
+            except IntegrityError as error:
+                if _violated_constraint(error) != ONE_CLAIM_PER_OUTPUT:
+                    raise
+                # The same person's claim from another connection took a task of the same output
+                # and committed (the unique index made this statement wait for it): the next
+                # attempt's snapshot sees that claim, so its NOT EXISTS skips the output.
+                continue
+            if row is None:
+                return None
+            claimed = _claimed_from_row(row)
+            _claim_audit(tenant, reviewer, claimed, expires)
+            return claimed
     raise ConflictError(
         "Your claims from other connections took the same tasks at the same moment; claim again.",
         code="claim_contended",
+    )
+
+
+def _claim_audit(tenant: Tenant, reviewer: Reviewer, claimed: dict, expires: datetime) -> None:
+    audit_record(
+        tenant=tenant,
+        actor=None,
+        kind="task.claimed",
+        object_type="task",
+        object_id=claimed["id"],
+        data={
+            "reviewer": reviewer.user_id,
+            "output": claimed["output_id"],
+            "queue": claimed["queue_id"],
+            "lease_expires_at": expires,
+        },
     )
 
 
@@ -249,15 +323,52 @@ def task_release(*, tenant: Tenant, user, task_id) -> ReviewTask:
         raise ConflictError("This task is not leased to you.", code="not_lease_holder")
     task.status, task.claimed_by, task.claimed_at, task.lease_expires_at = TaskStatus.PENDING, None, None, None
     task.save(update_fields=["status", "claimed_by", "claimed_at", "lease_expires_at"])
+    audit_record(
+        tenant=tenant,
+        actor=user,
+        kind="task.released",
+        object_type="task",
+        object_id=task.pk,
+        data={"reviewer": user.pk, "output": task.output_id},
+    )
     return task
 
 
+@transaction.atomic
 def tasks_release_expired(*, now: datetime | None = None) -> int:
-    """Return every task whose lease ran out to its queue (periodic; all tenants by design)."""
+    """Return every task whose lease ran out to its queue (periodic; all tenants by design).
+
+    One ``task.expired`` event per tenant and sweep, committing to the tasks it released
+    (each leaf: the task, its output and the reviewer whose lease ran out).
+    """
     now = now or timezone.now()
-    return ReviewTask.unscoped.filter(status=TaskStatus.CLAIMED, lease_expires_at__lt=now).update(
-        status=TaskStatus.PENDING, claimed_by=None, claimed_at=None, lease_expires_at=None
+    expired = list(
+        ReviewTask.unscoped.select_for_update(skip_locked=True)
+        .filter(status=TaskStatus.CLAIMED, lease_expires_at__lt=now)
+        .order_by("tenant_id", "id")
+        .values_list("tenant_id", "id", "output_id", "claimed_by_id", "lease_expires_at")
     )
+    if not expired:
+        return 0
+    released = ReviewTask.unscoped.filter(
+        id__in=[row[1] for row in expired], status=TaskStatus.CLAIMED, lease_expires_at__lt=now
+    ).update(status=TaskStatus.PENDING, claimed_by=None, claimed_at=None, lease_expires_at=None)
+    by_tenant: dict[int, list[tuple]] = {}
+    for tenant_id, task_id, output_id, reviewer_id, expired_at in expired:
+        leaf = digest(
+            {
+                "id": str(task_id),
+                "output": str(output_id),
+                "reviewer": reviewer_id,
+                "expired_at": format_time(expired_at),
+            }
+        )
+        by_tenant.setdefault(tenant_id, []).append((task_id, leaf))
+    for tenant in Tenant.objects.filter(pk__in=list(by_tenant)).order_by("pk"):  # locks taken in one order
+        audit_record_batch(
+            tenant=tenant, actor=SYSTEM, kind="task.expired", object_type="task", digests=by_tenant[tenant.pk]
+        )
+    return released
 
 
 @transaction.atomic
@@ -266,6 +377,15 @@ def task_lease_renew(*, tenant: Tenant, user, task_id, now: datetime | None = No
     now = now or timezone.now()
     task = _task_for_update(tenant, task_id)
     lease_check(task, user, now)
+    before = task.lease_expires_at
     task.lease_expires_at = now + timedelta(seconds=settings.HITL_LEASE_SECONDS)
     task.save(update_fields=["lease_expires_at"])
+    audit_record(
+        tenant=tenant,
+        actor=user,
+        kind="task.lease_renewed",
+        object_type="task",
+        object_id=task.pk,
+        data={"before": {"lease_expires_at": before}, "after": {"lease_expires_at": task.lease_expires_at}},
+    )
     return task

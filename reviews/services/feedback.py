@@ -9,6 +9,7 @@ from policies.selectors import compiled_policy
 from reviews.models import Feedback, Output, OutputStatus, ReviewTask, TaskPurpose
 from reviews.routing import plan_tasks, routing_table
 from reviews.services.claims import tasks_create
+from tenants.audit import audit_record
 from tenants.models import Tenant
 
 
@@ -19,6 +20,14 @@ def output_feedback_add(*, tenant: Tenant, output_id, rating: str, comment: str 
     if output is None:
         raise NotFoundError("Output not found.")
     feedback = Feedback.objects.for_tenant(tenant).create(output=output, rating=rating, comment=comment)
+    audit_record(
+        tenant=tenant,
+        actor=None,
+        kind="feedback.added",
+        object_type="output",
+        object_id=output.pk,
+        data={"feedback": feedback.pk, "rating": rating, "comment": comment},
+    )
     if (
         rating != Feedback.Rating.DOWN
         or output.decision

@@ -22,7 +22,7 @@ from policies.selectors import JudgeTable, compiled_policy, judge_table
 from reviews.models import Output
 from reviews.routing import RoutingTable, plan_tasks, routing_table
 from reviews.schemas import OutputSubmission
-from reviews.services.claims import tasks_create
+from reviews.services.claims import tasks_commitment, tasks_create
 from reviews.services.judging import judges_enqueue, judges_enqueue_deferred
 from tenants.audit import SYSTEM, Actor, audit_record_batch
 from tenants.auditchain import digest, format_time
@@ -278,8 +278,7 @@ def _store(tenant: Tenant, prepared: _Prepared, actor: Actor) -> tuple[list[Inge
     inserted = bulk_insert(Output, _INSERT_FIELDS, prepared.rows, skip_conflicts_on=("tenant", "external_id"))
     stored_before = {external_id for external_id, receipt in candidates.items() if receipt["id"] not in inserted}
     to_review = [receipt for receipt in candidates.values() if receipt["review_required"] and receipt["id"] in inserted]
-    if to_review:
-        _route(tenant, prepared.policy, prepared.routing, to_review, now)
+    task_rows = _route(tenant, prepared.policy, prepared.routing, to_review, now) if to_review else []
     plans = {
         receipt["id"]: receipt["_plan"]
         for receipt in candidates.values()
@@ -294,7 +293,7 @@ def _store(tenant: Tenant, prepared: _Prepared, actor: Actor) -> tuple[list[Inge
         )
     if stored_before:
         candidates.update(_stored_receipts(tenant, stored_before))
-    _audit_received(tenant, prepared.rows, inserted, actor)
+    _audit_received(tenant, prepared.rows, inserted, task_rows, actor)
 
     results = []
     created: set[str] = set()
@@ -316,12 +315,20 @@ _ID, _EXTERNAL_ID, _DIGEST = (
 )
 
 
-def _audit_received(tenant: Tenant, rows: list[tuple], inserted, actor: Actor) -> None:
+def _audit_received(tenant: Tenant, rows: list[tuple], inserted, task_rows: list[tuple], actor: Actor) -> None:
     """One ``output.received`` event for the outputs this batch stored, in external-id order
-    (the order of the rows); last in the transaction, as it locks the tenant's chain."""
+    (the order of the rows), with ``tasks`` committing to the review tasks created for
+    them; last in the transaction, as it locks the tenant's chain."""
     leaves = [(row[_ID], row[_DIGEST]) for row in rows if row[_ID] in inserted]
     if leaves:
-        audit_record_batch(tenant=tenant, actor=actor, kind="output.received", object_type="output", digests=leaves)
+        audit_record_batch(
+            tenant=tenant,
+            actor=actor,
+            kind="output.received",
+            object_type="output",
+            digests=leaves,
+            data={"tasks": tasks_commitment(task_rows)} if task_rows else None,
+        )
 
 
 def _awaiting_judges(policy, decision: Decision, judges, plan: list) -> Decision:
@@ -338,8 +345,9 @@ def _awaiting_judges(policy, decision: Decision, judges, plan: list) -> Decision
     )
 
 
-def _route(tenant: Tenant, policy, routing, receipts: list[dict], now) -> None:
-    """Review tasks for the sampled outputs, routed to their queues, in the same transaction (one INSERT)."""
+def _route(tenant: Tenant, policy, routing, receipts: list[dict], now) -> list[tuple]:
+    """Review tasks for the sampled outputs, routed to their queues, in the same transaction (one INSERT);
+    their audit event is appended by the caller, last."""
     planned = []
     for receipt in receipts:
         decision = receipt["_decision"]
@@ -352,7 +360,7 @@ def _route(tenant: Tenant, policy, routing, receipts: list[dict], now) -> None:
             received_at=now,
         ):
             planned.append((receipt["id"], task))
-    tasks_create(tenant=tenant, planned=planned, now=now)
+    return tasks_create(tenant=tenant, planned=planned, now=now, audit=False)
 
 
 def _stored_receipts(tenant: Tenant, external_ids: set[str]) -> dict[str, dict]:

@@ -33,6 +33,8 @@ from reviews.models import Feedback, Judgement, JudgementResult, Output, OutputS
 from reviews.routing import plan_tasks, routing_table
 from reviews.services.claims import tasks_create
 from reviews.services.webhooks import webhook_deliveries_create
+from tenants.audit import SYSTEM, audit_record_batch
+from tenants.auditchain import digest, format_time
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -246,7 +248,20 @@ def judgements_store(*, tenant: Tenant, batches: list[tuple[Judge, list[tuple[ob
     ]
     inserted = bulk_insert(Judgement, _JUDGEMENT_FIELDS, rows, skip_conflicts_on=("output", "judge"))
     _complete(tenant, outputs, now)
+    leaves = [(row[0], judgement_digest(row)) for row in rows if row[0] in inserted]
+    if leaves:  # one event for the batch of verdicts, last: it takes the chain's lock
+        audit_record_batch(tenant=tenant, actor=SYSTEM, kind="judge.verdicts", object_type="judgement", digests=leaves)
     return len(inserted)
+
+
+def judgement_digest(row: tuple) -> str:
+    """A verdict's digest: its ``_JUDGEMENT_FIELDS`` but the tenant, ids as strings, the cost as a string."""
+    values = dict(zip(_JUDGEMENT_FIELDS, row, strict=True))
+    values.pop("tenant")
+    values["id"], values["output"] = str(values["id"]), str(values["output"])
+    values["cost"] = None if values["cost"] is None else str(values["cost"])
+    values["created_at"] = format_time(values["created_at"])
+    return digest(values)
 
 
 def _bounded_tokens(value: int | None) -> int | None:
@@ -390,7 +405,29 @@ def _complete(tenant: Tenant, outputs: list[Output], now: datetime) -> int:
         tasks_create(tenant=tenant, planned=planned, now=now)
     for output in delivery_changed:  # the service must learn what it may now do
         webhook_deliveries_create(tenant=tenant, output=output, event="output.judged")
+    audit_record_batch(
+        tenant=tenant,
+        actor=SYSTEM,
+        kind="output.judged",
+        object_type="output",
+        digests=[(output.pk, judged_digest(output)) for output in finished],
+    )
     return len(finished)
+
+
+def judged_digest(output: Output) -> str:
+    """What the judges' completion decided for an output: its id and the fields it set."""
+    return digest(
+        {
+            "id": str(output.pk),
+            "status": output.status,
+            "risk_tier": output.risk_tier,
+            "review_required": output.review_required,
+            "delivery": output.delivery,
+            "decision_reason": output.decision_reason,
+            "judged_at": format_time(output.judged_at),
+        }
+    )
 
 
 def judges_reconcile(*, now: datetime | None = None, limit: int = 1000) -> int:

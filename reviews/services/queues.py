@@ -12,6 +12,8 @@ from reviews.models import (
     QueueGroupObjectPermission,
     QueueUserObjectPermission,
 )
+from tenants.audit import audit_record
+from tenants.audit import changes as diff
 from tenants.models import Membership, Role, Tenant
 from tenants.services import actor_person, tenant_config_changed
 
@@ -34,6 +36,7 @@ def queue_create(
     required_skills=(),
     min_reviewer_level: int = 1,
     priority: int = 0,
+    actor=None,
 ) -> Queue:
     if not name or len(name) > 100:
         raise DomainValidationError("name: 1 to 100 characters", fields={"name": ["1 to 100 characters."]})
@@ -50,7 +53,25 @@ def queue_create(
         priority=priority,
     )
     tenant_config_changed(tenant=tenant)
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        kind="queue.created",
+        object_type="queue",
+        object_id=queue.pk,
+        data={"after": {"name": name, **_queue_state(queue)}},
+    )
     return queue
+
+
+def _queue_state(queue: Queue) -> dict:
+    return {
+        "tiers": queue.tiers,
+        "applications": queue.applications,
+        "required_skills": queue.required_skills,
+        "min_reviewer_level": queue.min_reviewer_level,
+        "priority": queue.priority,
+    }
 
 
 @transaction.atomic
@@ -67,10 +88,19 @@ def queue_update(*, queue: Queue, **changes) -> Queue:
             changes[key] = _string_list(changes[key], key)
     if "min_reviewer_level" in changes and not 1 <= changes["min_reviewer_level"] <= 3:
         raise DomainValidationError("min_reviewer_level: 1, 2 or 3", fields={"min_reviewer_level": ["1, 2 or 3."]})
+    before = _queue_state(queue)
     for key, value in changes.items():
         setattr(queue, key, value)
     queue.save(update_fields=list(changes))
     tenant_config_changed(tenant=queue.tenant)
+    audit_record(
+        tenant=queue.tenant,
+        actor=None,
+        kind="queue.updated",
+        object_type="queue",
+        object_id=queue.pk,
+        data=diff(before, _queue_state(queue)),
+    )
     return queue
 
 
@@ -79,7 +109,19 @@ def _work_queue_permission() -> Permission:
 
 
 def _access_event(*, queue: Queue, action: str, actor, user=None, group=None) -> QueueAccessEvent:
-    """The grant or revocation as a row, in the caller's transaction (``actor``: a person or None)."""
+    """The grant or revocation as a row and an audit event, in the caller's transaction (``actor``: a person)."""
+    audit_record(
+        tenant=queue.tenant,
+        actor=actor,
+        kind=f"queue.{'granted' if action == QueueAccessAction.GRANT else 'revoked'}",
+        object_type="queue",
+        object_id=queue.pk,
+        data={
+            "queue": queue.name,
+            "user": None if user is None else user.pk,
+            "group": None if group is None else group.name,
+        },
+    )
     return QueueAccessEvent.objects.for_tenant(queue.tenant).create(
         queue=queue,
         action=action,

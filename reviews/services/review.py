@@ -25,6 +25,7 @@ from reviews.decision import APPROVAL_PURPOSES, Outcome, ReviewRow, output_outco
 from reviews.models import Output, Review, ReviewTask, TaskPurpose, TaskStatus
 from reviews.services.claims import lease_check, reviewer_rights
 from reviews.services.webhooks import webhook_deliveries_create
+from tenants.audit import audit_record
 from tenants.models import Tenant
 
 
@@ -198,13 +199,58 @@ def review_submit(
                 "escalation_reason",
             ]
         )
+        _review_audit(tenant, task, review, "task.escalated", {"level_required": escalated_level})
         return ReviewOutcome(review, output, decided_now=False)
 
     if connection.vendor == "postgresql":
         decided_now = _record_in_set_statements(tenant, task, output, review, may_decide, now)
     else:
         decided_now = _record_portably(tenant, task, output, review, may_decide, now)
+    _review_audit(tenant, task, review, "task.reviewed", {"decided": decided_now})
+    if decided_now:
+        audit_record(
+            tenant=tenant,
+            actor=user,
+            kind="output.decided",
+            object_type="output",
+            object_id=output.pk,
+            data={
+                "decision": output.decision,
+                "status": output.status,
+                "delivery": output.delivery,
+                "final_output": output.final_output,
+                "decided_by": output.decided_by_id,
+                "decided_at": output.decided_at,
+                "by_task": task.pk,
+            },
+        )
     return ReviewOutcome(review, output, decided_now)
+
+
+def _review_audit(tenant: Tenant, task: ReviewTask, review: Review, kind: str, extra: dict) -> None:
+    """The review as given: scores, decision, correction, comment, time spent and what the reviewer was shown."""
+    audit_record(
+        tenant=tenant,
+        actor=review.reviewer,
+        kind=kind,
+        object_type="task",
+        object_id=task.pk,
+        data={
+            "review": review.pk,
+            "output": review.output_id,
+            "reviewer": review.reviewer_id,
+            "purpose": review.purpose,
+            "decision": review.decision,
+            "scores": review.scores,
+            "corrected_output": review.corrected_output,
+            "comment": review.comment,
+            "time_spent_seconds": review.time_spent_seconds,
+            "rubric": review.rubric_id,
+            "rubric_version": review.rubric_version,
+            "shown": review.shown,
+            **extra,
+        },
+    )
 
 
 def escalation_allowed(*, tenant: Tenant, output: Output) -> bool:

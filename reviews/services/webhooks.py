@@ -21,6 +21,7 @@ from hitl.errors import DomainValidationError, NotFoundError, RuleViolationError
 from hitl.net import OutboundRefused, outbound_url_parse, pinned_session
 from reviews.models import DeliveryStatus, Output, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from reviews.routing import routing_table
+from tenants.audit import SYSTEM, audit_record
 from tenants.models import Tenant
 from tenants.services import tenant_config_changed
 
@@ -56,6 +57,14 @@ def webhook_endpoint_create(*, tenant: Tenant, url: str, secret: str, descriptio
         raise DomainValidationError("secret: 16 to 200 characters", fields={"secret": ["16 to 200 characters."]})
     endpoint = WebhookEndpoint.objects.for_tenant(tenant).create(url=url, secret=secret, description=description)
     tenant_config_changed(tenant=tenant)  # decisions check "any endpoint?" from the cached routing table
+    audit_record(
+        tenant=tenant,
+        actor=None,
+        kind="webhook.created",
+        object_type="webhook",
+        object_id=endpoint.pk,
+        data={"after": {"url": url, "description": description, "is_active": True}},
+    )
     return endpoint
 
 
@@ -64,9 +73,18 @@ def webhook_endpoint_delete(*, tenant: Tenant, endpoint_id: int) -> None:
     endpoint = WebhookEndpoint.objects.for_tenant(tenant).filter(pk=endpoint_id).first()
     if endpoint is None:
         raise NotFoundError("Webhook not found.")
+    before = endpoint.is_active
     endpoint.is_active = False  # deliveries and their log stay for the audit
     endpoint.save(update_fields=["is_active"])
     tenant_config_changed(tenant=tenant)
+    audit_record(
+        tenant=tenant,
+        actor=None,
+        kind="webhook.deleted",
+        object_type="webhook",
+        object_id=endpoint.pk,
+        data={"before": {"is_active": before}, "after": {"is_active": False}, "url": endpoint.url},
+    )
 
 
 @transaction.atomic
@@ -88,6 +106,7 @@ def webhook_endpoint_update(
     if endpoint is None:
         raise NotFoundError("Webhook not found.")
     changed = []
+    before = {"description": endpoint.description, "is_active": endpoint.is_active}
     if description is not None:
         if len(description) > 200:
             raise DomainValidationError(
@@ -110,6 +129,19 @@ def webhook_endpoint_update(
             endpoint._history_user = actor
         endpoint.save(update_fields=changed)
         tenant_config_changed(tenant=tenant)  # decisions check "any endpoint?" from the cached routing table
+        after = {"description": endpoint.description, "is_active": endpoint.is_active}
+        audit_record(
+            tenant=tenant,
+            actor=actor,
+            kind="webhook.updated",
+            object_type="webhook",
+            object_id=endpoint.pk,
+            data={
+                "before": {key: before[key] for key in changed if key in before},
+                "after": {key: after[key] for key in changed if key in after},
+                "secret_rotated": "secret" in changed,
+            },
+        )
     return endpoint
 
 
@@ -183,6 +215,7 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
         if not delivery.endpoint.is_active:
             delivery.status, delivery.last_error = DeliveryStatus.FAILED, "endpoint deactivated"
             delivery.save(update_fields=["status", "last_error"])
+            _delivery_audit(delivery, status_code=None)
             return delivery
         delivery.attempts += 1
         delivery.next_attempt_at = now + timedelta(seconds=backoff_seconds(delivery.attempts))
@@ -244,7 +277,30 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
         elif delivery.attempts >= settings.HITL_WEBHOOK_MAX_ATTEMPTS:
             delivery.status = DeliveryStatus.FAILED
         delivery.save(update_fields=["last_error", "status"])
+        _delivery_audit(delivery, status_code=status_code)
     return delivery
+
+
+def _delivery_audit(delivery: WebhookDelivery, *, status_code: int | None) -> None:
+    """Each attempt's outcome: ``webhook.delivered``, ``webhook.failed`` (for good) or ``webhook.attempted``."""
+    kind = {DeliveryStatus.SUCCEEDED: "webhook.delivered", DeliveryStatus.FAILED: "webhook.failed"}.get(
+        delivery.status, "webhook.attempted"
+    )
+    audit_record(
+        tenant=delivery.tenant,
+        actor=SYSTEM,
+        kind=kind,
+        object_type="output",
+        object_id=delivery.output_id,
+        data={
+            "delivery": delivery.pk,
+            "endpoint": delivery.endpoint_id,
+            "event": delivery.event,
+            "attempts": delivery.attempts,
+            "status_code": status_code,
+            "error": delivery.last_error,
+        },
+    )
 
 
 @transaction.atomic
@@ -260,8 +316,17 @@ def webhook_delivery_replay(*, tenant: Tenant, delivery_id) -> WebhookDelivery:
     delivery = WebhookDelivery.objects.for_tenant(tenant).select_for_update().filter(pk=delivery_id).first()
     if delivery is None:
         raise NotFoundError("Delivery not found.")
+    before = {"status": delivery.status, "attempts": delivery.attempts}
     delivery.status, delivery.attempts, delivery.next_attempt_at = DeliveryStatus.PENDING, 0, timezone.now()
     delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
+    audit_record(
+        tenant=tenant,
+        actor=None,
+        kind="webhook.replayed",
+        object_type="output",
+        object_id=delivery.output_id,
+        data={"delivery": delivery.pk, "before": before},
+    )
     delivery_id = str(delivery.pk)
     enqueue_on_commit(lambda: webhook_deliver_task.delay(delivery_id), what=f"webhook delivery {delivery_id}")
     return delivery

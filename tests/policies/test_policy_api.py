@@ -279,7 +279,10 @@ def test_policy_is_read_once_per_version_not_per_request(client_for, tenant, ass
     service = client_for(tenant, "service")
     service.post("/api/v1/outputs", output_payload(0), format="json")
 
-    with assert_work_queries(3):  # key lookup, outputs, tasks: the policy and routing come from the cache
+    from tests.conftest import AUDIT_APPEND_QUERIES
+
+    # key lookup, outputs, tasks, the audit event: the policy and routing come from the cache
+    with assert_work_queries(3 + AUDIT_APPEND_QUERIES):
         service.post("/api/v1/outputs/batch", {"items": [output_payload(n) for n in range(1, 50)]}, format="json")
 
 

@@ -19,6 +19,10 @@ from tests.factories import output_submission
 pytestmark = pytest.mark.django_db
 
 
+def head(tenant):
+    return AuditHead.objects.for_tenant(tenant).get().last_seq
+
+
 def append(tenant, n, **fields):
     with transaction.atomic():
         for number in range(n):
@@ -33,13 +37,19 @@ def append(tenant, n, **fields):
 
 
 def test_appends_are_gap_free_chained_and_verified(tenant):
+    # Onboarding recorded the tenant, its default policy and its default queue.
+    assert list(AuditEvent.objects.for_tenant(tenant).order_by("seq").values_list("kind", flat=True)) == [
+        "tenant.created",
+        "policy.published",
+        "queue.created",
+    ]
     append(tenant, 5)
     events = list(AuditEvent.objects.for_tenant(tenant).order_by("seq"))
-    assert [event.seq for event in events] == [1, 2, 3, 4, 5]
+    assert [event.seq for event in events] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert events[0].prev_hash == auditchain.GENESIS
     assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
     head = AuditHead.objects.for_tenant(tenant).get()
-    assert (head.last_seq, head.last_hash) == (5, events[-1].hash)
+    assert (head.last_seq, head.last_hash) == (8, events[-1].hash)
     assert audit_verify(tenant).ok
 
 
@@ -50,20 +60,25 @@ def test_audit_record_refuses_to_run_outside_a_transaction(tenant):
 
 
 def test_a_rolled_back_change_leaves_no_event_and_no_gap(tenant):
+    base = head(tenant)
     append(tenant, 1)
     with pytest.raises(ZeroDivisionError), transaction.atomic():
         audit_record(tenant=tenant, actor=SYSTEM, kind="queue.updated", object_type="queue", object_id=9)
         1 / 0  # noqa: B018
     append(tenant, 1)
-    assert list(AuditEvent.objects.for_tenant(tenant).values_list("seq", flat=True).order_by("seq")) == [1, 2]
+    seqs = list(
+        AuditEvent.objects.for_tenant(tenant).filter(seq__gt=base).values_list("seq", flat=True).order_by("seq")
+    )
+    assert seqs == [base + 1, base + 2]
     assert audit_verify(tenant).ok
 
 
 def test_chains_are_per_tenant(tenant, other_tenant):
+    base, other_base = head(tenant), head(other_tenant)
     append(tenant, 2)
     append(other_tenant, 3)
-    assert AuditHead.objects.for_tenant(tenant).get().last_seq == 2
-    assert AuditHead.objects.for_tenant(other_tenant).get().last_seq == 3
+    assert head(tenant) == base + 2
+    assert head(other_tenant) == other_base + 3
     assert audit_verify(tenant).ok and audit_verify(other_tenant).ok
 
 
@@ -83,6 +98,7 @@ def test_an_ingest_batch_is_one_event_committing_to_every_output_stored(tenant):
     output_ingest_batch(tenant=tenant, submissions=submissions)  # repeats store nothing, append nothing
     events = list(AuditEvent.objects.for_tenant(tenant).filter(kind="output.received"))
     assert len(events) == 1
+    assert AuditEvent.objects.for_tenant(tenant).order_by("-seq").first().pk == events[0].pk  # nothing after it
     event = events[0]
     outputs = {str(o.id): o for o in Output.objects.for_tenant(tenant)}
     assert sorted(event.data["ids"]) == sorted(outputs)
@@ -125,8 +141,10 @@ def test_checkpoints_are_signed_idempotent_and_checked(tenant):
     first = audit_checkpoint(tenant)
     assert audit_checkpoint(tenant).pk == first.pk
     kid, public = public_key()
-    assert first.seq == 3 and first.key_id == kid
-    assert auditchain.checkpoint_valid(public, tenant.slug, 3, first.head_hash, first.signed_at, first.signature)
+    assert first.seq == head(tenant) and first.key_id == kid
+    assert auditchain.checkpoint_valid(
+        public, tenant.slug, first.seq, first.head_hash, first.signed_at, first.signature
+    )
     assert audit_verify(tenant).ok
     assert not audit_verify(tenant, public_keys={kid: "A" * 43 + "="}).ok
 
@@ -153,8 +171,15 @@ def verify_fails(tenant, seq):
 
 @pytest.fixture
 def chained(tenant):
+    """A chain of exactly six events (the onboarding's three are dropped: tests may tamper as the owner),
+    with a signed checkpoint at 6."""
+    tamper("DELETE FROM tenants_auditevent WHERE tenant_id = %s", [tenant.pk])
+    tamper(
+        "UPDATE tenants_audithead SET last_seq = 0, last_hash = %s, prev_hash = %s WHERE tenant_id = %s",
+        [auditchain.GENESIS, auditchain.GENESIS, tenant.pk],
+    )
     append(tenant, 6)
-    audit_checkpoint(tenant)
+    assert audit_checkpoint(tenant).seq == 6
     call_command("verify_audit", tenant.slug)  # intact
     return tenant
 
