@@ -499,6 +499,23 @@ def _event_fields(tenant: Tenant, event: AuditEvent) -> dict:
     }
 
 
+# Payload text some events carry (a review's correction and comment, feedback, the final output):
+# once retention redacted the output, the page withholds them too (the row keeps them: it is hashed).
+PAYLOAD_KEYS = frozenset(
+    {"comment", "corrected_output", "final_output", "input", "output", "trace", "escalation_reason"}
+)
+
+
+def _shown_data(data, *, redacted: bool) -> str:
+    if data is None:
+        return ""
+    if redacted and isinstance(data, dict):
+        data = {
+            key: "(redacted under retention)" if key in PAYLOAD_KEYS and value else value for key, value in data.items()
+        }
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
 def audit_output_trail(*, tenant: Tenant, output: Output, tasks=(), reviews=()) -> dict:
     """The audit events about one output (its own, its tasks' and reviews', and the batch events
     whose Merkle tree holds it), each with its seq, hash and whether its hash recomputes; and
@@ -528,7 +545,13 @@ def audit_output_trail(*, tenant: Tenant, output: Output, tasks=(), reviews=()) 
         recomputed = auditchain.chain_hash(
             event.prev_hash, event.seq, auditchain.event_body(_event_fields(tenant, event))
         )
-        rows.append({"event": event, "hash_ok": recomputed == event.hash})
+        rows.append(
+            {
+                "event": event,
+                "hash_ok": recomputed == event.hash,
+                "data": _shown_data(event.data, redacted=output.redacted_at is not None),
+            }
+        )
     received = next((row["event"] for row in rows if row["event"].kind == "output.received"), None)
     commitment = {"event": received, "digest_ok": False, "root_ok": False, "leaf": None, "size": 0}
     recomputed_digest = output_audit_digest(
