@@ -25,6 +25,7 @@ from reviews.audit_selectors import (
     audit_output_trail,
     audit_policy_version,
     audit_queue_access,
+    timeline_audit_events,
 )
 from reviews.filters import AuditOutputFilter
 from reviews.models import Output
@@ -122,9 +123,13 @@ class OutputStoryPage(AuditPage):
             raise Http404 from None
         output = story["output"]
         redacted = output.redacted_at is not None
+        trail = audit_output_trail(tenant=self.tenant, output=output, tasks=story["tasks"], reviews=story["reviews"])
+        story["events"] = sorted(
+            story["events"] + timeline_audit_events(trail["rows"]), key=lambda event: (event.at, event.order)
+        )
         context.update(
             story,
-            trail=audit_output_trail(tenant=self.tenant, output=output, tasks=story["tasks"], reviews=story["reviews"]),
+            trail=trail,
             redacted=redacted,
             input=None if redacted else input_view(output.input),
             steps=[] if redacted else trace_steps(output.trace),

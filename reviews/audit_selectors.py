@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import F, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import Window
@@ -529,16 +530,35 @@ def audit_output_trail(*, tenant: Tenant, output: Output, tasks=(), reviews=()) 
     if reviews:
         wanted |= Q(object_type="review", object_id__in=[str(review.pk) for review in reviews])
     found = {event.seq: event for event in events.filter(wanted)}
-    moments = {"output.received": output.received_at, "output.redacted": output.redacted_at}
-    for kind, moment in moments.items():
-        if moment is None:
-            continue
-        batches = events.filter(kind=kind, at__gte=moment - timedelta(minutes=1), at__lte=moment + _BATCH_WINDOWS[kind])
+    # Batch events commit to many records at once: found by the ids they list, near the time
+    # each record was made (the event is appended in the same transaction).
+    lookups = [("output.received", [output_id], [output.received_at], _BATCH_WINDOWS["output.received"])]
+    if output.redacted_at is not None:
+        lookups.append(("output.redacted", [output_id], [output.redacted_at], _BATCH_WINDOWS["output.redacted"]))
+    if output.judged_at is not None:
+        lookups.append(("output.judged", [output_id], [output.judged_at], timedelta(minutes=5)))
+    if tasks:
+        lookups.append(
+            ("task.created", [str(t.pk) for t in tasks], [t.created_at for t in tasks], timedelta(minutes=5))
+        )
+        lookups.append(("task.expired", [str(t.pk) for t in tasks], [], None))  # whenever the sweep ran
+    for kind, ids, moments, window in lookups:
+        batches = events.filter(kind=kind)
+        if moments:
+            batches = batches.filter(at__gte=min(moments) - timedelta(minutes=1), at__lte=max(moments) + window)
         if connection.vendor == "postgresql":
-            batches = batches.filter(data__ids__contains=[output_id])  # jsonb @>, within the time window
+            contains = Q(pk__in=[])
+            for item in ids:
+                contains |= Q(data__ids__contains=[item])  # jsonb @>
+            batches = batches.filter(contains)
         for event in batches:
-            if output_id in (event.data or {}).get("ids", ()):
+            if set(ids) & set((event.data or {}).get("ids", ())):
                 found[event.seq] = event
+    people = dict(
+        get_user_model()
+        .objects.filter(pk__in={event.actor_person_id for event in found.values() if event.actor_person_id})
+        .values_list("pk", "username")
+    )
     rows = []
     for seq in sorted(found):
         event = found[seq]
@@ -549,6 +569,7 @@ def audit_output_trail(*, tenant: Tenant, output: Output, tasks=(), reviews=()) 
             {
                 "event": event,
                 "hash_ok": recomputed == event.hash,
+                "actor": people.get(event.actor_person_id, ""),
                 "data": _shown_data(event.data, redacted=output.redacted_at is not None),
             }
         )
@@ -584,3 +605,33 @@ def audit_output_trail(*, tenant: Tenant, output: Output, tasks=(), reviews=()) 
         and next(row["hash_ok"] for row in rows if row["event"] is received)
     )
     return {"rows": rows, "commitment": commitment}
+
+
+# What the rows of the output's life do not show by themselves: every claim, release, expiry and
+# escalation of its tasks, each renewal of a lease (the task row keeps only its latest state).
+TIMELINE_AUDIT_KINDS = {
+    "task.claimed": "Task claimed",
+    "task.released": "Task released",
+    "task.expired": "Lease expired: task back in its queue",
+    "task.escalated": "Task escalated",
+    "task.lease_renewed": "Lease renewed",
+}
+
+
+def timeline_audit_events(rows: list[dict]) -> list[StoryEvent]:
+    events = []
+    for row in rows:
+        event = row["event"]
+        if event.kind not in TIMELINE_AUDIT_KINDS:
+            continue
+        who = row.get("actor") or event.actor_role
+        events.append(
+            StoryEvent(
+                event.at,
+                "audit",
+                f"{TIMELINE_AUDIT_KINDS[event.kind]} ({who})",
+                4,
+                {"event": event, "detail": f"audit seq {event.seq}, task {event.object_id or 'batch'}"},
+            )
+        )
+    return events
