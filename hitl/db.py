@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import orjson
+from django.conf import settings
 from django.db import connection, models
 
 # SQLite's compiled-in default limit of bound parameters (SQLITE_MAX_VARIABLE_NUMBER, 3.32+).
@@ -185,3 +186,10 @@ def bulk_update(model: type[models.Model], field_names: tuple[str, ...], rows: l
             cursor.execute(sql, columns)
         else:
             cursor.executemany(sql, [(*row[1:], row[0]) for row in zip(*columns, strict=True)])
+
+
+def read_database() -> str:
+    """The database alias auditors' reads go to (the compliance export, the auditor's searches):
+    ``replica`` when ``DATABASE_REPLICA_URL`` configures one, so that they never slow ingest
+    and claims; the primary otherwise."""
+    return "replica" if "replica" in settings.DATABASES else "default"

@@ -425,3 +425,49 @@ class WebhookAttempt(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.delivery_id} at {self.attempted_at}: {self.status_code or self.error[:40]}"
+
+
+class ExportStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to start"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ComplianceExport(TenantOwnedModel):
+    """A compliance bundle asked for a period (reviews/bundle.py builds it on Celery).
+
+    The bundle (outputs.csv, outputs.jsonl, summary.html, chain.jsonl, leaves.jsonl,
+    manifest.json) is a zip under ``HITL_EXPORT_DIR``; ``files`` holds each file's SHA-256
+    and size. Building it again (a retried task) starts over and gives the same files.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=ExportStatus.choices, default=ExportStatus.PENDING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    requested_key = models.ForeignKey(
+        "tenants.ApiKey", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    requested_role = models.CharField(max_length=16, blank=True, default="")
+    outputs_done = models.PositiveIntegerField(default=0)
+    outputs_total = models.PositiveIntegerField(null=True, blank=True)
+    files = models.JSONField(default=dict, blank=True, help_text="File name -> {sha256, bytes}.")
+    archive = models.CharField(max_length=300, blank=True, default="", help_text="The zip, relative to the export dir.")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(TenantOwnedModel.Meta):
+        indexes = [models.Index(fields=("tenant", "-created_at"), name="export_tenant_created")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(period_end__gt=models.F("period_start")), name="export_period"),
+            models.CheckConstraint(condition=models.Q(status__in=ExportStatus.values), name="export_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"export {self.period_start:%Y-%m-%d}..{self.period_end:%Y-%m-%d} ({self.status})"

@@ -389,3 +389,46 @@ class WebhookOut(ResponseModel):
 
 class WebhookList(ResponseModel):
     results: list[WebhookOut]
+
+
+DateTimeText = Annotated[
+    str, Field(json_schema_extra={"format": "date-time"}, max_length=64, description="RFC 3339, with an offset.")
+]
+
+
+class ComplianceExportIn(BaseModel):
+    """A period to export as a bundle: outputs received from ``from`` (inclusive) to ``to`` (exclusive)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+    from_: DateTimeText = Field(alias="from")
+    to: DateTimeText
+
+
+class ExportFileOut(ResponseModel):
+    sha256: str
+    bytes: int
+
+
+class ComplianceExportOut(ResponseModel):
+    """A compliance export job: its progress and, once done, its files (download the zip)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: UUID
+    status: Literal["pending", "running", "done", "failed"]
+    from_: datetime = Field(alias="from")
+    to: datetime
+    requested_role: str
+    outputs_done: int
+    outputs_total: int | None
+    files: dict[str, ExportFileOut]
+    error: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    download: str | None = Field(description="Path of the bundle (a zip) once done; null before.")
+
+
+class ComplianceExportList(ResponseModel):
+    results: list[ComplianceExportOut]

@@ -69,3 +69,18 @@ def judges_reconcile_task() -> int:
 def retention_apply_task() -> int:
     """Redact the payloads of outputs past their tenant's retention (idempotent; batches commit as they go)."""
     return retention_apply_all()
+
+
+@shared_task(
+    acks_late=True,
+    time_limit=6 * 3600,
+    soft_time_limit=6 * 3600 - 60,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def compliance_export_task(export_id: str) -> str:
+    """Build one compliance bundle; a finished one is left alone, an interrupted one starts over."""
+    from reviews.bundle import compliance_export_build
+
+    return compliance_export_build(export_id=export_id).status

@@ -380,6 +380,176 @@ def report_text(report: ChainReport) -> str:
     return "\n".join(lines)
 
 
+# --- compliance bundles (reviews/bundle.py writes them; docs/compliance.md) -----------------
+
+# The export record's fields an output's digest covers, and the name each has in the digest.
+OUTPUT_DIGEST_FIELDS = {
+    "application": "application",
+    "content_hash": "content_hash",
+    "sampling_reason": "decision_reason",
+    "external_id": "external_id",
+    "id": "id",
+    "policy_version": "policy_version",
+    "received_at": "received_at",
+    "tier": "risk_tier",
+    "sampling_draw": "sampling_draw",
+}
+_FORMULA_GUARDED = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def output_record_digest(record: Mapping, tenant: str) -> str:
+    """An output's digest recomputed from its export record (JSONL object or typed CSV row)."""
+    value = {name: record[field] for field, name in OUTPUT_DIGEST_FIELDS.items()}
+    value["tenant"] = tenant
+    return digest(value)
+
+
+def _csv_value(cell: str) -> str:
+    """A CSV cell as written before the export's formula guard prefixed a quote."""
+    return cell[1:] if cell[:1] == "'" and cell[1:2] in _FORMULA_GUARDED and cell[1:2] != "" else cell
+
+
+def csv_record(row: Mapping[str, str]) -> dict:
+    """The typed fields a digest covers, from a CSV row of outputs.csv."""
+    record = {field: _csv_value(row[field]) for field in OUTPUT_DIGEST_FIELDS}
+    record["policy_version"] = int(record["policy_version"]) if record["policy_version"] else None
+    record["sampling_draw"] = float(record["sampling_draw"]) if record["sampling_draw"] else None
+    return record
+
+
+@dataclass
+class BundleReport:
+    """What ``verify_bundle`` found: the problems (empty when the bundle verifies) and what it checked."""
+
+    problems: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_bundle(path: str, public_key_b64: str) -> BundleReport:
+    """Check a compliance bundle (a zip) against the tenant's published Ed25519 public key.
+
+    1. every file's SHA-256 is the manifest's;
+    2. the checkpoint is signed by ``public_key_b64`` (not merely by the key the manifest names);
+    3. the chain segment links event to event up to the checkpoint's head, every hash recomputed;
+    4. an ``export.bundled`` event of the segment commits to the SHA-256 of the outputs files,
+       the summary and the leaves (so a file re-hashed in the manifest is still caught);
+    5. each ``output.received`` batch's leaves recompute to the Merkle root its event holds;
+    6. every record of outputs.jsonl and every row of outputs.csv recomputes to the digest of
+       its leaf, and both files hold the same outputs in the same order.
+    """
+    import csv
+    import io
+    import zipfile
+
+    report = BundleReport()
+    problems = report.problems
+    with zipfile.ZipFile(path) as bundle:
+        names = set(bundle.namelist())
+        manifest = json.loads(bundle.read("manifest.json"))
+        tenant = manifest["tenant"]
+        for name, expected in manifest["files"].items():
+            if name not in names:
+                problems.append(f"{name}: listed in the manifest, missing from the bundle")
+                continue
+            sha = hashlib.sha256()
+            with bundle.open(name) as handle:
+                for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
+                    sha.update(block)
+            if sha.hexdigest() != expected["sha256"]:
+                problems.append(f"{name}: SHA-256 is not the manifest's: the file was changed")
+        report.checked.append(f"SHA-256 of {len(manifest['files'])} files")
+
+        checkpoint = manifest["checkpoint"]
+        if manifest.get("public_key", {}).get("ed25519") != public_key_b64:
+            problems.append("the manifest names another public key than the published one given")
+        if not checkpoint_valid(
+            public_key_b64,
+            tenant,
+            checkpoint["seq"],
+            checkpoint["head_hash"],
+            checkpoint["signed_at"],
+            checkpoint["signature"],
+        ):
+            problems.append("checkpoint: the signature does not verify with the published public key")
+        report.checked.append(f"checkpoint signature at seq {checkpoint['seq']}")
+
+        def segment():
+            with bundle.open(manifest["chain"]["segment"]) as handle:
+                for line in io.TextIOWrapper(handle, encoding="utf-8"):
+                    if line.strip():
+                        yield json.loads(line)
+
+        batches: dict[int, dict] = {}
+        export_files = None
+        builder = None
+        for event in segment():
+            if builder is None:
+                builder = ReportBuilder(tenant=tenant, checkpoints=[checkpoint], public_keys=None)
+                builder.report.last_seq, builder.report.last_hash = int(event["seq"]) - 1, event["prev_hash"]
+            if not builder.add(event):
+                break
+            if event["kind"] == "output.received" and event.get("data"):
+                batches[int(event["seq"])] = event["data"]
+            if event["kind"] == "export.bundled" and event["object_id"] == manifest.get("export_id"):
+                export_files = (event.get("data") or {}).get("files")
+        if builder is None:
+            problems.append("chain: the segment holds no event")
+        else:
+            chain = builder.finish(head=(checkpoint["seq"], checkpoint["head_hash"]))
+            if not chain.ok:
+                problems.append(f"chain: first bad seq {chain.bad_seq}: {chain.reason}")
+            report.checked.append(f"chain segment of {chain.events} events up to seq {chain.last_seq}")
+        if export_files is None:
+            problems.append("chain: no export.bundled event of this export in the segment")
+        else:
+            for name, sha in export_files.items():
+                if manifest["files"].get(name, {}).get("sha256") != sha:
+                    problems.append(f"{name}: its SHA-256 is not the one the signed chain committed to")
+
+        committed: dict[str, str] = {}
+        with bundle.open(manifest["chain"]["leaves"]) as handle:
+            for line in io.TextIOWrapper(handle, encoding="utf-8"):
+                if not line.strip():
+                    continue
+                leaves = json.loads(line)
+                event = batches.get(int(leaves["seq"]))
+                if event is None:
+                    problems.append(f"leaves of seq {leaves['seq']}: no output.received event there in the segment")
+                    continue
+                if len(leaves["digests"]) != len(event["ids"]) or merkle_root(leaves["digests"]) != event["root"]:
+                    problems.append(f"leaves of seq {leaves['seq']}: they do not make the event's Merkle root")
+                    continue
+                committed.update(zip(event["ids"], leaves["digests"], strict=True))
+        report.checked.append(f"{len(committed)} committed output digests")
+
+        json_ids = []
+        with bundle.open("outputs.jsonl") as handle:
+            for number, line in enumerate(io.TextIOWrapper(handle, encoding="utf-8"), 1):
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                json_ids.append(record["id"])
+                if committed.get(record["id"]) != output_record_digest(record, tenant):
+                    problems.append(f"outputs.jsonl line {number} ({record['id']}): not committed to by the chain")
+        csv_ids = []
+        with bundle.open("outputs.csv") as handle:
+            rows = csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8-sig", newline=""))
+            for number, row in enumerate(rows, 2):
+                csv_ids.append(row["id"])
+                if committed.get(row["id"]) != output_record_digest(csv_record(row), tenant):
+                    problems.append(f"outputs.csv line {number} ({row['id']}): not committed to by the chain")
+        if json_ids != csv_ids:
+            problems.append("outputs.csv and outputs.jsonl do not hold the same outputs in the same order")
+        if len(json_ids) != manifest["outputs"]:
+            problems.append(f"the manifest counts {manifest['outputs']} outputs, outputs.jsonl holds {len(json_ids)}")
+        report.checked.append(f"{len(json_ids)} records in each of outputs.jsonl and outputs.csv")
+    return report
+
+
 # --- command line ----------------------------------------------------------------------
 
 
@@ -398,7 +568,15 @@ def main(argv: list[str] | None = None) -> int:
     chain.add_argument("--tenant", required=True, help="the tenant's slug")
     chain.add_argument("--checkpoints", help="JSON lines: seq, head_hash, signed_at, signature, key_id")
     chain.add_argument("--public-key", action="append", default=[], help="base64 raw Ed25519 public key (repeatable)")
+    bundle = commands.add_parser("verify-bundle", help="verify a compliance bundle (zip) offline")
+    bundle.add_argument("bundle", help="the bundle, e.g. compliance-acme-....zip")
+    bundle.add_argument("--public-key", required=True, help="the tenant's published base64 raw Ed25519 public key")
     args = parser.parse_args(argv)
+    if args.command == "verify-bundle":
+        found = verify_bundle(args.bundle, args.public_key)
+        print("\n".join([f"checked: {item}" for item in found.checked] + [f"problem: {p}" for p in found.problems]))
+        print("OK" if found.ok else "FAILED")
+        return 0 if found.ok else 1
     keys = {key_id(base64.b64decode(key)): key for key in args.public_key}
     checkpoints = list(_jsonl(args.checkpoints)) if args.checkpoints else []
     report = verify_chain(_jsonl(args.events), tenant=args.tenant, checkpoints=checkpoints, public_keys=keys or None)

@@ -1,6 +1,7 @@
 """Shared fixtures. Cheap by design: no autouse fixture touches the database."""
 
 import os
+import tempfile
 from contextlib import contextmanager
 
 import pytest
@@ -38,6 +39,8 @@ def pytest_configure(config):
     # Many tests send bad keys from the test client's one address; the tests of the
     # brute-force limit (tests/hitl/test_ratelimit.py) set their own limit and addresses.
     settings.HITL_AUTH_FAILURES_PER_MINUTE = 1_000_000
+    # Compliance bundles built by tests go to a scratch directory, never the checkout's var/.
+    settings.HITL_EXPORT_DIR = tempfile.mkdtemp(prefix="hitl-test-exports-")
     if REQUIRE_POSTGRES and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         raise pytest.UsageError("REQUIRE_POSTGRES=1 but DATABASE_URL does not point at PostgreSQL")
 

@@ -7,15 +7,17 @@ fails otherwise.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from policies.defaults import DEFAULT_POLICY
 from policies.models import Application, Judge, Policy, Rubric
 from policies.services import judge_create, policy_publish, rubric_publish
-from reviews.models import Output, ReviewTask, WebhookDelivery
+from reviews.models import ComplianceExport, Output, ReviewTask, WebhookDelivery
 from reviews.services.webhooks import webhook_endpoint_create
 from tenants.models import ApiKeyRole
 from tenants.services import api_key_revoke
@@ -165,6 +167,35 @@ ENDPOINTS += [
         "judge-agreement", "get", lambda o: f"/api/v1/judges/{o['judge_id']}/agreement", None, JUDGE_READERS, True
     ),
 ]
+AUDIT_PERIOD = "from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z"
+ENDPOINTS += [
+    Endpoint(
+        "audit-export", "get", lambda o: f"/api/v1/audit/export?{AUDIT_PERIOD}&format=jsonl", None, JUDGE_READERS, False
+    ),
+    Endpoint("audit-exports", "get", lambda o: "/api/v1/audit/exports", None, JUDGE_READERS, False),
+    Endpoint(
+        "audit-exports",
+        "post",
+        lambda o: "/api/v1/audit/exports",
+        lambda: {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"},
+        JUDGE_READERS,
+        False,
+        frozenset({202}),
+    ),
+    Endpoint(
+        "audit-export-detail", "get", lambda o: f"/api/v1/audit/exports/{o['export_id']}", None, JUDGE_READERS, True
+    ),
+    # Allowed callers get past role and tenancy, then find A's export not built yet (in these tests).
+    Endpoint(
+        "audit-export-download",
+        "get",
+        lambda o: f"/api/v1/audit/exports/{o['export_id']}/download",
+        None,
+        JUDGE_READERS,
+        True,
+        frozenset({404}),
+    ),
+]
 ENDPOINTS += [
     Endpoint("audit-public-key", "get", lambda o: "/api/v1/audit/public-key", None, frozenset(ALL_ROLES), False),
     Endpoint("audit-events", "get", lambda o: "/api/v1/audit/events", None, frozenset({"admin", "auditor"}), False),
@@ -196,7 +227,11 @@ def world(tenant, other_tenant):
         tenant=tenant,
         data={"name": "secret-judge-of-a", "kind": "banned", "params": {"phrases": ["x"]}, "applications": ["none"]},
     )
+    export = ComplianceExport.objects.for_tenant(tenant).create(
+        period_start=timezone.now() - timedelta(days=1), period_end=timezone.now()
+    )
     objects = {
+        "export_id": export.pk,
         "judge_id": judge.pk,
         "output_id": output_id,
         "rubric": "secret-rubric-of-a",
@@ -310,7 +345,7 @@ def test_another_tenant_gets_404_or_sees_nothing(world, endpoint, role):
         assert response.json()["code"] == "not_found"
     else:
         assert response.status_code in endpoint.ok
-    text = response.content.decode()
+    text = (b"".join(response.streaming_content) if response.streaming else response.content).decode()
     assert world["objects"]["output_id"] not in text
     assert not [secret for secret in SECRETS_OF_A if secret in text]
     # Whatever the outsider did, tenant A's rows are untouched.

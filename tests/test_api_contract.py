@@ -21,15 +21,18 @@ import json
 import re
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 from django.test import testcases
 from django.urls import resolve
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
 from policies.defaults import DEFAULT_POLICY
 from policies.services import judge_create, policy_publish, rubric_publish
-from reviews.models import Queue, ReviewTask, WebhookDelivery
+from reviews.bundle import compliance_export_build
+from reviews.models import ComplianceExport, Queue, ReviewTask, WebhookDelivery
 from reviews.services.queues import queue_grant
 from reviews.services.webhooks import webhook_endpoint_create
 from tenants.models import ApiKeyRole
@@ -72,7 +75,12 @@ def _seed(role: str) -> tuple[str, dict]:
     judge = judge_create(
         tenant=tenant, data={"name": "banned", "kind": "banned", "params": {"phrases": ["x"]}, "applications": ["none"]}
     )
+    export = ComplianceExport.objects.for_tenant(tenant).create(
+        period_start=timezone.now() - timedelta(days=1), period_end=timezone.now() + timedelta(days=1)
+    )
+    compliance_export_build(export_id=export.pk)  # finished, so that its download is there
     parameters = {
+        "path.export_id": str(export.pk),
         "path.output_id": held["id"],
         "path.task_id": str(task.pk),
         "path.judge_id": judge.pk,

@@ -271,6 +271,13 @@ IN_WORDS = {
         and c["embedded"].HITL_SECRET_KEYS != settings_under({"SECRET_KEY": "y" * 50}).HITL_SECRET_KEYS
         and _refused_without_keys()
     ),
+    ("HITL_EXPORT_DIR", "`var/exports` in the project directory (git-ignored)"): lambda c: (
+        Path(c["embedded"].HITL_EXPORT_DIR) == ROOT / "var" / "exports"
+        and "var/" in (ROOT / ".gitignore").read_text().splitlines()
+    ),
+    ("DATABASE_REPLICA_URL", "none: they read the primary"): lambda c: (
+        "replica" not in c["embedded"].DATABASES and "replica" not in c["postgres"].DATABASES
+    ),
     (
         "HITL_AUDIT_SIGNING_KEY",
         "under DEBUG, one derived from `SECRET_KEY` (with a warning)",

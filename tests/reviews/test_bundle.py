@@ -1,0 +1,230 @@
+"""The compliance bundle: a background job, its files, and the offline verifier against each kind of tampering."""
+
+import base64
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from reviews.bundle import compliance_export_build
+from reviews.models import ComplianceExport
+from tenants import auditchain
+from tests.reviews.test_export import FROM, TO, period  # noqa: F401 (the seeded period fixture)
+
+AUDITCHAIN = Path(auditchain.__file__)
+
+
+@pytest.fixture
+def export_dir(settings, tmp_path):
+    settings.HITL_EXPORT_DIR = str(tmp_path / "exports")
+    return tmp_path / "exports"
+
+
+@pytest.fixture
+def bundle(tenant, period, export_dir, client_for, tmp_path, django_capture_on_commit_callbacks):  # noqa: F811
+    """A finished bundle of the seeded period, downloaded; and the published public key."""
+    auditor = client_for(tenant, "auditor")
+    with django_capture_on_commit_callbacks(execute=True):  # the task, enqueued on commit, runs in-process
+        started = auditor.post("/api/v1/audit/exports", {"from": FROM, "to": TO}, format="json")
+    assert started.status_code == 202, started.content
+    job = started.json()
+    status = auditor.get(f"/api/v1/audit/exports/{job['id']}").json()
+    assert status["status"] == "done", status
+    download = auditor.get(status["download"])
+    assert download.status_code == 200
+    assert download["Content-Type"] == "application/zip"
+    path = tmp_path / "bundle.zip"
+    path.write_bytes(b"".join(download.streaming_content))
+    public = auditor.get("/api/v1/audit/public-key").json()["public_key"]
+    return {"path": path, "public": public, "job": status, "ids": period["ids"]}
+
+
+def _rewrite(source: Path, target: Path, change, *, manifest_follows: bool = True) -> Path:
+    """A copy of the bundle with members changed by ``change(name, bytes) -> bytes | None`` (None drops
+    nothing; return the new bytes). With ``manifest_follows``, the manifest's SHA-256s are updated too,
+    as a forger with write access to the bundle would."""
+    with zipfile.ZipFile(source) as original:
+        members = {name: original.read(name) for name in original.namelist()}
+    manifest = json.loads(members.pop("manifest.json"))
+    for name in list(members):
+        members[name] = change(name, members[name])
+    manifest = change("manifest.json", manifest) or manifest
+    if manifest_follows:
+        for name, content in members.items():
+            manifest["files"][name] = {"sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)}
+    with zipfile.ZipFile(target, "w") as copy:
+        for name, content in members.items():
+            copy.writestr(name, content)
+        copy.writestr("manifest.json", json.dumps(manifest))
+    return target
+
+
+def _problems(path: Path, public: str) -> list[str]:
+    return auditchain.verify_bundle(str(path), public).problems
+
+
+def test_a_bundle_holds_its_files_and_verifies(bundle, tenant):
+    with zipfile.ZipFile(bundle["path"]) as archive:
+        names = set(archive.namelist())
+        manifest = json.loads(archive.read("manifest.json"))
+        summary = archive.read("summary.html").decode()
+        jsonl = archive.read("outputs.jsonl").decode().splitlines()
+        csv_text = archive.read("outputs.csv")
+
+    assert names == {"outputs.csv", "outputs.jsonl", "summary.html", "chain.jsonl", "leaves.jsonl", "manifest.json"}
+    assert manifest["tenant"] == tenant.slug and manifest["outputs"] == 4 == len(jsonl)
+    assert manifest["period"] == {"from": "2000-01-01T00:00:00.000000Z", "to": "2100-01-01T00:00:00.000000Z"}
+    assert [item["version"] for item in manifest["policy_versions"]] == [1, 2]  # the default, then the workflow's
+    assert manifest["checkpoint"]["seq"] == manifest["chain"]["head"]["seq"] > 0
+    assert manifest["public_key"]["ed25519"] == bundle["public"]
+    assert csv_text.startswith(b"\xef\xbb\xbf")
+    assert "<svg" in summary and "<script" not in summary and "Judge-vs-human agreement" in summary
+    assert [json.loads(line)["id"] for line in jsonl] == bundle["ids"]
+    assert bundle["job"]["outputs_done"] == 4 and set(bundle["job"]["files"]) == set(manifest["files"])
+
+    report = auditchain.verify_bundle(str(bundle["path"]), bundle["public"])
+
+    assert report.ok, report.problems
+    assert "4 records in each of outputs.jsonl and outputs.csv" in report.checked
+
+
+def _edit_jsonl(name, content):
+    if name != "outputs.jsonl":
+        return content
+    lines = content.decode().splitlines(keepends=True)
+    record = json.loads(lines[1])
+    record["sampling_reason"] = "not what the policy said"
+    lines[1] = json.dumps(record) + "\n"
+    return "".join(lines).encode()
+
+
+def _edit_csv(name, content):
+    return content.replace(b",medium-app,", b",low-app,", 1) if name == "outputs.csv" else content
+
+
+def _edit_event(name, content):
+    if name != "chain.jsonl":
+        return content
+    lines = content.decode().splitlines(keepends=True)
+    event = json.loads(lines[0])
+    event["actor_role"] = "admin" if event["actor_role"] != "admin" else "auditor"
+    lines[0] = json.dumps(event) + "\n"
+    return "".join(lines).encode()
+
+
+def _drop_output(name, content):
+    if name == "outputs.jsonl":
+        return b"".join(content.splitlines(keepends=True)[:-1])
+    if name == "outputs.csv":
+        return b"".join(content.splitlines(keepends=True)[:-1])
+    if name == "manifest.json":
+        content["outputs"] -= 1
+    return content
+
+
+@pytest.mark.parametrize(
+    ("change", "manifest_follows", "expected"),
+    [
+        (_edit_jsonl, False, "outputs.jsonl: SHA-256 is not the manifest's"),
+        (_edit_jsonl, True, "outputs.jsonl: its SHA-256 is not the one the signed chain committed to"),
+        (_edit_jsonl, True, "outputs.jsonl line 2"),
+        (_edit_csv, False, "outputs.csv: SHA-256 is not the manifest's"),
+        (_edit_csv, True, "outputs.csv line 2"),
+        (_edit_event, True, "chain: first bad seq"),
+        (_drop_output, True, "outputs.jsonl: its SHA-256 is not the one the signed chain committed to"),
+    ],
+    ids=["jsonl-cell", "jsonl-cell-manifest-rehashed", "jsonl-digest", "csv-cell", "csv-digest", "event", "drop"],
+)
+def test_each_kind_of_tampering_is_caught(bundle, tmp_path, change, manifest_follows, expected):
+    forged = _rewrite(bundle["path"], tmp_path / "forged.zip", change, manifest_follows=manifest_follows)
+
+    problems = _problems(forged, bundle["public"])
+
+    assert [problem for problem in problems if expected in problem], problems
+
+
+def test_a_wrong_public_key_is_refused(bundle):
+    stranger = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    problems = _problems(bundle["path"], base64.b64encode(stranger).decode())
+
+    assert "checkpoint: the signature does not verify with the published public key" in problems
+
+
+def test_a_manifest_re_signed_with_another_key_is_refused(bundle, tmp_path):
+    forger = Ed25519PrivateKey.generate()
+    forger_public = base64.b64encode(auditchain.public_key_raw(forger)).decode()
+
+    def resign(name, content):
+        if name == "manifest.json":
+            checkpoint = content["checkpoint"]
+            checkpoint["signature"] = auditchain.checkpoint_sign(
+                forger, content["tenant"], checkpoint["seq"], checkpoint["head_hash"], checkpoint["signed_at"]
+            )
+            checkpoint["key_id"] = auditchain.key_id(auditchain.public_key_raw(forger))
+            content["public_key"] = {"key_id": checkpoint["key_id"], "ed25519": forger_public}
+        return content
+
+    forged = _rewrite(bundle["path"], tmp_path / "forged.zip", resign)
+
+    assert auditchain.verify_bundle(str(forged), forger_public).ok  # consistent in itself...
+    problems = _problems(forged, bundle["public"])  # ...but not signed by the published key
+    assert "checkpoint: the signature does not verify with the published public key" in problems
+    assert "the manifest names another public key than the published one given" in problems
+
+
+def test_the_verifier_runs_alone_from_a_temporary_directory(bundle, tmp_path):
+    alone = tmp_path / "regulator"
+    alone.mkdir()
+    shutil.copy(AUDITCHAIN, alone / "auditchain.py")
+    shutil.copy(bundle["path"], alone / "bundle.zip")
+    forged = _rewrite(bundle["path"], alone / "forged.zip", _edit_csv)
+    command = [sys.executable, "-I", "auditchain.py", "verify-bundle"]
+
+    good = subprocess.run(
+        [*command, "bundle.zip", "--public-key", bundle["public"]], cwd=alone, capture_output=True, text=True
+    )
+    bad = subprocess.run(
+        [*command, forged.name, "--public-key", bundle["public"]], cwd=alone, capture_output=True, text=True
+    )
+
+    assert (good.returncode, good.stdout.splitlines()[-1]) == (0, "OK"), good.stdout + good.stderr
+    assert (bad.returncode, bad.stdout.splitlines()[-1]) == (1, "FAILED"), bad.stdout + bad.stderr
+    assert "outputs.csv line 2" in bad.stdout
+
+
+def test_building_again_is_idempotent_and_a_failed_export_starts_over(bundle, tenant, export_dir):
+    job = ComplianceExport.objects.for_tenant(tenant).get(pk=bundle["job"]["id"])
+    files = job.files
+
+    assert compliance_export_build(export_id=job.pk).files == files  # done: left alone
+    ComplianceExport.objects.for_tenant(tenant).filter(pk=job.pk).update(status="failed", error="killed")
+    again = compliance_export_build(export_id=job.pk)
+
+    assert again.status == "done" and again.error == ""
+    assert again.files["outputs.jsonl"] == files["outputs.jsonl"]  # the same records, byte for byte
+    assert sorted(path.name for path in (export_dir / tenant.slug).iterdir()) == [f"{job.pk}.zip"]
+
+
+def test_another_tenants_auditor_sees_no_export_of_this_tenant(bundle, other_tenant, client_for):
+    outsider = client_for(other_tenant, "auditor")
+
+    assert outsider.get(f"/api/v1/audit/exports/{bundle['job']['id']}").status_code == 404
+    assert outsider.get(f"/api/v1/audit/exports/{bundle['job']['id']}/download").status_code == 404
+    assert outsider.get("/api/v1/audit/exports").json() == {"results": []}
+
+
+def test_a_bad_period_is_refused_before_any_job(tenant, client_for, export_dir):
+    auditor = client_for(tenant, "auditor")
+
+    assert auditor.post("/api/v1/audit/exports", {"from": TO, "to": FROM}, format="json").status_code == 422
+    assert auditor.post("/api/v1/audit/exports", {"from": "soon", "to": TO}, format="json").status_code == 400
+    assert auditor.post("/api/v1/audit/exports", {"to": TO}, format="json").status_code == 400
+    assert not ComplianceExport.objects.for_tenant(tenant).exists()
