@@ -6,11 +6,16 @@ Read-only: auditors and admins of the current tenant read what the selectors of
 shown in UTC, named as such; every identifier can be copied (``reviews/copy.js``).
 """
 
+import mimetypes
+import zipfile
 from datetime import UTC, datetime, time, timedelta
 
-from django.http import Http404
+from django import forms
+from django.contrib import messages
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 
 from hitl.errors import NotFoundError
@@ -27,10 +32,17 @@ from reviews.audit_selectors import (
     audit_queue_access,
     timeline_audit_events,
 )
+from reviews.bundle import (
+    compliance_export_archive,
+    compliance_export_get,
+    compliance_export_request,
+    compliance_exports,
+)
 from reviews.filters import AuditOutputFilter
 from reviews.models import Output
 from reviews.selectors import applications_seen
 from reviews.trace import input_view, trace_steps
+from tenants.audit import Actor
 from tenants.models import Role
 from tenants.pages import TenantPage
 from tenants.selectors import members_of
@@ -237,3 +249,86 @@ def _verified_trigger(response, verification):
     if verification.finished_at is not None:
         response["HX-Trigger"] = "verified"
     return response
+
+
+class ExportForm(forms.Form):
+    received_from = forms.DateField(label="Received from", widget=forms.DateInput(attrs={"type": "date"}))
+    received_until = forms.DateField(
+        label="to (inclusive)", widget=forms.DateInput(attrs={"type": "date"}), help_text="Whole UTC days."
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("received_from"), cleaned.get("received_until")
+        if start and end and end < start:
+            self.add_error("received_until", "Must not be before the start of the period.")
+        return cleaned
+
+
+class ExportsPage(AuditPage):
+    """``/audit/exports/``: start a compliance export for a period, follow its progress, download its bundle.
+
+    Building runs in ``reviews.bundle`` (Celery); starting one is the only write here, and it
+    writes no governance state (an ``export.requested`` audit event records who asked)."""
+
+    audit_section = "exports"
+    template_name = "reviews/audit_exports.html"
+    http_method_names = ["get", "post", "head", "options"]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        today = timezone.now().date()
+        context.setdefault("form", ExportForm(initial={"received_from": today.replace(day=1), "received_until": today}))
+        context.update(exports=compliance_exports(tenant=self.tenant), poll=True)
+        return context
+
+    def post(self, request):
+        form = ExportForm(request.POST)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(form=form), status=400)
+        start = _day_start(form.cleaned_data["received_from"])
+        end = _day_start(form.cleaned_data["received_until"] + timedelta(days=1))
+        compliance_export_request(
+            tenant=self.tenant, start=start, end=end, actor=Actor.of_person(self.person, self.membership.role)
+        )
+        messages.success(request, "Export started: it appears below and updates by itself.")
+        return redirect("audit:exports")
+
+
+class ExportPartial(AuditPage):
+    """``/audit/exports/{id}/row``: one export's row; htmx polls it while the bundle is built."""
+
+    template_name = "reviews/_export_row.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        try:
+            context.update(export=compliance_export_get(tenant=self.tenant, export_id=kwargs["export_id"]), poll=True)
+        except NotFoundError:
+            raise Http404 from None
+        return context
+
+
+class ExportDownload(AuditPage):
+    """``/audit/exports/{id}/bundle.zip`` (the whole bundle) and ``/audit/exports/{id}/files/{name}`` (one file)."""
+
+    def get(self, request, export_id, name=None):
+        try:
+            archive = compliance_export_archive(tenant=self.tenant, export_id=export_id)
+        except NotFoundError:
+            raise Http404 from None
+        if name is None:
+            return FileResponse(archive.open("rb"), as_attachment=True, filename=f"hitl-export-{export_id}.zip")
+        bundle = zipfile.ZipFile(archive)
+        if name not in bundle.namelist():
+            bundle.close()
+            raise Http404
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if name.endswith(".jsonl"):
+            kind = "application/jsonl"
+        response = FileResponse(bundle.open(name), content_type=kind, as_attachment=not name.endswith(".html"))
+        if name.endswith(".html"):
+            response["Content-Disposition"] = f'inline; filename="{name}"'
+        else:
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response

@@ -24,6 +24,7 @@ from django.db.models.functions import Lag
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from hitl.db import read_database
 from hitl.errors import NotFoundError
 from policies.models import Application, Judge, LegalHold, Policy, Retention, Rubric
 from policies.retention import hold_covers, legal_holds, retention_days
@@ -112,7 +113,8 @@ def audit_output_search(
 ) -> QuerySet[Output]:
     """The tenant's outputs matching the filters, newest first, as rows of ``SEARCH_COLUMNS``
     plus ``sla_due`` (the earliest due time of its approval tasks)."""
-    outputs = Output.objects.for_tenant(tenant)
+    # A replica when one is configured (DATABASE_REPLICA_URL): auditors never slow ingest and claims.
+    outputs = Output.objects.for_tenant(tenant).using(read_database())
     if received_from is not None:
         outputs = outputs.filter(received_at__gte=received_from)
     if received_until is not None:

@@ -14,4 +14,8 @@ urlpatterns = [
     path("chain/", audit_pages.ChainPage.as_view(), name="chain"),
     path("chain/verify", audit_pages.VerifyAction.as_view(), name="verify"),
     path("chain/verifications/<int:verification_id>", audit_pages.VerificationPartial.as_view(), name="verification"),
+    path("exports/", audit_pages.ExportsPage.as_view(), name="exports"),
+    path("exports/<uuid:export_id>/row", audit_pages.ExportPartial.as_view(), name="export-row"),
+    path("exports/<uuid:export_id>/bundle.zip", audit_pages.ExportDownload.as_view(), name="export-bundle"),
+    path("exports/<uuid:export_id>/files/<str:name>", audit_pages.ExportDownload.as_view(), name="export-file"),
 ]
