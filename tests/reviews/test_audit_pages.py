@@ -329,3 +329,14 @@ def test_a_running_export_is_polled_and_another_tenants_is_missing(tenant, other
     for path in (f"/audit/exports/{theirs.pk}/row", f"/audit/exports/{theirs.pk}/bundle.zip"):
         assert client.get(path).status_code == 404
     assert client.get(f"/audit/exports/{mine.pk}/bundle.zip").status_code == 404  # not ready
+
+
+def test_verify_audit_at_the_command_line_is_kept_for_the_chain_page(tenant, seeded):
+    from django.core.management import call_command
+
+    from tenants.models import AuditVerification
+
+    call_command("verify_audit", tenant.slug)
+    run = AuditVerification.objects.for_tenant(tenant).get()
+    assert (run.source, run.status, run.requested_by) == ("command", "passed", None)
+    assert "(command)" in signed_in(member(tenant, "auditor")).get("/audit/chain/").content.decode()
