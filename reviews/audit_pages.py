@@ -12,7 +12,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from django import forms
 from django.contrib import messages
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -30,6 +30,7 @@ from reviews.audit_selectors import (
     audit_output_trail,
     audit_policy_version,
     audit_queue_access,
+    audit_record_matches,
     timeline_audit_events,
 )
 from reviews.bundle import (
@@ -38,6 +39,7 @@ from reviews.bundle import (
     compliance_export_request,
     compliance_exports,
 )
+from reviews.export import csv_chunks, export_records
 from reviews.filters import AuditOutputFilter
 from reviews.models import Output
 from reviews.selectors import applications_seen
@@ -73,7 +75,41 @@ def _day_start(day) -> datetime | None:
     return datetime.combine(day, time.min, tzinfo=UTC) if day else None
 
 
-class OutputSearchPage(AuditPage):
+class _SearchMixin:
+    """The output search's filters, read from the query string (the page and its CSV share them)."""
+
+    def search_filter(self) -> AuditOutputFilter:
+        tenant = self.tenant
+        search = AuditOutputFilter(
+            self.request.GET or None,
+            queryset=Output.objects.none(),
+            applications=applications_seen(tenant=tenant),
+            tiers=sorted(compiled_policy(tenant=tenant).tiers),
+            decisions=[(key, label) for key, (label, _) in DECISION_FILTERS.items()],
+            reviewers=[
+                (m.user_id, m.user.get_username())
+                for m in members_of(tenant=tenant)
+                if m.role in (Role.REVIEWER, Role.ADMIN)
+            ],
+        )
+        search.form.label_suffix = ""
+        return search
+
+    @staticmethod
+    def search_values(search: AuditOutputFilter) -> dict:
+        values = search.form.cleaned_data if search.is_bound else {}
+        until = values.get("received_until")
+        return {
+            "received_from": _day_start(values.get("received_from")),
+            "received_until": _day_start(until + timedelta(days=1)) if until else None,
+            "application": values.get("application") or "",
+            "tier": values.get("tier") or "",
+            "decision": values.get("decision") or "",
+            "reviewer_id": int(values["reviewer"]) if values.get("reviewer") else None,
+        }
+
+
+class OutputSearchPage(_SearchMixin, AuditPage):
     """``/audit/``: outputs by period, application, tier, decision and reviewer, newest first."""
 
     audit_section = "outputs"
@@ -81,32 +117,12 @@ class OutputSearchPage(AuditPage):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        tenant = self.tenant
-        members = members_of(tenant=tenant)
-        search = AuditOutputFilter(
-            self.request.GET or None,
-            queryset=Output.objects.none(),
-            applications=applications_seen(tenant=tenant),
-            tiers=sorted(compiled_policy(tenant=tenant).tiers),
-            decisions=[(key, label) for key, (label, _) in DECISION_FILTERS.items()],
-            reviewers=[(m.user_id, m.user.get_username()) for m in members if m.role in (Role.REVIEWER, Role.ADMIN)],
-        )
-        search.form.label_suffix = ""
+        search = self.search_filter()
         rows, following, problems = [], "", False
         if search.is_bound and not search.form.is_valid():
             problems = True
         else:
-            values = search.form.cleaned_data if search.is_bound else {}
-            until = values.get("received_until")
-            queryset = audit_output_search(
-                tenant=tenant,
-                received_from=_day_start(values.get("received_from")),
-                received_until=_day_start(until + timedelta(days=1)) if until else None,
-                application=values.get("application") or "",
-                tier=values.get("tier") or "",
-                decision=values.get("decision") or "",
-                reviewer_id=int(values["reviewer"]) if values.get("reviewer") else None,
-            )
+            queryset = audit_output_search(tenant=self.tenant, **self.search_values(search))
             rows, following = audit_output_page(queryset, cursor=self.request.GET.get("after", ""))
         query = {key: value for key, value in self.request.GET.items() if key != "after" and value}
         context.update(
@@ -116,9 +132,35 @@ class OutputSearchPage(AuditPage):
             problems=problems,
             next_url=f"?{urlencode({**query, 'after': following})}" if following else "",
             first_url=f"?{urlencode(query)}" if "after" in self.request.GET else "",
+            csv_url=f"{reverse('audit:outputs-csv')}?{urlencode(query)}",
             filtered=bool(query),
         )
         return context
+
+
+class OutputSearchCsv(_SearchMixin, AuditPage):
+    """``/audit/outputs.csv``: the current search as the compliance export's CSV (its columns, its
+    streaming at constant memory, ``reviews.export``), oldest first."""
+
+    def get(self, request):
+        search = self.search_filter()
+        if search.is_bound and not search.form.is_valid():
+            raise Http404
+        values = self.search_values(search)
+        start = values["received_from"] or datetime(1970, 1, 1, tzinfo=UTC)
+        end = values["received_until"] or timezone.now() + timedelta(days=1)
+        reviewer = next(
+            (name for pk, name in search.filters["reviewer"].extra["choices"] if pk == str(values["reviewer_id"])),
+            None,
+        )
+        records = (
+            record
+            for record in export_records(tenant=self.tenant, start=start, end=end)
+            if audit_record_matches(record, values, reviewer)
+        )
+        response = StreamingHttpResponse(csv_chunks(records), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="outputs-{self.tenant.slug}.csv"'
+        return response
 
 
 class OutputStoryPage(AuditPage):

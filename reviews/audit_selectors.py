@@ -83,6 +83,31 @@ SEARCH_COLUMNS = (
 # The search ------------------------------------------------------------------
 
 
+# The same filters on a record of the compliance export (reviews.export), for the search's CSV.
+_DECISION_MATCHES = {
+    "approved": lambda r: r["final_decision"] == Decision.APPROVED,
+    "rejected": lambda r: r["final_decision"] == Decision.REJECTED,
+    "corrected": lambda r: r["final_decision"] == Decision.CORRECTED,
+    "auto_approved": lambda r: r["status"] == OutputStatus.AUTO_APPROVED,
+    "blocked": lambda r: r["status"] == OutputStatus.BLOCKED,
+    "pending": lambda r: r["status"] == OutputStatus.PENDING_REVIEW,
+    "judging": lambda r: r["status"] in (OutputStatus.RECEIVED, OutputStatus.JUDGING),
+}
+
+
+def audit_record_matches(record: dict, values: dict, reviewer: str | None) -> bool:
+    """Whether an export record passes the search's filters (the period is the export's own)."""
+    if values.get("application") and record["application"] != values["application"]:
+        return False
+    if values.get("tier") and record["tier"] != values["tier"]:
+        return False
+    if values.get("decision") and not _DECISION_MATCHES[values["decision"]](record):
+        return False
+    if values.get("reviewer_id") is not None:
+        return any(review["reviewer"] == reviewer for review in record.get("reviews", ()))
+    return True
+
+
 def cursor_encode(received_at: datetime, output_id) -> str:
     raw = f"{received_at.isoformat()}|{output_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

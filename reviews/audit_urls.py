@@ -8,6 +8,7 @@ app_name = "audit"
 
 urlpatterns = [
     path("", audit_pages.OutputSearchPage.as_view(), name="outputs"),
+    path("outputs.csv", audit_pages.OutputSearchCsv.as_view(), name="outputs-csv"),
     path("outputs/<uuid:output_id>/", audit_pages.OutputStoryPage.as_view(), name="story"),
     path("config/", audit_pages.ConfigHistoryPage.as_view(), name="config"),
     path("config/policy/<int:version>/", audit_pages.PolicyVersionPage.as_view(), name="policy-version"),

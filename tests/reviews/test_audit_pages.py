@@ -340,3 +340,25 @@ def test_verify_audit_at_the_command_line_is_kept_for_the_chain_page(tenant, see
     run = AuditVerification.objects.for_tenant(tenant).get()
     assert (run.source, run.status, run.requested_by) == ("command", "passed", None)
     assert "(command)" in signed_in(member(tenant, "auditor")).get("/audit/chain/").content.decode()
+
+
+def test_the_current_search_as_csv(tenant, seeded):
+    client = signed_in(member(tenant, "auditor"))
+    page = client.get("/audit/", {"decision": "corrected"}).content.decode()
+    assert 'href="/audit/outputs.csv?decision=corrected"' in page
+
+    def csv(**params):
+        response = client.get("/audit/outputs.csv", params)
+        assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+        return b"".join(response.streaming_content).decode("utf-8-sig")
+
+    everything = csv()
+    assert "ext-corrected" in everything and "ext-quiet" in everything and "theirs" not in everything
+    corrected = csv(decision="corrected")
+    assert "ext-corrected" in corrected and "ext-quiet" not in corrected
+    assert "ext-quiet" in csv(tier="quiet") and "ext-corrected" not in csv(tier="quiet")
+    assert "ext-corrected" in csv(reviewer=str(seeded["rita"].pk)) and "ext-quiet" not in csv(
+        reviewer=str(seeded["rita"].pk)
+    )
+    assert client.get("/audit/outputs.csv", {"tier": "nope"}).status_code == 404
+    assert signed_in(member(tenant, "reviewer")).get("/audit/outputs.csv").status_code == 403
