@@ -23,6 +23,7 @@ from policies.selectors import compiled_policy
 from reviews.audit_selectors import (
     CONFIG_KINDS,
     DECISION_FILTERS,
+    audit_applications,
     audit_config_history,
     audit_output_page,
     audit_output_search,
@@ -42,7 +43,6 @@ from reviews.bundle import (
 from reviews.export import csv_chunks, export_records
 from reviews.filters import AuditOutputFilter
 from reviews.models import Output
-from reviews.selectors import applications_seen
 from reviews.trace import input_view, trace_steps
 from tenants.audit import Actor
 from tenants.models import Role
@@ -83,7 +83,7 @@ class _SearchMixin:
         search = AuditOutputFilter(
             self.request.GET or None,
             queryset=Output.objects.none(),
-            applications=applications_seen(tenant=tenant),
+            applications=audit_applications(tenant=tenant),
             tiers=sorted(compiled_policy(tenant=tenant).tiers),
             decisions=[(key, label) for key, (label, _) in DECISION_FILTERS.items()],
             reviewers=[
