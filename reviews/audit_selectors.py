@@ -425,7 +425,7 @@ CONFIG_KINDS: dict[str, ConfigKind] = {
         ConfigKind("rubrics", "Rubrics", Rubric, lambda r: f"rubric {r.name} v{r.version}"),
         ConfigKind("judges", "Judges", Judge, lambda r: f"judge {r.name} v{r.version}"),
         ConfigKind("queues", "Queues", Queue, lambda r: f"queue {r.name}"),
-        ConfigKind("members", "Memberships", Membership, lambda r: f"membership of user #{r.user_id}"),
+        ConfigKind("members", "Memberships", Membership, lambda r: f"membership of {r.person_name}"),
         ConfigKind("keys", "API keys", ApiKey, lambda r: f"key {r.name} (hitl_{r.prefix}_…)", frozenset({"key_hash"})),
         ConfigKind("webhooks", "Webhooks", WebhookEndpoint, lambda r: f"webhook {r.url}"),
         ConfigKind("retention", "Retention", Retention, lambda r: f"retention {r.days} days"),
@@ -491,8 +491,11 @@ def audit_config_history(*, tenant: Tenant, kind: str, before: int | None = None
         following = page[-1].history_id
     previous_ids = [record.previous_id for record in page if record.previous_id is not None]
     previous = {record.history_id: record for record in history.objects.filter(history_id__in=previous_ids)}
+    user_ids = {getattr(record, "user_id", None) for record in page} - {None}
+    names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username")) if user_ids else {}
     rows = []
     for record in page:
+        record.person_name = names.get(getattr(record, "user_id", None), f"user #{getattr(record, 'user_id', '')}")
         document = _record_document(config, record)
         earlier = previous.get(record.previous_id)
         before_document = _record_document(config, earlier) if earlier is not None else None

@@ -200,6 +200,7 @@ def test_the_configuration_history_shows_who_when_why_and_a_diff(tenant, seeded)
     assert client.get("/audit/config/", {"kind": "grants"}).status_code == 200
     assert client.get("/audit/config/", {"kind": "nope"}).status_code == 404
     assert "rita" in client.get("/audit/config/", {"kind": "grants"}).content.decode()
+    assert "membership of rita" in client.get("/audit/config/", {"kind": "members"}).content.decode()
 
 
 def test_history_pages_keep_going(tenant, monkeypatch):
