@@ -62,6 +62,7 @@ class Output(TenantOwnedModel):
         editable=False,
         blank=True,
         default="",
+        db_default="",  # rows written without it (bulk loads) hold no digest: no batch event commits to them
         help_text="SHA-256 of the record as received and classified (reviews.services.ingest.output_audit_digest); "
         "the leaf the ingest batch's audit event commits to.",
     )

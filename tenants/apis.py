@@ -12,6 +12,8 @@ from tenants.filters import AuditEventFilter
 from tenants.models import AuditEvent, KeyRoles
 from tenants.selectors import audit_events
 
+MAX_ID = 2**63 - 1
+
 
 class AuditPublicKeyApi(TenantApi):
     """``GET /api/v1/audit/public-key``: the Ed25519 public key of audit checkpoints (any key)."""
@@ -52,6 +54,29 @@ class AuditEventCollectionApi(TenantApi, GenericAPIView):
                 "page_size",
                 {"type": "integer", "minimum": 1, "maximum": 500},
                 description="Items per page, 1 to 500 (default 50).",
+            ),
+            OpenApiParameter(
+                "kind",
+                {"type": "string", "minLength": 1, "maxLength": 64},
+                description="An event kind (task.claimed), or a prefix ending in a dot (task.).",
+            ),
+            OpenApiParameter(
+                "person", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, description="Events of this person."
+            ),
+            OpenApiParameter(
+                "key",
+                {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                description="Events made with this API key.",
+            ),
+            OpenApiParameter(
+                "object_type",
+                {"type": "string", "minLength": 1, "maxLength": 64},
+                description="Events about objects of this type (output, task, policy, ...).",
+            ),
+            OpenApiParameter(
+                "object_id",
+                {"type": "string", "minLength": 1, "maxLength": 255},
+                description="Events about the object with this id.",
             ),
         ],
         responses={200: schemas.AuditEventPage, **error_responses(400, 401, 403, 422)},

@@ -43,6 +43,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 GENESIS = "0" * 64
+VERIFY_COLUMNS = (
+    "seq",
+    "at",
+    "kind",
+    "actor_person",
+    "actor_key",
+    "actor_role",
+    "object_type",
+    "object_id",
+    "data",
+    "prev_hash",
+    "hash",
+)
 EVENT_FIELDS = ("tenant", "at", "kind", "actor_person", "actor_key", "actor_role", "object_type", "object_id", "data")
 CHECKPOINT_PREFIX = "hitl-audit-checkpoint/v1"
 _SAFE_INTEGER = 2**53
@@ -80,11 +93,12 @@ def json_normalize(value):
     raise ValueError(f"audit data: {type(value).__name__} is not a JSON value")
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(value) -> bytes:
     """Sorted keys, no whitespace, UTF-8, no NaN: the bytes every hash in the chain is taken over."""
-    return json.dumps(
-        json_normalize(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _ENCODER.encode(json_normalize(value)).encode("utf-8")
 
 
 def format_time(moment) -> str:
@@ -93,24 +107,41 @@ def format_time(moment) -> str:
         return moment
     if moment.tzinfo is None:
         raise ValueError("audit time: a naive datetime has no defined UTC instant")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def event_body(event: Mapping) -> bytes:
     """The canonical bytes of an event (every field of ``EVENT_FIELDS``; no seq, no hashes)."""
-    actor_person, actor_key = event["actor_person"], event["actor_key"]
-    body = {
-        "actor_key": None if actor_key is None else int(actor_key),
-        "actor_person": None if actor_person is None else int(actor_person),
-        "actor_role": event["actor_role"],
-        "at": format_time(event["at"]),
-        "data": event["data"],
-        "kind": event["kind"],
-        "object_id": str(event["object_id"]),
-        "object_type": event["object_type"],
-        "tenant": event["tenant"],
-    }
-    return canonical_json(body)
+    return body_bytes(
+        event["tenant"],
+        event["at"],
+        event["kind"],
+        event["actor_person"],
+        event["actor_key"],
+        event["actor_role"],
+        event["object_type"],
+        event["object_id"],
+        json_normalize(event["data"]),
+    )
+
+
+def body_bytes(tenant, at, kind, actor_person, actor_key, actor_role, object_type, object_id, data) -> bytes:
+    """:func:`event_body` from the fields, ``data`` already normalized (as stored: the verifier's fast path)."""
+    return _ENCODER.encode(
+        {
+            "actor_key": None if actor_key is None else int(actor_key),
+            "actor_person": None if actor_person is None else int(actor_person),
+            "actor_role": actor_role,
+            "at": format_time(at),
+            "data": data,
+            "kind": kind,
+            "object_id": str(object_id),
+            "object_type": object_type,
+            "tenant": tenant,
+        }
+    ).encode("utf-8")
 
 
 def chain_hash(prev_hash: str, seq: int, body: bytes) -> str:
@@ -315,31 +346,56 @@ class ReportBuilder:
             self.pending.setdefault(int(checkpoint["seq"]), []).append(checkpoint)
 
     def add(self, event: Mapping) -> bool:
-        """Check one more event; False once a problem was found (stop feeding)."""
+        """Check one more event (a mapping with ``seq``, the ``EVENT_FIELDS`` and the hashes);
+        False once a problem was found (stop feeding)."""
+        if event.get("tenant", self.tenant) != self.tenant:
+            self.report.fail(int(event["seq"]), f"event of tenant {event['tenant']!r} in the chain of {self.tenant!r}")
+            return False
+        return self.add_row(
+            event["seq"],
+            event["at"],
+            event["kind"],
+            event["actor_person"],
+            event["actor_key"],
+            event["actor_role"],
+            event["object_type"],
+            event["object_id"],
+            event["data"],
+            event["prev_hash"],
+            event["hash"],
+        )
+
+    def add_row(self, seq, at, kind, actor_person, actor_key, actor_role, object_type, object_id, data, prev, hash_):
+        """:meth:`add` from the fields of a row, in ``VERIFY_COLUMNS`` order (the streaming fast path)."""
         report = self.report
-        seq = int(event["seq"])
+        seq = int(seq)
         expected = report.last_seq + 1
         if seq != expected:
             what = "missing" if seq > expected else "repeated or out of order"
             report.fail(expected if seq > expected else seq, f"seq {expected} expected, found {seq}: rows {what}")
             return False
-        if event["prev_hash"] != report.last_hash:
+        if prev != report.last_hash:
             report.fail(seq, "prev_hash is not the previous event's hash: the chain is broken here")
             return False
-        body = event_body(event if "tenant" in event else {**event, "tenant": self.tenant})
-        if event.get("tenant", self.tenant) != self.tenant:
-            report.fail(seq, f"event of tenant {event['tenant']!r} in the chain of {self.tenant!r}")
+        fields = (self.tenant, at, kind, actor_person, actor_key, actor_role, object_type, object_id)
+        try:
+            # The stored data as it is first: the writer stored it normalized (the fast path).
+            recomputed = chain_hash(prev, seq, body_bytes(*fields, data))
+            if recomputed != hash_:  # data not in normalized form (e.g. 1.0): the spec's form decides
+                recomputed = chain_hash(prev, seq, body_bytes(*fields, json_normalize(data)))
+        except (ValueError, TypeError) as error:
+            report.fail(seq, f"the event cannot be put in canonical form: {error}")
             return False
-        recomputed = chain_hash(report.last_hash, seq, body)
-        if recomputed != event["hash"]:
+        if recomputed != hash_:
             report.fail(seq, "hash does not match the event's content: the row was altered")
             return False
         report.events += 1
         report.last_seq, report.last_hash = seq, recomputed
-        for checkpoint in self.pending.pop(seq, ()):
-            if checkpoint["head_hash"] != recomputed:
-                report.fail(seq, "the signed checkpoint at this seq names another hash: the chain was rewritten")
-                return False
+        if self.pending:
+            for checkpoint in self.pending.pop(seq, ()):
+                if checkpoint["head_hash"] != recomputed:
+                    report.fail(seq, "the signed checkpoint at this seq names another hash: the chain was rewritten")
+                    return False
         return True
 
     def finish(self, *, head: tuple[int, str] | None = None) -> ChainReport:

@@ -45,7 +45,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-DB_NAME = "hitl_bench_claim"
+DB_NAME = os.environ.get("HITL_BENCH_CLAIM_DB", "hitl_bench_claim")  # a name of your own on a shared machine
 DB_DSN = f"postgresql://postgres@127.0.0.1:5432/{DB_NAME}"
 os.environ.update(
     DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
@@ -53,6 +53,7 @@ os.environ.update(
     DEBUG="0",
     SECRET_KEY="bench-" + "k" * 50,
     HITL_SECRET_KEYS="YmVuY2gta2V5LWZvci1zZWNyZXRzLWF0LXJlc3QtMzI=",  # a fixed Fernet key: bench only
+    HITL_AUDIT_SIGNING_KEY="YmVuY2gtYXVkaXQtc2lnbmluZy1rZXktMzItYnl0ZXM=",  # a fixed Ed25519 seed: bench only
     ALLOWED_HOSTS="127.0.0.1",
     LOG_LEVEL="WARNING",
 )

@@ -60,6 +60,7 @@ def server_env(port: int, db_url: str = DB_URL) -> dict:
         DEBUG="0",
         SECRET_KEY="bench-" + "k" * 50,
         HITL_SECRET_KEYS="YmVuY2gta2V5LWZvci1zZWNyZXRzLWF0LXJlc3QtMzI=",  # a fixed Fernet key: bench only
+        HITL_AUDIT_SIGNING_KEY="YmVuY2gtYXVkaXQtc2lnbmluZy1rZXktMzItYnl0ZXM=",  # a fixed Ed25519 seed: bench only
         ALLOWED_HOSTS="127.0.0.1",
         SECURE_SSL_REDIRECT="0",
         LOG_LEVEL="WARNING",
@@ -196,13 +197,15 @@ def bare_copy(
         with conn.cursor() as cur:
             copy_sql = (
                 "COPY reviews_output (id, tenant_id, external_id, application, input, output, trace, metadata,"
-                " model, confidence, content_hash, status, risk_tier, review_required, delivery, received_at,"
+                " model, confidence, content_hash, audit_digest, status, risk_tier, review_required, delivery,"
+                " received_at,"
                 " policy_version, decision_reason, sampling_draw)"
                 " FROM STDIN"
             )
             output_ids = [uuid.uuid4() for _ in rows]
             with cur.copy(copy_sql) as copy:
                 for output_id, row in zip(output_ids, rows, strict=True):
+                    content_hash = hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()
                     copy.write_row(
                         (
                             output_id,
@@ -215,7 +218,8 @@ def bare_copy(
                             orjson.dumps(row["metadata"]).decode(),
                             row["model"],
                             row["confidence"],
-                            hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest(),
+                            content_hash,
+                            content_hash,  # a 64-digit digest stored, as the API stores the audit digest
                             "auto_approved",
                             "medium",
                             False,

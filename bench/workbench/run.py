@@ -30,6 +30,7 @@ os.environ.update(
     DEBUG="0",
     SECRET_KEY="bench-" + "k" * 50,
     HITL_SECRET_KEYS="YmVuY2gta2V5LWZvci1zZWNyZXRzLWF0LXJlc3QtMzI=",  # a fixed Fernet key: bench only
+    HITL_AUDIT_SIGNING_KEY="YmVuY2gtYXVkaXQtc2lnbmluZy1rZXktMzItYnl0ZXM=",  # a fixed Ed25519 seed: bench only
     ALLOWED_HOSTS="testserver",
     SECURE_SSL_REDIRECT="0",
     LOG_LEVEL="WARNING",

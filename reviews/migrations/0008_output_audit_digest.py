@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='output',
             name='audit_digest',
-            field=models.CharField(blank=True, default='', editable=False, help_text="SHA-256 of the record as received and classified (reviews.services.ingest.output_audit_digest); the leaf the ingest batch's audit event commits to.", max_length=64),
+            field=models.CharField(blank=True, db_default='', default='', editable=False, help_text="SHA-256 of the record as received and classified (reviews.services.ingest.output_audit_digest); the leaf the ingest batch's audit event commits to.", max_length=64),
         ),
     ]

@@ -2,6 +2,7 @@
 released by hand or when the lease runs out."""
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -19,7 +20,15 @@ from policies.models import Rubric
 from reviews.models import Output, Queue, Review, ReviewTask, TaskStatus
 from reviews.routing import PlannedTask
 from reviews.selectors import CLAIMED_OUTPUT_COLUMNS, CLAIMED_TASK_COLUMNS, task_details
-from tenants.audit import SYSTEM, audit_record, audit_record_batch
+from tenants.audit import (
+    SYSTEM,
+    Actor,
+    audit_append_cte,
+    audit_head_ensure,
+    audit_record,
+    audit_record_batch,
+    request_actor,
+)
 from tenants.auditchain import digest, format_time, merkle_root
 from tenants.models import Membership, Role, Tenant
 
@@ -168,7 +177,7 @@ def reviewer_rights(
 
 
 @lru_cache(maxsize=64)
-def _claim_sql(vendor: str, queue_count: int, *, with_details: bool = False) -> str:
+def _claim_sql(vendor: str, queue_count: int, *, with_details: bool = False, audit_cte: str = "") -> str:
     """The claim: one UPDATE of the most urgent pending task, skipping rows others are claiming.
 
     On PostgreSQL ``with_details`` wraps it in a CTE that also returns the output,
@@ -203,8 +212,10 @@ def _claim_sql(vendor: str, queue_count: int, *, with_details: bool = False) -> 
         + ["q.name", "r.name"]
         + [f"o.{column}" for column in CLAIMED_OUTPUT_COLUMNS]
     )
+    if audit_cte:  # the claim's audit event, appended by the same statement; its seq as the last column
+        audit_cte, selected = f", {audit_cte}", f"{selected}, (SELECT seq FROM audit_event)"  # noqa: S608
     return f"""
-        WITH c AS ({update} RETURNING {returning})
+        WITH c AS ({update} RETURNING {returning}){audit_cte}
         SELECT {selected} FROM c
         JOIN {queue} q ON q.id = c.queue_id
         JOIN {output} o ON o.id = c.output_id
@@ -249,28 +260,40 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
             claimed = task_details(tenant=tenant, task_id=ReviewTask._meta.pk.to_python(row[0]))
             _claim_audit(tenant, reviewer, claimed, expires)
             return claimed
-    # PostgreSQL: one statement claims and returns everything the reviewer sees; its audit
-    # event follows in the same transaction (the chain's lock is taken last, held to COMMIT).
-    sql = _claim_sql(vendor, len(reviewer.queue_ids), with_details=True)
-    with transaction.atomic():
-        for _attempt in range(CLAIM_ATTEMPTS):
-            try:
-                # A savepoint, so that a conflict does not spoil the transaction.
-                with transaction.atomic(), connection.cursor() as cursor:
-                    cursor.execute(sql, params)
-                    row = cursor.fetchone()
-            except IntegrityError as error:
-                if _violated_constraint(error) != ONE_CLAIM_PER_OUTPUT:
-                    raise
-                # The same person's claim from another connection took a task of the same output
-                # and committed (the unique index made this statement wait for it): the next
-                # attempt's snapshot sees that claim, so its NOT EXISTS skips the output.
-                continue
-            if row is None:
-                return None
-            claimed = _claimed_from_row(row)
-            _claim_audit(tenant, reviewer, claimed, expires)
-            return claimed
+    # PostgreSQL: one autocommitted statement claims, appends the claim's audit event and
+    # returns everything the reviewer sees: the chain's lock is held from inside the
+    # statement to its own commit, with no round trip to the client in between.
+    audit_head_ensure(tenant)
+    audit_cte, audit_params = audit_append_cte(
+        tenant=tenant,
+        actor=request_actor() or Actor.of_person_id(reviewer.user_id, "reviewer"),
+        kind="task.claimed",
+        object_type="task",
+        object_id_sql="c.id",
+        data={"reviewer": reviewer.user_id, "lease_expires_at": expires},
+        data_sql={"output": ("c.output_id", "text"), "queue": ("c.queue_id", "int")},
+        source="c",
+    )
+    sql = _claim_sql(vendor, len(reviewer.queue_ids), with_details=True, audit_cte=audit_cte)
+    for _attempt in range(CLAIM_ATTEMPTS):
+        try:
+            # A savepoint only inside a caller's transaction, so that a conflict does not
+            # spoil it; on its own (the API) the statement autocommits.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
+                cursor.execute(sql, [*params, *audit_params])
+                row = cursor.fetchone()
+        except IntegrityError as error:
+            if _violated_constraint(error) != ONE_CLAIM_PER_OUTPUT:
+                raise
+            # The same person's claim from another connection took a task of the same output
+            # and committed (the unique index made this statement wait for it): the next
+            # attempt's snapshot sees that claim, so its NOT EXISTS skips the output.
+            continue
+        if row is None:
+            return None
+        if row[-1] is None:  # cannot happen: the counter row exists (audit_head_ensure)
+            raise RuntimeError("the claim appended no audit event")
+        return _claimed_from_row(row[:-1])
     raise ConflictError(
         "Your claims from other connections took the same tasks at the same moment; claim again.",
         code="claim_contended",
@@ -278,9 +301,10 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
 
 
 def _claim_audit(tenant: Tenant, reviewer: Reviewer, claimed: dict, expires: datetime) -> None:
+    """SQLite's claim event (PostgreSQL's is appended by the claim statement itself, alike)."""
     audit_record(
         tenant=tenant,
-        actor=None,
+        actor=request_actor() or Actor.of_person_id(reviewer.user_id, "reviewer"),
         kind="task.claimed",
         object_type="task",
         object_id=claimed["id"],

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection, transaction
 
 from tenants.audit import SYSTEM, audit_record, audit_verify
-from tenants.models import AuditEvent, AuditHead
+from tenants.models import AuditEvent, AuditHead, Tenant
 from tests.concurrency import race
 from tests.conftest import make_client
 from tests.factories import TenantFactory, output_payload
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def test_concurrent_appenders_never_fork_or_gap_the_chain():
-    tenant = TenantFactory()  # no counter row yet: the first appenders also race to create it
+    tenant = Tenant.objects.create(slug="racing")  # no counter row yet: the first appenders race to create it
     threads, per_thread = 8, 25
     barrier = threading.Barrier(threads)
     errors = []
