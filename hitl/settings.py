@@ -342,6 +342,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Retention (reviews.services.retention): hourly; each run redacts only what aged since the last.
     "apply-retention": {"task": "reviews.tasks.retention_apply_task", "schedule": 3600.0},
     "audit-checkpoints": {"task": "tenants.tasks.audit_checkpoints_task", "schedule": 600.0},
+    "sla-breaches": {"task": "reviews.tasks.tasks_sla_sweep_task", "schedule": 60.0},
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

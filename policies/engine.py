@@ -43,6 +43,7 @@ class Decision:
     draw: float | None
     policy_version: int
     classification: str = ""  # why this tier: the matching rule, or the default
+    mode: str = ""  # the review mode it got: the tier's, or for a hybrid tier its content category's
 
 
 def _one_of(value: str | list[str] | None) -> frozenset[str] | None:
@@ -81,6 +82,7 @@ class _CompiledRule:
     metadata: tuple[tuple[str, frozenset | None, Any], ...]  # key, allowed set (in) or None, equals value
     confidence_below: float | None
     description: str
+    mode: str | None  # for a hybrid tier: the mode of the content category it matches
 
     def matches(self, application: str, model: str, metadata: dict, confidence: float | None) -> bool:
         if self.applications is not None and application not in self.applications:
@@ -140,16 +142,30 @@ class CompiledPolicy:
                 ),
                 confidence_below=rule.match.confidence_below,
                 description=_describe(rule),
+                mode=rule.mode,
             )
             for index, rule in enumerate(parsed.rules)
         )
 
     def classify(self, *, application: str, model: str, metadata: dict, confidence: float | None) -> tuple[str, str]:
         """The tier and why: the first matching rule, else the default tier."""
+        tier, why, _ = self._match(application, model, metadata, confidence)
+        return tier, why
+
+    def _match(self, application, model, metadata, confidence) -> tuple[str, str, str | None]:
         for rule in self.rules:
             if rule.matches(application, model, metadata, confidence):
-                return rule.tier, f"rule {rule.number}: {rule.description}"
-        return self.default_tier, "no rule matched: default tier"
+                return rule.tier, f"rule {rule.number}: {rule.description}", rule.mode
+        return self.default_tier, "no rule matched: default tier", None
+
+    def mode_of(self, tier_name: str, rule_mode: str | None) -> tuple[str, str]:
+        """The review mode in a tier and how it came: a hybrid tier's from the rule (the
+        content category), else its default; any other tier's is its own."""
+        tier = self.tiers[tier_name]
+        mode = tier.mode_for(rule_mode)
+        if tier.mode != "hybrid":
+            return mode, mode
+        return mode, f"hybrid: {mode}" + (" by the rule" if rule_mode else " by default")
 
     def decide(
         self,
@@ -174,11 +190,19 @@ class CompiledPolicy:
         ones (finishing an output judged under an older version: the stop button as it
         is now). Deterministic, as the sampling draw is.
         """
-        tier_name, why = self.classify(application=application, model=model, metadata=metadata, confidence=confidence)
+        tier_name, why, rule_mode = self._match(application, model, metadata, confidence)
         override = (self.overrides if overrides is None else overrides).get(application)
         if override == "block":
             return Decision(
-                tier_name, False, "block", "blocked", f"application {application} is blocked; {why}", None, self.version
+                tier_name,
+                False,
+                "block",
+                "blocked",
+                f"application {application} is blocked; {why}",
+                None,
+                self.version,
+                why,
+                self.mode_of(tier_name, rule_mode)[0],
             )
         if override == "review_all":
             return Decision(
@@ -189,6 +213,8 @@ class CompiledPolicy:
                 f"application {application} is set to review all; {why}",
                 None,
                 self.version,
+                why,
+                self.mode_of(tier_name, rule_mode)[0],
             )
         draw = sampling_draw(tenant_id=self.tenant_id, external_id=external_id, policy_version=self.version)
         forced: list[str] = list(signals)
@@ -197,12 +223,14 @@ class CompiledPolicy:
             blocking = [judge.name for judge in failing if judge.on_fail == "block"]
             if blocking:
                 reason = f"{why}; judge {', '.join(blocking)} failed: blocked"
-                return Decision(tier_name, False, "block", "blocked", reason, draw, self.version)
+                mode = self.mode_of(tier_name, rule_mode)[0]
+                return Decision(tier_name, False, "block", "blocked", reason, draw, self.version, why, mode)
             raised = self._raised_tier(tier_name, [judge for judge in failing if judge.on_fail == "raise_tier"])
             if raised != tier_name:
                 names = ", ".join(judge.name for judge in failing if judge.on_fail == "raise_tier")
                 why = f"{why}; judge {names} failed: tier raised from {tier_name} to {raised}"
                 tier_name = raised
+                rule_mode = None  # the rule's content category spoke for its own tier, not the raised one
             forced += [f"judge {judge.name} failed" for judge in failing if judge.on_fail == "force_review"]
             forced += [f"judge {judge.name} unsure" for judge in judges if judge.unsure]
             # LLM judges give overall verdicts, so one passing what another fails is a
@@ -211,22 +239,24 @@ class CompiledPolicy:
             if {"pass", "fail"} <= answered:
                 forced.append("judges disagree")
         tier = self.tiers[tier_name]
+        mode, mode_note = self.mode_of(tier_name, rule_mode)
+        tier_note = f"tier {tier_name}" + (f" ({mode_note})" if tier.mode == "hybrid" else "")
         rate, rate_note = tier.review_rate, f"rate {tier.review_rate:g}"
-        if tier.mode == "adaptive" and judges:
+        if mode == "adaptive" and judges:
             confidence = min(judge.confidence for judge in judges)
             rate = min(1.0, max(tier.min_review_rate, tier.review_rate * 2 * (1 - confidence)))
             rate_note = f"adaptive rate {rate:.4g} (tier rate {tier.review_rate:g}, judge confidence {confidence:.3g})"
         if forced:
             sampled = True
-            reason = f"{why}; tier {tier_name}; {'; '.join(forced)}: review"
+            reason = f"{why}; {tier_note}; {'; '.join(forced)}: review"
         else:
             sampled = draw < rate
             outcome = "review" if sampled else "no review"
-            reason = f"{why}; tier {tier_name}, {rate_note}, drawn {draw:.4f}: {outcome}"
+            reason = f"{why}; {tier_note}, {rate_note}, drawn {draw:.4f}: {outcome}"
         if not sampled:
-            return Decision(tier_name, False, "deliver", "auto_approved", reason, draw, self.version, why)
-        delivery = "hold" if tier.mode == "sequential" else "deliver"
-        return Decision(tier_name, True, delivery, "pending_review", reason, draw, self.version, why)
+            return Decision(tier_name, False, "deliver", "auto_approved", reason, draw, self.version, why, mode)
+        delivery = "hold" if mode == "sequential" else "deliver"
+        return Decision(tier_name, True, delivery, "pending_review", reason, draw, self.version, why, mode)
 
     def _raised_tier(self, tier_name: str, raising: list["JudgeSignal"]) -> str:
         """The highest tier the raising judges ask for (tiers rank as the policy lists them)."""

@@ -132,6 +132,7 @@ def _rate(value) -> str:
 _TIER_FIELDS = {
     "review_rate": ("rate", _rate),
     "mode": ("mode", str),
+    "default_mode": ("hybrid default mode", lambda value: value or "none"),
     "required_approvals": ("approvals", str),
     "min_reviewer_level": ("reviewer level", str),
     "sla_minutes": ("SLA minutes", str),

@@ -21,6 +21,34 @@ Scalar = str | int | float | bool
 
 
 Mode = Literal["sequential", "parallel", "adaptive"]
+TierMode = Literal["sequential", "parallel", "adaptive", "hybrid"]
+
+
+class SlaBreachSpec(BaseModel):
+    """What happens when a task of the tier is still open at its due time (checked every minute)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    escalate: Literal["next_level", "queue", "none"] = Field(
+        default="next_level",
+        description="next_level: a pending task now needs a reviewer one level up (at most 3); queue: it moves "
+        "to the queue named by `queue`; none: it stays where it is. Claimed tasks stay with their reviewer.",
+    )
+    queue: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        default=None, description="escalate 'queue': the queue's name."
+    )
+    sequential: Literal["hold", "block", "release"] = Field(
+        default="hold",
+        description="A held (sequential) output whose review is late: hold keeps it held, block tells the service "
+        "not to deliver it, release lets it deliver while the review goes on. The service hears it from the "
+        "task.sla_breached webhook.",
+    )
+
+    @model_validator(mode="after")
+    def _queue_named_when_used(self):
+        if (self.escalate == "queue") != (self.queue is not None):
+            raise ValueError("name a queue exactly when escalate is 'queue'")
+        return self
 
 
 class TierSpec(BaseModel):
@@ -31,11 +59,25 @@ class TierSpec(BaseModel):
     name: Name
     description: Annotated[str, StringConstraints(max_length=500)] = ""
     review_rate: Annotated[float, Field(ge=0.0, le=1.0)] = Field(description="Share of outputs sampled for review.")
-    mode: Mode
+    mode: TierMode = Field(
+        description="sequential: held until reviewed; parallel: delivered while sampled ones are reviewed; "
+        "adaptive: the rate follows the judges' confidence; hybrid: per content category, each rule that "
+        "maps to the tier names the mode (`default_mode` otherwise)."
+    )
     required_approvals: JsonInt = Field(default=1, ge=1, le=5, description="Distinct reviewers who must approve.")
     min_reviewer_level: JsonInt = Field(default=1, ge=1, le=3)
     sla_minutes: JsonInt = Field(ge=1, le=60 * 24 * 30, description="Minutes from receipt to decision.")
+    default_mode: Mode | None = Field(
+        default=None,
+        description="hybrid tiers (required there, refused elsewhere): the mode of outputs that reach the tier "
+        "through no rule naming a mode.",
+    )
     escalation: bool = Field(default=False, description="Reviews may be escalated to specialists.")
+    on_sla_breach: SlaBreachSpec | None = Field(
+        default=None,
+        description="What a task past its due time triggers; when absent, a pending task goes one level up "
+        "and a held output stays held.",
+    )
     overlap_rate: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
         default=0.0,
         description="Share of sampled outputs (tiers needing one approval) given a second, independent review "
@@ -46,6 +88,28 @@ class TierSpec(BaseModel):
         default=0.0,
         description="adaptive tiers: the rate never falls below this, however confident the judges are.",
     )
+
+    @model_validator(mode="after")
+    def _hybrid_has_a_default_mode(self):
+        if self.mode == "hybrid" and self.default_mode is None:
+            raise ValueError("a hybrid tier needs default_mode: the mode of outputs that no rule gives one")
+        if self.mode != "hybrid" and self.default_mode is not None:
+            raise ValueError("default_mode is for hybrid tiers only")
+        return self
+
+    @property
+    def sla_breach(self) -> SlaBreachSpec:
+        return self.on_sla_breach or _DEFAULT_SLA_BREACH
+
+    def mode_for(self, rule_mode: str | None) -> str:
+        """The review mode of an output in this tier: a hybrid tier's comes from the rule that
+        matched it (its content category), else the tier's default."""
+        if self.mode != "hybrid":
+            return self.mode
+        return rule_mode or self.default_mode
+
+
+_DEFAULT_SLA_BREACH = SlaBreachSpec()
 
 
 class MetadataCondition(BaseModel):
@@ -91,6 +155,11 @@ class RuleSpec(BaseModel):
     name: Annotated[str, StringConstraints(max_length=200)] = ""
     tier: Name
     match: RuleMatch
+    mode: Mode | None = Field(
+        default=None,
+        description="For a rule mapping to a hybrid tier: the review mode of the outputs it matches "
+        "(seed 001 Table 2's hybrid: a mode per content category).",
+    )
 
 
 class PolicyDocument(BaseModel):

@@ -5,6 +5,8 @@ ingest, which reads the token with the API key on every request, uses the new
 configuration from the very next request on.
 """
 
+from collections.abc import Callable
+
 from django.db import IntegrityError, transaction
 from pydantic import ValidationError
 
@@ -52,6 +54,12 @@ def _validation_error(error: ValidationError, document: dict) -> DomainValidatio
     return pydantic_error(error, fields)
 
 
+# Which of some queue names a tenant has, for a tier's ``on_sla_breach.queue``. Queues live in
+# the reviews app, a layer above; it sets this when it loads (a higher layer passing a callable
+# down, house style rule 19). Unset (this app alone), queue names go unchecked.
+queue_names_existing: Callable[[Tenant, set[str]], set[str]] | None = None
+
+
 def policy_validate(*, tenant: Tenant, document: dict) -> PolicyDocument:
     """Check size and numbers, shape, then references: each rule's tier, the default tier, each tier's rubric."""
     config_document_check(document, what="policy")
@@ -67,10 +75,25 @@ def policy_validate(*, tenant: Tenant, document: dict) -> PolicyDocument:
     known = ", ".join(names)
     if parsed.default_tier not in names:
         fields["default_tier"] = [f"default_tier '{parsed.default_tier}' is not one of the tiers ({known})"]
+    modes = {tier.name: tier.mode for tier in parsed.tiers}
     for index, rule in enumerate(parsed.rules):
+        label = f"rule {index + 1}" + (f" ({rule.name})" if rule.name else "")
         if rule.tier not in names:
-            label = f"rule {index + 1}" + (f" ({rule.name})" if rule.name else "")
             fields[f"rules.{index}.tier"] = [f"{label}: tier '{rule.tier}' is not one of the tiers ({known})"]
+        elif rule.mode is not None and modes[rule.tier] != "hybrid":
+            fields[f"rules.{index}.mode"] = [
+                f"{label}: names mode '{rule.mode}' but tier '{rule.tier}' is {modes[rule.tier]}; "
+                "only a hybrid tier takes its mode from the rule"
+            ]
+    queues = {tier.on_sla_breach.queue for tier in parsed.tiers if tier.on_sla_breach and tier.on_sla_breach.queue}
+    if queues and queue_names_existing is not None:
+        existing = queue_names_existing(tenant, queues)
+        for index, tier in enumerate(parsed.tiers):
+            wanted_queue = tier.on_sla_breach.queue if tier.on_sla_breach else None
+            if wanted_queue and wanted_queue not in existing:
+                fields[f"tiers.{index}.on_sla_breach.queue"] = [
+                    f"tier {index + 1} ({tier.name}): no queue named '{wanted_queue}'"
+                ]
     wanted = {tier.rubric for tier in parsed.tiers if tier.rubric}
     if wanted:
         existing = set(Rubric.objects.for_tenant(tenant).filter(name__in=wanted).values_list("name", flat=True))

@@ -40,7 +40,7 @@ from django.utils import timezone
 from hitl.enqueue import enqueue_on_commit
 from hitl.errors import NotFoundError
 from policies.models import Policy
-from reviews.export import CSV_COLUMNS, _iso, csv_line, csv_row, export_records
+from reviews.export import CSV_COLUMNS, _iso, csv_line, csv_record_line, export_records
 from reviews.models import ComplianceExport, ExportStatus, Output
 from tenants import auditchain
 from tenants.audit import Actor, audit_checkpoint, audit_record, public_key
@@ -303,7 +303,7 @@ def _build(job: ComplianceExport, tenant: Tenant, work: Path) -> dict:
     for record in export_records(tenant=tenant, start=start, end=end):
         figures.add(record)
         exported.add(record["id"])
-        csv_lines.append(csv_line(csv_row(record)))
+        csv_lines.append(csv_record_line(record))
         json_lines.append(orjson.dumps(record))
         if len(json_lines) == PROGRESS_EVERY:
             csv_out.write("".join(csv_lines).encode())

@@ -441,12 +441,74 @@ def csv_row(record: dict) -> list[str]:
     ]
 
 
+def _text(value: str | None) -> str:
+    """A free-text cell: the formula guard, then quotes when it needs them."""
+    if value is None:
+        return ""
+    if value.startswith(_FORMULA_STARTS):
+        value = "'" + value
+    return '"' + value.replace('"', '""') + '"' if _NEEDS_QUOTES(value) is not None else value
+
+
+def _json_quoted(value: list) -> str:
+    # A non-empty JSON list of objects always holds a quote, so it is always quoted; "[" needs no guard.
+    return '"' + orjson.dumps(value).decode().replace('"', '""') + '"' if value else "[]"
+
+
+def csv_record_line(record: dict) -> str:
+    """``csv_line(csv_row(record))``, about twice as fast: only free-text cells are inspected
+    (ids, times, hashes, numbers and enumerations never need quotes or the formula guard)."""
+    reviews, judges, deliveries = record["reviews"], record["judges"], record["deliveries"]
+    first = reviews[0] if reviews else None
+    version, draw = record["policy_version"], record["sampling_draw"]
+    return (
+        ",".join(
+            (
+                record["id"],
+                _text(record["external_id"]),
+                _text(record["application"]),
+                record["received_at"],
+                _text(record["tier"]),
+                "" if version is None else str(version),
+                "" if draw is None else str(draw),
+                _text(record["sampling_reason"]),
+                "true" if record["review_required"] else "false",
+                record["status"],
+                record["delivery"],
+                str(len(judges)),
+                str(sum(1 for judge in judges if judge["result"] == "fail")) if judges else "0",
+                str(len(reviews)),
+                _text(first["reviewer"]) if first else "",
+                first["reviewed_at"] if first else "",
+                str(len(record["approvals"])),
+                str(len(record["escalations"])),
+                record["final_decision"] or "",
+                _text(record["decided_by"]),
+                record["decided_at"] or "",
+                deliveries[-1]["status"] if deliveries else "",
+                record["delivered_at"] or "",
+                record["sla_due_at"] or "",
+                record["sla"],
+                record["content_hash"] or "",
+                record["digest"] or "",
+                _json_quoted(judges),
+                _json_quoted(reviews),
+                _json_quoted(record["approvals"]),
+                _json_quoted(record["escalations"]),
+                _json_quoted(record["tasks"]),
+                _json_quoted(deliveries),
+            )
+        )
+        + "\r\n"
+    )
+
+
 def csv_chunks(records: Iterable[dict], *, rows_per_chunk: int = 500) -> Iterator[bytes]:
     """The CSV as UTF-8 bytes with a BOM (so spreadsheets read it as UTF-8), a few hundred rows a chunk."""
     yield ("\ufeff" + csv_line(list(CSV_COLUMNS))).encode()
     lines = []
     for record in records:
-        lines.append(csv_line(csv_row(record)))
+        lines.append(csv_record_line(record))
         if len(lines) == rows_per_chunk:
             yield "".join(lines).encode()
             lines = []

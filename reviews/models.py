@@ -238,9 +238,18 @@ class ReviewTask(TenantOwnedModel):
     rubric = models.ForeignKey("policies.Rubric", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     rubric_version = models.PositiveIntegerField(null=True, blank=True)
     escalation_reason = models.TextField(blank=True, default="", db_default="")
+    sla_breached_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the SLA sweep found it still open past its due time (once)."
+    )
 
     class Meta(TenantOwnedModel.Meta):
         indexes = [
+            # The SLA sweep: open tasks not yet found late, by due time (partial: stays small).
+            models.Index(
+                fields=("due_at",),
+                name="task_sla_open",
+                condition=models.Q(status__in=("pending", "claimed"), sla_breached_at__isnull=True),
+            ),
             # The claim: most urgent first among pending tasks (partial, so it stays small).
             models.Index(
                 fields=("tenant", "due_at", "-priority", "created_at"),

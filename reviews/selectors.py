@@ -353,3 +353,8 @@ def queue_access_events(*, tenant: Tenant, queue_id: int, limit: int = 20) -> li
         .select_related("user", "actor")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+def queue_names_existing(tenant: Tenant, names: set[str]) -> set[str]:
+    """Which of ``names`` are queues of the tenant (a policy's SLA-breach targets)."""
+    return set(Queue.objects.for_tenant(tenant).filter(name__in=names).values_list("name", flat=True))

@@ -8,6 +8,7 @@ from reviews.models import DeliveryStatus
 from reviews.services.claims import tasks_release_expired
 from reviews.services.judging import judges_reconcile, judges_run
 from reviews.services.retention import retention_apply_all
+from reviews.services.sla import tasks_sla_sweep
 from reviews.services.webhooks import backoff_seconds, webhook_attempt, webhook_deliveries_due
 
 
@@ -35,6 +36,12 @@ def webhook_sweep_task() -> int:
 def tasks_release_expired_task() -> int:
     """Leases that ran out go back to their queues."""
     return tasks_release_expired()
+
+
+@shared_task(acks_late=True, time_limit=120)
+def tasks_sla_sweep_task() -> int:
+    """Tasks still open at their due time escalate and tell the services (once each)."""
+    return tasks_sla_sweep()
 
 
 _JUDGE_TASK_OPTIONS = {

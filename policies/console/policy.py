@@ -33,6 +33,7 @@ MODES = [
     ("parallel", "Parallel: delivered, reviewed after"),
     ("adaptive", "Adaptive: the rate follows the judges' confidence"),
 ]
+TIER_MODES = [*MODES, ("hybrid", "Hybrid: per content category, as the rules say")]
 LEVELS = [(1, "1: entry level"), (2, "2: experienced"), (3, "3: specialist")]
 
 
@@ -60,7 +61,13 @@ class TierForm(ConsoleForm):
     )
     description = forms.CharField(max_length=500, required=False)
     review_rate = PercentField(label="Review rate (%)", help_text="Share of its outputs sampled for review.")
-    mode = forms.ChoiceField(choices=MODES, initial="parallel")
+    mode = forms.ChoiceField(choices=TIER_MODES, initial="parallel")
+    default_mode = forms.ChoiceField(
+        label="Hybrid: otherwise",
+        choices=[("", "-"), *MODES],
+        required=False,
+        help_text="Hybrid tiers: the mode of outputs whose rule names none.",
+    )
     required_approvals = forms.IntegerField(
         label="Approvals needed", min_value=1, max_value=5, initial=1, help_text="Distinct reviewers who approve."
     )
@@ -81,6 +88,7 @@ class TierForm(ConsoleForm):
         "name",
         "review_rate",
         "mode",
+        "default_mode",
         "required_approvals",
         "min_reviewer_level",
         "sla_minutes",
@@ -111,6 +119,8 @@ class TierForm(ConsoleForm):
         }
         if data["rubric"]:
             spec["rubric"] = data["rubric"]
+        if data["mode"] == "hybrid" or data["default_mode"]:
+            spec["default_mode"] = data["default_mode"] or None  # the policy's check names what is missing
         return spec
 
 
@@ -120,6 +130,7 @@ def tier_initial(tier: dict) -> dict:
         "description": tier.get("description", ""),
         "review_rate": percent_text(tier["review_rate"]),
         "mode": tier["mode"],
+        "default_mode": tier.get("default_mode") or "",
         "required_approvals": tier.get("required_approvals", 1),
         "min_reviewer_level": tier.get("min_reviewer_level", 1),
         "sla_minutes": tier["sla_minutes"],
@@ -235,8 +246,14 @@ class RuleForm(ConsoleForm):
         help_text="0 to 1; outputs sent without a confidence never match.",
     )
     tier = forms.CharField(label="Then tier", max_length=50, widget=forms.Select)
+    mode = forms.ChoiceField(
+        label="Mode",
+        choices=[("", "the tier's"), *MODES],
+        required=False,
+        help_text="For a hybrid tier: the mode of this content category.",
+    )
 
-    field_order = ["name", "application", "model", "confidence_below", "tier"]
+    field_order = ["name", "application", "model", "confidence_below", "tier", "mode"]
 
     def __init__(self, *args, tiers=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -256,7 +273,10 @@ class RuleForm(ConsoleForm):
             match["metadata"] = data["metadata"]
         if data["confidence_below"] is not None:
             match["confidence_below"] = float(data["confidence_below"])
-        return {"name": data["name"], "tier": data["tier"], "match": match}
+        spec = {"name": data["name"], "tier": data["tier"], "match": match}
+        if data["mode"]:
+            spec["mode"] = data["mode"]
+        return spec
 
 
 def rule_initial(rule: dict) -> dict:
@@ -269,6 +289,7 @@ def rule_initial(rule: dict) -> dict:
         "metadata": metadata_text(match.get("metadata", [])),
         "confidence_below": f"{below:g}" if below is not None else "",
         "tier": rule["tier"],
+        "mode": rule.get("mode") or "",
     }
 
 
@@ -364,7 +385,7 @@ def preview_rows(preview) -> list[dict]:
 
 
 # Where each field of a validation error's path is shown: tier and rule fields beside the field.
-_RULE_FIELDS = {"name": "name", "tier": "tier"}
+_RULE_FIELDS = {"name": "name", "tier": "tier", "mode": "mode"}
 _MATCH_FIELDS = {name: name for name in ("application", "model", "metadata", "confidence_below")}
 
 

@@ -334,14 +334,13 @@ def _audit_received(tenant: Tenant, rows: list[tuple], inserted, task_rows: list
 def _awaiting_judges(policy, decision: Decision, judges, plan: list) -> Decision:
     """Sampling waits for the judges. Meanwhile a sequential tier holds delivery; the
     others deliver (a review, if the judges call for one, follows)."""
-    tier = policy.tiers[decision.risk_tier]
     names = ", ".join(judges.name_of(judge_id) for judge_id, _ in plan)
     return replace(
         decision,
         review_required=False,
-        delivery="hold" if tier.mode == "sequential" else "deliver",
+        delivery="hold" if decision.mode == "sequential" else "deliver",
         status="judging",
-        reason=f"{decision.classification}; tier {decision.risk_tier} ({tier.mode}): waiting for judges {names}",
+        reason=f"{decision.classification}; tier {decision.risk_tier} ({decision.mode}): waiting for judges {names}",
     )
 
 

@@ -234,3 +234,25 @@ def test_other_roles_may_not_open_or_publish(tenant, role):
     assert client.get(URL).status_code == 403
     assert client.post(URL, {"action": "publish"}).status_code == 403
     assert current(tenant).version == 1
+
+
+def test_a_hybrid_tier_and_its_rules_modes_are_set_in_the_console(tenant, admin, outputs):
+    client = signed_in(admin)
+    data = opened(client)
+    data.update({"tier-1-mode": "hybrid", "rule-0-mode": "sequential"})
+
+    no_default = post(client, data, "preview").content.decode()
+    assert "a hybrid tier needs default_mode" in no_default
+    not_hybrid = post(client, {**data, "tier-1-default_mode": "parallel"}, "preview")
+    assert "only a hybrid tier takes its mode from the rule" in field_errors(
+        not_hybrid.content.decode(), "id_rule-0-mode"
+    )  # rule 0 maps to tier high, which is sequential
+
+    data.update({"tier-1-default_mode": "parallel", "rule-0-tier": "medium"})
+    data = form_data(post(client, data, "preview").content.decode(), "policy-form")
+    post(client, {**data, "reason": "low confidence held within medium"}, "publish")
+
+    document = current(tenant).document
+    assert (document["tiers"][1]["mode"], document["tiers"][1]["default_mode"]) == ("hybrid", "parallel")
+    assert (document["rules"][0]["tier"], document["rules"][0]["mode"]) == ("medium", "sequential")
+    assert opened(client)["rule-0-mode"] == "sequential"

@@ -56,6 +56,7 @@ def test_put_publishes_a_new_version_with_who_and_why(admin_client, tenant):
             "name": "legal",
             "tier": "critical",
             "match": {"application": "legal-opinions", "model": None, "metadata": [], "confidence_below": None},
+            "mode": None,  # a hybrid tier's mode for this rule's category; this tier is not hybrid
         }
     ]
     history = admin_client.get("/api/v1/policy/history").json()["results"]
@@ -68,6 +69,7 @@ def test_put_publishes_a_new_version_with_who_and_why(admin_client, tenant):
             "name": "low model confidence",
             "tier": "high",
             "match": {"application": None, "model": None, "metadata": [], "confidence_below": 0.5},
+            "mode": None,
         }
     ]
 

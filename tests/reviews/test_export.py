@@ -9,9 +9,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
 
 from policies.services import judge_create
-from reviews.export import CSV_COLUMNS, _iso, csv_row, export_records
+from reviews.export import CSV_COLUMNS, _iso, csv_line, csv_record_line, csv_row, export_records
 from reviews.models import Judgement, Output, Review, ReviewTask, WebhookAttempt, WebhookDelivery
 from reviews.services.webhooks import webhook_endpoint_create
 from tests.conftest import make_client
@@ -192,6 +193,11 @@ def test_export_reads_in_chunks_with_one_query_per_kind(tenant, period, monkeypa
     for table in ("reviews_judgement", "reviews_reviewtask", "reviews_review", "reviews_webhookdelivery"):
         assert len([sql for sql in sqls if f'FROM "{table}"' in sql]) == 2, table
     assert all(len(csv_row(record)) == len(CSV_COLUMNS) for record in records)
+    # The fast line writer writes what the general one (and the standard library's) would.
+    assert [csv_record_line(record) for record in records] == [csv_line(csv_row(record)) for record in records]
+    written = io.StringIO()
+    csv.writer(written).writerows(csv_row(record) for record in records)
+    assert "".join(csv_record_line(record) for record in records) == written.getvalue()
 
 
 def test_the_period_is_half_open_and_by_time_of_receipt(tenant, period, client_for):
@@ -239,3 +245,14 @@ def test_the_format_parameter_is_not_taken_for_a_renderer(tenant, client_for):
     )
 
     assert _stream(response) == b""
+
+
+def test_the_schema_documents_the_streamed_formats():
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+
+    export = paths["/api/v1/audit/export"]["get"]
+    assert set(export["responses"]["200"]["content"]) == {"text/csv", "application/x-ndjson"}
+    assert {parameter["name"] for parameter in export["parameters"] if parameter.get("required")} == {"from", "to"}
+    assert set(export["responses"]) >= {"200", "400", "401", "403", "422"}
+    download = paths["/api/v1/audit/exports/{export_id}/download"]["get"]
+    assert set(download["responses"]["200"]["content"]) == {"application/zip"}
