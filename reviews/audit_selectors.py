@@ -201,7 +201,9 @@ def audit_output_page(rows: QuerySet, *, cursor: str = "", size: int | None = No
     position = cursor_decode(cursor) if cursor else None
     if position is not None:
         moment, output_id = position
-        rows = rows.filter(Q(received_at__lt=moment) | Q(received_at=moment, id__lt=output_id))
+        # The bound on received_at alone is what the index range-scans; the OR only breaks ties
+        # (an OR on its own made PostgreSQL walk the index from the newest row: 100x slower mid-way).
+        rows = rows.filter(received_at__lte=moment).filter(Q(received_at__lt=moment) | Q(id__lt=output_id))
     page = list(rows[: size + 1])
     following = ""
     if len(page) > size:

@@ -222,7 +222,9 @@ def main() -> None:
                     from django.db.models import Q
 
                     moment, output_id = deep
-                    queryset = queryset.filter(Q(received_at__lt=moment) | Q(received_at=moment, id__lt=output_id))
+                    queryset = queryset.filter(received_at__lte=moment).filter(
+                        Q(received_at__lt=moment) | Q(id__lt=output_id)
+                    )
                 sql, sql_params = queryset[:51].query.sql_with_params()
                 page_times, bare_times = [], []
                 for round_number in range(args.rounds + 3):
