@@ -110,6 +110,7 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
         409: "Conflicts with the existing record.",
         422: "Well formed and as the schema says, but against a rule it cannot state (the message names the "
         "field and the rule), such as a number beyond +/-(2^53 - 1) inside free-form JSON.",
+        415: "The body's Content-Type is not one this endpoint reads (the message says which it does).",
         429: "Too many failed API key attempts from this client or for this key; retry after `Retry-After` seconds.",
     }
     return {code: OpenApiResponse(ErrorResponse, description=descriptions[code]) for code in statuses}

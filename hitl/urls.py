@@ -28,6 +28,8 @@ urlpatterns = [
     path("audit/", include("reviews.audit_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    # OpenTelemetry exporters append /v1/traces to the endpoint they are given (/api/otlp).
+    path("api/otlp/", include("reviews.otlp_urls")),
 ]
 
 handler404 = "hitl.views.not_found"

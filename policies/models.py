@@ -76,6 +76,13 @@ class Rubric(TenantOwnedModel):
     name = models.CharField(max_length=50)
     description = models.TextField(blank=True, default="")
     criteria = models.JSONField(help_text="List of criteria (see policies/schemas.py: Criterion).")
+    scope = models.CharField(
+        max_length=16,
+        choices=[("output", "One output"), ("session", "The whole session")],
+        default="output",
+        db_default="output",
+        help_text="What a reviewer scores: the output under review, or the whole session it belongs to.",
+    )
     version = models.PositiveIntegerField(default=1)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(

@@ -296,6 +296,11 @@ class RubricDocument(BaseModel):
     name: Name
     description: Annotated[str, StringConstraints(max_length=2000)] = ""
     criteria: Annotated[list[Criterion], Field(min_length=1, max_length=50)]
+    scope: Literal["output", "session"] = Field(
+        default="output",
+        description="What the reviewer scores: the output under review (output), or the whole conversation or "
+        "agent run it belongs to (session: the reviewer is shown every turn of the session).",
+    )
 
     @model_validator(mode="after")
     def _unique_keys(self):
@@ -332,6 +337,7 @@ class RubricOut(RubricDocument):
             name=rubric.name,
             description=rubric.description,
             criteria=rubric.criteria,
+            scope=rubric.scope,
             version=rubric.version,
             updated_at=rubric.updated_at,
         )

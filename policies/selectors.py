@@ -220,6 +220,25 @@ def _rubric_criteria(
     return criteria, weight_of(criteria)
 
 
+def rubric_scope(*, tenant: Tenant, rubric_id: int | None, version: int | None) -> str:
+    """What a rubric version scores: ``output`` (the output under review) or ``session`` (the
+    whole session it belongs to). Cached as the criteria are; ``output`` without a rubric."""
+    if rubric_id is None:
+        return "output"
+    return _rubric_scope(tenant.pk, str(tenant.config_token), rubric_id, version)
+
+
+@config_cache("rubric scope")
+def _rubric_scope(tenant_id: int, config_token: str, rubric_id: int, version: int | None) -> tuple[str, int]:
+    scope = (
+        Rubric.history.filter(tenant_id=tenant_id, id=rubric_id, version=version)
+        .order_by("-history_date")
+        .values_list("scope", flat=True)
+        .first()
+    )
+    return scope or "output", 8
+
+
 def application_list(*, tenant: Tenant) -> list[Application]:
     """The applications the tenant configured (a stop button, a rubric), by name."""
     return list(Application.objects.for_tenant(tenant).select_related("rubric").order_by("name"))

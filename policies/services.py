@@ -241,6 +241,7 @@ def rubric_publish(
         rubric.version = version
         rubric.description = parsed.description
         rubric.criteria = [criterion.model_dump(mode="json", exclude_none=True) for criterion in parsed.criteria]
+        rubric.scope = parsed.scope
         rubric.updated_by = user
         rubric._history_user = user
         rubric._change_reason = reason or None

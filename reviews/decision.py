@@ -21,7 +21,7 @@ from datetime import datetime
 from reviews.models import Decision, Delivery, Review, TaskPurpose, TaskStatus
 
 # The tasks whose approval a decision waits for (overlap tasks only measure agreement).
-APPROVAL_PURPOSES = (TaskPurpose.APPROVAL, TaskPurpose.USER_FEEDBACK)
+APPROVAL_PURPOSES = (TaskPurpose.APPROVAL, TaskPurpose.USER_FEEDBACK, TaskPurpose.CONFLICT)
 OPEN_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.CLAIMED})
 
 
@@ -68,3 +68,21 @@ def output_outcome(
         latest = sorted(corrections, key=lambda row: row.created_at)[-1]  # stable: this review wins a tie
         return Outcome(Decision.CORRECTED, latest.corrected_output, Delivery.DELIVER, cancels_open_tasks=False)
     return Outcome(Decision.APPROVED, submitted_output, Delivery.DELIVER, cancels_open_tasks=False)
+
+
+def second_look_level(
+    *, outcome: Outcome | None, judge_failed: bool, second_look_exists: bool, reviewer_level: int
+) -> int | None:
+    """The level of a reviewer who must look again before people approve what a judge failed.
+
+    Seed 003: where signals disagree, a higher-level reviewer decides. When the outcome
+    would approve or correct an output that a judge failed, and nobody has taken that
+    second look yet, the decision waits for one more approval by a reviewer one level
+    above the one deciding (none above level 3: then the decision stands). A reject
+    agrees with the judge and decides at once.
+    """
+    if outcome is None or outcome.decision == Decision.REJECTED:
+        return None
+    if not judge_failed or second_look_exists or reviewer_level >= 3:
+        return None
+    return reviewer_level + 1

@@ -50,6 +50,13 @@ class Output(TenantOwnedModel):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     external_id = models.CharField(max_length=255)
     application = models.CharField(max_length=100)
+    session_id = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The conversation or agent run it belongs to (empty: none); its turns are read in received order.",
+    )
     input = models.JSONField()
     output = models.TextField()
     trace = models.JSONField(default=list, blank=True)
@@ -108,6 +115,13 @@ class Output(TenantOwnedModel):
             models.Index(fields=("tenant", "-received_at"), name="output_tenant_received"),
             models.Index(fields=("tenant", "application", "-received_at"), name="output_tenant_app_received"),
             models.Index(fields=("tenant", "status", "-received_at"), name="output_tenant_status_received"),
+            # A session's turns in order (GET /api/v1/sessions/{id}, the earlier turns of a task); only
+            # outputs that belong to a session are indexed.
+            models.Index(
+                fields=("tenant", "session_id", "received_at"),
+                name="output_tenant_session",
+                condition=~models.Q(session_id=""),
+            ),
             # The judge reconciler's scan: outputs still waiting for verdicts (few at any time).
             models.Index(fields=("judges_enqueued_at",), name="output_judging", condition=models.Q(status="judging")),
         ]
@@ -211,11 +225,13 @@ class TaskStatus(models.TextChoices):
 
 class TaskPurpose(models.TextChoices):
     """Why a task exists: an approval the decision needs, a deliberate second opinion
-    to measure agreement, or a person's look after an end user's thumbs-down."""
+    to measure agreement, a person's look after an end user's thumbs-down, or a higher
+    level's look when signals disagree (a person approved what a judge failed)."""
 
     APPROVAL = "approval", "Approval"
     OVERLAP = "overlap", "Overlap (agreement sample)"
     USER_FEEDBACK = "user_feedback", "User feedback"
+    CONFLICT = "conflict", "Signals disagree (a second look)"
 
 
 class ReviewTask(TenantOwnedModel):

@@ -11,12 +11,12 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from hitl.errors import ApplicationError, NotFoundError
-from policies.selectors import compiled_policy, rubric_criteria
+from policies.selectors import compiled_policy, rubric_criteria, rubric_scope
 from reviews.models import Review
-from reviews.selectors import output_judgements, queues_overview, reviews_by, task_held_by
+from reviews.selectors import output_judgements, queues_overview, reviews_by, session_shown, task_held_by
 from reviews.services.claims import reviewer_for, task_claim, task_lease_renew, task_release
 from reviews.services.review import escalation_allowed, review_submit
-from reviews.trace import input_view, trace_steps
+from reviews.trace import LONG, input_view, trace_steps
 from tenants.models import Role
 from tenants.pages import TenantPage
 
@@ -85,6 +85,33 @@ def criteria_view(criteria: list[dict] | None, values, errors: dict) -> list[dic
     return shown
 
 
+SESSION_OPEN_UP_TO = 3  # earlier turns shown open; more are collapsed behind a summary
+
+
+def session_view(shown) -> dict | None:
+    """The session as the task page shows it: each turn's input as a conversation or text, its output."""
+    if shown is None:
+        return None
+    turns = [
+        {
+            **turn,
+            "input_view": input_view(turn["input"]),
+            "output_long": len(turn["output"]) > LONG,
+        }
+        for turn in shown.turns
+    ]
+    earlier = [turn for turn in turns if not turn["current"]]
+    return {
+        "session_id": shown.session_id,
+        "whole": shown.scope == "session",
+        "turns": turns,
+        "earlier_count": len(earlier),
+        "omitted": shown.omitted,
+        "limit": shown.limit,
+        "collapsed": len(turns) > SESSION_OPEN_UP_TO,
+    }
+
+
 def _claim_and_open(request, page: TenantPage, queue_name: str | None):
     """Claim the most urgent task (of one queue, or of any) and open it; say so when none waits."""
     try:
@@ -151,7 +178,10 @@ class TaskPage(TenantPage):
         criteria = rubric_criteria(tenant=self.tenant, rubric_id=task.rubric_id, version=task.rubric_version)
         policy = compiled_policy(tenant=self.tenant)
         tier = policy.tiers.get(output.risk_tier)
+        scope = rubric_scope(tenant=self.tenant, rubric_id=task.rubric_id, version=task.rubric_version)
+        turn = {"id": output.pk, "session_id": output.session_id, "received_at": output.received_at}
         context = self.get_context_data(
+            session=session_view(session_shown(tenant=self.tenant, output=turn, scope=scope)),
             task=task,
             output=output,
             steps=trace_steps(output.trace),

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from hitl.schemas import ResponseModel, integral
 from policies.schemas import ApplicationName
@@ -21,6 +21,7 @@ JsonObject = dict[str, Any]
 JsonInput = str | list[Any] | JsonObject
 
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+SessionId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
 
 class OutputSubmission(BaseModel):
@@ -41,6 +42,12 @@ class OutputSubmission(BaseModel):
     model: Annotated[str, StringConstraints(max_length=200)] = Field(default="", description="Model name.")
     confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
         default=None, description="The model's confidence, 0 to 1."
+    )
+    session_id: SessionId | None = Field(
+        default=None,
+        description="The conversation or agent run the output belongs to (the service's own id, 1 to 255 "
+        "characters). Outputs with the same session_id are one session: GET /api/v1/sessions/{session_id} "
+        "lists them in the order received, and a reviewer sees the earlier turns beside the output.",
     )
 
 
@@ -265,6 +272,9 @@ class RubricShown(ResponseModel):
     name: str
     version: int
     criteria: list[JsonObject]
+    scope: Literal["output", "session"] = Field(
+        default="output", description="session: the reviewer scores the whole session, not only the output."
+    )
 
 
 class TaskOutput(ResponseModel):
@@ -281,6 +291,66 @@ class TaskOutput(ResponseModel):
     policy_version: int | None
     decision_reason: str
     received_at: datetime
+    session_id: str | None = Field(description="The session it belongs to, if any.")
+
+
+class SessionTurn(ResponseModel):
+    """One output of a session, as the session's listing and a task show it (its trace: GET /outputs/{id})."""
+
+    id: UUID
+    external_id: str
+    application: str
+    input: JsonInput
+    output: str
+    status: str
+    delivery: Literal["deliver", "hold", "block"]
+    decision: Literal["approved", "rejected", "corrected"] | None
+    final_output: str | None
+    model: str
+    received_at: datetime
+
+    @classmethod
+    def fields_of(cls, row: Mapping) -> dict:
+        return {name: row[name] for name in cls.model_fields} | {"decision": row["decision"] or None}
+
+    @classmethod
+    def of(cls, row: Mapping) -> Self:
+        return cls(**cls.fields_of(row))
+
+
+class TaskSessionTurn(SessionTurn):
+    current: bool = Field(description="This turn is the output under review.")
+
+
+class TaskSession(ResponseModel):
+    """The session of the output under review: its earlier turns (the last 20, oldest first), or,
+    when the task's rubric scores the whole session (scope session), every turn up to 200."""
+
+    session_id: str
+    scope: Literal["output", "session"] = Field(description="The rubric's scope: what the reviewer scores.")
+    turns: list[TaskSessionTurn]
+    omitted: bool = Field(description="More turns exist than are shown: older earlier turns, or turns past 200.")
+    limit: int = Field(description="The most turns shown: 20 earlier turns, or 200 of a session scored whole.")
+
+    @classmethod
+    def of(cls, shown) -> Self:
+        """From a ``reviews.selectors.SessionShown``."""
+        return cls(
+            session_id=shown.session_id,
+            scope=shown.scope,
+            turns=[TaskSessionTurn(**SessionTurn.fields_of(row), current=row["current"]) for row in shown.turns],
+            omitted=shown.omitted,
+            limit=shown.limit,
+        )
+
+
+class SessionPage(ResponseModel):
+    """A session's outputs, oldest first; follow ``next`` (an opaque cursor URL) for the following page."""
+
+    session_id: str
+    next: str | None
+    previous: str | None
+    results: list[SessionTurn]
 
 
 class TaskOut(ResponseModel):
@@ -288,7 +358,10 @@ class TaskOut(ResponseModel):
 
     id: UUID
     queue: str
-    purpose: Literal["approval", "overlap", "user_feedback"]
+    purpose: Literal["approval", "overlap", "user_feedback", "conflict"] = Field(
+        description="approval: the decision needs it; overlap: a second opinion that measures agreement; "
+        "user_feedback: an end user's thumbs-down; conflict: a person approved what a judge failed, a level up decides"
+    )
     status: str
     level_required: int
     due_at: datetime
@@ -297,10 +370,14 @@ class TaskOut(ResponseModel):
     rubric: RubricShown | None
     output: TaskOutput
     judgements: list[JudgementOut] = Field(description="The automated judges' verdicts on the output.")
+    session: TaskSession | None = Field(
+        default=None, description="The session the output belongs to, with the turns the reviewer is shown."
+    )
 
     @classmethod
-    def of(cls, task: Mapping, criteria: list | None, judgements=()) -> Self:
-        """From a task as the claim (or ``reviews.selectors.task_details``) returns it, and its rubric's criteria."""
+    def of(cls, task: Mapping, criteria: list | None, judgements=(), session=None, scope: str = "output") -> Self:
+        """From a task as the claim (or ``reviews.selectors.task_details``) returns it, its rubric's criteria
+        and scope, and the session shown (``reviews.selectors.session_shown``)."""
         output = task["output"]
         return cls(
             id=task["id"],
@@ -311,11 +388,19 @@ class TaskOut(ResponseModel):
             due_at=task["due_at"],
             lease_expires_at=task["lease_expires_at"],
             escalation_reason=task["escalation_reason"],
-            rubric=RubricShown(name=task["rubric_name"], version=task["rubric_version"], criteria=criteria)
+            rubric=RubricShown(
+                name=task["rubric_name"],
+                version=task["rubric_version"],
+                criteria=criteria,
+                scope=scope,
+            )
             if task["rubric_id"]
             else None,
-            output=TaskOutput(**{**output, "risk_tier": output["risk_tier"] or None}),
+            output=TaskOutput(
+                **{**output, "risk_tier": output["risk_tier"] or None, "session_id": output["session_id"] or None}
+            ),
             judgements=[JudgementOut.of(judgement) for judgement in judgements],
+            session=TaskSession.of(session) if session is not None else None,
         )
 
 
@@ -432,3 +517,141 @@ class ComplianceExportOut(ResponseModel):
 
 class ComplianceExportList(ResponseModel):
     results: list[ComplianceExportOut]
+
+
+# OpenTelemetry intake (POST /api/otlp/v1/traces) ----------------------------------------------
+# OTLP/JSON as the OTLP specification encodes an ExportTraceServiceRequest: lowerCamelCase
+# names, trace and span ids in hex, 64-bit integers as decimal strings (or numbers). Only the
+# fields the intake reads are declared; others are ignored, as OTLP receivers must. The
+# protobuf form (application/x-protobuf) carries the same message.
+
+Uint64 = (
+    Annotated[str, StringConstraints(pattern=r"^[0-9]{1,19}$")]
+    | Annotated[int, Field(ge=0, le=2**63 - 1), BeforeValidator(integral)]
+)
+Int64 = (
+    Annotated[str, StringConstraints(pattern=r"^-?[0-9]{1,18}$")]
+    | Annotated[int, Field(ge=-(2**63) + 1, le=2**63 - 1), BeforeValidator(integral)]
+)
+OTLP_MODEL = ConfigDict(strict=True)
+
+
+class OtlpArrayValue(BaseModel):
+    model_config = OTLP_MODEL
+
+    values: list["OtlpAnyValue"] = Field(default_factory=list)
+
+
+class OtlpKeyValueList(BaseModel):
+    model_config = OTLP_MODEL
+
+    values: list["OtlpKeyValue"] = Field(default_factory=list)
+
+
+class OtlpAnyValue(BaseModel):
+    """One attribute value: at most one of the fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"maxProperties": 1})
+
+    stringValue: str | None = None
+    boolValue: bool | None = None
+    intValue: Int64 | None = None
+    doubleValue: float | None = None
+    arrayValue: OtlpArrayValue | None = None
+    kvlistValue: OtlpKeyValueList | None = None
+
+    @model_validator(mode="after")
+    def _one_value(self):
+        if len(self.model_fields_set) > 1:
+            raise ValueError("an AnyValue holds one value")
+        return self
+
+
+class OtlpKeyValue(BaseModel):
+    model_config = OTLP_MODEL
+
+    key: str
+    value: OtlpAnyValue = Field(default_factory=OtlpAnyValue)
+
+
+class OtlpResource(BaseModel):
+    model_config = OTLP_MODEL
+
+    attributes: list[OtlpKeyValue] = Field(default_factory=list)
+
+
+class OtlpEvent(BaseModel):
+    model_config = OTLP_MODEL
+
+    timeUnixNano: Uint64 = "0"
+    name: str = ""
+    attributes: list[OtlpKeyValue] = Field(default_factory=list)
+
+
+class OtlpStatus(BaseModel):
+    model_config = OTLP_MODEL
+
+    code: (
+        Annotated[int, Field(ge=0, le=2), BeforeValidator(integral)]
+        | Literal["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"]
+    ) = Field(default=0, description="0 unset, 1 ok, 2 error (OTLP/JSON writes the number; the name is read too).")
+    message: str = ""
+
+
+class OtlpSpan(BaseModel):
+    model_config = OTLP_MODEL
+
+    traceId: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{32}$")]
+    spanId: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{16}$")]
+    parentSpanId: Annotated[str, StringConstraints(pattern=r"^([0-9a-fA-F]{16})?$")] = ""
+    name: str = ""
+    kind: (
+        Annotated[int, Field(ge=0, le=5), BeforeValidator(integral)]
+        | Literal[
+            "SPAN_KIND_UNSPECIFIED",
+            "SPAN_KIND_INTERNAL",
+            "SPAN_KIND_SERVER",
+            "SPAN_KIND_CLIENT",
+            "SPAN_KIND_PRODUCER",
+            "SPAN_KIND_CONSUMER",
+        ]
+    ) = 0
+    startTimeUnixNano: Uint64 = "0"
+    endTimeUnixNano: Uint64 = "0"
+    attributes: list[OtlpKeyValue] = Field(default_factory=list)
+    events: list[OtlpEvent] = Field(default_factory=list)
+    status: OtlpStatus = Field(default_factory=OtlpStatus)
+
+
+class OtlpScopeSpans(BaseModel):
+    model_config = OTLP_MODEL
+
+    spans: list[OtlpSpan] = Field(default_factory=list)
+
+
+class OtlpResourceSpans(BaseModel):
+    model_config = OTLP_MODEL
+
+    resource: OtlpResource = Field(default_factory=OtlpResource)
+    scopeSpans: list[OtlpScopeSpans] = Field(default_factory=list)
+
+
+class OtlpTraceRequest(BaseModel):
+    """An OTLP ExportTraceServiceRequest in OTLP/JSON (the fields the intake reads)."""
+
+    model_config = OTLP_MODEL
+
+    resourceSpans: list[OtlpResourceSpans] = Field(default_factory=list)
+
+
+class OtlpPartialSuccess(ResponseModel):
+    rejectedSpans: Annotated[str, StringConstraints(pattern=r"^[0-9]+$")] = Field(
+        description="How many spans were rejected (a decimal string, as OTLP/JSON writes 64-bit integers)."
+    )
+    errorMessage: str = Field(description="Which spans, and why.")
+
+
+class OtlpTraceResponse(ResponseModel):
+    """An OTLP ExportTraceServiceResponse; ``partialSuccess`` only when some spans were rejected."""
+
+    partialSuccess: OtlpPartialSuccess | None = None

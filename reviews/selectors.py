@@ -68,6 +68,7 @@ CLAIMED_OUTPUT_COLUMNS = (
     "policy_version",
     "decision_reason",
     "received_at",
+    "session_id",
 )
 
 
@@ -81,6 +82,66 @@ def task_details(*, tenant: Tenant, task_id) -> dict:
     details["output"]["id"] = task.output_id
     details.update(queue=task.queue.name, rubric_name=task.rubric.name if task.rubric_id else None)
     return details
+
+
+# Sessions: the outputs of one conversation or agent run, in the order received.
+SESSION_TURNS_SHOWN = 20  # earlier turns shown with a task (the page and the claim's payload): the last 20
+SESSION_TURNS_WHOLE = 200  # turns shown of a session scored whole (a rubric with scope "session")
+SESSION_TURN_COLUMNS = (
+    "id",
+    "external_id",
+    "application",
+    "input",
+    "output",
+    "status",
+    "delivery",
+    "decision",
+    "final_output",
+    "model",
+    "received_at",
+)
+
+
+def session_outputs(*, tenant: Tenant, session_id: str) -> QuerySet[Output]:
+    """A session's outputs (the API pages them in received order); empty for no such session."""
+    return Output.objects.for_tenant(tenant).filter(session_id=session_id).defer("trace", "content_hash")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionShown:
+    """What a reviewer sees of the session of the output under review."""
+
+    session_id: str
+    scope: str  # the rubric's: "output" (earlier turns shown for context) or "session" (scored whole)
+    turns: list[dict]  # SESSION_TURN_COLUMNS, oldest first; ``current`` marks the output under review
+    omitted: bool  # more turns exist than are shown (the oldest earlier ones, or past the whole-session bound)
+    limit: int
+
+
+def session_shown(*, tenant: Tenant, output: dict, scope: str = "output") -> SessionShown | None:
+    """The turns of ``output``'s session a reviewer is shown (one query): the last
+    ``SESSION_TURNS_SHOWN`` before it, or, when its rubric scores the whole session, every
+    turn up to ``SESSION_TURNS_WHOLE``. None when the output belongs to no session.
+    ``output`` needs ``id``, ``session_id`` and ``received_at``.
+    """
+    session_id = output.get("session_id")
+    if not session_id:
+        return None
+    turns = Output.objects.for_tenant(tenant).filter(session_id=session_id).values(*SESSION_TURN_COLUMNS)
+    if scope == "session":
+        limit = SESSION_TURNS_WHOLE
+        rows = list(turns.order_by("received_at", "id")[: limit + 1])
+    else:
+        limit = SESSION_TURNS_SHOWN
+        before = Q(received_at__lt=output["received_at"]) | Q(received_at=output["received_at"], id__lt=output["id"])
+        rows = list(turns.filter(before).order_by("-received_at", "-id")[: limit + 1])
+    omitted = len(rows) > limit
+    rows = rows[:limit]
+    if scope != "session":
+        rows.reverse()
+    for row in rows:
+        row["current"] = row["id"] == output["id"]
+    return SessionShown(session_id=session_id, scope=scope, turns=rows, omitted=omitted, limit=limit)
 
 
 def output_list(*, tenant: Tenant) -> QuerySet[Output]:

@@ -8,6 +8,7 @@ from reviews.apis.audit import (
 )
 from reviews.apis.judges import JudgeAgreementApi
 from reviews.apis.outputs import OutputBatchApi, OutputCollectionApi, OutputDetailApi, OutputFeedbackApi
+from reviews.apis.sessions import SessionDetailApi
 from reviews.apis.tasks import TaskClaimApi, TaskReleaseApi, TaskReviewApi
 from reviews.apis.webhooks import WebhookCollectionApi, WebhookDetailApi, WebhookReplayApi
 
@@ -16,6 +17,7 @@ urlpatterns = [
     path("outputs/batch", OutputBatchApi.as_view(), name="outputs-batch"),
     path("outputs/<uuid:output_id>", OutputDetailApi.as_view(), name="output-detail"),
     path("outputs/<uuid:output_id>/feedback", OutputFeedbackApi.as_view(), name="output-feedback"),
+    path("sessions/<path:session_id>", SessionDetailApi.as_view(), name="session-detail"),
     path("tasks/claim", TaskClaimApi.as_view(), name="tasks-claim"),
     path("tasks/<uuid:task_id>/release", TaskReleaseApi.as_view(), name="task-release"),
     path("tasks/<uuid:task_id>/review", TaskReviewApi.as_view(), name="task-review"),

@@ -30,6 +30,7 @@ SERVICE_MODULES = (
     "reviews.services.onboarding",
     "reviews.services.queues",
     "reviews.services.review",
+    "reviews.services.sla",
     "reviews.services.webhooks",
     "policies.retention",
     "reviews.services.retention",

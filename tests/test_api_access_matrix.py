@@ -23,6 +23,7 @@ from tenants.models import ApiKeyRole
 from tenants.services import api_key_revoke
 from tests.conftest import make_client
 from tests.factories import output_payload
+from tests.reviews.otlp_spans import agent_run, export, otlp_json
 
 ALL_ROLES = tuple(ApiKeyRole.values)
 
@@ -57,6 +58,7 @@ ENDPOINTS = [
         False,
     ),
     Endpoint("output-detail", "get", lambda o: f"/api/v1/outputs/{o['output_id']}", None, frozenset(ALL_ROLES), True),
+    Endpoint("session-detail", "get", lambda o: "/api/v1/sessions/session-of-a", None, frozenset(ALL_ROLES), True),
 ]
 RUBRIC = {"name": "rubric-b", "criteria": [{"key": "ok", "label": "OK", "kind": "binary"}]}
 ENDPOINTS += [
@@ -199,6 +201,14 @@ ENDPOINTS += [
 ENDPOINTS += [
     Endpoint("audit-public-key", "get", lambda o: "/api/v1/audit/public-key", None, frozenset(ALL_ROLES), False),
     Endpoint("audit-events", "get", lambda o: "/api/v1/audit/events", None, frozenset({"admin", "auditor"}), False),
+    Endpoint(
+        "otlp-traces",
+        "post",
+        lambda o: "/api/otlp/v1/traces",
+        lambda: otlp_json(export(agent_run())),
+        frozenset({"service", "admin"}),
+        False,
+    ),
 ]
 UNROUTED_NAMES = {"schema", "docs", "redoc", None}
 # Strings only tenant A's objects contain: none may appear in an answer to tenant B.
@@ -209,7 +219,7 @@ SECRETS_OF_A = ("secret-rule-of-a", "secret-rubric-of-a", "secret-hook-of-a", "s
 def world(tenant, other_tenant):
     """Two tenants, each with one output; the endpoint URLs point at tenant A's objects."""
     owner = make_client(tenant, "service")
-    output_id = owner.post("/api/v1/outputs", output_payload(1), format="json").json()["id"]
+    output_id = owner.post("/api/v1/outputs", output_payload(1, session_id="session-of-a"), format="json").json()["id"]
     make_client(other_tenant, "service").post("/api/v1/outputs", output_payload(1, output="B"), format="json")
     rules = [
         {"name": "secret-rule-of-a", "tier": "high", "match": {"application": "a-only"}},
@@ -375,7 +385,7 @@ def test_every_api_route_and_method_is_in_the_matrix():
     covered = {(endpoint.name, endpoint.method.upper()) for endpoint in ENDPOINTS}
     served = set()
     for route, pattern in _routes(get_resolver()):
-        if not route.startswith("api/v1/") or pattern.name in UNROUTED_NAMES - {None}:
+        if not route.startswith(("api/v1/", "api/otlp/")) or pattern.name in UNROUTED_NAMES - {None}:
             continue
         view_class = getattr(pattern.callback, "view_class", None)
         if view_class is None:  # the JSON 404 catch-all

@@ -66,7 +66,9 @@ def _seed(role: str) -> tuple[str, dict]:
         queue_grant(queue=Queue.objects.for_tenant(tenant).get(name="default"), user=user, actor=PLATFORM_OPERATOR)
     raw_key = make_client(tenant, role, user=user).raw_key
     service = make_client(tenant, "service")
-    held = service.post("/api/v1/outputs", output_payload(1, application="held"), format="json").json()
+    held = service.post(
+        "/api/v1/outputs", output_payload(1, application="held", session_id="held-session"), format="json"
+    ).json()
     task = ReviewTask.objects.for_tenant(tenant).filter(output_id=held["id"]).first()
     webhook = webhook_endpoint_create(tenant=tenant, url="http://127.0.0.1:9/hook", secret="s" * 20)
     delivery = WebhookDelivery.objects.for_tenant(tenant).create(
@@ -87,6 +89,7 @@ def _seed(role: str) -> tuple[str, dict]:
         "path.name": RUBRIC["name"],
         "path.webhook_id": webhook.pk,
         "path.delivery_id": str(delivery.pk),
+        "path.session_id": "held-session",
     }
     return raw_key, parameters
 

@@ -72,6 +72,12 @@ class RubricForm(ConsoleForm):
         max_length=100_000,
         help_text="A JSON list of criteria; each has a key, a label, a kind, and required (true unless said).",
     )
+    scope = forms.ChoiceField(
+        choices=[("output", "the output under review"), ("session", "the whole session")],
+        initial="output",
+        required=False,  # left out: the output under review
+        help_text="What reviewers score: with the whole session, they are shown every turn of the conversation.",
+    )
     reason = forms.CharField(
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -97,7 +103,12 @@ class RubricForm(ConsoleForm):
 def _publish(page: ConsolePage, form: RubricForm, name: str):
     """rubric_publish with the form's document; errors beside the field they name. Returns the rubric or None."""
     data = form.cleaned_data
-    document = {"name": name, "description": data["description"], "criteria": data["criteria"]}
+    document = {
+        "name": name,
+        "description": data["description"],
+        "criteria": data["criteria"],
+        "scope": data.get("scope") or "output",
+    }
     try:
         rubric, _ = rubric_publish(tenant=page.tenant, document=document, user=page.person, reason=data["reason"])
     except ApplicationError as error:
@@ -175,7 +186,11 @@ class RubricPage(ConsolePage):
 
     def get(self, request, name):
         rubric = self._rubric(name)
-        initial = {"description": rubric.description, "criteria": criteria_text(rubric.criteria)}
+        initial = {
+            "description": rubric.description,
+            "criteria": criteria_text(rubric.criteria),
+            "scope": rubric.scope,
+        }
         return self._render(rubric, RubricForm(initial=initial, name_fixed=True))
 
     def post(self, request, name):

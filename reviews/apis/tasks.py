@@ -7,9 +7,9 @@ from rest_framework.response import Response
 
 from hitl.api import TenantApi, error_responses, respond, validate_body
 from hitl.errors import ForbiddenError
-from policies.selectors import rubric_criteria
+from policies.selectors import rubric_criteria, rubric_scope
 from reviews import schemas
-from reviews.selectors import output_judgements, task_details
+from reviews.selectors import output_judgements, session_shown, task_details
 from reviews.services.claims import reviewer_for, task_claim, task_release, tasks_release_expired
 from reviews.services.review import review_submit
 from tenants.models import KeyRoles
@@ -25,9 +25,12 @@ def _person(api_key):
 
 
 def task_out(tenant, task: dict, judgements=()) -> schemas.TaskOut:
-    """The claimed task: what the reviewer judges, and the rubric version to judge it by."""
+    """The claimed task: what the reviewer judges, the rubric version to judge it by and, when the
+    output belongs to a session, the turns shown with it (one more query)."""
     criteria = rubric_criteria(tenant=tenant, rubric_id=task["rubric_id"], version=task["rubric_version"])
-    return schemas.TaskOut.of(task, criteria, judgements)
+    scope = rubric_scope(tenant=tenant, rubric_id=task["rubric_id"], version=task["rubric_version"])
+    session = session_shown(tenant=tenant, output=task["output"], scope=scope)
+    return schemas.TaskOut.of(task, criteria, judgements, session=session, scope=scope)
 
 
 class TaskClaimApi(TenantApi):

@@ -1,4 +1,7 @@
-"""End-user feedback on an output; a thumbs-down on an output nobody looked at sends it to a person."""
+"""End-user feedback on an output; a thumbs-down on an output nobody looked at sends it to a
+person, one level up when the judges had passed it (signals that disagree)."""
+
+from dataclasses import replace
 
 from django.db import transaction
 from django.utils import timezone
@@ -6,7 +9,7 @@ from django.utils import timezone
 from hitl.errors import NotFoundError
 from policies.engine import Decision as PolicyDecision
 from policies.selectors import compiled_policy
-from reviews.models import Feedback, Output, OutputStatus, ReviewTask, TaskPurpose
+from reviews.models import Feedback, Judgement, JudgementResult, Output, OutputStatus, ReviewTask, TaskPurpose
 from reviews.routing import plan_tasks, routing_table
 from reviews.services.claims import tasks_create
 from tenants.audit import audit_record
@@ -50,9 +53,18 @@ def output_feedback_add(*, tenant: Tenant, output_id, rating: str, comment: str 
     )
     if not planned:
         return feedback, False
+    why = "user_feedback: thumbs-down"
+    verdicts = set(Judgement.objects.for_tenant(tenant).filter(output=output).values_list("result", flat=True))
+    if verdicts == {JudgementResult.PASS}:
+        # Signals disagree (seed 003: judges positive, the user negative): a level up looks.
+        planned = [replace(task, level_required=min(task.level_required + 1, 3)) for task in planned]
+        why = (
+            f"{why}; signals disagree: the judges passed it, its end user did not: "
+            f"a level {planned[0].level_required} reviewer looks"
+        )
     tasks_create(tenant=tenant, planned=[(output.pk, task) for task in planned], now=timezone.now())
     output.status = OutputStatus.PENDING_REVIEW
     output.review_required = True
-    output.decision_reason = f"{output.decision_reason}; user_feedback: thumbs-down".lstrip("; ")
+    output.decision_reason = f"{output.decision_reason}; {why}".lstrip("; ")
     output.save(update_fields=["status", "review_required", "decision_reason"])
     return feedback, True

@@ -63,6 +63,7 @@ _INSERT_FIELDS = (
     "received_at",
     "judge_plan",
     "judges_enqueued_at",
+    "session_id",
 )
 
 
@@ -76,7 +77,10 @@ class IngestResult:
 
 def output_content_hash(submission: OutputSubmission) -> str:
     """SHA-256 of the canonical body (keys sorted at every depth)."""
-    canonical = orjson.dumps(submission.model_dump(), option=orjson.OPT_SORT_KEYS)
+    # Without a session, the body hashes as before sessions existed: a repeat of an output stored
+    # then is still a repeat, not a conflict.
+    body = submission.model_dump(exclude={"session_id"} if submission.session_id is None else None)
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -247,6 +251,7 @@ def _prepare(tenant: Tenant, submissions: list[OutputSubmission]) -> _Prepared:
                 now,
                 plan,
                 now if plan else None,
+                submission.session_id or "",
             )
         )
         if plan:

@@ -19,10 +19,20 @@ from hitl.errors import (
     NotFoundError,
     RuleViolationError,
 )
+from policies.models import Judge, JudgeOnFail
 from policies.scoring import scores_validate
 from policies.selectors import compiled_policy_version, rubric_criteria
-from reviews.decision import APPROVAL_PURPOSES, Outcome, ReviewRow, output_outcome
-from reviews.models import Output, Review, ReviewTask, TaskPurpose, TaskStatus
+from reviews.decision import APPROVAL_PURPOSES, Outcome, ReviewRow, output_outcome, second_look_level
+from reviews.models import (
+    Decision,
+    Judgement,
+    JudgementResult,
+    Output,
+    Review,
+    ReviewTask,
+    TaskPurpose,
+    TaskStatus,
+)
 from reviews.services.claims import lease_check, reviewer_rights
 from reviews.services.webhooks import webhook_deliveries_create
 from tenants.audit import audit_record
@@ -203,27 +213,21 @@ def review_submit(
         return ReviewOutcome(review, output, decided_now=False)
 
     if connection.vendor == "postgresql":
-        decided_now = _record_in_set_statements(tenant, task, output, review, may_decide, now)
+        decided_now = _record_in_set_statements(tenant, task, output, review, may_decide, now, reviewer.level)
     else:
-        decided_now = _record_portably(tenant, task, output, review, may_decide, now)
-    _review_audit(tenant, task, review, "task.reviewed", {"decided": decided_now})
-    if decided_now:
-        audit_record(
-            tenant=tenant,
-            actor=user,
-            kind="output.decided",
-            object_type="output",
-            object_id=output.pk,
-            data={
-                "decision": output.decision,
-                "status": output.status,
-                "delivery": output.delivery,
-                "final_output": output.final_output,
-                "decided_by": output.decided_by_id,
-                "decided_at": output.decided_at,
-                "by_task": task.pk,
-            },
-        )
+        decided_now = _record_portably(tenant, task, output, review, may_decide, now, reviewer.level)
+    decided = None
+    if decided_now:  # the decision is in the review's event: one append, the chain's lock held once
+        decided = {
+            "output": output.pk,
+            "decision": output.decision,
+            "status": output.status,
+            "delivery": output.delivery,
+            "final_output": output.final_output,
+            "decided_by": output.decided_by_id,
+            "decided_at": output.decided_at,
+        }
+    _review_audit(tenant, task, review, "task.reviewed", {"decided": decided})
     return ReviewOutcome(review, output, decided_now)
 
 
@@ -298,7 +302,7 @@ def _review_insert(review: Review) -> None:
 
 
 def _record_portably(
-    tenant: Tenant, task: ReviewTask, output: Output, review: Review, may_decide: bool, now: datetime
+    tenant: Tenant, task: ReviewTask, output: Output, review: Review, may_decide: bool, now: datetime, level: int
 ) -> bool:
     """The ORM path: insert the review, mark the task done, read the rows the rule needs, write its outcome."""
     _review_insert(review)
@@ -333,6 +337,17 @@ def _record_portably(
     )
     if outcome is None:
         return False
+    judge_failed = outcome.decision != Decision.REJECTED and _failing_judges(tenant, output).exists()
+    second_look = second_look_level(
+        outcome=outcome,
+        judge_failed=judge_failed,
+        second_look_exists=judge_failed
+        and ReviewTask.objects.for_tenant(tenant).filter(output=output, purpose=TaskPurpose.CONFLICT).exists(),
+        reviewer_level=level,
+    )
+    if second_look is not None:
+        _second_look_create(tenant, task, output, review, second_look, now)
+        return False
     _decision_apply(output, outcome, review, now)
     output.save(update_fields=["decision", "status", "final_output", "delivery", "decided_by", "decided_at"])
     if outcome.cancels_open_tasks:
@@ -345,6 +360,43 @@ def _record_portably(
     return True
 
 
+def _failing_judges(tenant: Tenant, output: Output):
+    """The verdicts that failed the output, of judges whose failure acts (not record-only ones)."""
+    return (
+        Judgement.objects.for_tenant(tenant)
+        .filter(output=output, result=JudgementResult.FAIL)
+        .exclude(judge__on_fail=JudgeOnFail.RECORD)
+    )
+
+
+def _second_look_create(
+    tenant: Tenant, task: ReviewTask, output: Output, review: Review, level: int, now: datetime
+) -> None:
+    """A person approved what a judge failed: one more approval, by a reviewer a level up,
+    in the same queue and under the same rubric and due time; the reason is on the task and
+    the output."""
+    failed = ", ".join(_failing_judges(tenant, output).order_by("judge__name").values_list("judge__name", flat=True))
+    verdict = "approved" if review.decision == Review.Verdict.APPROVE else "corrected"
+    why = (
+        f"signals disagree: judge {failed} failed, a level {level - 1} reviewer {verdict}; "
+        f"a level {level} reviewer decides"
+    )
+    ReviewTask.objects.for_tenant(tenant).create(
+        output=output,
+        queue_id=task.queue_id,
+        purpose=TaskPurpose.CONFLICT,
+        level_required=level,
+        priority=task.priority,
+        due_at=task.due_at,
+        created_at=now,
+        rubric_id=task.rubric_id,
+        rubric_version=task.rubric_version,
+        escalation_reason=why,
+    )
+    output.decision_reason = f"{output.decision_reason}; {why}".lstrip("; ")
+    output.save(update_fields=["decision_reason"])
+
+
 def _decision_apply(output: Output, outcome: Outcome, review: Review, now: datetime) -> None:
     output.decision = output.status = outcome.decision
     output.final_output = outcome.final_output
@@ -354,7 +406,7 @@ def _decision_apply(output: Output, outcome: Outcome, review: Review, now: datet
 
 
 def _record_in_set_statements(
-    tenant: Tenant, task: ReviewTask, output: Output, review: Review, may_decide: bool, now: datetime
+    tenant: Tenant, task: ReviewTask, output: Output, review: Review, may_decide: bool, now: datetime, level: int
 ) -> bool:
     """PostgreSQL: one statement inserts the review, marks the task done and reads the rows
     the rule needs; when the rule decides, one more writes the decision (and cancels on a reject).
@@ -373,7 +425,7 @@ def _record_in_set_statements(
     try:
         with db.cursor() as cursor:
             cursor.execute(sql_record, params)
-            others, corrections, corrected_at = cursor.fetchone()
+            others, corrections, corrected_at, judge_failed, second_look_exists = cursor.fetchone()
     except IntegrityError as error:  # no savepoint, as in _review_insert
         raise ConflictError("You already reviewed this output.", code="already_reviewed") from error
     review._state.adding, review._state.db = False, db.alias
@@ -388,6 +440,12 @@ def _record_in_set_statements(
         earlier_approval_reviews=earlier,
     )
     if outcome is None:
+        return False
+    second_look = second_look_level(
+        outcome=outcome, judge_failed=judge_failed, second_look_exists=second_look_exists, reviewer_level=level
+    )
+    if second_look is not None:
+        _second_look_create(tenant, task, output, review, second_look, now)
         return False
     with db.cursor() as cursor:
         cursor.execute(
@@ -412,7 +470,9 @@ def _record_in_set_statements(
 @lru_cache(maxsize=1)
 def _set_statements() -> tuple[str, str]:
     quote = connection.ops.quote_name
-    review, task, output = (quote(model._meta.db_table) for model in (Review, ReviewTask, Output))
+    review, task, output, judgement, judge = (
+        quote(model._meta.db_table) for model in (Review, ReviewTask, Output, Judgement, Judge)
+    )
     fields = Review._meta.concrete_fields
     columns = ", ".join(quote(field.column) for field in fields)
     values = ", ".join(f"%(review_{field.column})s" for field in fields)
@@ -435,7 +495,13 @@ def _set_statements() -> tuple[str, str]:
                     AND r.decision = '{Review.Verdict.CORRECT.value}' ORDER BY r.created_at),
             ARRAY(SELECT r.created_at FROM {review} r
                   WHERE r.tenant_id = %(tenant)s AND r.output_id = %(output)s AND r.purpose IN ({approval})
-                    AND r.decision = '{Review.Verdict.CORRECT.value}' ORDER BY r.created_at)"""  # noqa: S608 (names from meta)
+                    AND r.decision = '{Review.Verdict.CORRECT.value}' ORDER BY r.created_at),
+            EXISTS(SELECT 1 FROM {judgement} j JOIN {judge} jd ON jd.id = j.judge_id
+                   WHERE j.tenant_id = %(tenant)s AND j.output_id = %(output)s
+                     AND j.result = '{JudgementResult.FAIL.value}' AND jd.on_fail <> '{JudgeOnFail.RECORD.value}'),
+            EXISTS(SELECT 1 FROM {task} t
+                   WHERE t.tenant_id = %(tenant)s AND t.output_id = %(output)s
+                     AND t.purpose = '{TaskPurpose.CONFLICT.value}')"""  # noqa: S608 (names from meta)
     decide = f"""
         WITH decided AS (
             UPDATE {output} SET decision = %(decision)s, status = %(decision)s, final_output = %(final_output)s,

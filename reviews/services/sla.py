@@ -40,6 +40,8 @@ from reviews.models import (
 )
 from reviews.routing import routing_table
 from reviews.services.webhooks import decision_payload
+from tenants.audit import SYSTEM, audit_record_batch
+from tenants.auditchain import digest, format_time
 from tenants.models import Tenant
 
 SWEEP_BATCH = 500
@@ -82,8 +84,8 @@ def tasks_sla_sweep(*, now: datetime | None = None, batch: int = SWEEP_BATCH) ->
             by_tenant: dict[int, list[ReviewTask]] = defaultdict(list)
             for task in tasks:
                 by_tenant[task.tenant_id].append(task)
-            for tenant_tasks in by_tenant.values():
-                _breach(tenant_tasks[0].tenant, tenant_tasks, now)
+            for tenant_id in sorted(by_tenant):  # the tenants' audit chains locked in one order
+                _breach(by_tenant[tenant_id][0].tenant, by_tenant[tenant_id], now)
         total += len(tasks)
         if len(tasks) < batch:
             return total
@@ -135,6 +137,24 @@ def _breach(tenant: Tenant, tasks: list[ReviewTask], now: datetime) -> None:
     bulk_update(ReviewTask, ("sla_breached_at", "level_required", "queue", "escalation_reason"), task_rows)
     bulk_update(Output, ("delivery",), list(output_rows.values()))
     _notify(tenant, {task.output.pk: task.output for task in tasks}, late_by_output, now)
+    # One audit event for the tenant's late tasks of the batch, last: it takes the chain's lock.
+    audit_record_batch(
+        tenant=tenant,
+        actor=SYSTEM,
+        kind="task.sla_breached",
+        object_type="task",
+        digests=[
+            (
+                task_id,
+                digest(
+                    {"id": str(task_id), "breached_at": format_time(at), "level_required": level, "queue": queue_id,
+                     "escalation_reason": reason}
+                ),
+            )
+            for task_id, at, level, queue_id, reason in task_rows
+        ],
+        data={"deliveries": {str(output_id): delivery for output_id, delivery in output_rows.values()}},
+    )  # fmt: skip
 
 
 def _notify(tenant: Tenant, outputs: dict, late_by_output: dict, now: datetime) -> None:

@@ -52,3 +52,9 @@ def test_uuid7_is_version_7_and_time_ordered():
     # Ordered by millisecond: a later id never sorts before an earlier millisecond.
     millis = [value.int >> 80 for value in ids]
     assert millis == sorted(millis)
+
+
+def test_uuid7_strictly_increases_within_a_process_even_in_one_millisecond():
+    ids = [uuid7() for _ in range(10_000)]  # many share a millisecond
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert {value.version for value in ids} == {7} and {value.variant for value in ids} == {uuid.RFC_4122}

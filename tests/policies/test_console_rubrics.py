@@ -96,3 +96,15 @@ def test_another_tenants_rubric_is_not_found_and_other_roles_are_refused(tenant,
         assert client.get("/console/rubrics/").status_code == 403
         assert client.post("/console/rubrics/quality/", body).status_code == 403
     assert Rubric.unscoped.get().version == 1 and not Rubric.objects.for_tenant(other_tenant).exists()
+
+
+def test_the_scope_is_published_and_shown_back(tenant, admin):
+    rubric_publish(tenant=tenant, document=RUBRIC)
+    client = signed_in(admin)
+    body = {"criteria": json.dumps(RUBRIC["criteria"]), "scope": "session", "reason": "score conversations"}
+
+    assert client.post("/console/rubrics/quality/", body).status_code == 302
+
+    rubric = Rubric.objects.for_tenant(tenant).get()
+    assert (rubric.version, rubric.scope) == (2, "session")
+    assert form_data(client.get("/console/rubrics/quality/").content.decode())["scope"] == "session"

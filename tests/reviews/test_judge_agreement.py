@@ -102,9 +102,11 @@ def test_a_real_review_is_compared_with_the_judges_verdict(tenant, workflow, dja
     judge = judge_create(tenant=tenant, data={"name": "short", "kind": "length", "params": {"max_chars": 5}})
     with django_capture_on_commit_callbacks(execute=True):
         submit(workflow, 1, "medium-app")  # a long output: the judge fails it
-    rita = reviewer(tenant, 1, "rita")
+    rita, sam = reviewer(tenant, 1, "rita"), reviewer(tenant, 2, "sam")
     with django_capture_on_commit_callbacks(execute=True):
         review(rita, claim(rita).json()["id"], decision="approve", scores=GOOD_SCORES)
+        # People approving what a judge failed: a level up takes a second look, then it is decided.
+        review(sam, claim(sam).json()["id"], decision="approve", scores=GOOD_SCORES)
 
     body = make_client(tenant, "admin").get(f"/api/v1/judges/{judge.pk}/agreement").json()
     assert (body["compared"], body["judge_fail_human_pass"]) == (1, 1)

@@ -12,7 +12,7 @@ from reviews.services import output_ingest_batch
 from reviews.services.ingest import output_audit_digest
 from tenants import auditchain
 from tenants.audit import SYSTEM, Actor, audit_checkpoint, audit_record, audit_verify, public_key
-from tenants.models import AuditEvent, AuditHead
+from tenants.models import AuditCheckpoint, AuditEvent, AuditHead
 from tests.conftest import make_client
 from tests.factories import output_submission
 
@@ -244,3 +244,16 @@ def test_a_forged_checkpoint_is_detected(chained):
 def test_unknown_tenant():
     with pytest.raises(CommandError, match="no tenant"):
         call_command("verify_audit", "nope")
+
+
+def test_the_scheduled_checkpoints_sign_only_chains_that_grew(tenant, other_tenant):
+    from tenants.audit import audit_checkpoints_due
+    from tenants.tasks import audit_checkpoints_task
+
+    assert audit_checkpoints_task.apply().get() >= 2  # both onboarded tenants have events
+    assert audit_checkpoints_due() == 0  # nothing grew since
+    append(tenant, 1)
+    assert audit_checkpoints_due() == 1
+    latest = AuditCheckpoint.objects.for_tenant(tenant).order_by("-seq").first()
+    assert latest.seq == head(tenant)
+    assert AuditCheckpoint.objects.for_tenant(other_tenant).count() == 1
