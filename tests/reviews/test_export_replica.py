@@ -30,13 +30,14 @@ def test_the_replica_url_adds_a_replica_alias_that_tests_mirror():
 def replica(transactional_db, monkeypatch):
     """A ``replica`` alias on the test database, as ``DATABASE_REPLICA_URL`` pointing at the primary gives."""
     config = {**connections["default"].settings_dict}
-    connections.settings["replica"] = config
+    # settings.DATABASES is the very dict the connection handler reads: monkeypatch removes the
+    # alias again after the test, so that later tests (in this process) read the primary.
     monkeypatch.setitem(settings.DATABASES, "replica", config)
+    assert connections.settings is settings.DATABASES
     # Connected here: Django's test case refuses to open connections of aliases it was not told of.
     connections["replica"].connect()
     yield connections["replica"]
     connections["replica"].close()
-    del connections.settings["replica"]
     delattr(connections._connections, "replica")
 
 
@@ -58,3 +59,9 @@ def test_the_export_reads_through_the_replica_alias(replica, tenant, workflow, c
     assert all(f'"{table}"' in replica_sql for table in EXPORTED_TABLES)
     primary_sql = " ".join(query["sql"] for query in primary.captured_queries)
     assert not [table for table in EXPORTED_TABLES if f'FROM "{table}"' in primary_sql]
+
+
+@pytest.mark.postgres
+def test_without_the_replica_reads_go_to_the_primary_again(transactional_db):
+    # Runs after the test above in this module: its alias is gone.
+    assert "replica" not in settings.DATABASES and read_database() == "default"
