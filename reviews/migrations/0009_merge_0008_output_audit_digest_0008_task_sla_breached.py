@@ -6,8 +6,8 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviews', '0010_merge_0008_task_sla_breached_0009_compliance_export'),
-        ('reviews', '0010_merge_20261129_1919'),
+        ('reviews', '0008_output_audit_digest'),
+        ('reviews', '0008_task_sla_breached'),
     ]
 
     operations = [

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('policies', '0005_history_reason_text'),
+        ('policies', '0006_rubric_scope'),
         ('tenants', '0002_tenant_config_token'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
