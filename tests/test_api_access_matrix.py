@@ -201,6 +201,9 @@ ENDPOINTS += [
 ENDPOINTS += [
     Endpoint("audit-public-key", "get", lambda o: "/api/v1/audit/public-key", None, frozenset(ALL_ROLES), False),
     Endpoint("audit-events", "get", lambda o: "/api/v1/audit/events", None, frozenset({"admin", "auditor"}), False),
+]
+
+ENDPOINTS += [
     Endpoint(
         "otlp-traces",
         "post",

@@ -11,8 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviews', '0009_merge_0008_output_audit_digest_0008_task_sla_breached'),
-        ('reviews', '0009_output_session_id'),
+        ('reviews', '0011_merge_20261129_2010'),
         ('tenants', '0003_auditcheckpoint_auditevent_audithead'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

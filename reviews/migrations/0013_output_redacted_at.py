@@ -1,5 +1,5 @@
 # Retention (policies/retention.py, reviews/services/retention.py): when an output's payloads were
-# redacted. It follows both leaves of the audit chain's and the compliance export's migrations.
+# redacted. It follows the compliance export's migration (after the audit chain's).
 
 from django.db import migrations, models
 
@@ -7,8 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reviews', '0010_compliance_export'),
-        ('reviews', '0011_merge_20261129_2010'),
+        ('reviews', '0012_compliance_export'),
     ]
 
     operations = [
