@@ -19,6 +19,7 @@ from hitl.errors import (
     pydantic_fields,
 )
 from hitl.permissions import TenantRolePermission
+from hitl.tenancy import tenant_scope
 
 
 class TenantApi(APIView):
@@ -38,6 +39,17 @@ class TenantApi(APIView):
             raise NotFoundError("Not found.")
         self.api_key = request.auth
         self.tenant = request.auth.tenant
+        # From here to the response, the database shows this tenant's rows only (hitl/tenancy.py).
+        self._tenant_scope = tenant_scope(self.tenant)
+        self._tenant_scope.__enter__()
+
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            scope = self.__dict__.pop("_tenant_scope", None)
+            if scope is not None:
+                scope.__exit__(None, None, None)
 
 
 def json_object(data) -> dict:

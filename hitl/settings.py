@@ -132,6 +132,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "hitl.tenancy.TenancyMiddleware",  # every request starts with no tenant (row-level security, hitl/tenancy.py)
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -182,7 +183,14 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# The PostgreSQL role the application runs as (it SET ROLEs to it on each connection):
+# neither superuser nor owner nor BYPASSRLS, so row-level security holds. Migrations run
+# as the connecting user, who owns the tables, and create this role. Empty: no switch
+# (when DATABASE_URL already logs in as such a role).
+DATABASE_APP_ROLE = os.environ.get("DATABASE_APP_ROLE", "hitl_app").strip()
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend plus the tenant of each transaction for row-level security (hitl/postgres).
+    DATABASES["default"]["ENGINE"] = "hitl.postgres"
     # Server-side binding sends parameters apart from the SQL (no client-side quoting),
     # which is several times cheaper for ingest's array parameters.
     DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True

@@ -1,10 +1,17 @@
-"""Celery tasks of the review loop: thin, idempotent, safe to retry."""
+"""Celery tasks of the review loop: thin, idempotent, safe to retry.
+
+Each task declares whose rows it touches (hitl/tenancy.py): the sweeps cross tenants
+(``beat_sweep``); a task sent for some rows reads their tenant (``task_routing``) and
+acts inside it.
+"""
 
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from reviews.models import DeliveryStatus
+from hitl.tenancy import cross_tenant, tenant_scope
+from policies.models import Judge
+from reviews.models import DeliveryStatus, WebhookDelivery
 from reviews.services.claims import tasks_release_expired
 from reviews.services.judging import judges_reconcile, judges_run
 from reviews.services.retention import retention_apply_all
@@ -15,7 +22,11 @@ from reviews.services.webhooks import backoff_seconds, webhook_attempt, webhook_
 @shared_task(bind=True, acks_late=True, time_limit=60, soft_time_limit=45, max_retries=None)
 def webhook_deliver_task(self, delivery_id: str) -> str:
     """One attempt; if it failed and attempts remain, schedule the next with backoff."""
-    delivery = webhook_attempt(delivery_id=delivery_id)
+    tenant_id = _tenant_of(WebhookDelivery.unscoped.filter(pk=delivery_id))
+    if tenant_id is None:
+        return "gone"
+    with tenant_scope(tenant_id):
+        delivery = webhook_attempt(delivery_id=delivery_id)
     if delivery is None or delivery.status != DeliveryStatus.PENDING:
         return delivery.status if delivery else "gone"
     if not settings.CELERY_TASK_ALWAYS_EAGER:
@@ -23,7 +34,14 @@ def webhook_deliver_task(self, delivery_id: str) -> str:
     return delivery.status  # in-process mode: the periodic sweep (or a replay) sends the next attempt
 
 
+def _tenant_of(rows) -> int | None:
+    """The tenant of the first of ``rows`` (a task's message names rows, not their tenant)."""
+    with cross_tenant("task_routing"):
+        return rows.order_by("pk").values_list("tenant_id", flat=True).first()
+
+
 @shared_task(acks_late=True, time_limit=120)
+@cross_tenant("beat_sweep")
 def webhook_sweep_task() -> int:
     """Re-enqueue deliveries that are due: recovers from lost messages and in-process mode."""
     due = webhook_deliveries_due()
@@ -33,12 +51,14 @@ def webhook_sweep_task() -> int:
 
 
 @shared_task(acks_late=True, time_limit=120)
+@cross_tenant("beat_sweep")
 def tasks_release_expired_task() -> int:
     """Leases that ran out go back to their queues."""
     return tasks_release_expired()
 
 
 @shared_task(acks_late=True, time_limit=120)
+@cross_tenant("beat_sweep")
 def tasks_sla_sweep_task() -> int:
     """Tasks still open at their due time escalate and tell the services (once each)."""
     return tasks_sla_sweep()
@@ -57,16 +77,21 @@ _JUDGE_TASK_OPTIONS = {
 @shared_task(**_JUDGE_TASK_OPTIONS)
 def judges_run_task(judge_ids: list[int], output_ids: list[str]) -> int:
     """Judges of one tenant on some outputs; the judges' own retries and timeouts are in their clients."""
-    return judges_run(judge_ids=judge_ids, output_ids=output_ids)
+    tenant_id = _tenant_of(Judge.unscoped.filter(pk__in=judge_ids))
+    if tenant_id is None:
+        return 0
+    with tenant_scope(tenant_id):
+        return judges_run(judge_ids=judge_ids, output_ids=output_ids)
 
 
 @shared_task(**_JUDGE_TASK_OPTIONS)
 def judge_run_task(judge_id: int, output_ids: list[str]) -> int:
     """One judge on some outputs (the earlier message shape, still accepted)."""
-    return judges_run(judge_ids=[judge_id], output_ids=output_ids)
+    return judges_run_task(judge_ids=[judge_id], output_ids=output_ids)
 
 
 @shared_task(acks_late=True, time_limit=300)
+@cross_tenant("beat_sweep")
 def judges_reconcile_task() -> int:
     """Outputs still waiting for judges past the timeout get their missing judges again."""
     return judges_reconcile()

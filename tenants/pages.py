@@ -20,6 +20,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from hitl.errors import ApplicationError
+from hitl.tenancy import tenant_scope
 from tenants.models import ApiKey, Membership, Role
 from tenants.selectors import api_keys_of, memberships_of
 from tenants.services import KEY_ROLES_BY_MEMBERSHIP_ROLE, api_key_create, api_key_revoke
@@ -67,7 +68,11 @@ class TenantPage(LoginRequiredMixin, TemplateView):
             raise PermissionDenied(f"A {membership.role} does not use this page.")
         self.membership, self.tenant, self.person = membership, membership.tenant, request.user
         request.audit_role = membership.role  # the role audit events name this person in
-        return super().dispatch(request, *args, **kwargs)
+        with tenant_scope(self.tenant):  # the database shows this tenant's rows only (hitl/tenancy.py)
+            response = super().dispatch(request, *args, **kwargs)
+            if hasattr(response, "render") and not response.is_rendered:
+                response.render()  # templates read rows too: inside the scope
+            return response
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from hitl.errors import NotFoundError
+from hitl.tenancy import cross_tenant
 from tenants.models import ApiKey, AuditEvent, Membership, Role, Tenant
 from tenants.services import API_KEY_PREFIX, KEY_ROLES_BY_MEMBERSHIP_ROLE, api_key_hash
 
@@ -30,7 +31,8 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     prefix, _, secret = raw_key[len(API_KEY_PREFIX) :].partition("_")
     if not prefix or not secret:
         return None
-    api_key = _api_key_with_tenant(prefix)
+    with cross_tenant("api_key_lookup"):
+        api_key = _api_key_with_tenant(prefix)
     if api_key is None or not hmac.compare_digest(api_key.key_hash, api_key_hash(raw_key)):
         return None
     if api_key.revoked_at is not None:
@@ -126,7 +128,8 @@ def tenant_get_by_slug(*, slug: str) -> Tenant | None:
 
 def tenants_administered_by(*, user) -> list[int]:
     """Ids of the tenants a person administers (for the Django admin's scoping)."""
-    return list(Membership.unscoped.filter(user=user, role=Role.ADMIN).values_list("tenant_id", flat=True))
+    with cross_tenant("person_memberships"):
+        return list(Membership.unscoped.filter(user=user, role=Role.ADMIN).values_list("tenant_id", flat=True))
 
 
 def memberships_of(*, user) -> list[Membership]:
@@ -134,7 +137,8 @@ def memberships_of(*, user) -> list[Membership]:
 
     Crosses tenants by design: it lists the tenants a person may switch between.
     """
-    return list(Membership.unscoped.filter(user=user).select_related("tenant").order_by("tenant__slug"))
+    with cross_tenant("person_memberships"):
+        return list(Membership.unscoped.filter(user=user).select_related("tenant").order_by("tenant__slug"))
 
 
 def api_keys_of(*, tenant: Tenant, user) -> list[ApiKey]:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from hitl.errors import DomainValidationError, ForbiddenError, fields_message
 from hitl.ratelimit import client_address
+from hitl.tenancy import cross_tenant, tenant_scope
 from tenants.audit import OPERATOR, Actor, audit_record, changes
 from tenants.models import ApiKey, ApiKeyRole, Membership, Role, Tenant
 
@@ -89,7 +90,8 @@ def people_rights_changed(*, user_ids) -> None:
     so they are worked out again on the people's next request. A person spans
     tenants, hence the one query across them.
     """
-    tenant_ids = set(Membership.unscoped.filter(user_id__in=list(user_ids)).values_list("tenant_id", flat=True))
+    with cross_tenant("person_memberships"):
+        tenant_ids = set(Membership.unscoped.filter(user_id__in=list(user_ids)).values_list("tenant_id", flat=True))
     for tenant in Tenant.objects.filter(pk__in=tenant_ids).order_by("pk"):
         tenant_config_changed(tenant=tenant)
 
@@ -365,7 +367,8 @@ def api_key_touch(*, api_key: ApiKey, now: datetime) -> None:
     A plain UPDATE of one operational column that history excludes; it never
     contends with the request's own transaction.
     """
-    ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=now)
+    with tenant_scope(api_key.tenant_id):
+        ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
 
 

@@ -45,7 +45,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-DB_NAME = os.environ.get("HITL_BENCH_CLAIM_DB", "hitl_bench_claim")  # a name of your own on a shared machine
+# The scratch database (dropped and created): pick a name nobody else on the machine uses.
+DB_NAME = os.environ.get("HITL_BENCH_CLAIM_DB") or os.environ.get("BENCH_CLAIM_DATABASE", "hitl_bench_claim")
 DB_DSN = f"postgresql://postgres@127.0.0.1:5432/{DB_NAME}"
 os.environ.update(
     DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
@@ -102,6 +103,13 @@ def setup_django():
 
 
 def seed_people(workers: int):
+    from hitl.tenancy import cross_tenant
+
+    with cross_tenant("management_command"):  # as the operator's commands do
+        return _seed_people(workers)
+
+
+def _seed_people(workers: int):
     from reviews.models import Queue
     from reviews.services.onboarding import tenant_onboard
     from reviews.services.queues import queue_grant
@@ -239,11 +247,14 @@ def django_worker(index, workers, tenant_id, user_id, plan, results):
     from django.contrib.auth import get_user_model
     from django.db import connection
 
+    from hitl.tenancy import tenant_scope
     from reviews.services.claims import reviewer_for, task_claim
     from reviews.services.review import review_submit
     from tenants.models import Tenant
 
     connection.close()
+    scope = tenant_scope(tenant_id)  # as hitl.api.TenantApi does for a request; here for the process's life
+    scope.__enter__()
     tenant = Tenant.objects.get(pk=tenant_id)
     user = get_user_model().objects.get(pk=user_id)
     with connection.cursor() as cursor:

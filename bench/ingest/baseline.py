@@ -16,6 +16,7 @@ from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
+from hitl.tenancy import tenant_scope
 from hitl.urls import handler404, handler500  # noqa: F401  (re-exported)
 from hitl.urls import urlpatterns as product_urlpatterns
 from reviews.models import Output
@@ -27,13 +28,19 @@ PLAIN_PATH = "bench/plain-output"
 
 @cache
 def _tenant_id() -> int:
-    return Tenant.objects.get(slug=PLAIN_TENANT_SLUG).pk
+    return Tenant.objects.get(slug=PLAIN_TENANT_SLUG).pk  # tenants are not tenant-owned rows
 
 
 @csrf_exempt
 def plain_output_create(request):
     data = json.loads(request.body)
-    output = Output.unscoped.create(
+    with tenant_scope(_tenant_id()):  # row-level security: a tenant's row is written in its scope
+        output = _create(data)
+    return JsonResponse({"id": str(output.pk), "external_id": output.external_id}, status=201)
+
+
+def _create(data) -> Output:
+    return Output.unscoped.create(
         tenant_id=_tenant_id(),
         external_id=data["external_id"],
         application=data["application"],
@@ -44,7 +51,6 @@ def plain_output_create(request):
         model=data.get("model", ""),
         confidence=data.get("confidence"),
     )
-    return JsonResponse({"id": str(output.pk), "external_id": output.external_id}, status=201)
 
 
 # After the product's patterns, so that the API's URLs resolve exactly as in production.

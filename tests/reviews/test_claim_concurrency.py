@@ -6,6 +6,7 @@ import threading
 import pytest
 from django.db import connection
 
+from hitl import tenancy
 from reviews.models import Queue, ReviewTask
 from reviews.services.claims import reviewer_for, task_claim
 from reviews.services.queues import queue_grant
@@ -146,7 +147,9 @@ def test_a_review_locks_the_output_before_the_task(tenant, predictable_policy):
     reviewing = threading.Thread(target=review_it)
     reviewing.start()
     try:
-        with connection.cursor() as cursor:  # wait until the review waits for the task's lock
+        # Wait until the review waits for the task's lock (as the owner: the application's
+        # role sees no other session's wait events in pg_stat_activity).
+        with tenancy.as_owner(), connection.cursor() as cursor:
             for _ in range(500):
                 cursor.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "

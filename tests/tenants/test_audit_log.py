@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
+from hitl import tenancy
 from reviews.models import Output
 from reviews.services import output_ingest_batch
 from reviews.services.ingest import output_audit_digest
@@ -160,7 +161,7 @@ def test_public_key_endpoint(tenant):
 
 
 def tamper(sql, params=()):
-    with connection.cursor() as cursor:
+    with tenancy.as_owner(), connection.cursor() as cursor:  # the app role may not: only the owner could
         cursor.execute(sql, params)
 
 

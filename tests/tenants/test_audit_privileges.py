@@ -1,9 +1,9 @@
 """PostgreSQL refuses to rewrite the audit log for a role with the application's privileges on it.
 
 The application's database role gets SELECT and INSERT only on tables whose model is
-``append_only`` (the audit events and checkpoints). Here a fresh non-owner role with
-exactly those privileges (the role h-rls creates for the application gets the same)
-appends and reads, and each of UPDATE, DELETE and TRUNCATE is refused.
+``append_only`` (the audit events and checkpoints; hitl/isolation.py grants it). It
+appends and reads, and each of UPDATE, DELETE and TRUNCATE is refused: checked as the
+application's own role (``DATABASE_APP_ROLE``), which the test connection runs as.
 """
 
 import pytest
@@ -11,11 +11,11 @@ from django.apps import apps
 from django.db import connection, transaction
 from django.db.utils import ProgrammingError
 
+from hitl import tenancy
 from tenants.audit import SYSTEM, audit_record
 from tenants.models import AuditCheckpoint, AuditEvent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
-ROLE = "hitl_audit_privileges_test"
 
 
 def append_only_tables() -> list[str]:
@@ -24,27 +24,21 @@ def append_only_tables() -> list[str]:
 
 @pytest.fixture
 def app_role(tenant):
-    """A role like the application's on the audit tables (created inside the test's transaction: rolled back)."""
-    with transaction.atomic(), connection.cursor() as cursor:
+    """The application's own role (DATABASE_APP_ROLE, which hitl/isolation.py grants), the one the
+    test connection runs as: the audit log gets one event to refuse rewriting."""
+    with transaction.atomic():
         audit_record(tenant=tenant, actor=SYSTEM, kind="test.seeded", object_type="t", object_id=1)
-        cursor.execute(f"CREATE ROLE {ROLE} NOLOGIN")
-        cursor.execute(f"GRANT USAGE ON SCHEMA public TO {ROLE}")
-        for table in append_only_tables():
-            cursor.execute(f"GRANT SELECT, INSERT ON {table} TO {ROLE}")
-            cursor.execute(
-                "SELECT pg_get_serial_sequence(%s, 'id')",
-                [table],
-            )
-            sequence = cursor.fetchone()[0]
-            if sequence:
-                cursor.execute(f"GRANT USAGE ON SEQUENCE {sequence} TO {ROLE}")
-    return ROLE
+    role = tenancy.app_role()
+    assert role, "the suite runs PostgreSQL as the application's role (DATABASE_APP_ROLE)"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user")
+        assert cursor.fetchone()[0] == role
+    return role
 
 
 def as_role(role: str, sql: str, params=()):
-    """Run ``sql`` as ``role`` in a savepoint (a refusal rolls back only the savepoint, SET ROLE included)."""
+    """Run ``sql`` as the connection's role (the app role) in a savepoint: a refusal rolls back only it."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL ROLE {role}")
         cursor.execute(sql, params)
         return cursor.fetchall() if cursor.description else cursor.rowcount
 

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from hitl.crypto import SecretDecryptionError, secrets_rotate
+from hitl.tenancy import cross_tenant
 
 
 class Command(BaseCommand):
@@ -13,6 +14,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--batch-size", type=int, default=500, help="Rows locked and rewritten at a time.")
 
+    @cross_tenant("management_command")
     def handle(self, *args, batch_size, **options):
         try:
             report = secrets_rotate(batch_size=batch_size)

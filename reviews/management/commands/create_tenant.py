@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from hitl.errors import DomainValidationError
+from hitl.tenancy import cross_tenant
 from reviews.services.onboarding import tenant_onboard
 
 
@@ -11,6 +12,7 @@ class Command(BaseCommand):
         parser.add_argument("slug")
         parser.add_argument("--name", default="")
 
+    @cross_tenant("management_command")
     def handle(self, *args, slug, name, **options):
         try:
             tenant = tenant_onboard(slug=slug, name=name)

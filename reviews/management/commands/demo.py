@@ -9,6 +9,7 @@ import random
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from hitl.tenancy import cross_tenant
 from policies.defaults import DEFAULT_POLICY
 from policies.models import Policy
 from policies.services import application_rubric_set, judge_create, policy_publish, rubric_publish
@@ -155,6 +156,7 @@ class Command(BaseCommand):
         parser.add_argument("--outputs", type=int, default=60, help="How many demo outputs to seed.")
 
     @transaction.atomic
+    @cross_tenant("management_command")
     def handle(self, *args, outputs, **options):
         tenant = tenant_get_by_slug(slug=DEMO_SLUG) or tenant_onboard(slug=DEMO_SLUG, name="Demo Corp")
         for username, role, level, skills in PEOPLE:

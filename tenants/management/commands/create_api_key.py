@@ -2,6 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from hitl.errors import DomainValidationError
+from hitl.tenancy import cross_tenant
 from tenants.models import ApiKeyRole
 from tenants.selectors import tenant_get_by_slug
 from tenants.services import PLATFORM_OPERATOR, api_key_create
@@ -19,6 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--user", default=None, help="Username of a member the key acts for.")
         parser.add_argument("--name", default=None)
 
+    @cross_tenant("management_command")
     def handle(self, *args, slug, role, user, name, **options):
         tenant = tenant_get_by_slug(slug=slug)
         if tenant is None:

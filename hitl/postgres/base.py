@@ -1,0 +1,57 @@
+"""PostgreSQL with the tenant of the request in every transaction (``ENGINE = "hitl.postgres"``).
+
+Django's PostgreSQL backend, plus what row-level security needs (``hitl.tenancy``):
+
+- each new connection ``SET ROLE``\\ s to ``DATABASE_APP_ROLE`` (neither superuser nor
+  owner nor ``BYPASSRLS``), so that the policies hold whatever the code does; the
+  migrations and the test database's flush step back to the owner (``hitl.tenancy.as_owner``);
+- every statement goes through ``hitl.tenancy.apply_scope``, which sends the scope of the
+  running code (a tenant, a named cross-tenant reason, or nothing) to the transaction with
+  ``set_config(..., true)`` in the same round trip as the statement, when the transaction
+  does not hold it yet. Transaction-local settings are what makes this safe behind a
+  transaction pooler: nothing outlives the transaction that set it.
+
+The backend remembers what the current transaction holds and forgets it when the
+transaction ends or a savepoint rolls back (which undoes a ``set_config`` made after it).
+"""
+
+from django.db.backends.postgresql import base
+
+from hitl import tenancy
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hitl_scope_held = tenancy.NOTHING
+        self.hitl_scopes_sent = 0  # how many times a scope went with a statement (tests/test_tenancy.py)
+        if self.alias != "__no_db__":  # the connection that creates databases reads no table
+            self.execute_wrappers.append(tenancy.apply_scope)
+
+    def init_connection_state(self):
+        super().init_connection_state()
+        self.hitl_scope_held = tenancy.NOTHING
+        self.hitl_scope_cursor = self.connection.cursor()  # one per connection: a new cursor a statement costs CPU
+        tenancy.enter_app_role(self)
+
+    def _commit(self):
+        try:
+            return super()._commit()
+        finally:
+            self.hitl_scope_held = tenancy.NOTHING
+
+    def _rollback(self):
+        try:
+            return super()._rollback()
+        finally:
+            self.hitl_scope_held = tenancy.NOTHING
+
+    def _savepoint_rollback(self, sid):
+        try:
+            return super()._savepoint_rollback(sid)
+        finally:
+            self.hitl_scope_held = tenancy.UNKNOWN
+
+    def _set_autocommit(self, autocommit):
+        self.hitl_scope_held = tenancy.NOTHING
+        return super()._set_autocommit(autocommit)

@@ -1,0 +1,70 @@
+"""How the running code's scope reaches PostgreSQL (hitl/tenancy.py, hitl/postgres), and that SQLite ignores it."""
+
+import pytest
+from django.db import connection, transaction
+
+from hitl.tenancy import CROSS_TENANT_REASONS, cross_tenant, no_tenant, tenant_scope
+from reviews.models import Queue
+
+postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="row-level security is PostgreSQL's")
+
+
+def queues_seen() -> set[int]:
+    return set(Queue.unscoped.values_list("tenant_id", flat=True))
+
+
+def test_scopes_are_named_and_nest():
+    with pytest.raises(ValueError, match="CROSS_TENANT_REASONS"):
+        cross_tenant("curiosity")
+    with pytest.raises(ValueError, match="saved tenant"):
+        tenant_scope(None)
+    assert "api_key_lookup" in CROSS_TENANT_REASONS
+
+
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="SQLite: the embedded default")
+@pytest.mark.django_db
+def test_on_sqlite_scopes_change_nothing(tenant, other_tenant):
+    with no_tenant():
+        assert queues_seen() == {tenant.pk, other_tenant.pk}  # the application's own scoping is all there is
+    with tenant_scope(tenant):
+        assert queues_seen() == {tenant.pk, other_tenant.pk}
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_in_autocommit_each_statement_carries_its_scope_and_nothing_outlives_it(tenant, other_tenant):
+    sent = connection.hitl_scopes_sent
+    with tenant_scope(tenant):
+        assert queues_seen() == {tenant.pk}
+        assert queues_seen() == {tenant.pk}
+    assert connection.hitl_scopes_sent == sent + 2  # one with each autocommitted statement
+    with no_tenant():
+        assert queues_seen() == set()  # the tenant set for the statements before did not outlive them
+    assert connection.hitl_scopes_sent == sent + 2  # a statement without a scope needs none sent
+    with cross_tenant("test_harness"):
+        assert queues_seen() == {tenant.pk, other_tenant.pk}
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_in_a_transaction_the_scope_is_sent_once_and_again_when_it_changes_or_a_savepoint_undoes_it(
+    tenant, other_tenant
+):
+    with tenant_scope(tenant), transaction.atomic():
+        sent = connection.hitl_scopes_sent
+        for _ in range(3):
+            assert queues_seen() == {tenant.pk}
+        assert connection.hitl_scopes_sent == sent + 1
+        with tenant_scope(other_tenant):
+            assert queues_seen() == {other_tenant.pk}
+        assert queues_seen() == {tenant.pk}
+        assert connection.hitl_scopes_sent == sent + 3
+        try:
+            with transaction.atomic(), tenant_scope(other_tenant):
+                assert queues_seen() == {other_tenant.pk}
+                raise RuntimeError("roll the savepoint back")
+        except RuntimeError:
+            pass
+        assert queues_seen() == {tenant.pk}  # the set_config after the savepoint was undone with it
+    with no_tenant():
+        assert queues_seen() == set()  # the commit ended the transaction's setting
