@@ -255,7 +255,9 @@ def test_chain_page_verify_now_stores_who_when_and_the_outcome(tenant, seeded, d
 
     # Tampering: the page names the first bad seq.
     second = AuditEvent.objects.for_tenant(tenant).order_by("seq")[1]
-    with connection.cursor() as cursor:
+    from hitl import tenancy
+
+    with tenancy.as_owner(), connection.cursor() as cursor:  # the app role may not: only the owner could
         cursor.execute("UPDATE tenants_auditevent SET object_id = 'x' WHERE id = %s", [second.pk])
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/audit/chain/verify", HTTP_HX_REQUEST="true")
