@@ -347,6 +347,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "release-expired-leases": {"task": "reviews.tasks.tasks_release_expired_task", "schedule": 30.0},
     "sweep-webhooks": {"task": "reviews.tasks.webhook_sweep_task", "schedule": 15.0},
     "reconcile-judges": {"task": "reviews.tasks.judges_reconcile_task", "schedule": 30.0},
+    # Retention (reviews.services.retention): hourly; each run redacts only what aged since the last.
+    "apply-retention": {"task": "reviews.tasks.retention_apply_task", "schedule": 3600.0},
     "audit-checkpoints": {"task": "tenants.tasks.audit_checkpoints_task", "schedule": 600.0},
     "sla-breaches": {"task": "reviews.tasks.tasks_sla_sweep_task", "schedule": 60.0},
 }

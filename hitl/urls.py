@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("tenants.urls")),
     path("review/", include("reviews.page_urls")),
     path("console/", include("reviews.console_urls")),
+    path("audit/", include("reviews.audit_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # OpenTelemetry exporters append /v1/traces to the endpoint they are given (/api/otlp).

@@ -153,3 +153,86 @@ class Judge(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
+
+
+# Retention (EU AI Act Art. 19 and 26(6): logs kept at least six months). The floor is a
+# constraint of the table, so that no path (API, console, admin, a data migration) goes below it.
+RETENTION_MIN_DAYS = 183
+RETENTION_DEFAULT_DAYS = 365
+
+
+class Retention(TenantOwnedModel):
+    """How long a tenant keeps outputs' payloads before the retention job redacts them.
+
+    A tenant without a row keeps them ``RETENTION_DEFAULT_DAYS``. Redaction blanks the
+    payloads (input, output, trace, final output, corrections, comments) and keeps every
+    digest, so that the audit chain stays verifiable; see ``reviews.services.retention``.
+    ``redacted_through`` is the job's watermark: every output received before it is redacted
+    unless a hold kept it (releasing a hold clears the watermark, so the next run looks again).
+    """
+
+    days = models.PositiveIntegerField(default=RETENTION_DEFAULT_DAYS)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    redacted_through = models.DateTimeField(null=True, blank=True, editable=False)
+
+    history = _history(excluded_fields=["redacted_through"])
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=("tenant",), name="retention_one_per_tenant"),
+            models.CheckConstraint(
+                condition=models.Q(days__gte=RETENTION_MIN_DAYS), name="retention_at_least_six_months"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}: {self.days} days"
+
+
+class LegalHold(TenantOwnedModel):
+    """Suspends retention for the outputs it covers: those of one application, those received
+    in a period (``received_from`` inclusive, ``received_until`` exclusive; either end may be
+    open), or those of one application in a period. Active until released; never deleted."""
+
+    application = models.CharField(max_length=100, blank=True, default="", help_text="Empty: every application.")
+    received_from = models.DateTimeField(null=True, blank=True)
+    received_until = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField()
+    placed_at = models.DateTimeField(auto_now_add=True)
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    release_reason = models.TextField(blank=True, default="")
+
+    history = _history()
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(application="")
+                | models.Q(received_from__isnull=False)
+                | models.Q(received_until__isnull=False),
+                name="legalhold_covers_something",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(received_from__isnull=True)
+                | models.Q(received_until__isnull=True)
+                | models.Q(received_from__lt=models.F("received_until")),
+                name="legalhold_period_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.application or "every application"
+        return f"hold on {scope} ({self.received_from or '…'} to {self.received_until or '…'})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.released_at is None

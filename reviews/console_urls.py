@@ -7,7 +7,7 @@ outputs (the stop buttons) and judges' agreement with people.
 
 from django.urls import path
 
-from policies.console import applications, judges, policy, rubrics
+from policies.console import applications, judges, policy, retention, rubrics
 from reviews import console
 from reviews.selectors import applications_seen, judge_agreements, outputs_for_preview
 from tenants import console as tenants_console
@@ -37,5 +37,6 @@ urlpatterns = [
     path("judges/new/", judges.JudgeCreatePage.as_view(agreements=judge_agreements), name="judge-new"),
     path("judges/<int:judge_id>/", judges.JudgePage.as_view(agreements=judge_agreements), name="judge"),
     path("webhooks/", console.WebhooksPage.as_view(), name="webhooks"),
+    path("retention/", retention.RetentionPage.as_view(), name="retention"),
     path("webhooks/<int:endpoint_id>/", console.WebhookPage.as_view(), name="webhook"),
 ]

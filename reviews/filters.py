@@ -51,3 +51,35 @@ class OutputFilter(django_filters.FilterSet):
         model = Output
         form = _StrictForm
         fields = ("application", "status", "received_after", "received_before")
+
+
+class AuditOutputFilter(django_filters.FilterSet):
+    """The auditor's output search (``/audit/``): the form validates, ``reviews.audit_selectors``
+    applies the values on the indexes. Dates are whole UTC days; ``received_until`` is inclusive.
+    Choices (applications, tiers, reviewers) are the tenant's own, set by the page."""
+
+    received_from = django_filters.DateFilter(label="Received from", method="_by_selector")
+    received_until = django_filters.DateFilter(label="to (inclusive)", method="_by_selector")
+    application = django_filters.ChoiceFilter(label="Application", method="_by_selector")
+    tier = django_filters.ChoiceFilter(label="Tier", method="_by_selector")
+    decision = django_filters.ChoiceFilter(label="Decision", method="_by_selector")
+    reviewer = django_filters.ChoiceFilter(label="Reviewed by", method="_by_selector")
+
+    class Meta:
+        model = Output
+        fields = ()
+
+    def __init__(self, *args, applications=(), tiers=(), decisions=(), reviewers=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = {
+            "application": [(name, name) for name in applications],
+            "tier": [(name, name) for name in tiers],
+            "decision": list(decisions),
+            "reviewer": [(str(pk), name) for pk, name in reviewers],
+        }
+        for name, options in choices.items():
+            self.filters[name].extra["choices"] = options
+            self.filters[name].extra["empty_label"] = "any"
+
+    def _by_selector(self, queryset, name, value):
+        return queryset  # the selector applies every filter at once (see reviews.audit_selectors)

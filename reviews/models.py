@@ -96,6 +96,12 @@ class Output(TenantOwnedModel):
         null=True, blank=True, help_text="When its judges were last enqueued (the reconciler re-enqueues late ones)."
     )
     judged_at = models.DateTimeField(null=True, blank=True, help_text="When the verdicts completed the sampling.")
+    redacted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When retention blanked its payloads (input, output, trace, final output, corrections, comments); "
+        "its digests stay.",
+    )
 
     class Meta(TenantOwnedModel.Meta):
         constraints = [

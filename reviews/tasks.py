@@ -14,6 +14,7 @@ from policies.models import Judge
 from reviews.models import DeliveryStatus, WebhookDelivery
 from reviews.services.claims import tasks_release_expired
 from reviews.services.judging import judges_reconcile, judges_run
+from reviews.services.retention import retention_apply_all
 from reviews.services.sla import tasks_sla_sweep
 from reviews.services.webhooks import backoff_seconds, webhook_attempt, webhook_deliveries_due
 
@@ -94,6 +95,12 @@ def judge_run_task(judge_id: int, output_ids: list[str]) -> int:
 def judges_reconcile_task() -> int:
     """Outputs still waiting for judges past the timeout get their missing judges again."""
     return judges_reconcile()
+
+
+@shared_task(acks_late=True, time_limit=3600, soft_time_limit=3500)
+def retention_apply_task() -> int:
+    """Redact the payloads of outputs past their tenant's retention (idempotent; batches commit as they go)."""
+    return retention_apply_all()
 
 
 @shared_task(

@@ -230,3 +230,51 @@ class AuditCheckpoint(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} checkpoint at {self.seq}"
+
+
+class AuditVerificationStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    PASSED = "passed", "Intact"
+    FAILED = "failed", "Not intact"
+    ERROR = "error", "Could not finish"
+
+
+class AuditVerification(TenantOwnedModel):
+    """One run of the chain verification (``tenants.audit.audit_verify``, what ``verify_audit`` runs):
+    who asked, when, and what it found, kept so that the auditor's page shows the last one.
+
+    Written by ``tenants.verification``: created ``running`` when asked, finished once by the task.
+    """
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    source = models.CharField(max_length=16, default="page", help_text="page, command or schedule.")
+    status = models.CharField(
+        max_length=16, choices=AuditVerificationStatus.choices, default=AuditVerificationStatus.RUNNING
+    )
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    head_seq_at_start = models.BigIntegerField(default=0, help_text="The chain's length when it was asked (progress).")
+    events = models.BigIntegerField(default=0, help_text="Events checked.")
+    checkpoints = models.IntegerField(default=0)
+    last_seq = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, blank=True, default="")
+    bad_seq = models.BigIntegerField(null=True, blank=True, help_text="The first bad sequence number, if any.")
+    reason = models.TextField(blank=True, default="")
+    problems = models.JSONField(default=list, blank=True)
+
+    class Meta(TenantOwnedModel.Meta):
+        indexes = [models.Index(fields=("tenant", "-started_at"), name="auditverification_latest")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=AuditVerificationStatus.values), name="auditverification_status_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} verification {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+    @property
+    def seconds(self) -> float | None:
+        return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None

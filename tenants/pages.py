@@ -31,7 +31,7 @@ SESSION_TENANT = "hitl_tenant_id"
 HOME_BY_ROLE = {
     Role.REVIEWER: "review:workbench",
     Role.ADMIN: "console:home",
-    Role.AUDITOR: "tenants:auditor",
+    Role.AUDITOR: "audit:outputs",
     Role.VIEWER: "tenants:me",
 }
 
@@ -207,13 +207,6 @@ class MePage(TenantPage):
             messages.info(request, f"Key {key.name} revoked.")
             return redirect("tenants:me")
         raise Http404
-
-
-class AuditorHome(TenantPage):
-    """What an auditor can read today, until the audit pages land."""
-
-    roles = frozenset({Role.AUDITOR, Role.ADMIN})
-    template_name = "tenants/auditor.html"
 
 
 def password_reset_urls():

@@ -15,6 +15,5 @@ urlpatterns = [
     path("home/", pages.HomeRedirect.as_view(), name="home"),
     path("tenant/", pages.TenantSwitch.as_view(), name="switch"),
     path("me/", pages.MePage.as_view(), name="me"),
-    path("audit/", pages.AuditorHome.as_view(), name="auditor"),
 ]
 urlpatterns += [path(route, view, name=name) for route, view, name in pages.password_reset_urls()]

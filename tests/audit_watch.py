@@ -32,6 +32,9 @@ SERVICE_MODULES = (
     "reviews.services.review",
     "reviews.services.sla",
     "reviews.services.webhooks",
+    "policies.retention",
+    "reviews.services.retention",
+    "tenants.verification",
 )
 PROJECT_PACKAGES = ("hitl", "tenants", "policies", "reviews", "tests", "bench")
 
@@ -43,6 +46,11 @@ EXEMPT = {
     "reviews.services.judging.judges_enqueue": "operational: when the judges were enqueued",
     "reviews.services.judging.judges_enqueue_deferred": "operational: when the judges were enqueued",
     "reviews.services.judging.judges_reconcile": "operational: re-enqueues late judges",
+    "policies.retention.retention_watermark_set": "operational: how far the retention job got",
+    "policies.retention.retention_row_ensure": "the default period made explicit for the job's watermark",
+    "reviews.services.retention.retention_apply": "one output.redacted event per batch; a run with nothing "
+    "to redact only moves its watermark",
+    "reviews.services.retention.retention_apply_all": "retention_apply for every tenant",
 }
 
 # The tables of the apps that hold governance state; history tables accompany audited writes.

@@ -31,6 +31,7 @@ def test_the_project_schedule_runs_the_sweeps():
         "reviews.tasks.webhook_sweep_task",
         "reviews.tasks.tasks_release_expired_task",
         "reviews.tasks.judges_reconcile_task",
+        "reviews.tasks.retention_apply_task",
         "tenants.tasks.audit_checkpoints_task",
         "reviews.tasks.tasks_sla_sweep_task",
     }

@@ -1,0 +1,367 @@
+"""The auditor's pages: who may read them, the output search (filters, keyset pages), an
+output's story, the configuration history with diffs."""
+
+import html
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from policies.defaults import DEFAULT_POLICY
+from policies.selectors import policy_get
+from policies.services import policy_publish
+from reviews import audit_selectors
+from reviews.models import Output
+from reviews.services.retention import retention_apply
+from tests.pages import member, signed_in
+from tests.reviews.conftest import GOOD_SCORES, claim, review, reviewer, submit
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def seeded(tenant, other_tenant, workflow):
+    rita = reviewer(tenant, 2, "rita")
+    corrected = submit(workflow, "corrected", "medium-app")
+    task = claim(rita).json()
+    response = review(
+        rita,
+        task["id"],
+        decision="correct",
+        scores=GOOD_SCORES,
+        corrected_output="Answer corrected, fixed.",
+        comment="the number was wrong",
+        time_spent_seconds=42,
+    )
+    assert response.status_code == 201, response.content
+    workflow["service"].post(
+        f"/api/v1/outputs/{corrected['id']}/feedback", {"rating": "down", "comment": "still wrong"}, format="json"
+    )
+    quiet = submit(workflow, "quiet", "quiet-app")
+    from tests.conftest import make_client
+
+    foreign = (
+        make_client(other_tenant, "service")
+        .post(
+            "/api/v1/outputs",
+            {"external_id": "theirs", "application": "x", "input": "secret question", "output": "secret"},
+            format="json",
+        )
+        .json()
+    )
+    return {"corrected": corrected["id"], "quiet": quiet["id"], "foreign": foreign["id"], "rita": rita.person}
+
+
+def pages(seeded):
+    return [
+        "/audit/",
+        f"/audit/outputs/{seeded['corrected']}/",
+        "/audit/config/",
+        "/audit/config/policy/1/",
+        "/audit/chain/",
+        "/audit/exports/",
+    ]
+
+
+@pytest.mark.parametrize("role", ["auditor", "admin"])
+def test_auditors_and_admins_read_every_page(tenant, seeded, role):
+    client = signed_in(member(tenant, role))
+    for path in pages(seeded):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert b"All times UTC" in response.content
+
+
+def test_reviewers_are_refused_and_anonymous_people_sent_to_sign_in(tenant, seeded):
+    reviewer_client = signed_in(member(tenant, "reviewer"))
+    for path in pages(seeded):
+        assert reviewer_client.get(path).status_code == 403, path
+        response = Client().get(path)
+        assert response.status_code == 302 and response["Location"].startswith("/login/?next="), path
+
+
+def test_another_tenants_output_is_missing_and_never_listed(tenant, seeded):
+    client = signed_in(member(tenant, "auditor"))
+    assert client.get(f"/audit/outputs/{seeded['foreign']}/").status_code == 404
+    assert client.get("/audit/outputs/00000000-0000-7000-8000-000000000000/").status_code == 404
+    listed = client.get("/audit/").content.decode()
+    assert "ext-corrected" in listed and "theirs" not in listed
+    assert client.get("/audit/config/policy/99/").status_code == 404
+
+
+def test_the_pages_change_nothing(tenant, seeded):
+    client = signed_in(member(tenant, "auditor"))
+    for path in pages(seeded)[:-1]:  # starting an export is the one POST of these pages (and Verify now)
+        assert client.post(path).status_code in (403, 405), path
+
+
+def search(client, **params):
+    return client.get("/audit/", params).content.decode()
+
+
+def test_the_search_filters_by_application_tier_decision_reviewer_and_period(tenant, seeded):
+    client = signed_in(member(tenant, "auditor"))
+    assert "ext-corrected" in search(client, application="medium-app")
+    assert "ext-corrected" not in search(client, application="quiet-app")
+    assert "ext-quiet" in search(client, tier="quiet") and "ext-corrected" not in search(client, tier="quiet")
+    assert "ext-corrected" in search(client, decision="corrected") and "ext-quiet" not in search(
+        client, decision="corrected"
+    )
+    assert "ext-quiet" in search(client, decision="auto_approved")
+    by_rita = search(client, reviewer=str(seeded["rita"].pk))
+    assert "ext-corrected" in by_rita and "ext-quiet" not in by_rita
+    today = timezone.now().date()
+    assert "ext-corrected" in search(client, received_from=today.isoformat(), received_until=today.isoformat())
+    assert "ext-corrected" not in search(client, received_until=(today - timedelta(days=1)).isoformat())
+    refused = client.get("/audit/", {"tier": "no-such-tier"})
+    assert refused.status_code == 200 and b"not valid" in refused.content
+    # The table's columns: decided by, the SLA, why it was sampled, a link to the story.
+    row = search(client, decision="corrected")
+    assert "rita" in row and 'class="sla met"' in row and f"/audit/outputs/{seeded['corrected']}/" in row
+
+
+def test_keyset_pages_cover_every_output_once_at_a_constant_cost(tenant, workflow, monkeypatch):
+    for number in range(7):
+        submit(workflow, f"many-{number}", "quiet-app")
+    # Some share one instant: the id breaks the tie.
+    Output.objects.for_tenant(tenant).filter(external_id__in=["ext-many-1", "ext-many-2", "ext-many-3"]).update(
+        received_at=timezone.now() - timedelta(minutes=5)
+    )
+    monkeypatch.setattr(audit_selectors, "SEARCH_PAGE_SIZE", 3)
+    client = signed_in(member(tenant, "auditor"))
+    seen, url, costs = [], "/audit/", []
+    while url:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url)
+        costs.append(len(queries))
+        page = response.content.decode()
+        seen += [part.split("<")[0] for part in page.split('class="story-link">')[1:]]
+        found = re.search(r'<a href="([^"]+)" rel="next" id="older">', page)
+        url = "/audit/" + html.unescape(found.group(1)) if found else ""
+        assert len(costs) < 10
+    assert sorted(seen) == sorted(f"ext-many-{n}" for n in range(7))  # each once
+    assert (
+        costs[1] == costs[-1] and costs[0] <= costs[1] + 2
+    )  # a page deep in costs what the second does (the first warms caches)
+
+
+def test_a_cursor_that_is_not_ours_starts_from_the_newest(tenant, seeded):
+    client = signed_in(member(tenant, "auditor"))
+    assert "ext-corrected" in client.get("/audit/", {"after": "not-a-cursor!"}).content.decode()
+
+
+def test_the_story_tells_every_event_in_order(tenant, seeded):
+    page = signed_in(member(tenant, "auditor")).get(f"/audit/outputs/{seeded['corrected']}/").content.decode()
+    order = [
+        page.index(f'class="kind">{kind}<')
+        for kind in ("received", "classified", "task", "claimed", "review", "decided", "feedback")
+    ]
+    assert order == sorted(order)
+    assert "/audit/config/policy/" in page  # the policy version that classified it, linked
+    assert "<ins>fixed." in page or "<ins>corrected, fixed." in page  # the correction as a diff
+    assert "the number was wrong" in page and "42 s spent" in page and "still wrong" in page
+    assert "same content as received" in page
+    assert "Question corrected?" in page  # what arrived
+    assert "Correct" in page and "Helpful" in page  # scores per criterion, by label
+
+
+def test_after_retention_the_story_says_redacted_instead_of_the_payload(tenant, seeded):
+    Output.objects.for_tenant(tenant).filter(pk=seeded["corrected"]).update(
+        received_at=timezone.now() - timedelta(days=400)
+    )
+    retention_apply(tenant=tenant)
+    page = signed_in(member(tenant, "auditor")).get(f"/audit/outputs/{seeded['corrected']}/").content.decode()
+    assert "redacted on" in page and "under retention" in page
+    assert "Question corrected?" not in page and "the number was wrong" not in page and "still wrong" not in page
+    assert "42 s spent" in page  # the story stays
+
+
+def test_the_configuration_history_shows_who_when_why_and_a_diff(tenant, seeded):
+    admin = member(tenant, "admin", username="ada")
+    document = policy_get(tenant=tenant).document
+    document["tiers"][0]["review_rate"] = 0.123
+    policy_publish(tenant=tenant, document=document, user=admin, reason="raise the low tier's sampling")
+    version = policy_get(tenant=tenant).version
+    client = signed_in(member(tenant, "auditor"))
+
+    page = client.get("/audit/config/", {"kind": "policy"}).content.decode()
+    assert "raise the low tier&#x27;s sampling" in page and "ada" in page
+    assert '<span class="add">+' in page and "0.123" in page
+
+    version_page = client.get(f"/audit/config/policy/{version}/").content.decode()
+    assert "0.123" in version_page and f"Changes since version {version - 1}" in version_page
+
+    for kind in audit_selectors.CONFIG_KINDS:
+        assert client.get("/audit/config/", {"kind": kind}).status_code == 200, kind
+    assert client.get("/audit/config/", {"kind": "grants"}).status_code == 200
+    assert client.get("/audit/config/", {"kind": "nope"}).status_code == 404
+    assert "rita" in client.get("/audit/config/", {"kind": "grants"}).content.decode()
+    assert "membership of rita" in client.get("/audit/config/", {"kind": "members"}).content.decode()
+
+
+def test_history_pages_keep_going(tenant, monkeypatch):
+    for rate in (0.2, 0.3, 0.4):
+        document = policy_get(tenant=tenant).document
+        document["tiers"][0]["review_rate"] = rate
+        policy_publish(tenant=tenant, document=document, reason=f"rate {rate}")
+    monkeypatch.setattr(audit_selectors, "CONFIG_PAGE_SIZE", 2)
+    rows, following = audit_selectors.audit_config_history(tenant=tenant, kind="policy")
+    assert [row["why"] for row in rows] == ["rate 0.4", "rate 0.3"]
+    rows, following = audit_selectors.audit_config_history(tenant=tenant, kind="policy", before=following)
+    assert rows[0]["why"] == "rate 0.2" and rows[0]["diff"]
+
+
+def test_the_default_policy_is_the_first_version(tenant):
+    assert policy_get(tenant=tenant).document["tiers"][0]["name"] == DEFAULT_POLICY["tiers"][0]["name"]
+
+
+def test_the_story_lists_the_outputs_audit_events_and_says_its_digest_is_committed(tenant, seeded):
+    client = signed_in(member(tenant, "auditor"))
+    page = client.get(f"/audit/outputs/{seeded['corrected']}/").content.decode()
+    assert "<code>output.received</code>" in page and 'class="badge pass">committed' in page
+    assert "<code>task.reviewed</code>" in page and "<code>feedback.added</code>" in page
+    assert "Task claimed (rita)" in page  # every claim, from the audit events, in the timeline
+    assert "does not recompute" not in page
+
+    # An edit of the classification after the fact: the digest no longer recomputes from the record.
+    Output.objects.for_tenant(tenant).filter(pk=seeded["corrected"]).update(risk_tier="low")
+    page = client.get(f"/audit/outputs/{seeded['corrected']}/").content.decode()
+    assert "NOT committed" in page and "differs from the stored one" in page
+
+
+def test_chain_page_verify_now_stores_who_when_and_the_outcome(tenant, seeded, django_capture_on_commit_callbacks):
+    from tenants.models import AuditEvent, AuditVerification
+
+    auditor = member(tenant, "auditor", username="alex")
+    client = signed_in(auditor)
+    page = client.get("/audit/chain/").content.decode()
+    assert "Never verified" in page and 'id="verify-now"' in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/audit/chain/verify")
+    assert response.status_code == 302  # tasks run in-process here: already finished
+    verification = AuditVerification.objects.for_tenant(tenant).get()
+    assert (verification.status, verification.requested_by, verification.bad_seq) == ("passed", auditor, None)
+    assert verification.events == AuditEvent.objects.for_tenant(tenant).count() > 0
+    page = client.get("/audit/chain/").content.decode()
+    assert "Intact" in page and "alex" in page
+
+    partial = client.get(f"/audit/chain/verifications/{verification.pk}", HTTP_HX_REQUEST="true").content.decode()
+    assert "Intact" in partial and "hx-trigger" not in partial  # finished: no more polling
+
+    # Tampering: the page names the first bad seq.
+    second = AuditEvent.objects.for_tenant(tenant).order_by("seq")[1]
+    from hitl import tenancy
+
+    with tenancy.as_owner(), connection.cursor() as cursor:  # the app role may not: only the owner could
+        cursor.execute("UPDATE tenants_auditevent SET object_id = 'x' WHERE id = %s", [second.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/audit/chain/verify", HTTP_HX_REQUEST="true")
+    latest = AuditVerification.objects.for_tenant(tenant).order_by("-started_at").first()
+    assert latest.status == "failed" and latest.bad_seq == second.seq
+    assert f'id="bad-seq">{second.seq}<' in client.get("/audit/chain/").content.decode()
+
+
+def test_chain_pages_are_for_auditors_and_admins_of_the_tenant(tenant, other_tenant, seeded):
+    from tenants.verification import audit_verification_start
+
+    theirs = audit_verification_start(tenant=other_tenant)
+    assert signed_in(member(tenant, "reviewer")).post("/audit/chain/verify").status_code == 403
+    assert signed_in(member(tenant, "reviewer")).get("/audit/chain/").status_code == 403
+    assert Client().post("/audit/chain/verify").status_code == 302
+    admin = signed_in(member(tenant, "admin"))
+    assert admin.get("/audit/chain/").status_code == 200
+    assert admin.get(f"/audit/chain/verifications/{theirs.pk}").status_code == 404
+    assert admin.get("/audit/chain/verify").status_code == 405
+
+
+def test_an_auditor_starts_an_export_follows_it_and_downloads_its_files(
+    tenant, seeded, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    import zipfile
+
+    from reviews.models import ComplianceExport
+
+    settings.HITL_EXPORT_DIR = str(tmp_path)
+    client = signed_in(member(tenant, "auditor", username="alex"))
+    today = timezone.now().date()
+    refused = client.post("/audit/exports/", {"received_from": today.isoformat(), "received_until": "2000-01-01"})
+    assert refused.status_code == 400 and not ComplianceExport.objects.for_tenant(tenant).exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/audit/exports/", {"received_from": today.isoformat(), "received_until": today.isoformat()}
+        )
+    assert response.status_code == 302
+    export = ComplianceExport.objects.for_tenant(tenant).get()
+    assert export.status == "done" and export.requested_by.username == "alex" and export.outputs_total == 2
+
+    page = client.get("/audit/exports/").content.decode()
+    assert "bundle.zip" in page and "outputs.csv" in page and "hx-trigger" not in page  # done: no polling
+    row = client.get(f"/audit/exports/{export.pk}/row").content.decode()
+    assert "Done" in row
+    bundle = client.get(f"/audit/exports/{export.pk}/bundle.zip")
+    assert bundle.status_code == 200
+    archive = tmp_path / "bundle.zip"
+    archive.write_bytes(b"".join(bundle.streaming_content))
+    assert "manifest.json" in zipfile.ZipFile(archive).namelist()
+    csv = client.get(f"/audit/exports/{export.pk}/files/outputs.csv")
+    assert csv.status_code == 200 and b"".join(csv.streaming_content).startswith("\ufeff".encode())
+    assert client.get(f"/audit/exports/{export.pk}/files/nope.txt").status_code == 404
+
+    # Another tenant's auditor, a reviewer: nothing.
+    assert signed_in(member(tenant, "reviewer")).get(f"/audit/exports/{export.pk}/bundle.zip").status_code == 403
+
+
+def test_a_running_export_is_polled_and_another_tenants_is_missing(tenant, other_tenant, seeded):
+    from reviews.models import ComplianceExport
+
+    theirs = ComplianceExport.objects.for_tenant(other_tenant).create(
+        period_start=timezone.now() - timedelta(days=1), period_end=timezone.now()
+    )
+    mine = ComplianceExport.objects.for_tenant(tenant).create(
+        period_start=timezone.now() - timedelta(days=1), period_end=timezone.now(), status="running", outputs_done=1
+    )
+    client = signed_in(member(tenant, "admin"))
+    page = client.get("/audit/exports/").content.decode()
+    assert f'hx-get="/audit/exports/{mine.pk}/row"' in page and str(theirs.pk) not in page
+    for path in (f"/audit/exports/{theirs.pk}/row", f"/audit/exports/{theirs.pk}/bundle.zip"):
+        assert client.get(path).status_code == 404
+    assert client.get(f"/audit/exports/{mine.pk}/bundle.zip").status_code == 404  # not ready
+
+
+def test_verify_audit_at_the_command_line_is_kept_for_the_chain_page(tenant, seeded):
+    from django.core.management import call_command
+
+    from tenants.models import AuditVerification
+
+    call_command("verify_audit", tenant.slug)
+    run = AuditVerification.objects.for_tenant(tenant).get()
+    assert (run.source, run.status, run.requested_by) == ("command", "passed", None)
+    assert "(command)" in signed_in(member(tenant, "auditor")).get("/audit/chain/").content.decode()
+
+
+def test_the_current_search_as_csv(tenant, seeded):
+    client = signed_in(member(tenant, "auditor"))
+    page = client.get("/audit/", {"decision": "corrected"}).content.decode()
+    assert 'href="/audit/outputs.csv?decision=corrected"' in page
+
+    def csv(**params):
+        response = client.get("/audit/outputs.csv", params)
+        assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+        return b"".join(response.streaming_content).decode("utf-8-sig")
+
+    everything = csv()
+    assert "ext-corrected" in everything and "ext-quiet" in everything and "theirs" not in everything
+    corrected = csv(decision="corrected")
+    assert "ext-corrected" in corrected and "ext-quiet" not in corrected
+    assert "ext-quiet" in csv(tier="quiet") and "ext-corrected" not in csv(tier="quiet")
+    assert "ext-corrected" in csv(reviewer=str(seeded["rita"].pk)) and "ext-quiet" not in csv(
+        reviewer=str(seeded["rita"].pk)
+    )
+    assert client.get("/audit/outputs.csv", {"tier": "nope"}).status_code == 404
+    assert signed_in(member(tenant, "reviewer")).get("/audit/outputs.csv").status_code == 403
