@@ -1,40 +1,9 @@
 """Query-string filters for the audit events API."""
 
-from datetime import UTC
-
 import django_filters
-from django import forms
 
+from hitl.filters import DateTimeFilter, StrictForm
 from tenants.models import AuditEvent
-
-
-class _UtcDateTimeField(django_filters.fields.IsoDateTimeField):
-    def clean(self, value):
-        moment = super().clean(value)
-        if moment is not None:
-            try:
-                moment.astimezone(UTC)
-            except OverflowError as error:
-                raise forms.ValidationError("Out of range.") from error
-        return moment
-
-
-class _DateTimeFilter(django_filters.IsoDateTimeFilter):
-    field_class = _UtcDateTimeField
-
-
-class _StrictForm(forms.Form):
-    """A filter given with no value is refused rather than ignored."""
-
-    def clean(self):
-        cleaned = super().clean()
-        for name in self.fields:
-            value = self.data.get(name)
-            if value == "":
-                self.add_error(name, "Must not be empty; leave the parameter out to not filter.")
-            elif value is not None and "\x00" in value:
-                self.add_error(name, "Must not contain a NUL character.")
-        return cleaned
 
 
 def _kind(queryset, name, value):
@@ -47,8 +16,8 @@ AuditEventFilter = type(
     "AuditEventFilter",
     (django_filters.FilterSet,),
     {
-        "from": _DateTimeFilter(field_name="at", lookup_expr="gte", help_text="ISO 8601; events at or after."),
-        "to": _DateTimeFilter(field_name="at", lookup_expr="lt", help_text="ISO 8601; events before."),
+        "from": DateTimeFilter(field_name="at", lookup_expr="gte", help_text="ISO 8601; events at or after."),
+        "to": DateTimeFilter(field_name="at", lookup_expr="lt", help_text="ISO 8601; events before."),
         "kind": django_filters.CharFilter(
             method=_kind, max_length=64, help_text="An event kind (task.claimed), or a prefix ending in a dot (task.)."
         ),
@@ -65,7 +34,7 @@ AuditEventFilter = type(
             (),
             {
                 "model": AuditEvent,
-                "form": _StrictForm,
+                "form": StrictForm,
                 "fields": ("from", "to", "kind", "person", "key", "object_type", "object_id"),
             },
         ),
