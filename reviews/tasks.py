@@ -98,6 +98,7 @@ def judges_reconcile_task() -> int:
 
 
 @shared_task(acks_late=True, time_limit=3600, soft_time_limit=3500)
+@cross_tenant("beat_sweep")
 def retention_apply_task() -> int:
     """Redact the payloads of outputs past their tenant's retention (idempotent; batches commit as they go)."""
     return retention_apply_all()
@@ -115,4 +116,5 @@ def compliance_export_task(export_id: str) -> str:
     """Build one compliance bundle; a finished one is left alone, an interrupted one starts over."""
     from reviews.bundle import compliance_export_build
 
-    return compliance_export_build(export_id=export_id).status
+    with cross_tenant("task_routing"):  # the export row names its tenant
+        return compliance_export_build(export_id=export_id).status

@@ -167,3 +167,43 @@ def test_cross_tenant_reasons_are_named_and_listed_in_the_policy():
         [isolation.CROSS_TENANT_POLICY, "reviews_output"],
     )
     assert all(f"'{reason}'" in policy for reason in tenancy.CROSS_TENANT_REASONS)
+
+
+def test_every_scheduled_and_background_task_declares_whose_rows_it_touches(tenant, django_capture_on_commit_callbacks):
+    """The suite's own default scope hides a task that declares none; here they run with none
+    around them, as in a worker or the embedded beat, and must still do their work."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reviews import tasks as review_tasks
+    from reviews.bundle import compliance_export_request
+    from reviews.models import ComplianceExport
+    from tenants import tasks as tenant_tasks
+    from tenants.audit import SYSTEM, audit_record
+    from tenants.models import AuditVerification
+    from tenants.verification import audit_verification_start
+
+    with transaction.atomic():
+        audit_record(tenant=tenant, actor=SYSTEM, kind="test.seeded", object_type="t", object_id=1)
+    with django_capture_on_commit_callbacks(execute=False):
+        verification = audit_verification_start(tenant=tenant)
+        now = timezone.now()
+        export = compliance_export_request(tenant=tenant, start=now - timedelta(days=1), end=now, actor=SYSTEM)
+
+    with no_tenant():
+        for sweep in (
+            review_tasks.retention_apply_task,
+            review_tasks.tasks_sla_sweep_task,
+            review_tasks.tasks_release_expired_task,
+            review_tasks.webhook_sweep_task,
+            review_tasks.judges_reconcile_task,
+            tenant_tasks.audit_checkpoints_task,
+        ):
+            sweep()
+        tenant_tasks.audit_verification_task(verification.pk)
+        review_tasks.compliance_export_task(str(export.pk))
+
+    with tenant_scope(tenant):
+        assert AuditVerification.objects.for_tenant(tenant).get(pk=verification.pk).status != "pending"
+        assert ComplianceExport.objects.for_tenant(tenant).get(pk=export.pk).status == "done"

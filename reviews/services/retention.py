@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
+from hitl.tenancy import tenant_scope
 from policies.models import LegalHold, Retention
 from policies.retention import held_outputs_q, legal_holds, retention_cutoff, retention_row_ensure
 from reviews.models import Feedback, Output, Review, ReviewTask, WebhookDelivery
@@ -113,5 +114,6 @@ def retention_apply_all(*, now: datetime | None = None) -> int:
     """The scheduled job: every tenant, each in its own batches. Returns how many outputs it redacted."""
     total = 0
     for tenant in Tenant.objects.order_by("pk"):
-        total += retention_apply(tenant=tenant, now=now).redacted
+        with tenant_scope(tenant):  # each tenant's rows in its own scope (hitl/tenancy.py)
+            total += retention_apply(tenant=tenant, now=now).redacted
     return total
