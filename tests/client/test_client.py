@@ -3,6 +3,7 @@
 import copy
 import json
 import threading
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
@@ -47,7 +48,12 @@ def live(live_server, transactional_db):
     service = make_client(tenant, "service")
     base_url = live_server.url.replace("localhost", "127.0.0.1")
     with HitlClient(base_url, service.raw_key, max_retries=0) as client:
-        yield {"tenant": tenant, "client": client, "reviewer": make_client(tenant, "reviewer", user=person)}
+        yield {
+            "tenant": tenant,
+            "client": client,
+            "base_url": base_url,
+            "reviewer": make_client(tenant, "reviewer", user=person),
+        }
 
 
 def test_submit_then_repeat_is_idempotent(live):
@@ -115,17 +121,24 @@ def test_wait_for_decision_polls_until_a_reviewer_decides(live):
     decided = {}
 
     def decide_later():
+        # Through the live server, as a reviewer's browser would: on SQLite the test's in-memory
+        # database is shared with the server's threads only through the server's own connection.
         threading.Event().wait(0.3)
-        decided["response"] = reviewer.post(
-            f"/api/v1/tasks/{task['id']}/review", {"decision": "approve"}, format="json"
+        request = urllib.request.Request(
+            f"{live['base_url']}/api/v1/tasks/{task['id']}/review",
+            data=json.dumps({"decision": "approve"}).encode(),
+            headers={"Authorization": f"Bearer {reviewer.raw_key}", "Content-Type": "application/json"},
+            method="POST",
         )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            decided["status"], decided["body"] = response.status, response.read()
 
     thread = threading.Thread(target=decide_later)
     thread.start()
     output = client.wait_for_decision(receipt.id, timeout=30, poll_interval=0.1)
     thread.join()
 
-    assert decided["response"].status_code == 201, decided["response"].content
+    assert decided["status"] == 201, decided["body"]
     assert (output.status, output.decision, output.delivery) == ("approved", "approved", "deliver")
     assert output.decided and output.decided_at is not None
 
