@@ -129,6 +129,7 @@ INSTALLED_APPS = [
     "tenants",
     "policies",
     "reviews",
+    "quality",
 ]
 
 MIDDLEWARE = [

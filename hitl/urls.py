@@ -7,6 +7,7 @@ from hitl.ratelimit import login_rate_limited
 
 api_v1 = [
     path("", include("reviews.urls")),
+    path("", include("quality.urls")),
     path("", include("policies.urls")),
     path("", include("tenants.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -26,6 +27,7 @@ urlpatterns = [
     path("review/", include("reviews.page_urls")),
     path("console/", include("reviews.console_urls")),
     path("audit/", include("reviews.audit_urls")),
+    path("quality/", include("quality.page_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # OpenTelemetry exporters append /v1/traces to the endpoint they are given (/api/otlp).

@@ -36,6 +36,7 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
     REVIEWER = "reviewer", "Reviewer"
     AUDITOR = "auditor", "Auditor"
+    QUALITY_LEAD = "quality_lead", "Quality lead"
     VIEWER = "viewer", "Viewer"
 
     @classmethod
@@ -50,6 +51,7 @@ class ApiKeyRole(models.TextChoices):
     SERVICE = "service", "Service"
     REVIEWER = "reviewer", "Reviewer"
     AUDITOR = "auditor", "Auditor"
+    QUALITY_LEAD = "quality_lead", "Quality lead"
     ADMIN = "admin", "Admin"
 
 
@@ -58,7 +60,8 @@ class KeyRoles:
 
     ADMIN = frozenset({ApiKeyRole.ADMIN})
     AUDIT = frozenset({ApiKeyRole.ADMIN, ApiKeyRole.AUDITOR})
-    CONFIG_READERS = frozenset({ApiKeyRole.ADMIN, ApiKeyRole.AUDITOR, ApiKeyRole.REVIEWER})
+    QUALITY = frozenset({ApiKeyRole.ADMIN, ApiKeyRole.QUALITY_LEAD})
+    CONFIG_READERS = frozenset({ApiKeyRole.ADMIN, ApiKeyRole.AUDITOR, ApiKeyRole.QUALITY_LEAD, ApiKeyRole.REVIEWER})
     REVIEWERS = frozenset({ApiKeyRole.REVIEWER, ApiKeyRole.ADMIN})
     SUBMITTERS = frozenset({ApiKeyRole.SERVICE, ApiKeyRole.ADMIN})
     EVERYONE = frozenset(ApiKeyRole)

@@ -27,6 +27,7 @@ KEY_ROLES_BY_MEMBERSHIP_ROLE = {
     Role.ADMIN: set(ApiKeyRole.values),
     Role.REVIEWER: {ApiKeyRole.REVIEWER},
     Role.AUDITOR: {ApiKeyRole.AUDITOR},
+    Role.QUALITY_LEAD: {ApiKeyRole.QUALITY_LEAD},
     Role.VIEWER: set(),
 }
 

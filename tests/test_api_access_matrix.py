@@ -26,6 +26,7 @@ from tests.factories import output_payload
 from tests.reviews.otlp_spans import agent_run, export, otlp_json
 
 ALL_ROLES = tuple(ApiKeyRole.values)
+CONFIG_READERS = frozenset({"admin", "auditor", "quality_lead", "reviewer"})
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ ENDPOINTS = [
 ]
 RUBRIC = {"name": "rubric-b", "criteria": [{"key": "ok", "label": "OK", "kind": "binary"}]}
 ENDPOINTS += [
-    Endpoint("policy", "get", lambda o: "/api/v1/policy", None, frozenset({"admin", "auditor", "reviewer"}), False),
+    Endpoint("policy", "get", lambda o: "/api/v1/policy", None, CONFIG_READERS, False),
     Endpoint("policy", "put", lambda o: "/api/v1/policy", lambda: DEFAULT_POLICY, frozenset({"admin"}), False),
     Endpoint("policy-history", "get", lambda o: "/api/v1/policy/history", None, frozenset({"admin", "auditor"}), False),
     Endpoint(
@@ -73,14 +74,14 @@ ENDPOINTS += [
         frozenset({"admin"}),
         False,
     ),
-    Endpoint("rubrics", "get", lambda o: "/api/v1/rubrics", None, frozenset({"admin", "auditor", "reviewer"}), False),
+    Endpoint("rubrics", "get", lambda o: "/api/v1/rubrics", None, CONFIG_READERS, False),
     Endpoint("rubrics", "post", lambda o: "/api/v1/rubrics", lambda: RUBRIC, frozenset({"admin"}), False),
     Endpoint(
         "rubric-detail",
         "get",
         lambda o: f"/api/v1/rubrics/{o['rubric']}",
         None,
-        frozenset({"admin", "auditor", "reviewer"}),
+        CONFIG_READERS,
         True,
     ),
 ]

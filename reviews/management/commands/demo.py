@@ -36,6 +36,7 @@ PEOPLE = (
     ("rita", "reviewer", 1, ["support"]),
     ("sam", "reviewer", 3, ["legal", "medical"]),
     ("alex", "auditor", 1, []),
+    ("quinn", "quality_lead", 1, []),
 )
 APPLICATIONS = {
     "support-bot": ["How do I reset my password?", "Where is my order?", "Can I get a refund?"],
@@ -175,7 +176,8 @@ class Command(BaseCommand):
         for api_key in ApiKey.objects.for_tenant(tenant).filter(name__startswith="demo ", revoked_at__isnull=True):
             api_key_revoke(api_key=api_key)
         keys = {}
-        for role, username in (("service", None), ("admin", "admin"), ("reviewer", "rita"), ("auditor", "alex")):
+        holders = (("service", None), ("admin", "admin"), ("reviewer", "rita"), ("auditor", "alex"))
+        for role, username in (*holders, ("quality_lead", "quinn")):
             user = user_get_or_create(username=username) if username else None
             _, keys[role] = api_key_create(
                 tenant=tenant, role=role, name=f"demo {role}", user=user, actor=PLATFORM_OPERATOR

@@ -1,0 +1,1 @@
+"""Tables of the quality layer (issue 13)."""

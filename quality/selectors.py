@@ -1,0 +1,1 @@
+"""Reads of the quality layer, each taking the tenant."""

@@ -1,0 +1,1 @@
+"""Writes of the quality layer: keyword-only functions in a transaction (house style rule 2)."""
