@@ -16,6 +16,7 @@ from django.utils import timezone
 from hitl.cache import config_cache, weight_of
 from hitl.db import bulk_insert
 from hitl.errors import ConflictError, ForbiddenError, NotFoundError
+from hitl.tenancy import generic_plans
 from policies.models import Rubric
 from reviews.models import Output, Queue, Review, ReviewTask, TaskStatus
 from reviews.routing import PlannedTask
@@ -286,7 +287,11 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
         try:
             # A savepoint only inside a caller's transaction, so that a conflict does not
             # spoil it; on its own (the API) the statement autocommits.
-            with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
+            with (
+                transaction.atomic() if connection.in_atomic_block else nullcontext(),
+                generic_plans(),
+                connection.cursor() as cursor,
+            ):
                 cursor.execute(sql, [*params, *audit_params])
                 row = cursor.fetchone()
         except IntegrityError as error:
