@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection, transaction
 
-from hitl.tenancy import CROSS_TENANT_REASONS, cross_tenant, generic_plans, no_tenant, tenant_scope
+from hitl.tenancy import CROSS_TENANT_REASONS, cross_tenant, no_tenant, statement_settings, tenant_scope
 from reviews.models import Queue
 
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="row-level security is PostgreSQL's")
@@ -70,21 +70,21 @@ def test_in_a_transaction_the_scope_is_sent_once_and_again_when_it_changes_or_a_
         assert queues_seen() == set()  # the commit ended the transaction's setting
 
 
-def plan_cache_mode() -> str:
+def plan_settings() -> tuple[str, str]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('plan_cache_mode')")
-        return cursor.fetchone()[0]
+        cursor.execute("SELECT current_setting('plan_cache_mode'), current_setting('synchronous_commit')")
+        return cursor.fetchone()
 
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_generic_plans_go_with_an_autocommitted_statement_only(tenant):
+def test_statement_settings_go_with_an_autocommitted_statement_only(tenant):
     with tenant_scope(tenant):
-        with generic_plans():
-            assert plan_cache_mode() == "force_generic_plan"
-        assert plan_cache_mode() == "auto"  # transaction-local: it ended with its statement
-        with transaction.atomic(), generic_plans():
-            assert plan_cache_mode() == "auto"  # a caller's transaction keeps its own choice
+        with statement_settings(plan_cache_mode="force_generic_plan", synchronous_commit="off"):
+            assert plan_settings() == ("force_generic_plan", "off")
+        assert plan_settings() == ("auto", "on")  # transaction-local: they ended with their statement
+        with transaction.atomic(), statement_settings(synchronous_commit="off"):
+            assert plan_settings() == ("auto", "on")  # a caller's transaction keeps its own
 
 
 @postgres_only

@@ -16,7 +16,7 @@ from django.utils import timezone
 from hitl.cache import config_cache, weight_of
 from hitl.db import bulk_insert
 from hitl.errors import ConflictError, ForbiddenError, NotFoundError
-from hitl.tenancy import generic_plans
+from hitl.tenancy import statement_settings
 from policies.models import Rubric
 from reviews.models import Output, Queue, Review, ReviewTask, TaskStatus
 from reviews.routing import PlannedTask
@@ -244,6 +244,20 @@ def _claimed_from_row(row) -> dict:
     return {**task, "queue": queue_name, "rubric_name": rubric_name, "output": output}
 
 
+# What the claim statement asks PostgreSQL for (PostgreSQL only; hitl.tenancy.statement_settings):
+# - its prepared generic plan: the plan cache otherwise keeps choosing a custom plan, made
+#   anew on every call, and row-level security's filters make that plan cost more to make
+#   than the claim costs to run;
+# - no wait for the WAL flush at its commit. The claim appends to the tenant's audit chain,
+#   whose counter row stays locked until the commit: waiting for the disk under that lock
+#   would let a tenant claim only as often as the disk flushes. A claim lost in a crash is
+#   lost whole, its audit event with it (one transaction), and never leaves a hole in the
+#   chain: the WAL is written in order, so any later commit that waits for its flush (every
+#   review does) makes the claims before it durable too. A lost claim is a lease not taken;
+#   the task is pending again.
+CLAIM_SETTINGS = {"plan_cache_mode": "force_generic_plan", "synchronous_commit": "off"}
+
+
 def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = None) -> dict | None:
     """Lease the most urgent task the reviewer may work: one statement, never a task two people hold.
 
@@ -289,7 +303,7 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
             # spoil it; on its own (the API) the statement autocommits.
             with (
                 transaction.atomic() if connection.in_atomic_block else nullcontext(),
-                generic_plans(),
+                statement_settings(**CLAIM_SETTINGS),
                 connection.cursor() as cursor,
             ):
                 cursor.execute(sql, [*params, *audit_params])
