@@ -4,7 +4,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from hitl.tenancy import tenant_scope
-
 from tenants.audit import audit_verify
 from tenants.auditchain import report_text
 from tenants.models import Tenant
