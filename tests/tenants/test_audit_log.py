@@ -1,6 +1,7 @@
 """The audit log in the database: appends, the batch event of ingest, checkpoints, verify_audit and tampering."""
 
 import itertools
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
@@ -188,6 +189,16 @@ def chained(tenant):
 def test_edit_a_field_is_detected(chained):
     tamper("UPDATE tenants_auditevent SET actor_role = 'admin' WHERE tenant_id = %s AND seq = 3", [chained.pk])
     verify_fails(chained, 3)
+
+
+@pytest.mark.parametrize("shift", [timedelta(microseconds=1), timedelta(hours=-1)])
+def test_move_an_events_time_is_detected(chained, shift):
+    moved = AuditEvent.objects.for_tenant(chained).get(seq=2).at + shift
+    tamper(
+        "UPDATE tenants_auditevent SET at = %s WHERE tenant_id = %s AND seq = 2",
+        [connection.ops.adapt_datetimefield_value(moved), chained.pk],
+    )
+    verify_fails(chained, 2)
 
 
 def test_delete_a_middle_row_is_detected(chained):
