@@ -181,7 +181,7 @@ def test_every_scheduled_and_background_task_declares_whose_rows_it_touches(tena
     from reviews.models import ComplianceExport
     from tenants import tasks as tenant_tasks
     from tenants.audit import SYSTEM, audit_record
-    from tenants.models import AuditEvent, AuditVerification
+    from tenants.models import AuditVerification
     from tenants.verification import audit_verification_start
 
     with transaction.atomic():
