@@ -2,7 +2,7 @@
 
 What is blanked: the output's ``input``, ``output``, ``trace`` and ``final_output``; its
 reviews' corrections and comments; the escalation comment on its tasks; end users'
-feedback comments; the bodies of its webhook deliveries. What stays: every identifier,
+feedback comments; its judges' rationales; the bodies of its webhook deliveries. What stays: every identifier,
 time, tier, policy version, draw, decision, score and digest (``content_hash``, and the
 audit chain's own digests), so that the audit chain stays verifiable and the story of
 an output can still be told, without its content. ``redacted_at`` says when.
@@ -24,7 +24,7 @@ from django.utils import timezone
 from hitl.tenancy import tenant_scope
 from policies.models import LegalHold, Retention
 from policies.retention import held_outputs_q, legal_holds, retention_cutoff, retention_row_ensure
-from reviews.models import Feedback, Output, Review, ReviewTask, WebhookDelivery
+from reviews.models import Feedback, Judgement, Output, Review, ReviewTask, WebhookDelivery
 from tenants.audit import SYSTEM, audit_record_batch
 from tenants.models import Tenant
 
@@ -54,6 +54,8 @@ def _redact(tenant: Tenant, ids: list, now: datetime) -> None:
         escalation_reason=""
     )
     Feedback.objects.for_tenant(tenant).filter(output_id__in=ids).exclude(comment="").update(comment="")
+    # A judge's rationale may quote the output it judged; its result, score and cost stay.
+    Judgement.objects.for_tenant(tenant).filter(output_id__in=ids).exclude(rationale="").update(rationale="")
     WebhookDelivery.objects.for_tenant(tenant).filter(output_id__in=ids).update(payload=REDACTED_WEBHOOK_PAYLOAD)
 
 

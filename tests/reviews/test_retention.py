@@ -17,7 +17,8 @@ from policies.retention import (
     retention_days,
     retention_set,
 )
-from reviews.models import Feedback, Output, Review, WebhookDelivery, WebhookEndpoint
+from policies.services import judge_create
+from reviews.models import Feedback, Judgement, Output, Review, WebhookDelivery, WebhookEndpoint
 from reviews.services.retention import REDACTED_WEBHOOK_PAYLOAD, retention_apply, retention_apply_all
 from tests.reviews.conftest import GOOD_SCORES, claim, review, reviewer, submit
 
@@ -75,6 +76,10 @@ def test_reviews_feedback_and_deliveries_of_a_redacted_output_lose_their_text(te
     workflow["service"].post(
         f"/api/v1/outputs/{output_id}/feedback", {"rating": "down", "comment": "bad"}, format="json"
     )
+    judge = judge_create(tenant=tenant, data={"name": "pii", "kind": "pii", "on_fail": "record"})
+    Judgement.objects.for_tenant(tenant).create(
+        output_id=output_id, judge=judge, judge_version=1, result="fail", score=0.2, rationale="quotes 'PII inside'"
+    )
     aged(output_id, 400)
     kept = submit(workflow, "kept", "medium-app")["id"]
 
@@ -86,6 +91,9 @@ def test_reviews_feedback_and_deliveries_of_a_redacted_output_lose_their_text(te
     assert written.scores  # scores and decisions are kept: the story is told without the content
     assert list(Feedback.unscoped.filter(output_id=output_id).values_list("comment", "rating")) == [("", "down")]
     assert [d.payload for d in WebhookDelivery.unscoped.filter(output_id=output_id)] == [REDACTED_WEBHOOK_PAYLOAD]
+    assert list(Judgement.unscoped.filter(output_id=output_id).values_list("rationale", "result", "score")) == [
+        ("", "fail", 0.2)
+    ]
     assert payload_of(kept)["redacted_at"] is None
 
 
