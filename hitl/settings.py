@@ -352,6 +352,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "apply-retention": {"task": "reviews.tasks.retention_apply_task", "schedule": 3600.0},
     "audit-checkpoints": {"task": "tenants.tasks.audit_checkpoints_task", "schedule": 600.0},
     "sla-breaches": {"task": "reviews.tasks.tasks_sla_sweep_task", "schedule": 60.0},
+    "resume-compliance-exports": {"task": "reviews.tasks.compliance_exports_resume_task", "schedule": 300.0},
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -29,12 +29,13 @@ import shutil
 import tempfile
 import zipfile
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
 from django.conf import settings
 from django.db import OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from hitl.enqueue import enqueue_on_commit
@@ -79,6 +80,35 @@ def compliance_export_request(*, tenant: Tenant, start: datetime, end: datetime,
         )
         enqueue_on_commit(lambda: compliance_export_task.delay(str(job.pk)), what=f"compliance export {job.pk}")
     return job
+
+
+# An export still pending this long after its request lost its message (the broker was
+# down when it was sent); one running past its task's hard time limit lost its worker.
+EXPORT_RESEND_AFTER = timedelta(minutes=15)
+EXPORT_STALE_AFTER = timedelta(hours=6, minutes=10)
+
+
+def compliance_exports_resume(*, now: datetime | None = None, limit: int = 100) -> int:
+    """Send the stuck exports of every tenant again (the beat's sweep, across tenants);
+    building is idempotent, so a message that was only late costs a second build, not a
+    wrong bundle. Returns how many were sent."""
+    from reviews.tasks import compliance_export_task
+
+    now = now or timezone.now()
+    stuck = list(
+        ComplianceExport.unscoped.filter(
+            Q(status=ExportStatus.PENDING, created_at__lt=now - EXPORT_RESEND_AFTER)
+            | Q(status=ExportStatus.RUNNING, started_at__lt=now - EXPORT_STALE_AFTER)
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for export_id in stuck:
+        enqueue_on_commit(
+            lambda export_id=export_id: compliance_export_task.delay(str(export_id)),
+            what=f"compliance export {export_id} (resumed)",
+        )
+    return len(stuck)
 
 
 def compliance_export_get(*, tenant: Tenant, export_id) -> ComplianceExport:

@@ -97,6 +97,15 @@ def judges_reconcile_task() -> int:
     return judges_reconcile()
 
 
+@shared_task(acks_late=True, time_limit=300)
+@cross_tenant("beat_sweep")
+def compliance_exports_resume_task() -> int:
+    """Compliance exports whose message was lost, or whose worker died, are sent again."""
+    from reviews.bundle import compliance_exports_resume
+
+    return compliance_exports_resume()
+
+
 @shared_task(acks_late=True, time_limit=3600, soft_time_limit=3500)
 @cross_tenant("beat_sweep")
 def retention_apply_task() -> int:

@@ -228,3 +228,38 @@ def test_a_bad_period_is_refused_before_any_job(tenant, client_for, export_dir):
     assert auditor.post("/api/v1/audit/exports", {"from": "soon", "to": TO}, format="json").status_code == 400
     assert auditor.post("/api/v1/audit/exports", {"to": TO}, format="json").status_code == 400
     assert not ComplianceExport.objects.for_tenant(tenant).exists()
+
+
+def test_an_export_whose_message_was_lost_is_sent_again_by_the_sweep(
+    tenant,
+    other_tenant,
+    period,
+    export_dir,
+    client_for,
+    django_capture_on_commit_callbacks,  # noqa: F811
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from hitl.tenancy import no_tenant
+    from reviews.tasks import compliance_exports_resume_task
+
+    auditor = client_for(tenant, "auditor")
+    with django_capture_on_commit_callbacks(execute=False):  # the broker was down: the message never left
+        lost = auditor.post("/api/v1/audit/exports", {"from": FROM, "to": TO}, format="json").json()
+        fresh = client_for(other_tenant, "auditor").post(
+            "/api/v1/audit/exports", {"from": FROM, "to": TO}, format="json"
+        )
+    assert ComplianceExport.objects.for_tenant(tenant).get(pk=lost["id"]).status == "pending"
+    ComplianceExport.objects.for_tenant(tenant).filter(pk=lost["id"]).update(
+        created_at=timezone.now() - timedelta(minutes=16)
+    )
+
+    with no_tenant(), django_capture_on_commit_callbacks(execute=True):  # as the beat runs it: no scope around it
+        assert compliance_exports_resume_task() == 1  # the other tenant's export is too young to count as lost
+
+    assert ComplianceExport.objects.for_tenant(tenant).get(pk=lost["id"]).status == "done"
+    assert ComplianceExport.objects.for_tenant(other_tenant).get(pk=fresh.json()["id"]).status == "pending"
+    with no_tenant(), django_capture_on_commit_callbacks(execute=True):
+        assert compliance_exports_resume_task() == 0  # done: nothing to send again
