@@ -16,6 +16,7 @@ the hash computed by PostgreSQL's ``sha256()`` over the same bytes
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import re
@@ -175,6 +176,16 @@ def _event_fields(tenant: Tenant, actor, kind: str, object_type: str, object_id,
         "object_id": "" if object_id is None else str(object_id),
         "data": None if data is None else auditchain.json_normalize(jsonable(data)),
     }
+
+
+def text_digest(text: str | None) -> str | None:
+    """What an audit event holds of free text a person or a user wrote (a comment, a
+    correction, a final output): its SHA-256, never the text. The text lives in its own row,
+    which retention may blank; the append-only chain keeps proof of what was written without
+    keeping the words. None stays None and "" stays "" (nothing was written)."""
+    if not text:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def jsonable(value):

@@ -12,7 +12,7 @@ from policies.selectors import compiled_policy
 from reviews.models import Feedback, Judgement, JudgementResult, Output, OutputStatus, ReviewTask, TaskPurpose
 from reviews.routing import plan_tasks, routing_table
 from reviews.services.claims import tasks_create
-from tenants.audit import audit_record
+from tenants.audit import audit_record, text_digest
 from tenants.models import Tenant
 
 
@@ -29,7 +29,7 @@ def output_feedback_add(*, tenant: Tenant, output_id, rating: str, comment: str 
         kind="feedback.added",
         object_type="output",
         object_id=output.pk,
-        data={"feedback": feedback.pk, "rating": rating, "comment": comment},
+        data={"feedback": feedback.pk, "rating": rating, "comment_sha256": text_digest(comment)},
     )
     if (
         rating != Feedback.Rating.DOWN

@@ -35,7 +35,7 @@ from reviews.models import (
 )
 from reviews.services.claims import lease_check, reviewer_rights
 from reviews.services.webhooks import webhook_deliveries_create
-from tenants.audit import audit_record
+from tenants.audit import audit_record, text_digest
 from tenants.models import Tenant
 
 
@@ -223,7 +223,7 @@ def review_submit(
             "decision": output.decision,
             "status": output.status,
             "delivery": output.delivery,
-            "final_output": output.final_output,
+            "final_output_sha256": text_digest(output.final_output),
             "decided_by": output.decided_by_id,
             "decided_at": output.decided_at,
         }
@@ -246,8 +246,8 @@ def _review_audit(tenant: Tenant, task: ReviewTask, review: Review, kind: str, e
             "purpose": review.purpose,
             "decision": review.decision,
             "scores": review.scores,
-            "corrected_output": review.corrected_output,
-            "comment": review.comment,
+            "corrected_output_sha256": text_digest(review.corrected_output),
+            "comment_sha256": text_digest(review.comment),
             "time_spent_seconds": review.time_spent_seconds,
             "rubric": review.rubric_id,
             "rubric_version": review.rubric_version,

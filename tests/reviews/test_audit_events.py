@@ -38,6 +38,38 @@ def test_the_life_of_a_reviewed_output_is_in_the_log(tenant, workflow):
     assert audit_verify(tenant).ok
 
 
+def test_the_chain_keeps_digests_of_what_people_wrote_never_the_words(tenant, workflow):
+    """Comments, corrections, final outputs and feedback comments are in their own rows, which
+    retention may blank; the append-only chain holds only their SHA-256."""
+    import hashlib
+
+    rita = reviewer(tenant, 1, "rita")
+    output = submit(workflow, 1, "medium-app")
+    task = claim(rita).json()
+    written = review(
+        rita, task["id"], decision="correct", scores=GOOD_SCORES, corrected_output="Fixed: call 555-0100", comment="PII"
+    )
+    assert written.status_code == 201, written.content
+    feedback = workflow["service"].post(
+        f"/api/v1/outputs/{output['id']}/feedback", {"rating": "down", "comment": "Jane Doe was upset"}, format="json"
+    )
+    assert feedback.status_code in (200, 201), feedback.content
+
+    def sha(text):
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    (reviewed,) = events(tenant, kind="task.reviewed")
+    assert reviewed.data["corrected_output_sha256"] == sha("Fixed: call 555-0100")
+    assert reviewed.data["comment_sha256"] == sha("PII")
+    assert reviewed.data["decided"]["final_output_sha256"] == sha("Fixed: call 555-0100")
+    (added,) = events(tenant, kind="feedback.added")
+    assert added.data["comment_sha256"] == sha("Jane Doe was upset")
+    every_event = " ".join(str(event.data) for event in events(tenant))
+    for words in ("555-0100", "Jane Doe", "'PII'"):
+        assert words not in every_event
+    assert audit_verify(tenant).ok
+
+
 def test_an_escalation_and_a_release(tenant, workflow):
     rita, sam = reviewer(tenant, 1, "rita"), reviewer(tenant, 2, "sam")
     submit(workflow, 1, "medium-app")

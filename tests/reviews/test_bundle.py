@@ -233,10 +233,10 @@ def test_a_bad_period_is_refused_before_any_job(tenant, client_for, export_dir):
 def test_an_export_whose_message_was_lost_is_sent_again_by_the_sweep(
     tenant,
     other_tenant,
-    period,
+    period,  # noqa: F811 (the seeded period fixture)
     export_dir,
     client_for,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     from datetime import timedelta
 
