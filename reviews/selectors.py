@@ -13,6 +13,7 @@ from reviews.models import (
     Judgement,
     JudgementResult,
     Output,
+    OutputStatus,
     Queue,
     QueueAccessEvent,
     QueueGroupObjectPermission,
@@ -145,7 +146,12 @@ def session_shown(*, tenant: Tenant, output: dict, scope: str = "output") -> Ses
 
 
 def output_list(*, tenant: Tenant) -> QuerySet[Output]:
-    return Output.objects.for_tenant(tenant).defer("input", "output", "trace", "content_hash")
+    """The tenant's outputs, not the copies of gold items shown to reviewers (docs/quality.md)."""
+    return (
+        Output.objects.for_tenant(tenant)
+        .exclude(status=OutputStatus.GOLD)
+        .defer("input", "output", "trace", "content_hash")
+    )
 
 
 def webhook_list(*, tenant: Tenant):
@@ -235,7 +241,7 @@ def queues_overview(*, tenant: Tenant, queue_ids, level: int, now) -> list[dict]
     counts = {
         row["queue_id"]: row
         for row in ReviewTask.objects.for_tenant(tenant)
-        .filter(queue_id__in=queue_ids, status=TaskStatus.PENDING, level_required__lte=level)
+        .filter(queue_id__in=queue_ids, status=TaskStatus.PENDING, level_required__lte=level, assigned_to=None)
         .values("queue_id")
         .annotate(pending=Count("id"), oldest_due=Min("due_at"), late=Count("id", filter=Q(due_at__lt=now)))
     }
