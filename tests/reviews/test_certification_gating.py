@@ -50,7 +50,7 @@ def _gate(tenant, **rules):
 
 def gold_set(tenant, count=4, decision="approve"):
     """A golden set of the default queue with ``count`` items expecting ``decision`` and good scores."""
-    from quality.services import golden_set_create, gold_items_import
+    from quality.services import gold_items_import, golden_set_create
 
     golden = golden_set_create(tenant=tenant, name="gold-default", queue="default", actor=PLATFORM_OPERATOR)
     lines = [
