@@ -36,9 +36,7 @@ def lead(tenant, workflow):
 
 
 def _import(client, text):
-    return client.generic(
-        "POST", f"/api/v1/golden-sets/{client.golden_set}/import", text.encode(), content_type=JSONL
-    )
+    return client.generic("POST", f"/api/v1/golden-sets/{client.golden_set}/import", text.encode(), content_type=JSONL)
 
 
 def test_an_import_is_one_version_and_the_export_gives_it_back(lead, tenant):
