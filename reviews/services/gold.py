@@ -708,3 +708,39 @@ def certification_effective_status(certification: Certification, now: datetime |
     if certification.status == CertificationStatus.ACTIVE and certification.valid_until <= now:
         return CertificationStatus.EXPIRED
     return certification.status
+
+
+@transaction.atomic
+def certification_grant(*, tenant: Tenant, user, queue_id: int, actor, reason: str) -> Certification:
+    """Certify a person for a queue's period without an exam (an operator's onboarding, the demo), audited."""
+    queue = Queue.objects.for_tenant(tenant).filter(pk=queue_id).first()
+    if queue is None:
+        raise NotFoundError("Queue not found.")
+    certification = Certification.objects.for_tenant(tenant).select_for_update().filter(user=user, queue=queue).first()
+    if certification is not None:
+        return certification_status_set(
+            tenant=tenant,
+            certification=certification,
+            status=CertificationStatus.ACTIVE,
+            reason=reason,
+            actor=actor,
+            renew=True,
+        )
+    now = timezone.now()
+    certification = Certification.objects.for_tenant(tenant).create(
+        user=user,
+        queue=queue,
+        valid_from=now,
+        valid_until=now + timedelta(days=queue.certification_days),
+        status_reason=reason,
+        status_changed_at=now,
+    )
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        kind="certification.granted",
+        object_type="certification",
+        object_id=certification.pk,
+        data={"person": user.pk, "queue": queue.pk, "exam": None, "reason": reason},
+    )
+    return certification

@@ -195,3 +195,26 @@ def test_a_lead_reinstates_after_a_new_exam_and_edits_the_rules(tenant, golden):
         0.05,
     )
     assert signed_in(member(tenant, "reviewer")).post("/quality/certifications/", rules).status_code == 403
+
+
+def test_the_demo_has_a_queue_requiring_certification_with_a_certified_reviewer(db):
+    from django.core.management import call_command
+
+    from reviews.services.claims import certification_holds, reviewer_for
+    from tenants.selectors import tenant_get_by_slug
+    from tenants.services import user_get_or_create
+
+    call_command("demo", "--outputs", "30", stdout=__import__("io").StringIO())
+    tenant = tenant_get_by_slug(slug="demo")
+    medical = Queue.objects.for_tenant(tenant).get(name="medical")
+    assert medical.requires_certification
+    assert GoldItem.objects.for_tenant(tenant).filter(golden_set__queue=medical).count() == 7
+    sam = user_get_or_create(username="sam")
+    assert Certification.objects.for_tenant(tenant).get(queue=medical).user == sam
+    rights = reviewer_for(tenant=tenant, user=sam)
+    assert medical.pk in rights.queue_ids and medical.pk in rights.gated_queue_ids
+    now = timezone.now()
+    assert certification_holds(tenant=tenant, user_id=sam.pk, queue_id=medical.pk, now=now)
+    admin = user_get_or_create(username="admin")
+    assert medical.pk in reviewer_for(tenant=tenant, user=admin).queue_ids
+    assert not certification_holds(tenant=tenant, user_id=admin.pk, queue_id=medical.pk, now=now)
