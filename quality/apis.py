@@ -130,8 +130,11 @@ class GoldenSetDetailApi(QualityApi):
         return respond(golden_set_out(selectors.golden_set_get(tenant=self.tenant, golden_set_id=golden_set_id)))
 
 
+MAX_VERSION = 999_999_999
 VERSION_PARAMETER = OpenApiParameter(
-    "version", {"type": "integer", "minimum": 0}, description="A version of the set (default: the current one)."
+    "version",
+    {"type": "integer", "minimum": 0, "maximum": MAX_VERSION},
+    description="A version of the set (default: the current one; past the current: the current).",
 )
 
 
@@ -139,7 +142,7 @@ def _version(request) -> int | None:
     raw = request.query_params.get("version")
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    if not raw.isdigit() or int(raw) > MAX_VERSION:
         raise DomainValidationError("version: a whole number", fields={"version": ["A whole number from 0."]})
     return int(raw)
 

@@ -4,9 +4,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from hitl.schemas import ResponseModel
+from hitl.schemas import ResponseModel, integral
 from policies.schemas import ApplicationName
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -50,9 +50,11 @@ class GoldItemLine(BaseModel):
     trace: list[dict[str, Any]] = []
     metadata: dict[str, Any] = {}
     model: Annotated[str, StringConstraints(max_length=200)] = ""
-    confidence: Annotated[float, Field(ge=0, le=1, strict=False)] | None = None
+    confidence: Annotated[float, Field(ge=0, le=1)] | None = None
     rubric: Name | None = Field(None, description="The rubric the expected scores follow (by name).")
-    rubric_version: Annotated[int, Field(ge=1)] | None = Field(None, description="Default: its current version.")
+    rubric_version: Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(integral)] | None = Field(
+        None, description="Default: its current version."
+    )
     expected_decision: ExpectedDecision
     expected_scores: dict[str, Any] = {}
     expected_output: Annotated[str, StringConstraints(max_length=1_000_000)] = Field(
@@ -165,12 +167,12 @@ class QueueCertificationRules(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     requires_certification: bool = False
-    exam_items: Annotated[int, Field(ge=1, le=500)] = 20
-    exam_pass_mark: Annotated[float, Field(ge=0, le=1, strict=False)] = 0.8
-    certification_days: Annotated[int, Field(ge=1, le=3650)] = 180
-    gold_rate: Annotated[float, Field(ge=0, le=1, strict=False)] = 0.0
-    gold_window: Annotated[int, Field(ge=1, le=1000)] = 20
-    gold_threshold: Annotated[float, Field(ge=0, le=1, strict=False)] = 0.7
+    exam_items: Annotated[int, Field(ge=1, le=500), BeforeValidator(integral)] = 20
+    exam_pass_mark: Annotated[float, Field(ge=0, le=1)] = 0.8
+    certification_days: Annotated[int, Field(ge=1, le=3650), BeforeValidator(integral)] = 180
+    gold_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    gold_window: Annotated[int, Field(ge=1, le=1000), BeforeValidator(integral)] = 20
+    gold_threshold: Annotated[float, Field(ge=0, le=1)] = 0.7
 
 
 class QueueCertificationOut(QueueCertificationRules):

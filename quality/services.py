@@ -41,7 +41,7 @@ def golden_set_create(
 ) -> GoldenSet:
     if bool(queue) == bool(skill):
         message = "Give a queue or a skill, one of the two."
-        raise DomainValidationError(f"queue: {message}", fields={"queue": [message], "skill": [message]})
+        raise RuleViolationError(f"queue: {message}", fields={"queue": [message], "skill": [message]})
     queue_row = None
     if queue:
         queue_row = Queue.objects.for_tenant(tenant).filter(name=queue).first()

@@ -42,6 +42,7 @@ from tenants.services import PLATFORM_OPERATOR, membership_create
 from tests.conftest import make_client
 from tests.factories import TenantFactory, UserFactory, output_payload
 
+JSON_LINES_BODIES = {"golden_set_import"}
 MAX_EXAMPLES = 20  # per operation and phase; the coverage phase adds its boundary cases
 RUBRIC = {
     "name": "quality",
@@ -118,7 +119,8 @@ def _operations_of(role: str, parameters: dict) -> list[str]:
         concrete = re.sub(r"\{(\w+)\}", lambda match: str(parameters[f"path.{match.group(1)}"]), path)
         permission_map = resolve(concrete).func.view_class.permission_map
         allowed += [op["operationId"] for method, op in operations.items() if role in permission_map[method.upper()]]
-    return allowed
+    # schemathesis has no serializer for application/x-ndjson bodies; tests/quality covers the import.
+    return [operation for operation in allowed if operation not in JSON_LINES_BODIES]
 
 
 def _config(parameters: dict) -> str:
