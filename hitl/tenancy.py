@@ -53,6 +53,8 @@ _scope: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("hitl_t
 _default = NOTHING  # the scope of code that entered none (the test suite sets "test_harness")
 
 SET_SCOPE_SQL = "SELECT set_config('hitl.tenant', %s, true), set_config('hitl.cross_tenant', %s, true)"
+# Settings an autocommitted statement asks for, sent with the scope (see statement_settings).
+_settings: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("hitl_statement_settings", default=())
 
 
 def current() -> tuple[str, str]:
@@ -113,6 +115,26 @@ class TenancyMiddleware:
             _scope.set(("", "admin"))
 
 
+@contextmanager
+def statement_settings(**settings: str):
+    """Autocommitted statements inside run with these PostgreSQL settings (transaction-local).
+
+    For a hot statement that is its own transaction (the claim). The settings go with the
+    scope in the same round trip and end with the statement; inside a caller's transaction
+    they are not sent (that transaction keeps its own). Names are PostgreSQL's settings,
+    given by the code, never by a request.
+    """
+    token = _settings.set(tuple(value for pair in sorted(settings.items()) for value in pair))
+    try:
+        yield
+    finally:
+        _settings.reset(token)
+
+
+def _set_sql(extra: int) -> str:
+    return SET_SCOPE_SQL + ", set_config(%s, %s, true)" * extra
+
+
 def apply_scope(execute, sql, params, many, context):
     """The ``execute_wrapper`` of every PostgreSQL connection (``hitl.postgres``).
 
@@ -125,7 +147,8 @@ def apply_scope(execute, sql, params, many, context):
     wanted = current()
     in_transaction = not connection.get_autocommit()
     held = connection.hitl_scope_held if in_transaction else NOTHING
-    if wanted == held or sql.lstrip()[:15].upper() == "SET TRANSACTION":
+    extra = () if in_transaction else _settings.get()
+    if (wanted == held and not extra) or sql.lstrip()[:15].upper() == "SET TRANSACTION":
         # SET TRANSACTION must be a transaction's first statement and reads no rows: the
         # scope goes with the next one.
         return execute(sql, params, many, context)
@@ -137,7 +160,7 @@ def apply_scope(execute, sql, params, many, context):
             result = execute(sql, params, many, context)
         else:
             with raw.pipeline():
-                connection.hitl_scope_cursor.execute(SET_SCOPE_SQL, wanted)
+                connection.hitl_scope_cursor.execute(_set_sql(len(extra) // 2), (*wanted, *extra))
                 result = execute(sql, params, many, context)
     if in_transaction:
         connection.hitl_scope_held = wanted

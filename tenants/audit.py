@@ -28,6 +28,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 
+import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
@@ -525,14 +526,25 @@ def audit_verify(tenant: Tenant, *, public_keys: dict[str, str] | None = None) -
     return builder.finish(head=head if head is not None else (0, auditchain.GENESIS))
 
 
+def _loads(text: str):
+    """JSON text to Python values: orjson, or the standard library for what orjson refuses
+    (integers beyond 64 bits); both give the same values, which the canonical form re-encodes."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _event_rows(tenant: Tenant, chunk_size: int = 5000):
     """The tenant's events in seq order as tuples of ``auditchain.VERIFY_COLUMNS``, streamed.
 
     Plain SQL rather than the ORM: a million rows through model field converters cost
     more than the verification itself. ``data`` comes as text and is parsed here.
     """
-    loads = json.loads
-    columns = "seq, at, kind, actor_person_id, actor_key_id, actor_role, object_type, object_id, data::text"
+    loads = _loads
+    # The time as the chain writes it (auditchain.format_time), by PostgreSQL: no datetime per row.
+    at = """to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    columns = f"seq, {at}, kind, actor_person_id, actor_key_id, actor_role, object_type, object_id, data::text"
     sql = f"SELECT {columns}, prev_hash, hash FROM {_TABLES['event']} WHERE tenant_id = %s ORDER BY seq"  # noqa: S608
     if connection.vendor != "postgresql":
         for row in audit_events_stream(tenant, chunk_size=chunk_size):

@@ -207,3 +207,23 @@ def test_every_scheduled_and_background_task_declares_whose_rows_it_touches(tena
     with tenant_scope(tenant):
         assert AuditVerification.objects.for_tenant(tenant).get(pk=verification.pk).status != "pending"
         assert ComplianceExport.objects.for_tenant(tenant).get(pk=export.pk).status == "done"
+
+
+def test_the_operators_commands_declare_whose_rows_they_touch(tenant, capsys):
+    """``verify_audit`` at the command line, with no scope around it (as in a shell): it must
+    read the tenant's chain, not an empty one, and keep its result for the chain page."""
+    from django.core.management import call_command
+
+    from tenants.audit import SYSTEM, audit_record
+    from tenants.models import AuditEvent, AuditVerification
+
+    with transaction.atomic():
+        audit_record(tenant=tenant, actor=SYSTEM, kind="test.seeded", object_type="t", object_id=1)
+    with tenant_scope(tenant):
+        events = AuditEvent.objects.for_tenant(tenant).count()
+    with no_tenant():
+        call_command("verify_audit", tenant.slug)
+    assert f"{events} events" in capsys.readouterr().out.replace(",", "")
+    with tenant_scope(tenant):
+        kept = AuditVerification.objects.for_tenant(tenant).get()
+    assert (kept.source, kept.status, kept.events) == ("command", "passed", events)

@@ -76,11 +76,15 @@ def main() -> None:
         started = time.perf_counter()
         tenant = _seed(dsn, args.n)
         print(f"seeded {args.n:,} events in {time.perf_counter() - started:.0f} s")
+    from hitl.tenancy import tenant_scope
     from tenants.models import AuditHead, Tenant
 
     tenant = Tenant.objects.get(slug="bench-audit")
+    scope = tenant_scope(tenant)  # what verify_audit does (row-level security); held for the process life
+    scope.__enter__()
+    events = AuditHead.objects.for_tenant(tenant).get().last_seq  # --n, and the seeding's own (its key, its person)
     print(
-        f"events: {AuditHead.objects.for_tenant(tenant).get().last_seq:,}; "
+        f"events: {events:,}; "
         f"machine load average (1 min) {load:.1f} before"
     )
     verify_times, bare_times, rss_growth, verify_cpu, bare_cpu = [], [], [], [], []
@@ -91,12 +95,12 @@ def main() -> None:
         verify_times.append(time.perf_counter() - started)
         verify_cpu.append(_cpu() - cpu)
         rss_growth.append(_peak_rss_mb() - rss_before)
-        assert report.ok and report.events == args.n, report
+        assert report.ok and report.events == events, report
         started, cpu = time.perf_counter(), _cpu()
         rows = _bare(dsn, tenant.pk)
         bare_times.append(time.perf_counter() - started)
         bare_cpu.append(_cpu() - cpu)
-        assert rows == args.n
+        assert rows == events
     verify, bare = statistics.median(verify_times), statistics.median(bare_times)
     print(f"rounds: {args.rounds} interleaved; load average (1 min) {os.getloadavg()[0]:.1f} after")
     print(
@@ -128,11 +132,22 @@ def _seed(dsn: str, n: int):
     import psycopg
     from django.db import transaction
 
+    from hitl.tenancy import tenant_scope
     from tenants import auditchain
     from tenants.audit import SYSTEM, audit_checkpoint, audit_record
     from tenants.models import AuditHead, Tenant
+    from tenants.services import PLATFORM_OPERATOR, api_key_create, membership_create, user_get_or_create
 
     tenant = Tenant.objects.create(slug="bench-audit", name="Bench audit")
+    scope = tenant_scope(tenant)  # row-level security: the seeding acts in this tenant, as a request would
+    scope.__enter__()
+    # The actors the COPYed events name must exist in the tenant (composite tenant foreign keys).
+    person = user_get_or_create(username="bench-reviewer")
+    membership_create(tenant=tenant, user=person, role="reviewer")
+    service_key, _ = api_key_create(tenant=tenant, role="service", name="bench service", actor=PLATFORM_OPERATOR)
+    reviewer_key, _ = api_key_create(
+        tenant=tenant, role="reviewer", name="bench reviewer", user=person, actor=PLATFORM_OPERATOR
+    )
     first = min(n, 1000)
     with transaction.atomic():
         for number in range(first):
@@ -162,7 +177,7 @@ def _seed(dsn: str, n: int):
                     kind, object_type = "output.received", "output"
                     data = {"root": hashlib.sha256(str(number).encode()).hexdigest(), "count": 10, "ids": ids}
                     object_id = data["root"]
-                    actor_key, role = 1, "service"
+                    actor_key, role = service_key.pk, "service"
                 else:
                     kind, object_type, object_id = (
                         "task.claimed",
@@ -170,17 +185,17 @@ def _seed(dsn: str, n: int):
                         f"01a2{number:08x}-0000-7000-8000-000000000000",
                     )
                     data = {
-                        "reviewer": 7,
+                        "reviewer": person.pk,
                         "output": object_id,
                         "queue": 1,
                         "lease_expires_at": auditchain.format_time(at),
                     }
-                    actor_key, role = 2, "reviewer"
+                    actor_key, role = reviewer_key.pk, "reviewer"
                 event = {
                     "tenant": tenant.slug,
                     "at": at,
                     "kind": kind,
-                    "actor_person": 7 if role == "reviewer" else None,
+                    "actor_person": person.pk if role == "reviewer" else None,
                     "actor_key": actor_key,
                     "actor_role": role,
                     "object_type": object_type,
@@ -227,6 +242,7 @@ def _seed(dsn: str, n: int):
             key_id=kid,
         )
     audit_checkpoint(tenant)
+    scope.__exit__(None, None, None)
     return tenant
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 from hitl.cache import config_cache, weight_of
 from hitl.db import bulk_insert
 from hitl.errors import ConflictError, ForbiddenError, NotFoundError
+from hitl.tenancy import statement_settings
 from policies.models import Rubric
 from reviews.models import Certification, CertificationStatus, Output, Queue, Review, ReviewTask, TaskStatus
 from reviews.routing import PlannedTask
@@ -226,16 +227,24 @@ def _claim_sql(
         queue_filter, lock = "t.queue_id = ANY(%s)", "FOR UPDATE SKIP LOCKED"
         personal_filter = "p.queue_id = ANY(%s)"
         gated_filter = "t.queue_id = ANY(%s)"
+        # OFFSET 0 keeps each NOT EXISTS a probe of the one candidate (an index lookup on
+        # both columns) rather than an anti-join that reads every review, or every claimed
+        # task, of the person first: a reviewer with 50,000 past reviews would otherwise
+        # pay for all of them on each claim, whatever the statistics say.
+        probe = "OFFSET 0"
     else:  # SQLite serialises writers: no row locks needed
         queue_filter, lock = f"t.queue_id IN ({', '.join(['%s'] * queue_count)})", ""
         personal_filter = f"p.queue_id IN ({', '.join(['%s'] * queue_count)})"
         gated_filter = f"t.queue_id IN ({', '.join(['%s'] * gated_count)})"
+        probe = ""
+    # A queue that requires certification: the one candidate's queue and the person, probed
+    # on the certification's unique index (tenant, person, queue), as the NOT EXISTS below are.
     certified = (
         f"""
               AND (NOT ({gated_filter}) OR EXISTS (
                   SELECT 1 FROM {certification} cert
                   WHERE cert.tenant_id = t.tenant_id AND cert.user_id = %s AND cert.queue_id = t.queue_id
-                    AND cert.status = 'active' AND cert.valid_from <= %s AND cert.valid_until > %s))"""  # noqa: S608
+                    AND cert.status = 'active' AND cert.valid_from <= %s AND cert.valid_until > %s {probe}))"""  # noqa: S608
         if gated_count
         else ""
     )
@@ -249,10 +258,11 @@ def _claim_sql(
             SELECT t.id FROM {task} t
             WHERE t.tenant_id = %s AND t.status = 'pending' AND {queue_filter} AND t.level_required <= %s
               AND t.assigned_to_id IS NULL{certified}
-              AND NOT EXISTS (SELECT 1 FROM {review} r WHERE r.output_id = t.output_id AND r.reviewer_id = %s)
+              AND NOT EXISTS (
+                  SELECT 1 FROM {review} r WHERE r.output_id = t.output_id AND r.reviewer_id = %s {probe})
               AND NOT EXISTS (
                   SELECT 1 FROM {task} mine
-                  WHERE mine.output_id = t.output_id AND mine.status = 'claimed' AND mine.claimed_by_id = %s)
+                  WHERE mine.output_id = t.output_id AND mine.status = 'claimed' AND mine.claimed_by_id = %s {probe})
             ORDER BY t.due_at, t.priority DESC, t.created_at
             LIMIT 1 {lock}))"""  # noqa: S608 (table names from model meta)
     if not with_details:
@@ -288,6 +298,20 @@ def _claimed_from_row(row) -> dict:
                 output[column] = json.loads(output[column])
     output["id"] = task["output_id"]
     return {**task, "queue": queue_name, "rubric_name": rubric_name, "output": output}
+
+
+# What the claim statement asks PostgreSQL for (PostgreSQL only; hitl.tenancy.statement_settings):
+# - its prepared generic plan: the plan cache otherwise keeps choosing a custom plan, made
+#   anew on every call, and row-level security's filters make that plan cost more to make
+#   than the claim costs to run;
+# - no wait for the WAL flush at its commit. The claim appends to the tenant's audit chain,
+#   whose counter row stays locked until the commit: waiting for the disk under that lock
+#   would let a tenant claim only as often as the disk flushes. A claim lost in a crash is
+#   lost whole, its audit event with it (one transaction), and never leaves a hole in the
+#   chain: the WAL is written in order, so any later commit that waits for its flush (every
+#   review does) makes the claims before it durable too. A lost claim is a lease not taken;
+#   the task is pending again.
+CLAIM_SETTINGS = {"plan_cache_mode": "force_generic_plan", "synchronous_commit": "off"}
 
 
 def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = None) -> dict | None:
@@ -349,7 +373,11 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
         try:
             # A savepoint only inside a caller's transaction, so that a conflict does not
             # spoil it; on its own (the API) the statement autocommits.
-            with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
+            with (
+                transaction.atomic() if connection.in_atomic_block else nullcontext(),
+                statement_settings(**CLAIM_SETTINGS),
+                connection.cursor() as cursor,
+            ):
                 cursor.execute(sql, [*params, *audit_params])
                 row = cursor.fetchone()
         except IntegrityError as error:

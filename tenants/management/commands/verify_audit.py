@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from hitl.tenancy import tenant_scope
 from tenants.audit import audit_verify
 from tenants.auditchain import report_text
 from tenants.models import Tenant
@@ -23,9 +24,10 @@ class Command(BaseCommand):
         if tenant is None:
             raise CommandError(f"no tenant {slug!r}")
         started_at = timezone.now()
-        report = audit_verify(tenant)
-        # Kept for the auditor's chain page (who ran it, when, the outcome, the first bad seq).
-        audit_verification_record(tenant=tenant, report=report, started_at=started_at, source="command")
+        with tenant_scope(tenant):  # row-level security: the command reads and records in this tenant only
+            report = audit_verify(tenant)
+            # Kept for the auditor's chain page (who ran it, when, the outcome, the first bad seq).
+            audit_verification_record(tenant=tenant, report=report, started_at=started_at, source="command")
         text = report_text(report)
         if report.ok:
             self.stdout.write(text)
