@@ -83,10 +83,7 @@ def main() -> None:
     scope = tenant_scope(tenant)  # what verify_audit does (row-level security); held for the process life
     scope.__enter__()
     events = AuditHead.objects.for_tenant(tenant).get().last_seq  # --n, and the seeding's own (its key, its person)
-    print(
-        f"events: {events:,}; "
-        f"machine load average (1 min) {load:.1f} before"
-    )
+    print(f"events: {events:,}; machine load average (1 min) {load:.1f} before")
     verify_times, bare_times, rss_growth, verify_cpu, bare_cpu = [], [], [], [], []
     for _ in range(args.rounds):
         rss_before = _peak_rss_mb()
