@@ -237,14 +237,18 @@ def _claim_sql(
         personal_filter = f"p.queue_id IN ({', '.join(['%s'] * queue_count)})"
         gated_filter = f"t.queue_id IN ({', '.join(['%s'] * gated_count)})"
         probe = ""
-    # A queue that requires certification: the one candidate's queue and the person, probed
-    # on the certification's unique index (tenant, person, queue), as the NOT EXISTS below are.
+    # A queue that requires certification: its tasks only while the person holds a valid
+    # certification for it. The certified queues are read once a statement (an uncorrelated
+    # subquery, an InitPlan on PostgreSQL, over the unique index (tenant, person, queue)), not
+    # once a candidate task: a person not certified for a busy queue skips its tasks at the
+    # cost of comparing a queue id.
+    cert_filter = gated_filter.replace("t.queue_id", "cert.queue_id")
     certified = (
         f"""
-              AND (NOT ({gated_filter}) OR EXISTS (
-                  SELECT 1 FROM {certification} cert
-                  WHERE cert.tenant_id = t.tenant_id AND cert.user_id = %s AND cert.queue_id = t.queue_id
-                    AND cert.status = 'active' AND cert.valid_from <= %s AND cert.valid_until > %s {probe}))"""  # noqa: S608
+              AND (NOT ({gated_filter}) OR t.queue_id IN (
+                  SELECT cert.queue_id FROM {certification} cert
+                  WHERE cert.tenant_id = %s AND cert.user_id = %s AND {cert_filter}
+                    AND cert.status = 'active' AND cert.valid_from <= %s AND cert.valid_until > %s))"""  # noqa: S608
         if gated_count
         else ""
     )
@@ -328,7 +332,7 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
     queues = [list(reviewer.queue_ids)] if postgres else list(reviewer.queue_ids)
     gated = [list(reviewer.gated_queue_ids)] if postgres else list(reviewer.gated_queue_ids)
     at = now if postgres else connection.ops.adapt_datetimefield_value(now)
-    certified = [*gated, reviewer.user_id, at, at] if reviewer.gated_queue_ids else []
+    certified = [*gated, tenant.pk, reviewer.user_id, *gated, at, at] if reviewer.gated_queue_ids else []
     params = [
         reviewer.user_id,
         at,
