@@ -726,7 +726,9 @@ class GoldTask(TenantOwnedModel):
     only this row, which the reviewer never sees, says what was expected.
     """
 
-    task = models.OneToOneField(ReviewTask, on_delete=models.CASCADE, related_name="gold")
+    # A foreign key with a unique constraint, not a OneToOneField: hitl/isolation.py twins
+    # many-to-one keys with the tenant, so that a gold row never points at another tenant's task.
+    task = models.ForeignKey(ReviewTask, on_delete=models.CASCADE, related_name="gold_tasks")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=8, choices=GoldTaskKind.choices)
@@ -745,6 +747,7 @@ class GoldTask(TenantOwnedModel):
             models.Index(fields=("tenant", "user", "queue", "-answered_at"), name="goldtask_window"),
         ]
         constraints = [
+            models.UniqueConstraint(fields=("task",), name="goldtask_one_per_task"),
             models.CheckConstraint(
                 condition=models.Q(kind="live", exam__isnull=True) | models.Q(kind="exam", exam__isnull=False),
                 name="goldtask_exam_iff_exam_kind",

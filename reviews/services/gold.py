@@ -554,7 +554,7 @@ def certification_status_set(
             assigned_to_id=certification.user_id,
             queue_id=certification.queue_id,
             status=TaskStatus.PENDING,
-            gold__kind=GoldTaskKind.LIVE,
+            gold_tasks__kind=GoldTaskKind.LIVE,
         ).update(status=TaskStatus.CANCELLED)
     audit_record(
         tenant=tenant,
