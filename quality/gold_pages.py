@@ -165,8 +165,6 @@ class GoldenSetPage(QualityPage):
                     note=form.cleaned_data["note"],
                     actor=self.person,
                 )
-            except NotFoundError:
-                form.add_error("output_id", "No such output in this tenant.")
             except ApplicationError as error:
                 form_errors_from(form, error)
             else:

@@ -131,8 +131,9 @@ def gold_item_promote(
         output = Output.objects.for_tenant(tenant).filter(pk=output_id).exclude(status=OutputStatus.GOLD).first()
     except (ValueError, DomainValidationError):
         output = None
-    if output is None:
-        raise NotFoundError("Output not found.")
+    if output is None:  # the set exists (the path); the body names no output of this tenant: a 422
+        message = "No such output in this tenant."
+        raise RuleViolationError(f"output_id: {message}", fields={"output_id": [message]})
     deciding = (
         Review.objects.for_tenant(tenant)
         .filter(output=output)

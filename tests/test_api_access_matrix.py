@@ -237,7 +237,7 @@ ENDPOINTS += [
     Endpoint(
         "golden-set-items", "get", lambda o: f"/api/v1/golden-sets/{o['golden_set_id']}/items", None, QUALITY, True
     ),
-    # Allowed callers get past role and tenancy, then find no such output to promote.
+    # Allowed callers get past role and tenancy, then find no such output to promote (a 422 naming output_id).
     Endpoint(
         "golden-set-items",
         "post",
@@ -245,7 +245,7 @@ ENDPOINTS += [
         lambda: {"output_id": "01890000-0000-7000-8000-000000000000"},
         QUALITY,
         True,
-        frozenset({404}),
+        frozenset({422}),
     ),
     Endpoint(
         "golden-set-item-detail",
