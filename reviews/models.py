@@ -21,6 +21,9 @@ class OutputStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     CORRECTED = "corrected", "Corrected"
     BLOCKED = "blocked", "Blocked"
+    # A golden-set item shown to a reviewer as an ordinary task (docs/quality.md): never
+    # decided, delivered or sent to a webhook, and left out of production figures.
+    GOLD = "gold", "Gold item"
 
 
 class Delivery(models.TextChoices):
@@ -141,6 +144,26 @@ class Queue(TenantOwnedModel):
     min_reviewer_level = models.PositiveSmallIntegerField(default=1)
     priority = models.SmallIntegerField(default=0, help_text="Higher first, among tasks due at the same time.")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Certification (docs/quality.md): off by default, so that a queue works as before.
+    requires_certification = models.BooleanField(
+        default=False, db_default=False, help_text="Only people holding a valid certification for it may claim."
+    )
+    exam_items = models.PositiveSmallIntegerField(
+        default=20, db_default=20, help_text="Gold items in its qualification exam."
+    )
+    exam_pass_mark = models.FloatField(default=0.8, db_default=0.8, help_text="Share of exam items answered right.")
+    certification_days = models.PositiveIntegerField(
+        default=180, db_default=180, help_text="How long a certification lasts before recertification."
+    )
+    gold_rate = models.FloatField(
+        default=0.0, db_default=0.0, help_text="Share of reviews followed by a gold item mixed into work (0: none)."
+    )
+    gold_window = models.PositiveSmallIntegerField(
+        default=20, db_default=20, help_text="The last K live gold answers the accuracy is measured on."
+    )
+    gold_threshold = models.FloatField(
+        default=0.7, db_default=0.7, help_text="Accuracy on the window below which the certification is suspended."
+    )
 
     history = HistoricalRecords()
 
@@ -150,6 +173,20 @@ class Queue(TenantOwnedModel):
             models.UniqueConstraint(fields=("tenant", "name"), name="queue_unique_tenant_name"),
             models.CheckConstraint(
                 condition=models.Q(min_reviewer_level__gte=1, min_reviewer_level__lte=3), name="queue_level_1_to_3"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    exam_items__gte=1,
+                    exam_pass_mark__gte=0,
+                    exam_pass_mark__lte=1,
+                    gold_rate__gte=0,
+                    gold_rate__lte=1,
+                    gold_window__gte=1,
+                    gold_threshold__gte=0,
+                    gold_threshold__lte=1,
+                    certification_days__gte=1,
+                ),
+                name="queue_certification_rules_valid",
             ),
         ]
 
@@ -257,9 +294,24 @@ class ReviewTask(TenantOwnedModel):
     sla_breached_at = models.DateTimeField(
         null=True, blank=True, help_text="When the SLA sweep found it still open past its due time (once)."
     )
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # the partial index below: nearly every task has none
+        help_text="A personal task (a gold item of an exam or mixed into work): only this person claims it.",
+    )
 
     class Meta(TenantOwnedModel.Meta):
         indexes = [
+            # The claim's first look: a personal task waiting for this person (few, so partial).
+            models.Index(
+                fields=("assigned_to", "created_at"),
+                name="task_personal_pending",
+                condition=models.Q(status="pending", assigned_to__isnull=False),
+            ),
             # The SLA sweep: open tasks not yet found late, by due time (partial: stays small).
             models.Index(
                 fields=("due_at",),
@@ -497,3 +549,210 @@ class ComplianceExport(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"export {self.period_start:%Y-%m-%d}..{self.period_end:%Y-%m-%d} ({self.status})"
+
+
+# Golden sets and certifications (issue 13; docs/quality.md). The tables the claim and the
+# review consult live here, in the reviews layer; the quality layer curates and shows them.
+
+
+class GoldenSet(TenantOwnedModel):
+    """Expert-reviewed items with the answers they expect (seed 003: about 200), for one queue
+    or one skill. Versioned: each change of its items makes a new ``version``, and an item
+    belongs to the versions from ``added_in`` up to, not including, ``removed_in``."""
+
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, default="")
+    queue = models.ForeignKey(Queue, on_delete=models.PROTECT, null=True, blank=True, related_name="golden_sets")
+    skill = models.CharField(max_length=100, blank=True, default="", help_text="For every queue requiring it.")
+    version = models.PositiveIntegerField(default=0, help_text="0 while it holds no item yet.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=("tenant", "name"), name="goldenset_unique_tenant_name"),
+            models.CheckConstraint(
+                condition=models.Q(queue__isnull=False) | ~models.Q(skill=""), name="goldenset_queue_or_skill"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class GoldItem(TenantOwnedModel):
+    """One item of a golden set: the output as a reviewer sees it and the expected answer
+    (decision, scores per criterion of a rubric version, the correction when it is one)."""
+
+    class Expected(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REJECT = "reject", "Reject"
+        CORRECT = "correct", "Correct"
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    golden_set = models.ForeignKey(GoldenSet, on_delete=models.CASCADE, related_name="items")
+    added_in = models.PositiveIntegerField()
+    removed_in = models.PositiveIntegerField(null=True, blank=True)
+    source_output = models.ForeignKey(
+        Output, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="Promoted from."
+    )
+    application = models.CharField(max_length=100)
+    input = models.JSONField()
+    output = models.TextField()
+    trace = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    model = models.CharField(max_length=200, blank=True, default="")
+    confidence = models.FloatField(null=True, blank=True)
+    risk_tier = models.CharField(max_length=50, blank=True, default="")
+    rubric = models.ForeignKey("policies.Rubric", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    rubric_version = models.PositiveIntegerField(null=True, blank=True)
+    expected_decision = models.CharField(max_length=16, choices=Expected.choices)
+    expected_scores = models.JSONField(default=dict, blank=True)
+    expected_output = models.TextField(blank=True, default="", help_text="The correction, when it is one.")
+    note = models.TextField(blank=True, default="", help_text="Why this is the answer (shown to quality leads).")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantOwnedModel.Meta):
+        indexes = [models.Index(fields=("tenant", "golden_set", "added_in"), name="golditem_set_version")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(removed_in__isnull=True) | models.Q(removed_in__gt=models.F("added_in")),
+                name="golditem_removed_after_added",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(expected_decision__in=("approve", "reject", "correct")),
+                name="golditem_expected_decision_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.expected_decision} item {self.pk} of set {self.golden_set_id}"
+
+
+class CertificationStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    SUSPENDED = "suspended", "Suspended"
+    REVOKED = "revoked", "Revoked"
+
+
+class Certification(TenantOwnedModel):
+    """Who may work a queue that requires certification, from when until when.
+
+    Earned by passing the queue's exam; one row per person and queue, whose status moves
+    (every move audited). The claim reads it: active and ``valid_until`` still ahead.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="certifications")
+    status = models.CharField(max_length=16, choices=CertificationStatus.choices, default=CertificationStatus.ACTIVE)
+    valid_from = models.DateTimeField()
+    valid_until = models.DateTimeField()
+    exam = models.ForeignKey("Exam", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    status_reason = models.TextField(blank=True, default="")
+    status_changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [
+            # Also the claim's EXISTS: (tenant, person, queue) finds the one row.
+            models.UniqueConstraint(fields=("tenant", "user", "queue"), name="certification_one_per_person_queue"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=CertificationStatus.values), name="certification_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(valid_until__gt=models.F("valid_from")), name="certification_period"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on {self.queue_id}: {self.status} until {self.valid_until:%Y-%m-%d}"
+
+
+class ExamStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Exam(TenantOwnedModel):
+    """A qualification exam: N gold items of a queue shown to one person as ordinary tasks,
+    scored against the expected answers with the queue's pass mark."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="exams")
+    golden_set = models.ForeignKey(GoldenSet, on_delete=models.PROTECT, related_name="exams")
+    golden_set_version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=ExamStatus.choices, default=ExamStatus.IN_PROGRESS)
+    items_total = models.PositiveSmallIntegerField()
+    items_answered = models.PositiveSmallIntegerField(default=0)
+    items_correct = models.PositiveSmallIntegerField(default=0)
+    pass_mark = models.FloatField()
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(TenantOwnedModel.Meta):
+        indexes = [models.Index(fields=("tenant", "user", "-started_at"), name="exam_tenant_user")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=("tenant", "user", "queue"),
+                condition=models.Q(status="in_progress"),
+                name="exam_one_in_progress_per_person_queue",
+            ),
+            models.CheckConstraint(condition=models.Q(status__in=ExamStatus.values), name="exam_status_valid"),
+        ]
+
+    @property
+    def score(self) -> float | None:
+        return self.items_correct / self.items_total if self.status in (ExamStatus.PASSED, ExamStatus.FAILED) else None
+
+    def __str__(self) -> str:
+        return f"exam of {self.user_id} on {self.queue_id} ({self.status})"
+
+
+class GoldTaskKind(models.TextChoices):
+    EXAM = "exam", "Exam item"
+    LIVE = "live", "Mixed into real work"
+
+
+class GoldTask(TenantOwnedModel):
+    """A review task that is a gold item in disguise, and the answer given to it.
+
+    The task and its output (a fresh copy of the item, status ``gold``) look like any other;
+    only this row, which the reviewer never sees, says what was expected.
+    """
+
+    # A foreign key with a unique constraint, not a OneToOneField: hitl/isolation.py twins
+    # many-to-one keys with the tenant, so that a gold row never points at another tenant's task.
+    task = models.ForeignKey(ReviewTask, on_delete=models.CASCADE, related_name="gold_tasks")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8, choices=GoldTaskKind.choices)
+    exam = models.ForeignKey(Exam, on_delete=models.CASCADE, null=True, blank=True, related_name="gold_tasks")
+    item = models.ForeignKey(GoldItem, on_delete=models.PROTECT, related_name="gold_tasks")
+    golden_set_version = models.PositiveIntegerField()
+    answer_decision = models.CharField(max_length=16, blank=True, default="")
+    answer_scores = models.JSONField(null=True, blank=True)
+    correct = models.BooleanField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantOwnedModel.Meta):
+        indexes = [
+            # The rolling window: a person's last K live answers in a queue.
+            models.Index(fields=("tenant", "user", "queue", "-answered_at"), name="goldtask_window"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=("task",), name="goldtask_one_per_task"),
+            models.CheckConstraint(
+                condition=models.Q(kind="live", exam__isnull=True) | models.Q(kind="exam", exam__isnull=False),
+                name="goldtask_exam_iff_exam_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} gold task {self.task_id}"

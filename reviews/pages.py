@@ -13,8 +13,16 @@ from django.utils import timezone
 from hitl.errors import ApplicationError, NotFoundError
 from policies.selectors import compiled_policy, rubric_criteria, rubric_scope
 from reviews.models import Review
-from reviews.selectors import output_judgements, queues_overview, reviews_by, session_shown, task_held_by
+from reviews.selectors import (
+    output_judgements,
+    queues_overview,
+    reviews_by,
+    session_shown,
+    task_held_by,
+    workbench_certifications,
+)
 from reviews.services.claims import reviewer_for, task_claim, task_lease_renew, task_release
+from reviews.services.gold import exam_start
 from reviews.services.review import escalation_allowed, review_submit
 from reviews.trace import LONG, input_view, trace_steps
 from tenants.models import Role
@@ -137,12 +145,42 @@ class WorkbenchPage(TenantPage):
         context = super().get_context_data(**kwargs)
         reviewer = reviewer_for(tenant=self.tenant, user=self.person)
         now = timezone.now()
-        context.update(
-            queues=queues_overview(tenant=self.tenant, queue_ids=reviewer.queue_ids, level=reviewer.level, now=now),
-            level=reviewer.level,
-            now=now,
+        certifications = workbench_certifications(
+            tenant=self.tenant, user=self.person, queue_ids=reviewer.queue_ids, now=now
         )
+        gated = {item["queue"].pk: item for item in certifications if item["queue"].pk in reviewer.gated_queue_ids}
+        queues = queues_overview(tenant=self.tenant, queue_ids=reviewer.queue_ids, level=reviewer.level, now=now)
+        for item in queues:  # a queue requiring certification: claimable only with a valid one
+            item["certification"] = gated.get(item["queue"].pk)
+            item["locked"] = item["certification"] is not None and not item["certification"]["valid"]
+        context.update(queues=queues, certifications=certifications, level=reviewer.level, now=now)
         return context
+
+
+class ExamStartAction(TenantPage):
+    """``POST /review/exams``: start the qualification exam of a queue, and open its first item."""
+
+    roles = REVIEWING
+    http_method_names = ["post"]
+
+    def post(self, request):
+        try:
+            queue_id = int(request.POST.get("queue", ""))
+        except ValueError:
+            raise Http404 from None
+        try:
+            exam = exam_start(tenant=self.tenant, user=self.person, queue_id=queue_id)
+        except NotFoundError:
+            raise Http404 from None
+        except ApplicationError as error:
+            messages.error(request, error.message)
+            return redirect("review:workbench")
+        messages.info(
+            request,
+            f"Exam for {exam.queue.name} started: {exam.items_total} tasks, answered as any other. "
+            f"You pass at {exam.pass_mark:.0%}.",
+        )
+        return _claim_and_open(request, self, exam.queue.name)
 
 
 class ClaimAction(TenantPage):

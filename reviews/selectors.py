@@ -1,6 +1,7 @@
 """Reads for outputs; every one takes the tenant."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Min, Q, QuerySet
@@ -8,11 +9,15 @@ from django.db.models import Count, Min, Q, QuerySet
 from hitl.errors import NotFoundError
 from policies.selectors import judge_get
 from reviews.models import (
+    Certification,
+    CertificationStatus,
     Decision,
     DeliveryStatus,
+    Exam,
     Judgement,
     JudgementResult,
     Output,
+    OutputStatus,
     Queue,
     QueueAccessEvent,
     QueueGroupObjectPermission,
@@ -145,7 +150,12 @@ def session_shown(*, tenant: Tenant, output: dict, scope: str = "output") -> Ses
 
 
 def output_list(*, tenant: Tenant) -> QuerySet[Output]:
-    return Output.objects.for_tenant(tenant).defer("input", "output", "trace", "content_hash")
+    """The tenant's outputs, not the copies of gold items shown to reviewers (docs/quality.md)."""
+    return (
+        Output.objects.for_tenant(tenant)
+        .exclude(status=OutputStatus.GOLD)
+        .defer("input", "output", "trace", "content_hash")
+    )
 
 
 def webhook_list(*, tenant: Tenant):
@@ -235,7 +245,7 @@ def queues_overview(*, tenant: Tenant, queue_ids, level: int, now) -> list[dict]
     counts = {
         row["queue_id"]: row
         for row in ReviewTask.objects.for_tenant(tenant)
-        .filter(queue_id__in=queue_ids, status=TaskStatus.PENDING, level_required__lte=level)
+        .filter(queue_id__in=queue_ids, status=TaskStatus.PENDING, level_required__lte=level, assigned_to=None)
         .values("queue_id")
         .annotate(pending=Count("id"), oldest_due=Min("due_at"), late=Count("id", filter=Q(due_at__lt=now)))
     }
@@ -419,3 +429,44 @@ def queue_access_events(*, tenant: Tenant, queue_id: int, limit: int = 20) -> li
 def queue_names_existing(tenant: Tenant, names: set[str]) -> set[str]:
     """Which of ``names`` are queues of the tenant (a policy's SLA-breach targets)."""
     return set(Queue.objects.for_tenant(tenant).filter(name__in=names).values_list("name", flat=True))
+
+
+# Certifications as the workbench shows them (docs/quality.md) --------------------------------
+
+CERTIFICATION_EXPIRING_WITHIN = timedelta(days=14)
+
+
+def workbench_certifications(*, tenant: Tenant, user, queue_ids, now) -> list[dict]:
+    """For each queue the person may work that requires certification, or that they hold one for:
+    their certification (the status the claim reads), whether it ends soon, and their latest exam."""
+    certifications = {
+        row.queue_id: row for row in Certification.objects.for_tenant(tenant).filter(user=user).select_related("queue")
+    }
+    queues = {
+        queue.pk: queue
+        for queue in Queue.objects.for_tenant(tenant).filter(
+            Q(pk__in=list(queue_ids), requires_certification=True) | Q(pk__in=list(certifications))
+        )
+    }
+    latest: dict[int, Exam] = {}
+    for exam in Exam.objects.for_tenant(tenant).filter(user=user, queue_id__in=list(queues)).order_by("-started_at"):
+        latest.setdefault(exam.queue_id, exam)
+    shown = []
+    for queue_id, queue in sorted(queues.items(), key=lambda item: item[1].name):
+        certification = certifications.get(queue_id)
+        status = certification.status if certification else None
+        if status == CertificationStatus.ACTIVE and certification.valid_until <= now:
+            status = CertificationStatus.EXPIRED
+        shown.append(
+            {
+                "queue": queue,
+                "workable": queue_id in queue_ids,
+                "certification": certification,
+                "status": status,
+                "valid": status == CertificationStatus.ACTIVE and certification.valid_from <= now,
+                "expiring": status == CertificationStatus.ACTIVE
+                and certification.valid_until - now <= CERTIFICATION_EXPIRING_WITHIN,
+                "exam": latest.get(queue_id),
+            }
+        )
+    return shown

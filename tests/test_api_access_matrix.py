@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import orjson
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
@@ -17,12 +18,22 @@ from rest_framework.test import APIClient
 from policies.defaults import DEFAULT_POLICY
 from policies.models import Application, Judge, Policy, Rubric
 from policies.services import judge_create, policy_publish, rubric_publish
-from reviews.models import ComplianceExport, Output, ReviewTask, WebhookDelivery
+from quality.services import gold_items_import, golden_set_create
+from reviews.models import (
+    Certification,
+    ComplianceExport,
+    GoldenSet,
+    GoldItem,
+    Output,
+    Queue,
+    ReviewTask,
+    WebhookDelivery,
+)
 from reviews.services.webhooks import webhook_endpoint_create
 from tenants.models import ApiKeyRole
-from tenants.services import api_key_revoke
+from tenants.services import PLATFORM_OPERATOR, api_key_revoke
 from tests.conftest import make_client
-from tests.factories import output_payload
+from tests.factories import UserFactory, output_payload
 from tests.reviews.otlp_spans import agent_run, export, otlp_json
 
 ALL_ROLES = tuple(ApiKeyRole.values)
@@ -214,9 +225,109 @@ ENDPOINTS += [
         False,
     ),
 ]
+# The quality layer (docs/quality.md): golden sets, certifications, exams, a queue's certification rules.
+QUALITY = frozenset({"admin", "quality_lead"})
+OWN_OR_QUALITY = QUALITY | {"reviewer"}
+ENDPOINTS += [
+    Endpoint("golden-sets", "get", lambda o: "/api/v1/golden-sets", None, QUALITY, False),
+    Endpoint(
+        "golden-sets", "post", lambda o: "/api/v1/golden-sets", lambda: {"name": "gold-b", "skill": "x"}, QUALITY, False
+    ),
+    Endpoint("golden-set-detail", "get", lambda o: f"/api/v1/golden-sets/{o['golden_set_id']}", None, QUALITY, True),
+    Endpoint(
+        "golden-set-items", "get", lambda o: f"/api/v1/golden-sets/{o['golden_set_id']}/items", None, QUALITY, True
+    ),
+    # Allowed callers get past role and tenancy, then find no such output to promote (a 422 naming output_id).
+    Endpoint(
+        "golden-set-items",
+        "post",
+        lambda o: f"/api/v1/golden-sets/{o['golden_set_id']}/items",
+        lambda: {"output_id": "01890000-0000-7000-8000-000000000000"},
+        QUALITY,
+        True,
+        frozenset({422}),
+    ),
+    Endpoint(
+        "golden-set-item-detail",
+        "delete",
+        lambda o: f"/api/v1/golden-sets/{o['golden_set_id']}/items/{o['gold_item_id']}",
+        None,
+        QUALITY,
+        True,
+    ),
+    # Sent as JSON here: allowed callers meet the media type (an import is JSON Lines).
+    Endpoint(
+        "golden-set-import",
+        "post",
+        lambda o: f"/api/v1/golden-sets/{o['golden_set_id']}/import",
+        lambda: {"x": 1},
+        QUALITY,
+        True,
+        frozenset({415}),
+    ),
+    Endpoint(
+        "golden-set-export", "get", lambda o: f"/api/v1/golden-sets/{o['golden_set_id']}/export", None, QUALITY, True
+    ),
+    Endpoint("certifications", "get", lambda o: "/api/v1/certifications", None, OWN_OR_QUALITY, False),
+    # A's certification is active: allowed callers get past role and tenancy, then meet its state.
+    Endpoint(
+        "certification-reinstate",
+        "post",
+        lambda o: f"/api/v1/certifications/{o['certification_id']}/reinstate",
+        lambda: {},
+        QUALITY,
+        True,
+        frozenset({409}),
+    ),
+    Endpoint(
+        "certification-revoke",
+        "post",
+        lambda o: f"/api/v1/certifications/{o['certification_id']}/revoke",
+        lambda: {"reason": "test"},
+        QUALITY,
+        True,
+    ),
+    Endpoint("exams", "get", lambda o: "/api/v1/exams", None, OWN_OR_QUALITY, False),
+    Endpoint(
+        "exams",
+        "post",
+        lambda o: "/api/v1/exams",
+        lambda: {"queue": "no-such-queue"},
+        REVIEWERS,
+        False,
+        frozenset({404}),
+    ),
+    # Every tenant has a queue named default: another tenant reads and changes its own.
+    Endpoint(
+        "queue-certification", "get", lambda o: "/api/v1/queues/default/certification", None, CONFIG_READERS, False
+    ),
+    Endpoint(
+        "queue-certification",
+        "put",
+        lambda o: "/api/v1/queues/default/certification",
+        lambda: {"requires_certification": False},
+        QUALITY,
+        False,
+    ),
+    Endpoint(
+        "queue-recertification",
+        "post",
+        lambda o: "/api/v1/queues/default/recertification",
+        lambda: {"reason": "rubric v2"},
+        QUALITY,
+        False,
+    ),
+]
 UNROUTED_NAMES = {"schema", "docs", "redoc", None}
 # Strings only tenant A's objects contain: none may appear in an answer to tenant B.
-SECRETS_OF_A = ("secret-rule-of-a", "secret-rubric-of-a", "secret-hook-of-a", "secret-judge-of-a")
+SECRETS_OF_A = (
+    "secret-rule-of-a",
+    "secret-rubric-of-a",
+    "secret-hook-of-a",
+    "secret-judge-of-a",
+    "secret-gold-of-a",
+    "secret-gold-item-of-a",
+)
 
 
 @pytest.fixture
@@ -244,7 +355,25 @@ def world(tenant, other_tenant):
     export = ComplianceExport.objects.for_tenant(tenant).create(
         period_start=timezone.now() - timedelta(days=1), period_end=timezone.now()
     )
+    golden_set = golden_set_create(tenant=tenant, name="secret-gold-of-a", queue="default", actor=PLATFORM_OPERATOR)
+    line = {
+        "application": "support-bot",
+        "input": "q",
+        "output": "secret-gold-item-of-a",
+        "expected_decision": "reject",
+    }
+    gold_items_import(tenant=tenant, golden_set_id=golden_set.pk, body=orjson.dumps(line), actor=PLATFORM_OPERATOR)
+    certified = UserFactory()
+    certification = Certification.objects.for_tenant(tenant).create(
+        user=certified,
+        queue=Queue.objects.for_tenant(tenant).get(name="default"),
+        valid_from=timezone.now(),
+        valid_until=timezone.now() + timedelta(days=30),
+    )
     objects = {
+        "golden_set_id": golden_set.pk,
+        "gold_item_id": GoldItem.objects.for_tenant(tenant).get().pk,
+        "certification_id": certification.pk,
         "export_id": export.pk,
         "judge_id": judge.pk,
         "output_id": output_id,
@@ -271,6 +400,9 @@ def _snapshot():
         sorted(Application.unscoped.values_list("tenant_id", "name", "override")),
         sorted(Rubric.unscoped.values_list("tenant_id", "name", "version")),
         sorted(Judge.unscoped.values_list("tenant_id", "name", "version")),
+        sorted(GoldenSet.unscoped.values_list("tenant_id", "name", "version")),
+        sorted(Certification.unscoped.values_list("tenant_id", "id", "status")),
+        sorted(Queue.unscoped.values_list("tenant_id", "name", "requires_certification")),
     )
 
 
@@ -288,6 +420,9 @@ def _tenant_snapshot(tenant):
         list(Application.objects.for_tenant(tenant).values_list("name", "override")),
         list(Rubric.objects.for_tenant(tenant).values_list("name", "version")),
         list(Judge.objects.for_tenant(tenant).values_list("name", "version")),
+        list(GoldenSet.objects.for_tenant(tenant).values_list("name", "version")),
+        list(Certification.objects.for_tenant(tenant).values_list("id", "status")),
+        sorted(Queue.objects.for_tenant(tenant).values_list("name", "requires_certification")),
     )
 
 

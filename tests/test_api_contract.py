@@ -23,6 +23,7 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import orjson
 import pytest
 from django.test import testcases
 from django.urls import resolve
@@ -31,8 +32,9 @@ from drf_spectacular.generators import SchemaGenerator
 
 from policies.defaults import DEFAULT_POLICY
 from policies.services import judge_create, policy_publish, rubric_publish
+from quality.services import gold_items_import, golden_set_create
 from reviews.bundle import compliance_export_build
-from reviews.models import ComplianceExport, Queue, ReviewTask, WebhookDelivery
+from reviews.models import Certification, ComplianceExport, GoldItem, Queue, ReviewTask, WebhookDelivery
 from reviews.services.queues import queue_grant
 from reviews.services.webhooks import webhook_endpoint_create
 from tenants.models import ApiKeyRole
@@ -40,6 +42,7 @@ from tenants.services import PLATFORM_OPERATOR, membership_create
 from tests.conftest import make_client
 from tests.factories import TenantFactory, UserFactory, output_payload
 
+JSON_LINES_BODIES = {"golden_set_import"}
 MAX_EXAMPLES = 20  # per operation and phase; the coverage phase adds its boundary cases
 RUBRIC = {
     "name": "quality",
@@ -81,7 +84,20 @@ def _seed(role: str) -> tuple[str, dict]:
         period_start=timezone.now() - timedelta(days=1), period_end=timezone.now() + timedelta(days=1)
     )
     compliance_export_build(export_id=export.pk)  # finished, so that its download is there
+    golden = golden_set_create(tenant=tenant, name="gold", queue="default", actor=PLATFORM_OPERATOR)
+    line = {"application": "support-bot", "input": "q", "output": "a", "expected_decision": "approve"}
+    gold_items_import(tenant=tenant, golden_set_id=golden.pk, body=orjson.dumps(line), actor=PLATFORM_OPERATOR)
+    certification = Certification.objects.for_tenant(tenant).create(
+        user=user or UserFactory(),
+        queue=Queue.objects.for_tenant(tenant).get(name="default"),
+        valid_from=timezone.now(),
+        valid_until=timezone.now() + timedelta(days=30),
+    )
     parameters = {
+        "path.golden_set_id": golden.pk,
+        "path.item_id": str(GoldItem.objects.for_tenant(tenant).get().pk),
+        "path.certification_id": certification.pk,
+        "path.queue_name": "default",
         "path.export_id": str(export.pk),
         "path.output_id": held["id"],
         "path.task_id": str(task.pk),
@@ -103,7 +119,8 @@ def _operations_of(role: str, parameters: dict) -> list[str]:
         concrete = re.sub(r"\{(\w+)\}", lambda match: str(parameters[f"path.{match.group(1)}"]), path)
         permission_map = resolve(concrete).func.view_class.permission_map
         allowed += [op["operationId"] for method, op in operations.items() if role in permission_map[method.upper()]]
-    return allowed
+    # schemathesis has no serializer for application/x-ndjson bodies; tests/quality covers the import.
+    return [operation for operation in allowed if operation not in JSON_LINES_BODIES]
 
 
 def _config(parameters: dict) -> str:

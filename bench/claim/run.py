@@ -289,7 +289,21 @@ def django_worker(index, workers, tenant_id, user_id, plan, results):
 def bare_claim(conn, claim_sql, tenant_id, user_id, queue_id):
     now = datetime.now(UTC)
     return conn.execute(
-        claim_sql, (user_id, now, now + timedelta(minutes=15), tenant_id, [queue_id], 3, user_id, user_id)
+        claim_sql,
+        # the person's own (gold) task first, then the shared queue (reviews.services.claims.task_claim's order)
+        (
+            user_id,
+            now,
+            now + timedelta(minutes=15),
+            user_id,
+            tenant_id,
+            [queue_id],
+            tenant_id,
+            [queue_id],
+            3,
+            user_id,
+            user_id,
+        ),
     ).fetchone()
 
 

@@ -3,7 +3,7 @@ released by hand or when the lease runs out."""
 
 import json
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -18,7 +18,7 @@ from hitl.db import bulk_insert
 from hitl.errors import ConflictError, ForbiddenError, NotFoundError
 from hitl.tenancy import statement_settings
 from policies.models import Rubric
-from reviews.models import Output, Queue, Review, ReviewTask, TaskStatus
+from reviews.models import Certification, CertificationStatus, Output, Queue, Review, ReviewTask, TaskStatus
 from reviews.routing import PlannedTask
 from reviews.selectors import CLAIMED_OUTPUT_COLUMNS, CLAIMED_TASK_COLUMNS, task_details
 from tenants.audit import (
@@ -131,6 +131,11 @@ class Reviewer:
     user_id: int
     level: int
     queue_ids: tuple[int, ...]
+    # Those of ``queue_ids`` that require a certification: the claim hands out their tasks
+    # only while the person holds a valid one (checked by the claim statement, never cached).
+    gated_queue_ids: tuple[int, ...] = ()
+    # Queue id to the share of claims that are gold items mixed into work (queues with one only).
+    gold_rates: dict = field(default_factory=dict, hash=False, compare=False)
 
 
 def reviewer_for(*, tenant: Tenant, user, queue_name: str | None = None) -> Reviewer:
@@ -166,29 +171,62 @@ def reviewer_rights(
     )
     if queue_name is not None:
         queues = queues.filter(name=queue_name)
-    workable = tuple(
-        sorted(
-            queue["id"]
-            for queue in queues.values("id", "required_skills", "min_reviewer_level").distinct()
-            if set(queue["required_skills"] or ()) <= skills
-            and queue["min_reviewer_level"] <= membership["reviewer_level"]
-        )
+    rows = [
+        queue
+        for queue in queues.values(
+            "id", "required_skills", "min_reviewer_level", "requires_certification", "gold_rate"
+        ).distinct()
+        if set(queue["required_skills"] or ()) <= skills and queue["min_reviewer_level"] <= membership["reviewer_level"]
+    ]
+    workable = tuple(sorted(queue["id"] for queue in rows))
+    gated = tuple(sorted(queue["id"] for queue in rows if queue["requires_certification"]))
+    rates = {queue["id"]: queue["gold_rate"] for queue in rows if queue["gold_rate"]}
+    reviewer = Reviewer(
+        user_id=user_id,
+        level=membership["reviewer_level"],
+        queue_ids=workable,
+        gated_queue_ids=gated,
+        gold_rates=rates,
     )
-    return Reviewer(user_id=user_id, level=membership["reviewer_level"], queue_ids=workable), weight_of(workable)
+    return reviewer, weight_of(workable) + weight_of(gated) + weight_of(rates)
+
+
+def certification_holds(*, tenant: Tenant, user_id: int, queue_id: int, now: datetime) -> bool:
+    """Whether the person holds a valid certification for the queue now (what the claim's EXISTS asks)."""
+    return (
+        Certification.objects.for_tenant(tenant)
+        .filter(
+            user_id=user_id,
+            queue_id=queue_id,
+            status=CertificationStatus.ACTIVE,
+            valid_from__lte=now,
+            valid_until__gt=now,
+        )
+        .exists()
+    )
 
 
 @lru_cache(maxsize=64)
-def _claim_sql(vendor: str, queue_count: int, *, with_details: bool = False, audit_cte: str = "") -> str:
+def _claim_sql(
+    vendor: str, queue_count: int, *, with_details: bool = False, audit_cte: str = "", gated_count: int = 0
+) -> str:
     """The claim: one UPDATE of the most urgent pending task, skipping rows others are claiming.
 
-    On PostgreSQL ``with_details`` wraps it in a CTE that also returns the output,
-    queue and rubric the reviewer needs, still one statement.
+    A task personal to the claimant (a gold item of an exam or mixed into their work) comes
+    first; else the most urgent shared one. Of a queue that requires certification
+    (``gated_count`` of the queues), only while the claimant holds a valid one: an EXISTS on
+    the certification's unique index, inside the statement. On PostgreSQL ``with_details``
+    wraps it in a CTE that also returns the output, queue and rubric the reviewer needs,
+    still one statement.
     """
     quote = connection.ops.quote_name
     task = quote(ReviewTask._meta.db_table)
     review = quote(Review._meta.db_table)
+    certification = quote(Certification._meta.db_table)
     if vendor == "postgresql":
         queue_filter, lock = "t.queue_id = ANY(%s)", "FOR UPDATE SKIP LOCKED"
+        personal_filter = "p.queue_id = ANY(%s)"
+        gated_filter = "t.queue_id = ANY(%s)"
         # OFFSET 0 keeps each NOT EXISTS a probe of the one candidate (an index lookup on
         # both columns) rather than an anti-join that reads every review, or every claimed
         # task, of the person first: a reviewer with 50,000 past reviews would otherwise
@@ -196,19 +234,41 @@ def _claim_sql(vendor: str, queue_count: int, *, with_details: bool = False, aud
         probe = "OFFSET 0"
     else:  # SQLite serialises writers: no row locks needed
         queue_filter, lock = f"t.queue_id IN ({', '.join(['%s'] * queue_count)})", ""
+        personal_filter = f"p.queue_id IN ({', '.join(['%s'] * queue_count)})"
+        gated_filter = f"t.queue_id IN ({', '.join(['%s'] * gated_count)})"
         probe = ""
+    # A queue that requires certification: its tasks only while the person holds a valid
+    # certification for it. The certified queues are read once a statement (an uncorrelated
+    # subquery, an InitPlan on PostgreSQL, over the unique index (tenant, person, queue)), not
+    # once a candidate task: a person not certified for a busy queue skips its tasks at the
+    # cost of comparing a queue id.
+    cert_filter = gated_filter.replace("t.queue_id", "cert.queue_id")
+    certified = (
+        f"""
+              AND (NOT ({gated_filter}) OR t.queue_id IN (
+                  SELECT cert.queue_id FROM {certification} cert
+                  WHERE cert.tenant_id = %s AND cert.user_id = %s AND {cert_filter}
+                    AND cert.status = 'active' AND cert.valid_from <= %s AND cert.valid_until > %s))"""  # noqa: S608
+        if gated_count
+        else ""
+    )
     update = f"""
         UPDATE {task} SET status = 'claimed', claimed_by_id = %s, claimed_at = %s, lease_expires_at = %s
-        WHERE id = (
+        WHERE id = COALESCE((
+            SELECT p.id FROM {task} p
+            WHERE p.assigned_to_id = %s AND p.status = 'pending' AND p.tenant_id = %s AND {personal_filter}
+            ORDER BY p.created_at
+            LIMIT 1 {lock}), (
             SELECT t.id FROM {task} t
             WHERE t.tenant_id = %s AND t.status = 'pending' AND {queue_filter} AND t.level_required <= %s
+              AND t.assigned_to_id IS NULL{certified}
               AND NOT EXISTS (
                   SELECT 1 FROM {review} r WHERE r.output_id = t.output_id AND r.reviewer_id = %s {probe})
               AND NOT EXISTS (
                   SELECT 1 FROM {task} mine
                   WHERE mine.output_id = t.output_id AND mine.status = 'claimed' AND mine.claimed_by_id = %s {probe})
             ORDER BY t.due_at, t.priority DESC, t.created_at
-            LIMIT 1 {lock})"""  # noqa: S608 (table names from model meta)
+            LIMIT 1 {lock}))"""  # noqa: S608 (table names from model meta)
     if not with_details:
         return update + " RETURNING id"
     output = quote(Output._meta.db_table)
@@ -268,14 +328,30 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
     now = now or timezone.now()
     expires = now + timedelta(seconds=settings.HITL_LEASE_SECONDS)
     vendor = connection.vendor
-    queues = [list(reviewer.queue_ids)] if vendor == "postgresql" else list(reviewer.queue_ids)
-    params = [reviewer.user_id, now, expires, tenant.pk, *queues, reviewer.level, reviewer.user_id, reviewer.user_id]
-    if vendor != "postgresql":
-        params[1] = connection.ops.adapt_datetimefield_value(now)
-        params[2] = connection.ops.adapt_datetimefield_value(expires)
+    postgres = vendor == "postgresql"
+    queues = [list(reviewer.queue_ids)] if postgres else list(reviewer.queue_ids)
+    gated = [list(reviewer.gated_queue_ids)] if postgres else list(reviewer.gated_queue_ids)
+    at = now if postgres else connection.ops.adapt_datetimefield_value(now)
+    certified = [*gated, tenant.pk, reviewer.user_id, *gated, at, at] if reviewer.gated_queue_ids else []
+    params = [
+        reviewer.user_id,
+        at,
+        expires if postgres else connection.ops.adapt_datetimefield_value(expires),
+        reviewer.user_id,  # a personal task first
+        tenant.pk,
+        *queues,
+        tenant.pk,
+        *queues,
+        reviewer.level,
+        *certified,
+        reviewer.user_id,
+        reviewer.user_id,
+    ]
+    gated_count = len(reviewer.gated_queue_ids)
+    if not postgres:
         with transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute(_claim_sql(vendor, len(reviewer.queue_ids)), params)
+                cursor.execute(_claim_sql(vendor, len(reviewer.queue_ids), gated_count=gated_count), params)
                 row = cursor.fetchone()
             if row is None:
                 return None
@@ -296,7 +372,7 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
         data_sql={"output": ("c.output_id", "text"), "queue": ("c.queue_id", "int")},
         source="c",
     )
-    sql = _claim_sql(vendor, len(reviewer.queue_ids), with_details=True, audit_cte=audit_cte)
+    sql = _claim_sql(vendor, len(reviewer.queue_ids), with_details=True, audit_cte=audit_cte, gated_count=gated_count)
     for _attempt in range(CLAIM_ATTEMPTS):
         try:
             # A savepoint only inside a caller's transaction, so that a conflict does not

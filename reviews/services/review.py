@@ -25,6 +25,7 @@ from policies.selectors import compiled_policy_version, rubric_criteria
 from reviews.decision import APPROVAL_PURPOSES, Outcome, ReviewRow, output_outcome, second_look_level
 from reviews.models import (
     Decision,
+    GoldTask,
     Judgement,
     JudgementResult,
     Output,
@@ -33,7 +34,8 @@ from reviews.models import (
     TaskPurpose,
     TaskStatus,
 )
-from reviews.services.claims import lease_check, reviewer_rights
+from reviews.services.claims import certification_holds, lease_check, reviewer_rights
+from reviews.services.gold import gold_answer_record, gold_plant_after_review
 from reviews.services.webhooks import webhook_deliveries_create
 from tenants.audit import audit_record, text_digest
 from tenants.models import Tenant
@@ -58,6 +60,7 @@ _TASK_FIELDS_REVIEWED = (
     "lease_expires_at",
     "rubric",
     "rubric_version",
+    "assigned_to",
 )
 _DECISION_FIELDS = (  # not the output's input, trace and metadata: nothing here reads them
     "id",
@@ -145,8 +148,19 @@ def review_submit(
     lease_check(task, user, now)
     # The lease is not a licence: the person must still be allowed this queue and level.
     reviewer = reviewer_rights(tenant.pk, str(tenant.config_token), user.pk, None)
-    if reviewer is None or task.queue_id not in reviewer.queue_ids or task.level_required > reviewer.level:
+    personal = task.assigned_to_id is not None  # a gold item (an exam's or live), only ever its person's
+    if (
+        reviewer is None
+        or task.queue_id not in reviewer.queue_ids
+        or (task.level_required > reviewer.level and not personal)
+    ):
         raise ForbiddenError("You may no longer review tasks of this queue or level.")
+    if (
+        task.queue_id in reviewer.gated_queue_ids
+        and not personal
+        and not certification_holds(tenant=tenant, user_id=user.pk, queue_id=task.queue_id, now=now)
+    ):
+        raise ForbiddenError("Your certification for this queue is no longer valid: you may not review its tasks.")
     if decision not in Review.Verdict.values:
         raise DomainValidationError(
             f"decision: one of {', '.join(Review.Verdict.values)}", fields={"decision": ["Unknown decision."]}
@@ -192,6 +206,13 @@ def review_submit(
         },
         created_at=now,
     )
+    if personal:
+        gold = GoldTask.objects.for_tenant(tenant).filter(task_id=task.pk).first()
+        if gold is not None:
+            answered = gold_answer_record(
+                tenant=tenant, gold=gold, task=task, review=review, criteria=criteria, now=now
+            )
+            return ReviewOutcome(answered.review, answered.output, answered.decided_now)
     may_decide = not output.decision and task.purpose != TaskPurpose.OVERLAP
 
     if decision == Review.Verdict.ESCALATE:
@@ -228,6 +249,9 @@ def review_submit(
             "decided_at": output.decided_at,
         }
     _review_audit(tenant, task, review, "task.reviewed", {"decided": decided})
+    rate = reviewer.gold_rates.get(task.queue_id, 0.0)
+    if rate:  # a gold item for their next claim, at the queue's rate (costs nothing when the draw says no)
+        gold_plant_after_review(tenant=tenant, user=user, queue_id=task.queue_id, task_id=task.pk, rate=rate, now=now)
     return ReviewOutcome(review, output, decided_now)
 
 

@@ -77,6 +77,7 @@ def tasks_sla_sweep(*, now: datetime | None = None, batch: int = SWEEP_BATCH) ->
                     status__in=(TaskStatus.PENDING, TaskStatus.CLAIMED),
                     sla_breached_at__isnull=True,
                     due_at__lt=now,
+                    assigned_to__isnull=True,  # a gold item's task is no output's: nothing to breach or send
                 )
                 .select_related("output", "tenant")
                 .order_by("due_at")[:batch]

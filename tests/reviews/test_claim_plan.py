@@ -26,7 +26,8 @@ def test_the_claim_probes_the_candidate_not_the_persons_history(tenant):
     person = UserFactory()
     membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
     now = timezone.now()
-    params = [person.pk, now, now, tenant.pk, [queue.pk], 3, person.pk, person.pk]
+    # a personal (gold) task first, then the shared queue: reviews.services.claims.task_claim's order
+    params = [person.pk, now, now, person.pk, tenant.pk, [queue.pk], tenant.pk, [queue.pk], 3, person.pk, person.pk]
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE reviews_reviewtask, reviews_review")
         cursor.execute("EXPLAIN (FORMAT JSON) " + _claim_sql("postgresql", 1), params)
@@ -39,3 +40,25 @@ def test_the_claim_probes_the_candidate_not_the_persons_history(tenant):
     # Each probe names the candidate's output: a lookup of one key, not a scan of the person's rows.
     for node in probes:
         assert "t.output_id" in node.get("Index Cond", "") + node.get("Filter", "")
+
+
+def test_a_queue_requiring_certification_reads_the_certifications_once(tenant):
+    queue = Queue.objects.for_tenant(tenant).get(name="default")
+    person = UserFactory()
+    membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
+    now = timezone.now()
+    params = [person.pk, now, now, person.pk, tenant.pk, [queue.pk], tenant.pk, [queue.pk], 3]
+    params += [[queue.pk], tenant.pk, person.pk, [queue.pk], now, now, person.pk, person.pk]
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE reviews_reviewtask, reviews_review, reviews_certification")
+        cursor.execute("EXPLAIN (FORMAT JSON) " + _claim_sql("postgresql", 1, gated_count=1), params)
+        plan = cursor.fetchone()[0]
+    nodes = list(_nodes((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]))
+
+    assert not [node for node in nodes if node.get("Join Type") in ("Anti", "Semi")]
+    certification = [node for node in nodes if node.get("Relation Name") == "reviews_certification"]
+    assert len(certification) == 1
+    # Not correlated with the candidate task: read once a statement (an InitPlan or a hashed SubPlan).
+    assert "t." not in certification[0].get("Index Cond", "") + certification[0].get("Filter", "")
+    probes = [node for node in nodes if node.get("Parent Relationship") == "SubPlan"]
+    assert {"reviews_review", "reviews_reviewtask"} <= {node.get("Relation Name") for node in probes}

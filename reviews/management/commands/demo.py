@@ -6,6 +6,7 @@ revoked and fresh ones printed (keys are stored hashed, so they cannot be shown 
 
 import random
 
+import orjson
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -13,11 +14,13 @@ from hitl.tenancy import cross_tenant
 from policies.defaults import DEFAULT_POLICY
 from policies.models import Policy
 from policies.services import application_rubric_set, judge_create, policy_publish, rubric_publish
-from reviews.models import Queue
+from quality.services import gold_items_import, golden_set_create
+from reviews.models import GoldenSet, Queue
 from reviews.schemas import OutputSubmission
 from reviews.services import output_ingest_batch
+from reviews.services.gold import certification_grant, queue_certification_rules_set
 from reviews.services.onboarding import tenant_onboard
-from reviews.services.queues import queue_grant
+from reviews.services.queues import queue_create, queue_grant
 from tenants.models import ApiKey, Membership, Role
 from tenants.selectors import tenant_get_by_slug
 from tenants.services import (
@@ -43,6 +46,64 @@ APPLICATIONS = {
     "legal-assistant": ["Summarise clause 4 of the lease.", "Is this NDA mutual?"],
     "medical-triage": ["I have a headache and fever.", "Can I take ibuprofen with aspirin?"],
 }
+
+MEDICAL_QUEUE = "medical"
+MEDICAL_GOLD = "medical-gold"
+_SAFE = {"correct": True, "helpfulness": 4, "risk": "none"}
+_UNSAFE = {"correct": False, "helpfulness": 1, "risk": "serious"}
+MEDICAL_GOLD_ITEMS = [  # question, answer, expected decision, expected scores, why
+    (
+        "I have a headache and fever.",
+        "Rest and drink fluids. If the fever is above 39.5 C, lasts over three days or comes with a stiff neck, "
+        "call the nurse line or seek urgent care.",
+        "approve",
+        _SAFE,
+        "Safe self-care with clear red flags.",
+    ),
+    (
+        "Can I take ibuprofen with aspirin?",
+        "Yes, take both together at double the usual dose for faster relief.",
+        "reject",
+        _UNSAFE,
+        "Dangerous dosing advice.",
+    ),
+    (
+        "My chest hurts when I breathe deeply.",
+        "Chest pain can be serious: call emergency services now if it is severe or spreads to your arm or jaw; "
+        "otherwise call the nurse line today.",
+        "approve",
+        _SAFE,
+        "Escalates to urgent care as the protocol says.",
+    ),
+    (
+        "My child swallowed a button battery.",
+        "Wait and see whether symptoms appear over the next day.",
+        "reject",
+        _UNSAFE,
+        "A battery is an emergency: waiting is harmful.",
+    ),
+    (
+        "I feel dizzy after standing up.",
+        "Sit or lie down until it passes and drink water. If you faint or it keeps happening, call the nurse line.",
+        "approve",
+        _SAFE,
+        "Reasonable triage.",
+    ),
+    (
+        "Is a rash after a new antibiotic a problem?",
+        "You definitely have a severe allergy; stop all medication permanently.",
+        "reject",
+        _UNSAFE,
+        "Diagnoses, and gives a sweeping instruction.",
+    ),
+    (
+        "I cut my finger and it keeps bleeding.",
+        "Press firmly with a clean cloth for 10 minutes and raise your hand. If it still bleeds, seek urgent care.",
+        "approve",
+        _SAFE,
+        "Standard first aid, with when to escalate.",
+    ),
+]
 
 SYSTEM_PROMPTS = {
     "support-bot": "You are Acme's support assistant. Answer from the help centre only; never promise refunds.",
@@ -185,6 +246,7 @@ class Command(BaseCommand):
 
         if Policy.objects.for_tenant(tenant).get().version == 1:
             self._configure(tenant)
+        self._certification(tenant)
 
         rng = random.Random(7)
         submissions = []
@@ -220,6 +282,75 @@ class Command(BaseCommand):
         self.stdout.write("  API keys (new on every run; earlier demo keys are revoked):")
         for role, raw_key in keys.items():
             self.stdout.write(f"    {role:<9} {raw_key}")
+
+    def _certification(self, tenant) -> None:
+        """A queue that requires certification (medical answers), its golden set, sam certified for it.
+
+        The admin may work it too but is not certified: they can take its 5-item exam on the workbench.
+        """
+        queue = Queue.objects.for_tenant(tenant).filter(name=MEDICAL_QUEUE).first()
+        if queue is None:
+            queue = queue_create(
+                tenant=tenant,
+                name=MEDICAL_QUEUE,
+                tiers=["high"],
+                applications=["medical-triage"],
+                required_skills=["medical"],
+                priority=10,
+                actor=PLATFORM_OPERATOR,
+            )
+            queue_certification_rules_set(
+                tenant=tenant,
+                queue_id=queue.pk,
+                rules={
+                    "requires_certification": True,
+                    "exam_items": 5,
+                    "exam_pass_mark": 0.8,
+                    "gold_rate": 0.1,
+                    "gold_window": 10,
+                },
+                actor=PLATFORM_OPERATOR,
+            )
+        for username in ("sam", "admin"):
+            queue_grant(queue=queue, user=user_get_or_create(username=username), actor=PLATFORM_OPERATOR)
+        certification_grant(
+            tenant=tenant,
+            user=user_get_or_create(username="sam"),
+            queue_id=queue.pk,
+            actor=PLATFORM_OPERATOR,
+            reason="demo: certified at onboarding",
+        )
+        if not GoldenSet.objects.for_tenant(tenant).filter(name=MEDICAL_GOLD).exists():
+            golden_set = golden_set_create(
+                tenant=tenant,
+                name=MEDICAL_GOLD,
+                description="Triage answers our nurses agreed on.",
+                queue=MEDICAL_QUEUE,
+                actor=PLATFORM_OPERATOR,
+            )
+            lines = [
+                orjson.dumps(
+                    {
+                        "application": "medical-triage",
+                        "input": [
+                            {"role": "system", "content": SYSTEM_PROMPTS["medical-triage"]},
+                            {"role": "user", "content": question},
+                        ],
+                        "output": answer,
+                        "metadata": {"category": "advice", "locale": "en"},
+                        "model": "gpt-4o-mini",
+                        "confidence": 0.8,
+                        "rubric": "answer-quality",
+                        "expected_decision": decision,
+                        "expected_scores": scores,
+                        "note": note,
+                    }
+                )
+                for question, answer, decision, scores, note in MEDICAL_GOLD_ITEMS
+            ]
+            gold_items_import(
+                tenant=tenant, golden_set_id=golden_set.pk, body=b"\n".join(lines), actor=PLATFORM_OPERATOR
+            )
 
     def _configure(self, tenant) -> None:
         """A rubric and a policy that sends legal and medical answers to people."""

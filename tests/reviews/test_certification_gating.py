@@ -1,0 +1,317 @@
+"""Certifications gate the claim (API and workbench): exams, expiry, suspension by live gold,
+and gold tasks that look like any other (docs/quality.md)."""
+
+from datetime import timedelta
+
+import orjson
+import pytest
+from django.utils import timezone
+
+from reviews.models import (
+    Certification,
+    CertificationStatus,
+    Exam,
+    ExamStatus,
+    GoldTask,
+    Output,
+    OutputStatus,
+    Queue,
+    Review,
+    ReviewTask,
+    WebhookDelivery,
+)
+from reviews.services.gold import (
+    certification_reinstate,
+    exam_start,
+    queue_certification_rules_set,
+    queue_recertification_require,
+)
+from reviews.services.webhooks import webhook_endpoint_create
+from tenants.audit import SYSTEM
+from tenants.models import AuditEvent
+from tenants.services import PLATFORM_OPERATOR
+from tests.reviews.conftest import GOOD_SCORES, claim, review, reviewer, submit
+
+pytestmark = pytest.mark.django_db
+
+
+def _queue(tenant):
+    return Queue.objects.for_tenant(tenant).get(name="default")
+
+
+def _gate(tenant, **rules):
+    return queue_certification_rules_set(
+        tenant=tenant,
+        queue_id=_queue(tenant).pk,
+        rules={"requires_certification": True, "exam_items": 3, "exam_pass_mark": 0.6, **rules},
+        actor=PLATFORM_OPERATOR,
+    )
+
+
+def gold_set(tenant, count=4, decision="approve"):
+    """A golden set of the default queue with ``count`` items expecting ``decision`` and good scores."""
+    from quality.services import gold_items_import, golden_set_create
+
+    golden = golden_set_create(tenant=tenant, name="gold-default", queue="default", actor=PLATFORM_OPERATOR)
+    lines = [
+        orjson.dumps(
+            {
+                "application": "medium-app",
+                "input": f"Gold question {n}?",
+                "output": f"Gold answer {n}.",
+                "trace": [{"type": "retrieval", "documents": ["doc-1"]}, {"type": "llm", "tokens": 42}],
+                "metadata": {"category": "billing", "locale": "en"},
+                "model": "gpt-4o-mini",
+                "confidence": 0.9,
+                "rubric": "quality",
+                "expected_decision": decision,
+                "expected_scores": GOOD_SCORES,
+            }
+        )
+        for n in range(count)
+    ]
+    gold_items_import(tenant=tenant, golden_set_id=golden.pk, body=b"\n".join(lines), actor=PLATFORM_OPERATOR)
+    return golden
+
+
+def _certify(tenant, person, *, days=30, status=CertificationStatus.ACTIVE):
+    now = timezone.now()
+    return Certification.objects.for_tenant(tenant).create(
+        user=person,
+        queue=_queue(tenant),
+        status=status,
+        valid_from=now - timedelta(days=1),
+        valid_until=now + timedelta(days=days),
+    )
+
+
+def test_an_ungated_queue_works_as_before(tenant, workflow):
+    alice = reviewer(tenant, 1, "alice")
+    submit(workflow, 1, "medium-app")
+
+    assert claim(alice).status_code == 200
+
+
+def test_a_gated_queue_needs_a_valid_certification_and_the_permission(tenant, workflow):
+    alice = reviewer(tenant, 1, "alice")
+    _gate(tenant)
+    submit(workflow, 1, "medium-app")
+
+    assert claim(alice).status_code == 204  # permitted, not certified
+    certification = _certify(tenant, alice.person)
+    assert claim(alice).status_code == 200
+
+    # Certified but without the guardian permission: nothing either.
+    bob = reviewer(tenant, 1, "bob")
+    from reviews.services.queues import queue_revoke
+
+    queue_revoke(queue=_queue(tenant), user=bob.person, actor=PLATFORM_OPERATOR)
+    _certify(tenant, bob.person)
+    submit(workflow, 2, "medium-app")
+    assert claim(bob).status_code == 403 or claim(bob).status_code == 204
+    assert certification.status == "active"
+
+
+@pytest.mark.parametrize(
+    "state",
+    ["expired_by_date", CertificationStatus.EXPIRED, CertificationStatus.SUSPENDED, CertificationStatus.REVOKED],
+)
+def test_an_invalid_certification_claims_nothing(tenant, workflow, state):
+    alice = reviewer(tenant, 1, "alice")
+    _gate(tenant)
+    submit(workflow, 1, "medium-app")
+    if state == "expired_by_date":
+        certification = _certify(tenant, alice.person)
+        Certification.objects.for_tenant(tenant).filter(pk=certification.pk).update(
+            valid_until=timezone.now() - timedelta(seconds=1)
+        )
+    else:
+        _certify(tenant, alice.person, status=state)
+
+    assert claim(alice).status_code == 204
+
+
+def test_a_lease_taken_while_certified_cannot_be_reviewed_once_suspended(tenant, workflow):
+    alice = reviewer(tenant, 1, "alice")
+    _gate(tenant)
+    certification = _certify(tenant, alice.person)
+    submit(workflow, 1, "medium-app")
+    task = claim(alice).json()
+    Certification.objects.for_tenant(tenant).filter(pk=certification.pk).update(status=CertificationStatus.SUSPENDED)
+
+    response = review(alice, task["id"], decision="approve", scores=GOOD_SCORES)
+
+    assert response.status_code == 403
+
+
+def _answer_exam(client, count, *, right):
+    for _ in range(count):
+        task = claim(client).json()
+        decision = "approve" if right else "reject"
+        assert review(client, task["id"], decision=decision, scores=GOOD_SCORES).status_code == 201
+
+
+def test_an_exam_passed_certifies_and_opens_the_queue(tenant, workflow):
+    alice = reviewer(tenant, 1, "alice")
+    _gate(tenant)
+    gold_set(tenant)
+    submit(workflow, 1, "medium-app")
+    assert claim(alice).status_code == 204
+
+    exam = exam_start(tenant=tenant, user=alice.person, queue_id=_queue(tenant).pk)
+    _answer_exam(alice, 2, right=True)
+    _answer_exam(alice, 1, right=False)  # 2 of 3 >= 60 %
+
+    exam.refresh_from_db()
+    assert (exam.status, exam.items_correct, exam.items_answered) == (ExamStatus.PASSED, 2, 3)
+    certification = Certification.objects.for_tenant(tenant).get(user=alice.person)
+    assert certification.status == CertificationStatus.ACTIVE
+    assert certification.valid_until > timezone.now() + timedelta(days=179)
+    real = claim(alice).json()
+    assert real["output"]["external_id"] == "ext-1"
+    kinds = set(AuditEvent.objects.for_tenant(tenant).values_list("kind", flat=True))
+    assert {"exam.started", "gold.answered", "exam.passed", "certification.granted"} <= kinds
+
+
+def test_an_exam_failed_certifies_nothing(tenant, workflow):
+    alice = reviewer(tenant, 1, "alice")
+    _gate(tenant)
+    gold_set(tenant)
+    submit(workflow, 1, "medium-app")
+    exam_start(tenant=tenant, user=alice.person, queue_id=_queue(tenant).pk)
+
+    _answer_exam(alice, 3, right=False)
+
+    assert Exam.objects.for_tenant(tenant).get().status == ExamStatus.FAILED
+    assert not Certification.objects.for_tenant(tenant).exists()
+    assert claim(alice).status_code == 204
+
+
+def test_an_exam_needs_the_permission_and_enough_items(tenant, workflow):
+    from hitl.errors import ForbiddenError, RuleViolationError
+
+    alice = reviewer(tenant, 1, "alice")
+    _gate(tenant, exam_items=10)
+    gold_set(tenant, count=4)
+    with pytest.raises(RuleViolationError, match="needs 10"):
+        exam_start(tenant=tenant, user=alice.person, queue_id=_queue(tenant).pk)
+    from tests.factories import UserFactory
+
+    stranger = UserFactory()
+    with pytest.raises(ForbiddenError):
+        exam_start(tenant=tenant, user=stranger, queue_id=_queue(tenant).pk)
+
+
+def test_gold_never_decides_sends_or_counts(tenant, workflow):
+    webhook_endpoint_create(tenant=tenant, url="http://127.0.0.1:9/hook", secret="x" * 20)
+    alice = reviewer(tenant, 1, "alice")
+    _gate(tenant)
+    gold_set(tenant)
+    exam_start(tenant=tenant, user=alice.person, queue_id=_queue(tenant).pk)
+
+    _answer_exam(alice, 3, right=True)
+
+    copies = Output.objects.for_tenant(tenant).filter(status=OutputStatus.GOLD)
+    assert copies.count() == 3
+    assert not copies.exclude(decision="").exists()
+    assert not Review.objects.for_tenant(tenant).exists()
+    assert not WebhookDelivery.objects.for_tenant(tenant).exists()
+    service_list = workflow["service"].get("/api/v1/outputs").json()["results"]
+    assert service_list == []
+
+
+def _shape(value):
+    """Keys and types all the way down (values differ between any two tasks)."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shape(item) for item in value[:1]]
+    return type(value).__name__
+
+
+def test_a_gold_task_looks_like_a_real_one_key_by_key(tenant, workflow):
+    alice = reviewer(tenant, 1, "alice")
+    _gate(tenant, gold_rate=1.0)
+    _certify(tenant, alice.person)
+    gold_set(tenant)
+    first = submit(workflow, 1, "medium-app", input="Gold question 0?", output="Answer.")
+    submit(workflow, 2, "medium-app", input="Another question?", output="Answer.")
+    real = claim(alice).json()
+    assert real["output"]["id"] == first["id"]
+    assert review(alice, real["id"], decision="approve", scores=GOOD_SCORES).status_code == 201
+
+    gold = claim(alice).json()  # planted after that review (rate 1): a gold item comes first
+
+    assert GoldTask.objects.for_tenant(tenant).filter(task_id=gold["id"]).exists()
+    assert _shape(gold) == _shape(real)
+    assert set(gold) == set(real) and set(gold["output"]) == set(real["output"])
+    for key in ("purpose", "status", "queue", "level_required", "rubric", "escalation_reason"):
+        assert gold[key] == real[key], key
+    for key in ("application", "model", "risk_tier", "policy_version", "session_id"):
+        assert gold["output"][key] == real["output"][key], key
+    # Nothing old: received now, an id made now, due as a fresh output of its tier.
+    assert abs((_time(gold["output"]["received_at"]) - timezone.now()).total_seconds()) < 60
+    assert gold["output"]["id"] > real["output"]["id"]
+    assert _time(gold["due_at"]) > _time(real["due_at"])
+    assert "gold" not in orjson.dumps(gold).decode().lower().replace("gold question", "").replace("gold answer", "")
+    answered = review(alice, gold["id"], decision="approve", scores=GOOD_SCORES).json()
+    assert answered["output"]["status"] == "approved" and answered["decided_now"] is True
+
+
+def _time(text):
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_live_gold_below_the_threshold_suspends_and_a_lead_reinstates_after_an_exam(tenant, workflow):
+    alice = reviewer(tenant, 1, "alice")
+    _gate(tenant, gold_rate=1.0, gold_window=2, gold_threshold=0.6)
+    certification = _certify(tenant, alice.person)
+    gold_set(tenant, count=6)
+    for number in range(1, 5):
+        submit(workflow, number, "medium-app")
+
+    for _ in range(2):  # a real review, then the gold item planted after it, answered wrong
+        real = claim(alice).json()
+        assert not GoldTask.objects.for_tenant(tenant).filter(task_id=real["id"]).exists()
+        assert review(alice, real["id"], decision="approve", scores=GOOD_SCORES).status_code == 201
+        gold = claim(alice).json()
+        assert GoldTask.objects.for_tenant(tenant).filter(task_id=gold["id"]).exists()
+        assert review(alice, gold["id"], decision="reject", scores=GOOD_SCORES).status_code == 201
+
+    certification.refresh_from_db()
+    assert certification.status == CertificationStatus.SUSPENDED
+    assert "below" in certification.status_reason
+    assert claim(alice).status_code == 204
+    assert AuditEvent.objects.for_tenant(tenant).filter(kind="certification.suspended").exists()
+
+    from hitl.errors import RuleViolationError
+
+    with pytest.raises(RuleViolationError, match="no exam"):
+        certification_reinstate(tenant=tenant, certification_id=certification.pk, actor=SYSTEM)
+    exam_start(tenant=tenant, user=alice.person, queue_id=_queue(tenant).pk)
+    _answer_exam(alice, 3, right=True)
+    certification.refresh_from_db()
+    assert certification.status == CertificationStatus.SUSPENDED  # passing alone does not reinstate
+
+    certification_reinstate(tenant=tenant, certification_id=certification.pk, actor=SYSTEM)
+
+    certification.refresh_from_db()
+    assert certification.status == CertificationStatus.ACTIVE
+    assert claim(alice).status_code == 200
+
+
+def test_recertification_expires_every_active_certification(tenant, workflow):
+    alice = reviewer(tenant, 1, "alice")
+    _gate(tenant)
+    _certify(tenant, alice.person)
+    submit(workflow, 1, "medium-app")
+
+    expired = queue_recertification_require(
+        tenant=tenant, queue_id=_queue(tenant).pk, actor=PLATFORM_OPERATOR, reason="rubric quality v2"
+    )
+
+    assert expired == 1
+    assert claim(alice).status_code == 204
+    assert ReviewTask.objects.for_tenant(tenant).filter(status="pending").count() == 1
