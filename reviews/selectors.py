@@ -419,3 +419,15 @@ def queue_access_events(*, tenant: Tenant, queue_id: int, limit: int = 20) -> li
 def queue_names_existing(tenant: Tenant, names: set[str]) -> set[str]:
     """Which of ``names`` are queues of the tenant (a policy's SLA-breach targets)."""
     return set(Queue.objects.for_tenant(tenant).filter(name__in=names).values_list("name", flat=True))
+
+
+def adjudication_reviews(*, tenant: Tenant, output_id) -> list[Review]:
+    """The reviews an adjudicator compares, side by side: the output's approval and overlap
+    reviews (escalations aside), oldest first, with who gave them."""
+    return list(
+        Review.objects.for_tenant(tenant)
+        .filter(output_id=output_id, purpose__in=("approval", "overlap"))
+        .exclude(decision=Review.Verdict.ESCALATE)
+        .select_related("reviewer")
+        .order_by("created_at")
+    )
