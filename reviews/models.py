@@ -368,6 +368,12 @@ class Judgement(TenantOwnedModel):
         max_length=16, default="force_review", help_text="The judge's on_fail when it judged (for recomputing)."
     )
     raise_to = models.CharField(max_length=50, blank=True, default="")
+    flag_rate = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The judge was flagged for low agreement when it judged: what it passed is sampled at this "
+        "rate at least (for recomputing).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta(TenantOwnedModel.Meta):
