@@ -410,6 +410,7 @@ HITL_ADJUDICATION_TOLERANCE = env_int("HITL_ADJUDICATION_TOLERANCE", 1)
 HITL_JUDGE_FLAG_BELOW_KAPPA = float(os.environ.get("HITL_JUDGE_FLAG_BELOW_KAPPA", "0.4"))
 HITL_JUDGE_FLAG_MIN_COMPARED = env_int("HITL_JUDGE_FLAG_MIN_COMPARED", 20)
 HITL_JUDGE_FLAG_WINDOW_DAYS = env_int("HITL_JUDGE_FLAG_WINDOW_DAYS", 30)
-HITL_JUDGE_FLAG_SAMPLE_RATE = float(os.environ["HITL_JUDGE_FLAG_SAMPLE_RATE"]) if os.environ.get("HITL_JUDGE_FLAG_SAMPLE_RATE") else None
+_flag_rate = os.environ.get("HITL_JUDGE_FLAG_SAMPLE_RATE", "")
+HITL_JUDGE_FLAG_SAMPLE_RATE = float(_flag_rate) if _flag_rate else None
 # Where compliance bundles (zip files) are written, one directory per tenant; never commit it.
 HITL_EXPORT_DIR = os.environ.get("HITL_EXPORT_DIR") or str(BASE_DIR / "var" / "exports")

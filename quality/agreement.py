@@ -82,11 +82,18 @@ class Scale:
         kind = criterion.get("kind")
         key, label = criterion["key"], criterion.get("label", criterion["key"])
         if kind == "binary":  # SQLite's JSON gives 1/0, PostgreSQL's ->> 'true'/'false'
-            codes = {True: 1.0, False: 0.0, 1: 1.0, 0: 0.0, "true": 1.0, "false": 0.0}
+            codes = {True: 1.0, False: 0.0, "true": 1.0, "false": 0.0}  # True == 1: SQLite's 1/0 match too
             return cls(key, label, kind, "nominal", (0.0, 1.0), codes)
         if kind == "categorical":
             options = criterion.get("options", [])
-            return cls(key, label, kind, "nominal", tuple(map(float, range(len(options)))), {o: float(i) for i, o in enumerate(options)})
+            return cls(
+                key,
+                label,
+                kind,
+                "nominal",
+                tuple(map(float, range(len(options)))),
+                {o: float(i) for i, o in enumerate(options)},
+            )
         if kind == "graded":
             points = range(int(criterion["min"]), int(criterion["max"]) + 1)
             codes = {**{p: float(p) for p in points}, **{str(p): float(p) for p in points}}
@@ -285,7 +292,9 @@ class PairAgreement:
 
 def _pairs(ratings: Ratings) -> dict[tuple[int, int], tuple[list[float], list[float]]]:
     by_unit: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    for unit, rater, value in zip(ratings.units.tolist(), ratings.raters.tolist(), ratings.values.tolist(), strict=True):
+    for unit, rater, value in zip(
+        ratings.units.tolist(), ratings.raters.tolist(), ratings.values.tolist(), strict=True
+    ):
         by_unit[unit].append((rater, value))
     pairs: dict[tuple[int, int], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
     for rated in by_unit.values():

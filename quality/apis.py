@@ -389,7 +389,8 @@ def judge_rows(tenant, start, end) -> list[schemas.JudgeVersionAgreementOut]:
 
 
 class JudgeAgreementListApi(TenantApi):
-    """``GET /api/v1/agreement/judges``: every judge version against people's decisions in the period, with open flags."""
+    """``GET /api/v1/agreement/judges``: every judge version against people's decisions in the
+    period, with the open flags."""
 
     permission_map = {"GET": QUALITY}
 
@@ -402,7 +403,10 @@ class JudgeAgreementListApi(TenantApi):
         start, end = _period(request.query_params)
         return respond(
             schemas.JudgeAgreementList(
-                start=start, end=end, threshold=judge_flag_settings()["threshold"], results=judge_rows(self.tenant, start, end)
+                start=start,
+                end=end,
+                threshold=judge_flag_settings()["threshold"],
+                results=judge_rows(self.tenant, start, end),
             )
         )
 

@@ -22,7 +22,9 @@ class CalibrationSessionIn(BaseModel):
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     rubric: Annotated[str, StringConstraints(min_length=1, max_length=50)]
-    outputs: list[Annotated[UUID, Field(strict=False)]] = Field(min_length=1, max_length=200, description="Output ids, in the order shown.")
+    outputs: list[Annotated[UUID, Field(strict=False)]] = Field(
+        min_length=1, max_length=200, description="Output ids, in the order shown."
+    )
     participants: list[PositiveJsonInt] = Field(min_length=2, max_length=100, description="User ids to invite.")
 
 

@@ -46,7 +46,9 @@ def calibration_session_get(*, tenant: Tenant, session_id, user=None) -> Calibra
         )
     except (ValueError, DjangoValidationError):
         session = None
-    if session is None or (user is not None and not calibration_is_participant(tenant=tenant, session=session, user=user)):
+    if session is None or (
+        user is not None and not calibration_is_participant(tenant=tenant, session=session, user=user)
+    ):
         raise NotFoundError("Calibration session not found.")
     return session
 
@@ -83,10 +85,7 @@ def calibration_criteria(*, tenant: Tenant, session: CalibrationSession) -> list
 def calibration_work(*, tenant: Tenant, session: CalibrationSession, user) -> list[dict]:
     """The items a participant scores, in order, with the output and their own answer only (blind)."""
     items = list(
-        CalibrationItem.objects.for_tenant(tenant)
-        .filter(session=session)
-        .select_related("output")
-        .order_by("position")
+        CalibrationItem.objects.for_tenant(tenant).filter(session=session).select_related("output").order_by("position")
     )
     mine = {
         answer.item_id: answer
@@ -149,7 +148,9 @@ def calibration_results(*, tenant: Tenant, session: CalibrationSession) -> Calib
             values = {str(_value(answer, key)) for answer in given if _value(answer, key) is not None}
             if len(values) > 1:
                 differing.append(key)
-        results.append(ItemResult(item, by_item[item.pk], differing, gold_answer(tenant=tenant, output_id=item.output_id)))
+        results.append(
+            ItemResult(item, by_item[item.pk], differing, gold_answer(tenant=tenant, output_id=item.output_id))
+        )
     results.sort(key=lambda result: (-len(result.disagreements), result.item.position))
     scales = [Scale.for_decision(), *filter(None, (Scale.for_criterion(c) for c in criteria))]
     agreement = []

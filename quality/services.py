@@ -130,9 +130,7 @@ def calibration_session_create(
     missing = [value for value in ids if value not in {str(pk) for pk in found}]
     if missing:
         raise NotFoundError(f"outputs: output {missing[0]} not found.")
-    members = dict(
-        Membership.objects.for_tenant(tenant).filter(user_id__in=people).values_list("user_id", "role")
-    )
+    members = dict(Membership.objects.for_tenant(tenant).filter(user_id__in=people).values_list("user_id", "role"))
     for person in people:
         if person not in members:
             raise NotFoundError(f"participants: person {person} is not a member.")
@@ -143,7 +141,10 @@ def calibration_session_create(
         name=name, rubric=rubric, rubric_version=rubric.version, created_by=user
     )
     CalibrationItem.objects.for_tenant(tenant).bulk_create(
-        [CalibrationItem(tenant=tenant, session=session, output_id=value, position=i + 1) for i, value in enumerate(ids)]
+        [
+            CalibrationItem(tenant=tenant, session=session, output_id=value, position=i + 1)
+            for i, value in enumerate(ids)
+        ]
     )
     CalibrationParticipant.objects.for_tenant(tenant).bulk_create(
         [CalibrationParticipant(tenant=tenant, session=session, user_id=person) for person in people]
@@ -215,8 +216,14 @@ def calibration_answer_submit(
         kind="calibration.answered",
         object_type="calibration_session",
         object_id=session.pk,
-        data={"item": item.pk, "output": item.output_id, "decision": decision, "scores": scores, "comment": comment,
-              "replaced": not created},
+        data={
+            "item": item.pk,
+            "output": item.output_id,
+            "decision": decision,
+            "scores": scores,
+            "comment": comment,
+            "replaced": not created,
+        },
     )
     return answer
 

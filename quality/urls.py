@@ -11,17 +11,13 @@ urlpatterns = [
         apis.CalibrationSessionDetailApi.as_view(),
         name="calibration-session",
     ),
-    path(
-        "calibration/sessions/<int:session_id>/work", apis.CalibrationWorkApi.as_view(), name="calibration-work"
-    ),
+    path("calibration/sessions/<int:session_id>/work", apis.CalibrationWorkApi.as_view(), name="calibration-work"),
     path(
         "calibration/sessions/<int:session_id>/answers",
         apis.CalibrationAnswerApi.as_view(),
         name="calibration-answers",
     ),
-    path(
-        "calibration/sessions/<int:session_id>/close", apis.CalibrationCloseApi.as_view(), name="calibration-close"
-    ),
+    path("calibration/sessions/<int:session_id>/close", apis.CalibrationCloseApi.as_view(), name="calibration-close"),
     path(
         "calibration/sessions/<int:session_id>/results",
         apis.CalibrationResultsApi.as_view(),

@@ -384,8 +384,9 @@ class TaskOut(ResponseModel):
     queue: str
     purpose: Literal["approval", "overlap", "user_feedback", "conflict", "adjudication"] = Field(
         description="approval: the decision needs it; overlap: a second opinion that measures agreement; "
-        "user_feedback: an end user's thumbs-down; conflict: a person approved what a judge failed, a level up decides; "
-        "adjudication: the output's overlap reviews disagree, a level up decides (the verdict is the output's decision)"
+        "user_feedback: an end user's thumbs-down; conflict: a person approved what a judge failed, "
+        "a level up decides; adjudication: the output's overlap reviews disagree, a level up decides "
+        "(the verdict is the output's decision)"
     )
     status: str
     level_required: int
@@ -431,7 +432,9 @@ class TaskOut(ResponseModel):
             ),
             judgements=[JudgementOut.of(judgement) for judgement in judgements],
             session=TaskSession.of(session) if session is not None else None,
-            adjudication=[AdjudicatedReview.of(review) for review in adjudication] if adjudication is not None else None,
+            adjudication=[AdjudicatedReview.of(review) for review in adjudication]
+            if adjudication is not None
+            else None,
         )
 
 

@@ -286,8 +286,10 @@ def _adjudication_open(tenant: Tenant, task: ReviewTask, output: Output, now: da
     )
     if reason is None:
         return None
-    levels = Membership.objects.for_tenant(tenant).filter(user_id__in=[row[0] for row in rows]).values_list(
-        "reviewer_level", flat=True
+    levels = (
+        Membership.objects.for_tenant(tenant)
+        .filter(user_id__in=[row[0] for row in rows])
+        .values_list("reviewer_level", flat=True)
     )
     level = adjudication_level(reviewer_levels=levels)
     why = f"overlap reviews disagree: {reason}; a level {level} reviewer adjudicates"

@@ -89,7 +89,10 @@ def test_fleiss_kappa_when_every_output_has_as_many_reviews(tenant, rubric):
 
 def test_low_agreement_is_flagged_past_the_minimum_number_of_units(tenant, rubric, settings):
     # Two reviewers who always disagree on "correct": alpha far below 0.667.
-    opposite = [[("approve", {"correct": bool(i % 2), "helpful": 3}), ("approve", {"correct": not i % 2, "helpful": 3})] for i in range(12)]
+    opposite = [
+        [("approve", {"correct": bool(i % 2), "helpful": 3}), ("approve", {"correct": not i % 2, "helpful": 3})]
+        for i in range(12)
+    ]
     overlap_reviews(tenant, rubric, opposite)
 
     report = queue_agreement(tenant=tenant)

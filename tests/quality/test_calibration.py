@@ -22,7 +22,10 @@ def person(tenant, role, name):
 
 @pytest.fixture
 def setup(tenant, rubric):
-    ids = [item.receipt["id"] for item in output_ingest_batch(tenant=tenant, submissions=[output_submission(n) for n in range(3)])]
+    ids = [
+        item.receipt["id"]
+        for item in output_ingest_batch(tenant=tenant, submissions=[output_submission(n) for n in range(3)])
+    ]
     lead = person(tenant, "quality_lead", "quinn")
     ann, bob = person(tenant, "reviewer", "ann"), person(tenant, "reviewer", "bob")
     outsider = person(tenant, "reviewer", "olga")
@@ -87,9 +90,13 @@ def test_blind_scoring_then_results_side_by_side_with_disagreements_first(tenant
     agreement = {row["key"]: row for row in results["agreement"]}
     assert agreement["helpful"]["level"] == "ordinal" and agreement["decision"]["level"] == "nominal"
     helpful = [[4, 5, 1], [4, 2, 1]]
-    assert agreement["helpful"]["alpha"] == pytest.approx(krippendorff_alpha(helpful, level="ordinal", values=[1, 2, 3, 4, 5]))
+    assert agreement["helpful"]["alpha"] == pytest.approx(
+        krippendorff_alpha(helpful, level="ordinal", values=[1, 2, 3, 4, 5])
+    )
     decisions = [[0, 0, 1], [0, 1, 1]]
-    assert agreement["decision"]["alpha"] == pytest.approx(krippendorff_alpha(decisions, level="nominal", values=[0, 1, 2]))
+    assert agreement["decision"]["alpha"] == pytest.approx(
+        krippendorff_alpha(decisions, level="nominal", values=[0, 1, 2])
+    )
     assert agreement["decision"]["fleiss_kappa"] is not None
     kinds = {event.kind for event in AuditEvent.objects.for_tenant(tenant).filter(object_type="calibration_session")}
     assert kinds == {"calibration.created", "calibration.answered", "calibration.closed"}
@@ -100,11 +107,22 @@ def test_session_creation_checks_outputs_people_and_roles(tenant, other_tenant, 
     lead = setup["lead"]
     auditor = UserFactory()
     membership_create(tenant=tenant, user=auditor, role="auditor")
-    body = {"name": "x", "rubric": "quality", "outputs": setup["ids"], "participants": [setup["ann"].person.pk, auditor.pk]}
+    body = {
+        "name": "x",
+        "rubric": "quality",
+        "outputs": setup["ids"],
+        "participants": [setup["ann"].person.pk, auditor.pk],
+    }
     response = lead.post("/api/v1/calibration/sessions", body, format="json")
     assert response.status_code == 422 and "auditor" in response.json()["message"]
-    foreign = [item.receipt["id"] for item in output_ingest_batch(tenant=other_tenant, submissions=[output_submission(7)])]
-    response = lead.post("/api/v1/calibration/sessions", {**body, "outputs": foreign, "participants": [setup["ann"].person.pk, setup["bob"].person.pk]}, format="json")
+    foreign = [
+        item.receipt["id"] for item in output_ingest_batch(tenant=other_tenant, submissions=[output_submission(7)])
+    ]
+    response = lead.post(
+        "/api/v1/calibration/sessions",
+        {**body, "outputs": foreign, "participants": [setup["ann"].person.pk, setup["bob"].person.pk]},
+        format="json",
+    )
     assert response.status_code == 404
     response = lead.post("/api/v1/calibration/sessions", {**body, "rubric": "nope"}, format="json")
     assert response.status_code == 404

@@ -44,7 +44,11 @@ def judge(tenant):
 
 
 def test_agreement_per_judge_version_is_cohens_kappa_of_the_2x2_table(tenant, judge):
-    _seed(tenant, judge, {("pass", "approved"): 20, ("pass", "rejected"): 5, ("fail", "approved"): 10, ("fail", "rejected"): 15})
+    _seed(
+        tenant,
+        judge,
+        {("pass", "approved"): 20, ("pass", "rejected"): 5, ("fail", "approved"): 10, ("fail", "rejected"): 15},
+    )
     _seed(tenant, judge, {("pass", "approved"): 3}, start=100, version=2)
 
     figures = {figure.version: figure for figure in judge_version_agreement(tenant=tenant)}

@@ -75,7 +75,11 @@ def test_disagreeing_overlap_reviews_get_an_adjudication_task_a_level_up(tenant,
     assert response.status_code == 201
 
     output.refresh_from_db()
-    assert (output.decision, output.final_output, output.decided_by_id) == ("corrected", "Fixed answer.", senior.person.pk)
+    assert (output.decision, output.final_output, output.decided_by_id) == (
+        "corrected",
+        "Fixed answer.",
+        senior.person.pk,
+    )
     assert "adjudicated: corrected" in output.decision_reason
     assert WebhookDelivery.unscoped.filter(output=output, event="output.decided").count() == before + 1
     adjudicated = AuditEvent.objects.for_tenant(tenant).get(kind="output.adjudicated")
@@ -102,9 +106,16 @@ def test_a_criterion_beyond_the_tolerance_disagrees(tenant, overlapped, settings
 
 def test_the_rule():
     criteria = RUBRIC["criteria"]
-    same = [ScoredReview(1, "approve", {"correct": True, "notes": "a"}), ScoredReview(2, "approve", {"correct": True, "notes": "b"})]
+    same = [
+        ScoredReview(1, "approve", {"correct": True, "notes": "a"}),
+        ScoredReview(2, "approve", {"correct": True, "notes": "b"}),
+    ]
     assert reviews_disagreement(reviews=same, criteria=criteria, tolerance=1) is None
-    split = [ScoredReview(1, "approve", {"tone": "ok"}), ScoredReview(2, "escalate", {}), ScoredReview(3, "approve", {"tone": "rude"})]
+    split = [
+        ScoredReview(1, "approve", {"tone": "ok"}),
+        ScoredReview(2, "escalate", {}),
+        ScoredReview(3, "approve", {"tone": "rude"}),
+    ]
     assert reviews_disagreement(reviews=split, criteria=criteria, tolerance=1) == "tone ok vs rude"
     assert adjudication_level(reviewer_levels=[1, 2]) == 3
     assert adjudication_level(reviewer_levels=[3, 3]) == 3
