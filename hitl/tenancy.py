@@ -53,6 +53,9 @@ _scope: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("hitl_t
 _default = NOTHING  # the scope of code that entered none (the test suite sets "test_harness")
 
 SET_SCOPE_SQL = "SELECT set_config('hitl.tenant', %s, true), set_config('hitl.cross_tenant', %s, true)"
+# The same, and PostgreSQL told to run the statement's prepared generic plan (see generic_plans).
+SET_SCOPE_GENERIC_SQL = SET_SCOPE_SQL + ", set_config('plan_cache_mode', 'force_generic_plan', true)"
+_generic = contextvars.ContextVar("hitl_generic_plans", default=False)
 
 
 def current() -> tuple[str, str]:
@@ -113,6 +116,23 @@ class TenancyMiddleware:
             _scope.set(("", "admin"))
 
 
+@contextmanager
+def generic_plans():
+    """Autocommitted statements inside run on their prepared statement's generic plan.
+
+    For a hot statement whose every custom plan costs more to make than to run (the claim:
+    row-level security adds a filter to each of its tables, and PostgreSQL's plan cache
+    keeps choosing a custom plan, planned anew on every call). The setting goes with the
+    scope in the same round trip and is transaction-local, so it ends with the statement;
+    inside a caller's transaction it is not sent (the transaction keeps its own choice).
+    """
+    token = _generic.set(True)
+    try:
+        yield
+    finally:
+        _generic.reset(token)
+
+
 def apply_scope(execute, sql, params, many, context):
     """The ``execute_wrapper`` of every PostgreSQL connection (``hitl.postgres``).
 
@@ -125,7 +145,8 @@ def apply_scope(execute, sql, params, many, context):
     wanted = current()
     in_transaction = not connection.get_autocommit()
     held = connection.hitl_scope_held if in_transaction else NOTHING
-    if wanted == held or sql.lstrip()[:15].upper() == "SET TRANSACTION":
+    generic = not in_transaction and _generic.get()
+    if (wanted == held and not generic) or sql.lstrip()[:15].upper() == "SET TRANSACTION":
         # SET TRANSACTION must be a transaction's first statement and reads no rows: the
         # scope goes with the next one.
         return execute(sql, params, many, context)
@@ -137,7 +158,7 @@ def apply_scope(execute, sql, params, many, context):
             result = execute(sql, params, many, context)
         else:
             with raw.pipeline():
-                connection.hitl_scope_cursor.execute(SET_SCOPE_SQL, wanted)
+                connection.hitl_scope_cursor.execute(SET_SCOPE_GENERIC_SQL if generic else SET_SCOPE_SQL, wanted)
                 result = execute(sql, params, many, context)
     if in_transaction:
         connection.hitl_scope_held = wanted

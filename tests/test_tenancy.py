@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection, transaction
 
-from hitl.tenancy import CROSS_TENANT_REASONS, cross_tenant, no_tenant, tenant_scope
+from hitl.tenancy import CROSS_TENANT_REASONS, cross_tenant, generic_plans, no_tenant, tenant_scope
 from reviews.models import Queue
 
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="row-level security is PostgreSQL's")
@@ -68,3 +68,44 @@ def test_in_a_transaction_the_scope_is_sent_once_and_again_when_it_changes_or_a_
         assert queues_seen() == {tenant.pk}  # the set_config after the savepoint was undone with it
     with no_tenant():
         assert queues_seen() == set()  # the commit ended the transaction's setting
+
+
+def plan_cache_mode() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('plan_cache_mode')")
+        return cursor.fetchone()[0]
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_generic_plans_go_with_an_autocommitted_statement_only(tenant):
+    with tenant_scope(tenant):
+        with generic_plans():
+            assert plan_cache_mode() == "force_generic_plan"
+        assert plan_cache_mode() == "auto"  # transaction-local: it ended with its statement
+        with transaction.atomic(), generic_plans():
+            assert plan_cache_mode() == "auto"  # a caller's transaction keeps its own choice
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_claim_runs_on_its_generic_plan_not_a_new_plan_each_time(tenant, predictable_policy):
+    from reviews.services import output_ingest_batch
+    from reviews.services.claims import reviewer_for, task_claim
+    from reviews.services.queues import queue_grant
+    from tenants.services import PLATFORM_OPERATOR, membership_create
+    from tests.factories import UserFactory, output_submission
+
+    output_ingest_batch(tenant=tenant, submissions=[output_submission(n, application="held") for n in range(12)])
+    person = UserFactory()
+    membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
+    queue_grant(queue=Queue.objects.for_tenant(tenant).get(name="default"), user=person, actor=PLATFORM_OPERATOR)
+    with tenant_scope(tenant):
+        for _ in range(10):  # psycopg prepares after 5 runs; PostgreSQL would then make 5 custom plans
+            assert task_claim(tenant=tenant, reviewer=reviewer_for(tenant=tenant, user=person)) is not None
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+                ["%UPDATE \"reviews_reviewtask\" SET status = 'claimed'%"],
+            )
+            assert cursor.fetchall() == [(5, 0)]

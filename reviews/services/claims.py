@@ -16,6 +16,7 @@ from django.utils import timezone
 from hitl.cache import config_cache, weight_of
 from hitl.db import bulk_insert
 from hitl.errors import ConflictError, ForbiddenError, NotFoundError
+from hitl.tenancy import generic_plans
 from policies.models import Rubric
 from reviews.models import Output, Queue, Review, ReviewTask, TaskStatus
 from reviews.routing import PlannedTask
@@ -188,17 +189,24 @@ def _claim_sql(vendor: str, queue_count: int, *, with_details: bool = False, aud
     review = quote(Review._meta.db_table)
     if vendor == "postgresql":
         queue_filter, lock = "t.queue_id = ANY(%s)", "FOR UPDATE SKIP LOCKED"
+        # OFFSET 0 keeps each NOT EXISTS a probe of the one candidate (an index lookup on
+        # both columns) rather than an anti-join that reads every review, or every claimed
+        # task, of the person first: a reviewer with 50,000 past reviews would otherwise
+        # pay for all of them on each claim, whatever the statistics say.
+        probe = "OFFSET 0"
     else:  # SQLite serialises writers: no row locks needed
         queue_filter, lock = f"t.queue_id IN ({', '.join(['%s'] * queue_count)})", ""
+        probe = ""
     update = f"""
         UPDATE {task} SET status = 'claimed', claimed_by_id = %s, claimed_at = %s, lease_expires_at = %s
         WHERE id = (
             SELECT t.id FROM {task} t
             WHERE t.tenant_id = %s AND t.status = 'pending' AND {queue_filter} AND t.level_required <= %s
-              AND NOT EXISTS (SELECT 1 FROM {review} r WHERE r.output_id = t.output_id AND r.reviewer_id = %s)
+              AND NOT EXISTS (
+                  SELECT 1 FROM {review} r WHERE r.output_id = t.output_id AND r.reviewer_id = %s {probe})
               AND NOT EXISTS (
                   SELECT 1 FROM {task} mine
-                  WHERE mine.output_id = t.output_id AND mine.status = 'claimed' AND mine.claimed_by_id = %s)
+                  WHERE mine.output_id = t.output_id AND mine.status = 'claimed' AND mine.claimed_by_id = %s {probe})
             ORDER BY t.due_at, t.priority DESC, t.created_at
             LIMIT 1 {lock})"""  # noqa: S608 (table names from model meta)
     if not with_details:
@@ -279,7 +287,11 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
         try:
             # A savepoint only inside a caller's transaction, so that a conflict does not
             # spoil it; on its own (the API) the statement autocommits.
-            with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
+            with (
+                transaction.atomic() if connection.in_atomic_block else nullcontext(),
+                generic_plans(),
+                connection.cursor() as cursor,
+            ):
                 cursor.execute(sql, [*params, *audit_params])
                 row = cursor.fetchone()
         except IntegrityError as error:
