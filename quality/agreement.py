@@ -32,6 +32,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
 
 import numpy as np
 from django.conf import settings
@@ -204,33 +205,38 @@ def overlap_reviews(*, tenant: Tenant, start: datetime | None, end: datetime | N
     return reviews.filter(output_id__in=overlapped)
 
 
-def _fetch(queryset, value) -> tuple[np.ndarray, np.ndarray, list]:
-    """(unit index, rater) arrays and the raw values, in one statement.
+FETCH_CHUNK = 65_536
+
+
+def criterion_ratings(queryset, scale: Scale, *, with_raters: bool = False) -> Ratings:
+    """The ratings of one criterion (or the decision) among ``queryset``'s reviews, in one statement.
 
     The database numbers the units (a dense rank over the output id), so no UUID crosses
-    into Python; the values come back as the database's JSON text or numbers.
+    into Python, and extracts the criterion's value from the scores (JSON text or numbers,
+    as the database hands them back); the rows are read in chunks from a server-side cursor
+    on PostgreSQL and coded into numpy arrays chunk by chunk, so memory stays flat.
     """
-    rows = queryset.annotate(unit=Window(DenseRank(), order_by=F("output_id").asc()), value=value).values_list(
-        "unit", "reviewer_id", "value"
-    )
-    sql, params = rows.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    if not fetched:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), []
-    units, raters, raw = zip(*fetched, strict=True)
-    return np.asarray(units, dtype=np.int64) - 1, np.asarray(raters, dtype=np.int64), list(raw)
-
-
-def criterion_ratings(queryset, scale: Scale) -> Ratings:
-    """The ratings of one criterion (or the decision) among ``queryset``'s reviews."""
     value = F("decision") if scale.key == DECISION else KT(f"scores__{scale.key}")
-    units, raters, raw = _fetch(queryset, value)
+    columns = ("unit", "reviewer_id", "value") if with_raters else ("unit", "value")
+    rows = queryset.annotate(unit=Window(DenseRank(), order_by=F("output_id").asc()), value=value).values_list(*columns)
+    sql, params = rows.query.sql_with_params()
     codes = scale.codes
-    values = np.fromiter((codes.get(item, np.nan) for item in raw), dtype=float, count=len(raw))
-    present = ~np.isnan(values)  # a criterion left empty (not required) is a missing rating
-    return Ratings(units[present], raters[present], values[present])
+    units, raters, values = [], [], []
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(FETCH_CHUNK):
+            columns_of = list(zip(*chunk, strict=True))
+            units.append(np.fromiter(columns_of[0], dtype=np.int64, count=len(chunk)))
+            if with_raters:
+                raters.append(np.fromiter(columns_of[1], dtype=np.int64, count=len(chunk)))
+            values.append(np.fromiter(map(codes.get, columns_of[-1], repeat(np.nan)), dtype=float, count=len(chunk)))
+    if not units:
+        empty = np.empty(0, dtype=np.int64)
+        return Ratings(empty, empty, np.empty(0))
+    unit_array, value_array = np.concatenate(units) - 1, np.concatenate(values)
+    rater_array = np.concatenate(raters) if with_raters else np.zeros(len(unit_array), dtype=np.int64)
+    present = ~np.isnan(value_array)  # a criterion left empty (not required) is a missing rating
+    return Ratings(unit_array[present], rater_array[present], value_array[present])
 
 
 def scales_of(*, tenant: Tenant, queryset) -> list[Scale]:
@@ -320,7 +326,7 @@ def reviewer_pair_agreement(
         return []
     weights = "quadratic" if scale.level == "ordinal" else None
     result = []
-    for (rater_a, rater_b), (first, second) in _pairs(criterion_ratings(reviews, scale)).items():
+    for (rater_a, rater_b), (first, second) in _pairs(criterion_ratings(reviews, scale, with_raters=True)).items():
         a, b = np.asarray(first), np.asarray(second)
         result.append(
             PairAgreement(
@@ -368,7 +374,7 @@ def reviewer_peer_agreement(
     if scale is None:
         return {}
     mine: dict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-    for (rater_a, rater_b), (first, second) in _pairs(criterion_ratings(reviews, scale)).items():
+    for (rater_a, rater_b), (first, second) in _pairs(criterion_ratings(reviews, scale, with_raters=True)).items():
         mine[rater_a][0].extend(first)
         mine[rater_a][1].extend(second)
         mine[rater_b][0].extend(second)

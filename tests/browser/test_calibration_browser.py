@@ -33,7 +33,7 @@ def sign_in(page, username):
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.keyboard.press("Enter")
-    page.wait_for_load_state()
+    page.wait_for_url(lambda url: "/login/" not in url)
 
 
 def score(page, session_id, answers):
@@ -45,9 +45,8 @@ def score(page, session_id, answers):
         page.locator("body").focus()
         page.keyboard.press(key)  # a, r or c picks the decision
         assert page.evaluate("document.activeElement.name") == "decision"
-        current = page.url
-        page.keyboard.press("Control+Enter")
-        page.wait_for_url(lambda url, current=current: url != current)
+        page.keyboard.press("Control+Enter")  # saved: the next item opens (the last one stays)
+        page.wait_for_selector(f'#answered:has-text("{position} of")')
 
 
 def test_invite_score_blind_close_and_compare(page_for, tenant, screenshot_path):

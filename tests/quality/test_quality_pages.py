@@ -110,3 +110,14 @@ def test_reviewers_and_auditors_get_403_and_another_tenant_404(tenant, other_ten
     # Invited pages: another tenant's person gets 404 on A's session.
     for invited in (f"/quality/calibration/{session.pk}/score/", f"/quality/calibration/{session.pk}/results/"):
         assert signed_in(outsider).get(invited).status_code == 404
+
+
+def test_the_consoles_judge_page_shows_the_flag(tenant, lab):
+    judge = judge_create(tenant=tenant, data={"name": "lenient", "kind": "banned", "params": {"phrases": ["z"]}})
+    admin = signed_in(member(tenant, "admin", "ada"))
+    assert 'id="judge-flag"' not in admin.get(f"/console/judges/{judge.pk}/").content.decode()
+    judge_flag_raise(
+        tenant=tenant, judge=judge, kappa=0.1, agreement_rate=0.5, compared=30, threshold=0.4, sample_rate=0.5
+    )
+    page = admin.get(f"/console/judges/{judge.pk}/").content.decode()
+    assert 'id="judge-flag"' in page and "50 % at least" in page
