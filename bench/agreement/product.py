@@ -40,10 +40,10 @@ import django  # noqa: E402
 django.setup()
 
 from django.db import connection  # noqa: E402
+from run import bare_alpha_nominal  # noqa: E402
 
 from hitl.statistics import krippendorff_alpha  # noqa: E402
 from hitl.tenancy import as_owner, cross_tenant, tenant_scope  # noqa: E402
-from run import bare_alpha_nominal  # noqa: E402
 
 RUBRIC = {
     "name": "bench-agreement",
@@ -94,7 +94,7 @@ def tenant_ready(units: int):
                 delivery, decision, decision_reason, received_at, judge_plan)
             SELECT gen_random_uuid(), %s, 'b-' || i, 'bench', '', '"q"', 'a', '[]', '{{}}', '', md5(i::text), '',
                 'approved', 'low', true, 'deliver', 'approved', '', now(), '[]'
-            FROM generate_series(1, %s) AS i""",  # noqa: S608 (table names from model meta)
+            FROM generate_series(1, %s) AS i""",
             [tenant.pk, units],
         )
         # Three raters agreeing mostly: a true value per output, each rater off by chance.
@@ -110,7 +110,7 @@ def tenant_ready(units: int):
             FROM {Output._meta.db_table} o
             CROSS JOIN LATERAL (SELECT random() < 0.7 AS correct, 1 + floor(random() * 5)::int AS helpful) t
             CROSS JOIN unnest(%s::bigint[]) AS p(reviewer)
-            WHERE o.tenant_id = %s""",  # noqa: S608
+            WHERE o.tenant_id = %s""",
             [rubric.pk, rubric.version, people, tenant.pk],
         )
         cursor.execute(f"ANALYZE {Output._meta.db_table}")
@@ -124,7 +124,7 @@ def bare(tenant, key: str, size: int, level: str) -> float:
     from reviews.models import Review
 
     sql = (
-        f"SELECT dense_rank() OVER (ORDER BY output_id), "  # noqa: S608
+        f"SELECT dense_rank() OVER (ORDER BY output_id), "
         f"CASE scores->>'{key}' WHEN 'true' THEN 2 WHEN 'false' THEN 1 ELSE (scores->>'{key}')::int END "
         f"FROM {Review._meta.db_table} WHERE tenant_id = %s"
     )
