@@ -139,8 +139,8 @@ class CalibrationSessionDetailApi(TenantApi):
         operation_id="calibration_sessions_get",
         responses={200: schemas.CalibrationSessionOut, **error_responses(401, 403, 404)},
     )
-    def get(self, request, session_id: int):
-        return respond(_session_out(self.tenant, _session_for(self, session_id)))
+    def get(self, request, calibration_id: int):
+        return respond(_session_out(self.tenant, _session_for(self, calibration_id)))
 
 
 class CalibrationWorkApi(TenantApi):
@@ -152,11 +152,11 @@ class CalibrationWorkApi(TenantApi):
         operation_id="calibration_sessions_work",
         responses={200: schemas.CalibrationWork, **error_responses(401, 403, 404)},
     )
-    def get(self, request, session_id: int):
+    def get(self, request, calibration_id: int):
         person = _person_or_none(self.api_key)
         if person is None:
             raise NotFoundError("Calibration session not found.")
-        session = calibration_session_get(tenant=self.tenant, session_id=session_id, user=person)
+        session = calibration_session_get(tenant=self.tenant, session_id=calibration_id, user=person)
         items = [
             schemas.CalibrationWorkItem(
                 item=row["item"].pk,
@@ -197,7 +197,7 @@ class CalibrationAnswerApi(TenantApi):
         request=schemas.CalibrationAnswerIn,
         responses={201: schemas.CalibrationAnswerOut, **error_responses(400, 401, 403, 404, 409, 422)},
     )
-    def post(self, request, session_id: int):
+    def post(self, request, calibration_id: int):
         person = _person_or_none(self.api_key)
         if person is None:
             raise NotFoundError("Calibration session not found.")
@@ -205,7 +205,7 @@ class CalibrationAnswerApi(TenantApi):
         answer = calibration_answer_submit(
             tenant=self.tenant,
             user=person,
-            session_id=session_id,
+            session_id=calibration_id,
             item_id=data.item,
             decision=data.decision,
             scores=data.scores,
@@ -233,10 +233,10 @@ class CalibrationCloseApi(TenantApi):
         request=None,
         responses={200: schemas.CalibrationSessionOut, **error_responses(401, 403, 404, 409)},
     )
-    def post(self, request, session_id: int):
-        calibration_session_get(tenant=self.tenant, session_id=session_id)
+    def post(self, request, calibration_id: int):
+        calibration_session_get(tenant=self.tenant, session_id=calibration_id)
         session = calibration_session_close(
-            tenant=self.tenant, user=_person_or_none(self.api_key), session_id=session_id
+            tenant=self.tenant, user=_person_or_none(self.api_key), session_id=calibration_id
         )
         return respond(_session_out(self.tenant, session))
 
@@ -281,8 +281,8 @@ class CalibrationResultsApi(TenantApi):
         operation_id="calibration_sessions_results",
         responses={200: schemas.CalibrationResults, **error_responses(401, 403, 404, 409)},
     )
-    def get(self, request, session_id: int):
-        session = _session_for(self, session_id)
+    def get(self, request, calibration_id: int):
+        session = _session_for(self, calibration_id)
         if session.status != CalibrationStatus.CLOSED:
             raise ConflictError("The session is open: results show once it is closed.", code="session_open")
         return respond(results_out(self.tenant, calibration_results(tenant=self.tenant, session=session)))

@@ -7,19 +7,21 @@ from quality import apis
 urlpatterns = [
     path("calibration/sessions", apis.CalibrationSessionCollectionApi.as_view(), name="calibration-sessions"),
     path(
-        "calibration/sessions/<int:session_id>",
+        "calibration/sessions/<int:calibration_id>",
         apis.CalibrationSessionDetailApi.as_view(),
         name="calibration-session",
     ),
-    path("calibration/sessions/<int:session_id>/work", apis.CalibrationWorkApi.as_view(), name="calibration-work"),
+    path("calibration/sessions/<int:calibration_id>/work", apis.CalibrationWorkApi.as_view(), name="calibration-work"),
     path(
-        "calibration/sessions/<int:session_id>/answers",
+        "calibration/sessions/<int:calibration_id>/answers",
         apis.CalibrationAnswerApi.as_view(),
         name="calibration-answers",
     ),
-    path("calibration/sessions/<int:session_id>/close", apis.CalibrationCloseApi.as_view(), name="calibration-close"),
     path(
-        "calibration/sessions/<int:session_id>/results",
+        "calibration/sessions/<int:calibration_id>/close", apis.CalibrationCloseApi.as_view(), name="calibration-close"
+    ),
+    path(
+        "calibration/sessions/<int:calibration_id>/results",
         apis.CalibrationResultsApi.as_view(),
         name="calibration-results",
     ),
