@@ -323,6 +323,7 @@ SPECTACULAR_SETTINGS = {
         "OverrideModeEnum": ["review_all", "block", "none"],
         "CriterionKindEnum": ["binary", "graded", "categorical", "text"],
         "JudgeKindEnum": ["llm", "pii", "banned", "length", "json_schema", "disclaimer"],
+        "VerdictEnum": ["approve", "reject", "correct"],
     },
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],

@@ -5,7 +5,7 @@ they are invited to (anything else is the 404 of a session that does not exist).
 """
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -48,22 +48,38 @@ OPTIONAL_PERIOD = [
     OpenApiParameter(
         "from",
         {"type": "string", "format": "date-time"},
-        description=f"Start (inclusive), RFC 3339 with an offset; with `to`. Default: {DEFAULT_DAYS} days ago.",
+        description=f"Start (inclusive), RFC 3339 with an offset. Default: {DEFAULT_DAYS} days before `to`.",
     ),
     OpenApiParameter("to", {"type": "string", "format": "date-time"}, description="End (exclusive). Default: now."),
 ]
 
 
+QUEUE_PARAMETER = OpenApiParameter(
+    "queue", {"type": "string", "minLength": 1, "maxLength": 100}, description="Only reviews of this queue."
+)
+
+
 def _period(params):
-    if params.get("from") is None and params.get("to") is None:
-        now = timezone.now()
-        return now - timedelta(days=DEFAULT_DAYS), now
-    return period_parse(params)
+    """``from`` and ``to``, each optional: the last 30 days until ``to`` (default now)."""
+    now = timezone.now()
+    given = {name: params[name] for name in ("from", "to") if params.get(name) is not None}
+    if len(given) == 2:
+        return period_parse(params)
+    if "to" in given:
+        end = period_parse({"from": "0001-01-01T00:00:00Z", "to": given["to"]})[1]
+        try:
+            return end - timedelta(days=DEFAULT_DAYS), end
+        except OverflowError:  # the first days of year 1
+            return datetime.min.replace(tzinfo=UTC), end
+    if "from" in given:
+        start = period_parse({"from": given["from"], "to": "9999-12-31T23:59:59.999999Z"})[0]
+        return start, max(now, start)  # a start in the future: an empty period
+    return now - timedelta(days=DEFAULT_DAYS), now
 
 
 def _queue(tenant, params) -> Queue | None:
     name = params.get("queue")
-    if name is None:
+    if not name:
         return None
     queue = Queue.objects.for_tenant(tenant).filter(name=name).first()
     if queue is None:
@@ -296,7 +312,7 @@ class AgreementApi(TenantApi):
 
     @extend_schema(
         operation_id="agreement_get",
-        parameters=[*OPTIONAL_PERIOD, OpenApiParameter("queue", str, description="Only reviews of this queue.")],
+        parameters=[*OPTIONAL_PERIOD, QUEUE_PARAMETER],
         responses={200: schemas.AgreementReportOut, **error_responses(400, 401, 403, 404, 422)},
     )
     def get(self, request):
@@ -327,8 +343,12 @@ class AgreementPairsApi(TenantApi):
         operation_id="agreement_pairs",
         parameters=[
             *OPTIONAL_PERIOD,
-            OpenApiParameter("queue", str, description="Only reviews of this queue."),
-            OpenApiParameter("criterion", str, description="`decision` (default) or a rubric criterion's key."),
+            QUEUE_PARAMETER,
+            OpenApiParameter(
+                "criterion",
+                {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_-]{0,49}$"},
+                description="`decision` (default) or a rubric criterion's key.",
+            ),
         ],
         responses={200: schemas.PairAgreementList, **error_responses(400, 401, 403, 404, 422)},
     )

@@ -112,15 +112,15 @@ def calibration_session_create(
     """
     name = (name or "").strip()
     if not name or len(name) > 200:
-        raise DomainValidationError("name: 1 to 200 characters", fields={"name": ["1 to 200 characters."]})
+        raise RuleViolationError("name: 1 to 200 characters, not only spaces", fields={"name": ["Not only spaces."]})
     ids = list(dict.fromkeys(str(value) for value in output_ids))
     if not ids or len(ids) > CALIBRATION_MAX_ITEMS:
         message = f"between 1 and {CALIBRATION_MAX_ITEMS} distinct outputs"
         raise DomainValidationError(f"outputs: {message}", fields={"outputs": [message.capitalize() + "."]})
     people = list(dict.fromkeys(participant_ids))
-    if len(people) < 2:
-        raise DomainValidationError(
-            "participants: invite at least two people", fields={"participants": ["At least two people."]}
+    if len(people) < 2:  # the schema asks for two entries; that they be two people is this rule's
+        raise RuleViolationError(
+            "participants: invite at least two distinct people", fields={"participants": ["At least two people."]}
         )
     rubric = rubric_get(tenant=tenant, name=rubric_name)
     try:
