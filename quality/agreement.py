@@ -36,7 +36,7 @@ from itertools import repeat
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, F, Q, Window
 from django.db.models.fields.json import KT
 from django.db.models.functions import DenseRank
@@ -222,7 +222,10 @@ def criterion_ratings(queryset, scale: Scale, *, with_raters: bool = False) -> R
     sql, params = rows.query.sql_with_params()
     codes = scale.codes
     units, raters, values = [], [], []
-    with connection.chunked_cursor() as cursor:
+    # In a transaction: PostgreSQL's server-side cursor then lives in the transaction that holds
+    # the tenant's scope (outside one, Django declares it WITH HOLD in a transaction of its own,
+    # where row-level security would show no row).
+    with transaction.atomic(), connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
         while chunk := cursor.fetchmany(FETCH_CHUNK):
             columns_of = list(zip(*chunk, strict=True))

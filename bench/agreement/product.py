@@ -39,7 +39,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.db import connection  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 from run import bare_alpha_nominal  # noqa: E402
 
 from hitl.statistics import krippendorff_alpha  # noqa: E402
@@ -133,7 +133,7 @@ def bare(tenant, key: str, size: int, level: str) -> float:
         f"FROM {Review._meta.db_table} WHERE tenant_id = %s"
     )
     units, values = [], []
-    with connection.chunked_cursor() as cursor:
+    with transaction.atomic(), connection.chunked_cursor() as cursor:
         cursor.execute(sql, [tenant.pk])
         while chunk := cursor.fetchmany(65_536):
             array = np.array(chunk, dtype=np.int64)

@@ -148,3 +148,18 @@ def test_the_other_tenants_reviews_never_count(tenant, other_tenant, rubric):
 
     assert queue_agreement(tenant=other_tenant).criteria[0].units == 7
     assert judge_version_agreement(tenant=other_tenant) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_api_reads_the_rows_outside_a_test_transaction(tenant, rubric):
+    """As in production: no transaction around the request. On PostgreSQL the rows are read
+    from a server-side cursor, which must live in the transaction that holds the tenant's
+    scope (row-level security shows nothing otherwise)."""
+    from tests.conftest import make_client
+
+    overlap_reviews(tenant, rubric, _random_units(9, 15, 2))
+
+    body = make_client(tenant, "admin").get("/api/v1/agreement").json()
+
+    decision = next(row for row in body["criteria"] if row["key"] == "decision")
+    assert decision["units"] == 15 and decision["alpha"] is not None
