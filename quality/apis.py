@@ -79,8 +79,10 @@ def _period(params):
 
 def _queue(tenant, params) -> Queue | None:
     name = params.get("queue")
-    if not name:
+    if name is None:
         return None
+    if not name:
+        raise DomainValidationError("queue: a queue's name", fields={"queue": ["A queue's name."]})
     queue = Queue.objects.for_tenant(tenant).filter(name=name).first()
     if queue is None:
         raise NotFoundError("queue: no such queue.")
@@ -439,7 +441,7 @@ class JudgeFlagClearApi(TenantApi):
     @extend_schema(
         operation_id="judges_flag_clear",
         request=schemas.JudgeFlagClearIn,
-        responses={200: schemas.JudgeFlagOut, **error_responses(400, 401, 403, 404, 409)},
+        responses={200: schemas.JudgeFlagOut, **error_responses(400, 401, 403, 404, 409, 422)},
     )
     def post(self, request, judge_id: int):
         data = validate_body(schemas.JudgeFlagClearIn, request.data if request.data else {})
