@@ -323,6 +323,7 @@ SPECTACULAR_SETTINGS = {
         "OverrideModeEnum": ["review_all", "block", "none"],
         "CriterionKindEnum": ["binary", "graded", "categorical", "text"],
         "JudgeKindEnum": ["llm", "pii", "banned", "length", "json_schema", "disclaimer"],
+        "VerdictEnum": ["approve", "reject", "correct"],
     },
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
@@ -353,6 +354,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "audit-checkpoints": {"task": "tenants.tasks.audit_checkpoints_task", "schedule": 600.0},
     "sla-breaches": {"task": "reviews.tasks.tasks_sla_sweep_task", "schedule": 60.0},
     "resume-compliance-exports": {"task": "reviews.tasks.compliance_exports_resume_task", "schedule": 300.0},
+    # Judges kept honest (quality.services.judges_agreement_check): hourly, idempotent.
+    "judges-agreement": {"task": "quality.tasks.judges_agreement_check_task", "schedule": 3600.0},
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -397,5 +400,19 @@ HITL_JUDGE_RECONCILE_SECONDS = env_int("HITL_JUDGE_RECONCILE_SECONDS", 6 * 60)
 # by the serialized size of the documents and rows its entries were built from (hitl/cache.py).
 HITL_MAX_CONFIG_BYTES = env_int("HITL_MAX_CONFIG_BYTES", 256 * 1024)
 HITL_CACHE_MAX_BYTES = env_int("HITL_CACHE_MAX_BYTES", 8 * 1024 * 1024)
+# Reviewer quality (issue 13; docs/quality.md). Agreement: a criterion whose Krippendorff's alpha
+# is below this is flagged (Krippendorff 2004, p. 241: below .667 not even tentative conclusions),
+# over at least this many units. Adjudication: graded scores further apart than this disagree.
+HITL_AGREEMENT_LOW_ALPHA = float(os.environ.get("HITL_AGREEMENT_LOW_ALPHA", "0.667"))
+HITL_AGREEMENT_MIN_UNITS = env_int("HITL_AGREEMENT_MIN_UNITS", 10)
+HITL_ADJUDICATION_TOLERANCE = env_int("HITL_ADJUDICATION_TOLERANCE", 1)
+# Judges against people: a judge version whose Cohen's kappa over the last window falls below
+# the threshold (Landis and Koch 1977: 0.40 and below is "fair" at best), over enough verdicts,
+# is flagged; while flagged, outputs it passes are reviewed at the sample rate at least (empty: off).
+HITL_JUDGE_FLAG_BELOW_KAPPA = float(os.environ.get("HITL_JUDGE_FLAG_BELOW_KAPPA", "0.4"))
+HITL_JUDGE_FLAG_MIN_COMPARED = env_int("HITL_JUDGE_FLAG_MIN_COMPARED", 20)
+HITL_JUDGE_FLAG_WINDOW_DAYS = env_int("HITL_JUDGE_FLAG_WINDOW_DAYS", 30)
+_flag_rate = os.environ.get("HITL_JUDGE_FLAG_SAMPLE_RATE", "")
+HITL_JUDGE_FLAG_SAMPLE_RATE = float(_flag_rate) if _flag_rate else None
 # Where compliance bundles (zip files) are written, one directory per tenant; never commit it.
 HITL_EXPORT_DIR = os.environ.get("HITL_EXPORT_DIR") or str(BASE_DIR / "var" / "exports")

@@ -246,6 +246,10 @@ class CompiledPolicy:
             confidence = min(judge.confidence for judge in judges)
             rate = min(1.0, max(tier.min_review_rate, tier.review_rate * 2 * (1 - confidence)))
             rate_note = f"adaptive rate {rate:.4g} (tier rate {tier.review_rate:g}, judge confidence {confidence:.3g})"
+        boost = _flagged_boost(judges)
+        if boost is not None and boost[0] > rate:
+            rate = boost[0]
+            rate_note = f"{rate_note}, judge {boost[1]} flagged: rate raised to {rate:g}"
         if forced:
             sampled = True
             reason = f"{why}; {tier_note}; {'; '.join(forced)}: review"
@@ -270,6 +274,14 @@ class CompiledPolicy:
         return order[rank]
 
 
+def _flagged_boost(judges: Sequence["JudgeSignal"] | None) -> tuple[float, str] | None:
+    """The highest rate asked by flagged judges that passed the output, and their names."""
+    flagged = [judge for judge in judges or () if judge.flag_rate is not None and judge.result == "pass"]
+    if not flagged:
+        return None
+    return max(judge.flag_rate for judge in flagged), ", ".join(sorted(judge.name for judge in flagged))
+
+
 @dataclass(frozen=True, slots=True)
 class JudgeSignal:
     """What the decision needs of one verdict, and of the judge configuration that gave it."""
@@ -281,6 +293,9 @@ class JudgeSignal:
     on_fail: str = "force_review"
     raise_to: str = ""
     kind: str = "llm"
+    # The judge was flagged for low agreement with people when it judged (policies.JudgeFlag):
+    # what it passes is reviewed at this rate at least. Kept on the verdict, so recomputable.
+    flag_rate: float | None = None
 
     @property
     def confidence(self) -> float:

@@ -3,6 +3,7 @@ versioned with django-simple-history."""
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from hitl.crypto import EncryptedTextField
@@ -153,6 +154,50 @@ class Judge(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
+
+
+class JudgeFlag(TenantOwnedModel):
+    """A judge whose agreement with people fell below the threshold (issue 13 point 7).
+
+    Raised by the periodic check (``quality.services.judges_agreement_check``), open until a
+    person clears it. While open, outputs the judge passes are sampled at ``sample_rate`` at
+    least (none: no boost); each verdict records the rate it was given with
+    (``reviews.Judgement.flag_rate``), so a decision is recomputed from its rows.
+    """
+
+    judge = models.ForeignKey(Judge, on_delete=models.PROTECT, related_name="flags")
+    judge_version = models.PositiveIntegerField()
+    kappa = models.FloatField(null=True, blank=True, help_text="Cohen's kappa against people when flagged.")
+    agreement_rate = models.FloatField(null=True, blank=True)
+    compared = models.PositiveIntegerField(default=0, help_text="Verdicts compared with people's decisions.")
+    threshold = models.FloatField(help_text="The kappa it fell below.")
+    sample_rate = models.FloatField(
+        null=True, blank=True, help_text="While open: outputs it passes are reviewed at this rate at least."
+    )
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    flagged_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    cleared_note = models.TextField(blank=True, default="")
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=("judge",), name="judgeflag_one_open_per_judge", condition=models.Q(cleared_at__isnull=True)
+            ),
+            models.CheckConstraint(
+                condition=models.Q(sample_rate__isnull=True) | models.Q(sample_rate__gte=0, sample_rate__lte=1),
+                name="judgeflag_sample_rate_0_to_1",
+            ),
+        ]
+        indexes = [models.Index(fields=("tenant", "judge", "-flagged_at"), name="judgeflag_tenant_judge")]
+
+    def __str__(self) -> str:
+        state = "cleared" if self.cleared_at else "open"
+        return f"flag on judge {self.judge_id} v{self.judge_version} ({state})"
 
 
 # Retention (EU AI Act Art. 19 and 26(6): logs kept at least six months). The floor is a

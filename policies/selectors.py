@@ -6,7 +6,7 @@ from datetime import datetime
 from hitl.cache import config_cache, weight_of
 from hitl.errors import NotFoundError
 from policies.engine import CompiledPolicy
-from policies.models import Application, Judge, Override, Policy, Rubric
+from policies.models import Application, Judge, JudgeFlag, Override, Policy, Rubric
 from tenants.models import Tenant
 
 
@@ -257,3 +257,31 @@ def rubric_history(*, tenant: Tenant, name: str, limit: int = 100):
     """Every published version of one rubric, newest first, with who and why."""
     rubric = rubric_get(tenant=tenant, name=name)
     return rubric.history.select_related("history_user").order_by("-version", "-history_date")[:limit]
+
+
+def judge_flag_rates(*, tenant: Tenant) -> dict[int, float | None]:
+    """Open flags: judge id -> the rate outputs it passes are sampled at (None: flagged, no boost).
+
+    Cached per configuration token (raising or clearing a flag renews it): storing verdicts reads no flag.
+    """
+    return _judge_flag_rates(tenant.pk, str(tenant.config_token))
+
+
+@config_cache("judge flags")
+def _judge_flag_rates(tenant_id: int, config_token: str) -> tuple[dict[int, float | None], int]:
+    rates = dict(
+        JudgeFlag.unscoped.filter(tenant_id=tenant_id)
+        .filter(cleared_at__isnull=True)
+        .values_list("judge_id", "sample_rate")
+    )
+    return rates, 64 + 32 * len(rates)
+
+
+def judge_flags(*, tenant: Tenant, judge_id: int | None = None, open_only: bool = False):
+    """Flags, newest first, with the judge and who cleared them."""
+    flags = JudgeFlag.objects.for_tenant(tenant).select_related("judge", "cleared_by").order_by("-flagged_at")
+    if judge_id is not None:
+        flags = flags.filter(judge_id=judge_id)
+    if open_only:
+        flags = flags.filter(cleared_at__isnull=True)
+    return flags

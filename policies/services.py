@@ -23,7 +23,7 @@ from hitl.errors import (
 from hitl.json_limits import config_document_check
 from policies.defaults import DEFAULT_POLICY
 from policies.judges.runners import judge_params_normalize
-from policies.models import Application, Judge, JudgeKind, Override, Policy, Rubric
+from policies.models import Application, Judge, JudgeFlag, JudgeKind, Override, Policy, Rubric
 from policies.schemas import JudgeSpec, PolicyDocument, RubricDocument
 from tenants.audit import audit_record, changes
 from tenants.models import Tenant
@@ -433,3 +433,90 @@ def judge_update(*, tenant: Tenant, judge_id: int, data: dict, user=None, expect
     data.update(api_key_changed=judge.api_key != key_before, reason=spec.reason or "")
     audit_record(tenant=tenant, actor=user, kind="judge.updated", object_type="judge", object_id=judge.pk, data=data)
     return judge
+
+
+def _flag_state(flag: JudgeFlag) -> dict:
+    return {
+        "judge": flag.judge_id,
+        "judge_version": flag.judge_version,
+        "kappa": flag.kappa,
+        "agreement_rate": flag.agreement_rate,
+        "compared": flag.compared,
+        "threshold": flag.threshold,
+        "sample_rate": flag.sample_rate,
+        "period_start": flag.period_start,
+        "period_end": flag.period_end,
+    }
+
+
+@transaction.atomic
+def judge_flag_raise(
+    *,
+    tenant: Tenant,
+    judge: Judge,
+    kappa: float | None,
+    agreement_rate: float | None,
+    compared: int,
+    threshold: float,
+    sample_rate: float | None,
+    period_start=None,
+    period_end=None,
+) -> JudgeFlag | None:
+    """Flag a judge for low agreement with people; None when it is flagged already (idempotent).
+
+    Renews the configuration token: verdicts given from the next request on carry the
+    flag's sample rate (``policies.selectors.judge_flag_rates``).
+    """
+    Judge.objects.for_tenant(tenant).select_for_update().filter(pk=judge.pk).first()  # one raise at a time
+    if JudgeFlag.objects.for_tenant(tenant).filter(judge=judge, cleared_at__isnull=True).exists():
+        return None
+    flag = JudgeFlag.objects.for_tenant(tenant).create(
+        judge=judge,
+        judge_version=judge.version,
+        kappa=kappa,
+        agreement_rate=agreement_rate,
+        compared=compared,
+        threshold=threshold,
+        sample_rate=sample_rate,
+        period_start=period_start,
+        period_end=period_end,
+    )
+    tenant_config_changed(tenant=tenant)
+    audit_record(
+        tenant=tenant,
+        actor=None,
+        kind="judge.flagged",
+        object_type="judge",
+        object_id=judge.pk,
+        data={"flag": flag.pk, "after": _flag_state(flag)},
+    )
+    return flag
+
+
+@transaction.atomic
+def judge_flag_clear(*, tenant: Tenant, judge_id: int, user, note: str = "") -> JudgeFlag:
+    """A person looked at a flagged judge: the flag closes, the boosted sampling stops."""
+    flag = (
+        JudgeFlag.objects.for_tenant(tenant)
+        .select_for_update()
+        .filter(judge_id=judge_id, cleared_at__isnull=True)
+        .first()
+    )
+    if flag is None:
+        if not Judge.objects.for_tenant(tenant).filter(pk=judge_id).exists():
+            raise NotFoundError("Judge not found.")
+        raise ConflictError("This judge is not flagged.", code="not_flagged")
+    from django.utils import timezone
+
+    flag.cleared_at, flag.cleared_by, flag.cleared_note = timezone.now(), user, note
+    flag.save(update_fields=["cleared_at", "cleared_by", "cleared_note"])
+    tenant_config_changed(tenant=tenant)
+    audit_record(
+        tenant=tenant,
+        actor=user,
+        kind="judge.flag_cleared",
+        object_type="judge",
+        object_id=judge_id,
+        data={"flag": flag.pk, "note": note, "before": _flag_state(flag)},
+    )
+    return flag

@@ -4,8 +4,13 @@ Quality leads and admins manage; a reviewer's key reads its own certifications a
 and starts its own exams. Thin views: validate, call one service or selector, serialize.
 """
 
+import re
+from datetime import UTC, datetime, timedelta
+
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.http import StreamingHttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -13,16 +18,37 @@ from rest_framework.exceptions import UnsupportedMediaType
 
 from hitl.api import TenantApi, error_responses, respond, validate_body
 from hitl.api_errors import RequestTooLarge
-from hitl.errors import DomainValidationError, ForbiddenError
+from hitl.errors import ConflictError, DomainValidationError, ForbiddenError, NotFoundError
+from policies.selectors import judge_flags
+from policies.services import judge_flag_clear
 from quality import schemas, selectors
+from quality.agreement import (
+    judge_version_agreement,
+    queue_agreement,
+    reviewer_pair_agreement,
+)
+from quality.models import CalibrationItem, CalibrationStatus
+from quality.selectors import (
+    calibration_criteria,
+    calibration_participants,
+    calibration_results,
+    calibration_session_get,
+    calibration_sessions,
+    calibration_work,
+)
 from quality.services import (
+    calibration_answer_submit,
+    calibration_session_close,
+    calibration_session_create,
     gold_item_promote,
     gold_item_remove,
     gold_items_import,
     golden_set_create,
     golden_set_export,
+    judge_flag_settings,
 )
-from reviews.apis.audit import JsonErrorsOnly
+from reviews.apis.audit import JsonErrorsOnly, period_parse
+from reviews.models import Queue
 from reviews.services.gold import (
     QUEUE_CERTIFICATION_RULES,
     certification_reinstate,
@@ -389,3 +415,414 @@ class QueueRecertificationApi(QualityApi):
             tenant=self.tenant, queue_id=queue.pk, actor=self.actor(), reason=body.reason
         )
         return respond(schemas.RecertificationOut(queue=queue.name, expired=expired), status=status.HTTP_200_OK)
+
+
+QUALITY = KeyRoles.QUALITY
+CALIBRATING = frozenset({ApiKeyRole.REVIEWER, ApiKeyRole.QUALITY_LEAD, ApiKeyRole.ADMIN})
+DEFAULT_DAYS = 30
+
+OPTIONAL_PERIOD = [
+    OpenApiParameter(
+        "from",
+        {"type": "string", "format": "date-time"},
+        description=f"Start (inclusive), RFC 3339 with an offset. Default: {DEFAULT_DAYS} days before `to`.",
+    ),
+    OpenApiParameter("to", {"type": "string", "format": "date-time"}, description="End (exclusive). Default: now."),
+]
+
+
+QUEUE_PARAMETER = OpenApiParameter(
+    "queue", {"type": "string", "minLength": 1, "maxLength": 100}, description="Only reviews of this queue."
+)
+
+
+def _period(params):
+    """``from`` and ``to``, each optional: the last 30 days until ``to`` (default now)."""
+    now = timezone.now()
+    given = {name: params[name] for name in ("from", "to") if params.get(name) is not None}
+    if len(given) == 2:
+        return period_parse(params)
+    if "to" in given:
+        end = period_parse({"from": "0001-01-01T00:00:00Z", "to": given["to"]})[1]
+        try:
+            return end - timedelta(days=DEFAULT_DAYS), end
+        except OverflowError:  # the first days of year 1
+            return datetime.min.replace(tzinfo=UTC), end
+    if "from" in given:
+        start = period_parse({"from": given["from"], "to": "9999-12-31T23:59:59.999999Z"})[0]
+        return start, max(now, start)  # a start in the future: an empty period
+    return now - timedelta(days=DEFAULT_DAYS), now
+
+
+def _queue(tenant, params) -> Queue | None:
+    name = params.get("queue")
+    if name is None:
+        return None
+    if not name:
+        raise DomainValidationError("queue: a queue's name", fields={"queue": ["A queue's name."]})
+    queue = Queue.objects.for_tenant(tenant).filter(name=name).first()
+    if queue is None:
+        raise NotFoundError("queue: no such queue.")
+    return queue
+
+
+def _sees_everything(api_key) -> bool:
+    return api_key.role in QUALITY
+
+
+def _person_or_none(api_key):
+    return api_key.user if api_key.user_id else None
+
+
+def _session_for(api, session_id):
+    """The session as the key may see it: quality keys any of the tenant's, others only when invited."""
+    if _sees_everything(api.api_key):
+        return calibration_session_get(tenant=api.tenant, session_id=session_id)
+    person = _person_or_none(api.api_key)
+    if person is None:
+        raise NotFoundError("Calibration session not found.")
+    return calibration_session_get(tenant=api.tenant, session_id=session_id, user=person)
+
+
+def _session_out(tenant, session) -> schemas.CalibrationSessionOut:
+    items = CalibrationItem.objects.for_tenant(tenant).filter(session=session).count()
+    return schemas.CalibrationSessionOut.of(session, calibration_participants(tenant=tenant, session=session), items)
+
+
+class CalibrationSessionCollectionApi(TenantApi):
+    """``GET /api/v1/calibration/sessions``: sessions (a reviewer's: those they are invited to);
+    ``POST``: a quality lead starts one."""
+
+    permission_map = {"GET": CALIBRATING, "POST": QUALITY}
+
+    @extend_schema(
+        operation_id="calibration_sessions_list",
+        responses={200: schemas.CalibrationSessionList, **error_responses(401, 403)},
+    )
+    def get(self, request):
+        if _sees_everything(self.api_key):
+            sessions = calibration_sessions(tenant=self.tenant)
+        else:
+            person = _person_or_none(self.api_key)
+            sessions = calibration_sessions(tenant=self.tenant, user=person) if person else []
+        return respond(schemas.CalibrationSessionList(results=[_session_out(self.tenant, s) for s in sessions]))
+
+    @extend_schema(
+        operation_id="calibration_sessions_create",
+        request=schemas.CalibrationSessionIn,
+        responses={201: schemas.CalibrationSessionOut, **error_responses(400, 401, 403, 404, 422)},
+    )
+    def post(self, request):
+        data = validate_body(schemas.CalibrationSessionIn, request.data)
+        session = calibration_session_create(
+            tenant=self.tenant,
+            user=_person_or_none(self.api_key),
+            name=data.name,
+            rubric_name=data.rubric,
+            output_ids=[str(value) for value in data.outputs],
+            participant_ids=list(data.participants),
+        )
+        return respond(_session_out(self.tenant, session), status=201)
+
+
+class CalibrationSessionDetailApi(TenantApi):
+    """``GET /api/v1/calibration/sessions/{id}``: the session, who is invited and how far each is."""
+
+    permission_map = {"GET": CALIBRATING}
+
+    @extend_schema(
+        operation_id="calibration_sessions_get",
+        responses={200: schemas.CalibrationSessionOut, **error_responses(401, 403, 404)},
+    )
+    def get(self, request, calibration_id: int):
+        return respond(_session_out(self.tenant, _session_for(self, calibration_id)))
+
+
+class CalibrationWorkApi(TenantApi):
+    """``GET /api/v1/calibration/sessions/{id}/work``: the items to score, with your own answers only."""
+
+    permission_map = {"GET": CALIBRATING}
+
+    @extend_schema(
+        operation_id="calibration_sessions_work",
+        responses={200: schemas.CalibrationWork, **error_responses(401, 403, 404)},
+    )
+    def get(self, request, calibration_id: int):
+        person = _person_or_none(self.api_key)
+        if person is None:
+            raise NotFoundError("Calibration session not found.")
+        session = calibration_session_get(tenant=self.tenant, session_id=calibration_id, user=person)
+        items = [
+            schemas.CalibrationWorkItem(
+                item=row["item"].pk,
+                position=row["item"].position,
+                output_id=row["output"].pk,
+                external_id=row["output"].external_id,
+                application=row["output"].application,
+                input=row["output"].input,
+                output=row["output"].output,
+                answer=schemas.CalibrationAnswerOut(
+                    item=row["item"].pk,
+                    decision=row["answer"].decision,
+                    scores=row["answer"].scores,
+                    comment=row["answer"].comment,
+                    updated_at=row["answer"].updated_at,
+                )
+                if row["answer"]
+                else None,
+            )
+            for row in calibration_work(tenant=self.tenant, session=session, user=person)
+        ]
+        return respond(
+            schemas.CalibrationWork(
+                session=_session_out(self.tenant, session),
+                criteria=calibration_criteria(tenant=self.tenant, session=session),
+                items=items,
+            )
+        )
+
+
+class CalibrationAnswerApi(TenantApi):
+    """``POST /api/v1/calibration/sessions/{id}/answers``: your answer on one item, blind (again: replaces it)."""
+
+    permission_map = {"POST": CALIBRATING}
+
+    @extend_schema(
+        operation_id="calibration_sessions_answer",
+        request=schemas.CalibrationAnswerIn,
+        responses={201: schemas.CalibrationAnswerOut, **error_responses(400, 401, 403, 404, 409, 422)},
+    )
+    def post(self, request, calibration_id: int):
+        person = _person_or_none(self.api_key)
+        if person is None:
+            raise NotFoundError("Calibration session not found.")
+        data = validate_body(schemas.CalibrationAnswerIn, request.data)
+        answer = calibration_answer_submit(
+            tenant=self.tenant,
+            user=person,
+            session_id=calibration_id,
+            item_id=data.item,
+            decision=data.decision,
+            scores=data.scores,
+            comment=data.comment,
+        )
+        return respond(
+            schemas.CalibrationAnswerOut(
+                item=answer.item_id,
+                decision=answer.decision,
+                scores=answer.scores,
+                comment=answer.comment,
+                updated_at=answer.updated_at,
+            ),
+            status=201,
+        )
+
+
+class CalibrationCloseApi(TenantApi):
+    """``POST /api/v1/calibration/sessions/{id}/close``: answers freeze, results show to everyone invited."""
+
+    permission_map = {"POST": QUALITY}
+
+    @extend_schema(
+        operation_id="calibration_sessions_close",
+        request=None,
+        responses={200: schemas.CalibrationSessionOut, **error_responses(401, 403, 404, 409)},
+    )
+    def post(self, request, calibration_id: int):
+        calibration_session_get(tenant=self.tenant, session_id=calibration_id)
+        session = calibration_session_close(
+            tenant=self.tenant, user=_person_or_none(self.api_key), session_id=calibration_id
+        )
+        return respond(_session_out(self.tenant, session))
+
+
+def results_out(tenant, results) -> schemas.CalibrationResults:
+    return schemas.CalibrationResults(
+        session=_session_out(tenant, results.session),
+        participants=[person["username"] for person in results.participants],
+        items=[
+            schemas.CalibrationResultItem(
+                item=row.item.pk,
+                position=row.item.position,
+                output_id=row.item.output_id,
+                external_id=row.item.output.external_id,
+                answers=[
+                    schemas.CalibrationResultAnswer(
+                        reviewer=answer.user.get_username(),
+                        decision=answer.decision,
+                        scores=answer.scores,
+                        comment=answer.comment,
+                    )
+                    if answer is not None
+                    else None
+                    for answer in row.answers
+                ],
+                disagreements=row.disagreements,
+                gold=row.gold,
+            )
+            for row in results.items
+        ],
+        agreement=[schemas.CriterionAgreementOut.model_validate(figure) for figure in results.agreement],
+    )
+
+
+class CalibrationResultsApi(TenantApi):
+    """``GET /api/v1/calibration/sessions/{id}/results``: once closed, everyone's answers side by side
+    (disagreements first), the gold answer where there is one, and the session's agreement."""
+
+    permission_map = {"GET": CALIBRATING}
+
+    @extend_schema(
+        operation_id="calibration_sessions_results",
+        responses={200: schemas.CalibrationResults, **error_responses(401, 403, 404, 409)},
+    )
+    def get(self, request, calibration_id: int):
+        session = _session_for(self, calibration_id)
+        if session.status != CalibrationStatus.CLOSED:
+            raise ConflictError("The session is open: results show once it is closed.", code="session_open")
+        return respond(results_out(self.tenant, calibration_results(tenant=self.tenant, session=session)))
+
+
+class AgreementApi(TenantApi):
+    """``GET /api/v1/agreement``: agreement per criterion over production overlap reviews of a
+    period (reviews given in it), optionally of one queue; low ones flagged."""
+
+    permission_map = {"GET": QUALITY}
+
+    @extend_schema(
+        operation_id="agreement_get",
+        parameters=[*OPTIONAL_PERIOD, QUEUE_PARAMETER],
+        responses={200: schemas.AgreementReportOut, **error_responses(400, 401, 403, 404, 422)},
+    )
+    def get(self, request):
+        start, end = _period(request.query_params)
+        queue = _queue(self.tenant, request.query_params)
+        report = queue_agreement(tenant=self.tenant, start=start, end=end, queue_id=queue.pk if queue else None)
+        return respond(
+            schemas.AgreementReportOut(
+                start=start,
+                end=end,
+                queue=queue.name if queue else None,
+                threshold=report.threshold,
+                min_units=report.min_units,
+                criteria=[schemas.CriterionAgreementOut.model_validate(figure) for figure in report.criteria],
+            )
+        )
+
+
+_KEY = re.compile(r"[a-z0-9_][a-z0-9_-]{0,49}", re.IGNORECASE)
+
+
+class AgreementPairsApi(TenantApi):
+    """``GET /api/v1/agreement/pairs``: Cohen's kappa of every pair of reviewers on the outputs both reviewed."""
+
+    permission_map = {"GET": QUALITY}
+
+    @extend_schema(
+        operation_id="agreement_pairs",
+        parameters=[
+            *OPTIONAL_PERIOD,
+            QUEUE_PARAMETER,
+            OpenApiParameter(
+                "criterion",
+                {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_-]{0,49}$"},
+                description="`decision` (default) or a rubric criterion's key.",
+            ),
+        ],
+        responses={200: schemas.PairAgreementList, **error_responses(400, 401, 403, 404, 422)},
+    )
+    def get(self, request):
+        start, end = _period(request.query_params)
+        queue = _queue(self.tenant, request.query_params)
+        criterion = request.query_params.get("criterion", "decision")
+        if not _KEY.fullmatch(criterion):
+            raise DomainValidationError("criterion: a criterion's key", fields={"criterion": ["A criterion's key."]})
+        pairs = reviewer_pair_agreement(
+            tenant=self.tenant, start=start, end=end, queue_id=queue.pk if queue else None, criterion=criterion
+        )
+        ids = {pair.reviewer_a for pair in pairs} | {pair.reviewer_b for pair in pairs}
+        names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
+        return respond(
+            schemas.PairAgreementList(
+                start=start,
+                end=end,
+                results=[
+                    schemas.PairAgreementOut(
+                        reviewer_a=names.get(pair.reviewer_a, str(pair.reviewer_a)),
+                        reviewer_b=names.get(pair.reviewer_b, str(pair.reviewer_b)),
+                        criterion=pair.criterion,
+                        units=pair.units,
+                        percent_agreement=pair.percent_agreement,
+                        kappa=pair.kappa,
+                        weights=pair.weights,
+                    )
+                    for pair in pairs
+                ],
+            )
+        )
+
+
+def judge_rows(tenant, start, end) -> list[schemas.JudgeVersionAgreementOut]:
+    flags = {flag.judge_id: flag for flag in judge_flags(tenant=tenant, open_only=True)}
+    rows = []
+    for figure in judge_version_agreement(tenant=tenant, start=start, end=end):
+        flag = flags.get(figure.judge)
+        (pp, pf), (fp, ff) = figure.table
+        rows.append(
+            schemas.JudgeVersionAgreementOut(
+                judge=figure.judge,
+                judge_name=figure.judge_name,
+                version=figure.version,
+                compared=figure.compared,
+                errors=figure.errors,
+                both_pass=pp,
+                judge_pass_human_fail=pf,
+                judge_fail_human_pass=fp,
+                both_fail=ff,
+                percent_agreement=figure.percent_agreement,
+                kappa=figure.kappa,
+                flag=schemas.JudgeFlagOut.of(flag) if flag and flag.judge_version == figure.version else None,
+            )
+        )
+    return rows
+
+
+class JudgeAgreementListApi(TenantApi):
+    """``GET /api/v1/agreement/judges``: every judge version against people's decisions in the
+    period, with the open flags."""
+
+    permission_map = {"GET": QUALITY}
+
+    @extend_schema(
+        operation_id="agreement_judges",
+        parameters=OPTIONAL_PERIOD,
+        responses={200: schemas.JudgeAgreementList, **error_responses(400, 401, 403, 422)},
+    )
+    def get(self, request):
+        start, end = _period(request.query_params)
+        return respond(
+            schemas.JudgeAgreementList(
+                start=start,
+                end=end,
+                threshold=judge_flag_settings()["threshold"],
+                results=judge_rows(self.tenant, start, end),
+            )
+        )
+
+
+class JudgeFlagClearApi(TenantApi):
+    """``POST /api/v1/judges/{id}/flag/clear``: a person looked at a flagged judge; boosted sampling stops."""
+
+    permission_map = {"POST": QUALITY}
+
+    @extend_schema(
+        operation_id="judges_flag_clear",
+        request=schemas.JudgeFlagClearIn,
+        responses={200: schemas.JudgeFlagOut, **error_responses(400, 401, 403, 404, 409, 422)},
+    )
+    def post(self, request, judge_id: int):
+        data = validate_body(schemas.JudgeFlagClearIn, request.data if request.data else {})
+        flag = judge_flag_clear(
+            tenant=self.tenant, judge_id=judge_id, user=_person_or_none(self.api_key), note=data.note
+        )
+        return respond(schemas.JudgeFlagOut.of(flag))

@@ -2,14 +2,24 @@
 
 from django.urls import path
 
-from quality import gold_pages as pages
+from quality import gold_pages, pages
 
 app_name = "quality"
-urlpatterns: list = [
-    path("golden-sets/", pages.GoldenSetsPage.as_view(), name="golden-sets"),
-    path("golden-sets/<int:golden_set_id>/", pages.GoldenSetPage.as_view(), name="golden-set"),
-    path("golden-sets/<int:golden_set_id>/export.jsonl", pages.GoldenSetExport.as_view(), name="golden-set-export"),
-    path("outputs/<uuid:output_id>/", pages.OutputPromotePage.as_view(), name="output"),
-    path("certifications/", pages.CertificationsPage.as_view(), name="certifications"),
-    path("exams/", pages.ExamsPage.as_view(), name="exams"),
+urlpatterns = [
+    path("golden-sets/", gold_pages.GoldenSetsPage.as_view(), name="golden-sets"),
+    path("golden-sets/<int:golden_set_id>/", gold_pages.GoldenSetPage.as_view(), name="golden-set"),
+    path(
+        "golden-sets/<int:golden_set_id>/export.jsonl", gold_pages.GoldenSetExport.as_view(), name="golden-set-export"
+    ),
+    path("outputs/<uuid:output_id>/", gold_pages.OutputPromotePage.as_view(), name="output"),
+    path("certifications/", gold_pages.CertificationsPage.as_view(), name="certifications"),
+    path("exams/", gold_pages.ExamsPage.as_view(), name="exams"),
+    path("calibration/", pages.CalibrationListPage.as_view(), name="calibration"),
+    path("calibration/new/", pages.CalibrationNewPage.as_view(), name="calibration-new"),
+    path("calibration/mine/", pages.MyCalibrationPage.as_view(), name="calibration-mine"),
+    path("calibration/<int:session_id>/", pages.CalibrationSessionPage.as_view(), name="calibration-session"),
+    path("calibration/<int:session_id>/score/", pages.CalibrationScorePage.as_view(), name="calibration-score"),
+    path("calibration/<int:session_id>/results/", pages.CalibrationResultsPage.as_view(), name="calibration-results"),
+    path("agreement/", pages.AgreementPage.as_view(), name="agreement"),
+    path("judges/<int:judge_id>/clear/", pages.JudgeFlagClearAction.as_view(), name="judge-flag-clear"),
 ]

@@ -1,11 +1,19 @@
 """Reads of the quality layer, each taking the tenant."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from hitl.errors import NotFoundError
+from policies.selectors import rubric_criteria
+from quality.agreement import DECISION_CODES, CriterionAgreement, Scale, criterion_agreement
+from quality.models import CalibrationAnswer, CalibrationItem, CalibrationParticipant, CalibrationSession
 from reviews.models import (
     Certification,
     CertificationStatus,
@@ -152,3 +160,155 @@ def output_for_promotion(*, tenant: Tenant, output_id) -> Output:
     if output is None:
         raise NotFoundError("Output not found.")
     return output
+
+
+def gold_answer(*, tenant: Tenant, output_id) -> dict | None:
+    """The gold (expected) answer for an output, shown beside a calibration item's results.
+
+    Golden sets are another branch's work (issue 13 point 1, branch h-gold); until its gold
+    item models are merged, no output has a gold answer and this returns None. Once they
+    are, this returns ``{"decision": ..., "scores": {...}}`` of the gold item for the output
+    (the latest version), and the results page and API show it with no other change.
+    """
+    return None
+
+
+def calibration_sessions(*, tenant: Tenant, user=None) -> list[CalibrationSession]:
+    """The tenant's sessions, newest first; with ``user``, only those the person is invited to."""
+    sessions = CalibrationSession.objects.for_tenant(tenant).select_related("rubric", "created_by")
+    if user is not None:
+        invited = CalibrationParticipant.objects.for_tenant(tenant).filter(user=user).values("session_id")
+        sessions = sessions.filter(pk__in=invited)
+    return list(sessions.order_by("-created_at", "-pk"))
+
+
+def calibration_session_get(*, tenant: Tenant, session_id, user=None) -> CalibrationSession:
+    """One session, or NotFoundError; with ``user``, only when the person is invited (else the same 404)."""
+    try:
+        session = (
+            CalibrationSession.objects.for_tenant(tenant)
+            .select_related("rubric", "created_by", "closed_by")
+            .filter(pk=session_id)
+            .first()
+        )
+    except (ValueError, DjangoValidationError):
+        session = None
+    if session is None or (
+        user is not None and not calibration_is_participant(tenant=tenant, session=session, user=user)
+    ):
+        raise NotFoundError("Calibration session not found.")
+    return session
+
+
+def calibration_is_participant(*, tenant: Tenant, session: CalibrationSession, user) -> bool:
+    return CalibrationParticipant.objects.for_tenant(tenant).filter(session=session, user=user).exists()
+
+
+def calibration_participants(*, tenant: Tenant, session: CalibrationSession) -> list[dict]:
+    """Who is invited, with how many items each answered (counts only: answers stay blind)."""
+    answered = dict(
+        CalibrationAnswer.objects.for_tenant(tenant)
+        .filter(session=session)
+        .values("user_id")
+        .annotate(n=Count("id"))
+        .values_list("user_id", "n")
+    )
+    rows = (
+        CalibrationParticipant.objects.for_tenant(tenant)
+        .filter(session=session)
+        .select_related("user")
+        .order_by("user__username")
+    )
+    return [
+        {"id": row.user_id, "username": row.user.get_username(), "answered": answered.get(row.user_id, 0)}
+        for row in rows
+    ]
+
+
+def calibration_criteria(*, tenant: Tenant, session: CalibrationSession) -> list[dict]:
+    return rubric_criteria(tenant=tenant, rubric_id=session.rubric_id, version=session.rubric_version) or []
+
+
+def calibration_work(*, tenant: Tenant, session: CalibrationSession, user) -> list[dict]:
+    """The items a participant scores, in order, with the output and their own answer only (blind)."""
+    items = list(
+        CalibrationItem.objects.for_tenant(tenant).filter(session=session).select_related("output").order_by("position")
+    )
+    mine = {
+        answer.item_id: answer
+        for answer in CalibrationAnswer.objects.for_tenant(tenant).filter(session=session, user=user)
+    }
+    return [{"item": item, "output": item.output, "answer": mine.get(item.pk)} for item in items]
+
+
+@dataclass
+class ItemResult:
+    """One item's answers side by side: one entry a participant (None: did not answer)."""
+
+    item: CalibrationItem
+    answers: list[CalibrationAnswer | None]
+    disagreements: list[str]  # the keys (decision, criteria) on which the answers differ
+    gold: dict | None = None
+
+    @property
+    def disagrees(self) -> bool:
+        return bool(self.disagreements)
+
+
+@dataclass
+class CalibrationResults:
+    """A closed session's results: items (disagreements first), participants, agreement per criterion."""
+
+    session: CalibrationSession
+    participants: list[dict]
+    criteria: list[dict]
+    items: list[ItemResult]
+    agreement: list[CriterionAgreement] = field(default_factory=list)
+
+
+def _value(answer: CalibrationAnswer, key: str):
+    return answer.decision if key == "decision" else answer.scores.get(key)
+
+
+def calibration_results(*, tenant: Tenant, session: CalibrationSession) -> CalibrationResults:
+    """Everyone's answers per item and criterion, the items where they differ first (the most
+    differences first, then in order), the gold answer where there is one, and the session's
+    agreement: Krippendorff's alpha at the level of each criterion's kind (nominal for the
+    decision, binary and categorical criteria, with Fleiss' kappa; ordinal for graded ones)."""
+    participants = calibration_participants(tenant=tenant, session=session)
+    order = {person["id"]: index for index, person in enumerate(participants)}
+    criteria = calibration_criteria(tenant=tenant, session=session)
+    keys = ["decision", *(c["key"] for c in criteria if c.get("kind") != "text")]
+    items = list(
+        CalibrationItem.objects.for_tenant(tenant).filter(session=session).select_related("output").order_by("position")
+    )
+    answers = list(CalibrationAnswer.objects.for_tenant(tenant).filter(session=session).select_related("user"))
+    by_item: dict[int, list[CalibrationAnswer | None]] = {item.pk: [None] * len(participants) for item in items}
+    for answer in answers:
+        if answer.user_id in order:
+            by_item[answer.item_id][order[answer.user_id]] = answer
+    results = []
+    for item in items:
+        given = [answer for answer in by_item[item.pk] if answer is not None]
+        differing = []
+        for key in keys:
+            values = {str(_value(answer, key)) for answer in given if _value(answer, key) is not None}
+            if len(values) > 1:
+                differing.append(key)
+        results.append(
+            ItemResult(item, by_item[item.pk], differing, gold_answer(tenant=tenant, output_id=item.output_id))
+        )
+    results.sort(key=lambda result: (-len(result.disagreements), result.item.position))
+    scales = [Scale.for_decision(), *filter(None, (Scale.for_criterion(c) for c in criteria))]
+    agreement = []
+    position = {item.pk: index for index, item in enumerate(items)}
+    for scale in scales:
+        units, values = [], []
+        for answer in answers:
+            raw = _value(answer, scale.key)
+            code = DECISION_CODES.get(raw) if scale.key == "decision" else scale.codes.get(raw)
+            if code is not None:
+                units.append(position[answer.item_id])
+                values.append(float(code))
+        agreement.append(criterion_agreement(scale, np.asarray(units, dtype=np.int64), np.asarray(values, dtype=float)))
+    return CalibrationResults(session, participants, criteria, results, agreement)

@@ -86,3 +86,62 @@ def second_look_level(
     if not judge_failed or second_look_exists or reviewer_level >= 3:
         return None
     return reviewer_level + 1
+
+
+# Adjudication: overlap reviews that disagree go to a higher-level reviewer (issue 13).
+
+# A graded criterion's scores disagree when they are further apart than this many points
+# (``HITL_ADJUDICATION_TOLERANCE``, default 1: 3 and 4 agree, 3 and 5 do not). Binary and
+# categorical criteria disagree on any difference; text criteria are never compared.
+DEFAULT_ADJUDICATION_TOLERANCE = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredReview:
+    """What the disagreement rule reads of one review."""
+
+    reviewer: int
+    verdict: str
+    scores: dict
+
+
+def reviews_disagreement(
+    *, reviews: Sequence[ScoredReview], criteria: Sequence[dict] | None, tolerance: int
+) -> str | None:
+    """Why the reviews of one output disagree (their decisions, or a criterion beyond the
+    tolerance), or None when they agree. Escalations are not verdicts and are left out."""
+    verdicts = [row for row in reviews if row.verdict != Review.Verdict.ESCALATE]
+    if len(verdicts) < 2:
+        return None
+    reasons = []
+    decisions = sorted({row.verdict for row in verdicts})
+    if len(decisions) > 1:
+        reasons.append("decisions " + " vs ".join(decisions))
+    for criterion in criteria or ():
+        key, kind = criterion.get("key"), criterion.get("kind")
+        values = [row.scores.get(key) for row in verdicts if row.scores.get(key) is not None]
+        if len(values) < 2 or kind == "text":
+            continue
+        if kind == "graded":
+            if max(values) - min(values) > tolerance:
+                reasons.append(f"{key} {min(values)} vs {max(values)} (tolerance {tolerance})")
+        elif len({str(value) for value in values}) > 1:
+            reasons.append(f"{key} " + " vs ".join(sorted({str(value).lower() for value in values})))
+    return "; ".join(reasons) or None
+
+
+def adjudication_level(*, reviewer_levels: Iterable[int]) -> int:
+    """A reviewer one level above the highest of those who disagree (level 3 at most: then
+    another level-3 reviewer, never one of them, since nobody reviews an output twice)."""
+    return min(3, max(reviewer_levels, default=1) + 1)
+
+
+def adjudication_outcome(*, verdict: str, corrected_output: str, submitted_output: str) -> Outcome | None:
+    """The adjudicator's verdict is the output's decision, whatever was decided before."""
+    if verdict == Review.Verdict.REJECT:
+        return Outcome(Decision.REJECTED, None, Delivery.BLOCK, cancels_open_tasks=True)
+    if verdict == Review.Verdict.CORRECT:
+        return Outcome(Decision.CORRECTED, corrected_output, Delivery.DELIVER, cancels_open_tasks=True)
+    if verdict == Review.Verdict.APPROVE:
+        return Outcome(Decision.APPROVED, submitted_output, Delivery.DELIVER, cancels_open_tasks=True)
+    return None

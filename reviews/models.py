@@ -262,13 +262,16 @@ class TaskStatus(models.TextChoices):
 
 class TaskPurpose(models.TextChoices):
     """Why a task exists: an approval the decision needs, a deliberate second opinion
-    to measure agreement, a person's look after an end user's thumbs-down, or a higher
-    level's look when signals disagree (a person approved what a judge failed)."""
+    to measure agreement, a person's look after an end user's thumbs-down, a higher
+    level's look when signals disagree (a person approved what a judge failed), or a
+    higher level's adjudication when an output's overlap reviews disagree (its verdict is
+    the output's decision)."""
 
     APPROVAL = "approval", "Approval"
     OVERLAP = "overlap", "Overlap (agreement sample)"
     USER_FEEDBACK = "user_feedback", "User feedback"
     CONFLICT = "conflict", "Signals disagree (a second look)"
+    ADJUDICATION = "adjudication", "Reviews disagree (adjudication)"
 
 
 class ReviewTask(TenantOwnedModel):
@@ -417,6 +420,12 @@ class Judgement(TenantOwnedModel):
         max_length=16, default="force_review", help_text="The judge's on_fail when it judged (for recomputing)."
     )
     raise_to = models.CharField(max_length=50, blank=True, default="")
+    flag_rate = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The judge was flagged for low agreement when it judged: what it passed is sampled at this "
+        "rate at least (for recomputing).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta(TenantOwnedModel.Meta):
@@ -470,11 +479,18 @@ class DeliveryStatus(models.TextChoices):
 
 
 class WebhookDelivery(TenantOwnedModel):
-    """One decision to one endpoint; its id is the idempotency id receivers de-duplicate on."""
+    """One event (a decision, mostly) to one endpoint; its id is the idempotency id receivers de-duplicate on."""
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
-    output = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    output = models.ForeignKey(
+        Output,
+        on_delete=models.CASCADE,
+        related_name="webhook_deliveries",
+        null=True,
+        blank=True,
+        help_text="The output the event is about; empty for events about something else (judge.flagged).",
+    )
     event = models.CharField(max_length=50, default="output.decided")
     payload = models.JSONField()
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)

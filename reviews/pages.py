@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from hitl.errors import ApplicationError, NotFoundError
 from policies.selectors import compiled_policy, rubric_criteria, rubric_scope
-from reviews.models import Review
+from reviews.models import Review, TaskPurpose
 from reviews.selectors import (
+    adjudication_reviews,
     output_judgements,
     queues_overview,
     reviews_by,
@@ -225,6 +226,9 @@ class TaskPage(TenantPage):
             steps=trace_steps(output.trace),
             input=input_view(output.input),
             judgements=output_judgements(tenant=self.tenant, output_id=output.pk),
+            adjudicated=adjudication_reviews(tenant=self.tenant, output_id=output.pk)
+            if task.purpose == TaskPurpose.ADJUDICATION
+            else [],
             criteria=criteria_view(criteria, extra.get("values"), extra.get("errors") or {}),
             tier=tier,
             escalation_allowed=self._may_escalate(task),

@@ -353,14 +353,40 @@ class SessionPage(ResponseModel):
     results: list[SessionTurn]
 
 
+class AdjudicatedReview(ResponseModel):
+    """One of the reviews an adjudicator compares."""
+
+    reviewer: str = Field(description="The reviewer's user name.")
+    purpose: Literal["approval", "overlap"]
+    decision: Literal["approve", "reject", "correct"]
+    scores: JsonObject
+    corrected_output: str
+    comment: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, review) -> Self:
+        return cls(
+            reviewer=review.reviewer.get_username(),
+            purpose=review.purpose,
+            decision=review.decision,
+            scores=review.scores,
+            corrected_output=review.corrected_output,
+            comment=review.comment,
+            created_at=review.created_at,
+        )
+
+
 class TaskOut(ResponseModel):
     """A leased task with everything the reviewer needs to judge it."""
 
     id: UUID
     queue: str
-    purpose: Literal["approval", "overlap", "user_feedback", "conflict"] = Field(
+    purpose: Literal["approval", "overlap", "user_feedback", "conflict", "adjudication"] = Field(
         description="approval: the decision needs it; overlap: a second opinion that measures agreement; "
-        "user_feedback: an end user's thumbs-down; conflict: a person approved what a judge failed, a level up decides"
+        "user_feedback: an end user's thumbs-down; conflict: a person approved what a judge failed, "
+        "a level up decides; adjudication: the output's overlap reviews disagree, a level up decides "
+        "(the verdict is the output's decision)"
     )
     status: str
     level_required: int
@@ -373,9 +399,14 @@ class TaskOut(ResponseModel):
     session: TaskSession | None = Field(
         default=None, description="The session the output belongs to, with the turns the reviewer is shown."
     )
+    adjudication: list[AdjudicatedReview] | None = Field(
+        default=None, description="An adjudication task only: the reviews that disagree, side by side, oldest first."
+    )
 
     @classmethod
-    def of(cls, task: Mapping, criteria: list | None, judgements=(), session=None, scope: str = "output") -> Self:
+    def of(
+        cls, task: Mapping, criteria: list | None, judgements=(), session=None, scope: str = "output", adjudication=None
+    ) -> Self:
         """From a task as the claim (or ``reviews.selectors.task_details``) returns it, its rubric's criteria
         and scope, and the session shown (``reviews.selectors.session_shown``)."""
         output = task["output"]
@@ -401,6 +432,9 @@ class TaskOut(ResponseModel):
             ),
             judgements=[JudgementOut.of(judgement) for judgement in judgements],
             session=TaskSession.of(session) if session is not None else None,
+            adjudication=[AdjudicatedReview.of(review) for review in adjudication]
+            if adjudication is not None
+            else None,
         )
 
 

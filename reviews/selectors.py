@@ -470,3 +470,15 @@ def workbench_certifications(*, tenant: Tenant, user, queue_ids, now) -> list[di
             }
         )
     return shown
+
+
+def adjudication_reviews(*, tenant: Tenant, output_id) -> list[Review]:
+    """The reviews an adjudicator compares, side by side: the output's approval and overlap
+    reviews (escalations aside), oldest first, with who gave them."""
+    return list(
+        Review.objects.for_tenant(tenant)
+        .filter(output_id=output_id, purpose__in=("approval", "overlap"))
+        .exclude(decision=Review.Verdict.ESCALATE)
+        .select_related("reviewer")
+        .order_by("created_at")
+    )

@@ -17,8 +17,8 @@ from rest_framework.test import APIClient
 
 from policies.defaults import DEFAULT_POLICY
 from policies.models import Application, Judge, Policy, Rubric
-from policies.services import judge_create, policy_publish, rubric_publish
-from quality.services import gold_items_import, golden_set_create
+from policies.services import judge_create, judge_flag_raise, policy_publish, rubric_publish
+from quality.services import calibration_session_create, gold_items_import, golden_set_create
 from reviews.models import (
     Certification,
     ComplianceExport,
@@ -31,7 +31,7 @@ from reviews.models import (
 )
 from reviews.services.webhooks import webhook_endpoint_create
 from tenants.models import ApiKeyRole
-from tenants.services import PLATFORM_OPERATOR, api_key_revoke
+from tenants.services import PLATFORM_OPERATOR, api_key_revoke, membership_create
 from tests.conftest import make_client
 from tests.factories import UserFactory, output_payload
 from tests.reviews.otlp_spans import agent_run, export, otlp_json
@@ -318,6 +318,82 @@ ENDPOINTS += [
         False,
     ),
 ]
+CALIBRATING = frozenset({"reviewer", "quality_lead", "admin"})
+ENDPOINTS += [
+    Endpoint("calibration-sessions", "get", lambda o: "/api/v1/calibration/sessions", None, CALIBRATING, False),
+    # Allowed callers get past role and tenancy, then meet the output check: no such output here.
+    Endpoint(
+        "calibration-sessions",
+        "post",
+        lambda o: "/api/v1/calibration/sessions",
+        lambda: {
+            "name": "n",
+            "rubric": "secret-rubric-of-a",
+            "outputs": ["0190f3a0-0000-7000-8000-000000000000"],
+            "participants": [1, 2],
+        },
+        QUALITY,
+        False,
+        frozenset({404}),
+    ),
+    # Reviewers see the sessions they are invited to only: the keys' people are not.
+    Endpoint(
+        "calibration-session",
+        "get",
+        lambda o: f"/api/v1/calibration/sessions/{o['session_id']}",
+        None,
+        CALIBRATING,
+        True,
+        frozenset({200, 404}),
+    ),
+    Endpoint(
+        "calibration-work",
+        "get",
+        lambda o: f"/api/v1/calibration/sessions/{o['session_id']}/work",
+        None,
+        CALIBRATING,
+        True,
+        frozenset({404}),
+    ),
+    Endpoint(
+        "calibration-answers",
+        "post",
+        lambda o: f"/api/v1/calibration/sessions/{o['session_id']}/answers",
+        lambda: {"item": 1, "decision": "approve", "scores": {"ok": True}},
+        CALIBRATING,
+        True,
+        frozenset({404}),
+    ),
+    Endpoint(
+        "calibration-close",
+        "post",
+        lambda o: f"/api/v1/calibration/sessions/{o['session_id']}/close",
+        None,
+        QUALITY,
+        True,
+    ),
+    # Open: results wait for the close (409); for reviewers not invited, 404.
+    Endpoint(
+        "calibration-results",
+        "get",
+        lambda o: f"/api/v1/calibration/sessions/{o['session_id']}/results",
+        None,
+        CALIBRATING,
+        True,
+        frozenset({404, 409}),
+    ),
+    Endpoint("agreement", "get", lambda o: "/api/v1/agreement", None, QUALITY, False),
+    Endpoint("agreement-pairs", "get", lambda o: "/api/v1/agreement/pairs", None, QUALITY, False),
+    Endpoint("agreement-judges", "get", lambda o: "/api/v1/agreement/judges", None, QUALITY, False),
+    Endpoint(
+        "judge-flag-clear",
+        "post",
+        lambda o: f"/api/v1/judges/{o['judge_id']}/flag/clear",
+        lambda: {"note": "looked"},
+        QUALITY,
+        True,
+    ),
+]
 UNROUTED_NAMES = {"schema", "docs", "redoc", None}
 # Strings only tenant A's objects contain: none may appear in an answer to tenant B.
 SECRETS_OF_A = (
@@ -327,6 +403,7 @@ SECRETS_OF_A = (
     "secret-judge-of-a",
     "secret-gold-of-a",
     "secret-gold-item-of-a",
+    "secret-calibration-of-a",
 )
 
 
@@ -352,6 +429,22 @@ def world(tenant, other_tenant):
         tenant=tenant,
         data={"name": "secret-judge-of-a", "kind": "banned", "params": {"phrases": ["x"]}, "applications": ["none"]},
     )
+    judge_flag_raise(
+        tenant=tenant, judge=judge, kappa=0.1, agreement_rate=0.5, compared=30, threshold=0.4, sample_rate=0.5
+    )
+    people = []
+    for name in ("calib-a", "calib-b"):
+        person = UserFactory(username=name)
+        membership_create(tenant=tenant, user=person, role="reviewer")
+        people.append(person.pk)
+    session = calibration_session_create(
+        tenant=tenant,
+        user=None,
+        name="secret-calibration-of-a",
+        rubric_name="secret-rubric-of-a",
+        output_ids=[output_id],
+        participant_ids=people,
+    )
     export = ComplianceExport.objects.for_tenant(tenant).create(
         period_start=timezone.now() - timedelta(days=1), period_end=timezone.now()
     )
@@ -371,6 +464,7 @@ def world(tenant, other_tenant):
         valid_until=timezone.now() + timedelta(days=30),
     )
     objects = {
+        "session_id": session.pk,
         "golden_set_id": golden_set.pk,
         "gold_item_id": GoldItem.objects.for_tenant(tenant).get().pk,
         "certification_id": certification.pk,

@@ -31,8 +31,8 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
 from policies.defaults import DEFAULT_POLICY
-from policies.services import judge_create, policy_publish, rubric_publish
-from quality.services import gold_items_import, golden_set_create
+from policies.services import judge_create, judge_flag_raise, policy_publish, rubric_publish
+from quality.services import calibration_session_create, gold_items_import, golden_set_create
 from reviews.bundle import compliance_export_build
 from reviews.models import Certification, ComplianceExport, GoldItem, Queue, ReviewTask, WebhookDelivery
 from reviews.services.queues import queue_grant
@@ -93,7 +93,25 @@ def _seed(role: str) -> tuple[str, dict]:
         valid_from=timezone.now(),
         valid_until=timezone.now() + timedelta(days=30),
     )
+    # A calibration session the key's person (if any) is invited to, and a flagged judge.
+    people = [user.pk] if user else []
+    while len(people) < 2:
+        other = UserFactory()
+        membership_create(tenant=tenant, user=other, role="reviewer")
+        people.append(other.pk)
+    calibration = calibration_session_create(
+        tenant=tenant,
+        user=None,
+        name="calibration",
+        rubric_name=RUBRIC["name"],
+        output_ids=[held["id"]],
+        participant_ids=people,
+    )
+    judge_flag_raise(
+        tenant=tenant, judge=judge, kappa=0.1, agreement_rate=0.5, compared=30, threshold=0.4, sample_rate=0.5
+    )
     parameters = {
+        "path.calibration_id": calibration.pk,
         "path.golden_set_id": golden.pk,
         "path.item_id": str(GoldItem.objects.for_tenant(tenant).get().pk),
         "path.certification_id": certification.pk,

@@ -287,6 +287,7 @@ IN_WORDS = {
         and _refused_without_keys("HITL_AUDIT_SIGNING_KEY")
     ),
     ("CSRF_TRUSTED_ORIGINS", "none"): lambda c: c["embedded"].CSRF_TRUSTED_ORIGINS == [],
+    ("HITL_JUDGE_FLAG_SAMPLE_RATE", "off"): lambda c: c["embedded"].HITL_JUDGE_FLAG_SAMPLE_RATE is None,
     ("REDIS_CACHE_URL", "per-process memory"): lambda c: (
         c["embedded"].CACHES["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
     ),
@@ -310,6 +311,8 @@ def stated_value(text: str, actual):
         return {"1": True, "0": False}.get(text, text)
     if re.fullmatch(r"-?\d+", text):
         return int(text)
+    if re.fullmatch(r"-?\d+\.\d+", text):
+        return float(text)
     return text
 
 

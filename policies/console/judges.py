@@ -14,7 +14,7 @@ from django.shortcuts import redirect
 from hitl.errors import ApplicationError, ConflictError, NotFoundError
 from policies.judges.registry import JUDGE_KINDS
 from policies.models import Judge, JudgeKind, JudgeOnFail
-from policies.selectors import judge_get, judge_history, judge_list, policy_get
+from policies.selectors import judge_flags, judge_get, judge_history, judge_list, policy_get
 from policies.services import judge_create, judge_update
 from tenants.pages import ConsoleForm, ConsolePage, form_errors_from
 
@@ -220,6 +220,7 @@ class JudgePage(_JudgesBase):
             kinds=[kind for kind in kinds_help() if kind["name"] == judge.kind],
             agreement=self.agreements(tenant=self.tenant, judge_ids=[judge.pk])[judge.pk],
             history=judge_history(tenant=self.tenant, judge_id=judge.pk, limit=20),
+            flag=judge_flags(tenant=self.tenant, judge_id=judge.pk, open_only=True).first(),
         )
         return self.render_to_response(context, status=status)
 

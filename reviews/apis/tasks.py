@@ -9,7 +9,8 @@ from hitl.api import TenantApi, error_responses, respond, validate_body
 from hitl.errors import ForbiddenError
 from policies.selectors import rubric_criteria, rubric_scope
 from reviews import schemas
-from reviews.selectors import output_judgements, session_shown, task_details
+from reviews.models import TaskPurpose
+from reviews.selectors import adjudication_reviews, output_judgements, session_shown, task_details
 from reviews.services.claims import reviewer_for, task_claim, task_release, tasks_release_expired
 from reviews.services.review import review_submit
 from tenants.models import KeyRoles
@@ -30,7 +31,10 @@ def task_out(tenant, task: dict, judgements=()) -> schemas.TaskOut:
     criteria = rubric_criteria(tenant=tenant, rubric_id=task["rubric_id"], version=task["rubric_version"])
     scope = rubric_scope(tenant=tenant, rubric_id=task["rubric_id"], version=task["rubric_version"])
     session = session_shown(tenant=tenant, output=task["output"], scope=scope)
-    return schemas.TaskOut.of(task, criteria, judgements, session=session, scope=scope)
+    adjudication = None
+    if task["purpose"] == TaskPurpose.ADJUDICATION:
+        adjudication = adjudication_reviews(tenant=tenant, output_id=task["output"]["id"])
+    return schemas.TaskOut.of(task, criteria, judgements, session=session, scope=scope, adjudication=adjudication)
 
 
 class TaskClaimApi(TenantApi):

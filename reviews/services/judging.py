@@ -28,7 +28,7 @@ from policies.engine import JudgeSignal
 from policies.judges.base import JudgeInput, Verdict
 from policies.judges.runners import judge_runner
 from policies.models import Judge, JudgeKind
-from policies.selectors import compiled_policy, compiled_policy_version, rubric_criteria
+from policies.selectors import compiled_policy, compiled_policy_version, judge_flag_rates, rubric_criteria
 from reviews.models import Feedback, Judgement, JudgementResult, Output, OutputStatus
 from reviews.routing import plan_tasks, routing_table
 from reviews.services.claims import tasks_create
@@ -61,6 +61,7 @@ _JUDGEMENT_FIELDS = (
     "model",
     "on_fail",
     "raise_to",
+    "flag_rate",
     "created_at",
 )
 _RETRIEVAL_STEPS = frozenset({"retrieval", "retriever", "retrieve", "context", "search"})
@@ -222,6 +223,7 @@ def judgements_store(*, tenant: Tenant, batches: list[tuple[Judge, list[tuple[ob
     output_ids = {output_id for _, results in batches for output_id, _ in results}
     outputs = _lock_judging(tenant, sorted(output_ids))
     now = timezone.now()
+    flag_rates = judge_flag_rates(tenant=tenant)  # cached per configuration token: no query
     rows = [
         (
             Judgement._meta.pk.default(),
@@ -241,6 +243,7 @@ def judgements_store(*, tenant: Tenant, batches: list[tuple[Judge, list[tuple[ob
             verdict.model[:200],
             judge.on_fail,
             judge.raise_to,
+            flag_rates.get(judge.pk),
             now,
         )
         for judge, results in batches
@@ -258,6 +261,8 @@ def judgement_digest(row: tuple) -> str:
     """A verdict's digest: its ``_JUDGEMENT_FIELDS`` but the tenant, ids as strings, the cost as a string."""
     values = dict(zip(_JUDGEMENT_FIELDS, row, strict=True))
     values.pop("tenant")
+    if values["flag_rate"] is None:  # verdicts of unflagged judges keep the digest they had before flags existed
+        values.pop("flag_rate")
     values["id"], values["output"] = str(values["id"]), str(values["output"])
     values["cost"] = None if values["cost"] is None else str(values["cost"])
     values["created_at"] = format_time(values["created_at"])
@@ -331,6 +336,7 @@ def _complete(tenant: Tenant, outputs: list[Output], now: datetime) -> int:
             "judge__name",
             "on_fail",
             "raise_to",
+            "flag_rate",
             "judge__kind",
         )
     ):
@@ -359,6 +365,7 @@ def _complete(tenant: Tenant, outputs: list[Output], now: datetime) -> int:
                 on_fail=row["on_fail"],
                 raise_to=row["raise_to"],
                 kind=row["judge__kind"],
+                flag_rate=row["flag_rate"],
             )
             for row in sorted(answers, key=lambda row: row["judge__name"])
         ]

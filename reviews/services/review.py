@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
@@ -22,7 +23,18 @@ from hitl.errors import (
 from policies.models import Judge, JudgeOnFail
 from policies.scoring import scores_validate
 from policies.selectors import compiled_policy_version, rubric_criteria
-from reviews.decision import APPROVAL_PURPOSES, Outcome, ReviewRow, output_outcome, second_look_level
+from reviews.decision import (
+    APPROVAL_PURPOSES,
+    DEFAULT_ADJUDICATION_TOLERANCE,
+    Outcome,
+    ReviewRow,
+    ScoredReview,
+    adjudication_level,
+    adjudication_outcome,
+    output_outcome,
+    reviews_disagreement,
+    second_look_level,
+)
 from reviews.models import (
     Decision,
     GoldTask,
@@ -38,7 +50,7 @@ from reviews.services.claims import certification_holds, lease_check, reviewer_r
 from reviews.services.gold import gold_answer_record, gold_plant_after_review
 from reviews.services.webhooks import webhook_deliveries_create
 from tenants.audit import audit_record, text_digest
-from tenants.models import Tenant
+from tenants.models import Membership, Tenant
 
 
 @dataclass(frozen=True)
@@ -233,10 +245,17 @@ def review_submit(
         _review_audit(tenant, task, review, "task.escalated", {"level_required": escalated_level})
         return ReviewOutcome(review, output, decided_now=False)
 
+    if task.purpose == TaskPurpose.ADJUDICATION:
+        return _adjudicate(tenant, task, output, review, now)
     if connection.vendor == "postgresql":
-        decided_now = _record_in_set_statements(tenant, task, output, review, may_decide, now, reviewer.level)
+        decided_now, overlap_reviewed = _record_in_set_statements(
+            tenant, task, output, review, may_decide, now, reviewer.level
+        )
     else:
-        decided_now = _record_portably(tenant, task, output, review, may_decide, now, reviewer.level)
+        decided_now, overlap_reviewed = _record_portably(tenant, task, output, review, may_decide, now, reviewer.level)
+    adjudication = None
+    if overlap_reviewed or task.purpose == TaskPurpose.OVERLAP:  # costs nothing on outputs without overlap
+        adjudication = _adjudication_open(tenant, task, output, now)
     decided = None
     if decided_now:  # the decision is in the review's event: one append, the chain's lock held once
         decided = {
@@ -248,11 +267,112 @@ def review_submit(
             "decided_by": output.decided_by_id,
             "decided_at": output.decided_at,
         }
-    _review_audit(tenant, task, review, "task.reviewed", {"decided": decided})
+    extra = {"decided": decided}
+    if adjudication is not None:
+        extra["adjudication"] = adjudication
+    _review_audit(tenant, task, review, "task.reviewed", extra)
     rate = reviewer.gold_rates.get(task.queue_id, 0.0)
     if rate:  # a gold item for their next claim, at the queue's rate (costs nothing when the draw says no)
         gold_plant_after_review(tenant=tenant, user=user, queue_id=task.queue_id, task_id=task.pk, rate=rate, now=now)
     return ReviewOutcome(review, output, decided_now)
+
+
+ADJUDICATED_PURPOSES = (TaskPurpose.APPROVAL, TaskPurpose.OVERLAP)  # whose reviews are compared
+
+
+def adjudication_tolerance() -> int:
+    return int(getattr(settings, "HITL_ADJUDICATION_TOLERANCE", DEFAULT_ADJUDICATION_TOLERANCE))
+
+
+def _adjudication_open(tenant: Tenant, task: ReviewTask, output: Output, now: datetime) -> dict | None:
+    """An output's overlap and approval reviews disagree: one adjudication task, a level up.
+
+    Once per output. The reviews compared are the approval and overlap ones (escalations
+    left out); the rubric is the task's. Returns what the audit event records, or None.
+    """
+    tasks = ReviewTask.objects.for_tenant(tenant).filter(output=output)
+    if tasks.filter(purpose=TaskPurpose.ADJUDICATION).exists():
+        return None
+    rows = list(
+        Review.objects.for_tenant(tenant)
+        .filter(output=output, purpose__in=ADJUDICATED_PURPOSES)
+        .exclude(decision=Review.Verdict.ESCALATE)
+        .values_list("reviewer_id", "decision", "scores", "purpose", "id")
+        .order_by("created_at")
+    )
+    if len(rows) < 2 or not any(row[3] == TaskPurpose.OVERLAP for row in rows):
+        return None
+    criteria = rubric_criteria(tenant=tenant, rubric_id=task.rubric_id, version=task.rubric_version)
+    reason = reviews_disagreement(
+        reviews=[ScoredReview(row[0], row[1], row[2] or {}) for row in rows],
+        criteria=criteria,
+        tolerance=adjudication_tolerance(),
+    )
+    if reason is None:
+        return None
+    levels = (
+        Membership.objects.for_tenant(tenant)
+        .filter(user_id__in=[row[0] for row in rows])
+        .values_list("reviewer_level", flat=True)
+    )
+    level = adjudication_level(reviewer_levels=levels)
+    why = f"overlap reviews disagree: {reason}; a level {level} reviewer adjudicates"
+    adjudication = tasks.create(
+        output=output,
+        queue_id=task.queue_id,
+        purpose=TaskPurpose.ADJUDICATION,
+        level_required=level,
+        priority=task.priority,
+        due_at=max(task.due_at, now),
+        created_at=now,
+        rubric_id=task.rubric_id,
+        rubric_version=task.rubric_version,
+        escalation_reason=why,
+    )
+    output.decision_reason = f"{output.decision_reason}; {why}".lstrip("; ")
+    output.save(update_fields=["decision_reason"])
+    return {"task": adjudication.pk, "level_required": level, "reason": reason, "reviews": [row[4] for row in rows]}
+
+
+def _adjudicate(tenant: Tenant, task: ReviewTask, output: Output, review: Review, now: datetime) -> ReviewOutcome:
+    """The adjudicator's verdict is the output's decision, replacing any decided before; the
+    output's other open tasks (overlap ones aside) are cancelled and the webhooks told."""
+    _review_insert(review)
+    task.status = TaskStatus.DONE
+    task.save(update_fields=["status"])
+    outcome = adjudication_outcome(
+        verdict=review.decision, corrected_output=review.corrected_output, submitted_output=output.output
+    )
+    before = {
+        "decision": output.decision,
+        "status": output.status,
+        "delivery": output.delivery,
+        "final_output": output.final_output,
+        "decided_by": output.decided_by_id,
+        "decided_at": output.decided_at,
+    }
+    _decision_apply(output, outcome, review, now)
+    output.decision_reason = f"{output.decision_reason}; adjudicated: {outcome.decision}".lstrip("; ")
+    output.save(
+        update_fields=["decision", "status", "final_output", "delivery", "decided_by", "decided_at", "decision_reason"]
+    )
+    ReviewTask.objects.for_tenant(tenant).filter(
+        output=output, status__in=[TaskStatus.PENDING, TaskStatus.CLAIMED]
+    ).exclude(purpose=TaskPurpose.OVERLAP).update(
+        status=TaskStatus.CANCELLED, claimed_by=None, claimed_at=None, lease_expires_at=None
+    )
+    webhook_deliveries_create(tenant=tenant, output=output)
+    decided = {
+        "output": output.pk,
+        "decision": output.decision,
+        "status": output.status,
+        "delivery": output.delivery,
+        "final_output": output.final_output,
+        "decided_by": output.decided_by_id,
+        "decided_at": output.decided_at,
+    }
+    _review_audit(tenant, task, review, "output.adjudicated", {"decided": decided, "before": before})
+    return ReviewOutcome(review, output, decided_now=True)
 
 
 def _review_audit(tenant: Tenant, task: ReviewTask, review: Review, kind: str, extra: dict) -> None:
@@ -327,19 +447,19 @@ def _review_insert(review: Review) -> None:
 
 def _record_portably(
     tenant: Tenant, task: ReviewTask, output: Output, review: Review, may_decide: bool, now: datetime, level: int
-) -> bool:
+) -> tuple[bool, bool]:
     """The ORM path: insert the review, mark the task done, read the rows the rule needs, write its outcome."""
     _review_insert(review)
     task.status = TaskStatus.DONE
     task.save(update_fields=["status"])
     if not may_decide:
-        return False
-    others = list(
-        ReviewTask.objects.for_tenant(tenant)
-        .filter(output=output, purpose__in=APPROVAL_PURPOSES)
-        .exclude(pk=task.pk)
-        .values_list("status", flat=True)
+        return False, False
+    tasks = list(
+        ReviewTask.objects.for_tenant(tenant).filter(output=output).exclude(pk=task.pk).values_list("purpose", "status")
     )
+    others = [status for purpose, status in tasks if purpose in APPROVAL_PURPOSES]
+    # An approval beside a reviewed overlap task: the two are compared (adjudication).
+    overlap_reviewed = task.purpose == TaskPurpose.APPROVAL and (TaskPurpose.OVERLAP, TaskStatus.DONE) in tasks
     # Earlier approval reviews exist only beside other approval tasks: a task is reviewed
     # to done once, and an escalation on this task corrects nothing.
     earlier = (
@@ -360,7 +480,7 @@ def _record_portably(
         earlier_approval_reviews=earlier,
     )
     if outcome is None:
-        return False
+        return False, overlap_reviewed
     judge_failed = outcome.decision != Decision.REJECTED and _failing_judges(tenant, output).exists()
     second_look = second_look_level(
         outcome=outcome,
@@ -371,7 +491,7 @@ def _record_portably(
     )
     if second_look is not None:
         _second_look_create(tenant, task, output, review, second_look, now)
-        return False
+        return False, overlap_reviewed
     _decision_apply(output, outcome, review, now)
     output.save(update_fields=["decision", "status", "final_output", "delivery", "decided_by", "decided_at"])
     if outcome.cancels_open_tasks:
@@ -381,7 +501,7 @@ def _record_portably(
             status=TaskStatus.CANCELLED, claimed_by=None, claimed_at=None, lease_expires_at=None
         )
     webhook_deliveries_create(tenant=tenant, output=output)
-    return True
+    return True, overlap_reviewed
 
 
 def _failing_judges(tenant: Tenant, output: Output):
@@ -431,7 +551,7 @@ def _decision_apply(output: Output, outcome: Outcome, review: Review, now: datet
 
 def _record_in_set_statements(
     tenant: Tenant, task: ReviewTask, output: Output, review: Review, may_decide: bool, now: datetime, level: int
-) -> bool:
+) -> tuple[bool, bool]:
     """PostgreSQL: one statement inserts the review, marks the task done and reads the rows
     the rule needs; when the rule decides, one more writes the decision (and cancels on a reject).
 
@@ -449,13 +569,13 @@ def _record_in_set_statements(
     try:
         with db.cursor() as cursor:
             cursor.execute(sql_record, params)
-            others, corrections, corrected_at, judge_failed, second_look_exists = cursor.fetchone()
+            others, corrections, corrected_at, judge_failed, second_look_exists, overlap_reviewed = cursor.fetchone()
     except IntegrityError as error:  # no savepoint, as in _review_insert
         raise ConflictError("You already reviewed this output.", code="already_reviewed") from error
     review._state.adding, review._state.db = False, db.alias
     task.status = TaskStatus.DONE
     if not may_decide:
-        return False
+        return False, overlap_reviewed
     earlier = [ReviewRow(Review.Verdict.CORRECT, text, at) for text, at in zip(corrections, corrected_at, strict=True)]
     outcome = output_outcome(
         review=_review_row(review),
@@ -464,13 +584,13 @@ def _record_in_set_statements(
         earlier_approval_reviews=earlier,
     )
     if outcome is None:
-        return False
+        return False, overlap_reviewed
     second_look = second_look_level(
         outcome=outcome, judge_failed=judge_failed, second_look_exists=second_look_exists, reviewer_level=level
     )
     if second_look is not None:
         _second_look_create(tenant, task, output, review, second_look, now)
-        return False
+        return False, overlap_reviewed
     with db.cursor() as cursor:
         cursor.execute(
             sql_decide,
@@ -488,7 +608,7 @@ def _record_in_set_statements(
         )
     _decision_apply(output, outcome, review, now)
     webhook_deliveries_create(tenant=tenant, output=output)
-    return True
+    return True, overlap_reviewed
 
 
 @lru_cache(maxsize=1)
@@ -525,7 +645,11 @@ def _set_statements() -> tuple[str, str]:
                      AND j.result = '{JudgementResult.FAIL.value}' AND jd.on_fail <> '{JudgeOnFail.RECORD.value}'),
             EXISTS(SELECT 1 FROM {task} t
                    WHERE t.tenant_id = %(tenant)s AND t.output_id = %(output)s
-                     AND t.purpose = '{TaskPurpose.CONFLICT.value}')"""  # noqa: S608 (names from meta)
+                     AND t.purpose = '{TaskPurpose.CONFLICT.value}'),
+            -- An approval beside an overlap review: the two are compared (adjudication).
+            %(review_purpose)s = '{TaskPurpose.APPROVAL.value}' AND EXISTS(SELECT 1 FROM {review} r
+                   WHERE r.tenant_id = %(tenant)s AND r.output_id = %(output)s
+                     AND r.purpose = '{TaskPurpose.OVERLAP.value}')"""  # noqa: S608 (names from meta)
     decide = f"""
         WITH decided AS (
             UPDATE {output} SET decision = %(decision)s, status = %(decision)s, final_output = %(final_output)s,

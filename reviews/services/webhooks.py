@@ -281,6 +281,35 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
     return delivery
 
 
+def _delivery_object(delivery: WebhookDelivery) -> dict:
+    """What a delivery's audit events are about: its output, or the delivery for other events."""
+    if delivery.output_id is not None:
+        return {"object_type": "output", "object_id": delivery.output_id}
+    return {"object_type": "webhook_delivery", "object_id": delivery.pk}
+
+
+def webhook_event_send(*, tenant: Tenant, event: str, payload: dict) -> list[WebhookDelivery]:
+    """An event about something other than one output (``judge.flagged``): one delivery per
+    active endpoint, signed and retried like decisions, sent when the transaction commits.
+    The caller's service records the event's own audit row."""
+    from reviews.tasks import webhook_deliver_task
+
+    body = {"event": event, **payload}
+    deliveries = [
+        WebhookDelivery.objects.for_tenant(tenant).create(endpoint=endpoint, output=None, event=event, payload=body)
+        for endpoint in WebhookEndpoint.objects.for_tenant(tenant).filter(is_active=True)
+    ]
+    if deliveries:
+        delivery_ids = [str(delivery.pk) for delivery in deliveries]
+
+        def send() -> None:
+            for delivery_id in delivery_ids:
+                webhook_deliver_task.delay(delivery_id)
+
+        enqueue_on_commit(send, what=f"{len(delivery_ids)} webhook deliveries")
+    return deliveries
+
+
 def _delivery_audit(delivery: WebhookDelivery, *, status_code: int | None) -> None:
     """Each attempt's outcome: ``webhook.delivered``, ``webhook.failed`` (for good) or ``webhook.attempted``."""
     kind = {DeliveryStatus.SUCCEEDED: "webhook.delivered", DeliveryStatus.FAILED: "webhook.failed"}.get(
@@ -290,8 +319,7 @@ def _delivery_audit(delivery: WebhookDelivery, *, status_code: int | None) -> No
         tenant=delivery.tenant,
         actor=SYSTEM,
         kind=kind,
-        object_type="output",
-        object_id=delivery.output_id,
+        **_delivery_object(delivery),
         data={
             "delivery": delivery.pk,
             "endpoint": delivery.endpoint_id,
@@ -323,8 +351,7 @@ def webhook_delivery_replay(*, tenant: Tenant, delivery_id) -> WebhookDelivery:
         tenant=tenant,
         actor=None,
         kind="webhook.replayed",
-        object_type="output",
-        object_id=delivery.output_id,
+        **_delivery_object(delivery),
         data={"delivery": delivery.pk, "before": before},
     )
     delivery_id = str(delivery.pk)
