@@ -352,6 +352,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "apply-retention": {"task": "reviews.tasks.retention_apply_task", "schedule": 3600.0},
     "audit-checkpoints": {"task": "tenants.tasks.audit_checkpoints_task", "schedule": 600.0},
     "sla-breaches": {"task": "reviews.tasks.tasks_sla_sweep_task", "schedule": 60.0},
+    # The metrics rollups (quality/rollups.py): each run rebuilds only the hours that changed.
+    "metrics-rollup": {"task": "quality.tasks.metrics_rollup_task", "schedule": 120.0},
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
