@@ -8,6 +8,9 @@ from quality.metrics import GROUP_BY, MAX_DAYS, metrics_report
 from quality.params import metrics_group_by, metrics_period
 from tenants.models import ApiKeyRole, KeyRoles
 
+# A date, or a date-time on a whole hour (an offset that moves it off the hour is a 422).
+PERIOD_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:00:00(Z|[+-][0-9]{2}:[0-9]{2}))?$"
+
 # Quality leads and admins; auditors too: the figures (SLA compliance, what was stopped before
 # delivery) belong in a compliance review, and they read every review's story anyway.
 METRICS_READERS = KeyRoles.QUALITY | {ApiKeyRole.AUDITOR}
@@ -24,13 +27,13 @@ class MetricsApi(TenantApi):
         parameters=[
             OpenApiParameter(
                 "from",
-                {"type": "string"},
+                {"type": "string", "pattern": PERIOD_PATTERN},
                 required=True,
                 description="Start (inclusive): a date (midnight UTC) or an RFC 3339 date-time on a whole hour.",
             ),
             OpenApiParameter(
                 "to",
-                {"type": "string"},
+                {"type": "string", "pattern": PERIOD_PATTERN},
                 required=True,
                 description=f"End (exclusive), as `from`, later than it and at most {MAX_DAYS} days after.",
             ),

@@ -227,13 +227,26 @@ def _key(row: dict, group_by: tuple[str, ...], columns: list[str], names: dict) 
     return tuple(parts)
 
 
-def metrics_report(*, tenant: Tenant, start: datetime, end: datetime, group_by: tuple[str, ...] = ()) -> Report:
-    """The figures of [start, end) (whole hours, UTC), in total and per group of ``group_by``."""
+def metrics_report(
+    *,
+    tenant: Tenant,
+    start: datetime,
+    end: datetime,
+    group_by: tuple[str, ...] = (),
+    reviews_of: dict[str, int] | None = None,
+) -> Report:
+    """The figures of [start, end) (whole hours, UTC), in total and per group of ``group_by``.
+
+    ``reviews_of`` (``{"reviewer_id": ...}`` or ``{"queue_id": ...}``) reads the reviews of one
+    reviewer or queue only, and nothing of the outputs or judges.
+    """
     rows = period_rows(start, end)
     days = max((end - start) / DAY, 1 / 24)
-    names = _names(tenant, group_by)
+    names = dimension_names(tenant, group_by)
     groups: dict[tuple, Group] = {}
     totals = Group(key={}, outputs=OutputFigures(), reviews=ReviewFigures(days=days), judges=JudgeFigures())
+    if reviews_of is not None:
+        totals.outputs = totals.judges = None
 
     def group(key: tuple) -> Group:
         if key not in groups:
@@ -246,7 +259,8 @@ def metrics_report(*, tenant: Tenant, start: datetime, end: datetime, group_by: 
         "held_corrected": Sum("corrected", filter=Q(held=True)),
     }
     columns = _family(OutputRollup, OUTPUT_DIMENSIONS, group_by)
-    for row in _aggregate(OutputRollup.objects.for_tenant(tenant).filter(rows), columns, output_sums):
+    outputs = OutputRollup.objects.for_tenant(tenant).filter(rows)
+    for row in _aggregate(outputs, columns, output_sums) if reviews_of is None else ():
         totals.outputs.add(row)
         if columns is not None and group_by:
             target = group(_key(row, group_by, columns, names))
@@ -255,7 +269,8 @@ def metrics_report(*, tenant: Tenant, start: datetime, end: datetime, group_by: 
 
     judge_sums = {name: Sum(name) for name in JudgeFigures.__dataclass_fields__}
     columns = _family(JudgeRollup, JUDGE_DIMENSIONS, group_by)
-    for row in _aggregate(JudgeRollup.objects.for_tenant(tenant).filter(rows), columns, judge_sums):
+    judges = JudgeRollup.objects.for_tenant(tenant).filter(rows)
+    for row in _aggregate(judges, columns, judge_sums) if reviews_of is None else ():
         totals.judges.add(row)
         if columns is not None and group_by:
             target = group(_key(row, group_by, columns, names))
@@ -266,8 +281,8 @@ def metrics_report(*, tenant: Tenant, start: datetime, end: datetime, group_by: 
     by_group: dict[tuple, list] = defaultdict(list)
     every: list = []
     review_fields = ("reviews", "approves", "rejects", "corrects", "escalates", "late", "timed", "time_total")
-    for row in ReviewRollup.objects.for_tenant(tenant).filter(rows).values(
-        *(columns or []), *review_fields, "time_histogram"
+    for row in (
+        ReviewRollup.objects.for_tenant(tenant).filter(rows).values(*(columns or []), *review_fields, "time_histogram")
     ):
         totals.reviews.add(row)
         every.append(row["time_histogram"])
@@ -290,14 +305,11 @@ def metrics_report(*, tenant: Tenant, start: datetime, end: datetime, group_by: 
 def _aggregate(queryset, columns, sums: dict) -> list[dict]:
     """Sums (named apart from the columns they read, which Django requires) per group of ``columns``."""
     renamed = {f"s_{name}": aggregate for name, aggregate in sums.items()}
-    if not columns:
-        rows = [queryset.aggregate(**renamed)]
-    else:
-        rows = queryset.values(*columns).order_by().annotate(**renamed)
+    rows = [queryset.aggregate(**renamed)] if not columns else queryset.values(*columns).order_by().annotate(**renamed)
     return [{(name[2:] if name.startswith("s_") else name): value for name, value in row.items()} for row in rows]
 
 
-def _names(tenant: Tenant, group_by: tuple[str, ...]) -> dict[str, dict]:
+def dimension_names(tenant: Tenant, group_by: tuple[str, ...]) -> dict[str, dict]:
     """Ids to names for the groupings that key on ids (reviewers, queues, judges)."""
     names: dict[str, dict] = {}
     if "reviewer" in group_by:

@@ -75,7 +75,7 @@ class ReviewMetrics(ResponseModel):
     escalation_rate: float | None = Field(description="escalates / reviews.")
     late: int = Field(description="Reviews of tasks the SLA sweep had already found late.")
     time_median_seconds: float | None = Field(
-        description="Median time spent, from log-spaced bins (exact below 16 s, else within about 4.5 %)."
+        description="Median time spent, from log-spaced bins (exact below 16 s, else within about 2.2 %)."
     )
     time_p90_seconds: float | None = Field(description="90th percentile of time spent, as the median.")
     throughput_per_day: float | None = Field(description="Reviews per day of the period (of the group's day).")

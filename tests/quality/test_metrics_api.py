@@ -18,7 +18,10 @@ GOOD = {"correct": True, "helpful": 4}
 
 def _period(days_back=7):
     today = day_of(timezone.now())
-    return {"from": (today - timedelta(days=days_back)).date().isoformat(), "to": (today + timedelta(days=1)).date().isoformat()}
+    return {
+        "from": (today - timedelta(days=days_back)).date().isoformat(),
+        "to": (today + timedelta(days=1)).date().isoformat(),
+    }
 
 
 @pytest.fixture
