@@ -126,7 +126,9 @@ class Output(TenantOwnedModel):
             models.Index(fields=("judges_enqueued_at",), name="output_judging", condition=models.Q(status="judging")),
             # The metrics rollup (quality/rollups.py): outputs decided since its last run.
             models.Index(
-                fields=("tenant", "decided_at"), name="output_tenant_decided", condition=models.Q(decided_at__isnull=False)
+                fields=("tenant", "decided_at"),
+                name="output_tenant_decided",
+                condition=models.Q(decided_at__isnull=False),
             ),
         ]
 
