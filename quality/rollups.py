@@ -9,7 +9,8 @@
    a review today of last week's output changes last week's bucket), the hour the *review
    was made* for the review rollup.
 2. **Each such hour is rebuilt whole** from the review loop's rows: its rows are deleted and
-   computed again, in one transaction per day. Rebuilding gives the same rows whatever was
+   computed again, a day's changed hours in one pass (a statement per rollup and fact, over
+   those hours' index ranges) and one transaction. Rebuilding gives the same rows whatever was
    there before, so a run that is retried, repeated, or overlaps another changes nothing;
    the tenant's ``RollupState`` row is locked for each day's transaction, so two runs take
    turns rather than interleave.
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Sum, TextField, Value
+from django.db.models import BooleanField, Case, Count, Exists, F, OuterRef, Q, Sum, TextField, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
@@ -116,11 +117,11 @@ def metrics_rollup(*, tenant: Tenant, now: datetime | None = None) -> RollupRun:
             RollupState.objects.for_tenant(tenant).select_for_update().get(pk=state.pk)
             outputs_today = sorted(hour for hour in output_hours if day_of(hour) == day)
             reviews_today = sorted(hour for hour in review_hours if day_of(hour) == day)
-            for hour in outputs_today:
-                _rebuild_output_hour(tenant, hour)
-                _rebuild_judge_hour(tenant, hour)
-            for hour in reviews_today:
-                _rebuild_review_hour(tenant, hour)
+            if outputs_today:
+                _rebuild_output_hours(tenant, outputs_today)
+                _rebuild_judge_hours(tenant, outputs_today)
+            if reviews_today:
+                _rebuild_review_hours(tenant, reviews_today)
             if outputs_today:
                 _sum_day(tenant, OutputRollup, day, OUTPUT_SUMS)
                 _sum_day(tenant, JudgeRollup, day, JUDGE_SUMS)
@@ -178,9 +179,21 @@ def _dirty_hours(tenant: Tenant, since: datetime | None) -> tuple[set[datetime],
     return output_hours, _hours(recent_reviews, "created_at")
 
 
+def _in_hours(path: str, hours: list[datetime]) -> Q:
+    """Rows whose ``path`` falls in one of ``hours`` (each an index range scan)."""
+    where = Q()
+    for hour in hours:
+        where |= Q(**{f"{path}__gte": hour, f"{path}__lt": hour + HOUR})
+    return where
+
+
 def _dims(prefix: str = "") -> dict:
-    """The output rollup's dimensions as expressions over an output (``prefix``: the path to it)."""
+    """The output rollup's dimensions as expressions over an output (``prefix``: the path to it).
+
+    A hybrid tier's mode is per output: whether its reason says sequential is grouped too.
+    """
     return {
+        "d_hour": TruncHour(f"{prefix}received_at", tzinfo=UTC),
         "d_application": F(f"{prefix}application"),
         "d_tier": F(f"{prefix}risk_tier"),
         "d_model": F(f"{prefix}model"),
@@ -189,6 +202,11 @@ def _dims(prefix: str = "") -> dict:
         ),
         "d_category": Coalesce(KeyTextTransform("category", f"{prefix}metadata"), Value(""), output_field=TextField()),
         "d_policy_version": F(f"{prefix}policy_version"),
+        "d_hybrid": Case(
+            When(**{f"{prefix}decision_reason__contains": "hybrid: sequential"}, then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
     }
 
 
@@ -213,29 +231,12 @@ class _Modes:
                 spec = None
             self.cache[key] = spec.mode if spec is not None else ""
         mode = self.cache[key]
-        return mode == "sequential" or (mode == "hybrid" and hybrid_sequential)
+        return mode == "sequential" or (mode == "hybrid" and bool(hybrid_sequential))
 
 
-def _grouped(queryset, prefix: str, sums: dict) -> list[dict]:
-    """Rows of ``queryset`` grouped by the output dimensions, with ``sums`` (name -> aggregate).
-
-    A hybrid tier's mode is per output: the rows are grouped by whether its reason says
-    sequential too (``d_hybrid`` counted per group, then the group split in two).
-    """
-    dims = _dims(prefix)
-    plain = queryset.annotate(**dims).values(*dims).order_by()
-    split = Q(**{f"{prefix}decision_reason__contains": "hybrid: sequential"})
-    rows = []
-    for sequential in (False, True):
-        chosen = plain.filter(split) if sequential else plain.exclude(split)
-        for row in chosen.annotate(**sums):
-            row["d_hybrid"] = sequential
-            rows.append(row)
-    return rows
-
-
-def _rebuild_output_hour(tenant: Tenant, hour: datetime) -> None:
-    outputs = Output.objects.for_tenant(tenant).filter(received_at__gte=hour, received_at__lt=hour + HOUR)
+def _rebuild_output_hours(tenant: Tenant, hours: list[datetime]) -> None:
+    """The output rollup's hour rows of ``hours``, from the outputs received in them."""
+    outputs = Output.objects.for_tenant(tenant).filter(_in_hours("received_at", hours))
     people = Q(decided_by__isnull=False)
     queries = [
         (
@@ -273,9 +274,7 @@ def _rebuild_output_hour(tenant: Tenant, hour: datetime) -> None:
             {"caught_by_feedback": Count("pk")},
         ),
         (
-            ReviewTask.objects.for_tenant(tenant).filter(
-                output__received_at__gte=hour, output__received_at__lt=hour + HOUR
-            ),
+            ReviewTask.objects.for_tenant(tenant).filter(_in_hours("output__received_at", hours)),
             "output__",
             {
                 # Tasks that counted against the SLA: done, or found late (not those cancelled in time).
@@ -287,8 +286,10 @@ def _rebuild_output_hour(tenant: Tenant, hour: datetime) -> None:
     modes = _Modes(tenant)
     merged: dict[tuple, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTPUT_SUMS, 0))
     for queryset, prefix, sums in queries:
-        for row in _grouped(queryset, prefix, sums):
+        dims = _dims(prefix)
+        for row in queryset.annotate(**dims).values(*dims).order_by().annotate(**sums):
             key = (
+                hour_of(row["d_hour"]),
                 _text(row["d_application"], 100),
                 _text(row["d_tier"], 50),
                 _text(row["d_model"], 200),
@@ -298,34 +299,36 @@ def _rebuild_output_hour(tenant: Tenant, hour: datetime) -> None:
             )
             for name in sums:
                 merged[key][name] += row[name] or 0
-    OutputRollup.objects.for_tenant(tenant).filter(grain=Grain.HOUR, bucket=hour).delete()
+    OutputRollup.objects.for_tenant(tenant).filter(grain=Grain.HOUR, bucket__in=hours).delete()
     OutputRollup.objects.for_tenant(tenant).bulk_create(
         [
             OutputRollup(
                 tenant=tenant,
                 grain=Grain.HOUR,
-                bucket=hour,
-                application=key[0],
-                tier=key[1],
-                model=key[2],
-                prompt_version=key[3],
-                category=key[4],
-                held=key[5],
+                bucket=key[0],
+                application=key[1],
+                tier=key[2],
+                model=key[3],
+                prompt_version=key[4],
+                category=key[5],
+                held=key[6],
                 **counts,
             )
             for key, counts in merged.items()
-        ]
+        ],
+        batch_size=1000,
     )
 
 
-def _rebuild_judge_hour(tenant: Tenant, hour: datetime) -> None:
+def _rebuild_judge_hours(tenant: Tenant, hours: list[datetime]) -> None:
     people = Q(output__decided_by__isnull=False) & ~Q(output__decision="")
     error = people & Q(output__decision__in=ERRORS)
     passed, failed = Q(result="pass"), Q(result="fail")
     rows = (
         Judgement.objects.for_tenant(tenant)
-        .filter(output__received_at__gte=hour, output__received_at__lt=hour + HOUR)
-        .values("judge_id", "judge_version")
+        .filter(_in_hours("output__received_at", hours))
+        .annotate(d_hour=TruncHour("output__received_at", tzinfo=UTC))
+        .values("d_hour", "judge_id", "judge_version")
         .order_by()
         .annotate(
             judged=Count("pk"),
@@ -339,25 +342,33 @@ def _rebuild_judge_hour(tenant: Tenant, hour: datetime) -> None:
             failed_errors=Count("pk", filter=failed & error),
         )
     )
-    JudgeRollup.objects.for_tenant(tenant).filter(grain=Grain.HOUR, bucket=hour).delete()
-    JudgeRollup.objects.for_tenant(tenant).bulk_create(
-        [JudgeRollup(tenant=tenant, grain=Grain.HOUR, bucket=hour, **row) for row in rows]
-    )
+    built = []
+    for row in rows:
+        hour = hour_of(row.pop("d_hour"))
+        built.append(JudgeRollup(tenant=tenant, grain=Grain.HOUR, bucket=hour, **row))
+    JudgeRollup.objects.for_tenant(tenant).filter(grain=Grain.HOUR, bucket__in=hours).delete()
+    JudgeRollup.objects.for_tenant(tenant).bulk_create(built, batch_size=1000)
 
 
-def _rebuild_review_hour(tenant: Tenant, hour: datetime) -> None:
+def _rebuild_review_hours(tenant: Tenant, hours: list[datetime]) -> None:
+    """The review rollup's hour rows of ``hours``, from the reviews made in them."""
     reviews = (
         Review.objects.for_tenant(tenant)
-        .filter(created_at__gte=hour, created_at__lt=hour + HOUR, task__isnull=False)
+        .filter(_in_hours("created_at", hours), task__isnull=False)
         .annotate(
+            d_hour=TruncHour("created_at", tzinfo=UTC),
             d_queue=F("task__queue_id"),
             d_category=Coalesce(KeyTextTransform("category", "output__metadata"), Value(""), output_field=TextField()),
         )
         .order_by()
     )
-    keys = ("reviewer_id", "d_queue", "d_category")
+    keys = ("d_hour", "reviewer_id", "d_queue", "d_category")
     verdict = Review.Verdict
     late = Q(task__sla_breached_at__isnull=False, task__sla_breached_at__lte=F("created_at"))
+
+    def key_of(row) -> tuple:
+        return (hour_of(row["d_hour"]), row["reviewer_id"], row["d_queue"], _text(row["d_category"], 100))
+
     merged: dict[tuple, dict] = {}
     for row in reviews.values(*keys).annotate(
         reviews=Count("pk"),
@@ -369,30 +380,29 @@ def _rebuild_review_hour(tenant: Tenant, hour: datetime) -> None:
         timed=Count("time_spent_seconds"),
         time_total=Coalesce(Sum("time_spent_seconds"), 0),
     ):
-        key = (row["reviewer_id"], row["d_queue"], _text(row["d_category"], 100))
-        merged[key] = {name: row[name] for name in REVIEW_SUMS} | {"time_histogram": defaultdict(int)}
+        merged[key_of(row)] = {name: row[name] for name in REVIEW_SUMS} | {"time_histogram": defaultdict(int)}
     for row in (
         reviews.filter(time_spent_seconds__isnull=False).values(*keys, "time_spent_seconds").annotate(n=Count("pk"))
     ):
-        key = (row["reviewer_id"], row["d_queue"], _text(row["d_category"], 100))
-        merged[key]["time_histogram"][histograms.bin_of(row["time_spent_seconds"])] += row["n"]
-    ReviewRollup.objects.for_tenant(tenant).filter(grain=Grain.HOUR, bucket=hour).delete()
+        merged[key_of(row)]["time_histogram"][histograms.bin_of(row["time_spent_seconds"])] += row["n"]
+    ReviewRollup.objects.for_tenant(tenant).filter(grain=Grain.HOUR, bucket__in=hours).delete()
     ReviewRollup.objects.for_tenant(tenant).bulk_create(
         [
             ReviewRollup(
                 tenant=tenant,
                 grain=Grain.HOUR,
-                bucket=hour,
-                reviewer_id=key[0],
-                queue_id=key[1],
-                category=key[2],
+                bucket=key[0],
+                reviewer_id=key[1],
+                queue_id=key[2],
+                category=key[3],
                 **{name: values[name] for name in REVIEW_SUMS},
                 time_histogram={
                     str(index): values["time_histogram"][index] for index in sorted(values["time_histogram"])
                 },
             )
             for key, values in merged.items()
-        ]
+        ],
+        batch_size=1000,
     )
 
 
