@@ -102,10 +102,14 @@ class Row:
 
 def reviewer_rows(*, tenant: Tenant, start: datetime, end: datetime) -> list[Row]:
     """Each reviewer with reviews in the period: their figures, gold accuracy, agreement, drift."""
-    whole = metrics_report(tenant=tenant, start=start, end=end, group_by=("reviewer",))
+    whole = metrics_report(tenant=tenant, start=start, end=end, group_by=("reviewer",), totals=False)
     a, middle, b = halves(start, end)
-    first = _by_key(metrics_report(tenant=tenant, start=a, end=middle, group_by=("reviewer",)), "reviewer")
-    second = _by_key(metrics_report(tenant=tenant, start=middle, end=b, group_by=("reviewer",)), "reviewer")
+    first = _by_key(
+        metrics_report(tenant=tenant, start=a, end=middle, group_by=("reviewer",), totals=False), "reviewer"
+    )
+    second = _by_key(
+        metrics_report(tenant=tenant, start=middle, end=b, group_by=("reviewer",), totals=False), "reviewer"
+    )
     ids = _ids(tenant, "reviewer")
     rows = []
     for group in whole.groups:
@@ -133,7 +137,7 @@ def reviewer_rows(*, tenant: Tenant, start: datetime, end: datetime) -> list[Row
 
 def queue_rows(*, tenant: Tenant, start: datetime, end: datetime) -> list[Row]:
     """Each queue with reviews in the period, and its figures."""
-    whole = metrics_report(tenant=tenant, start=start, end=end, group_by=("queue",))
+    whole = metrics_report(tenant=tenant, start=start, end=end, group_by=("queue",), totals=False)
     ids = _ids(tenant, "queue")
     return [Row(id=ids.get(g.key["queue"]), name=g.key["queue"], figures=g.reviews) for g in whole.groups]
 

@@ -153,7 +153,7 @@ class MetricsDashboardPage(PeriodMixin, QualityPage):
         days = day_labels(start, end)
 
         def report(*group_by):
-            return metrics_report(tenant=tenant, start=start, end=end, group_by=group_by)
+            return metrics_report(tenant=tenant, start=start, end=end, group_by=group_by, totals=not group_by)
 
         totals = report().totals
         by_tier, by_application, by_model, by_judge = (
@@ -166,8 +166,8 @@ class MetricsDashboardPage(PeriodMixin, QualityPage):
         model_days, prompt_days = report("model", "day"), report("prompt_version", "day")
         daily = {group.key["day"]: group for group in by_day.groups}
 
-        def per_day(value):
-            return [value(daily[day]) if day in daily else None for day in days]
+        def per_day(value, missing=None):
+            return [value(daily[day]) if day in daily else missing for day in days]
 
         charts = [
             chart(
@@ -184,8 +184,8 @@ class MetricsDashboardPage(PeriodMixin, QualityPage):
                 fmt="number",
                 x=days,
                 series={
-                    "Reviews": per_day(lambda g: g.reviews.reviews if g.reviews else 0),
-                    "Escalations": per_day(lambda g: g.reviews.escalates if g.reviews else 0),
+                    "Reviews": per_day(lambda g: g.reviews.reviews if g.reviews else 0, 0),
+                    "Escalations": per_day(lambda g: g.reviews.escalates if g.reviews else 0, 0),
                 },
             ),
             chart(
@@ -297,8 +297,8 @@ class _DetailPage(PeriodMixin, QualityPage):
         }
         total = metrics_report(tenant=self.tenant, start=self.start, end=self.end, reviews_of=only).totals.reviews
 
-        def per_day(value):
-            return [value(daily[day]) if day in daily else None for day in days]
+        def per_day(value, missing=None):
+            return [value(daily[day]) if day in daily else missing for day in days]
 
         charts = [
             chart(
@@ -307,8 +307,8 @@ class _DetailPage(PeriodMixin, QualityPage):
                 fmt="number",
                 x=days,
                 series={
-                    "Reviews": per_day(lambda f: f.reviews),
-                    "SLA misses": per_day(lambda f: f.late),
+                    "Reviews": per_day(lambda f: f.reviews, 0),
+                    "SLA misses": per_day(lambda f: f.late, 0),
                 },
             ),
             chart(

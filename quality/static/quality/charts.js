@@ -35,6 +35,7 @@
         spanGaps: false,
         value: function (u, v) { return format(spec.format, v); }
       };
+      if (!bars) entry.points = { show: true, size: 6 };  // a day alone is still seen
       if (bars) {
         entry.fill = colour + "99";
         entry.paths = uPlot.paths.bars({ size: [0.6, 64] });
