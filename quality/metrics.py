@@ -5,7 +5,7 @@ days of the period from the day rows, its ragged edges (a period that does not s
 end at midnight) from the hour rows. A figure that a grouping does not apply to is None
 (a reviewer has no tier; a judge no reviewer).
 
-Definitions (also in docs/quality.md):
+Definitions (also in docs/metrics.md):
 
 - **error rate**: outputs people rejected or corrected, over the outputs people decided
   (the sampled ones: an estimate of the error rate of what reached people);

@@ -218,8 +218,10 @@ ENDPOINTS += [
     Endpoint(
         "metrics",
         "get",
-        lambda o: f"/api/v1/metrics?from={timezone.now().date() - timedelta(days=30)}"
-        f"&to={timezone.now().date() + timedelta(days=1)}&group_by=reviewer",
+        lambda o: (
+            f"/api/v1/metrics?from={timezone.now().date() - timedelta(days=30)}"
+            f"&to={timezone.now().date() + timedelta(days=1)}&group_by=reviewer"
+        ),
         None,
         frozenset({"admin", "auditor", "quality_lead"}),
         False,

@@ -38,7 +38,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-APPLICATIONS = {"support-bot": "low", "billing-bot": "medium", "claims-bot": "high", "legal-bot": "critical", "faq": "low"}
+APPLICATIONS = {
+    "support-bot": "low",
+    "billing-bot": "medium",
+    "claims-bot": "high",
+    "legal-bot": "critical",
+    "faq": "low",
+}
 MODELS = ("gpt-4o", "claude-sonnet", "llama-70b")
 PROMPTS = ("v1", "v2", "v3")
 CATEGORIES = ("billing", "refunds", "account", "legal", "other")
@@ -239,7 +245,8 @@ def rollup_job(tenant, reviewers, queues, judges, n: int) -> dict:
     # Incremental: 1,000 new outputs now, and 500 late reviews (decisions) of outputs of last week.
     with as_owner(), connection.cursor() as cursor:
         cursor.execute(
-            REAL[0].format(
+            REAL[0]
+            .format(
                 tenant=tenant.pk,
                 n=1000,
                 start="now() - interval '10 minutes'",
@@ -250,7 +257,9 @@ def rollup_job(tenant, reviewers, queues, judges, n: int) -> dict:
                 prompts=sql_list(PROMPTS),
                 cats=sql_list(CATEGORIES),
                 reviewers=sql_list(reviewers),
-            ).replace("md5('o' || g)", "md5('new' || g)").replace("'ext-' || g", "'new-' || g")
+            )
+            .replace("md5('o' || g)", "md5('new' || g)")
+            .replace("'ext-' || g", "'new-' || g")
         )
         cursor.execute(
             """UPDATE reviews_output SET decision = 'corrected', status = 'corrected', decided_by_id = %s,
@@ -280,7 +289,9 @@ def seed_rollups(tenant, reviewers, queues, judges, outputs: int, days: int) -> 
     rng = random.Random(13)
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     start = end - timedelta(days=days)
-    combos = [(app, tier, m, p, c) for app, tier in APPLICATIONS.items() for m in MODELS for p in PROMPTS for c in CATEGORIES]
+    combos = [
+        (app, tier, m, p, c) for app, tier in APPLICATIONS.items() for m in MODELS for p in PROMPTS for c in CATEGORIES
+    ]
     per_hour = outputs / (days * 24) / len(combos)
     counts = {"output": 0, "review": 0, "judge": 0}
     # Per reviewer: two queues; reviews are a quarter of the outputs.
@@ -289,7 +300,8 @@ def seed_rollups(tenant, reviewers, queues, judges, outputs: int, days: int) -> 
     per_review_key = reviews_per_hour / len(review_keys)
     output_columns = (
         "tenant_id, grain, bucket, application, tier, model, prompt_version, category, held, outputs, sampled, "
-        "auto_approved, blocked, decided, approved, rejected, corrected, thumbs_down, caught_by_feedback, tasks, tasks_late"
+        "auto_approved, blocked, decided, approved, rejected, corrected, thumbs_down, caught_by_feedback, "
+        "tasks, tasks_late"
     )
     review_columns = (
         "tenant_id, grain, bucket, reviewer_id, queue_id, category, reviews, approves, rejects, corrects, escalates, "
@@ -304,8 +316,20 @@ def seed_rollups(tenant, reviewers, queues, judges, outputs: int, days: int) -> 
         sampled = n // 4
         decided = sampled
         rejected, corrected = decided // 20, decided // 10
-        return [n, sampled, n - sampled, n // 200, decided, decided - rejected - corrected, rejected, corrected,
-                n // 100, n // 400, sampled, sampled // 25]
+        return [
+            n,
+            sampled,
+            n - sampled,
+            n // 200,
+            decided,
+            decided - rejected - corrected,
+            rejected,
+            corrected,
+            n // 100,
+            n // 400,
+            sampled,
+            sampled // 25,
+        ]
 
     def review_row(n: int) -> tuple[list[int], dict]:
         times = [int(rng.lognormvariate(4, 0.9)) for _ in range(min(n, 12))]
@@ -371,12 +395,29 @@ def seed_rollups(tenant, reviewers, queues, judges, outputs: int, days: int) -> 
                     for bucket in buckets:
                         for judge in judges:
                             decided = n // 4
-                            copy.write_row([tenant.pk, grain, bucket, judge, 1, n, n // 7, n // 50, decided,
-                                            decided // 7, decided - decided // 6, decided // 20, decided // 6, decided // 9])
+                            copy.write_row(
+                                [
+                                    tenant.pk,
+                                    grain,
+                                    bucket,
+                                    judge,
+                                    1,
+                                    n,
+                                    n // 7,
+                                    n // 50,
+                                    decided,
+                                    decided // 7,
+                                    decided - decided // 6,
+                                    decided // 20,
+                                    decided // 6,
+                                    decided // 9,
+                                ]
+                            )
                             counts["judge"] += 1
                 day += timedelta(days=1)
         cursor.execute(
-            "INSERT INTO quality_rollupstate (tenant_id, watermark, updated_at, hours_rebuilt) VALUES (%s, now(), now(), 0) "
+            "INSERT INTO quality_rollupstate (tenant_id, watermark, updated_at, hours_rebuilt) "
+            "VALUES (%s, now(), now(), 0) "
             "ON CONFLICT (tenant_id) DO UPDATE SET watermark = now()",
             [tenant.pk],
         )
