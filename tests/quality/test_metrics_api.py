@@ -108,3 +108,39 @@ def test_another_tenant_sees_none_of_it(rolled, other_tenant):
     assert body["groups"] == []
     assert body["rollup_watermark"] is None
     assert "rita" not in str(body)
+
+
+def test_a_period_on_whole_hours_reads_day_rows_inside_and_hour_rows_at_its_edges(tenant, workflow):
+    from datetime import UTC, datetime
+
+    from reviews.models import Output
+
+    for number in range(1, 5):
+        submit(workflow, number, "medium-app")
+    moments = {
+        "ext-1": datetime(2026, 3, 1, 10, 30, tzinfo=UTC),
+        "ext-2": datetime(2026, 3, 2, 12, 0, tzinfo=UTC),
+        "ext-3": datetime(2026, 3, 3, 3, 15, tzinfo=UTC),
+        "ext-4": datetime(2026, 3, 3, 9, 0, tzinfo=UTC),
+    }
+    for external_id, moment in moments.items():
+        Output.unscoped.filter(tenant=tenant, external_id=external_id).update(received_at=moment)
+    metrics_rollup(tenant=tenant)
+    lead = make_client(tenant, "quality_lead")
+
+    def outputs(start, end):
+        return lead.get("/api/v1/metrics", {"from": start, "to": end}).json()["totals"]["outputs"]["outputs"]
+
+    assert outputs("2026-03-01", "2026-03-04") == 4
+    assert outputs("2026-03-01T10:00:00Z", "2026-03-03T04:00:00Z") == 3
+    assert outputs("2026-03-01T11:00:00Z", "2026-03-03T03:00:00Z") == 1
+    assert outputs("2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z") == 1
+    assert outputs("2026-03-01T12:00:00+02:00", "2026-03-03T10:00:00Z") == 4  # 10:00 UTC
+    by_day = lead.get(
+        "/api/v1/metrics", {"from": "2026-03-01T10:00:00Z", "to": "2026-03-03T04:00:00Z", "group_by": "day"}
+    )
+    assert [(g["key"]["day"], g["outputs"]["outputs"]) for g in by_day.json()["groups"]] == [
+        ("2026-03-01", 1),
+        ("2026-03-02", 1),
+        ("2026-03-03", 1),
+    ]
