@@ -71,8 +71,14 @@ def test_demo_seeds_a_usable_tenant_and_can_run_again(db):
 
     tenant = tenant_get_by_slug(slug="demo")
     assert Output.objects.for_tenant(tenant).count() == 12
-    assert Membership.objects.for_tenant(tenant).count() == 4
-    assert ApiKey.objects.for_tenant(tenant).filter(revoked_at__isnull=True).count() == 4
+    assert sorted(Membership.objects.for_tenant(tenant).values_list("role", flat=True)) == [
+        "admin",
+        "auditor",
+        "quality_lead",
+        "reviewer",
+        "reviewer",
+    ]
+    assert ApiKey.objects.for_tenant(tenant).filter(revoked_at__isnull=True).count() == 5
     old_service_key = next(line.split()[1] for line in first.splitlines() if line.strip().startswith("service "))
     new_service_key = next(line.split()[1] for line in second.splitlines() if line.strip().startswith("service "))
 
