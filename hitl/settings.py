@@ -356,6 +356,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "resume-compliance-exports": {"task": "reviews.tasks.compliance_exports_resume_task", "schedule": 300.0},
     # Judges kept honest (quality.services.judges_agreement_check): hourly, idempotent.
     "judges-agreement": {"task": "quality.tasks.judges_agreement_check_task", "schedule": 3600.0},
+    # The metrics rollups (quality/rollups.py): each run rebuilds only the hours that changed.
+    "metrics-rollup": {"task": "quality.tasks.metrics_rollup_task", "schedule": 120.0},
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -22,4 +22,8 @@ urlpatterns = [
     path("calibration/<int:session_id>/results/", pages.CalibrationResultsPage.as_view(), name="calibration-results"),
     path("agreement/", pages.AgreementPage.as_view(), name="agreement"),
     path("judges/<int:judge_id>/clear/", pages.JudgeFlagClearAction.as_view(), name="judge-flag-clear"),
+    path("", pages.MetricsDashboardPage.as_view(), name="metrics"),
+    path("reviewers/", pages.ReviewerAnalyticsPage.as_view(), name="reviewers"),
+    path("reviewers/<int:pk>/", pages.ReviewerDetailPage.as_view(), name="reviewer"),
+    path("queues/<int:pk>/", pages.QueueDetailPage.as_view(), name="queue"),
 ]

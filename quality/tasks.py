@@ -1,9 +1,11 @@
 """Celery tasks of the quality layer: thin and idempotent, each declaring its tenant scope."""
 
 from celery import shared_task
+from django.db import OperationalError
 
 from hitl.tenancy import cross_tenant, tenant_scope
 from policies.models import Judge
+from quality.rollups import metrics_rollup_all
 from quality.services import judges_agreement_check
 from tenants.models import Tenant
 
@@ -23,3 +25,16 @@ def judges_agreement_check_task() -> int:
             tenant = Tenant.objects.get(pk=tenant_id)
             flagged += len(judges_agreement_check(tenant=tenant))
     return flagged
+
+
+@shared_task(
+    acks_late=True,
+    time_limit=1800,
+    soft_time_limit=1740,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def metrics_rollup_task() -> int:
+    """Rebuild the metrics rollups' hours that changed since each tenant's watermark (quality/rollups.py)."""
+    return metrics_rollup_all()

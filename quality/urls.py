@@ -57,4 +57,5 @@ urlpatterns = [
     path("agreement/pairs", apis.AgreementPairsApi.as_view(), name="agreement-pairs"),
     path("agreement/judges", apis.JudgeAgreementListApi.as_view(), name="agreement-judges"),
     path("judges/<int:judge_id>/flag/clear", apis.JudgeFlagClearApi.as_view(), name="judge-flag-clear"),
+    path("metrics", apis.MetricsApi.as_view(), name="metrics"),
 ]

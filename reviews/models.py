@@ -127,6 +127,12 @@ class Output(TenantOwnedModel):
             ),
             # The judge reconciler's scan: outputs still waiting for verdicts (few at any time).
             models.Index(fields=("judges_enqueued_at",), name="output_judging", condition=models.Q(status="judging")),
+            # The metrics rollup (quality/rollups.py): outputs decided since its last run.
+            models.Index(
+                fields=("tenant", "decided_at"),
+                name="output_tenant_decided",
+                condition=models.Q(decided_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -329,6 +335,12 @@ class ReviewTask(TenantOwnedModel):
             ),
             models.Index(fields=("lease_expires_at",), name="task_lease", condition=models.Q(status="claimed")),
             models.Index(fields=("output",), name="task_output"),
+            # The metrics rollup (quality/rollups.py): tasks found late since its last run.
+            models.Index(
+                fields=("tenant", "sla_breached_at"),
+                name="task_tenant_sla_breached",
+                condition=models.Q(sla_breached_at__isnull=False),
+            ),
         ]
         constraints = [
             # One person never holds two tasks of one output (critical outputs need distinct
@@ -385,6 +397,8 @@ class Review(TenantOwnedModel):
             # Distinct reviewers per output, enforced by the database.
             models.UniqueConstraint(fields=("output", "reviewer"), name="review_one_per_output_and_reviewer"),
         ]
+        # The metrics rollup (quality/rollups.py): reviews of an hour, and those since its last run.
+        indexes = [models.Index(fields=("tenant", "created_at"), name="review_tenant_created")]
 
     def __str__(self) -> str:
         return f"{self.decision} by {self.reviewer_id} on {self.output_id}"
@@ -452,6 +466,10 @@ class Feedback(TenantOwnedModel):
     rating = models.CharField(max_length=4, choices=Rating.choices)
     comment = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantOwnedModel.Meta):
+        # The metrics rollup (quality/rollups.py): feedback since its last run.
+        indexes = [models.Index(fields=("tenant", "created_at"), name="feedback_tenant_created")]
 
     def __str__(self) -> str:
         return f"{self.rating} on {self.output_id}"

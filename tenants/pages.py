@@ -33,6 +33,7 @@ HOME_BY_ROLE = {
     Role.ADMIN: "console:home",
     Role.AUDITOR: "audit:outputs",
     Role.VIEWER: "tenants:me",
+    Role.QUALITY_LEAD: "quality:metrics",
 }
 
 

@@ -394,6 +394,19 @@ ENDPOINTS += [
         True,
     ),
 ]
+ENDPOINTS += [
+    Endpoint(
+        "metrics",
+        "get",
+        lambda o: (
+            f"/api/v1/metrics?from={timezone.now().date() - timedelta(days=30)}"
+            f"&to={timezone.now().date() + timedelta(days=1)}&group_by=reviewer"
+        ),
+        None,
+        frozenset({"admin", "auditor", "quality_lead"}),
+        False,
+    ),
+]
 UNROUTED_NAMES = {"schema", "docs", "redoc", None}
 # Strings only tenant A's objects contain: none may appear in an answer to tenant B.
 SECRETS_OF_A = (

@@ -176,6 +176,8 @@ def test_every_scheduled_and_background_task_declares_whose_rows_it_touches(tena
 
     from django.utils import timezone
 
+    from quality import tasks as quality_tasks
+    from quality.models import RollupState
     from reviews import tasks as review_tasks
     from reviews.bundle import compliance_export_request
     from reviews.models import ComplianceExport
@@ -199,6 +201,7 @@ def test_every_scheduled_and_background_task_declares_whose_rows_it_touches(tena
             review_tasks.webhook_sweep_task,
             review_tasks.judges_reconcile_task,
             tenant_tasks.audit_checkpoints_task,
+            quality_tasks.metrics_rollup_task,
         ):
             sweep()
         tenant_tasks.audit_verification_task(verification.pk)
@@ -207,6 +210,7 @@ def test_every_scheduled_and_background_task_declares_whose_rows_it_touches(tena
     with tenant_scope(tenant):
         assert AuditVerification.objects.for_tenant(tenant).get(pk=verification.pk).status != "pending"
         assert ComplianceExport.objects.for_tenant(tenant).get(pk=export.pk).status == "done"
+        assert RollupState.objects.for_tenant(tenant).get().watermark is not None
 
 
 def test_the_operators_commands_declare_whose_rows_they_touch(tenant, capsys):

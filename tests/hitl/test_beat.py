@@ -34,7 +34,9 @@ def test_the_project_schedule_runs_the_sweeps():
         "reviews.tasks.retention_apply_task",
         "tenants.tasks.audit_checkpoints_task",
         "reviews.tasks.tasks_sla_sweep_task",
+        "reviews.tasks.compliance_exports_resume_task",
         "quality.tasks.judges_agreement_check_task",
+        "quality.tasks.metrics_rollup_task",
     }
 
 

@@ -1,0 +1,150 @@
+"""Reviewer analytics (issue 13 point 5): per reviewer and per queue over a period, from the
+review rollups, with drift.
+
+**Accuracy on gold and agreement with peers** come from the golden sets and the agreement
+statistics, built beside this module; each is read through one function here,
+:func:`gold_accuracy` and :func:`peer_agreement`, which return None (shown as "no data
+yet") until they are wired to those selectors.
+
+**Drift.** The period is cut in two halves of whole days; a reviewer drifts when, with at
+least ``DRIFT_MIN_REVIEWS`` reviews in each half, a figure that should hold steady falls
+in the second half:
+
+- accuracy on gold by more than ``DRIFT_ACCURACY_DROP`` (10 points),
+- agreement with peers by more than ``DRIFT_AGREEMENT_DROP`` (0.10),
+- or the signs of rubber-stamping together: the intervention rate (rejections and
+  corrections over reviews) falls below half of what it was, by at least 5 points, *and* the
+  median time spent falls by more than 40 %.
+
+Halves, not a regression slope: a quality lead can check it by reading the two columns.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from quality.metrics import DAY, ReviewFigures, dimension_names, metrics_report
+from tenants.models import Tenant
+
+DRIFT_MIN_REVIEWS = 20
+DRIFT_ACCURACY_DROP = 0.10
+DRIFT_AGREEMENT_DROP = 0.10
+DRIFT_INTERVENTION_FACTOR = 0.5
+DRIFT_INTERVENTION_POINTS = 0.05
+DRIFT_TIME_FACTOR = 0.6
+
+
+def gold_accuracy(*, tenant: Tenant, reviewer_id: int, start: datetime, end: datetime) -> float | None:
+    """The reviewer's share of gold items answered as expected in [start, end); None: no data yet.
+
+    The one place the golden sets' figure enters the analytics (wired at merge: h-gold).
+    """
+    return None
+
+
+def peer_agreement(*, tenant: Tenant, reviewer_id: int, start: datetime, end: datetime) -> float | None:
+    """The reviewer's agreement with peers on overlap reviews in [start, end); None: no data yet.
+
+    The one place the agreement statistics enter the analytics (wired at merge: h-agree).
+    """
+    return None
+
+
+def drift_reasons(
+    first: ReviewFigures,
+    second: ReviewFigures,
+    *,
+    accuracy: tuple[float | None, float | None] = (None, None),
+    agreement: tuple[float | None, float | None] = (None, None),
+) -> list[str]:
+    """Why a reviewer's second half is worse than the first (empty: no drift). Pure."""
+    if first.reviews < DRIFT_MIN_REVIEWS or second.reviews < DRIFT_MIN_REVIEWS:
+        return []
+    reasons = []
+    if None not in accuracy and accuracy[0] - accuracy[1] > DRIFT_ACCURACY_DROP:
+        reasons.append(f"accuracy on gold fell from {accuracy[0]:.0%} to {accuracy[1]:.0%}")
+    if None not in agreement and agreement[0] - agreement[1] > DRIFT_AGREEMENT_DROP:
+        reasons.append(f"agreement with peers fell from {agreement[0]:.2f} to {agreement[1]:.2f}")
+    before, after = first.intervention_rate or 0.0, second.intervention_rate or 0.0
+    time_before, time_after = first.time_median, second.time_median
+    if (
+        after < before * DRIFT_INTERVENTION_FACTOR
+        and before - after >= DRIFT_INTERVENTION_POINTS
+        and time_before
+        and time_after is not None
+        and time_after < time_before * DRIFT_TIME_FACTOR
+    ):
+        reasons.append(
+            f"intervenes less ({before:.0%} to {after:.0%}) and faster (median {time_before:.0f} s to "
+            f"{time_after:.0f} s): rubber-stamping?"
+        )
+    return reasons
+
+
+def halves(start: datetime, end: datetime) -> tuple[datetime, datetime, datetime]:
+    """The period cut in two at a whole day (or hour, for a period shorter than two days)."""
+    span = end - start
+    step = DAY if span >= 2 * DAY else timedelta(hours=1)
+    middle = start + step * int((span / step) // 2)
+    return start, max(middle, start + step), end
+
+
+@dataclass
+class Row:
+    """One reviewer's or queue's line of the analytics table."""
+
+    id: int
+    name: str
+    figures: ReviewFigures
+    accuracy: float | None = None
+    agreement: float | None = None
+    drift: list[str] | None = None
+
+
+def reviewer_rows(*, tenant: Tenant, start: datetime, end: datetime) -> list[Row]:
+    """Each reviewer with reviews in the period: their figures, gold accuracy, agreement, drift."""
+    whole = metrics_report(tenant=tenant, start=start, end=end, group_by=("reviewer",), totals=False)
+    a, middle, b = halves(start, end)
+    first = _by_key(
+        metrics_report(tenant=tenant, start=a, end=middle, group_by=("reviewer",), totals=False), "reviewer"
+    )
+    second = _by_key(
+        metrics_report(tenant=tenant, start=middle, end=b, group_by=("reviewer",), totals=False), "reviewer"
+    )
+    ids = _ids(tenant, "reviewer")
+    rows = []
+    for group in whole.groups:
+        name = group.key["reviewer"]
+        person = ids.get(name)
+        accuracy = gold_accuracy(tenant=tenant, reviewer_id=person, start=start, end=end)
+        agreement = peer_agreement(tenant=tenant, reviewer_id=person, start=start, end=end)
+        drift = drift_reasons(
+            first.get(name, ReviewFigures()),
+            second.get(name, ReviewFigures()),
+            accuracy=(
+                gold_accuracy(tenant=tenant, reviewer_id=person, start=a, end=middle),
+                gold_accuracy(tenant=tenant, reviewer_id=person, start=middle, end=b),
+            ),
+            agreement=(
+                peer_agreement(tenant=tenant, reviewer_id=person, start=a, end=middle),
+                peer_agreement(tenant=tenant, reviewer_id=person, start=middle, end=b),
+            ),
+        )
+        rows.append(
+            Row(id=person, name=name, figures=group.reviews, accuracy=accuracy, agreement=agreement, drift=drift)
+        )
+    return rows
+
+
+def queue_rows(*, tenant: Tenant, start: datetime, end: datetime) -> list[Row]:
+    """Each queue with reviews in the period, and its figures."""
+    whole = metrics_report(tenant=tenant, start=start, end=end, group_by=("queue",), totals=False)
+    ids = _ids(tenant, "queue")
+    return [Row(id=ids.get(g.key["queue"]), name=g.key["queue"], figures=g.reviews) for g in whole.groups]
+
+
+def _by_key(report, dimension: str) -> dict[str, ReviewFigures]:
+    return {group.key[dimension]: group.reviews for group in report.groups}
+
+
+def _ids(tenant: Tenant, dimension: str) -> dict[str, int]:
+    return {name: key for key, name in dimension_names(tenant, (dimension,))[dimension].items()}

@@ -1,0 +1,358 @@
+"""Reads of the metrics rollups: the figures of seed 001 Table 1 for a period, grouped as asked.
+
+Every read here goes to the rollups (``quality.models``), never to the outputs: whole UTC
+days of the period from the day rows, its ragged edges (a period that does not start or
+end at midnight) from the hour rows. A figure that a grouping does not apply to is None
+(a reviewer has no tier; a judge no reviewer).
+
+Definitions (also in docs/metrics.md):
+
+- **error rate**: outputs people rejected or corrected, over the outputs people decided
+  (the sampled ones: an estimate of the error rate of what reached people);
+- **SLA compliance**: 1 - tasks found late / tasks that counted (done, or found late);
+- **modification rate**: corrections over reviews; **escalation rate**: escalations over reviews;
+- **throughput**: reviews per day of the period; **reviews per hour** spent: timed reviews
+  over their hours;
+- **stopped / corrected before delivery**: outputs held for a person (sequential) that people
+  rejected / corrected, plus outputs blocked without a person (a judge, the stop button);
+- **caught by thumbs-down**: rejected or corrected by the person an end user's thumbs-down sent.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.db import connections
+from django.db.models import F, Q, Sum
+
+from policies.models import Judge
+from quality import histograms
+from quality.models import Grain, JudgeRollup, OutputRollup, ReviewRollup, RollupState
+from reviews.models import Queue
+from tenants.models import Tenant
+from tenants.selectors import members_of
+
+DAY = timedelta(days=1)
+OUTPUT_DIMENSIONS = {
+    "tier": "tier",
+    "application": "application",
+    "model": "model",
+    "prompt_version": "prompt_version",
+    "category": "category",
+}
+REVIEW_DIMENSIONS = {"reviewer": "reviewer_id", "queue": "queue_id", "category": "category"}
+JUDGE_DIMENSIONS = {"judge": "judge_id"}
+GROUP_BY = ("day", *OUTPUT_DIMENSIONS, "reviewer", "queue", "judge")
+MAX_DAYS = 366
+
+
+def period_rows(start: datetime, end: datetime) -> Q:
+    """The rollup rows that cover [start, end) exactly (both on whole hours)."""
+    first_day = start.astimezone(UTC).replace(hour=0) + (DAY if start.astimezone(UTC).hour else timedelta(0))
+    last_day = end.astimezone(UTC).replace(hour=0)
+    if first_day >= last_day:
+        return Q(grain=Grain.HOUR, bucket__gte=start, bucket__lt=end)
+    return (
+        Q(grain=Grain.DAY, bucket__gte=first_day, bucket__lt=last_day)
+        | Q(grain=Grain.HOUR, bucket__gte=start, bucket__lt=first_day)
+        | Q(grain=Grain.HOUR, bucket__gte=last_day, bucket__lt=end)
+    )
+
+
+def _ratio(part, whole) -> float | None:
+    return None if not whole else part / whole
+
+
+@dataclass
+class OutputFigures:
+    outputs: int = 0
+    sampled: int = 0
+    auto_approved: int = 0
+    blocked: int = 0
+    decided: int = 0
+    approved: int = 0
+    rejected: int = 0
+    corrected: int = 0
+    held_rejected: int = 0
+    held_corrected: int = 0
+    thumbs_down: int = 0
+    caught_by_feedback: int = 0
+    tasks: int = 0
+    tasks_late: int = 0
+
+    def add(self, row: dict) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + (row.get(name) or 0))
+
+    @property
+    def errors(self) -> int:
+        return self.rejected + self.corrected
+
+    @property
+    def error_rate(self) -> float | None:
+        return _ratio(self.errors, self.decided)
+
+    @property
+    def sla_compliance(self) -> float | None:
+        return None if not self.tasks else 1 - self.tasks_late / self.tasks
+
+    @property
+    def stopped_before_delivery(self) -> int:
+        return self.blocked + self.held_rejected
+
+
+@dataclass
+class ReviewFigures:
+    days: float = 1.0
+    reviews: int = 0
+    approves: int = 0
+    rejects: int = 0
+    corrects: int = 0
+    escalates: int = 0
+    late: int = 0
+    timed: int = 0
+    time_total: int = 0
+    histogram: dict = field(default_factory=dict)
+
+    def add(self, row: dict) -> None:
+        for name in REVIEW_FIELDS:
+            setattr(self, name, getattr(self, name) + (row.get(name) or 0))
+
+    @property
+    def modification_rate(self) -> float | None:
+        return _ratio(self.corrects, self.reviews)
+
+    @property
+    def intervention_rate(self) -> float | None:
+        return _ratio(self.corrects + self.rejects, self.reviews)
+
+    @property
+    def escalation_rate(self) -> float | None:
+        return _ratio(self.escalates, self.reviews)
+
+    @property
+    def time_median(self) -> float | None:
+        return histograms.quantile(self.histogram, 0.5)
+
+    @property
+    def time_p90(self) -> float | None:
+        return histograms.quantile(self.histogram, 0.9)
+
+    @property
+    def throughput_per_day(self) -> float | None:
+        return self.reviews / self.days if self.days else None
+
+    @property
+    def reviews_per_hour(self) -> float | None:
+        return None if not self.time_total else self.timed / (self.time_total / 3600)
+
+
+@dataclass
+class JudgeFigures:
+    judged: int = 0
+    failed: int = 0
+    unsure: int = 0
+    decided: int = 0
+    errors: int = 0
+    passed_decided: int = 0
+    passed_errors: int = 0
+    failed_decided: int = 0
+    failed_errors: int = 0
+
+    def add(self, row: dict) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + (row.get(name) or 0))
+
+    @property
+    def fail_rate(self) -> float | None:
+        return _ratio(self.failed, self.judged)
+
+    @property
+    def error_rate(self) -> float | None:
+        return _ratio(self.errors, self.decided)
+
+    @property
+    def miss_rate(self) -> float | None:
+        """Of the outputs it passed that people decided, the share people found wrong."""
+        return _ratio(self.passed_errors, self.passed_decided)
+
+    @property
+    def precision(self) -> float | None:
+        """Of the outputs it failed that people decided, the share people found wrong too."""
+        return _ratio(self.failed_errors, self.failed_decided)
+
+
+@dataclass
+class Group:
+    key: dict[str, str]
+    outputs: OutputFigures | None = None
+    reviews: ReviewFigures | None = None
+    judges: JudgeFigures | None = None
+
+
+@dataclass
+class Report:
+    start: datetime
+    end: datetime
+    group_by: tuple[str, ...]
+    watermark: datetime | None
+    totals: Group
+    groups: list[Group]
+
+
+def _day_label(bucket) -> str:
+    if isinstance(bucket, str):  # a raw SQLite row: "YYYY-MM-DD HH:MM:SS" in UTC
+        return bucket[:10]
+    return bucket.astimezone(UTC).date().isoformat()
+
+
+def _family(model, dimensions: dict[str, str], group_by: tuple[str, ...]):
+    """The columns to group a rollup by, or None when it cannot be grouped so."""
+    columns = []
+    for name in group_by:
+        if name == "day":
+            columns.append("bucket")
+        elif name in dimensions:
+            columns.append(dimensions[name])
+        else:
+            return None
+    return columns
+
+
+def _key(row: dict, group_by: tuple[str, ...], columns: list[str], names: dict) -> tuple:
+    parts = []
+    for name, column in zip(group_by, columns, strict=True):
+        value = row[column]
+        if name == "day":
+            parts.append(_day_label(value))
+        else:
+            parts.append(names.get(name, {}).get(value, "" if value is None else str(value)))
+    return tuple(parts)
+
+
+def metrics_report(
+    *,
+    tenant: Tenant,
+    start: datetime,
+    end: datetime,
+    group_by: tuple[str, ...] = (),
+    reviews_of: dict[str, int] | None = None,
+    totals: bool = True,
+) -> Report:
+    """The figures of [start, end) (whole hours, UTC), in total and per group of ``group_by``.
+
+    ``reviews_of`` (``{"reviewer_id": ...}`` or ``{"queue_id": ...}``) reads the reviews of one
+    reviewer or queue only, and nothing of the outputs or judges. With ``totals=False`` a
+    grouped report reads only the rollups the grouping applies to (its totals are then those
+    of these rollups only); every sum is taken by the database, the histograms merged there too.
+    """
+    rows = period_rows(start, end)
+    days = max((end - start) / DAY, 1 / 24)
+    names = dimension_names(tenant, group_by)
+    groups: dict[tuple, Group] = {}
+    whole = Group(key={})
+
+    def group(key: tuple) -> Group:
+        if key not in groups:
+            groups[key] = Group(key=dict(zip(group_by, key, strict=True)))
+        return groups[key]
+
+    def wanted(columns) -> bool:
+        return columns is not None or (totals and bool(group_by)) or not group_by
+
+    output_sums = {name: Sum(name) for name in OutputFigures.__dataclass_fields__ if not name.startswith("held_")}
+    output_sums |= {
+        "held_rejected": Sum("rejected", filter=Q(held=True)),
+        "held_corrected": Sum("corrected", filter=Q(held=True)),
+    }
+    columns = _family(OutputRollup, OUTPUT_DIMENSIONS, group_by)
+    if reviews_of is None and wanted(columns):
+        whole.outputs = OutputFigures()
+        for row in _aggregate(OutputRollup.objects.for_tenant(tenant).filter(rows), columns, output_sums):
+            whole.outputs.add(row)
+            if columns:
+                target = group(_key(row, group_by, columns, names))
+                target.outputs = target.outputs or OutputFigures()
+                target.outputs.add(row)
+
+    judge_sums = {name: Sum(name) for name in JudgeFigures.__dataclass_fields__}
+    columns = _family(JudgeRollup, JUDGE_DIMENSIONS, group_by)
+    if reviews_of is None and wanted(columns):
+        whole.judges = JudgeFigures()
+        for row in _aggregate(JudgeRollup.objects.for_tenant(tenant).filter(rows), columns, judge_sums):
+            whole.judges.add(row)
+            if columns:
+                target = group(_key(row, group_by, columns, names))
+                target.judges = target.judges or JudgeFigures()
+                target.judges.add(row)
+
+    columns = _family(ReviewRollup, REVIEW_DIMENSIONS, group_by)
+    if wanted(columns):
+        reviews = ReviewRollup.objects.for_tenant(tenant).filter(rows, **(reviews_of or {}))
+        review_sums = {name: Sum(name) for name in REVIEW_FIELDS}
+        group_days = 1.0 if "day" in group_by else days
+        whole.reviews = ReviewFigures(days=days)
+        for row in _aggregate(reviews, columns, review_sums):
+            whole.reviews.add(row)
+            if columns:
+                target = group(_key(row, group_by, columns, names))
+                target.reviews = target.reviews or ReviewFigures(days=group_days)
+                target.reviews.add(row)
+        merged: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        for values, index, count in _histograms(reviews, columns or []):
+            key = _key(dict(zip(columns, values, strict=True)), group_by, columns, names) if columns else ()
+            merged[key][int(index)] += int(count)
+        for key, counts in merged.items():
+            for index, count in counts.items():
+                whole.reviews.histogram[index] = whole.reviews.histogram.get(index, 0) + count
+            if columns:
+                groups[key].reviews.histogram = dict(counts)
+
+    watermark = RollupState.objects.for_tenant(tenant).values_list("watermark", flat=True).first()
+    ordered = sorted(groups.values(), key=lambda g: tuple(g.key.values()))
+    return Report(start=start, end=end, group_by=group_by, watermark=watermark, totals=whole, groups=ordered)
+
+
+REVIEW_FIELDS = ("reviews", "approves", "rejects", "corrects", "escalates", "late", "timed", "time_total")
+
+
+def _histograms(queryset, columns: list[str]):
+    """(group values, bin, count): the rows' time histograms summed per group, by the database.
+
+    The JSON objects are taken apart by ``jsonb_each_text`` (PostgreSQL) or ``json_each``
+    (SQLite) over the same filtered rows the ORM would read.
+    """
+    aliases = {f"g{i}": F(column) for i, column in enumerate(columns)}
+    inner = queryset.annotate(**aliases, h=F("time_histogram")).values(*aliases, "h").order_by()
+    sql, params = inner.query.sql_with_params()
+    connection = connections[queryset.db]
+    grouped = ", ".join(f"r.{alias}" for alias in aliases)
+    if connection.vendor == "postgresql":
+        each, total = "CROSS JOIN LATERAL jsonb_each_text(r.h) AS e", "SUM((e.value)::bigint)"
+    else:
+        each, total = ", json_each(r.h) AS e", "SUM(e.value)"
+    select = f"{grouped}, " if grouped else ""
+    statement = f"SELECT {select}e.key, {total} FROM ({sql}) AS r {each} GROUP BY {select}e.key"  # noqa: S608 (our own aliases; values are parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        for row in cursor.fetchall():
+            yield row[: len(aliases)], row[-2], row[-1]
+
+
+def _aggregate(queryset, columns, sums: dict) -> list[dict]:
+    """Sums (named apart from the columns they read, which Django requires) per group of ``columns``."""
+    renamed = {f"s_{name}": aggregate for name, aggregate in sums.items()}
+    rows = [queryset.aggregate(**renamed)] if not columns else queryset.values(*columns).order_by().annotate(**renamed)
+    return [{(name[2:] if name.startswith("s_") else name): value for name, value in row.items()} for row in rows]
+
+
+def dimension_names(tenant: Tenant, group_by: tuple[str, ...]) -> dict[str, dict]:
+    """Ids to names for the groupings that key on ids (reviewers, queues, judges)."""
+    names: dict[str, dict] = {}
+    if "reviewer" in group_by:
+        names["reviewer"] = {m.user_id: m.user.get_username() for m in members_of(tenant=tenant)}
+    if "queue" in group_by:
+        names["queue"] = dict(Queue.objects.for_tenant(tenant).values_list("pk", "name"))
+    if "judge" in group_by:
+        names["judge"] = dict(Judge.objects.for_tenant(tenant).values_list("pk", "name"))
+    return names

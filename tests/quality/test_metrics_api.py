@@ -1,0 +1,146 @@
+"""GET /api/v1/metrics: figures from the rollups, the period and grouping checked, one error shape,
+nothing of another tenant."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from quality.rollups import day_of, metrics_rollup
+from tests.conftest import make_client
+from tests.reviews import conftest as review_fixtures
+from tests.reviews.conftest import claim, review, reviewer, submit
+
+pytestmark = pytest.mark.django_db
+workflow = review_fixtures.workflow
+GOOD = {"correct": True, "helpful": 4}
+
+
+def _period(days_back=7):
+    today = day_of(timezone.now())
+    return {
+        "from": (today - timedelta(days=days_back)).date().isoformat(),
+        "to": (today + timedelta(days=1)).date().isoformat(),
+    }
+
+
+@pytest.fixture
+def rolled(tenant, workflow):
+    for number in range(1, 5):
+        submit(workflow, number, ("medium-app", "high-app")[number % 2], model=("m-a", "m-b")[number % 2])
+    rita = reviewer(tenant, 2, "rita")
+    for decision, seconds in (("correct", 30), ("reject", 60), ("approve", 90)):
+        task = claim(rita).json()
+        body = {"decision": decision, "scores": GOOD, "time_spent_seconds": seconds}
+        if decision == "correct":
+            body["corrected_output"] = "Better."
+        assert review(rita, task["id"], **body).status_code == 201
+    metrics_rollup(tenant=tenant)
+    return make_client(tenant, "quality_lead")
+
+
+def test_totals_and_groups_come_from_the_rollups(rolled):
+    body = rolled.get("/api/v1/metrics", {**_period(), "group_by": "tier"}).json()
+
+    totals = body["totals"]
+    assert totals["outputs"]["outputs"] == 4
+    assert totals["outputs"]["decided"] == 3
+    assert totals["reviews"]["reviews"] == 3
+    assert totals["reviews"]["corrects"] == 1 and totals["reviews"]["rejects"] == 1
+    assert totals["reviews"]["time_median_seconds"] == pytest.approx(60, rel=0.05)
+    assert totals["reviews"]["modification_rate"] == pytest.approx(1 / 3, abs=1e-6)
+    assert {group["key"]["tier"] for group in body["groups"]} == {"medium", "high"}
+    assert all(group["reviews"] is None for group in body["groups"])
+    assert sum(group["outputs"]["outputs"] for group in body["groups"]) == 4
+    assert body["rollup_watermark"] is not None
+
+    by_reviewer = rolled.get("/api/v1/metrics", {**_period(), "group_by": "reviewer,day"}).json()
+    assert [group["key"] for group in by_reviewer["groups"]] == [
+        {"reviewer": "rita", "day": day_of(timezone.now()).date().isoformat()}
+    ]
+    assert by_reviewer["groups"][0]["outputs"] is None
+    assert by_reviewer["groups"][0]["reviews"]["throughput_per_day"] == 3
+
+
+def test_a_period_with_no_rollups_is_zeros_and_nulls(rolled):
+    body = rolled.get("/api/v1/metrics", {"from": "2020-01-01", "to": "2020-01-02T05:00:00Z"}).json()
+
+    assert body["totals"]["outputs"]["outputs"] == 0
+    assert body["totals"]["outputs"]["error_rate"] is None
+    assert body["totals"]["reviews"]["time_median_seconds"] is None
+    assert body["groups"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "field"),
+    [
+        ({}, 400, "from"),
+        ({"from": "2026-01-01"}, 400, "to"),
+        ({"from": "yesterday", "to": "2026-01-02"}, 400, "from"),
+        ({"from": "2026-01-01T10:30:00Z", "to": "2026-01-02"}, 422, "from"),
+        ({"from": "2026-01-02", "to": "2026-01-01"}, 422, "to"),
+        ({"from": "2026-01-01", "to": "2026-01-01"}, 422, "to"),
+        ({"from": "2024-01-01", "to": "2026-01-01"}, 422, "to"),
+        ({"from": "2026-02-30", "to": "2026-03-01"}, 422, "from"),
+        ({"from": "2026-01-01", "to": "2026-01-02", "group_by": "colour"}, 400, "group_by"),
+        ({"from": "2026-01-01", "to": "2026-01-02", "group_by": ""}, 400, "group_by"),
+        ({"from": "2026-01-01", "to": "2026-01-02", "group_by": "tier,model,day"}, 422, "group_by"),
+        ({"from": "2026-01-01", "to": "2026-01-02", "group_by": "day,day"}, 422, "group_by"),
+    ],
+)
+def test_bad_periods_and_groupings_are_named_in_the_one_error_shape(tenant, query, status, field):
+    response = make_client(tenant, "quality_lead").get("/api/v1/metrics", query)
+
+    assert response.status_code == status, response.json()
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert field in body["fields"]
+    assert body["message"].startswith(f"{field}:")
+
+
+def test_another_tenant_sees_none_of_it(rolled, other_tenant):
+    theirs = make_client(other_tenant, "quality_lead")
+
+    body = theirs.get("/api/v1/metrics", {**_period(), "group_by": "reviewer"}).json()
+
+    assert body["totals"]["outputs"]["outputs"] == 0
+    assert body["totals"]["reviews"]["reviews"] == 0
+    assert body["groups"] == []
+    assert body["rollup_watermark"] is None
+    assert "rita" not in str(body)
+
+
+def test_a_period_on_whole_hours_reads_day_rows_inside_and_hour_rows_at_its_edges(tenant, workflow):
+    from datetime import UTC, datetime
+
+    from reviews.models import Output
+
+    for number in range(1, 5):
+        submit(workflow, number, "medium-app")
+    moments = {
+        "ext-1": datetime(2026, 3, 1, 10, 30, tzinfo=UTC),
+        "ext-2": datetime(2026, 3, 2, 12, 0, tzinfo=UTC),
+        "ext-3": datetime(2026, 3, 3, 3, 15, tzinfo=UTC),
+        "ext-4": datetime(2026, 3, 3, 9, 0, tzinfo=UTC),
+    }
+    for external_id, moment in moments.items():
+        Output.unscoped.filter(tenant=tenant, external_id=external_id).update(received_at=moment)
+    metrics_rollup(tenant=tenant)
+    lead = make_client(tenant, "quality_lead")
+
+    def outputs(start, end):
+        return lead.get("/api/v1/metrics", {"from": start, "to": end}).json()["totals"]["outputs"]["outputs"]
+
+    assert outputs("2026-03-01", "2026-03-04") == 4
+    assert outputs("2026-03-01T10:00:00Z", "2026-03-03T04:00:00Z") == 3
+    assert outputs("2026-03-01T11:00:00Z", "2026-03-03T03:00:00Z") == 1
+    assert outputs("2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z") == 1
+    assert outputs("2026-03-01T12:00:00+02:00", "2026-03-03T10:00:00Z") == 4  # 10:00 UTC
+    by_day = lead.get(
+        "/api/v1/metrics", {"from": "2026-03-01T10:00:00Z", "to": "2026-03-03T04:00:00Z", "group_by": "day"}
+    )
+    assert [(g["key"]["day"], g["outputs"]["outputs"]) for g in by_day.json()["groups"]] == [
+        ("2026-03-01", 1),
+        ("2026-03-02", 1),
+        ("2026-03-03", 1),
+    ]
