@@ -352,6 +352,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "apply-retention": {"task": "reviews.tasks.retention_apply_task", "schedule": 3600.0},
     "audit-checkpoints": {"task": "tenants.tasks.audit_checkpoints_task", "schedule": 600.0},
     "sla-breaches": {"task": "reviews.tasks.tasks_sla_sweep_task", "schedule": 60.0},
+    # Outlier signals (reviews.services.signals): fold new outputs into each application's sketches.
+    "signal-statistics": {"task": "reviews.tasks.signal_statistics_refresh_task", "schedule": 60.0},
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -396,5 +398,8 @@ HITL_JUDGE_RECONCILE_SECONDS = env_int("HITL_JUDGE_RECONCILE_SECONDS", 6 * 60)
 # by the serialized size of the documents and rows its entries were built from (hitl/cache.py).
 HITL_MAX_CONFIG_BYTES = env_int("HITL_MAX_CONFIG_BYTES", 256 * 1024)
 HITL_CACHE_MAX_BYTES = env_int("HITL_CACHE_MAX_BYTES", 8 * 1024 * 1024)
+# Outlier signals: how long a process keeps a tenant's application statistics before reading
+# the newest version (policies.selectors.application_statistics).
+HITL_SIGNAL_STATISTICS_SECONDS = env_int("HITL_SIGNAL_STATISTICS_SECONDS", 60)
 # Where compliance bundles (zip files) are written, one directory per tenant; never commit it.
 HITL_EXPORT_DIR = os.environ.get("HITL_EXPORT_DIR") or str(BASE_DIR / "var" / "exports")

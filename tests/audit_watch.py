@@ -34,6 +34,7 @@ SERVICE_MODULES = (
     "reviews.services.webhooks",
     "policies.retention",
     "reviews.services.retention",
+    "reviews.services.signals",
     "tenants.verification",
 )
 PROJECT_PACKAGES = ("hitl", "tenants", "policies", "reviews", "tests", "bench")
@@ -51,6 +52,9 @@ EXEMPT = {
     "reviews.services.retention.retention_apply": "one output.redacted event per batch; a run with nothing "
     "to redact only moves its watermark",
     "reviews.services.retention.retention_apply_all": "retention_apply for every tenant",
+    "reviews.services.signals.signal_statistics_refresh": "operational: running statistics; each decision stores "
+    "the figures it read (its signal_snapshot, committed to by its reason)",
+    "reviews.services.signals.signal_statistics_refresh_all": "signal_statistics_refresh for every tenant",
 }
 
 # The tables of the apps that hold governance state; history tables accompany audited writes.
