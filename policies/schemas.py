@@ -8,9 +8,9 @@ rubric) are checked by the service, which knows the tenant.
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from hitl.schemas import JsonDateTime, JsonInt, PositiveJsonInt, ResponseModel
+from hitl.schemas import JsonDateTime, JsonInt, PositiveJsonInt, ResponseModel, integral
 from policies.judges.registry import JUDGE_KINDS
 from policies.signals import MEASURES
 
@@ -192,7 +192,7 @@ class SignalRule(BaseModel):
         default=None,
         description="outlier: the value must be above this quantile of the application (0.99, the default: p99).",
     )
-    min_observations: Annotated[JsonInt, Field(ge=10, le=1_000_000_000)] | None = Field(
+    min_observations: Annotated[int, Field(ge=10, le=1_000_000_000), BeforeValidator(integral)] | None = Field(
         default=None,
         description="outlier: the application's statistics must hold at least this many outputs before it acts "
         "(default 100).",

@@ -36,6 +36,7 @@ SERVICE_MODULES = (
     "reviews.services.retention",
     "reviews.services.signals",
     "tenants.verification",
+    "quality.services",
 )
 PROJECT_PACKAGES = ("hitl", "tenants", "policies", "reviews", "tests", "bench")
 
