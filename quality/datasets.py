@@ -13,7 +13,8 @@ Two formats, each the one OpenAI's fine-tuning takes (and OpenAI-compatible trai
 
 The input becomes messages thus: a list of ``{role, content}`` messages keeps its ``system``,
 ``user`` and ``assistant`` messages (``developer`` counts as ``system``; tool and other roles
-are left out), a string is one user message, anything else one user message holding its JSON.
+are left out), a string is one user message, anything else one user message holding its JSON
+(keys sorted: PostgreSQL's jsonb does not keep their order).
 
 Only outputs whose payloads are still there: an output redacted by retention (``redacted_at``)
 is never exported, whatever its decision. Rows are read as the compliance export reads them
@@ -99,7 +100,7 @@ def dataset_count(*, tenant: Tenant, dataset: DatasetFilter) -> int:
 
 
 def _content(value) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def input_messages(value) -> list[dict]:

@@ -6,6 +6,7 @@ import orjson
 import pytest
 from django.utils import timezone
 
+from hitl.tenancy import no_tenant
 from quality.datasets import LINES_PER_CHUNK, DatasetFilter, dataset_lines
 from reviews.models import Output
 from reviews.services.retention import retention_apply
@@ -13,7 +14,7 @@ from tenants.models import AuditEvent
 from tests.conftest import make_client
 from tests.pages import member, signed_in
 from tests.reviews.conftest import GOOD_SCORES, claim, review, reviewer, submit
-from tests.reviews.conftest import workflow as workflow  # noqa: F401 (the fixture)
+from tests.reviews.conftest import workflow as workflow  # the fixture, shared with the review tests
 
 URL = "/api/v1/datasets/fine-tuning"
 CONVERSATION = [
@@ -84,7 +85,7 @@ def test_chat_lines_end_with_the_correction_as_the_assistant_turn(tenant, review
         },
         {
             "messages": [
-                {"role": "user", "content": '{"ticket":7,"text":"Hi"}'},
+                {"role": "user", "content": '{"text":"Hi","ticket":7}'},  # keys sorted, whatever the database keeps
                 {"role": "assistant", "content": "Corrected answer 3."},
             ]
         },
@@ -231,3 +232,13 @@ def test_the_datasets_page_is_for_quality_leads_and_admins_of_the_tenant(tenant,
     page = outsider.get("/quality/datasets/", {"format": "chat"}).content.decode()
     assert "0 lines" in page
     assert lines_of(outsider.get("/quality/datasets/download", {"format": "chat"})) == []
+
+
+def test_the_stream_enters_its_tenants_scope_itself(tenant, reviewed):
+    """A streamed body is iterated after the view returned and left the request's scope: on
+    PostgreSQL, with row-level security, the generator must name its tenant itself."""
+    dataset = DatasetFilter(format="chat", as_of=timezone.now())
+    chunks = dataset_lines(tenant=tenant, dataset=dataset)
+    with no_tenant():
+        body = b"".join(chunks)
+    assert body.count(b"\n") == 3
