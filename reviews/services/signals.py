@@ -103,7 +103,8 @@ def signal_statistics_refresh(
                 update_fields=["version", "observations", "sketches", "through_received_at", "through_id", "updated_at"]
             )
         if created:
-            ApplicationStatistics.objects.for_tenant(tenant).bulk_create(created)
+            # ignore_conflicts: a concurrent first run (embedded beats in several processes) stored them first
+            ApplicationStatistics.objects.for_tenant(tenant).bulk_create(created, ignore_conflicts=True)
     return folded
 
 
