@@ -34,6 +34,7 @@ def test_the_project_schedule_runs_the_sweeps():
         "reviews.tasks.retention_apply_task",
         "tenants.tasks.audit_checkpoints_task",
         "reviews.tasks.tasks_sla_sweep_task",
+        "reviews.tasks.signal_statistics_refresh_task",
     }
 
 

@@ -225,3 +225,16 @@ def test_a_policy_naming_an_unknown_tier_for_a_signal_is_refused_with_the_field(
         "tool_failed",
         "user_asked_for_human",
     ]
+
+
+def test_the_scheduled_task_declares_its_scope_and_folds_each_tenants_outputs(tenant, service):
+    """As in a worker or the embedded beat: no scope around it (tests/test_isolation.py's rule)."""
+    from hitl.tenancy import no_tenant
+    from reviews.tasks import signal_statistics_refresh_task
+
+    for number in range(5):
+        submit(service, number)
+    Output.objects.for_tenant(tenant).update(received_at=timezone.now() - timedelta(minutes=2))
+    with no_tenant():
+        assert signal_statistics_refresh_task() == 5
+    assert ApplicationStatistics.objects.for_tenant(tenant).get().observations == 5
