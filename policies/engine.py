@@ -127,6 +127,7 @@ class _CompiledSignal:
     min_observations: int
     action: str
     raise_to: str | None
+    key: str  # how the snapshot names the quantile it reads (cost@0.99)
 
     @classmethod
     def of(cls, index: int, rule: SignalRule) -> "_CompiledSignal":
@@ -140,16 +141,16 @@ class _CompiledSignal:
             min_observations=rule.min_observations_or_default,
             action=rule.action,
             raise_to=rule.raise_to,
+            key=quantile_key(rule.measure, rule.quantile_or_default) if rule.measure else "",
         )
 
-    def fires(self, application: str, measures: dict, metadata: dict, statistics: StatisticsView, read: dict):
+    def fires(self, application: str, measures: dict, metadata: dict, statistics: StatisticsView, basis, read: dict):
         """The figures that make it fire (``cost 0.42 USD > p99 0.08 USD``), or None. Quantiles it
         reads are noted in ``read`` for the decision's snapshot."""
         if self.kind == "outlier":
             value = measures.get(self.measure)
-            basis = statistics.basis(application)
-            threshold = statistics.quantile(application, self.measure, self.quantile)
-            read[quantile_key(self.measure, self.quantile)] = threshold
+            threshold = statistics.quantile(application, self.measure, self.quantile, self.key)
+            read[self.key] = threshold
             if value is None or basis is None or threshold is None or basis[1] < self.min_observations:
                 return None
             if value <= threshold:
@@ -300,16 +301,16 @@ class CompiledPolicy:
         if applying:
             measures = measures or {}
             read: dict = {}
+            basis = statistics.basis(application)
             for rule in applying:
-                figures = rule.fires(application, measures, metadata, statistics, read)
+                figures = rule.fires(application, measures, metadata, statistics, basis, read)
                 if figures is None:
                     continue
                 if rule.action == "raise_tier":
                     signal_raises.append((self._target(tier_name, rule.raise_to), f"{rule.label}: {figures}"))
                 else:
                     forced.append(f"{rule.label}: {figures}")
-            compared = {name: measures[name] for name in MEASURES if name in measures}
-            snapshot = snapshot_of(basis=statistics.basis(application), quantiles=read, measures=compared)
+            snapshot = snapshot_of(basis=basis, quantiles=read, measures=measures)
         if judges:
             failing = [judge for judge in judges if judge.result == "fail"]
             blocking = [judge.name for judge in failing if judge.on_fail == "block"]

@@ -48,40 +48,42 @@ _ERROR_STATUSES = frozenset({"error", "failed"})
 
 
 def _number(value) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
+    if value is None or value.__class__ is bool or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
-def _step_number(step: dict, *keys: str) -> float | None:
-    for key in keys:
-        value = _number(step.get(key))
+def _step_figure(step: dict, first: str, second: str, usage) -> float | None:
+    value = step.get(first)
+    if value is None:
+        value = step.get(second)
+    if value is None and usage is not None:
+        value = usage.get(first)
+        if value is None:
+            value = usage.get(second)
+    return _number(value)
+
+
+def _trace_figures(steps: list) -> tuple[float | None, float | None, int]:
+    """The steps' summed cost and latency (None when no step tells one) and failed tool steps, in one pass."""
+    cost = latency = None
+    failed = 0
+    for step in steps:
+        if step.__class__ is not dict:
+            continue
+        usage = step.get("usage")
+        usage = usage if usage.__class__ is dict else None
+        value = _step_figure(step, "cost", "cost_usd", usage)
         if value is not None:
-            return value
-    usage = step.get("usage")
-    if isinstance(usage, dict):
-        for key in keys:
-            value = _number(usage.get(key))
-            if value is not None:
-                return value
-    return None
-
-
-def _sum_steps(trace: list, *keys: str) -> float | None:
-    total = None
-    for step in trace:
-        if isinstance(step, dict):
-            value = _step_number(step, *keys)
-            if value is not None:
-                total = (total or 0.0) + value
-    return total
-
-
-def _tool_failed(step) -> bool:
-    if not isinstance(step, dict):
-        return False
-    kind = str(step.get("type") or step.get("kind") or "").lower()
-    return kind in TOOL_STEP_KINDS and bool(step.get("error") or step.get("status") in _ERROR_STATUSES)
+            cost = (cost or 0.0) + value
+        value = _step_figure(step, "latency_ms", "duration_ms", usage)
+        if value is not None:
+            latency = (latency or 0.0) + value
+        if step.get("error") or step.get("status") in _ERROR_STATUSES:
+            kind = step.get("type") or step.get("kind") or ""
+            if str(kind).lower() in TOOL_STEP_KINDS:
+                failed += 1
+    return cost, latency, failed
 
 
 def measures_of(*, output: str, trace: Any, metadata: Mapping) -> dict[str, float]:
@@ -105,19 +107,18 @@ def measures_of(*, output: str, trace: Any, metadata: Mapping) -> dict[str, floa
     cost = _number(metadata.get("cost_usd"))
     if cost is None:
         cost = _number(metadata.get("cost"))
-    if cost is None:
-        cost = _sum_steps(steps, "cost", "cost_usd")
+    latency = _number(metadata.get("latency_ms"))
+    tool_errors = _number(metadata.get("tool_errors"))
+    if steps and (cost is None or latency is None or tool_errors is None):
+        step_cost, step_latency, failed = _trace_figures(steps)
+        cost = step_cost if cost is None else cost
+        latency = step_latency if latency is None else latency
+        tool_errors = float(failed) if tool_errors is None else tool_errors
     if cost is not None:
         measures["cost"] = cost
-    latency = _number(metadata.get("latency_ms"))
-    if latency is None:
-        latency = _sum_steps(steps, "latency_ms", "duration_ms")
     if latency is not None:
         measures["latency"] = latency
-    tool_errors = _number(metadata.get("tool_errors"))
-    if tool_errors is None:
-        tool_errors = float(sum(1 for step in steps if _tool_failed(step)))
-    measures["tool_errors"] = tool_errors
+    measures["tool_errors"] = tool_errors or 0.0
     return measures
 
 
@@ -235,8 +236,9 @@ class StatisticsView:
         statistics = self._by_application.get(application)
         return None if statistics is None else (statistics.version, statistics.observations)
 
-    def quantile(self, application: str, measure: str, quantile: float) -> float | None:
-        key = _quantile_key(measure, quantile)
+    def quantile(self, application: str, measure: str, quantile: float, key: str | None = None) -> float | None:
+        """The quantile (its upper bound, see above); ``key``: :func:`quantile_key`'s, when the caller has it."""
+        key = key or _quantile_key(measure, quantile)
         if self._stored is not None:
             value = self._stored.get("quantiles", {}).get(key)
             return None if value is None else float(value)
