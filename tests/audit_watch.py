@@ -38,7 +38,7 @@ SERVICE_MODULES = (
     "tenants.verification",
     "quality.services",
 )
-PROJECT_PACKAGES = ("hitl", "tenants", "policies", "reviews", "tests", "bench")
+PROJECT_PACKAGES = ("hitl", "tenants", "policies", "reviews", "quality", "tests", "bench")
 
 EXEMPT = {
     "tenants.services.api_key_touch": "operational: when a key was last used, at most once a minute",

@@ -133,7 +133,8 @@ def test_filters_by_application_tier_and_period(tenant, reviewed, lead):
         ({"from": "yesterday"}, "from", 400),
         ({"tier": "Not A Tier"}, "tier.0", 400),
         ({"colour": "red"}, "colour", 400),
-        ({"from": "2026-01-01T00:00:00"}, None, 422),  # no offset
+        ({"from": "2026-01-01T00:00:00"}, "from", 400),  # no offset
+        ({"to": "0.5"}, "to", 400),  # a number is not a time
         ({"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, None, 422),
     ):
         response = lead.get(URL, bad)
