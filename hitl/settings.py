@@ -358,6 +358,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "judges-agreement": {"task": "quality.tasks.judges_agreement_check_task", "schedule": 3600.0},
     # The metrics rollups (quality/rollups.py): each run rebuilds only the hours that changed.
     "metrics-rollup": {"task": "quality.tasks.metrics_rollup_task", "schedule": 120.0},
+    # Outlier signals (reviews.services.signals): fold new outputs into each application's sketches.
+    "signal-statistics": {"task": "reviews.tasks.signal_statistics_refresh_task", "schedule": 60.0},
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -416,5 +418,8 @@ HITL_JUDGE_FLAG_MIN_COMPARED = env_int("HITL_JUDGE_FLAG_MIN_COMPARED", 20)
 HITL_JUDGE_FLAG_WINDOW_DAYS = env_int("HITL_JUDGE_FLAG_WINDOW_DAYS", 30)
 _flag_rate = os.environ.get("HITL_JUDGE_FLAG_SAMPLE_RATE", "")
 HITL_JUDGE_FLAG_SAMPLE_RATE = float(_flag_rate) if _flag_rate else None
+# Outlier signals: how long a process keeps a tenant's application statistics before reading
+# the newest version (policies.selectors.application_statistics).
+HITL_SIGNAL_STATISTICS_SECONDS = env_int("HITL_SIGNAL_STATISTICS_SECONDS", 60)
 # Where compliance bundles (zip files) are written, one directory per tenant; never commit it.
 HITL_EXPORT_DIR = os.environ.get("HITL_EXPORT_DIR") or str(BASE_DIR / "var" / "exports")

@@ -15,7 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from policies.schemas import PolicyDocument, RuleSpec, TierSpec
+from policies.schemas import PolicyDocument, RuleSpec, SignalRule, TierSpec
+from policies.signals import (
+    EMPTY_STATISTICS,
+    MEASURES,
+    USER_FLAGS,
+    StatisticsView,
+    format_figure,
+    quantile_key,
+    quantile_label,
+    snapshot_of,
+)
 
 _TWO_TO_64 = float(2**64)
 
@@ -44,6 +54,7 @@ class Decision:
     policy_version: int
     classification: str = ""  # why this tier: the matching rule, or the default
     mode: str = ""  # the review mode it got: the tier's, or for a hybrid tier its content category's
+    signal_snapshot: dict | None = None  # the measures and statistics its signal rules read (policies/signals.py)
 
 
 def _one_of(value: str | list[str] | None) -> frozenset[str] | None:
@@ -105,6 +116,59 @@ class _CompiledRule:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class _CompiledSignal:
+    number: int  # 1-based
+    label: str  # "signal 2 (costly)"
+    kind: str
+    applications: frozenset[str] | None
+    measure: str | None
+    quantile: float
+    min_observations: int
+    action: str
+    raise_to: str | None
+    key: str  # how the snapshot names the quantile it reads (cost@0.99)
+
+    @classmethod
+    def of(cls, index: int, rule: SignalRule) -> "_CompiledSignal":
+        return cls(
+            number=index + 1,
+            label=f"signal {index + 1}" + (f" ({rule.name})" if rule.name else ""),
+            kind=rule.signal,
+            applications=_one_of(rule.application),
+            measure=rule.measure,
+            quantile=rule.quantile_or_default,
+            min_observations=rule.min_observations_or_default,
+            action=rule.action,
+            raise_to=rule.raise_to,
+            key=quantile_key(rule.measure, rule.quantile_or_default) if rule.measure else "",
+        )
+
+    def fires(self, application: str, measures: dict, metadata: dict, statistics: StatisticsView, basis, read: dict):
+        """The figures that make it fire (``cost 0.42 USD > p99 0.08 USD``), or None. Quantiles it
+        reads are noted in ``read`` for the decision's snapshot."""
+        if self.kind == "outlier":
+            value = measures.get(self.measure)
+            threshold = statistics.quantile(application, self.measure, self.quantile, self.key)
+            read[self.key] = threshold
+            if value is None or basis is None or threshold is None or basis[1] < self.min_observations:
+                return None
+            if value <= threshold:
+                return None
+            return (
+                f"{MEASURES[self.measure][0]} {format_figure(self.measure, value)} > "
+                f"{quantile_label(self.quantile)} {format_figure(self.measure, threshold)} "
+                f"(statistics v{basis[0]}, {basis[1]} outputs)"
+            )
+        if self.kind == "tool_failed":
+            failed = measures.get("tool_errors") or 0
+            return f"a tool step failed ({failed:g} tool errors)" if failed >= 1 else None
+        flag = USER_FLAGS[self.kind]
+        if metadata.get(flag) is True:
+            return "the user asked for a human" if self.kind == "user_asked_for_human" else "the user abandoned"
+        return None
+
+
 def _hashable(value) -> bool:
     return isinstance(value, str | int | float | bool)
 
@@ -146,6 +210,11 @@ class CompiledPolicy:
             )
             for index, rule in enumerate(parsed.rules)
         )
+        self.signals = tuple(_CompiledSignal.of(index, rule) for index, rule in enumerate(parsed.signals))
+
+    def signals_apply(self, application: str) -> bool:
+        """Whether some signal rule looks at outputs of ``application`` (their measures are then needed)."""
+        return any(signal.applications is None or application in signal.applications for signal in self.signals)
 
     def classify(self, *, application: str, model: str, metadata: dict, confidence: float | None) -> tuple[str, str]:
         """The tier and why: the first matching rule, else the default tier."""
@@ -178,6 +247,8 @@ class CompiledPolicy:
         judges: Sequence["JudgeSignal"] | None = None,
         signals: Sequence[str] = (),
         overrides: dict[str, str] | None = None,
+        measures: dict | None = None,
+        statistics: StatisticsView = EMPTY_STATISTICS,
     ) -> Decision:
         """Classify and sample one output; with ``judges`` (their verdicts), finish the decision.
 
@@ -189,6 +260,12 @@ class CompiledPolicy:
         while the judges ran) force a review too. ``overrides`` replace the compiled
         ones (finishing an output judged under an older version: the stop button as it
         is now). Deterministic, as the sampling draw is.
+
+        The policy's signal rules read the output's ``measures`` (``policies.signals.measures_of``)
+        and ``statistics`` (its application's quantiles); what they read is returned as the
+        decision's ``signal_snapshot``, from which the same decision recomputes
+        (``measures=snapshot["measures"], statistics=StatisticsView.stored(snapshot)``). Signals
+        that fire raise the tier (with the judges' raises: the highest wins) or force a review.
         """
         tier_name, why, rule_mode = self._match(application, model, metadata, confidence)
         override = (self.overrides if overrides is None else overrides).get(application)
@@ -218,13 +295,29 @@ class CompiledPolicy:
             )
         draw = sampling_draw(tenant_id=self.tenant_id, external_id=external_id, policy_version=self.version)
         forced: list[str] = list(signals)
+        signal_raises: list[tuple[str, str]] = []  # (target tier, why)
+        snapshot = None
+        applying = [rule for rule in self.signals if rule.applications is None or application in rule.applications]
+        if applying:
+            measures = measures or {}
+            read: dict = {}
+            basis = statistics.basis(application)
+            for rule in applying:
+                figures = rule.fires(application, measures, metadata, statistics, basis, read)
+                if figures is None:
+                    continue
+                if rule.action == "raise_tier":
+                    signal_raises.append((self._target(tier_name, rule.raise_to), f"{rule.label}: {figures}"))
+                else:
+                    forced.append(f"{rule.label}: {figures}")
+            snapshot = snapshot_of(basis=basis, quantiles=read, measures=measures)
         if judges:
             failing = [judge for judge in judges if judge.result == "fail"]
             blocking = [judge.name for judge in failing if judge.on_fail == "block"]
             if blocking:
                 reason = f"{why}; judge {', '.join(blocking)} failed: blocked"
                 mode = self.mode_of(tier_name, rule_mode)[0]
-                return Decision(tier_name, False, "block", "blocked", reason, draw, self.version, why, mode)
+                return Decision(tier_name, False, "block", "blocked", reason, draw, self.version, why, mode, snapshot)
             raised = self._raised_tier(tier_name, [judge for judge in failing if judge.on_fail == "raise_tier"])
             if raised != tier_name:
                 names = ", ".join(judge.name for judge in failing if judge.on_fail == "raise_tier")
@@ -238,6 +331,15 @@ class CompiledPolicy:
             answered = {judge.result for judge in judges if judge.kind == "llm" and not judge.unsure}
             if {"pass", "fail"} <= answered:
                 forced.append("judges disagree")
+        if signal_raises:
+            raised = self.tiers_ranked_max(tier_name, [target for target, _ in signal_raises])
+            whys = "; ".join(why for _, why in signal_raises)
+            if raised != tier_name:
+                why = f"{why}; {whys}: tier raised from {tier_name} to {raised}"
+                tier_name = raised
+                rule_mode = None
+            else:
+                why = f"{why}; {whys}: tier {tier_name} already as high"
         tier = self.tiers[tier_name]
         mode, mode_note = self.mode_of(tier_name, rule_mode)
         tier_note = f"tier {tier_name}" + (f" ({mode_note})" if tier.mode == "hybrid" else "")
@@ -258,9 +360,23 @@ class CompiledPolicy:
             outcome = "review" if sampled else "no review"
             reason = f"{why}; {tier_note}, {rate_note}, drawn {draw:.4f}: {outcome}"
         if not sampled:
-            return Decision(tier_name, False, "deliver", "auto_approved", reason, draw, self.version, why, mode)
+            return Decision(
+                tier_name, False, "deliver", "auto_approved", reason, draw, self.version, why, mode, snapshot
+            )
         delivery = "hold" if mode == "sequential" else "deliver"
-        return Decision(tier_name, True, delivery, "pending_review", reason, draw, self.version, why, mode)
+        return Decision(tier_name, True, delivery, "pending_review", reason, draw, self.version, why, mode, snapshot)
+
+    def _target(self, tier_name: str, raise_to: str | None) -> str:
+        """The tier a raise asks for: ``raise_to``, else the next one (tiers rank as listed)."""
+        if raise_to in self.tiers:
+            return raise_to
+        order = list(self.tiers)
+        return order[min(order.index(tier_name) + 1, len(order) - 1)]
+
+    def tiers_ranked_max(self, tier_name: str, targets: list[str]) -> str:
+        """The highest of ``tier_name`` and ``targets``: a raise never lowers."""
+        order = list(self.tiers)
+        return order[max([order.index(tier_name), *(order.index(target) for target in targets)])]
 
     def _raised_tier(self, tier_name: str, raising: list["JudgeSignal"]) -> str:
         """The highest tier the raising judges ask for (tiers rank as the policy lists them)."""

@@ -281,3 +281,29 @@ class LegalHold(TenantOwnedModel):
     @property
     def is_active(self) -> bool:
         return self.released_at is None
+
+
+class ApplicationStatistics(TenantOwnedModel):
+    """One application's running statistics: a quantile sketch (DDSketch, policies/signals.py) per
+    measure of its outputs (length, cost, latency, steps, tool errors), constant in size.
+
+    A periodic job folds in the outputs received since ``through_received_at``/``through_id`` and
+    bumps ``version``; ingest reads the latest version from a per-process cache, and each
+    decision stores the figures it read with the version, so nothing here needs history."""
+
+    application = models.CharField(max_length=100)
+    version = models.PositiveIntegerField(default=0)
+    observations = models.PositiveBigIntegerField(default=0, help_text="Outputs folded into the sketches.")
+    sketches = models.JSONField(
+        default=dict, help_text="Measure name -> base64 of DDSketch's protobuf message (ddsketch.pb)."
+    )
+    through_received_at = models.DateTimeField(null=True, blank=True, help_text="The last output folded in.")
+    through_id = models.UUIDField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantOwnedModel.Meta):
+        verbose_name_plural = "application statistics"
+        constraints = [models.UniqueConstraint(fields=("tenant", "application"), name="application_statistics_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.application} statistics v{self.version}"

@@ -7,7 +7,8 @@ between the two columns is the change alone, not the reshuffle of draws that pub
 a new version also brings. Stop buttons and judges' signals are left out of both: they
 act the same before and after a change of the policy document. What was recorded at
 ingest (with judges and stop buttons, under whichever version was in force) is counted
-beside, for reference.
+beside, for reference. Signal rules (outliers, tool failures, users' flags) act like judges'
+signals, after classification, and are left out of both columns too.
 """
 
 import json
@@ -173,4 +174,8 @@ def policy_changes(*, current: dict, candidate: dict) -> list[str]:
         )
     elif old_rules != new_rules:
         changes.append("rules reordered (the first that matches wins)")
+    old_signals = [json.dumps(rule, sort_keys=True) for rule in current.get("signals", [])]
+    new_signals = [json.dumps(rule, sort_keys=True) for rule in candidate.get("signals", [])]
+    if sorted(old_signals) != sorted(new_signals):
+        changes.append(f"signals: {len(old_signals)} before, {len(new_signals)} after")
     return changes

@@ -8,10 +8,11 @@ rubric) are checked by the service, which knows the tenant.
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from hitl.schemas import JsonDateTime, JsonInt, PositiveJsonInt, ResponseModel
+from hitl.schemas import JsonDateTime, JsonInt, PositiveJsonInt, ResponseModel, integral
 from policies.judges.registry import JUDGE_KINDS
+from policies.signals import MEASURES
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 APPLICATION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
@@ -162,14 +163,79 @@ class RuleSpec(BaseModel):
     )
 
 
+SignalKind = Literal["outlier", "tool_failed", "user_asked_for_human", "user_abandoned"]
+MeasureName = Literal[tuple(MEASURES)]  # declared once, in policies.signals
+_OUTLIER_ONLY = ("measure", "quantile", "min_observations")
+
+
+class SignalRule(BaseModel):
+    """A signal that raises the tier or forces a review, whatever rule classified the output.
+
+    Every signal rule is tried (not only the first): ``outlier`` when a measure of the output
+    lies above a quantile of its application's running statistics, ``tool_failed`` when a
+    tool step of its trace failed, ``user_asked_for_human`` and ``user_abandoned`` when the
+    service's metadata flag of that name is ``true`` (docs/policies.md#signals).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
+    signal: SignalKind
+    application: ApplicationName | Annotated[list[ApplicationName], Field(min_length=1)] | None = Field(
+        default=None, description="Only outputs of this application (or these); every application when absent."
+    )
+    measure: MeasureName | None = Field(
+        default=None,
+        description="outlier: length (characters), cost (USD), latency (ms), steps, tool_errors.",
+    )
+    quantile: Annotated[float, Field(ge=0.5, lt=1.0)] | None = Field(
+        default=None,
+        description="outlier: the value must be above this quantile of the application (0.99, the default: p99).",
+    )
+    min_observations: Annotated[int, Field(ge=10, le=1_000_000_000), BeforeValidator(integral)] | None = Field(
+        default=None,
+        description="outlier: the application's statistics must hold at least this many outputs before it acts "
+        "(default 100).",
+    )
+    action: Literal["force_review", "raise_tier"] = Field(
+        description="force_review: a person looks; raise_tier: the output moves up to `raise_to`."
+    )
+    raise_to: Name | None = Field(default=None, description="raise_tier: the tier to raise to (default: the next).")
+
+    @model_validator(mode="after")
+    def _fields_of_the_kind(self):
+        if self.signal == "outlier":
+            if self.measure is None:
+                raise ValueError("an outlier signal names its measure (length, cost, latency, steps, tool_errors)")
+        else:
+            given = [field for field in _OUTLIER_ONLY if getattr(self, field) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} belong to outlier signals only")
+        if self.raise_to is not None and self.action != "raise_tier":
+            raise ValueError("raise_to belongs to action 'raise_tier' only")
+        return self
+
+    @property
+    def quantile_or_default(self) -> float:
+        return 0.99 if self.quantile is None else self.quantile
+
+    @property
+    def min_observations_or_default(self) -> int:
+        return 100 if self.min_observations is None else self.min_observations
+
+
 class PolicyDocument(BaseModel):
-    """A tenant's risk policy: tiers, rules, and the tier of outputs no rule matches."""
+    """A tenant's risk policy: tiers, rules, the tier of outputs no rule matches, and signals."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     default_tier: Name
     tiers: Annotated[list[TierSpec], Field(min_length=1, max_length=20)]
     rules: Annotated[list[RuleSpec], Field(max_length=500)] = Field(default_factory=list)
+    signals: Annotated[list[SignalRule], Field(max_length=50)] = Field(
+        default_factory=list,
+        description="Outlier, tool-failure and user signals: each that fires raises the tier or forces a review.",
+    )
 
 
 Reason = Annotated[str, StringConstraints(max_length=500)]

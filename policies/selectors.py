@@ -1,12 +1,16 @@
 """Reads for policies: the current document, its history, and the compiled form ingest uses."""
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from hitl.cache import config_cache, weight_of
+from django.conf import settings
+
+from hitl.cache import ByteBoundedCache, config_cache, weight_of
 from hitl.errors import NotFoundError
 from policies.engine import CompiledPolicy
-from policies.models import Application, Judge, JudgeFlag, Override, Policy, Rubric
+from policies.models import Application, ApplicationStatistics, Judge, JudgeFlag, Override, Policy, Rubric
+from policies.signals import ApplicationSketches, StatisticsView, sketches_decode
 from tenants.models import Tenant
 
 
@@ -285,3 +289,39 @@ def judge_flags(*, tenant: Tenant, judge_id: int | None = None, open_only: bool 
     if open_only:
         flags = flags.filter(cleared_at__isnull=True)
     return flags
+
+
+# Signals' statistics ---------------------------------------------------------
+
+_statistics_cache = ByteBoundedCache("application statistics")
+
+
+def application_statistics(*, tenant: Tenant, now: float | None = None) -> StatisticsView:
+    """The tenant's applications' running statistics as the policy engine reads them at ingest.
+
+    Cached per process for ``HITL_SIGNAL_STATISTICS_SECONDS`` (60): the periodic job refreshes
+    them about as often, and a decision stores the version and figures it read, so a process
+    reading a minute-old version decides as deterministically as one reading the newest. One
+    query a tenant a period, none per batch.
+    """
+    period = max(1, int(settings.HITL_SIGNAL_STATISTICS_SECONDS))
+    generation = int((time.time() if now is None else now) // period)
+    return _statistics_cache.get_or_build((tenant.pk, generation), lambda: _statistics_build(tenant))
+
+
+def _statistics_build(tenant: Tenant) -> tuple[StatisticsView, int]:
+    rows = list(
+        ApplicationStatistics.objects.for_tenant(tenant)
+        .filter(version__gt=0)
+        .values_list("application", "version", "observations", "sketches")
+    )
+    by_application = {
+        application: ApplicationSketches(application, version, observations, sketches_decode(sketches))
+        for application, version, observations, sketches in rows
+    }
+    return StatisticsView.live(by_application), weight_of([row[3] for row in rows])
+
+
+def application_statistics_list(*, tenant: Tenant) -> list[ApplicationStatistics]:
+    """Each application's statistics row (for the console and the tests), by name."""
+    return list(ApplicationStatistics.objects.for_tenant(tenant).order_by("application"))

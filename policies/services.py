@@ -85,6 +85,12 @@ def policy_validate(*, tenant: Tenant, document: dict) -> PolicyDocument:
                 f"{label}: names mode '{rule.mode}' but tier '{rule.tier}' is {modes[rule.tier]}; "
                 "only a hybrid tier takes its mode from the rule"
             ]
+    for index, signal in enumerate(parsed.signals):
+        if signal.raise_to is not None and signal.raise_to not in names:
+            label = f"signal {index + 1}" + (f" ({signal.name})" if signal.name else "")
+            fields[f"signals.{index}.raise_to"] = [
+                f"{label}: tier '{signal.raise_to}' is not one of the tiers ({known})"
+            ]
     queues = {tier.on_sla_breach.queue for tier in parsed.tiers if tier.on_sla_breach and tier.on_sla_breach.queue}
     if queues and queue_names_existing is not None:
         existing = queue_names_existing(tenant, queues)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from quality import gold_pages, pages
+from quality import dataset_pages, gold_pages, pages
 
 app_name = "quality"
 urlpatterns = [
@@ -26,4 +26,6 @@ urlpatterns = [
     path("reviewers/", pages.ReviewerAnalyticsPage.as_view(), name="reviewers"),
     path("reviewers/<int:pk>/", pages.ReviewerDetailPage.as_view(), name="reviewer"),
     path("queues/<int:pk>/", pages.QueueDetailPage.as_view(), name="queue"),
+    path("datasets/", dataset_pages.DatasetsPage.as_view(), name="datasets"),
+    path("datasets/download", dataset_pages.DatasetDownload.as_view(), name="datasets-download"),
 ]

@@ -21,6 +21,7 @@ from policies.scoring import scores_validate
 from policies.selectors import rubric_criteria, rubric_get
 from policies.services import judge_flag_raise
 from quality.agreement import judge_version_agreement
+from quality.datasets import DatasetFilter, dataset_count
 from quality.models import (
     CalibrationAnswer,
     CalibrationItem,
@@ -625,3 +626,20 @@ def calibration_session_close(*, tenant: Tenant, user, session_id) -> Calibratio
         data={"answers": answered},
     )
     return session
+
+
+def dataset_export_record(*, tenant: Tenant, dataset: DatasetFilter, actor) -> int:
+    """Count a dataset's lines and record who exported which filter, and how many lines, before
+    it is streamed (``dataset.export``); the count holds for the stream, which reads the outputs
+    decided up to ``dataset.as_of`` only."""
+    with transaction.atomic():
+        lines = dataset_count(tenant=tenant, dataset=dataset)
+        audit_record(
+            tenant=tenant,
+            actor=actor,
+            kind="dataset.export",
+            object_type="dataset",
+            object_id=dataset.format,
+            data={**dataset.describe(), "lines": lines},
+        )
+    return lines

@@ -58,4 +58,5 @@ urlpatterns = [
     path("agreement/judges", apis.JudgeAgreementListApi.as_view(), name="agreement-judges"),
     path("judges/<int:judge_id>/flag/clear", apis.JudgeFlagClearApi.as_view(), name="judge-flag-clear"),
     path("metrics", apis.MetricsApi.as_view(), name="metrics"),
+    path("datasets/fine-tuning", apis.FineTuningDatasetApi.as_view(), name="datasets-fine-tuning"),
 ]

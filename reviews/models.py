@@ -91,6 +91,12 @@ class Output(TenantOwnedModel):
     sampling_draw = models.FloatField(
         null=True, blank=True, help_text="The deterministic draw compared with the tier's review rate."
     )
+    signal_snapshot = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="What the policy's signal rules read when it was classified: its measures, and its application's "
+        "statistics version, observations and quantiles (policies/signals.py); the decision recomputes from it.",
+    )
     received_at = models.DateTimeField(default=timezone.now)
     judge_plan = models.JSONField(
         default=list, blank=True, db_default=[], help_text="Judges to wait for: [[judge id, version], ...]."

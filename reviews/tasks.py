@@ -15,6 +15,7 @@ from reviews.models import DeliveryStatus, WebhookDelivery
 from reviews.services.claims import tasks_release_expired
 from reviews.services.judging import judges_reconcile, judges_run
 from reviews.services.retention import retention_apply_all
+from reviews.services.signals import signal_statistics_refresh_all
 from reviews.services.sla import tasks_sla_sweep
 from reviews.services.webhooks import backoff_seconds, webhook_attempt, webhook_deliveries_due
 
@@ -111,6 +112,13 @@ def compliance_exports_resume_task() -> int:
 def retention_apply_task() -> int:
     """Redact the payloads of outputs past their tenant's retention (idempotent; batches commit as they go)."""
     return retention_apply_all()
+
+
+@shared_task(acks_late=True, time_limit=600, soft_time_limit=540)
+@cross_tenant("beat_sweep")
+def signal_statistics_refresh_task() -> int:
+    """Fold new outputs into their applications' running statistics (outlier signals)."""
+    return signal_statistics_refresh_all()
 
 
 @shared_task(

@@ -34,9 +34,11 @@ SERVICE_MODULES = (
     "reviews.services.webhooks",
     "policies.retention",
     "reviews.services.retention",
+    "reviews.services.signals",
     "tenants.verification",
+    "quality.services",
 )
-PROJECT_PACKAGES = ("hitl", "tenants", "policies", "reviews", "tests", "bench")
+PROJECT_PACKAGES = ("hitl", "tenants", "policies", "reviews", "quality", "tests", "bench")
 
 EXEMPT = {
     "tenants.services.api_key_touch": "operational: when a key was last used, at most once a minute",
@@ -51,6 +53,9 @@ EXEMPT = {
     "reviews.services.retention.retention_apply": "one output.redacted event per batch; a run with nothing "
     "to redact only moves its watermark",
     "reviews.services.retention.retention_apply_all": "retention_apply for every tenant",
+    "reviews.services.signals.signal_statistics_refresh": "operational: running statistics; each decision stores "
+    "the figures it read (its signal_snapshot, committed to by its reason)",
+    "reviews.services.signals.signal_statistics_refresh_all": "signal_statistics_refresh for every tenant",
 }
 
 # The tables of the apps that hold governance state; history tables accompany audited writes.

@@ -407,6 +407,16 @@ ENDPOINTS += [
         False,
     ),
 ]
+ENDPOINTS += [
+    Endpoint(
+        "datasets-fine-tuning",
+        "get",
+        lambda o: "/api/v1/datasets/fine-tuning?format=chat&decision=approved,corrected",
+        None,
+        frozenset({"admin", "quality_lead"}),
+        False,
+    ),
+]
 UNROUTED_NAMES = {"schema", "docs", "redoc", None}
 # Strings only tenant A's objects contain: none may appear in an answer to tenant B.
 SECRETS_OF_A = (

@@ -53,6 +53,30 @@ def payload(prefix: str, number: int) -> dict:
     }
 
 
+# --signals: the default policy plus signal rules, and the history folded into the statistics.
+SIGNALS_SETUP = """
+from datetime import timedelta
+from django.utils import timezone
+from hitl.tenancy import cross_tenant, tenant_scope
+from policies.defaults import DEFAULT_POLICY
+from policies.services import policy_publish
+from reviews.services.signals import signal_statistics_refresh
+from tenants.models import Tenant
+signals = [
+    {"name": "long", "signal": "outlier", "measure": "length", "action": "force_review"},
+    {"name": "many steps", "signal": "outlier", "measure": "steps", "quantile": 0.999, "action": "raise_tier"},
+    {"name": "costly", "signal": "outlier", "measure": "cost", "action": "force_review"},
+    {"name": "tools", "signal": "tool_failed", "action": "raise_tier"},
+    {"name": "handoff", "signal": "user_asked_for_human", "action": "force_review"},
+]
+with cross_tenant("management_command"):
+    tenant = Tenant.objects.get(slug="bench")
+with tenant_scope(tenant):
+    policy_publish(tenant=tenant, document={**DEFAULT_POLICY, "signals": signals}, reason="bench --signals")
+    signal_statistics_refresh(tenant=tenant, now=timezone.now() + timedelta(minutes=1))
+"""
+
+
 def server_env(port: int, db_url: str = DB_URL) -> dict:
     env = {key: value for key, value in os.environ.items() if not key.startswith("REQUIRE_")}
     env.update(
@@ -284,6 +308,12 @@ def main() -> None:
     parser.add_argument(
         "--database", default=DB_NAME, help="scratch database (dropped and created): pick one nobody else uses"
     )
+    parser.add_argument(
+        "--signals",
+        action="store_true",
+        help="publish a policy with outlier, tool-failure and user signals, and fold the history into the "
+        "statistics first (issue 14 point 1)",
+    )
     args = parser.parse_args()
     if not args.database.isidentifier():
         raise SystemExit(f"--database must be a plain identifier, got {args.database!r}")
@@ -307,6 +337,8 @@ def main() -> None:
     bare_copy([payload("history", n) for n in range(args.history)], bench_tenant, db_url, args.port)
     with psycopg.connect(psycopg_url(db_url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE reviews_output")
+    if args.signals:
+        manage("shell", "-c", SIGNALS_SETUP, port=args.port, db_url=db_url)
 
     server = subprocess.Popen(
         [

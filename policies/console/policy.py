@@ -293,6 +293,97 @@ def rule_initial(rule: dict) -> dict:
     }
 
 
+SIGNALS = [
+    ("outlier", "Outlier: a measure above a quantile of its application"),
+    ("tool_failed", "A tool step failed"),
+    ("user_asked_for_human", "The user asked for a human"),
+    ("user_abandoned", "The user abandoned"),
+]
+MEASURE_CHOICES = [
+    ("length", "length (characters)"),
+    ("cost", "cost (USD)"),
+    ("latency", "latency (ms)"),
+    ("steps", "steps"),
+    ("tool_errors", "tool errors"),
+]
+
+
+class SignalForm(ConsoleForm):
+    """One signal rule: every one that fires raises the tier or forces a review (docs/policies.md#signals)."""
+
+    name = forms.CharField(max_length=200, required=False)
+    signal = forms.ChoiceField(choices=SIGNALS)
+    application = forms.CharField(
+        label="Application is",
+        required=False,
+        max_length=5000,
+        help_text="Empty for every application; several separated by commas.",
+    )
+    measure = forms.ChoiceField(label="Measure", choices=[("", "outliers only"), *MEASURE_CHOICES], required=False)
+    quantile = forms.DecimalField(
+        label="Above quantile",
+        required=False,
+        min_value=Decimal("0.5"),
+        max_value=Decimal("0.9999"),
+        max_digits=5,
+        decimal_places=4,
+        help_text="Outliers: 0.99 is the application's p99.",
+    )
+    min_observations = forms.IntegerField(
+        label="After outputs",
+        required=False,
+        min_value=10,
+        max_value=1_000_000_000,
+        help_text="Outliers: acts once the application's statistics hold this many outputs (100 if empty).",
+    )
+    action = forms.ChoiceField(
+        choices=[("force_review", "Force a review"), ("raise_tier", "Raise the tier")], label="Then"
+    )
+    raise_to = forms.CharField(label="Raise to", max_length=50, required=False, widget=forms.Select)
+
+    def __init__(self, *args, tiers=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        _tier_choices(self, "raise_to", tiers, blank="the next tier")
+
+    def spec(self) -> dict:
+        data = self.cleaned_data
+        spec = {"name": data["name"], "signal": data["signal"], "action": data["action"]}
+        names = _names(data["application"])
+        if names is not None:
+            spec["application"] = names
+        if data["measure"]:
+            spec["measure"] = data["measure"]
+        if data["quantile"] is not None:
+            spec["quantile"] = float(data["quantile"])
+        if data["min_observations"] is not None:
+            spec["min_observations"] = data["min_observations"]
+        if data["raise_to"]:
+            spec["raise_to"] = data["raise_to"]
+        return spec
+
+
+def signal_initial(rule: dict) -> dict:
+    return {
+        "name": rule.get("name", ""),
+        "signal": rule["signal"],
+        "application": _names_text(rule.get("application")),
+        "measure": rule.get("measure") or "",
+        "quantile": f"{rule['quantile']:g}" if rule.get("signal") == "outlier" and "quantile" in rule else "",
+        "min_observations": rule.get("min_observations", "") if rule.get("signal") == "outlier" else "",
+        "action": rule["action"],
+        "raise_to": rule.get("raise_to") or "",
+    }
+
+
+class SignalFormSet(forms.BaseFormSet):
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        form.fields[forms.formsets.DELETION_FIELD_NAME].label = "Remove this signal"
+
+
+SignalForms = formset_factory(SignalForm, formset=SignalFormSet, extra=0, can_delete=True, max_num=50, absolute_max=100)
+
+
 class RuleFormSet(forms.BaseFormSet):
     def add_fields(self, form, index):
         super().add_fields(form, index)
@@ -421,18 +512,24 @@ class PolicyPage(ConsolePage):
             policy_form = PolicyForm(
                 initial={"default_tier": document["default_tier"], "base_version": policy.version}, tiers=tiers
             )
+            self.signal_forms = SignalForms(
+                prefix="signal",
+                initial=[signal_initial(rule) for rule in document.get("signals", [])],
+                form_kwargs={"tiers": tiers},
+            )
         else:
             tier_forms = TierForms(data, prefix="tier", form_kwargs={"rubrics": rubrics})
             rule_forms = RuleForms(data, prefix="rule", form_kwargs={"tiers": tiers})
             policy_form = PolicyForm(data, tiers=tiers)
-        for form in [*tier_forms.forms[1:], *rule_forms.forms[1:]]:
+            self.signal_forms = SignalForms(data, prefix="signal", form_kwargs={"tiers": tiers})
+        for form in [*tier_forms.forms[1:], *rule_forms.forms[1:], *self.signal_forms.forms[1:]]:
             for field in form.fields.values():  # each form's own copies: the help shows once per list
                 field.help_text = ""
         return tier_forms, rule_forms, policy_form
 
     def _document(self, tier_forms, rule_forms, policy_form):
         """The document the forms describe, with the forms that built each tier and rule (None when invalid)."""
-        valid = [form.is_valid() for form in (tier_forms, rule_forms, policy_form)]
+        valid = [form.is_valid() for form in (tier_forms, rule_forms, policy_form, self.signal_forms)]
         if not all(valid):
             return None, [], []
         deleted = {id(form) for form in tier_forms.deleted_forms}
@@ -447,15 +544,21 @@ class PolicyPage(ConsolePage):
             "tiers": [form.spec() for form in kept_tiers],
             "rules": [form.spec() for form in kept_rules],
         }
+        self.kept_signals = [form for form in self.signal_forms.forms if form not in self.signal_forms.deleted_forms]
+        if self.kept_signals:
+            document["signals"] = [form.spec() for form in self.kept_signals]
         return document, kept_tiers, kept_rules
 
-    @staticmethod
-    def _show_errors(error: ApplicationError, kept_tiers, kept_rules, policy_form) -> None:
+    def _show_errors(self, error: ApplicationError, kept_tiers, kept_rules, policy_form) -> None:
         """Put each error of the service beside the field it names (the rest above the form)."""
+        kept_signals = getattr(self, "kept_signals", [])
         for path, problems in (error.fields or {"": [error.message]}).items():
             parts = path.split(".")
             form, field = policy_form, None
-            if parts[0] == "tiers" and len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) < len(kept_tiers):
+            if parts[0] == "signals" and len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) < len(kept_signals):
+                form = kept_signals[int(parts[1])]
+                field = parts[2] if len(parts) >= 3 and parts[2] in form.fields else None
+            elif parts[0] == "tiers" and len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) < len(kept_tiers):
                 form = kept_tiers[int(parts[1])]
                 field = parts[2] if len(parts) >= 3 and parts[2] in form.fields else None
             elif parts[0] == "rules" and len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) < len(kept_rules):
@@ -479,7 +582,7 @@ class PolicyPage(ConsolePage):
         policy = policy_get(tenant=self.tenant)
         data = request.POST.copy()
         action = data.get("action", "preview")
-        if action in ("add_tier", "add_rule"):
+        if action in ("add_tier", "add_rule", "add_signal"):
             self._add_row(data, action)
             return self.render_to_response(self._context(policy, *self._forms(policy, data), quiet=True))
         forms_ = self._forms(policy, data)
@@ -525,7 +628,7 @@ class PolicyPage(ConsolePage):
     @staticmethod
     def _add_row(data, action: str) -> None:
         """One more (blank) tier or rule row; a new tier starts from the usual defaults."""
-        prefix = "tier" if action == "add_tier" else "rule"
+        prefix = {"add_tier": "tier", "add_rule": "rule", "add_signal": "signal"}[action]
         try:
             index = int(data.get(f"{prefix}-TOTAL_FORMS", 0))
         except ValueError:
@@ -536,8 +639,7 @@ class PolicyPage(ConsolePage):
                 if field.initial is not None and not isinstance(field, forms.BooleanField):
                     data[f"tier-{index}-{name}"] = str(field.initial)
 
-    @staticmethod
-    def _problems(tier_forms, rule_forms, policy_form) -> list[dict]:
+    def _problems(self, tier_forms, rule_forms, policy_form) -> list[dict]:
         """Every error of the forms, each with where it is and a link to its field, for the summary."""
         problems = []
 
@@ -547,6 +649,7 @@ class PolicyPage(ConsolePage):
 
         named = [(title("Tier", i, form), f"tier-{i}", form) for i, form in enumerate(tier_forms.forms)]
         named += [(title("Rule", i, form), f"rule-{i}", form) for i, form in enumerate(rule_forms.forms)]
+        named += [(title("Signal", i, form), f"signal-{i}", form) for i, form in enumerate(self.signal_forms.forms)]
         named.append(("", "policy-form", policy_form))
         for where, anchor, form in named:
             for field, messages_ in form.errors.items():
@@ -564,6 +667,7 @@ class PolicyPage(ConsolePage):
             policy=policy,
             tier_forms=tier_forms,
             rule_forms=rule_forms,
+            signal_forms=self.signal_forms,
             policy_form=policy_form,
             history=policy_history(tenant=self.tenant, limit=10),
             preview_limit=PREVIEW_LIMIT,

@@ -18,7 +18,8 @@ from django.utils import timezone
 from hitl.db import bulk_insert
 from hitl.enqueue import enqueue_on_commit
 from policies.engine import CompiledPolicy, Decision
-from policies.selectors import JudgeTable, compiled_policy, judge_table
+from policies.selectors import JudgeTable, application_statistics, compiled_policy, judge_table
+from policies.signals import EMPTY_STATISTICS, measures_of
 from reviews.models import Output
 from reviews.routing import RoutingTable, plan_tasks, routing_table
 from reviews.schemas import OutputSubmission
@@ -64,6 +65,7 @@ _INSERT_FIELDS = (
     "judge_plan",
     "judges_enqueued_at",
     "session_id",
+    "signal_snapshot",
 )
 
 
@@ -184,17 +186,27 @@ def _prepare(tenant: Tenant, submissions: list[OutputSubmission]) -> _Prepared:
     routing = routing_table(tenant=tenant)
     judges = judge_table(tenant=tenant)
     now = timezone.now()
+    # Signal rules read the output's measures and its application's statistics: from a per-process
+    # cache, one query a tenant a minute at most, and only for policies that have such rules.
+    statistics = application_statistics(tenant=tenant) if policy.signals else EMPTY_STATISTICS
     candidates: dict[str, dict] = {}  # the first submission of each external id
     rows: list[tuple] = []
     for submission, content_hash in zip(submissions, hashes, strict=True):
         if submission.external_id in candidates:
             continue
+        measures = (
+            measures_of(output=submission.output, trace=submission.trace, metadata=submission.metadata)
+            if policy.signals and policy.signals_apply(submission.application)
+            else None
+        )
         decision = policy.decide(
             external_id=submission.external_id,
             application=submission.application,
             model=submission.model,
             metadata=submission.metadata,
             confidence=submission.confidence,
+            measures=measures,
+            statistics=statistics,
         )
         plan = judges.plan(submission.application, decision.risk_tier) if judges.judges else []
         if plan and decision.status == "blocked":
@@ -252,6 +264,7 @@ def _prepare(tenant: Tenant, submissions: list[OutputSubmission]) -> _Prepared:
                 plan,
                 now if plan else None,
                 submission.session_id or "",
+                decision.signal_snapshot,
             )
         )
         if plan:

@@ -29,6 +29,7 @@ from policies.judges.base import JudgeInput, Verdict
 from policies.judges.runners import judge_runner
 from policies.models import Judge, JudgeKind
 from policies.selectors import compiled_policy, compiled_policy_version, judge_flag_rates, rubric_criteria
+from policies.signals import StatisticsView
 from reviews.models import Feedback, Judgement, JudgementResult, Output, OutputStatus
 from reviews.routing import plan_tasks, routing_table
 from reviews.services.claims import tasks_create
@@ -309,6 +310,7 @@ def _lock_judging(tenant: Tenant, output_ids) -> list[Output]:
             "policy_version",
             "judge_plan",
             "received_at",
+            "signal_snapshot",
         )
     )
 
@@ -378,6 +380,9 @@ def _complete(tenant: Tenant, outputs: list[Output], now: datetime) -> int:
             judges=signals,
             signals=["end user gave thumbs-down"] if output.pk in thumbs_down else [],
             overrides=current.overrides,  # the stop button as it is now: pressed meanwhile, it acts
+            # the signals as they read at ingest: the same measures against the same statistics
+            measures=(output.signal_snapshot or {}).get("measures"),
+            statistics=StatisticsView.stored(output.signal_snapshot),
         )
         if output.delivery != decision.delivery:
             delivery_changed.append(output)

@@ -37,6 +37,7 @@ def test_the_project_schedule_runs_the_sweeps():
         "reviews.tasks.compliance_exports_resume_task",
         "quality.tasks.judges_agreement_check_task",
         "quality.tasks.metrics_rollup_task",
+        "reviews.tasks.signal_statistics_refresh_task",
     }
 
 
