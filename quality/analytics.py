@@ -22,7 +22,11 @@ Halves, not a regression slope: a quality lead can check it by reading the two c
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import Count, Q
+
+from quality.agreement import reviewer_peer_agreement
 from quality.metrics import DAY, ReviewFigures, dimension_names, metrics_report
+from reviews.models import GoldTask
 from tenants.models import Tenant
 
 DRIFT_MIN_REVIEWS = 20
@@ -34,19 +38,21 @@ DRIFT_TIME_FACTOR = 0.6
 
 
 def gold_accuracy(*, tenant: Tenant, reviewer_id: int, start: datetime, end: datetime) -> float | None:
-    """The reviewer's share of gold items answered as expected in [start, end); None: no data yet.
-
-    The one place the golden sets' figure enters the analytics (wired at merge: h-gold).
-    """
-    return None
+    """The reviewer's share of gold items (exam and live gold) answered as expected in
+    [start, end); None: no gold answered in the period."""
+    answered = GoldTask.objects.for_tenant(tenant).filter(
+        user_id=reviewer_id, answered_at__gte=start, answered_at__lt=end, correct__isnull=False
+    )
+    figures = answered.aggregate(total=Count("pk"), right=Count("pk", filter=Q(correct=True)))
+    return figures["right"] / figures["total"] if figures["total"] else None
 
 
 def peer_agreement(*, tenant: Tenant, reviewer_id: int, start: datetime, end: datetime) -> float | None:
-    """The reviewer's agreement with peers on overlap reviews in [start, end); None: no data yet.
-
-    The one place the agreement statistics enter the analytics (wired at merge: h-agree).
-    """
-    return None
+    """The reviewer's agreement with peers on overlap reviews in [start, end): Cohen's kappa of
+    their decisions against their peers' on the same outputs; None: no overlap review, or a
+    kappa that is undefined (everyone gave the same decision)."""
+    figures = reviewer_peer_agreement(tenant=tenant, start=start, end=end).get(reviewer_id)
+    return None if figures is None else figures.kappa
 
 
 def drift_reasons(

@@ -20,6 +20,7 @@ from reviews.models import (
     Exam,
     GoldenSet,
     GoldItem,
+    GoldTask,
     Output,
     OutputStatus,
     Queue,
@@ -163,14 +164,22 @@ def output_for_promotion(*, tenant: Tenant, output_id) -> Output:
 
 
 def gold_answer(*, tenant: Tenant, output_id) -> dict | None:
-    """The gold (expected) answer for an output, shown beside a calibration item's results.
-
-    Golden sets are another branch's work (issue 13 point 1, branch h-gold); until its gold
-    item models are merged, no output has a gold answer and this returns None. Once they
-    are, this returns ``{"decision": ..., "scores": {...}}`` of the gold item for the output
-    (the latest version), and the results page and API show it with no other change.
-    """
-    return None
+    """The gold (expected) answer for an output, shown beside a calibration item's results:
+    ``{"decision": ..., "scores": {...}, "golden_set": name}`` of the newest gold item promoted
+    from the output (still in its set), or of the gold item a gold copy of it was made from;
+    None when the output is in no golden set."""
+    items = GoldItem.objects.for_tenant(tenant).select_related("golden_set").filter(removed_in__isnull=True)
+    item = items.filter(source_output_id=output_id).order_by("-added_in").first()
+    if item is None:
+        planted = GoldTask.objects.for_tenant(tenant).filter(task__output_id=output_id).values("item_id").first()
+        item = items.filter(pk=planted["item_id"]).first() if planted else None
+    if item is None:
+        return None
+    return {
+        "decision": item.expected_decision,
+        "scores": item.expected_scores or {},
+        "golden_set": item.golden_set.name,
+    }
 
 
 def calibration_sessions(*, tenant: Tenant, user=None) -> list[CalibrationSession]:
