@@ -28,6 +28,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from hitl.db import read_database
+from hitl.tenancy import tenant_scope
 from reviews.models import Judgement, Output, Review, ReviewTask, TaskPurpose, WebhookDelivery
 from tenants.models import Tenant
 
@@ -343,8 +344,15 @@ def _record(row: tuple, judgements: list, tasks: list, reviews: list, deliveries
 def export_records(*, tenant: Tenant, start: datetime, end: datetime, using: str | None = None) -> Iterator[dict]:
     """Every output of ``tenant`` received in ``[start, end)``, oldest first, as export records.
 
-    A generator: nothing is read until it is iterated, and closing it ends the read.
+    A generator: nothing is read until it is iterated, and closing it ends the read. It enters
+    the tenant's scope itself: a streamed response is iterated after the view returned (and left
+    the request's scope), where row-level security would show it no row.
     """
+    with tenant_scope(tenant):
+        yield from _export_records(tenant=tenant, start=start, end=end, using=using)
+
+
+def _export_records(*, tenant: Tenant, start: datetime, end: datetime, using: str | None) -> Iterator[dict]:
     using = using or read_database()
     now = timezone.now()
     outputs = (
