@@ -33,6 +33,7 @@ from django.db.models import F, Q, QuerySet
 
 from hitl.db import read_database
 from hitl.tenancy import tenant_scope
+from reviews.export import jsonl_chunks
 from reviews.models import Decision, Output
 from tenants.models import Tenant
 
@@ -149,20 +150,13 @@ def dataset_lines(*, tenant: Tenant, dataset: DatasetFilter, chunk_size: int = D
             if own_snapshot:
                 with connections[using].cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            lines: list[bytes] = []
-            for input_value, output, final_output, decision in rows.iterator(chunk_size=chunk_size):
-                if dataset.format == "preference":
-                    line = preference_line(input=input_value, output=output, final_output=final_output)
-                else:
-                    line = chat_line(input=input_value, output=output, final_output=final_output, decision=decision)
-                lines.append(orjson.dumps(line))
-                if len(lines) == LINES_PER_CHUNK:
-                    lines.append(b"")
-                    yield b"\n".join(lines)
-                    lines = []
-            if lines:
-                lines.append(b"")
-                yield b"\n".join(lines)
+            records = (
+                preference_line(input=input_value, output=output, final_output=final_output)
+                if dataset.format == "preference"
+                else chat_line(input=input_value, output=output, final_output=final_output, decision=decision)
+                for input_value, output, final_output, decision in rows.iterator(chunk_size=chunk_size)
+            )
+            yield from jsonl_chunks(records, rows_per_chunk=LINES_PER_CHUNK)
 
 
 def dataset_file_name(dataset: DatasetFilter) -> str:

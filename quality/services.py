@@ -33,7 +33,7 @@ from quality.schemas import GoldItemLine
 from reviews.models import Decision, GoldenSet, GoldItem, Output, OutputStatus, Queue, Review
 from reviews.services.gold import gold_items_of_version
 from reviews.services.webhooks import webhook_event_send
-from tenants.audit import Actor, audit_record, audit_record_batch
+from tenants.audit import Actor, audit_record, audit_record_batch, text_digest
 from tenants.auditchain import digest
 from tenants.models import Membership, Role, Tenant
 
@@ -601,7 +601,7 @@ def calibration_answer_submit(
             "output": item.output_id,
             "decision": decision,
             "scores": scores,
-            "comment": comment,
+            "comment_sha256": text_digest(comment),
             "replaced": not created,
         },
     )
