@@ -174,6 +174,10 @@ def test_schemathesis_finds_no_failure(live_server, transactional_db, role, tmp_
     command = [
         *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color"),
         *("run", f"{base_url}/api/v1/schema/", "--url", base_url, "--checks", "all"),
+        # Off: its links are inferred by parameter name, so POST /golden-sets's new id is sent on to
+        # DELETE /golden-sets/{id}/items/{item_id} with a seeded item of another set, whose 404 is
+        # right; the golden set it created is found (tests/quality/test_golden_sets_api.py).
+        *("--exclude-checks", "ensure_resource_availability"),
         *("--header", f"Authorization: Bearer {raw_key}"),
         *(option for operation in _operations_of(role, parameters) for option in ("--include-operation-id", operation)),
     ]
