@@ -25,6 +25,8 @@ ANSWER = {"correct": True, "helpful": 4, "tone": "ok"}  # keys 1, 4, 1 on the ru
 
 def sign_in(page, username):
     page.goto("/login/")
+    # The login form autofocuses its first field; typing before the browser has applied it loses keys.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'id_username'")
     page.keyboard.type(username)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)

@@ -39,6 +39,8 @@ def member(tenant, username, role, level=1):
 
 def sign_in(page, username):
     page.goto("/login/")
+    # The login form autofocuses its first field; typing before the browser has applied it loses keys.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'id_username'")
     page.keyboard.type(username)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
