@@ -213,9 +213,13 @@ def _claim_sql(
     """The claim: one UPDATE of the most urgent pending task, skipping rows others are claiming.
 
     A task personal to the claimant (a gold item of an exam or mixed into their work) comes
-    first; else the most urgent shared one. Of a queue that requires certification
-    (``gated_count`` of the queues), only while the claimant holds a valid one: an EXISTS on
-    the certification's unique index, inside the statement. On PostgreSQL ``with_details``
+    first; else the most urgent shared one. The choice is a subquery of its own, so that the
+    UPDATE compares ``id`` with one parameter: PostgreSQL then finds the row by its primary
+    key. (``id = COALESCE(...)`` directly is an expression row-level security does not let
+    under its filter: the UPDATE read the whole table, 455 ms a claim at 1,000,000 tasks.)
+    Of a queue that requires certification (``gated_count`` of the queues), only while the
+    claimant holds a valid one: an EXISTS on the certification's unique index, inside the
+    statement. On PostgreSQL ``with_details``
     wraps it in a CTE that also returns the output, queue and rubric the reviewer needs,
     still one statement.
     """
@@ -254,7 +258,7 @@ def _claim_sql(
     )
     update = f"""
         UPDATE {task} SET status = 'claimed', claimed_by_id = %s, claimed_at = %s, lease_expires_at = %s
-        WHERE id = COALESCE((
+        WHERE id = (SELECT COALESCE((
             SELECT p.id FROM {task} p
             WHERE p.assigned_to_id = %s AND p.status = 'pending' AND p.tenant_id = %s AND {personal_filter}
             ORDER BY p.created_at
@@ -268,7 +272,7 @@ def _claim_sql(
                   SELECT 1 FROM {task} mine
                   WHERE mine.output_id = t.output_id AND mine.status = 'claimed' AND mine.claimed_by_id = %s {probe})
             ORDER BY t.due_at, t.priority DESC, t.created_at
-            LIMIT 1 {lock}))"""  # noqa: S608 (table names from model meta)
+            LIMIT 1 {lock})))"""  # noqa: S608 (table names from model meta)
     if not with_details:
         return update + " RETURNING id"
     output = quote(Output._meta.db_table)
