@@ -39,7 +39,6 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, Window
 from django.db.models.fields.json import KT
-from django.db.models.functions import DenseRank
 
 from hitl.statistics import cohen_kappa, cohen_kappa_table, fleiss_kappa, krippendorff_alpha
 from policies.selectors import rubric_criteria
@@ -192,8 +191,12 @@ def criterion_agreement(scale: Scale, units: np.ndarray, values: np.ndarray) -> 
 # Reading the rows.
 
 
-def overlap_reviews(*, tenant: Tenant, start: datetime | None, end: datetime | None, queue_id: int | None = None):
-    """The reviews that count: not escalations, on outputs reviewed more than once in the period."""
+def period_reviews(*, tenant: Tenant, start: datetime | None, end: datetime | None, queue_id: int | None = None):
+    """The reviews that count, made in the period (and queue): not escalations.
+
+    Which of them are on outputs reviewed more than once is decided by :func:`criteria_ratings`
+    in the same statement that reads them.
+    """
     reviews = Review.objects.for_tenant(tenant).exclude(decision=Review.Verdict.ESCALATE)
     if start is not None:
         reviews = reviews.filter(created_at__gte=start)
@@ -201,45 +204,69 @@ def overlap_reviews(*, tenant: Tenant, start: datetime | None, end: datetime | N
         reviews = reviews.filter(created_at__lt=end)
     if queue_id is not None:
         reviews = reviews.filter(task__queue_id=queue_id)
-    overlapped = reviews.values("output_id").annotate(n=Count("id")).filter(n__gt=1).values("output_id")
-    return reviews.filter(output_id__in=overlapped)
+    return reviews
 
 
 FETCH_CHUNK = 65_536
 
 
-def criterion_ratings(queryset, scale: Scale, *, with_raters: bool = False) -> Ratings:
-    """The ratings of one criterion (or the decision) among ``queryset``'s reviews, in one statement.
+def criteria_ratings(queryset, scales: Sequence[Scale], *, with_raters: bool = False) -> dict[str, Ratings]:
+    """The ratings of each of ``scales`` among ``queryset``'s reviews of outputs reviewed more than
+    once: one statement, one pass over the rows, whatever the number of criteria.
 
-    The database numbers the units (a dense rank over the output id), so no UUID crosses
-    into Python, and extracts the criterion's value from the scores (JSON text or numbers,
-    as the database hands them back); the rows are read in chunks from a server-side cursor
-    on PostgreSQL and coded into numpy arrays chunk by chunk, so memory stays flat.
+    The statement counts each output's reviews with a window over the same scan (the overlap
+    filter), numbers the overlapped outputs with a dense rank (so no UUID crosses into Python)
+    and extracts every criterion's value from the scores (JSON text or numbers, as the database
+    hands them back). Rows are read in chunks from a server-side cursor on PostgreSQL and coded
+    into numpy arrays chunk by chunk, so memory stays near the arrays' size.
     """
-    value = F("decision") if scale.key == DECISION else KT(f"scores__{scale.key}")
-    columns = ("unit", "reviewer_id", "value") if with_raters else ("unit", "value")
-    rows = queryset.annotate(unit=Window(DenseRank(), order_by=F("output_id").asc()), value=value).values_list(*columns)
-    sql, params = rows.query.sql_with_params()
-    codes = scale.codes
-    units, raters, values = [], [], []
+    if not scales:
+        return {}
+    columns = {
+        f"v{index}": F("decision") if scale.key == DECISION else KT(f"scores__{scale.key}")
+        for index, scale in enumerate(scales)
+    }
+    inner = queryset.annotate(
+        o_id=F("output_id"), o_who=F("reviewer_id"), o_n=Window(Count("pk"), partition_by=[F("output_id")]), **columns
+    ).values_list("o_id", "o_who", "o_n", *columns)
+    sql, params = inner.query.sql_with_params()
+    values_sql = ", ".join(f"r.{name}" for name in columns)
+    statement = (
+        f"SELECT dense_rank() OVER (ORDER BY r.o_id), r.o_who, {values_sql} "  # noqa: S608 (our own aliases)
+        f"FROM ({sql}) AS r WHERE r.o_n > 1"
+    )
+    units: list[np.ndarray] = []
+    raters: list[np.ndarray] = []
+    values: list[list[np.ndarray]] = [[] for _ in scales]
     # In a transaction: PostgreSQL's server-side cursor then lives in the transaction that holds
     # the tenant's scope (outside one, Django declares it WITH HOLD in a transaction of its own,
     # where row-level security would show no row).
     with transaction.atomic(), connection.chunked_cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(statement, params)
         while chunk := cursor.fetchmany(FETCH_CHUNK):
             columns_of = list(zip(*chunk, strict=True))
             units.append(np.fromiter(columns_of[0], dtype=np.int64, count=len(chunk)))
             if with_raters:
                 raters.append(np.fromiter(columns_of[1], dtype=np.int64, count=len(chunk)))
-            values.append(np.fromiter(map(codes.get, columns_of[-1], repeat(np.nan)), dtype=float, count=len(chunk)))
+            for index, scale in enumerate(scales):
+                coded = map(scale.codes.get, columns_of[2 + index], repeat(np.nan))
+                values[index].append(np.fromiter(coded, dtype=float, count=len(chunk)))
+    empty = np.empty(0, dtype=np.int64)
     if not units:
-        empty = np.empty(0, dtype=np.int64)
-        return Ratings(empty, empty, np.empty(0))
-    unit_array, value_array = np.concatenate(units) - 1, np.concatenate(values)
+        return {scale.key: Ratings(empty, empty, np.empty(0)) for scale in scales}
+    unit_array = np.concatenate(units) - 1
     rater_array = np.concatenate(raters) if with_raters else np.zeros(len(unit_array), dtype=np.int64)
-    present = ~np.isnan(value_array)  # a criterion left empty (not required) is a missing rating
-    return Ratings(unit_array[present], rater_array[present], value_array[present])
+    result = {}
+    for scale, parts in zip(scales, values, strict=True):
+        value_array = np.concatenate(parts)
+        present = ~np.isnan(value_array)  # a criterion left empty (not required) is a missing rating
+        result[scale.key] = Ratings(unit_array[present], rater_array[present], value_array[present])
+    return result
+
+
+def criterion_ratings(queryset, scale: Scale, *, with_raters: bool = False) -> Ratings:
+    """The ratings of one criterion (or the decision): :func:`criteria_ratings` of one scale."""
+    return criteria_ratings(queryset, [scale], with_raters=with_raters)[scale.key]
 
 
 def scales_of(*, tenant: Tenant, queryset) -> list[Scale]:
@@ -275,11 +302,10 @@ def queue_agreement(
     *, tenant: Tenant, start: datetime | None = None, end: datetime | None = None, queue_id: int | None = None
 ) -> AgreementReport:
     """Per criterion, over production overlap reviews of the period (and the queue)."""
-    reviews = overlap_reviews(tenant=tenant, start=start, end=end, queue_id=queue_id)
-    figures = []
-    for scale in scales_of(tenant=tenant, queryset=reviews):
-        ratings = criterion_ratings(reviews, scale)
-        figures.append(criterion_agreement(scale, ratings.units, ratings.values))
+    reviews = period_reviews(tenant=tenant, start=start, end=end, queue_id=queue_id)
+    scales = scales_of(tenant=tenant, queryset=reviews)
+    read = criteria_ratings(reviews, scales)
+    figures = [criterion_agreement(scale, read[scale.key].units, read[scale.key].values) for scale in scales]
     return AgreementReport(start, end, queue_id, figures, low_alpha_threshold(), min_units())
 
 
@@ -323,7 +349,7 @@ def reviewer_pair_agreement(
     criterion: str = DECISION,
 ) -> list[PairAgreement]:
     """Cohen's kappa of every pair of reviewers who reviewed the same outputs, most shared first."""
-    reviews = overlap_reviews(tenant=tenant, start=start, end=end, queue_id=queue_id)
+    reviews = period_reviews(tenant=tenant, start=start, end=end, queue_id=queue_id)
     scale = next((s for s in scales_of(tenant=tenant, queryset=reviews) if s.key == criterion), None)
     if scale is None:
         return []
@@ -372,7 +398,7 @@ def reviewer_peer_agreement(
     The selector the reviewer analytics (issue 13 point 5, "agreement with peers") call,
     one period at a time (a point of a trend line is one call per bucket).
     """
-    reviews = overlap_reviews(tenant=tenant, start=start, end=end, queue_id=queue_id)
+    reviews = period_reviews(tenant=tenant, start=start, end=end, queue_id=queue_id)
     scale = next((s for s in scales_of(tenant=tenant, queryset=reviews) if s.key == criterion), None)
     if scale is None:
         return {}

@@ -2,9 +2,10 @@
 review rollups, with drift.
 
 **Accuracy on gold and agreement with peers** come from the golden sets and the agreement
-statistics, built beside this module; each is read through one function here,
-:func:`gold_accuracy` and :func:`peer_agreement`, which return None (shown as "no data
-yet") until they are wired to those selectors.
+statistics, built beside this module: :func:`gold_accuracies` and :func:`peer_agreements`
+read them for every reviewer at once (one grouped query, one read of the period's
+reviews); a reviewer with no gold answered or no overlap review in the period shows
+"no data".
 
 **Drift.** The period is cut in two halves of whole days; a reviewer drifts when, with at
 least ``DRIFT_MIN_REVIEWS`` reviews in each half, a figure that should hold steady falls
@@ -37,9 +38,21 @@ DRIFT_INTERVENTION_POINTS = 0.05
 DRIFT_TIME_FACTOR = 0.6
 
 
+def gold_accuracies(*, tenant: Tenant, start: datetime, end: datetime) -> dict[int, float]:
+    """Each reviewer's share of gold items (exam and live gold) answered as expected in
+    [start, end), one grouped query: user id -> share (absent: no gold answered)."""
+    rows = (
+        GoldTask.objects.for_tenant(tenant)
+        .filter(answered_at__gte=start, answered_at__lt=end, correct__isnull=False)
+        .values("user_id")
+        .order_by()
+        .annotate(total=Count("pk"), right=Count("pk", filter=Q(correct=True)))
+    )
+    return {row["user_id"]: row["right"] / row["total"] for row in rows if row["total"]}
+
+
 def gold_accuracy(*, tenant: Tenant, reviewer_id: int, start: datetime, end: datetime) -> float | None:
-    """The reviewer's share of gold items (exam and live gold) answered as expected in
-    [start, end); None: no gold answered in the period."""
+    """One reviewer's accuracy on gold in [start, end); None: no gold answered in the period."""
     answered = GoldTask.objects.for_tenant(tenant).filter(
         user_id=reviewer_id, answered_at__gte=start, answered_at__lt=end, correct__isnull=False
     )
@@ -47,12 +60,20 @@ def gold_accuracy(*, tenant: Tenant, reviewer_id: int, start: datetime, end: dat
     return figures["right"] / figures["total"] if figures["total"] else None
 
 
+def peer_agreements(*, tenant: Tenant, start: datetime, end: datetime) -> dict[int, float | None]:
+    """Every reviewer's agreement with peers on overlap reviews in [start, end), from one read of
+    the period's reviews: user id -> Cohen's kappa of their decisions against their peers' on the
+    same outputs (None: a kappa that is undefined, everyone gave the same decision; absent: no
+    overlap review)."""
+    return {
+        person: figures.kappa
+        for person, figures in reviewer_peer_agreement(tenant=tenant, start=start, end=end).items()
+    }
+
+
 def peer_agreement(*, tenant: Tenant, reviewer_id: int, start: datetime, end: datetime) -> float | None:
-    """The reviewer's agreement with peers on overlap reviews in [start, end): Cohen's kappa of
-    their decisions against their peers' on the same outputs; None: no overlap review, or a
-    kappa that is undefined (everyone gave the same decision)."""
-    figures = reviewer_peer_agreement(tenant=tenant, start=start, end=end).get(reviewer_id)
-    return None if figures is None else figures.kappa
+    """One reviewer's agreement with peers in [start, end) (see :func:`peer_agreements`)."""
+    return peer_agreements(tenant=tenant, start=start, end=end).get(reviewer_id)
 
 
 def drift_reasons(
@@ -117,26 +138,29 @@ def reviewer_rows(*, tenant: Tenant, start: datetime, end: datetime) -> list[Row
         metrics_report(tenant=tenant, start=middle, end=b, group_by=("reviewer",), totals=False), "reviewer"
     )
     ids = _ids(tenant, "reviewer")
+    # Accuracy and agreement of every reviewer at once, per period (whole, first half, second half):
+    # one grouped query and one read of the overlap reviews each, however many reviewers there are.
+    accuracy = [gold_accuracies(tenant=tenant, start=s, end=e) for s, e in ((start, end), (a, middle), (middle, b))]
+    agreement = [peer_agreements(tenant=tenant, start=s, end=e) for s, e in ((start, end), (a, middle), (middle, b))]
     rows = []
     for group in whole.groups:
         name = group.key["reviewer"]
         person = ids.get(name)
-        accuracy = gold_accuracy(tenant=tenant, reviewer_id=person, start=start, end=end)
-        agreement = peer_agreement(tenant=tenant, reviewer_id=person, start=start, end=end)
         drift = drift_reasons(
             first.get(name, ReviewFigures()),
             second.get(name, ReviewFigures()),
-            accuracy=(
-                gold_accuracy(tenant=tenant, reviewer_id=person, start=a, end=middle),
-                gold_accuracy(tenant=tenant, reviewer_id=person, start=middle, end=b),
-            ),
-            agreement=(
-                peer_agreement(tenant=tenant, reviewer_id=person, start=a, end=middle),
-                peer_agreement(tenant=tenant, reviewer_id=person, start=middle, end=b),
-            ),
+            accuracy=(accuracy[1].get(person), accuracy[2].get(person)),
+            agreement=(agreement[1].get(person), agreement[2].get(person)),
         )
         rows.append(
-            Row(id=person, name=name, figures=group.reviews, accuracy=accuracy, agreement=agreement, drift=drift)
+            Row(
+                id=person,
+                name=name,
+                figures=group.reviews,
+                accuracy=accuracy[0].get(person),
+                agreement=agreement[0].get(person),
+                drift=drift,
+            )
         )
     return rows
 

@@ -63,6 +63,11 @@ def merge(histograms: Iterable[Mapping[str, int] | None]) -> dict[int, int]:
     return total
 
 
+def stored(counts: Mapping[int, int]) -> dict[str, int]:
+    """The stored form of merged counts: the non-empty bins, in bin order."""
+    return {str(index): counts[index] for index in sorted(counts) if counts[index]}
+
+
 def quantile(counts: Mapping[int, int], q: float) -> float | None:
     """The ``q`` quantile (0..1) of the values a merged histogram counts; None when it is empty.
 

@@ -27,7 +27,8 @@ from django.db.models import F, Q, Sum
 
 from policies.models import Judge
 from quality import histograms
-from quality.models import Grain, JudgeRollup, OutputRollup, ReviewRollup, RollupState
+from quality.models import Grain, JudgeRollup, OutputRollup, ReviewDaySummary, ReviewRollup, RollupState
+from quality.rollups import SUMMARY_KEYS
 from reviews.models import Queue
 from tenants.models import Tenant
 from tenants.selectors import members_of
@@ -46,17 +47,53 @@ GROUP_BY = ("day", *OUTPUT_DIMENSIONS, "reviewer", "queue", "judge")
 MAX_DAYS = 366
 
 
-def period_rows(start: datetime, end: datetime) -> Q:
-    """The rollup rows that cover [start, end) exactly (both on whole hours)."""
+def period_split(start: datetime, end: datetime) -> tuple[tuple[datetime, datetime] | None, list[tuple]]:
+    """[start, end) (both on whole hours) as its whole UTC days (None: none) and the hour
+    ranges at its ragged edges."""
     first_day = start.astimezone(UTC).replace(hour=0) + (DAY if start.astimezone(UTC).hour else timedelta(0))
     last_day = end.astimezone(UTC).replace(hour=0)
     if first_day >= last_day:
-        return Q(grain=Grain.HOUR, bucket__gte=start, bucket__lt=end)
-    return (
-        Q(grain=Grain.DAY, bucket__gte=first_day, bucket__lt=last_day)
-        | Q(grain=Grain.HOUR, bucket__gte=start, bucket__lt=first_day)
-        | Q(grain=Grain.HOUR, bucket__gte=last_day, bucket__lt=end)
-    )
+        return None, [(start, end)]
+    edges = [(a, b) for a, b in ((start, first_day), (last_day, end)) if a < b]
+    return (first_day, last_day), edges
+
+
+def _hours_q(edges: list[tuple]) -> Q:
+    where = Q(pk__in=[])
+    for a, b in edges:
+        where |= Q(grain=Grain.HOUR, bucket__gte=a, bucket__lt=b)
+    return where
+
+
+def period_rows(start: datetime, end: datetime) -> Q:
+    """The rollup rows that cover [start, end) exactly (both on whole hours)."""
+    days, edges = period_split(start, end)
+    if days is None:
+        return _hours_q(edges)
+    return Q(grain=Grain.DAY, bucket__gte=days[0], bucket__lt=days[1]) | _hours_q(edges)
+
+
+def review_sources(tenant: Tenant, start: datetime, end: datetime, columns, reviews_of: dict | None) -> list:
+    """The querysets whose rows together hold a period's review figures for a grouping.
+
+    The period's whole days come from the smallest ``ReviewDaySummary`` scope that has the
+    grouping's columns (and the column ``reviews_of`` filters on); when none has them (two of
+    reviewer, queue and category at once), from the review rollup's day rows. The ragged
+    edges always come from its hour rows.
+    """
+    wanted = {column for column in (columns or []) if column != "bucket"} | set(reviews_of or {})
+    scope = next((scope for scope, keys in SUMMARY_KEYS.items() if wanted <= set(keys)), None)
+    days, edges = period_split(start, end)
+    fine = ReviewRollup.objects.for_tenant(tenant).filter(**(reviews_of or {}))
+    if scope is None:
+        return [fine.filter(period_rows(start, end))]
+    sources = []
+    if days is not None:
+        summaries = ReviewDaySummary.objects.for_tenant(tenant).filter(scope=scope, **(reviews_of or {}))
+        sources.append(summaries.filter(bucket__gte=days[0], bucket__lt=days[1]))
+    if edges:
+        sources.append(fine.filter(_hours_q(edges)))
+    return sources
 
 
 def _ratio(part, whole) -> float | None:
@@ -238,13 +275,15 @@ def metrics_report(
     group_by: tuple[str, ...] = (),
     reviews_of: dict[str, int] | None = None,
     totals: bool = True,
+    quantiles: bool = True,
 ) -> Report:
     """The figures of [start, end) (whole hours, UTC), in total and per group of ``group_by``.
 
     ``reviews_of`` (``{"reviewer_id": ...}`` or ``{"queue_id": ...}``) reads the reviews of one
     reviewer or queue only, and nothing of the outputs or judges. With ``totals=False`` a
     grouped report reads only the rollups the grouping applies to (its totals are then those
-    of these rollups only); every sum is taken by the database, the histograms merged there too.
+    of these rollups only); every sum is taken by the database, the histograms merged there too
+    (``quantiles=False`` skips them: the medians and p90 are then None).
     """
     rows = period_rows(start, end)
     days = max((end - start) / DAY, 1 / 24)
@@ -288,25 +327,28 @@ def metrics_report(
 
     columns = _family(ReviewRollup, REVIEW_DIMENSIONS, group_by)
     if wanted(columns):
-        reviews = ReviewRollup.objects.for_tenant(tenant).filter(rows, **(reviews_of or {}))
+        sources = review_sources(tenant, start, end, columns, reviews_of)
         review_sums = {name: Sum(name) for name in REVIEW_FIELDS}
         group_days = 1.0 if "day" in group_by else days
         whole.reviews = ReviewFigures(days=days)
-        for row in _aggregate(reviews, columns, review_sums):
-            whole.reviews.add(row)
-            if columns:
-                target = group(_key(row, group_by, columns, names))
-                target.reviews = target.reviews or ReviewFigures(days=group_days)
-                target.reviews.add(row)
-        merged: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        for values, index, count in _histograms(reviews, columns or []):
-            key = _key(dict(zip(columns, values, strict=True)), group_by, columns, names) if columns else ()
-            merged[key][int(index)] += int(count)
-        for key, counts in merged.items():
-            for index, count in counts.items():
-                whole.reviews.histogram[index] = whole.reviews.histogram.get(index, 0) + count
-            if columns:
-                groups[key].reviews.histogram = dict(counts)
+        for source in sources:
+            for row in _aggregate(source, columns, review_sums):
+                whole.reviews.add(row)
+                if columns:
+                    target = group(_key(row, group_by, columns, names))
+                    target.reviews = target.reviews or ReviewFigures(days=group_days)
+                    target.reviews.add(row)
+        if quantiles:
+            merged: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+            for source in sources:
+                for values, index, count in _histograms(source, columns or []):
+                    key = _key(dict(zip(columns, values, strict=True)), group_by, columns, names) if columns else ()
+                    merged[key][int(index)] += int(count)
+            for key, counts in merged.items():
+                for index, count in counts.items():
+                    whole.reviews.histogram[index] = whole.reviews.histogram.get(index, 0) + count
+                if columns:
+                    groups[key].reviews.histogram = dict(counts)
 
     watermark = RollupState.objects.for_tenant(tenant).values_list("watermark", flat=True).first()
     ordered = sorted(groups.values(), key=lambda g: tuple(g.key.values()))

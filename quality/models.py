@@ -2,6 +2,8 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from hitl.models import TenantOwnedModel
@@ -227,3 +229,56 @@ class ReviewRollup(TenantOwnedModel):
             )
         ]
         indexes = [models.Index(fields=("tenant", "grain", "bucket"), name="reviewrollup_tenant_bucket")]
+
+
+class SummaryScope(models.TextChoices):
+    ALL = "all", "The tenant"
+    REVIEWER = "reviewer", "Per reviewer"
+    QUEUE = "queue", "Per queue"
+    CATEGORY = "category", "Per content category"
+
+
+class ReviewDaySummary(TenantOwnedModel):
+    """The review rollup's day rows summed again to the grains the pages read (issue 13 point 9).
+
+    A day's ``ReviewRollup`` rows are per reviewer, queue and category: hundreds a day for a busy
+    tenant, each with its time histogram. The pages ask for the whole tenant, one reviewer or one
+    queue (per day or over a period), and merging a month of the fine rows' histograms costs a
+    second. So the job also writes, for each day it sums, one row per ``scope`` key: the tenant
+    (``all``: reviewer and queue empty), each reviewer, each queue, each category; the same sums
+    and histogram as the fine rows they add up. ``quality.metrics`` reads the smallest scope
+    that answers a request, and the fine rows for what no scope answers (two dimensions at
+    once, or the hours at the ragged edges of a period).
+    """
+
+    scope = models.CharField(max_length=8, choices=SummaryScope.choices)
+    bucket = models.DateTimeField(help_text="The day (UTC midnight).")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    queue = models.ForeignKey("reviews.Queue", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    category = models.CharField(max_length=100, blank=True, default="")
+    reviews = models.PositiveIntegerField(default=0)
+    approves = models.PositiveIntegerField(default=0)
+    rejects = models.PositiveIntegerField(default=0)
+    corrects = models.PositiveIntegerField(default=0)
+    escalates = models.PositiveIntegerField(default=0)
+    late = models.PositiveIntegerField(default=0)
+    timed = models.PositiveIntegerField(default=0)
+    time_total = models.BigIntegerField(default=0, help_text="Seconds, summed over the timed reviews.")
+    time_histogram = models.JSONField(default=dict)
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [
+            models.CheckConstraint(condition=models.Q(scope__in=SummaryScope.values), name="reviewdaysummary_scope"),
+            models.UniqueConstraint(  # an empty reviewer or queue as 0: NULLs would never collide
+                F("tenant"),
+                F("scope"),
+                F("bucket"),
+                Coalesce(F("reviewer"), Value(0)),
+                Coalesce(F("queue"), Value(0)),
+                F("category"),
+                name="reviewdaysummary_unique_key",
+            ),
+        ]
+        indexes = [models.Index(fields=("tenant", "scope", "bucket"), name="reviewdaysummary_scope_bucket")]

@@ -483,7 +483,11 @@ class MetricsDashboardPage(PeriodMixin, QualityPage):
         days = day_labels(start, end)
 
         def report(*group_by):
-            return metrics_report(tenant=tenant, start=start, end=end, group_by=group_by, totals=not group_by)
+            # Time quantiles are shown for the whole period and per day only: no other grouping merges histograms.
+            shown = group_by in ((), ("day",))
+            return metrics_report(
+                tenant=tenant, start=start, end=end, group_by=group_by, totals=not group_by, quantiles=shown
+            )
 
         totals = report().totals
         by_tier, by_application, by_model, by_judge = (

@@ -14,7 +14,10 @@
    there before, so a run that is retried, repeated, or overlaps another changes nothing;
    the tenant's ``RollupState`` row is locked for each day's transaction, so two runs take
    turns rather than interleave.
-3. **Each touched day is summed again** from its hour rows (the day rows pages read).
+3. **Each touched day is summed again** from its hour rows (the day rows pages read), and the
+   review rollup's day rows once more into the day's summaries (``ReviewDaySummary``: the
+   tenant, each reviewer, each queue, each category), so that a page's figures for a month
+   read a few rows rather than every reviewer, queue and category of every day.
 4. The watermark moves to the run's start, once every hour is rebuilt. ``LAG`` covers rows
    whose time was taken before the previous run began but which committed after it read
    (a review's transaction in flight); five minutes is far beyond any of the loop's
@@ -39,7 +42,7 @@ from hitl.tenancy import tenant_scope
 from policies.models import Judge
 from policies.selectors import compiled_policy_version
 from quality import histograms
-from quality.models import Grain, JudgeRollup, OutputRollup, ReviewRollup, RollupState
+from quality.models import Grain, JudgeRollup, OutputRollup, ReviewDaySummary, ReviewRollup, RollupState, SummaryScope
 from reviews.models import Decision, Feedback, Judgement, Output, Review, ReviewTask, TaskPurpose, TaskStatus
 from tenants.models import Tenant
 
@@ -396,9 +399,7 @@ def _rebuild_review_hours(tenant: Tenant, hours: list[datetime]) -> None:
                 queue_id=key[2],
                 category=key[3],
                 **{name: values[name] for name in REVIEW_SUMS},
-                time_histogram={
-                    str(index): values["time_histogram"][index] for index in sorted(values["time_histogram"])
-                },
+                time_histogram=histograms.stored(values["time_histogram"]),
             )
             for key, values in merged.items()
         ],
@@ -439,6 +440,8 @@ def _sum_day(tenant: Tenant, model, day: datetime, sums: tuple[str, ...]) -> Non
 
 
 def _sum_review_day(tenant: Tenant, day: datetime) -> None:
+    """The review rollup's day rows from its hour rows, then the day's summaries (one row per
+    scope key: the tenant, each reviewer, each queue, each category) from those day rows."""
     names = _dimension_names(ReviewRollup)
     merged: dict[tuple, dict] = {}
     for row in (
@@ -451,6 +454,9 @@ def _sum_review_day(tenant: Tenant, day: datetime) -> None:
         for name in REVIEW_SUMS:
             into[name] += row[name]
         into["time_histogram"].append(row["time_histogram"])
+    days = {
+        key: values | {"time_histogram": histograms.merge(values["time_histogram"])} for key, values in merged.items()
+    }
     ReviewRollup.objects.for_tenant(tenant).filter(grain=Grain.DAY, bucket=day).delete()
     ReviewRollup.objects.for_tenant(tenant).bulk_create(
         [
@@ -460,10 +466,44 @@ def _sum_review_day(tenant: Tenant, day: datetime) -> None:
                 bucket=day,
                 **dict(zip(names, key, strict=True)),
                 **{name: values[name] for name in REVIEW_SUMS},
-                time_histogram={
-                    str(index): count for index, count in sorted(histograms.merge(values["time_histogram"]).items())
-                },
+                time_histogram=histograms.stored(values["time_histogram"]),
             )
-            for key, values in merged.items()
+            for key, values in days.items()
         ]
     )
+    _summarise_review_day(tenant, day, [dict(zip(names, key, strict=True)) | values for key, values in days.items()])
+
+
+SUMMARY_KEYS = {  # scope -> the fine row's columns that make its key
+    SummaryScope.ALL: (),
+    SummaryScope.REVIEWER: ("reviewer_id",),
+    SummaryScope.QUEUE: ("queue_id",),
+    SummaryScope.CATEGORY: ("category",),
+}
+
+
+def _summarise_review_day(tenant: Tenant, day: datetime, rows: list[dict]) -> None:
+    """One day's ``ReviewDaySummary`` rows from its fine day rows (``rows``: columns, sums, merged histogram)."""
+    built = []
+    for scope, columns in SUMMARY_KEYS.items():
+        sums: dict[tuple, dict] = {}
+        for row in rows:
+            key = tuple(row[column] for column in columns)
+            into = sums.setdefault(key, dict.fromkeys(REVIEW_SUMS, 0) | {"time_histogram": defaultdict(int)})
+            for name in REVIEW_SUMS:
+                into[name] += row[name]
+            for index, count in row["time_histogram"].items():
+                into["time_histogram"][index] += count
+        for key, values in sums.items():
+            built.append(
+                ReviewDaySummary(
+                    tenant=tenant,
+                    scope=scope,
+                    bucket=day,
+                    **dict(zip(columns, key, strict=True)),
+                    **{name: values[name] for name in REVIEW_SUMS},
+                    time_histogram=histograms.stored(values["time_histogram"]),
+                )
+            )
+    ReviewDaySummary.objects.for_tenant(tenant).filter(bucket=day).delete()
+    ReviewDaySummary.objects.for_tenant(tenant).bulk_create(built, batch_size=1000)

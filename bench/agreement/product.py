@@ -152,9 +152,9 @@ def bare(tenant, key: str, size: int, level: str) -> float:
 
 
 def product(tenant, key: str) -> float:
-    from quality.agreement import criterion_agreement, criterion_ratings, overlap_reviews, scales_of
+    from quality.agreement import criterion_agreement, criterion_ratings, period_reviews, scales_of
 
-    reviews = overlap_reviews(tenant=tenant, start=None, end=None)
+    reviews = period_reviews(tenant=tenant, start=None, end=None)
     scale = next(scale for scale in scales_of(tenant=tenant, queryset=reviews) if scale.key == key)
     ratings = criterion_ratings(reviews, scale)
     return criterion_agreement(scale, ratings.units, ratings.values).alpha

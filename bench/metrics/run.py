@@ -285,6 +285,8 @@ def seed_rollups(tenant, reviewers, queues, judges, outputs: int, days: int) -> 
 
     from hitl.tenancy import as_owner
     from quality import histograms
+    from quality.models import ReviewDaySummary
+    from quality.rollups import REVIEW_SUMS, _summarise_review_day
 
     rng = random.Random(13)
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
@@ -293,7 +295,8 @@ def seed_rollups(tenant, reviewers, queues, judges, outputs: int, days: int) -> 
         (app, tier, m, p, c) for app, tier in APPLICATIONS.items() for m in MODELS for p in PROMPTS for c in CATEGORIES
     ]
     per_hour = outputs / (days * 24) / len(combos)
-    counts = {"output": 0, "review": 0, "judge": 0}
+    counts = {"output": 0, "review": 0, "judge": 0, "summary": 0}
+    fine_days: dict = {}
     # Per reviewer: two queues; reviews are a quarter of the outputs.
     reviews_per_hour = outputs / 4 / (days * 24)
     review_keys = [(r, queues[(i + k) % 5], c) for i, r in enumerate(reviewers) for k in (0, 1) for c in CATEGORIES]
@@ -340,7 +343,12 @@ def seed_rollups(tenant, reviewers, queues, judges, outputs: int, days: int) -> 
         return [n, n - n // 5, n // 20, n // 10, n // 20, late, n, int(sum(times) * scale)], hist
 
     with as_owner(), connection.cursor() as cursor:
-        for table in ("quality_outputrollup", "quality_reviewrollup", "quality_judgerollup"):
+        for table in (
+            "quality_outputrollup",
+            "quality_reviewrollup",
+            "quality_judgerollup",
+            "quality_reviewdaysummary",
+        ):
             cursor.execute(f"DELETE FROM {table} WHERE tenant_id = %s", [tenant.pk])  # the job bench's own rows
         raw = cursor.cursor
         with raw.copy(f"COPY quality_outputrollup ({output_columns}) FROM STDIN") as copy:
@@ -380,10 +388,19 @@ def seed_rollups(tenant, reviewers, queues, judges, outputs: int, days: int) -> 
                             total[0][i] += value
                         total[1].append(hist)
                 for key, (row, hists) in day_totals.items():
-                    merged = {str(k): v for k, v in sorted(histograms.merge(hists).items())}
-                    copy.write_row([tenant.pk, "day", day, *key, *row, json.dumps(merged)])
+                    merged = histograms.merge(hists)
+                    copy.write_row([tenant.pk, "day", day, *key, *row, json.dumps(histograms.stored(merged))])
                     counts["review"] += 1
+                    fine_days.setdefault(day, []).append(
+                        dict(zip(("reviewer_id", "queue_id", "category"), key, strict=True))
+                        | dict(zip(REVIEW_SUMS, row, strict=True))
+                        | {"time_histogram": merged}
+                    )
                 day += timedelta(days=1)
+        # The day summaries the pages read (quality.rollups writes them after each day's sums).
+        for day, rows in fine_days.items():
+            _summarise_review_day(tenant, day, rows)
+        counts["summary"] = ReviewDaySummary.objects.for_tenant(tenant).count()
         with raw.copy(f"COPY quality_judgerollup ({judge_columns}) FROM STDIN") as copy:
             per_judge_hour = int(outputs / (days * 24))
             day = start

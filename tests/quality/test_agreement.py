@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from hitl.statistics import cohen_kappa, fleiss_kappa, krippendorff_alpha
 from quality.agreement import (
@@ -13,6 +15,7 @@ from quality.agreement import (
     reviewer_pair_agreement,
     reviewer_peer_agreement,
 )
+from reviews.models import Review
 from tests.quality.conftest import overlap_reviews
 
 DECISIONS = {"approve": 0, "reject": 1, "correct": 2}
@@ -163,3 +166,17 @@ def test_the_api_reads_the_rows_outside_a_test_transaction(tenant, rubric):
 
     decision = next(row for row in body["criteria"] if row["key"] == "decision")
     assert decision["units"] == 15 and decision["alpha"] is not None
+
+
+def test_every_criterion_is_read_in_one_pass_over_the_reviews(tenant, rubric):
+    """The overlap filter, the units and all criteria's values come from one statement: a page
+    with four criteria reads the period's reviews twice (the rubric versions used, then the
+    ratings), not once per criterion and again for the filter."""
+    overlap_reviews(tenant, rubric, _random_units(3, 12, 3))
+    with CaptureQueriesContext(connection) as captured:
+        report = queue_agreement(tenant=tenant)
+    assert [item.key for item in report.criteria] == ["decision", "correct", "helpful", "tone"]
+    table = Review._meta.db_table
+    reads = [query["sql"] for query in captured.captured_queries if f'"{table}"' in query["sql"]]
+    assert len(reads) == 2, reads
+    assert all(item.units == 12 for item in report.criteria[:3])

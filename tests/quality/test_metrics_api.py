@@ -144,3 +144,74 @@ def test_a_period_on_whole_hours_reads_day_rows_inside_and_hour_rows_at_its_edge
         ("2026-03-02", 1),
         ("2026-03-03", 1),
     ]
+
+
+def test_review_figures_read_from_day_summaries_and_edge_hours_match_the_reviews(tenant, workflow):
+    """Whole days come from the day summaries (the tenant, a reviewer, a queue), two dimensions at
+    once from the fine rows, the ragged edges from the hour rows: every way gives the reviews' own figures."""
+    from datetime import UTC, datetime
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from quality.models import ReviewDaySummary
+    from reviews.models import Review
+
+    for number in range(1, 6):
+        submit(workflow, number, "medium-app")
+    rita, sam = reviewer(tenant, 2, "rita"), reviewer(tenant, 2, "sam")
+    made = []
+    for person, decision, seconds in (
+        (rita, "approve", 10),
+        (sam, "reject", 40),
+        (rita, "approve", 20),
+        (sam, "approve", 70),
+        (rita, "reject", 200),
+    ):
+        task = claim(person).json()
+        assert review(person, task["id"], decision=decision, scores=GOOD, time_spent_seconds=seconds).status_code == 201
+        made.append(task["id"])
+    moments = [
+        datetime(2026, 3, 1, 10, 30, tzinfo=UTC),
+        datetime(2026, 3, 2, 12, 0, tzinfo=UTC),
+        datetime(2026, 3, 2, 23, 59, tzinfo=UTC),
+        datetime(2026, 3, 3, 3, 15, tzinfo=UTC),
+        datetime(2026, 3, 3, 9, 0, tzinfo=UTC),
+    ]
+    for task_id, moment in zip(made, moments, strict=True):
+        Review.unscoped.filter(tenant=tenant, task_id=task_id).update(created_at=moment)
+    metrics_rollup(tenant=tenant)
+    lead = make_client(tenant, "quality_lead")
+
+    def expected(start, end, who=None):
+        rows = Review.objects.for_tenant(tenant).filter(created_at__gte=start, created_at__lt=end)
+        if who is not None:
+            rows = rows.filter(reviewer=who)
+        return rows.count(), rows.filter(decision="reject").count()
+
+    periods = [
+        (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 4, tzinfo=UTC)),  # whole days only
+        (datetime(2026, 3, 1, 11, tzinfo=UTC), datetime(2026, 3, 3, 4, tzinfo=UTC)),  # a day and two edges
+        (datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 3, 9, tzinfo=UTC)),  # a day and one edge
+    ]
+    for start, end in periods:
+        query = {"from": start.isoformat(), "to": end.isoformat()}
+        with CaptureQueriesContext(connection) as captured:
+            totals = lead.get("/api/v1/metrics", query).json()["totals"]["reviews"]
+        assert (totals["reviews"], totals["rejects"]) == expected(start, end), (start, end)
+        assert any(ReviewDaySummary._meta.db_table in q["sql"] for q in captured.captured_queries)
+        by_reviewer = lead.get("/api/v1/metrics", {**query, "group_by": "reviewer"}).json()["groups"]
+        got = {g["key"]["reviewer"]: (g["reviews"]["reviews"], g["reviews"]["rejects"]) for g in by_reviewer}
+        people = (rita.person, sam.person)
+        want = {p.username: expected(start, end, p) for p in people if expected(start, end, p)[0]}
+        assert got == want, (start, end)
+        fine = lead.get("/api/v1/metrics", {**query, "group_by": "reviewer,queue"}).json()["groups"]
+        assert {g["key"]["reviewer"]: (g["reviews"]["reviews"], g["reviews"]["rejects"]) for g in fine} == want
+    whole = lead.get("/api/v1/metrics", {"from": "2026-03-01", "to": "2026-03-04"}).json()["totals"]["reviews"]
+    assert whole["time_median_seconds"] == pytest.approx(40, rel=0.05)  # 10, 20, 40, 70, 200
+    only_rita = lead.get("/api/v1/metrics", {"from": "2026-03-01", "to": "2026-03-04", "group_by": "reviewer"}).json()[
+        "groups"
+    ]
+    assert [g["reviews"]["time_median_seconds"] for g in only_rita if g["key"]["reviewer"] == "rita"] == [
+        pytest.approx(20, rel=0.05)
+    ]

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from quality import histograms
-from quality.models import Grain, JudgeRollup, OutputRollup, ReviewRollup, RollupState
+from quality.models import Grain, JudgeRollup, OutputRollup, ReviewDaySummary, ReviewRollup, RollupState
 from quality.rollups import LAG, day_of, hour_of, metrics_rollup, metrics_rollup_all
 from reviews.models import Feedback, Output, Review, ReviewTask
 from tests.conftest import make_client
@@ -128,7 +128,7 @@ def _snapshot(tenant):
     fields = lambda model: [f.attname for f in model._meta.concrete_fields if f.attname != "id"]  # noqa: E731
     return [
         sorted(map(repr, model.objects.for_tenant(tenant).values_list(*fields(model))))
-        for model in (OutputRollup, JudgeRollup, ReviewRollup)
+        for model in (OutputRollup, JudgeRollup, ReviewRollup, ReviewDaySummary)
     ]
 
 
@@ -169,6 +169,32 @@ def test_a_first_run_rolls_up_what_a_direct_count_gives(tenant, seeded):
         by_day[(day_of(hour), *rest)].update(counts)
     assert _rolled_outputs(tenant, Grain.DAY) == {key: +value for key, value in by_day.items()}
     assert sum(row.reviews for row in ReviewRollup.objects.for_tenant(tenant).filter(grain=Grain.DAY)) == 5
+
+
+def test_each_days_summaries_add_up_its_fine_review_rows_per_scope(tenant, seeded):
+    metrics_rollup(tenant=tenant)
+    fine = list(ReviewRollup.objects.for_tenant(tenant).filter(grain=Grain.DAY))
+    summaries = list(ReviewDaySummary.objects.for_tenant(tenant))
+    assert {row.scope for row in summaries} == {"all", "reviewer", "queue", "category"}
+    sums = ("reviews", "approves", "rejects", "corrects", "escalates", "late", "timed", "time_total")
+    for scope, key in (
+        ("all", lambda row: ()),
+        ("reviewer", lambda row: (row.reviewer_id,)),
+        ("queue", lambda row: (row.queue_id,)),
+        ("category", lambda row: (row.category,)),
+    ):
+        expected, expected_bins = defaultdict(Counter), defaultdict(Counter)
+        for row in fine:
+            expected[(row.bucket, *key(row))].update({name: getattr(row, name) for name in sums})
+            expected_bins[(row.bucket, *key(row))].update({int(k): v for k, v in row.time_histogram.items()})
+        got = {(row.bucket, *key(row)): row for row in summaries if row.scope == scope}
+        assert set(got) == set(expected), scope
+        for bucket_key, row in got.items():
+            assert {name: getattr(row, name) for name in sums} == {n: expected[bucket_key][n] for n in sums}
+            assert {int(k): v for k, v in row.time_histogram.items()} == +expected_bins[bucket_key]
+        if scope == "all":
+            assert all(row.reviewer_id is None and row.queue_id is None and row.category == "" for row in got.values())
+    assert sum(row.reviews for row in summaries if row.scope == "all") == 5
 
 
 def test_running_again_and_again_gives_the_same_rows(tenant, seeded):
