@@ -199,7 +199,24 @@ class JudgeRollup(TenantOwnedModel):
         indexes = [models.Index(fields=("tenant", "grain", "bucket"), name="judgerollup_tenant_bucket")]
 
 
-class ReviewRollup(TenantOwnedModel):
+class ReviewCounts(models.Model):
+    """What the review rollups count, whatever their key."""
+
+    reviews = models.PositiveIntegerField(default=0)
+    approves = models.PositiveIntegerField(default=0)
+    rejects = models.PositiveIntegerField(default=0)
+    corrects = models.PositiveIntegerField(default=0)
+    escalates = models.PositiveIntegerField(default=0)
+    late = models.PositiveIntegerField(default=0)
+    timed = models.PositiveIntegerField(default=0)
+    time_total = models.BigIntegerField(default=0, help_text="Seconds, summed over the timed reviews.")
+    time_histogram = models.JSONField(default=dict)
+
+    class Meta:
+        abstract = True
+
+
+class ReviewRollup(TenantOwnedModel, ReviewCounts):
     """People's reviews by the hour or day they were made, per reviewer, queue and content category.
 
     ``late`` counts reviews of tasks the SLA sweep had found late; ``time_histogram`` counts
@@ -212,15 +229,6 @@ class ReviewRollup(TenantOwnedModel):
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     queue = models.ForeignKey("reviews.Queue", on_delete=models.CASCADE, related_name="+")
     category = models.CharField(max_length=100)
-    reviews = models.PositiveIntegerField(default=0)
-    approves = models.PositiveIntegerField(default=0)
-    rejects = models.PositiveIntegerField(default=0)
-    corrects = models.PositiveIntegerField(default=0)
-    escalates = models.PositiveIntegerField(default=0)
-    late = models.PositiveIntegerField(default=0)
-    timed = models.PositiveIntegerField(default=0)
-    time_total = models.BigIntegerField(default=0, help_text="Seconds, summed over the timed reviews.")
-    time_histogram = models.JSONField(default=dict)
 
     class Meta(TenantOwnedModel.Meta):
         constraints = [
@@ -230,6 +238,9 @@ class ReviewRollup(TenantOwnedModel):
         ]
         indexes = [models.Index(fields=("tenant", "grain", "bucket"), name="reviewrollup_tenant_bucket")]
 
+    def __str__(self) -> str:
+        return f"{self.grain} {self.bucket:%Y-%m-%d %H:00}, reviewer {self.reviewer_id}: {self.reviews} reviews"
+
 
 class SummaryScope(models.TextChoices):
     ALL = "all", "The tenant"
@@ -238,7 +249,7 @@ class SummaryScope(models.TextChoices):
     CATEGORY = "category", "Per content category"
 
 
-class ReviewDaySummary(TenantOwnedModel):
+class ReviewDaySummary(TenantOwnedModel, ReviewCounts):
     """The review rollup's day rows summed again to the grains the pages read (issue 13 point 9).
 
     A day's ``ReviewRollup`` rows are per reviewer, queue and category: hundreds a day for a busy
@@ -258,15 +269,6 @@ class ReviewDaySummary(TenantOwnedModel):
     )
     queue = models.ForeignKey("reviews.Queue", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     category = models.CharField(max_length=100, blank=True, default="")
-    reviews = models.PositiveIntegerField(default=0)
-    approves = models.PositiveIntegerField(default=0)
-    rejects = models.PositiveIntegerField(default=0)
-    corrects = models.PositiveIntegerField(default=0)
-    escalates = models.PositiveIntegerField(default=0)
-    late = models.PositiveIntegerField(default=0)
-    timed = models.PositiveIntegerField(default=0)
-    time_total = models.BigIntegerField(default=0, help_text="Seconds, summed over the timed reviews.")
-    time_histogram = models.JSONField(default=dict)
 
     class Meta(TenantOwnedModel.Meta):
         constraints = [
@@ -282,3 +284,6 @@ class ReviewDaySummary(TenantOwnedModel):
             ),
         ]
         indexes = [models.Index(fields=("tenant", "scope", "bucket"), name="reviewdaysummary_scope_bucket")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.bucket:%Y-%m-%d}: {self.reviews} reviews"

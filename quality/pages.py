@@ -20,7 +20,7 @@ from policies.selectors import judge_flags, rubric_list
 from policies.services import judge_flag_clear
 from quality.agreement import queue_agreement, reviewer_pair_agreement
 from quality.analytics import queue_rows, reviewer_rows
-from quality.apis import judge_rows
+from quality.apis.agreement import judge_rows
 from quality.metrics import DAY, MAX_DAYS, dimension_names, metrics_report
 from quality.models import CalibrationStatus
 from quality.selectors import (

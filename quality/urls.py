@@ -2,61 +2,67 @@
 
 from django.urls import path
 
-from quality import apis
+from quality.apis import agreement, calibration, datasets, gold, metrics
 
 urlpatterns = [
-    path("golden-sets", apis.GoldenSetCollectionApi.as_view(), name="golden-sets"),
-    path("golden-sets/<int:golden_set_id>", apis.GoldenSetDetailApi.as_view(), name="golden-set-detail"),
-    path("golden-sets/<int:golden_set_id>/items", apis.GoldItemCollectionApi.as_view(), name="golden-set-items"),
+    path("golden-sets", gold.GoldenSetCollectionApi.as_view(), name="golden-sets"),
+    path("golden-sets/<int:golden_set_id>", gold.GoldenSetDetailApi.as_view(), name="golden-set-detail"),
+    path("golden-sets/<int:golden_set_id>/items", gold.GoldItemCollectionApi.as_view(), name="golden-set-items"),
     path(
         "golden-sets/<int:golden_set_id>/items/<uuid:item_id>",
-        apis.GoldItemDetailApi.as_view(),
+        gold.GoldItemDetailApi.as_view(),
         name="golden-set-item-detail",
     ),
-    path("golden-sets/<int:golden_set_id>/import", apis.GoldImportApi.as_view(), name="golden-set-import"),
-    path("golden-sets/<int:golden_set_id>/export", apis.GoldExportApi.as_view(), name="golden-set-export"),
-    path("certifications", apis.CertificationCollectionApi.as_view(), name="certifications"),
+    path("golden-sets/<int:golden_set_id>/import", gold.GoldImportApi.as_view(), name="golden-set-import"),
+    path("golden-sets/<int:golden_set_id>/export", gold.GoldExportApi.as_view(), name="golden-set-export"),
+    path("certifications", gold.CertificationCollectionApi.as_view(), name="certifications"),
     path(
         "certifications/<int:certification_id>/reinstate",
-        apis.CertificationReinstateApi.as_view(),
+        gold.CertificationReinstateApi.as_view(),
         name="certification-reinstate",
     ),
     path(
         "certifications/<int:certification_id>/revoke",
-        apis.CertificationRevokeApi.as_view(),
+        gold.CertificationRevokeApi.as_view(),
         name="certification-revoke",
     ),
-    path("exams", apis.ExamCollectionApi.as_view(), name="exams"),
-    path("queues/<str:queue_name>/certification", apis.QueueCertificationApi.as_view(), name="queue-certification"),
+    path("exams", gold.ExamCollectionApi.as_view(), name="exams"),
+    path("queues/<str:queue_name>/certification", gold.QueueCertificationApi.as_view(), name="queue-certification"),
     path(
         "queues/<str:queue_name>/recertification",
-        apis.QueueRecertificationApi.as_view(),
+        gold.QueueRecertificationApi.as_view(),
         name="queue-recertification",
     ),
-    path("calibration/sessions", apis.CalibrationSessionCollectionApi.as_view(), name="calibration-sessions"),
+    path("calibration/sessions", calibration.CalibrationSessionCollectionApi.as_view(), name="calibration-sessions"),
     path(
         "calibration/sessions/<int:calibration_id>",
-        apis.CalibrationSessionDetailApi.as_view(),
+        calibration.CalibrationSessionDetailApi.as_view(),
         name="calibration-session",
     ),
-    path("calibration/sessions/<int:calibration_id>/work", apis.CalibrationWorkApi.as_view(), name="calibration-work"),
+    path(
+        "calibration/sessions/<int:calibration_id>/work",
+        calibration.CalibrationWorkApi.as_view(),
+        name="calibration-work",
+    ),
     path(
         "calibration/sessions/<int:calibration_id>/answers",
-        apis.CalibrationAnswerApi.as_view(),
+        calibration.CalibrationAnswerApi.as_view(),
         name="calibration-answers",
     ),
     path(
-        "calibration/sessions/<int:calibration_id>/close", apis.CalibrationCloseApi.as_view(), name="calibration-close"
+        "calibration/sessions/<int:calibration_id>/close",
+        calibration.CalibrationCloseApi.as_view(),
+        name="calibration-close",
     ),
     path(
         "calibration/sessions/<int:calibration_id>/results",
-        apis.CalibrationResultsApi.as_view(),
+        calibration.CalibrationResultsApi.as_view(),
         name="calibration-results",
     ),
-    path("agreement", apis.AgreementApi.as_view(), name="agreement"),
-    path("agreement/pairs", apis.AgreementPairsApi.as_view(), name="agreement-pairs"),
-    path("agreement/judges", apis.JudgeAgreementListApi.as_view(), name="agreement-judges"),
-    path("judges/<int:judge_id>/flag/clear", apis.JudgeFlagClearApi.as_view(), name="judge-flag-clear"),
-    path("metrics", apis.MetricsApi.as_view(), name="metrics"),
-    path("datasets/fine-tuning", apis.FineTuningDatasetApi.as_view(), name="datasets-fine-tuning"),
+    path("agreement", agreement.AgreementApi.as_view(), name="agreement"),
+    path("agreement/pairs", agreement.AgreementPairsApi.as_view(), name="agreement-pairs"),
+    path("agreement/judges", agreement.JudgeAgreementListApi.as_view(), name="agreement-judges"),
+    path("judges/<int:judge_id>/flag/clear", agreement.JudgeFlagClearApi.as_view(), name="judge-flag-clear"),
+    path("metrics", metrics.MetricsApi.as_view(), name="metrics"),
+    path("datasets/fine-tuning", datasets.FineTuningDatasetApi.as_view(), name="datasets-fine-tuning"),
 ]
