@@ -145,6 +145,10 @@ class RubricForm(forms.ModelForm):
     criteria = PrettyJSONField(
         widget=forms.Textarea(attrs={"rows": 30, "cols": 100, "style": "font-family: monospace"})
     )
+    require_recertification = forms.BooleanField(
+        required=False,
+        help_text="A new version only: every active certification of the queues using this rubric expires.",
+    )
 
     class Meta:
         model = Rubric
@@ -187,6 +191,7 @@ class RubricAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistory
             tenant=obj.tenant,
             document={"name": obj.name, "description": obj.description, "criteria": form.cleaned_data["criteria"]},
             user=request.user,
+            require_recertification=bool(change and form.cleaned_data.get("require_recertification")),
         )
         obj.pk, obj.version = rubric.pk, rubric.version
 
