@@ -183,6 +183,11 @@ class RubricAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistory
     def get_readonly_fields(self, request, obj=None):
         return ("tenant", "name", *self.readonly_fields) if obj is not None else self.readonly_fields
 
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        # A new rubric: nobody was certified under an earlier version of it.
+        return fields if obj is not None else [field for field in fields if field != "require_recertification"]
+
     def has_delete_permission(self, request, obj=None):
         return False  # tasks, applications and the policy's tiers refer to it by version or name
 
