@@ -360,6 +360,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "metrics-rollup": {"task": "quality.tasks.metrics_rollup_task", "schedule": 120.0},
     # Outlier signals (reviews.services.signals): fold new outputs into each application's sketches.
     "signal-statistics": {"task": "reviews.tasks.signal_statistics_refresh_task", "schedule": 60.0},
+    # Certifications past their period become expired (reviews.services.gold): idempotent.
+    "expire-certifications": {"task": "reviews.tasks.certifications_expire_task", "schedule": 300.0},
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -145,6 +145,10 @@ class RubricForm(forms.ModelForm):
     criteria = PrettyJSONField(
         widget=forms.Textarea(attrs={"rows": 30, "cols": 100, "style": "font-family: monospace"})
     )
+    require_recertification = forms.BooleanField(
+        required=False,
+        help_text="A new version only: every active certification of the queues using this rubric expires.",
+    )
 
     class Meta:
         model = Rubric
@@ -179,6 +183,11 @@ class RubricAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistory
     def get_readonly_fields(self, request, obj=None):
         return ("tenant", "name", *self.readonly_fields) if obj is not None else self.readonly_fields
 
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        # A new rubric: nobody was certified under an earlier version of it.
+        return fields if obj is not None else [field for field in fields if field != "require_recertification"]
+
     def has_delete_permission(self, request, obj=None):
         return False  # tasks, applications and the policy's tiers refer to it by version or name
 
@@ -187,6 +196,7 @@ class RubricAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHistory
             tenant=obj.tenant,
             document={"name": obj.name, "description": obj.description, "criteria": form.cleaned_data["criteria"]},
             user=request.user,
+            require_recertification=bool(change and form.cleaned_data.get("require_recertification")),
         )
         obj.pk, obj.version = rubric.pk, rubric.version
 

@@ -163,6 +163,7 @@ class RubricCollectionApi(TenantApi):
     )
     def post(self, request):
         body = dict(json_object(request.data))
+        options = take(schemas.RubricPublishOptions, body)
         sent = take(schemas.RubricCopy, body)
         expected = None
         if sent.model_fields_set and isinstance(body.get("name"), str):
@@ -177,7 +178,11 @@ class RubricCollectionApi(TenantApi):
                 raise StaleVersionError(f"{field}: {message}", fields={field: [message]})
             expected = read_only_check(sent, current, what=f"rubric '{name}'")
         rubric, created = rubric_publish(
-            tenant=self.tenant, document=body, user=_actor(self.api_key), expected_version=expected
+            tenant=self.tenant,
+            document=body,
+            user=_actor(self.api_key),
+            expected_version=expected,
+            require_recertification=options.require_recertification,
         )
         return respond(schemas.RubricOut.of(rubric), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

@@ -389,7 +389,20 @@ class RubricCopy(BaseModel):
     updated_at: JsonDateTime | None = Field(default=None, description="Read-only; ignored when it matches.")
 
 
-class RubricPublish(RubricCopy, RubricDocument):
+class RubricPublishOptions(BaseModel):
+    """How ``POST /api/v1/rubrics`` publishes: not part of the rubric, never returned."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    require_recertification: bool = Field(
+        default=False,
+        description="The new version changes what a right answer is: every active certification of the queues "
+        "whose reviews use this rubric (by a tier or an application that names it) expires at once, and the "
+        "people certified take the exam again.",
+    )
+
+
+class RubricPublish(RubricPublishOptions, RubricCopy, RubricDocument):
     """``POST /api/v1/rubrics``: a rubric, new or a new version; what ``GET`` returned may be sent back."""
 
 

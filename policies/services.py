@@ -22,6 +22,7 @@ from hitl.errors import (
 )
 from hitl.json_limits import config_document_check
 from policies.defaults import DEFAULT_POLICY
+from policies.events import rubric_published
 from policies.judges.runners import judge_params_normalize
 from policies.models import Application, Judge, JudgeFlag, JudgeKind, Override, Policy, Rubric
 from policies.schemas import JudgeSpec, PolicyDocument, RubricDocument
@@ -233,13 +234,21 @@ def rubric_validate(*, document: dict) -> RubricDocument:
 
 @transaction.atomic
 def rubric_publish(
-    *, tenant: Tenant, document: dict, user=None, reason: str = "", expected_version: int | None = None
+    *,
+    tenant: Tenant,
+    document: dict,
+    user=None,
+    reason: str = "",
+    expected_version: int | None = None,
+    require_recertification: bool = False,
 ) -> tuple[Rubric, bool]:
     """Create a rubric, or publish a new version of the one with the same name. Returns (rubric, created).
 
     ``reason`` goes to the version's history record. ``expected_version``: the version the
     caller's copy is of; a StaleVersionError when it is not the current one (or the rubric
-    does not exist).
+    does not exist). ``require_recertification``: every active certification of the queues
+    using the rubric expires (done by the reviews layer on ``rubric_published``, in this
+    transaction).
     """
     parsed = rubric_validate(document=document)
 
@@ -276,7 +285,16 @@ def rubric_publish(
                 "criteria": rubric.criteria,
             },
             "reason": reason,
+            "require_recertification": require_recertification,
         },
+    )
+    rubric_published.send(
+        sender=Rubric,
+        tenant=tenant,
+        rubric=rubric,
+        created=created,
+        user=user,
+        require_recertification=require_recertification,
     )
     return rubric, created
 

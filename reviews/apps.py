@@ -11,3 +11,9 @@ class ReviewsConfig(AppConfig):
         from reviews.selectors import queue_names_existing
 
         policy_services.queue_names_existing = queue_names_existing
+
+        # A rubric published requiring recertification expires the certifications of its queues.
+        from policies.events import rubric_published
+        from reviews.receivers import rubric_published_receive
+
+        rubric_published.connect(rubric_published_receive, dispatch_uid="reviews.rubric_published")

@@ -706,6 +706,14 @@ class Certification(TenantOwnedModel):
                 condition=models.Q(valid_until__gt=models.F("valid_from")), name="certification_period"
             ),
         ]
+        indexes = [
+            # The expiry sweep's scan: active certifications by the end of their period.
+            models.Index(
+                fields=("valid_until",),
+                name="certification_active_until",
+                condition=models.Q(status="active"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id} on {self.queue_id}: {self.status} until {self.valid_until:%Y-%m-%d}"
@@ -779,6 +787,8 @@ class GoldTask(TenantOwnedModel):
     answer_scores = models.JSONField(null=True, blank=True)
     correct = models.BooleanField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
+    # What a review keeps beside the answer, so that "My reviews" lists it as it lists any review.
+    answer_time_spent_seconds = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta(TenantOwnedModel.Meta):

@@ -15,6 +15,7 @@ from policies.selectors import compiled_policy, rubric_criteria, rubric_scope
 from reviews.models import Review, TaskPurpose
 from reviews.selectors import (
     adjudication_reviews,
+    my_review,
     output_judgements,
     queues_overview,
     reviews_by,
@@ -311,5 +312,6 @@ class MyReviewsPage(TenantPage):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         page = Paginator(reviews_by(tenant=self.tenant, user=self.person), 50).get_page(self.request.GET.get("page"))
+        page.object_list = [my_review(row) for row in page.object_list]
         context.update(page=page)
         return context

@@ -101,6 +101,31 @@ def plan_tasks(
     return tasks
 
 
+_UNNAMED_APPLICATION = object()  # an application no queue names and no Application row gives a rubric
+
+
+def queue_ids_using_rubric(*, policy: CompiledPolicy, routing: RoutingTable, rubric_id: int) -> set[int]:
+    """The queues whose tasks :func:`plan_tasks` would score against the rubric, today.
+
+    An output's rubric is its application's, else its tier's; its queue is the first that
+    accepts its tier and application. So every tier is tried with every application that
+    routes or scores differently (those queues name, those with their own rubric) and with
+    one that none names; pure over the policy and the routing table.
+    """
+    applications = {name for queue in routing.queues for name in queue.applications}
+    applications |= set(routing.application_rubrics)
+    rubric_names = {name for name, (pk, _) in routing.rubrics.items() if pk == rubric_id}
+    used: set[int] = set()
+    for tier in policy.tiers.values():
+        for application in (*sorted(applications), _UNNAMED_APPLICATION):
+            own = routing.application_rubrics.get(application)  # (rubric id, version): it wins over the tier's
+            uses = own[0] == rubric_id if own is not None else tier.rubric in rubric_names
+            queue = routing.queue_for(tier.name, application) if uses else None
+            if queue is not None:
+                used.add(queue.id)
+    return used
+
+
 def routing_table(*, tenant: Tenant) -> RoutingTable:
     return _routing(tenant.pk, str(tenant.config_token))
 

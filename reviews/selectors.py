@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Case, CharField, Count, F, Min, Q, QuerySet, Value, When
 
 from hitl.errors import NotFoundError
 from policies.selectors import judge_get
@@ -14,6 +14,7 @@ from reviews.models import (
     Decision,
     DeliveryStatus,
     Exam,
+    GoldTask,
     Judgement,
     JudgementResult,
     Output,
@@ -281,28 +282,86 @@ def task_held_by(*, tenant: Tenant, task_id, user) -> ReviewTask:
     return task
 
 
-def reviews_by(*, tenant: Tenant, user) -> QuerySet[Review]:
-    """One person's reviews, newest first, with the output each was about."""
-    return (
+@dataclass(frozen=True, slots=True)
+class MyReview:
+    """One line of a reviewer's own history ("My reviews"): a review, or an answer to a task
+    that was a gold item in disguise, shown alike (docs/quality.md: indistinguishable)."""
+
+    at: object
+    external_id: str
+    application: str
+    risk_tier: str
+    decision: str
+    scores: dict | None
+    time_spent_seconds: int | None
+    final_decision: str
+
+    @property
+    def decision_label(self) -> str:
+        return Review.Verdict(self.decision).label if self.decision in Review.Verdict.values else self.decision
+
+
+def my_review(row: dict) -> MyReview:
+    """A row of :func:`reviews_by` for the page."""
+    return MyReview(
+        at=row["at"],
+        external_id=row["external"],
+        application=row["app"],
+        risk_tier=row["tier"],
+        decision=row["given"],
+        scores=row["given_scores"],
+        time_spent_seconds=row["seconds"],
+        final_decision=row["final"],
+    )
+
+
+# What a gold answer told the reviewer the output became (reviews.services.gold.gold_answer_record:
+# a single-approval output's outcome); an escalation decided nothing.
+_GOLD_ANSWERED_AS = Case(
+    When(answer_decision=Review.Verdict.APPROVE, then=Value(Decision.APPROVED)),
+    When(answer_decision=Review.Verdict.REJECT, then=Value(Decision.REJECTED)),
+    When(answer_decision=Review.Verdict.CORRECT, then=Value(Decision.CORRECTED)),
+    default=Value(""),
+    output_field=CharField(),
+)
+
+
+def reviews_by(*, tenant: Tenant, user) -> QuerySet:
+    """One person's reviews, newest first, with the output each was about (rows for :func:`my_review`).
+
+    Answers to gold tasks write no ``Review`` row (no production figure counts them), so they
+    come from their ``GoldTask`` rows, in the same columns: what the person answered and
+    was answered, never whether it was gold. One UNION ALL statement, paginated by the database.
+    """
+    reviews = (
         Review.objects.for_tenant(tenant)
         .filter(reviewer=user)
-        .select_related("output")
-        .only(
-            "id",
-            "decision",
-            "scores",
-            "comment",
-            "time_spent_seconds",
-            "created_at",
-            "purpose",
-            "output__id",
-            "output__external_id",
-            "output__application",
-            "output__risk_tier",
-            "output__decision",
+        .values(
+            at=F("created_at"),
+            external=F("output__external_id"),
+            app=F("output__application"),
+            tier=F("output__risk_tier"),
+            given=F("decision"),
+            given_scores=F("scores"),
+            seconds=F("time_spent_seconds"),
+            final=F("output__decision"),
         )
-        .order_by("-created_at")
     )
+    gold_answers = (
+        GoldTask.objects.for_tenant(tenant)
+        .filter(user=user, answered_at__isnull=False)
+        .values(
+            at=F("answered_at"),
+            external=F("task__output__external_id"),
+            app=F("task__output__application"),
+            tier=F("task__output__risk_tier"),
+            given=F("answer_decision"),
+            given_scores=F("answer_scores"),
+            seconds=F("answer_time_spent_seconds"),
+            final=_GOLD_ANSWERED_AS,
+        )
+    )
+    return reviews.union(gold_answers, all=True).order_by("-at")
 
 
 # The tenant admin's console ------------------------------------------------------

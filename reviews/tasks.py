@@ -8,16 +8,19 @@ acts inside it.
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
+from django.utils import timezone
 
 from hitl.tenancy import cross_tenant, tenant_scope
 from policies.models import Judge
-from reviews.models import DeliveryStatus, WebhookDelivery
+from reviews.models import Certification, CertificationStatus, DeliveryStatus, WebhookDelivery
 from reviews.services.claims import tasks_release_expired
+from reviews.services.gold import certifications_expire
 from reviews.services.judging import judges_reconcile, judges_run
 from reviews.services.retention import retention_apply_all
 from reviews.services.signals import signal_statistics_refresh_all
 from reviews.services.sla import tasks_sla_sweep
 from reviews.services.webhooks import backoff_seconds, webhook_attempt, webhook_deliveries_due
+from tenants.models import Tenant
 
 
 @shared_task(bind=True, acks_late=True, time_limit=60, soft_time_limit=45, max_retries=None)
@@ -135,3 +138,27 @@ def compliance_export_task(export_id: str) -> str:
 
     with cross_tenant("task_routing"):  # the export row names its tenant
         return compliance_export_build(export_id=export_id).status
+
+
+@shared_task(acks_late=True, time_limit=600, soft_time_limit=540, autoretry_for=(OperationalError,), max_retries=3)
+def certifications_expire_task() -> int:
+    """Certifications past the end of their period become ``expired`` (docs/quality.md).
+
+    Listing the tenants that have some crosses them (``beat_sweep``); each tenant's
+    certifications expire inside that tenant's scope only, in its own transaction.
+    Idempotent: a second run finds none.
+    """
+    now = timezone.now()
+    with cross_tenant("beat_sweep"):  # the tenants with an active certification past its period
+        tenant_ids = sorted(
+            set(
+                Certification.unscoped.filter(status=CertificationStatus.ACTIVE, valid_until__lte=now).values_list(
+                    "tenant_id", flat=True
+                )
+            )
+        )
+    expired = 0
+    for tenant_id in tenant_ids:
+        with tenant_scope(tenant_id):
+            expired += certifications_expire(tenant=Tenant.objects.get(pk=tenant_id), now=now)
+    return expired

@@ -84,11 +84,19 @@ class RubricForm(ConsoleForm):
         help_text="Why: it goes into the rubric's history.",
         error_messages={"required": "Say why: the reason goes into the rubric's history."},
     )
+    require_recertification = forms.BooleanField(
+        required=False,
+        label="Require recertification",
+        help_text="This version changes what a right answer is: everyone certified for a queue whose reviews use "
+        "this rubric takes the exam again (their certifications expire now).",
+    )
 
     def __init__(self, *args, name_fixed: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         if name_fixed:
             del self.fields["name"]
+        else:  # a new rubric: nobody was certified under an earlier version of it
+            del self.fields["require_recertification"]
 
     def clean_criteria(self):
         try:
@@ -110,7 +118,13 @@ def _publish(page: ConsolePage, form: RubricForm, name: str):
         "scope": data.get("scope") or "output",
     }
     try:
-        rubric, _ = rubric_publish(tenant=page.tenant, document=document, user=page.person, reason=data["reason"])
+        rubric, _ = rubric_publish(
+            tenant=page.tenant,
+            document=document,
+            user=page.person,
+            reason=data["reason"],
+            require_recertification=data.get("require_recertification", False),
+        )
     except ApplicationError as error:
         for path, problems in (error.fields or {"": [error.message]}).items():
             field = path.split(".")[0]
@@ -199,6 +213,13 @@ class RubricPage(ConsolePage):
         if form.is_valid():
             published = _publish(self, form, rubric.name)
             if published is not None:
-                messages.success(request, f"Published version {published.version} of rubric {published.name}.")
+                recertify = (
+                    " People certified for its queues take the exam again."
+                    if form.cleaned_data.get("require_recertification")
+                    else ""
+                )
+                messages.success(
+                    request, f"Published version {published.version} of rubric {published.name}.{recertify}"
+                )
                 return redirect("console:rubric", name=published.name)
         return self._render(rubric, form, status=400)

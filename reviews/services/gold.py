@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import orjson
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from hitl.errors import ConflictError, ForbiddenError, NotFoundError, RuleViolationError
@@ -43,8 +43,10 @@ from reviews.models import (
     TaskPurpose,
     TaskStatus,
 )
+from reviews.routing import queue_ids_using_rubric, routing_table
 from reviews.services.claims import reviewer_rights
-from tenants.audit import SYSTEM, audit_record
+from tenants.audit import SYSTEM, audit_record, audit_record_batch
+from tenants.auditchain import digest, format_time
 from tenants.models import Tenant
 from tenants.services import tenant_config_changed
 
@@ -338,7 +340,8 @@ def gold_answer_record(
     correct = answer_matches(item=item, decision=review.decision, scores=review.scores, criteria=criteria)
     gold.answer_decision, gold.answer_scores = review.decision, review.scores
     gold.correct, gold.answered_at = correct, now
-    gold.save(update_fields=["answer_decision", "answer_scores", "correct", "answered_at"])
+    gold.answer_time_spent_seconds = review.time_spent_seconds
+    gold.save(update_fields=["answer_decision", "answer_scores", "correct", "answered_at", "answer_time_spent_seconds"])
     ReviewTask.objects.for_tenant(tenant).filter(pk=task.pk).update(status=TaskStatus.DONE)
     audit_record(
         tenant=tenant,
@@ -657,6 +660,88 @@ def queue_recertification_require(*, tenant: Tenant, queue_id: int, actor, reaso
             actor=actor,
         )
     return len(certifications)
+
+
+CERTIFICATION_PERIOD_ENDED = "its period ended"
+
+
+@transaction.atomic
+def certifications_expire(*, tenant: Tenant, now: datetime | None = None) -> int:
+    """Every active certification of the tenant past ``valid_until`` becomes ``expired`` (periodic).
+
+    In bulk: one statement reads and locks them (skipping those another sweep holds), one
+    updates them, one cancels the live gold waiting for their holders in those queues, and
+    one ``certification.expired`` event commits to all of them (each leaf: the certification,
+    the person, the queue and the period that ended). Idempotent: a second run finds none.
+    Returns how many expired.
+    """
+    now = now or timezone.now()
+    due = list(
+        Certification.objects.for_tenant(tenant)
+        .select_for_update(skip_locked=True)
+        .filter(status=CertificationStatus.ACTIVE, valid_until__lte=now)
+        .order_by("pk")
+        .values_list("pk", "user_id", "queue_id", "valid_from", "valid_until")
+    )
+    if not due:
+        return 0
+    ids = [row[0] for row in due]
+    expired = (
+        Certification.objects.for_tenant(tenant)
+        .filter(pk__in=ids, status=CertificationStatus.ACTIVE, valid_until__lte=now)
+        .update(status=CertificationStatus.EXPIRED, status_reason=CERTIFICATION_PERIOD_ENDED, status_changed_at=now)
+    )
+    # No more live gold waiting for work they may no longer do (as certification_status_set does).
+    ReviewTask.objects.for_tenant(tenant).filter(
+        Exists(
+            Certification.objects.for_tenant(tenant).filter(
+                pk__in=ids, user_id=OuterRef("assigned_to_id"), queue_id=OuterRef("queue_id")
+            )
+        ),
+        status=TaskStatus.PENDING,
+        gold_tasks__kind=GoldTaskKind.LIVE,
+    ).update(status=TaskStatus.CANCELLED)
+    audit_record_batch(
+        tenant=tenant,
+        actor=SYSTEM,
+        kind="certification.expired",
+        object_type="certification",
+        digests=[
+            (
+                pk,
+                digest(
+                    {
+                        "id": pk,
+                        "person": user_id,
+                        "queue": queue_id,
+                        "valid_from": format_time(valid_from),
+                        "valid_until": format_time(valid_until),
+                        "expired_at": format_time(now),
+                    }
+                ),
+            )
+            for pk, user_id, queue_id, valid_from, valid_until in due
+        ],
+        data={"reason": CERTIFICATION_PERIOD_ENDED, "before": {"status": CertificationStatus.ACTIVE}},
+    )
+    return expired
+
+
+@transaction.atomic
+def rubric_recertification_require(*, tenant: Tenant, rubric: Rubric, actor) -> dict[str, int]:
+    """A rubric's new version requires recertification: every active certification of the queues
+    whose reviews use it (``reviews.routing.queue_ids_using_rubric``: by a tier or an application
+    naming it, as routing sends outputs today) expires, each audited with the rubric and version
+    in its reason. Received from ``policies.events.rubric_published``, in the publishing
+    transaction. Returns queue name -> how many expired."""
+    queue_ids = queue_ids_using_rubric(
+        policy=compiled_policy(tenant=tenant), routing=routing_table(tenant=tenant), rubric_id=rubric.pk
+    )
+    reason = f"rubric {rubric.name} version {rubric.version} was published requiring it"
+    return {
+        queue.name: queue_recertification_require(tenant=tenant, queue_id=queue.pk, actor=actor, reason=reason)
+        for queue in Queue.objects.for_tenant(tenant).filter(pk__in=sorted(queue_ids)).order_by("name")
+    }
 
 
 @transaction.atomic

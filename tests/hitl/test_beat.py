@@ -38,6 +38,7 @@ def test_the_project_schedule_runs_the_sweeps():
         "quality.tasks.judges_agreement_check_task",
         "quality.tasks.metrics_rollup_task",
         "reviews.tasks.signal_statistics_refresh_task",
+        "reviews.tasks.certifications_expire_task",
     }
 
 

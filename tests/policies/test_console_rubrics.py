@@ -108,3 +108,39 @@ def test_the_scope_is_published_and_shown_back(tenant, admin):
     rubric = Rubric.objects.for_tenant(tenant).get()
     assert (rubric.version, rubric.scope) == (2, "session")
     assert form_data(client.get("/console/rubrics/quality/").content.decode())["scope"] == "session"
+
+
+def test_a_new_version_may_require_recertification_of_the_queues_using_it(tenant, admin):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from policies.defaults import DEFAULT_POLICY
+    from policies.services import policy_publish
+    from reviews.models import Certification, CertificationStatus, Queue
+
+    rubric_publish(tenant=tenant, document=RUBRIC)
+    tiers = [{**tier, "rubric": "quality"} for tier in DEFAULT_POLICY["tiers"]]
+    policy_publish(tenant=tenant, document={**DEFAULT_POLICY, "tiers": tiers})
+    now = timezone.now()
+    certification = Certification.objects.for_tenant(tenant).create(
+        user=member(tenant, "reviewer", "rita"),
+        queue=Queue.objects.for_tenant(tenant).get(name="default"),
+        valid_from=now - timedelta(days=1),
+        valid_until=now + timedelta(days=30),
+    )
+    client = signed_in(admin)
+    assert "require_recertification" not in client.get("/console/rubrics/").content.decode()  # new rubrics: none
+    body = {"criteria": json.dumps(RUBRIC["criteria"]), "reason": "same criteria, a stricter reading"}
+
+    assert client.post("/console/rubrics/quality/", body).status_code == 302
+    certification.refresh_from_db()
+    assert certification.status == CertificationStatus.ACTIVE  # not asked
+
+    response = client.post("/console/rubrics/quality/", {**body, "require_recertification": "on"})
+
+    assert response.status_code == 302
+    certification.refresh_from_db()
+    assert certification.status == CertificationStatus.EXPIRED
+    assert "rubric quality version 3" in certification.status_reason
+    assert "take the exam again" in client.get(response["Location"]).content.decode()

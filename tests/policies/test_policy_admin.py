@@ -91,6 +91,41 @@ def test_rubric_admin_validates_criteria(client, staff_admin, tenant):
     assert Rubric.objects.for_tenant(tenant).get().version == 1
 
 
+def test_rubric_admin_publishes_a_version_that_requires_recertification(client, staff_admin, tenant):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from policies.services import policy_publish, rubric_publish
+    from reviews.models import Certification, CertificationStatus, Queue
+
+    criteria = [{"key": "ok", "label": "OK", "kind": "binary"}]
+    rubric, _ = rubric_publish(tenant=tenant, document={"name": "quality", "criteria": criteria})
+    tiers = [{**tier, "rubric": "quality"} for tier in DEFAULT_POLICY["tiers"]]
+    policy_publish(tenant=tenant, document={**DEFAULT_POLICY, "tiers": tiers})
+    now = timezone.now()
+    certification = Certification.objects.for_tenant(tenant).create(
+        user=UserFactory(),
+        queue=Queue.objects.for_tenant(tenant).get(name="default"),
+        valid_from=now - timedelta(days=1),
+        valid_until=now + timedelta(days=30),
+    )
+    client.force_login(staff_admin)
+    assert "require_recertification" not in client.get("/admin/policies/rubric/add/").content.decode()
+    assert "require_recertification" in client.get(f"/admin/policies/rubric/{rubric.pk}/change/").content.decode()
+
+    response = client.post(
+        f"/admin/policies/rubric/{rubric.pk}/change/",
+        {"description": "stricter", "criteria": json.dumps(criteria), "require_recertification": "on"},
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Rubric.objects.for_tenant(tenant).get().version == 2
+    certification.refresh_from_db()
+    assert certification.status == CertificationStatus.EXPIRED
+    assert "rubric quality version 2" in certification.status_reason
+
+
 def _judge_form(tenant, **changes) -> dict:
     form = {
         "tenant": tenant.pk,

@@ -315,3 +315,225 @@ def test_recertification_expires_every_active_certification(tenant, workflow):
     assert expired == 1
     assert claim(alice).status_code == 204
     assert ReviewTask.objects.for_tenant(tenant).filter(status="pending").count() == 1
+
+
+# Expiry by the clock: the periodic sweep ------------------------------------------------------
+
+
+def _lapse(tenant, certification, *, ago=timedelta(minutes=1)):
+    Certification.objects.for_tenant(tenant).filter(pk=certification.pk).update(
+        valid_from=timezone.now() - timedelta(days=30), valid_until=timezone.now() - ago
+    )
+
+
+def _other_tenant_certification(other_tenant, *, lapsed: bool):
+    from tenants.services import membership_create
+    from tests.factories import UserFactory
+
+    carol = UserFactory(username="carol")
+    membership_create(tenant=other_tenant, user=carol, role="reviewer", reviewer_level=1, skills=[])
+    now = timezone.now()
+    return Certification.objects.for_tenant(other_tenant).create(
+        user=carol,
+        queue=Queue.objects.for_tenant(other_tenant).get(name="default"),
+        valid_from=now - timedelta(days=30),
+        valid_until=now - timedelta(hours=1) if lapsed else now + timedelta(days=30),
+    )
+
+
+def test_the_sweep_expires_certifications_past_their_period_once_each_tenant_in_its_own_scope(
+    tenant, other_tenant, workflow
+):
+    from hitl.tenancy import no_tenant
+    from reviews.services.gold import CERTIFICATION_PERIOD_ENDED
+    from reviews.tasks import certifications_expire_task
+    from tenants.audit import audit_verify
+    from tenants.auditchain import digest, format_time, merkle_root
+    from tests.reviews.test_workbench import browser
+
+    alice, bob = reviewer(tenant, 1, "alice"), reviewer(tenant, 1, "bob")
+    _gate(tenant, gold_rate=1.0)
+    gold_set(tenant)
+    lapsed, current = _certify(tenant, alice.person), _certify(tenant, bob.person)
+    submit(workflow, 1, "medium-app")
+    real = claim(alice).json()
+    assert review(alice, real["id"], decision="approve", scores=GOOD_SCORES).status_code == 201
+    waiting = GoldTask.objects.for_tenant(tenant).get(user=alice.person, answered_at__isnull=True).task_id
+    _lapse(tenant, lapsed)
+    theirs = _other_tenant_certification(other_tenant, lapsed=True)
+
+    with no_tenant():  # the task declares its own scopes
+        assert certifications_expire_task() == 2
+        assert certifications_expire_task() == 0  # idempotent
+
+    lapsed.refresh_from_db()
+    current.refresh_from_db()
+    theirs.refresh_from_db()
+    assert (lapsed.status, lapsed.status_reason) == (CertificationStatus.EXPIRED, CERTIFICATION_PERIOD_ENDED)
+    assert current.status == CertificationStatus.ACTIVE
+    assert theirs.status == CertificationStatus.EXPIRED
+    # The live gold waiting for alice in that queue is cancelled, as a suspension cancels it.
+    assert ReviewTask.objects.for_tenant(tenant).get(pk=waiting).status == "cancelled"
+    # One event per tenant and sweep, committing to each certification it expired.
+    event = AuditEvent.objects.for_tenant(tenant).get(kind="certification.expired")
+    assert (event.data["count"], event.data["ids"]) == (1, [str(lapsed.pk)])
+    leaf = digest(
+        {
+            "id": lapsed.pk,
+            "person": alice.person.pk,
+            "queue": lapsed.queue_id,
+            "valid_from": format_time(lapsed.valid_from),
+            "valid_until": format_time(lapsed.valid_until),
+            "expired_at": format_time(lapsed.status_changed_at),
+        }
+    )
+    assert event.data["root"] == merkle_root([leaf])
+    assert audit_verify(tenant).ok
+    other = AuditEvent.objects.for_tenant(other_tenant).get(kind="certification.expired")
+    assert other.data["ids"] == [str(theirs.pk)]
+    # The person is told on the workbench, as a suspension tells them.
+    page = browser(alice.person).get("/review/").content.decode()
+    assert f'id="expired-{lapsed.queue_id}"' in page and CERTIFICATION_PERIOD_ENDED in page
+    assert f'id="expired-{current.queue_id}"' not in browser(bob.person).get("/review/").content.decode()
+    assert claim(alice).status_code == 204
+
+
+def test_the_sweep_leaves_other_statuses_and_certifications_still_valid_alone(tenant, workflow):
+    from hitl.tenancy import no_tenant
+    from reviews.tasks import certifications_expire_task
+
+    alice = reviewer(tenant, 1, "alice")
+    suspended = _certify(tenant, alice.person, status=CertificationStatus.SUSPENDED)
+    _lapse(tenant, suspended)
+
+    with no_tenant():
+        assert certifications_expire_task() == 0
+
+    suspended.refresh_from_db()
+    assert suspended.status == CertificationStatus.SUSPENDED
+    assert not AuditEvent.objects.for_tenant(tenant).filter(kind="certification.expired").exists()
+
+
+# A rubric's new version requiring recertification ------------------------------------------------
+
+LEGAL_RUBRIC = {"name": "legal", "criteria": [{"key": "compliant", "label": "Compliant", "kind": "binary"}]}
+
+
+def _queue_of_its_own_rubric(tenant):
+    """A ``legal`` queue fed by ``legal-app``, whose reviews use the ``legal`` rubric (the application's)."""
+    from policies.services import application_rubric_set, rubric_publish
+    from reviews.services.queues import queue_create
+
+    legal_rubric, _ = rubric_publish(tenant=tenant, document=LEGAL_RUBRIC)
+    application_rubric_set(tenant=tenant, name="legal-app", rubric=legal_rubric)
+    return queue_create(tenant=tenant, name="legal", applications=["legal-app"], actor=PLATFORM_OPERATOR)
+
+
+def _rubric_v2(client, **extra):
+    from tests.reviews.conftest import RUBRIC
+
+    criteria = [*RUBRIC["criteria"], {"key": "safe", "label": "Safe", "kind": "binary", "required": False}]
+    return client.post("/api/v1/rubrics", {**RUBRIC, "criteria": criteria, **extra}, format="json")
+
+
+def test_a_rubric_published_requiring_recertification_expires_the_certifications_of_its_queues_only(
+    tenant, other_tenant, workflow
+):
+    from policies.services import policy_publish, rubric_publish
+    from tests.conftest import make_client
+    from tests.reviews.conftest import RUBRIC
+    from tests.reviews.test_workbench import browser
+
+    alice, bob = reviewer(tenant, 1, "alice"), reviewer(tenant, 1, "bob")
+    legal = _queue_of_its_own_rubric(tenant)
+    on_quality = _certify(tenant, alice.person)  # default queue: its tiers' rubric is quality
+    now = timezone.now()
+    on_legal = Certification.objects.for_tenant(tenant).create(
+        user=bob.person, queue=legal, valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=30)
+    )
+    # Another tenant with a rubric of the same name on the same kind of queue.
+    rubric_publish(tenant=other_tenant, document=RUBRIC)
+    tiers = [{**tier, "rubric": "quality"} for tier in workflow_tiers()]
+    policy_publish(tenant=other_tenant, document={"default_tier": "medium", "tiers": tiers, "rules": []})
+    theirs = _other_tenant_certification(other_tenant, lapsed=False)
+    admin = make_client(tenant, "admin")
+
+    response = _rubric_v2(admin, require_recertification=True)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["version"] == 2 and "require_recertification" not in response.json()
+    for certification in (on_quality, on_legal, theirs):
+        certification.refresh_from_db()
+    assert on_quality.status == CertificationStatus.EXPIRED
+    assert "rubric quality version 2" in on_quality.status_reason
+    assert on_legal.status == CertificationStatus.ACTIVE  # its queue scores with the legal rubric
+    assert theirs.status == CertificationStatus.ACTIVE  # another tenant's, whatever its rubric's name
+    expired = AuditEvent.objects.for_tenant(tenant).get(kind="certification.expired")
+    assert expired.object_id == str(on_quality.pk) and "rubric quality version 2" in expired.data["reason"]
+    published = AuditEvent.objects.for_tenant(tenant).filter(kind="rubric.published").latest("seq")
+    assert published.data["require_recertification"] is True and published.seq < expired.seq
+    assert not AuditEvent.objects.for_tenant(other_tenant).filter(kind="certification.expired").exists()
+    page = browser(alice.person).get("/review/").content.decode()
+    assert f'id="expired-{on_quality.queue_id}"' in page and "rubric quality version 2" in page
+
+
+def workflow_tiers():
+    from policies.defaults import DEFAULT_POLICY
+
+    return [dict(tier) for tier in DEFAULT_POLICY["tiers"]]
+
+
+def test_a_rubric_published_without_the_flag_expires_nothing(tenant, workflow):
+    from tests.conftest import make_client
+
+    alice = reviewer(tenant, 1, "alice")
+    certification = _certify(tenant, alice.person)
+    admin = make_client(tenant, "admin")
+
+    assert _rubric_v2(admin).status_code == 200
+    assert _rubric_v2(admin, require_recertification=False).status_code == 200
+    assert _rubric_v2(admin, require_recertification="yes").status_code == 400  # a JSON boolean only
+
+    certification.refresh_from_db()
+    assert certification.status == CertificationStatus.ACTIVE
+    assert not AuditEvent.objects.for_tenant(tenant).filter(kind="certification.expired").exists()
+
+
+def test_the_recertification_flag_is_in_the_published_schema():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    body = schema["paths"]["/api/v1/rubrics"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    name = body["$ref"].rsplit("/", 1)[-1]
+    field = schema["components"]["schemas"][name]["properties"]["require_recertification"]
+    assert field["type"] == "boolean" and field["default"] is False
+    assert "require_recertification" not in schema["components"]["schemas"][name].get("required", [])
+
+
+def test_queues_using_a_rubric_follow_the_routing():
+    """Pure: tiers naming it route to their queues; an application with its own rubric takes its outputs away."""
+    from policies.engine import CompiledPolicy
+    from reviews.routing import QueueRoute, RoutingTable, queue_ids_using_rubric
+
+    def route(pk, name, tiers=(), applications=()):
+        return QueueRoute(pk, name, frozenset(tiers), frozenset(applications), 0, 1)
+
+    tiers = workflow_tiers()
+    for tier in tiers:
+        tier["rubric"] = "quality" if tier["name"] != "critical" else None
+    policy = CompiledPolicy(
+        tenant_id=1, version=1, document={"default_tier": "medium", "tiers": tiers, "rules": []}, overrides={}
+    )
+    routing = RoutingTable(
+        queues=(
+            route(2, "legal", applications=["legal-app"]),
+            route(3, "critical", tiers=["critical"]),
+            route(4, "vip", applications=["vip-app"]),
+        ),
+        fallback=route(1, "default"),
+        rubrics={"quality": (10, 2), "legal": (11, 1)},
+        application_rubrics={"legal-app": (11, 1)},
+    )
+
+    assert queue_ids_using_rubric(policy=policy, routing=routing, rubric_id=10) == {1, 4}
+    assert queue_ids_using_rubric(policy=policy, routing=routing, rubric_id=11) == {2}

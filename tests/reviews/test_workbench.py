@@ -205,3 +205,36 @@ def test_escalate_is_offered_only_where_the_tier_allows_it(tenant, workflow):
     refused = client.post(f"/review/tasks/{offered['low'][0]}/", {"decision": "escalate", "comment": "Unsure."})
     assert refused.status_code == 400 and "Escalation is off for tier" in refused.content.decode()
     assert ReviewTask.objects.for_tenant(tenant).get(pk=offered["low"][0]).status == "claimed"
+
+
+def test_answered_gold_is_in_my_reviews_like_any_review(tenant, workflow):
+    """Gold mixed into work stays indistinguishable after the answer: the same row, the same cells."""
+    from reviews.models import GoldTask
+    from tests.reviews.test_certification_gating import _certify, _gate, gold_set
+
+    rita = reviewer(tenant, 1, "rita").person
+    _gate(tenant, gold_rate=1.0)
+    _certify(tenant, rita)
+    gold_set(tenant)
+    submit(workflow, 1, "medium-app")
+    client = browser(rita)
+    answer = {"decision": "approve", "score-correct": "yes", "score-helpful": "4", "time_spent_seconds": "42"}
+    real = task_id_of(client.post("/review/claim"))
+    gold = task_id_of(client.post(f"/review/tasks/{real}/", answer))  # the next task: planted after it (rate 1)
+    assert GoldTask.objects.for_tenant(tenant).filter(task_id=gold).exists()
+    assert client.post(f"/review/tasks/{gold}/", {**answer, "time_spent_seconds": "17"}).status_code == 302
+
+    page = client.get("/review/mine/").content.decode()
+
+    rows = re.findall(r"<tr>\s*(.*?)\s*</tr>", page, flags=re.S)[1:]  # the header row aside
+    assert len(rows) == 2
+    newest, oldest = (
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)]
+        for row in rows
+    )
+    # when, output, application, tier, my decision, scores, time spent, final decision
+    assert newest[2:5] == oldest[2:5] == ["medium-app", "medium", "Approve"]
+    assert newest[5] == oldest[5] and "helpful: 4" in newest[5]
+    assert (newest[6:], oldest[6:]) == (["17 s", "approved"], ["42 s", "approved"])
+    assert re.findall(r"<(\w+)", rows[0]) == re.findall(r"<(\w+)", rows[1])  # the same markup
+    assert "gold" not in page.lower()
