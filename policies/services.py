@@ -22,7 +22,6 @@ from hitl.errors import (
 )
 from hitl.json_limits import config_document_check
 from policies.defaults import DEFAULT_POLICY
-from policies.events import rubric_published
 from policies.judges.runners import judge_params_normalize
 from policies.models import Application, Judge, JudgeFlag, JudgeKind, Override, Policy, Rubric
 from policies.schemas import JudgeSpec, PolicyDocument, RubricDocument
@@ -59,6 +58,11 @@ def _validation_error(error: ValidationError, document: dict) -> DomainValidatio
 # the reviews app, a layer above; it sets this when it loads (a higher layer passing a callable
 # down, house style rule 19). Unset (this app alone), queue names go unchecked.
 queue_names_existing: Callable[[Tenant, set[str]], set[str]] | None = None
+
+# What a rubric published with ``require_recertification`` does: every active certification of
+# the queues using it expires. Certifications live in the reviews app, a layer above; it sets
+# this when it loads (rule 19, as above). Unset (this app alone), the flag is refused.
+rubric_recertification_require: Callable[..., object] | None = None
 
 
 def policy_validate(*, tenant: Tenant, document: dict) -> PolicyDocument:
@@ -247,8 +251,8 @@ def rubric_publish(
     ``reason`` goes to the version's history record. ``expected_version``: the version the
     caller's copy is of; a StaleVersionError when it is not the current one (or the rubric
     does not exist). ``require_recertification``: every active certification of the queues
-    using the rubric expires (done by the reviews layer on ``rubric_published``, in this
-    transaction).
+    using the rubric expires, in this transaction (``rubric_recertification_require``, set by
+    the reviews layer).
     """
     parsed = rubric_validate(document=document)
 
@@ -288,14 +292,13 @@ def rubric_publish(
             "require_recertification": require_recertification,
         },
     )
-    rubric_published.send(
-        sender=Rubric,
-        tenant=tenant,
-        rubric=rubric,
-        created=created,
-        user=user,
-        require_recertification=require_recertification,
-    )
+    if require_recertification:
+        if rubric_recertification_require is None:
+            raise DomainValidationError(
+                "require_recertification: no certifications here.",
+                fields={"require_recertification": ["Certifications are not installed."]},
+            )
+        rubric_recertification_require(tenant=tenant, rubric=rubric, actor=user)
     return rubric, created
 
 

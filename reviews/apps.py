@@ -13,7 +13,6 @@ class ReviewsConfig(AppConfig):
         policy_services.queue_names_existing = queue_names_existing
 
         # A rubric published requiring recertification expires the certifications of its queues.
-        from policies.events import rubric_published
-        from reviews.receivers import rubric_published_receive
+        from reviews.services.gold import rubric_recertification_require
 
-        rubric_published.connect(rubric_published_receive, dispatch_uid="reviews.rubric_published")
+        policy_services.rubric_recertification_require = rubric_recertification_require

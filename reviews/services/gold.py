@@ -732,8 +732,8 @@ def rubric_recertification_require(*, tenant: Tenant, rubric: Rubric, actor) -> 
     """A rubric's new version requires recertification: every active certification of the queues
     whose reviews use it (``reviews.routing.queue_ids_using_rubric``: by a tier or an application
     naming it, as routing sends outputs today) expires, each audited with the rubric and version
-    in its reason. Received from ``policies.events.rubric_published``, in the publishing
-    transaction. Returns queue name -> how many expired."""
+    in its reason. Called by ``policies.services.rubric_publish`` (set by ``ReviewsConfig.ready``),
+    in the publishing transaction. Returns queue name -> how many expired."""
     queue_ids = queue_ids_using_rubric(
         policy=compiled_policy(tenant=tenant), routing=routing_table(tenant=tenant), rubric_id=rubric.pk
     )
