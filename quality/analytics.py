@@ -127,16 +127,17 @@ class Row:
     drift: list[str] | None = None
 
 
-def reviewer_rows(*, tenant: Tenant, start: datetime, end: datetime) -> list[Row]:
-    """Each reviewer with reviews in the period: their figures, gold accuracy, agreement, drift."""
-    whole = metrics_report(tenant=tenant, start=start, end=end, group_by=("reviewer",), totals=False)
+def reviewer_rows(*, tenant: Tenant, start: datetime, end: datetime, reviewer_id: int | None = None) -> list[Row]:
+    """Each reviewer with reviews in the period (or only ``reviewer_id``): their figures, gold
+    accuracy, agreement, drift."""
+    only = {"reviewer_id": reviewer_id} if reviewer_id is not None else None
+
+    def by_reviewer(a: datetime, b: datetime):
+        return metrics_report(tenant=tenant, start=a, end=b, group_by=("reviewer",), totals=False, reviews_of=only)
+
+    whole = by_reviewer(start, end)
     a, middle, b = halves(start, end)
-    first = _by_key(
-        metrics_report(tenant=tenant, start=a, end=middle, group_by=("reviewer",), totals=False), "reviewer"
-    )
-    second = _by_key(
-        metrics_report(tenant=tenant, start=middle, end=b, group_by=("reviewer",), totals=False), "reviewer"
-    )
+    first, second = _by_key(by_reviewer(a, middle), "reviewer"), _by_key(by_reviewer(middle, b), "reviewer")
     ids = _ids(tenant, "reviewer")
     # Accuracy and agreement of every reviewer at once, per period (whole, first half, second half):
     # one grouped query and one read of the overlap reviews each, however many reviewers there are.

@@ -22,8 +22,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db import connections
-from django.db.models import F, Q, Sum
+import orjson
+from django.db.models import Q, Sum, TextField
+from django.db.models.functions import Cast
 
 from policies.models import Judge
 from quality import histograms
@@ -238,8 +239,6 @@ class Report:
 
 
 def _day_label(bucket) -> str:
-    if isinstance(bucket, str):  # a raw SQLite row: "YYYY-MM-DD HH:MM:SS" in UTC
-        return bucket[:10]
     return bucket.astimezone(UTC).date().isoformat()
 
 
@@ -359,26 +358,21 @@ REVIEW_FIELDS = ("reviews", "approves", "rejects", "corrects", "escalates", "lat
 
 
 def _histograms(queryset, columns: list[str]):
-    """(group values, bin, count): the rows' time histograms summed per group, by the database.
+    """(group values, bin, count): the rows' time histograms summed per group.
 
-    The JSON objects are taken apart by ``jsonb_each_text`` (PostgreSQL) or ``json_each``
-    (SQLite) over the same filtered rows the ORM would read.
+    The rows' histograms are read as JSON text and summed here: for the few thousand rows of
+    a month's summaries this is several times cheaper than taking the objects apart in SQL
+    (``jsonb_each_text`` makes a row of every bin of every row before grouping them).
     """
-    aliases = {f"g{i}": F(column) for i, column in enumerate(columns)}
-    inner = queryset.annotate(**aliases, h=F("time_histogram")).values(*aliases, "h").order_by()
-    sql, params = inner.query.sql_with_params()
-    connection = connections[queryset.db]
-    grouped = ", ".join(f"r.{alias}" for alias in aliases)
-    if connection.vendor == "postgresql":
-        each, total = "CROSS JOIN LATERAL jsonb_each_text(r.h) AS e", "SUM((e.value)::bigint)"
-    else:
-        each, total = ", json_each(r.h) AS e", "SUM(e.value)"
-    select = f"{grouped}, " if grouped else ""
-    statement = f"SELECT {select}e.key, {total} FROM ({sql}) AS r {each} GROUP BY {select}e.key"  # noqa: S608 (our own aliases; values are parameters)
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        for row in cursor.fetchall():
-            yield row[: len(aliases)], row[-2], row[-1]
+    merged: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    rows = queryset.annotate(h=Cast("time_histogram", TextField())).values_list(*columns, "h").order_by()
+    for row in rows:
+        into = merged[row[:-1]]
+        for index, count in orjson.loads(row[-1]).items():
+            into[index] += count
+    for values, counts in merged.items():
+        for index, count in counts.items():
+            yield values, index, count
 
 
 def _aggregate(queryset, columns, sums: dict) -> list[dict]:

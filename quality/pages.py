@@ -617,7 +617,7 @@ class _DetailPage(PeriodMixin, QualityPage):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.update(self.period_context())
-        key = kwargs["pk"]
+        key = self.key = kwargs["pk"]
         name = dimension_names(self.tenant, (self.dimension,))[self.dimension].get(key)
         if name is None:
             raise Http404  # not of this tenant (or no such one): missing and foreign look the same
@@ -682,7 +682,7 @@ class ReviewerDetailPage(_DetailPage):
     dimension, column = "reviewer", "reviewer_id"
 
     def rows(self, name):
-        return [row for row in reviewer_rows(tenant=self.tenant, start=self.start, end=self.end) if row.name == name]
+        return reviewer_rows(tenant=self.tenant, start=self.start, end=self.end, reviewer_id=self.key)
 
 
 class QueueDetailPage(_DetailPage):

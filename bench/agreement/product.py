@@ -5,9 +5,10 @@ times ``hitl.statistics`` on arrays already in memory; this times what a quality
 or ``GET /api/v1/agreement`` does: read the reviews of outputs reviewed more than once
 from PostgreSQL (under row-level security, as the application's role, in the tenant's
 scope) and compute Krippendorff's alpha of a binary criterion (nominal) and of a 1-5
-criterion (ordinal), through ``quality.agreement`` (the ORM's query with the overlap
-filter, the dense rank of units, the JSON value, chunked from a server-side cursor,
-coded, then ``hitl.statistics``).
+criterion (ordinal), through ``quality.agreement``: the rubric versions the period's
+reviews used, then one statement that counts each output's reviews with a window over the
+same scan (the overlap filter), ranks the overlapped outputs and extracts the criterion's
+JSON value, read in chunks from a server-side cursor and coded; then ``hitl.statistics``.
 
 The bare path, in the same run, is the least code that gets the same figure from the same
 rows: one hand-written ``SELECT dense_rank() OVER (ORDER BY output_id), (scores->>'key')::int``
