@@ -226,15 +226,17 @@ def criteria_ratings(queryset, scales: Sequence[Scale], *, with_raters: bool = F
         f"v{index}": F("decision") if scale.key == DECISION else KT(f"scores__{scale.key}")
         for index, scale in enumerate(scales)
     }
+    who = {"o_who": F("reviewer_id")} if with_raters else {}
     inner = queryset.annotate(
-        o_id=F("output_id"), o_who=F("reviewer_id"), o_n=Window(Count("pk"), partition_by=[F("output_id")]), **columns
-    ).values_list("o_id", "o_who", "o_n", *columns)
+        o_id=F("output_id"), **who, o_n=Window(Count("pk"), partition_by=[F("output_id")]), **columns
+    ).values_list("o_id", *who, "o_n", *columns)
     sql, params = inner.query.sql_with_params()
-    values_sql = ", ".join(f"r.{name}" for name in columns)
+    selected = ", ".join(f"r.{name}" for name in (*who, *columns))
     statement = (
-        f"SELECT dense_rank() OVER (ORDER BY r.o_id), r.o_who, {values_sql} "  # noqa: S608 (our own aliases)
+        f"SELECT dense_rank() OVER (ORDER BY r.o_id), {selected} "  # noqa: S608 (our own aliases)
         f"FROM ({sql}) AS r WHERE r.o_n > 1"
     )
+    first_value = 2 if with_raters else 1
     units: list[np.ndarray] = []
     raters: list[np.ndarray] = []
     values: list[list[np.ndarray]] = [[] for _ in scales]
@@ -249,7 +251,7 @@ def criteria_ratings(queryset, scales: Sequence[Scale], *, with_raters: bool = F
             if with_raters:
                 raters.append(np.fromiter(columns_of[1], dtype=np.int64, count=len(chunk)))
             for index, scale in enumerate(scales):
-                coded = map(scale.codes.get, columns_of[2 + index], repeat(np.nan))
+                coded = map(scale.codes.get, columns_of[first_value + index], repeat(np.nan))
                 values[index].append(np.fromiter(coded, dtype=float, count=len(chunk)))
     empty = np.empty(0, dtype=np.int64)
     if not units:
