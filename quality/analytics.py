@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Q
 
 from quality.agreement import reviewer_peer_agreement
-from quality.metrics import DAY, ReviewFigures, dimension_names, metrics_report
+from quality.metrics import DAY, ReviewFigures, dimension_names, metrics_report, reviewer_halves
 from reviews.models import GoldTask
 from tenants.models import Tenant
 
@@ -131,21 +131,15 @@ def reviewer_rows(*, tenant: Tenant, start: datetime, end: datetime, reviewer_id
     """Each reviewer with reviews in the period (or only ``reviewer_id``): their figures, gold
     accuracy, agreement, drift."""
     only = {"reviewer_id": reviewer_id} if reviewer_id is not None else None
-
-    def by_reviewer(a: datetime, b: datetime):
-        return metrics_report(tenant=tenant, start=a, end=b, group_by=("reviewer",), totals=False, reviews_of=only)
-
-    whole = by_reviewer(start, end)
     a, middle, b = halves(start, end)
-    first, second = _by_key(by_reviewer(a, middle), "reviewer"), _by_key(by_reviewer(middle, b), "reviewer")
+    whole, first, second = _reviewer_figures(tenant, start, middle, end, only)
     ids = _ids(tenant, "reviewer")
     # Accuracy and agreement of every reviewer at once, per period (whole, first half, second half):
     # one grouped query and one read of the overlap reviews each, however many reviewers there are.
     accuracy = [gold_accuracies(tenant=tenant, start=s, end=e) for s, e in ((start, end), (a, middle), (middle, b))]
     agreement = [peer_agreements(tenant=tenant, start=s, end=e) for s, e in ((start, end), (a, middle), (middle, b))]
     rows = []
-    for group in whole.groups:
-        name = group.key["reviewer"]
+    for name, figures in sorted(whole.items()):
         person = ids.get(name)
         drift = drift_reasons(
             first.get(name, ReviewFigures()),
@@ -157,7 +151,7 @@ def reviewer_rows(*, tenant: Tenant, start: datetime, end: datetime, reviewer_id
             Row(
                 id=person,
                 name=name,
-                figures=group.reviews,
+                figures=figures,
                 accuracy=accuracy[0].get(person),
                 agreement=agreement[0].get(person),
                 drift=drift,
@@ -171,6 +165,23 @@ def queue_rows(*, tenant: Tenant, start: datetime, end: datetime) -> list[Row]:
     whole = metrics_report(tenant=tenant, start=start, end=end, group_by=("queue",), totals=False)
     ids = _ids(tenant, "queue")
     return [Row(id=ids.get(g.key["queue"]), name=g.key["queue"], figures=g.reviews) for g in whole.groups]
+
+
+def _reviewer_figures(tenant: Tenant, start: datetime, middle: datetime, end: datetime, only: dict | None):
+    """Each reviewer's figures over the period and over each half: name -> ReviewFigures, three times.
+
+    A period of whole days (as the pages ask for) is read in one pass over the reviewer day
+    summaries (``quality.metrics.reviewer_halves``); any other, one report per period.
+    """
+    read = reviewer_halves(tenant=tenant, start=start, middle=middle, end=end, reviews_of=only)
+    if read is not None:
+        return read
+
+    def by_reviewer(a: datetime, b: datetime) -> dict[str, ReviewFigures]:
+        report = metrics_report(tenant=tenant, start=a, end=b, group_by=("reviewer",), totals=False, reviews_of=only)
+        return _by_key(report, "reviewer")
+
+    return by_reviewer(start, end), by_reviewer(start, middle), by_reviewer(middle, end)
 
 
 def _by_key(report, dimension: str) -> dict[str, ReviewFigures]:

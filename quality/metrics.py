@@ -18,17 +18,25 @@ Definitions (also in docs/metrics.md):
 - **caught by thumbs-down**: rejected or corrected by the person an end user's thumbs-down sent.
 """
 
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
+import numpy as np
 import orjson
-from django.db.models import Q, Sum, TextField
+from django.db.models import Case, IntegerField, Q, Sum, TextField, Value, When
 from django.db.models.functions import Cast
 
 from policies.models import Judge
 from quality import histograms
-from quality.models import Grain, JudgeRollup, OutputRollup, ReviewDaySummary, ReviewRollup, RollupState
+from quality.models import (
+    Grain,
+    JudgeRollup,
+    OutputRollup,
+    ReviewDaySummary,
+    ReviewRollup,
+    RollupState,
+    SummaryScope,
+)
 from quality.rollups import SUMMARY_KEYS
 from reviews.models import Queue
 from tenants.models import Tenant
@@ -150,11 +158,19 @@ class ReviewFigures:
     late: int = 0
     timed: int = 0
     time_total: int = 0
-    histogram: dict = field(default_factory=dict)
+    # Counts per bin of quality.histograms, as an array: a month of a reviewer's days adds up
+    # with a vector add, not a dict update per bin.
+    histogram: np.ndarray = field(default_factory=lambda: np.zeros(histograms.BINS, dtype=np.int64))
 
     def add(self, row: dict) -> None:
         for name in REVIEW_FIELDS:
             setattr(self, name, getattr(self, name) + (row.get(name) or 0))
+
+    def merge(self, other: "ReviewFigures") -> None:
+        """Add another group's sums and histogram (a day's figures into a period's)."""
+        for name in REVIEW_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.histogram = self.histogram + other.histogram
 
     @property
     def modification_rate(self) -> float | None:
@@ -170,11 +186,11 @@ class ReviewFigures:
 
     @property
     def time_median(self) -> float | None:
-        return histograms.quantile(self.histogram, 0.5)
+        return histograms.quantile_of(self.histogram, 0.5)
 
     @property
     def time_p90(self) -> float | None:
-        return histograms.quantile(self.histogram, 0.9)
+        return histograms.quantile_of(self.histogram, 0.9)
 
     @property
     def throughput_per_day(self) -> float | None:
@@ -338,16 +354,15 @@ def metrics_report(
                     target.reviews = target.reviews or ReviewFigures(days=group_days)
                     target.reviews.add(row)
         if quantiles:
-            merged: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+            merged: dict[tuple, np.ndarray] = {}
             for source in sources:
-                for values, index, count in _histograms(source, columns or []):
+                for values, counts in _histograms(source, columns or []):
                     key = _key(dict(zip(columns, values, strict=True)), group_by, columns, names) if columns else ()
-                    merged[key][int(index)] += int(count)
+                    merged[key] = counts if key not in merged else merged[key] + counts
             for key, counts in merged.items():
-                for index, count in counts.items():
-                    whole.reviews.histogram[index] = whole.reviews.histogram.get(index, 0) + count
+                whole.reviews.histogram = whole.reviews.histogram + counts
                 if columns:
-                    groups[key].reviews.histogram = dict(counts)
+                    groups[key].reviews.histogram = counts
 
     watermark = RollupState.objects.for_tenant(tenant).values_list("watermark", flat=True).first()
     ordered = sorted(groups.values(), key=lambda g: tuple(g.key.values()))
@@ -358,21 +373,26 @@ REVIEW_FIELDS = ("reviews", "approves", "rejects", "corrects", "escalates", "lat
 
 
 def _histograms(queryset, columns: list[str]):
-    """(group values, bin, count): the rows' time histograms summed per group.
+    """(group values, counts per bin as an array): the rows' time histograms summed per group.
 
     The rows' histograms are read as JSON text and summed here: for the few thousand rows of
     a month's summaries this is several times cheaper than taking the objects apart in SQL
     (``jsonb_each_text`` makes a row of every bin of every row before grouping them).
     """
-    merged: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    merged: dict[tuple, np.ndarray] = {}
     rows = queryset.annotate(h=Cast("time_histogram", TextField())).values_list(*columns, "h").order_by()
     for row in rows:
-        into = merged[row[:-1]]
-        for index, count in orjson.loads(row[-1]).items():
-            into[index] += count
-    for values, counts in merged.items():
-        for index, count in counts.items():
-            yield values, index, count
+        stored = orjson.loads(row[-1])
+        if not stored:
+            continue
+        if isinstance(stored, list):  # a day summary: every bin's count
+            counts = np.array(stored, dtype=np.int64)
+        else:  # a rollup row: the non-empty bins
+            counts = np.zeros(histograms.BINS, dtype=np.int64)
+            counts[np.fromiter(map(int, stored), dtype=np.int64, count=len(stored))] = list(stored.values())
+        into = merged.get(row[:-1])
+        merged[row[:-1]] = counts if into is None else into + counts
+    yield from merged.items()
 
 
 def _aggregate(queryset, columns, sums: dict) -> list[dict]:
@@ -380,6 +400,41 @@ def _aggregate(queryset, columns, sums: dict) -> list[dict]:
     renamed = {f"s_{name}": aggregate for name, aggregate in sums.items()}
     rows = [queryset.aggregate(**renamed)] if not columns else queryset.values(*columns).order_by().annotate(**renamed)
     return [{(name[2:] if name.startswith("s_") else name): value for name, value in row.items()} for row in rows]
+
+
+def reviewer_halves(
+    *, tenant: Tenant, start: datetime, middle: datetime, end: datetime, reviews_of: dict | None = None
+) -> tuple[dict[str, ReviewFigures], dict[str, ReviewFigures], dict[str, ReviewFigures]] | None:
+    """Each reviewer's review figures over [start, end), [start, middle) and [middle, end), by
+    name, from one pass over the reviewer day summaries (two statements: the sums per reviewer
+    and half, and the histograms). For whole days only (all three at midnight UTC, as the
+    reviewers' page asks); None otherwise, for :func:`metrics_report` per period."""
+    if any(moment.astimezone(UTC).time() != time(0) for moment in (start, middle, end)):
+        return None
+    rows = (
+        ReviewDaySummary.objects.for_tenant(tenant)
+        .filter(scope=SummaryScope.REVIEWER, bucket__gte=start, bucket__lt=end, **(reviews_of or {}))
+        .annotate(half=Case(When(bucket__gte=middle, then=Value(1)), default=Value(0), output_field=IntegerField()))
+    )
+    names = dimension_names(tenant, ("reviewer",))["reviewer"]
+    spans = ((middle - start) / DAY, (end - middle) / DAY)
+    parts: tuple[dict, dict] = ({}, {})
+
+    def part(reviewer_id, half) -> ReviewFigures:
+        name = names.get(reviewer_id, str(reviewer_id))
+        return parts[half].setdefault(name, ReviewFigures(days=spans[half]))
+
+    for row in _aggregate(rows, ["reviewer_id", "half"], {name: Sum(name) for name in REVIEW_FIELDS}):
+        part(row["reviewer_id"], row["half"]).add(row)
+    for (reviewer_id, half), counts in _histograms(rows, ["reviewer_id", "half"]):
+        part(reviewer_id, half).histogram = counts
+    whole: dict[str, ReviewFigures] = {}
+    for name in sorted({*parts[0], *parts[1]}):
+        figures = whole[name] = ReviewFigures(days=(end - start) / DAY)
+        for half in parts:
+            if name in half:
+                figures.merge(half[name])
+    return whole, parts[0], parts[1]
 
 
 def dimension_names(tenant: Tenant, group_by: tuple[str, ...]) -> dict[str, dict]:

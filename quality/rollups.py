@@ -502,7 +502,7 @@ def _summarise_review_day(tenant: Tenant, day: datetime, rows: list[dict]) -> No
                     bucket=day,
                     **dict(zip(columns, key, strict=True)),
                     **{name: values[name] for name in REVIEW_SUMS},
-                    time_histogram=histograms.stored(values["time_histogram"]),
+                    time_histogram=histograms.dense(values["time_histogram"]),
                 )
             )
     ReviewDaySummary.objects.for_tenant(tenant).filter(bucket=day).delete()

@@ -99,13 +99,16 @@ from reviews.models import Queue
 from reviews.services.onboarding import tenant_onboard
 from reviews.services.webhooks import webhook_endpoint_create
 from tenants.services import PLATFORM_OPERATOR, api_key_create, membership_create, user_get_or_create
-tenant = tenant_onboard(slug="bench-export")
-person = user_get_or_create(username="reviewer-one")
-membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
-judge = judge_create(tenant=tenant, data={"name": "banned", "kind": "banned", "params": {"phrases": ["x"]}})
-endpoint = webhook_endpoint_create(tenant=tenant, url="http://127.0.0.1:9/hook", secret="s" * 20)
-_, raw = api_key_create(tenant=tenant, role="auditor", name="bench", actor=PLATFORM_OPERATOR)
-queue = Queue.objects.for_tenant(tenant).get(name="default")
+from hitl.tenancy import cross_tenant, tenant_scope
+with cross_tenant("management_command"):  # as the operator's commands do (row-level security)
+    tenant = tenant_onboard(slug="bench-export")
+    person = user_get_or_create(username="reviewer-one")
+with tenant_scope(tenant):
+    membership_create(tenant=tenant, user=person, role="reviewer", reviewer_level=3)
+    judge = judge_create(tenant=tenant, data={"name": "banned", "kind": "banned", "params": {"phrases": ["x"]}})
+    endpoint = webhook_endpoint_create(tenant=tenant, url="http://127.0.0.1:9/hook", secret="s" * 20)
+    _, raw = api_key_create(tenant=tenant, role="auditor", name="bench", actor=PLATFORM_OPERATOR)
+    queue = Queue.objects.for_tenant(tenant).get(name="default")
 print(tenant.pk, person.pk, judge.pk, endpoint.pk, queue.pk, raw)
 """
 

@@ -146,6 +146,65 @@ def test_a_period_on_whole_hours_reads_day_rows_inside_and_hour_rows_at_its_edge
     ]
 
 
+def _reviews_on_three_days(tenant, workflow):
+    from datetime import UTC, datetime
+
+    from reviews.models import Review
+
+    for number in range(1, 6):
+        submit(workflow, number, "medium-app")
+    rita, sam = reviewer(tenant, 2, "rita"), reviewer(tenant, 2, "sam")
+    made = []
+    for person, decision, seconds in (
+        (rita, "approve", 10),
+        (sam, "reject", 40),
+        (rita, "approve", 20),
+        (sam, "approve", 70),
+        (rita, "reject", 200),
+    ):
+        task = claim(person).json()
+        assert review(person, task["id"], decision=decision, scores=GOOD, time_spent_seconds=seconds).status_code == 201
+        made.append(task["id"])
+    moments = [
+        datetime(2026, 3, 1, 10, 30, tzinfo=UTC),
+        datetime(2026, 3, 2, 12, 0, tzinfo=UTC),
+        datetime(2026, 3, 2, 23, 59, tzinfo=UTC),
+        datetime(2026, 3, 3, 3, 15, tzinfo=UTC),
+        datetime(2026, 3, 3, 9, 0, tzinfo=UTC),
+    ]
+    for task_id, moment in zip(made, moments, strict=True):
+        Review.unscoped.filter(tenant=tenant, task_id=task_id).update(created_at=moment)
+    metrics_rollup(tenant=tenant)
+    return rita, sam
+
+
+def test_a_reviewers_halves_in_one_pass_equal_a_report_per_period(tenant, workflow):
+    from datetime import UTC, datetime
+
+    from quality.metrics import metrics_report, reviewer_halves
+
+    _reviews_on_three_days(tenant, workflow)
+    start, middle, end = (datetime(2026, 3, day, tzinfo=UTC) for day in (1, 3, 4))
+    read = reviewer_halves(tenant=tenant, start=start, middle=middle, end=end)
+    assert read is not None
+    for figures, (a, b) in zip(read, ((start, end), (start, middle), (middle, end)), strict=True):
+        report = metrics_report(tenant=tenant, start=a, end=b, group_by=("reviewer",), totals=False)
+        expected = {g.key["reviewer"]: g.reviews for g in report.groups}
+        assert set(figures) == set(expected)
+        for name, want in expected.items():
+            got = figures[name]
+            assert (got.reviews, got.rejects, got.timed, got.time_total) == (
+                want.reviews,
+                want.rejects,
+                want.timed,
+                want.time_total,
+            )
+            assert got.time_median == want.time_median and got.time_p90 == want.time_p90
+            assert got.throughput_per_day == pytest.approx(want.throughput_per_day)
+    assert read[0]["rita"].reviews == 3 and read[1]["sam"].reviews == 1 and read[2]["sam"].reviews == 1
+    assert reviewer_halves(tenant=tenant, start=start.replace(hour=5), middle=middle, end=end) is None
+
+
 def test_review_figures_read_from_day_summaries_and_edge_hours_match_the_reviews(tenant, workflow):
     """Whole days come from the day summaries (the tenant, a reviewer, a queue), two dimensions at
     once from the fine rows, the ragged edges from the hour rows: every way gives the reviews' own figures."""

@@ -191,7 +191,8 @@ def test_each_days_summaries_add_up_its_fine_review_rows_per_scope(tenant, seede
         assert set(got) == set(expected), scope
         for bucket_key, row in got.items():
             assert {name: getattr(row, name) for name in sums} == {n: expected[bucket_key][n] for n in sums}
-            assert {int(k): v for k, v in row.time_histogram.items()} == +expected_bins[bucket_key]
+            assert len(row.time_histogram) == histograms.BINS  # dense: every bin's count
+            assert {k: v for k, v in enumerate(row.time_histogram) if v} == +expected_bins[bucket_key]
         if scope == "all":
             assert all(row.reviewer_id is None and row.queue_id is None and row.category == "" for row in got.values())
     assert sum(row.reviews for row in summaries if row.scope == "all") == 5
@@ -286,5 +287,9 @@ def test_histogram_quantiles_follow_numpy_within_half_a_bin():
         assert abs(got - exact) <= max(1.0, 0.05 * exact), (q, got, exact)
     assert histograms.quantile({}, 0.5) is None
     assert histograms.quantile(histograms.merge([histograms.histogram([7, 7, 7])]), 0.5) == 7
+    dense = np.array(histograms.dense(merged))
+    for q in (0.0, 0.1, 0.5, 0.9, 0.99, 1.0):
+        assert histograms.quantile_of(dense, q) == pytest.approx(histograms.quantile(merged, q), rel=1e-12)
+    assert histograms.quantile_of(np.zeros(histograms.BINS, dtype=int), 0.5) is None
     assert histograms.bin_of(86_400) == histograms.BINS - 1 or histograms.EDGES[histograms.bin_of(86_400) + 1] > 86_400
     assert datetime(2026, 1, 1, tzinfo=UTC) == day_of(datetime(2026, 1, 1, 23, 59, tzinfo=UTC))
