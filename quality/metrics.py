@@ -23,7 +23,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
 import orjson
-from django.db.models import Case, IntegerField, Q, Sum, TextField, Value, When
+from django.db.models import Case, F, IntegerField, Q, Sum, TextField, Value, When
 from django.db.models.functions import Cast
 
 from policies.models import Judge
@@ -31,7 +31,9 @@ from quality import histograms
 from quality.models import (
     Grain,
     JudgeRollup,
+    OutputDaySummary,
     OutputRollup,
+    OutputSummaryScope,
     ReviewDaySummary,
     ReviewRollup,
     RollupState,
@@ -102,6 +104,28 @@ def review_sources(tenant: Tenant, start: datetime, end: datetime, columns, revi
         sources.append(summaries.filter(bucket__gte=days[0], bucket__lt=days[1]))
     if edges:
         sources.append(fine.filter(_hours_q(edges)))
+    return sources
+
+
+def output_sources(tenant: Tenant, start: datetime, end: datetime, columns, fine_sums: dict) -> list[tuple]:
+    """(queryset, sums) pairs whose rows together hold a period's output figures for a grouping.
+
+    The whole days come from ``OutputDaySummary`` when the grouping names at most one output
+    dimension (besides the day): its rows of that dimension, the value named as the dimension's
+    column; otherwise, and for the ragged edges' hours, from the output rollup's rows.
+    """
+    dimensions = [column for column in (columns or []) if column != "bucket"]
+    days, edges = period_split(start, end)
+    fine = OutputRollup.objects.for_tenant(tenant)
+    if len(dimensions) > 1 or days is None:
+        return [(fine.filter(period_rows(start, end)), fine_sums)]
+    scope = dimensions[0] if dimensions else OutputSummaryScope.ALL
+    summaries = OutputDaySummary.objects.for_tenant(tenant).filter(scope=scope, bucket__gte=days[0], bucket__lt=days[1])
+    if dimensions:
+        summaries = summaries.annotate(**{dimensions[0]: F("key")})
+    sources = [(summaries, {name: Sum(name) for name in fine_sums})]
+    if edges:
+        sources.append((fine.filter(_hours_q(edges)), fine_sums))
     return sources
 
 
@@ -322,12 +346,13 @@ def metrics_report(
     columns = _family(OutputRollup, OUTPUT_DIMENSIONS, group_by)
     if reviews_of is None and wanted(columns):
         whole.outputs = OutputFigures()
-        for row in _aggregate(OutputRollup.objects.for_tenant(tenant).filter(rows), columns, output_sums):
-            whole.outputs.add(row)
-            if columns:
-                target = group(_key(row, group_by, columns, names))
-                target.outputs = target.outputs or OutputFigures()
-                target.outputs.add(row)
+        for source, sums in output_sources(tenant, start, end, columns, output_sums):
+            for row in _aggregate(source, columns, sums):
+                whole.outputs.add(row)
+                if columns:
+                    target = group(_key(row, group_by, columns, names))
+                    target.outputs = target.outputs or OutputFigures()
+                    target.outputs.add(row)
 
     judge_sums = {name: Sum(name) for name in JudgeFigures.__dataclass_fields__}
     columns = _family(JudgeRollup, JUDGE_DIMENSIONS, group_by)

@@ -119,7 +119,29 @@ class RollupState(TenantOwnedModel):
         return f"rollup of tenant {self.tenant_id} to {self.watermark}"
 
 
-class OutputRollup(TenantOwnedModel):
+class OutputCounts(models.Model):
+    """What the output rollups count, whatever their key."""
+
+    outputs = models.PositiveIntegerField(default=0)
+    sampled = models.PositiveIntegerField(default=0, help_text="Sent to people (review required).")
+    auto_approved = models.PositiveIntegerField(default=0)
+    blocked = models.PositiveIntegerField(default=0, help_text="Blocked without a person: a judge or the stop button.")
+    decided = models.PositiveIntegerField(default=0, help_text="Decided by people.")
+    approved = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    corrected = models.PositiveIntegerField(default=0)
+    thumbs_down = models.PositiveIntegerField(default=0, help_text="Outputs with an end user's thumbs-down.")
+    caught_by_feedback = models.PositiveIntegerField(
+        default=0, help_text="Rejected or corrected by people after an end user's thumbs-down sent them a task."
+    )
+    tasks = models.PositiveIntegerField(default=0)
+    tasks_late = models.PositiveIntegerField(default=0, help_text="Tasks the SLA sweep found open past their due time.")
+
+    class Meta:
+        abstract = True
+
+
+class OutputRollup(TenantOwnedModel, OutputCounts):
     """Outputs by the hour or day they were received, and what became of them (a cohort: a late
     decision counts in its output's bucket, which the job rebuilds).
 
@@ -136,20 +158,6 @@ class OutputRollup(TenantOwnedModel):
     prompt_version = models.CharField(max_length=100)
     category = models.CharField(max_length=100)
     held = models.BooleanField()
-    outputs = models.PositiveIntegerField(default=0)
-    sampled = models.PositiveIntegerField(default=0, help_text="Sent to people (review required).")
-    auto_approved = models.PositiveIntegerField(default=0)
-    blocked = models.PositiveIntegerField(default=0, help_text="Blocked without a person: a judge or the stop button.")
-    decided = models.PositiveIntegerField(default=0, help_text="Decided by people.")
-    approved = models.PositiveIntegerField(default=0)
-    rejected = models.PositiveIntegerField(default=0)
-    corrected = models.PositiveIntegerField(default=0)
-    thumbs_down = models.PositiveIntegerField(default=0, help_text="Outputs with an end user's thumbs-down.")
-    caught_by_feedback = models.PositiveIntegerField(
-        default=0, help_text="Rejected or corrected by people after an end user's thumbs-down sent them a task."
-    )
-    tasks = models.PositiveIntegerField(default=0)
-    tasks_late = models.PositiveIntegerField(default=0, help_text="Tasks the SLA sweep found open past their due time.")
 
     class Meta(TenantOwnedModel.Meta):
         constraints = [
@@ -169,6 +177,9 @@ class OutputRollup(TenantOwnedModel):
             )
         ]
         indexes = [models.Index(fields=("tenant", "grain", "bucket"), name="outputrollup_tenant_bucket")]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.bucket:%Y-%m-%d %H:00} {self.application}/{self.tier}: {self.outputs} outputs"
 
 
 class JudgeRollup(TenantOwnedModel):
@@ -287,3 +298,42 @@ class ReviewDaySummary(TenantOwnedModel, ReviewCounts):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.bucket:%Y-%m-%d}: {self.reviews} reviews"
+
+
+class OutputSummaryScope(models.TextChoices):
+    ALL = "all", "The tenant"
+    TIER = "tier", "Per risk tier"
+    APPLICATION = "application", "Per application"
+    MODEL = "model", "Per model"
+    PROMPT_VERSION = "prompt_version", "Per prompt version"
+    CATEGORY = "category", "Per content category"
+
+
+class OutputDaySummary(TenantOwnedModel, OutputCounts):
+    """The output rollup's day rows summed again to one dimension at a time (issue 13 point 9).
+
+    A day's ``OutputRollup`` rows are per application, tier, model, prompt version, category
+    and mode: hundreds a day. The dashboard groups by one of them (or none) at a time, so the
+    job also writes, for each day it sums, one row per value of each dimension (``scope``, and
+    ``key`` the value; ``all``: one row, key empty), with ``held_rejected`` and
+    ``held_corrected`` (the rejected and corrected outputs a sequential tier held) already
+    split out.
+    """
+
+    scope = models.CharField(max_length=16, choices=OutputSummaryScope.choices)
+    bucket = models.DateTimeField(help_text="The day (UTC midnight).")
+    key = models.CharField(max_length=200, blank=True, default="")
+    held_rejected = models.PositiveIntegerField(default=0)
+    held_corrected = models.PositiveIntegerField(default=0)
+
+    class Meta(TenantOwnedModel.Meta):
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(scope__in=OutputSummaryScope.values), name="outputdaysummary_scope"
+            ),
+            models.UniqueConstraint(fields=("tenant", "scope", "bucket", "key"), name="outputdaysummary_unique_key"),
+        ]
+        indexes = [models.Index(fields=("tenant", "scope", "bucket"), name="outputdaysummary_scope_bucket")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key} {self.bucket:%Y-%m-%d}: {self.outputs} outputs"

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -384,6 +385,12 @@ class PeriodMixin:
     """The period a page shows: from the picker, else the last 30 days (today included)."""
 
     http_method_names = ["get", "head", "options"]
+
+    def get(self, request, *args, **kwargs):
+        # The page's few dozen reads in one transaction: every figure of the page is of the same
+        # moment (one snapshot), and the tenant's scope goes to PostgreSQL once, not with each read.
+        with transaction.atomic():
+            return super().get(request, *args, **kwargs)
 
     def period(self) -> tuple[datetime, datetime, PeriodForm]:
         today = timezone.now().astimezone(UTC).date()

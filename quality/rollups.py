@@ -42,7 +42,17 @@ from hitl.tenancy import tenant_scope
 from policies.models import Judge
 from policies.selectors import compiled_policy_version
 from quality import histograms
-from quality.models import Grain, JudgeRollup, OutputRollup, ReviewDaySummary, ReviewRollup, RollupState, SummaryScope
+from quality.models import (
+    Grain,
+    JudgeRollup,
+    OutputDaySummary,
+    OutputRollup,
+    OutputSummaryScope,
+    ReviewDaySummary,
+    ReviewRollup,
+    RollupState,
+    SummaryScope,
+)
 from reviews.models import Decision, Feedback, Judgement, Output, Review, ReviewTask, TaskPurpose, TaskStatus
 from tenants.models import Tenant
 
@@ -127,6 +137,7 @@ def metrics_rollup(*, tenant: Tenant, now: datetime | None = None) -> RollupRun:
                 _rebuild_review_hours(tenant, reviews_today)
             if outputs_today:
                 _sum_day(tenant, OutputRollup, day, OUTPUT_SUMS)
+                _summarise_output_day(tenant, day)
                 _sum_day(tenant, JudgeRollup, day, JUDGE_SUMS)
             if reviews_today:
                 _sum_review_day(tenant, day)
@@ -507,3 +518,31 @@ def _summarise_review_day(tenant: Tenant, day: datetime, rows: list[dict]) -> No
             )
     ReviewDaySummary.objects.for_tenant(tenant).filter(bucket=day).delete()
     ReviewDaySummary.objects.for_tenant(tenant).bulk_create(built, batch_size=1000)
+
+
+OUTPUT_SUMMARY_SUMS = (*OUTPUT_SUMS, "held_rejected", "held_corrected")
+
+
+def _summarise_output_day(tenant: Tenant, day: datetime) -> None:
+    """One day's ``OutputDaySummary`` rows from its output day rows: one per value of each dimension."""
+    rows = list(
+        OutputRollup.objects.for_tenant(tenant)
+        .filter(grain=Grain.DAY, bucket=day)
+        .values("application", "tier", "model", "prompt_version", "category", "held", *OUTPUT_SUMS)
+    )
+    built = []
+    for scope in OutputSummaryScope:
+        sums: dict[str, dict[str, int]] = {}
+        for row in rows:
+            key = "" if scope == OutputSummaryScope.ALL else row[scope.value]
+            into = sums.setdefault(key, dict.fromkeys(OUTPUT_SUMMARY_SUMS, 0))
+            for name in OUTPUT_SUMS:
+                into[name] += row[name]
+            if row["held"]:
+                into["held_rejected"] += row["rejected"]
+                into["held_corrected"] += row["corrected"]
+        built.extend(
+            OutputDaySummary(tenant=tenant, scope=scope, bucket=day, key=key, **counts) for key, counts in sums.items()
+        )
+    OutputDaySummary.objects.for_tenant(tenant).filter(bucket=day).delete()
+    OutputDaySummary.objects.for_tenant(tenant).bulk_create(built, batch_size=1000)

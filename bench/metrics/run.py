@@ -285,8 +285,8 @@ def seed_rollups(tenant, reviewers, queues, judges, outputs: int, days: int) -> 
 
     from hitl.tenancy import as_owner
     from quality import histograms
-    from quality.models import ReviewDaySummary
-    from quality.rollups import REVIEW_SUMS, _summarise_review_day
+    from quality.models import OutputDaySummary, ReviewDaySummary
+    from quality.rollups import REVIEW_SUMS, _summarise_output_day, _summarise_review_day
 
     rng = random.Random(13)
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
@@ -400,7 +400,9 @@ def seed_rollups(tenant, reviewers, queues, judges, outputs: int, days: int) -> 
         # The day summaries the pages read (quality.rollups writes them after each day's sums).
         for day, rows in fine_days.items():
             _summarise_review_day(tenant, day, rows)
+            _summarise_output_day(tenant, day)
         counts["summary"] = ReviewDaySummary.objects.for_tenant(tenant).count()
+        counts["output_summary"] = OutputDaySummary.objects.for_tenant(tenant).count()
         with raw.copy(f"COPY quality_judgerollup ({judge_columns}) FROM STDIN") as copy:
             per_judge_hour = int(outputs / (days * 24))
             day = start

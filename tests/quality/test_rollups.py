@@ -9,7 +9,15 @@ import pytest
 from django.utils import timezone
 
 from quality import histograms
-from quality.models import Grain, JudgeRollup, OutputRollup, ReviewDaySummary, ReviewRollup, RollupState
+from quality.models import (
+    Grain,
+    JudgeRollup,
+    OutputDaySummary,
+    OutputRollup,
+    ReviewDaySummary,
+    ReviewRollup,
+    RollupState,
+)
 from quality.rollups import LAG, day_of, hour_of, metrics_rollup, metrics_rollup_all
 from reviews.models import Feedback, Output, Review, ReviewTask
 from tests.conftest import make_client
@@ -128,7 +136,7 @@ def _snapshot(tenant):
     fields = lambda model: [f.attname for f in model._meta.concrete_fields if f.attname != "id"]  # noqa: E731
     return [
         sorted(map(repr, model.objects.for_tenant(tenant).values_list(*fields(model))))
-        for model in (OutputRollup, JudgeRollup, ReviewRollup, ReviewDaySummary)
+        for model in (OutputRollup, JudgeRollup, ReviewRollup, ReviewDaySummary, OutputDaySummary)
     ]
 
 
@@ -196,6 +204,28 @@ def test_each_days_summaries_add_up_its_fine_review_rows_per_scope(tenant, seede
         if scope == "all":
             assert all(row.reviewer_id is None and row.queue_id is None and row.category == "" for row in got.values())
     assert sum(row.reviews for row in summaries if row.scope == "all") == 5
+
+
+def test_each_days_output_summaries_add_up_its_output_rows_per_dimension(tenant, seeded):
+    metrics_rollup(tenant=tenant)
+    fine = list(OutputRollup.objects.for_tenant(tenant).filter(grain=Grain.DAY))
+    summaries = list(OutputDaySummary.objects.for_tenant(tenant))
+    assert {row.scope for row in summaries} == {"all", "tier", "application", "model", "prompt_version", "category"}
+    sums = ("outputs", "sampled", "decided", "rejected", "corrected", "thumbs_down", "tasks", "tasks_late")
+    for scope in ("all", "tier", "application", "model", "prompt_version", "category"):
+        expected = defaultdict(Counter)
+        for row in fine:
+            key = (row.bucket, "" if scope == "all" else getattr(row, scope))
+            expected[key].update({name: getattr(row, name) for name in sums})
+            expected[key].update(
+                {"held_rejected": row.rejected if row.held else 0, "held_corrected": row.corrected if row.held else 0}
+            )
+        got = {(row.bucket, row.key): row for row in summaries if row.scope == scope}
+        assert set(got) == set(expected), scope
+        for key, row in got.items():
+            names = (*sums, "held_rejected", "held_corrected")
+            assert {name: getattr(row, name) for name in names} == {name: expected[key][name] for name in names}
+    assert {row.key for row in summaries if row.scope == "application"} == {"medium-app", "high-app", "low-app"}
 
 
 def test_running_again_and_again_gives_the_same_rows(tenant, seeded):
