@@ -216,30 +216,7 @@ def test_review_figures_read_from_day_summaries_and_edge_hours_match_the_reviews
     from quality.models import ReviewDaySummary
     from reviews.models import Review
 
-    for number in range(1, 6):
-        submit(workflow, number, "medium-app")
-    rita, sam = reviewer(tenant, 2, "rita"), reviewer(tenant, 2, "sam")
-    made = []
-    for person, decision, seconds in (
-        (rita, "approve", 10),
-        (sam, "reject", 40),
-        (rita, "approve", 20),
-        (sam, "approve", 70),
-        (rita, "reject", 200),
-    ):
-        task = claim(person).json()
-        assert review(person, task["id"], decision=decision, scores=GOOD, time_spent_seconds=seconds).status_code == 201
-        made.append(task["id"])
-    moments = [
-        datetime(2026, 3, 1, 10, 30, tzinfo=UTC),
-        datetime(2026, 3, 2, 12, 0, tzinfo=UTC),
-        datetime(2026, 3, 2, 23, 59, tzinfo=UTC),
-        datetime(2026, 3, 3, 3, 15, tzinfo=UTC),
-        datetime(2026, 3, 3, 9, 0, tzinfo=UTC),
-    ]
-    for task_id, moment in zip(made, moments, strict=True):
-        Review.unscoped.filter(tenant=tenant, task_id=task_id).update(created_at=moment)
-    metrics_rollup(tenant=tenant)
+    rita, sam = _reviews_on_three_days(tenant, workflow)
     lead = make_client(tenant, "quality_lead")
 
     def expected(start, end, who=None):
