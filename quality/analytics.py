@@ -53,11 +53,7 @@ def gold_accuracies(*, tenant: Tenant, start: datetime, end: datetime) -> dict[i
 
 def gold_accuracy(*, tenant: Tenant, reviewer_id: int, start: datetime, end: datetime) -> float | None:
     """One reviewer's accuracy on gold in [start, end); None: no gold answered in the period."""
-    answered = GoldTask.objects.for_tenant(tenant).filter(
-        user_id=reviewer_id, answered_at__gte=start, answered_at__lt=end, correct__isnull=False
-    )
-    figures = answered.aggregate(total=Count("pk"), right=Count("pk", filter=Q(correct=True)))
-    return figures["right"] / figures["total"] if figures["total"] else None
+    return gold_accuracies(tenant=tenant, start=start, end=end).get(reviewer_id)
 
 
 def peer_agreements(*, tenant: Tenant, start: datetime, end: datetime) -> dict[int, float | None]:

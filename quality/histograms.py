@@ -103,19 +103,6 @@ def quantile(counts: Mapping[int, int], q: float) -> float | None:
     Linear between order statistics, as numpy's default: the value at rank ``q (n - 1)``,
     placed within its bin by its position among the bin's values.
     """
-    n = sum(counts.values())
-    if n == 0:
+    if not counts:
         return None
-    rank = q * (n - 1)
-    seen = 0
-    for index in sorted(counts):
-        count = counts[index]
-        if count and rank < seen + count:
-            low, high = EDGES[index], EDGES[index + 1]
-            if high - low <= 1:
-                return low  # whole seconds: the bin holds one value
-            position = (rank - seen + 0.5) / count
-            return low * (high / low) ** position
-        seen += count
-    last = max(index for index, count in counts.items() if count)
-    return EDGES[last]
+    return quantile_of(np.array(dense(counts), dtype=np.int64), q)
