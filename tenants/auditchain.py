@@ -154,6 +154,19 @@ def digest(value) -> str:
     return hashlib.sha256(canonical_json(value)).hexdigest()
 
 
+def canonical_json_of_normalized(value) -> bytes:
+    """:func:`canonical_json` of a value that :func:`json_normalize` leaves unchanged (one the
+    caller normalized, or built of strings, ints, None and normalized floats): the same bytes,
+    without walking the value again. For hot paths that already hold normalized values."""
+    return _ENCODER.encode(value).encode("utf-8")
+
+
+def digest_of_normalized(value) -> str:
+    """:func:`digest` of a value that :func:`json_normalize` leaves unchanged (see
+    :func:`canonical_json_of_normalized`)."""
+    return hashlib.sha256(_ENCODER.encode(value).encode("utf-8")).hexdigest()
+
+
 # --- Merkle tree (RFC 6962) -----------------------------------------------------------
 
 

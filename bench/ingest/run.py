@@ -200,6 +200,15 @@ def cpu_split(before: dict, after: dict, rows: int) -> str:
     return cpu_line(cpu_spent(before, after), rows)
 
 
+def settle(db_url: str) -> None:
+    """A CHECKPOINT before a measured phase, so that each phase starts from the same state:
+    no dirty pages or WAL of the previous phase left to write, and full-page images paid
+    alike by the API and by COPY (otherwise a checkpoint falls in one phase or the other
+    and moves its PostgreSQL CPU by a factor two from run to run)."""
+    with psycopg.connect(psycopg_url(db_url), autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
 def psycopg_url(db_url: str) -> str:
     return db_url.replace("postgres://", "postgresql://")
 
@@ -215,6 +224,7 @@ def bare_copy(
     import hashlib
 
     database = db_url.rsplit("/", 1)[1]
+    settle(db_url)
     with psycopg.connect(psycopg_url(db_url)) as conn:
         cpu_before = cpu_snapshot(database, port)
         started = time.perf_counter()
@@ -387,6 +397,7 @@ def main() -> None:
                 )
                 for start in range(0, args.n, args.batch_size)
             ]
+            settle(db_url)
             cpu_before = cpu_snapshot(database, args.port)
             batch_seconds, batch_latencies = run_clients(
                 batch_bodies, args.batch_clients, args.port, "/api/v1/outputs/batch", key, 200
@@ -419,6 +430,7 @@ def main() -> None:
         # (alternating which goes first); the median round is reported.
         def single_phase(prefix: str, path: str) -> dict:
             bodies = [orjson.dumps(payload(prefix, n)) for n in range(args.single_n)]
+            settle(db_url)
             cpu_before = cpu_snapshot(database, args.port)
             seconds, latencies = run_clients(bodies, args.clients, args.port, path, key, 201)
             return {

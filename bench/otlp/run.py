@@ -36,6 +36,7 @@ from bench.ingest.run import (  # noqa: E402
     reset_database,
     run_clients,
     server_env,
+    settle,
 )
 from tests.reviews.otlp_spans import agent_run, export  # noqa: E402
 
@@ -136,6 +137,7 @@ def main() -> None:
                 for start in range(0, args.n, args.runs_per_request)
             ]
             spans = args.n * 5
+            settle(db_url)
             cpu_before = cpu_snapshot(database, args.port)
             seconds, latencies = run_clients(bodies, args.clients, args.port, PATH, key, 200)
             api_cpu = cpu_split(cpu_before, cpu_snapshot(database, args.port), args.n)

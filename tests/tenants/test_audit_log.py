@@ -1,12 +1,15 @@
 """The audit log in the database: appends, the batch event of ingest, checkpoints, verify_audit and tampering."""
 
 import itertools
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hitl import tenancy
 from reviews.models import Output
@@ -269,3 +272,35 @@ def test_the_scheduled_checkpoints_sign_only_chains_that_grew(tenant, other_tena
     latest = AuditCheckpoint.objects.for_tenant(tenant).order_by("-seq").first()
     assert latest.seq == head(tenant)
     assert AuditCheckpoint.objects.for_tenant(other_tenant).count() == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    draw=st.none() | st.floats(min_value=0, max_value=1, exclude_max=True) | st.sampled_from([0.0, 1e-05, 1e-9, 0.5]),
+    version=st.none() | st.integers(min_value=0, max_value=2**31),
+    text=st.text(),
+)
+def test_an_outputs_digest_is_the_documented_canonical_json_digest_of_its_record(draw, version, text):
+    # The ingest path encodes the record without normalizing it again (its values are already
+    # canonical); the bytes must still be those the spec (and the offline verifier) defines.
+    at = datetime(2026, 11, 30, 4, 5, 6, 789, tzinfo=UTC)
+    fields = {
+        "application": f"app {text}",
+        "content_hash": "c" * 64,
+        "decision_reason": text,
+        "external_id": f"e\u2028{text}",
+        "policy_version": version,
+        "risk_tier": "high",
+    }
+    output_id = uuid.UUID(int=2**122 + len(text))
+    expected = auditchain.digest(
+        {
+            **fields,
+            "id": str(output_id),
+            "received_at": auditchain.format_time(at),
+            "sampling_draw": draw,
+            "tenant": "t",
+        }
+    )
+    computed = output_audit_digest(tenant_slug="t", output_id=output_id, received_at=at, sampling_draw=draw, **fields)
+    assert computed == expected
