@@ -206,19 +206,27 @@ def jsonable(value):
     return value
 
 
-def audit_record(*, tenant: Tenant, actor, kind: str, object_type: str, object_id, data=None) -> Appended:
+def audit_record(*, tenant: Tenant, actor, kind: str, object_type: str, object_id, data=None) -> Appended | None:
     """Append one event to the tenant's chain, in the caller's transaction (which must be open).
 
     ``actor``: an ``Actor``, or what the service was handed (a person, the platform
     operator, None), resolved by :func:`actor_resolve`. ``data`` is a JSON object:
     before/after values where something changed (:func:`changes`). The
     tenant's counter row stays locked until the caller commits: call this last.
+
+    On PostgreSQL, when the caller's ``atomic`` block is the outermost one, the append is
+    sent with its ``COMMIT`` (:func:`_append_at_commit`) and None is returned: the event's
+    seq and hash exist once the transaction commits (a failed append fails the commit, and
+    nothing of the transaction is kept). Otherwise the event is appended at once and its
+    ``Appended`` returned.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record runs inside the transaction of the change it records")
     now = timezone.now()
     fields = _event_fields(tenant, actor, kind, object_type, object_id, data, now)
     body = _body(fields)
+    if connection.vendor == "postgresql" and _append_at_commit(tenant, fields, body):
+        return None  # appended with the COMMIT: its seq and hash are known once committed
     appended = _append(tenant, fields, body)
     if appended is None:  # the tenant's first event: its counter row does not exist yet
         _head_ensure(tenant)
@@ -234,7 +242,7 @@ def changes(before: dict, after: dict) -> dict:
 
 def audit_record_batch(
     *, tenant: Tenant, actor, kind: str, object_type: str, digests: Sequence[tuple[object, str]], data=None
-) -> Appended:
+) -> Appended | None:
     """One event for a batch: ``digests`` are ``(object id, hex digest)`` pairs in leaf order.
 
     The event's ``data`` holds ``root`` (the Merkle root over the digests, RFC 6962),
@@ -275,10 +283,53 @@ def _body(fields: dict) -> bytes:
     return auditchain.body_bytes(*(fields[name] for name in auditchain.EVENT_FIELDS))
 
 
-def _append(tenant: Tenant, fields: dict, body: bytes) -> Appended | None:
+# The append sent with the COMMIT: as _PG_APPEND, but a missing counter row is an error
+# (a null seq), not zero rows, since nobody reads the result before the transaction commits.
+_PG_APPEND_AT_COMMIT = f"""
+WITH head AS (
+    UPDATE {_TABLES["head"]}
+       SET last_seq = last_seq + 1,
+           prev_hash = last_hash,
+           last_hash = encode(sha256(decode(last_hash, 'hex') || int8send(last_seq + 1) || %s::bytea), 'hex')
+     WHERE tenant_id = %s
+    RETURNING last_seq, prev_hash, last_hash
+)
+INSERT INTO {_TABLES["event"]}
+    (tenant_id, seq, at, kind, actor_person_id, actor_key_id, actor_role, object_type, object_id, data, prev_hash, hash)
+SELECT %s, head.last_seq, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, head.prev_hash, head.last_hash
+  FROM (SELECT 1) AS one LEFT JOIN head ON true
+"""  # noqa: S608 (table names from model meta)
+_PG_HEAD_ENSURE = (
+    f"INSERT INTO {_TABLES['head']} (tenant_id, last_seq, last_hash, prev_hash) "  # noqa: S608
+    "VALUES (%s, 0, %s, %s) ON CONFLICT (tenant_id) DO NOTHING"
+)
+
+
+def _append_at_commit(tenant: Tenant, fields: dict, body: bytes) -> bool:
+    """PostgreSQL, the outermost transaction: hand the append to the commit, which sends it in
+    one pipeline with the ``COMMIT`` (``hitl.postgres``). The tenant's counter row is then
+    locked for the server's time only (the append, then the WAL flush), where an append
+    executed here held it across two round trips and this process's wait for a CPU, and
+    every other writer of the tenant's chain queued behind that. Returns False where the
+    commit is not this transaction's own (a savepoint): the caller appends at once."""
+    ensure = tenant.pk not in _heads_known and not any(  # (once a transaction)
+        sql is _PG_HEAD_ENSURE and params[0] == tenant.pk for _, sql, params in connection.hitl_at_commit
+    )
+    if ensure and not connection.hitl_execute_at_commit(
+        _PG_HEAD_ENSURE, [tenant.pk, auditchain.GENESIS, auditchain.GENESIS]
+    ):
+        return False
+    if not connection.hitl_execute_at_commit(_PG_APPEND_AT_COMMIT, [body, tenant.pk, tenant.pk, *_row_values(fields)]):
+        return False  # (only reached without ``ensure``: the two checks ask the same question)
+    if ensure:
+        transaction.on_commit(lambda: _heads_known.add(tenant.pk))
+    return True
+
+
+def _row_values(fields: dict) -> list:
     # The data as stored: its canonical JSON (normalized once, by ``_event_fields``).
     data = None if fields["data"] is None else auditchain.canonical_json_of_normalized(fields["data"]).decode()
-    row_values = [
+    return [
         fields["at"],
         fields["kind"],
         fields["actor_person"],
@@ -288,6 +339,10 @@ def _append(tenant: Tenant, fields: dict, body: bytes) -> Appended | None:
         fields["object_id"],
         data,
     ]
+
+
+def _append(tenant: Tenant, fields: dict, body: bytes) -> Appended | None:
+    row_values = _row_values(fields)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(_PG_APPEND, [body, tenant.pk, tenant.pk, *row_values])
@@ -318,14 +373,16 @@ def _append(tenant: Tenant, fields: dict, body: bytes) -> Appended | None:
 
 
 _PLACEHOLDER = re.compile(r'"@@(\w+)@@"|@@(\w+)@@')
+# Tenants whose counter row is known to be committed (a row that is never deleted): added
+# only once the transaction that made sure of it has committed, never on a hope.
 _heads_known: set[int] = set()
 
 
 def audit_head_ensure(tenant: Tenant) -> None:
-    """The tenant's counter row exists (once per process and tenant: a row that is never deleted)."""
+    """The tenant's counter row exists (once per process and tenant)."""
     if tenant.pk not in _heads_known:
         _head_ensure(tenant)
-        _heads_known.add(tenant.pk)
+        transaction.on_commit(lambda: _heads_known.add(tenant.pk))  # at once in autocommit
 
 
 def audit_append_cte(

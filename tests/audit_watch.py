@@ -103,6 +103,7 @@ def watched(function, name: str):
             return result
 
         _state.depth = 1
+        _state.handed = audited  # an append handed to the commit (hitl.postgres) counts as one made
         # Outermost of the connection's wrappers: hitl.tenancy.apply_scope may run the
         # statement in a psycopg pipeline, where its rowcount is known only once it returns.
         wrappers = connection.execute_wrappers
@@ -111,6 +112,7 @@ def watched(function, name: str):
             result = function(*args, **kwargs)
         finally:
             _state.depth = 0
+            _state.handed = None
             wrappers.remove(observe)
         if written and not audited:
             raise MissingAuditEvent(
@@ -148,8 +150,30 @@ def _import_project() -> None:
             importlib.import_module(info.name)
 
 
+def _watch_commit_appends() -> None:
+    """PostgreSQL's backend sends some statements with the COMMIT (``hitl_execute_at_commit``),
+    past the execute wrappers: an audit insert handed to it counts for the running service."""
+    from hitl.postgres.base import DatabaseWrapper
+
+    hand = DatabaseWrapper.hitl_execute_at_commit
+    if getattr(hand, "__audit_watched__", False):
+        return
+
+    @wraps(hand)
+    def watched_hand(self, sql, params):
+        taken = hand(self, sql, params)
+        handed = getattr(_state, "handed", None)
+        if taken and handed is not None and writes_of(sql)[1]:
+            handed.append(True)
+        return taken
+
+    watched_hand.__audit_watched__ = True
+    DatabaseWrapper.hitl_execute_at_commit = watched_hand
+
+
 def install() -> dict[str, object]:
     """Replace every service function, in every loaded project module, by its watched form."""
+    _watch_commit_appends()
     _import_project()
     functions = service_functions()
     wrappers = {}

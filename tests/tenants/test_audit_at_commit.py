@@ -1,0 +1,80 @@
+"""On PostgreSQL an audit append goes with its transaction's COMMIT (hitl.postgres), in one pipeline.
+
+The tenant's counter row is then locked for the server's time only. These tests commit
+for real (the suite's usual transaction per test would make every block a savepoint,
+where the append runs at once): what is handed goes in order, nothing is handed on from
+a rolled-back transaction, and an append that fails fails the commit and keeps nothing.
+"""
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from tenants import audit
+from tenants.audit import SYSTEM, audit_record, audit_verify
+from tenants.models import AuditEvent, AuditHead, Tenant
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def record(tenant, number):
+    return audit_record(tenant=tenant, actor=SYSTEM, kind="test.appended", object_type="t", object_id=number)
+
+
+def appended(tenant) -> list[str]:
+    return list(AuditEvent.objects.for_tenant(tenant).order_by("seq").values_list("object_id", flat=True))
+
+
+def test_appends_are_sent_with_the_commit_in_order_and_the_chain_verifies():
+    tenant = Tenant.objects.create(slug="at-commit")  # no counter row yet: the commit makes it first
+    with transaction.atomic():
+        assert record(tenant, 1) is None  # handed to the commit: no seq before it
+        record(tenant, 2)
+        assert len(connection.hitl_at_commit) == 3  # the counter row made sure of, then the two appends
+        assert appended(tenant) == []  # nothing appended yet: the chain's lock is not taken
+    assert appended(tenant) == ["1", "2"]
+    assert AuditHead.objects.for_tenant(tenant).get().last_seq == 2
+    assert audit_verify(tenant).ok
+
+    with transaction.atomic():  # the counter row is known committed now: only the append is handed
+        record(tenant, 3)
+        assert len(connection.hitl_at_commit) == 1
+    assert appended(tenant) == ["1", "2", "3"] and audit_verify(tenant).ok
+
+
+def test_inside_a_savepoint_the_append_runs_at_once():
+    tenant = Tenant.objects.create(slug="at-commit-savepoint")
+    with transaction.atomic():
+        with transaction.atomic():
+            assert record(tenant, 1).seq == 1
+        assert connection.hitl_at_commit == []
+        assert appended(tenant) == ["1"]
+    assert audit_verify(tenant).ok
+
+
+def test_a_rolled_back_transaction_hands_nothing_to_the_next_commit():
+    tenant = Tenant.objects.create(slug="at-commit-rollback")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        record(tenant, 1)
+        raise RuntimeError("the change failed")
+    assert connection.hitl_at_commit == []
+    with transaction.atomic():
+        record(tenant, 2)
+    assert appended(tenant) == ["2"]
+    assert audit_verify(tenant).ok
+
+
+def test_an_append_that_fails_fails_the_commit_and_keeps_nothing_of_the_transaction():
+    tenant = Tenant.objects.create(slug="at-commit-fails", name="before")
+    audit._heads_known.add(tenant.pk)  # a process that wrongly believes the counter row exists
+    try:
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Tenant.objects.filter(pk=tenant.pk).update(name="after")
+            record(tenant, 1)  # no counter row: the append's seq is null, refused by the database
+    finally:
+        audit._heads_known.discard(tenant.pk)
+    tenant.refresh_from_db()
+    assert tenant.name == "before"  # the change went with the failed append
+    assert appended(tenant) == [] and connection.hitl_at_commit == []
+    with transaction.atomic():  # the connection is usable again, and the chain starts cleanly
+        record(tenant, 2)
+    assert appended(tenant) == ["2"] and audit_verify(tenant).ok
