@@ -174,7 +174,7 @@ def _event_fields(tenant: Tenant, actor, kind: str, object_type: str, object_id,
         "actor_role": actor.role or "system",
         "object_type": object_type,
         "object_id": "" if object_id is None else str(object_id),
-        "data": None if data is None else auditchain.json_normalize(jsonable(data)),
+        "data": None if data is None else _data_of(data),
     }
 
 
@@ -204,6 +204,20 @@ def jsonable(value):
     if hasattr(value, "_meta") and hasattr(value, "pk"):  # a model instance: its id
         return jsonable(value.pk)
     return value
+
+
+def _data_of(value):
+    """``auditchain.json_normalize(jsonable(value))`` in one walk (an event's data is walked on
+    every review and claim): services' values as JSON, numbers in their canonical form."""
+    if value is None or isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, dict):
+        return {str(key): _data_of(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_data_of(item) for item in value]
+    if isinstance(value, float):
+        return auditchain.json_normalize(value)
+    return auditchain.json_normalize(jsonable(value))
 
 
 def audit_record(*, tenant: Tenant, actor, kind: str, object_type: str, object_id, data=None) -> Appended | None:

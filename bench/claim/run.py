@@ -126,8 +126,35 @@ def _seed_people(workers: int):
     return tenant.pk, queue.pk, user_ids
 
 
-def load_tasks(tenant_id: int, queue_id: int, count: int) -> float:
-    """COPY ``count`` outputs and one pending task each; returns seconds taken."""
+# Decided outputs, each with its done task and its review, loaded beside the backlog: a tenant
+# that has been running has them, and without them the planner, seeing an empty review table,
+# plans its reads of reviews (the claim's, the review's) as sequential scans, which grow
+# slower with every review of the phase (PostgreSQL's CPU a review +30 % over a 10 s phase).
+HISTORY = 20_000
+HISTORY_SQL = (
+    """
+    INSERT INTO reviews_output (id, tenant_id, external_id, application, input, output, trace, metadata, model,
+        content_hash, status, risk_tier, review_required, delivery, received_at, decision_reason, decision,
+        policy_version, decided_by_id, decided_at, final_output)
+    SELECT gen_random_uuid(), %(tenant)s, 'h-' || n, 'history', '"q"', 'a', '[]', '{}', '', '', 'approved',
+        'medium', true, 'deliver', %(then)s, '', 'approved', 1, %(reviewer)s, %(then)s, 'a'
+    FROM generate_series(1, %(count)s) AS n""",
+    """
+    INSERT INTO reviews_reviewtask (id, tenant_id, output_id, queue_id, purpose, status, level_required, priority,
+        due_at, created_at)
+    SELECT gen_random_uuid(), tenant_id, id, %(queue)s, 'approval', 'done', 1, 0, received_at, received_at
+    FROM reviews_output WHERE application = 'history'""",
+    """
+    INSERT INTO reviews_review (id, tenant_id, task_id, output_id, reviewer_id, purpose, decision, scores,
+        corrected_output, comment, time_spent_seconds, rubric_id, rubric_version, shown, created_at)
+    SELECT gen_random_uuid(), t.tenant_id, t.id, t.output_id, %(reviewer)s, 'approval', 'approve', '{}', '', '',
+        NULL, NULL, NULL, '{}', t.created_at
+    FROM reviews_reviewtask t JOIN reviews_output o ON o.id = t.output_id WHERE o.application = 'history'""",
+)
+
+
+def load_tasks(tenant_id: int, queue_id: int, count: int, reviewer_id: int) -> float:
+    """COPY ``count`` outputs and one pending task each, beside ``HISTORY`` decided ones; returns seconds taken."""
     started = time.perf_counter()
     now = datetime.now(UTC)
     with psycopg.connect(DB_DSN) as conn:
@@ -171,6 +198,10 @@ def load_tasks(tenant_id: int, queue_id: int, count: int) -> float:
                     copy.write_row(
                         (uuid.uuid4(), tenant_id, output_id, queue_id, "approval", "pending", 1, number % 3, due, now)
                     )
+        history = {"tenant": tenant_id, "queue": queue_id, "reviewer": reviewer_id, "count": HISTORY}
+        history["then"] = now - timedelta(days=1)
+        for sql in HISTORY_SQL:
+            conn.execute(sql, history)
         conn.commit()
     vacuum()
     return time.perf_counter() - started
@@ -184,21 +215,25 @@ def vacuum() -> None:
 
 
 def reset_backlog() -> None:
-    """Put back the backlog as loaded: every task pending, no review, no decision.
+    """Put back the backlog as loaded: every task pending, no review, no decision (the
+    history's outputs, tasks and reviews stay as they are).
 
     Cheaper than loading a million rows again; the VACUUM also clears the dead index
     entries the last phase left at the head of the claim index, so that each phase
     starts from the same state.
     """
     with psycopg.connect(DB_DSN) as conn:
-        conn.execute("DELETE FROM reviews_review")
         conn.execute(
-            "UPDATE reviews_reviewtask SET status = 'pending', claimed_by_id = NULL, claimed_at = NULL, "
-            "lease_expires_at = NULL WHERE status <> 'pending'"
+            "DELETE FROM reviews_review r USING reviews_output o WHERE o.id = r.output_id AND o.application = 'bench'"
+        )
+        conn.execute(
+            "UPDATE reviews_reviewtask t SET status = 'pending', claimed_by_id = NULL, claimed_at = NULL, "
+            "lease_expires_at = NULL FROM reviews_output o "
+            "WHERE t.status <> 'pending' AND o.id = t.output_id AND o.application = 'bench'"
         )
         conn.execute(
             "UPDATE reviews_output SET decision = '', status = 'pending_review', final_output = NULL, "
-            "decided_by_id = NULL, decided_at = NULL WHERE decision <> ''"
+            "decided_by_id = NULL, decided_at = NULL WHERE decision <> '' AND application = 'bench'"
         )
         conn.commit()
     vacuum()
@@ -431,7 +466,7 @@ def main() -> None:
     report, double_reviews = {}, 0
     try:
         for size in (int(value) for value in args.sizes.split(",")):
-            load_seconds = load_tasks(tenant_id, queue_id, size)
+            load_seconds = load_tasks(tenant_id, queue_id, size, user_ids[0])
             results = {"load average before": os.getloadavg()[0]}
             for number, (name, path, review, rate) in enumerate(phases):
                 if number:

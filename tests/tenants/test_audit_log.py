@@ -15,7 +15,7 @@ from hitl import tenancy
 from reviews.models import Output
 from reviews.services import output_ingest_batch
 from reviews.services.ingest import output_audit_digest
-from tenants import auditchain
+from tenants import audit, auditchain
 from tenants.audit import SYSTEM, Actor, audit_checkpoint, audit_record, audit_verify, public_key
 from tenants.models import AuditCheckpoint, AuditEvent, AuditHead
 from tests.conftest import make_client
@@ -304,3 +304,31 @@ def test_an_outputs_digest_is_the_documented_canonical_json_digest_of_its_record
     )
     computed = output_audit_digest(tenant_slug="t", output_id=output_id, received_at=at, sampling_draw=draw, **fields)
     assert computed == expected
+
+
+_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53), max_value=2**53)
+    | st.floats(allow_nan=False, allow_infinity=False, min_value=-1e14, max_value=1e14)
+    | st.text(max_size=5)
+    | st.uuids()
+    | st.datetimes(timezones=st.just(UTC))
+    | st.decimals(allow_nan=False, allow_infinity=False, places=2, max_value=1000, min_value=-1000)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.recursive(
+        _leaves,
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.tuples(children, children)
+            | st.dictionaries(st.text(max_size=4) | st.integers(0, 9), children, max_size=3)
+        ),
+        max_leaves=12,
+    )
+)
+def test_an_events_data_is_made_json_in_one_walk_as_in_two(data):
+    assert audit._data_of(data) == auditchain.json_normalize(audit.jsonable(data))
