@@ -23,8 +23,9 @@ from itertools import islice
 
 import orjson
 from django.db import connections, transaction
-from django.db.models import Max, Q
+from django.db.models import CharField, F, Func, Max, Q
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from hitl.db import read_database
@@ -38,10 +39,10 @@ JSONL_CONTENT_TYPE = "application/x-ndjson"
 FORMATS = ("csv", "jsonl")
 
 _OUTPUT_FIELDS = (
-    "id",
+    "id:id",
     "external_id",
     "application",
-    "received_at",
+    "time:received_at",
     "risk_tier",
     "policy_version",
     "sampling_draw",
@@ -51,7 +52,7 @@ _OUTPUT_FIELDS = (
     "delivery",
     "decision",
     "decided_by__username",
-    "decided_at",
+    "time:decided_at",
     "content_hash",
     "audit_digest",
 )
@@ -97,12 +98,50 @@ CSV_JSON_COLUMNS = ("judges", "reviews", "approvals", "escalations", "tasks", "d
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
-def _iso(value: datetime | None) -> str | None:
+def _iso(value: datetime | str | None) -> str | None:
     """ISO 8601 in UTC with six fraction digits and ``Z``: the audit chain's form of a time
-    (tenants/auditchain.py ``format_time``), so that a record's digest recomputes from it."""
-    if value is None:
-        return None
+    (tenants/auditchain.py ``format_time``), so that a record's digest recomputes from it.
+    A string is one PostgreSQL already wrote in that form (:func:`_time`)."""
+    if value is None or isinstance(value, str):
+        return value
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+# On PostgreSQL the database writes times in the chain's form and ids as text, where Python
+# would parse each timestamp from text (psycopg's loader, a regular expression a value), then
+# format it again, and build a UUID object to turn it back into a string: most of an export's
+# CPU. Elsewhere (SQLite: small, embedded) the values come as the ORM gives them.
+_CHAIN_TIME = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+
+def _time(name: str, postgres: bool):
+    """A time column in the chain's form (PostgreSQL) or as stored, for :func:`_iso`."""
+    return Func(F(name), template=_CHAIN_TIME, output_field=CharField()) if postgres else F(name)
+
+
+def _id(name: str, postgres: bool):
+    """A UUID column as its hyphenated text (PostgreSQL) or as a UUID, for ``str``."""
+    return Cast(name, CharField()) if postgres else F(name)
+
+
+def _columns(names: tuple, postgres: bool) -> dict:
+    """``values_list`` expressions for ``names``: ``time:x`` and ``id:x`` as above, others as they are."""
+    columns = {}
+    for position, name in enumerate(names):
+        kind, _, field = name.rpartition(":")
+        alias = f"c{position}"
+        if kind == "time":
+            columns[alias] = _time(field, postgres)
+        elif kind == "id":
+            columns[alias] = _id(field, postgres)
+        else:
+            columns[alias] = F(field)
+    return columns
+
+
+def _values(queryset, names: tuple, postgres: bool):
+    columns = _columns(names, postgres)
+    return queryset.annotate(**columns).values_list(*columns)
 
 
 def _chunks(rows: Iterable, size: int) -> Iterator[list]:
@@ -127,101 +166,112 @@ def _ids_filter(ids: list, using: str):
     return ids
 
 
+_JUDGEMENT_FIELDS = (
+    "id:output_id",
+    "judge__name",
+    "judge_version",
+    "result",
+    "score",
+    "unsure",
+    "rationale",
+    "model",
+    "time:created_at",
+)
+_TASK_FIELDS = (
+    "id:output_id",
+    "id:id",
+    "purpose",
+    "queue__name",
+    "level_required",
+    "status",
+    "time:created_at",
+    "time:due_at",
+    "escalation_reason",
+)
+_REVIEW_FIELDS = (
+    "id:output_id",
+    "reviewer__username",
+    "task__level_required",
+    "purpose",
+    "time:created_at",
+    "shown",
+    "scores",
+    "decision",
+    "corrected_output",
+    "comment",
+    "time_spent_seconds",
+    "rubric_version",
+)
+_DELIVERY_FIELDS = (
+    "id:output_id",
+    "id:id",
+    "event",
+    "endpoint__url",
+    "status",
+    "attempts",
+    "time:created_at",
+    "time:delivered_at",
+    "last_error",
+)
+
+
 def _children(tenant: Tenant, ids: list, using: str) -> tuple[dict, dict, dict, dict]:
     """The child rows of one chunk of outputs: one query per kind."""
+    postgres = connections[using].vendor == "postgresql"
     ids = _ids_filter(ids, using)
+    ordered = ("output_id", "created_at", "id")
     judgements = _group(
-        Judgement.objects.for_tenant(tenant)
-        .using(using)
-        .filter(output_id__in=ids)
-        .order_by("output_id", "created_at", "id")
-        .values_list(
-            "output_id",
-            "judge__name",
-            "judge_version",
-            "result",
-            "score",
-            "unsure",
-            "rationale",
-            "model",
-            "created_at",
+        _values(
+            Judgement.objects.for_tenant(tenant).using(using).filter(output_id__in=ids).order_by(*ordered),
+            _JUDGEMENT_FIELDS,
+            postgres,
         )
     )
     tasks = _group(
-        ReviewTask.objects.for_tenant(tenant)
-        .using(using)
-        .filter(output_id__in=ids)
-        .order_by("output_id", "created_at", "id")
-        .values_list(
-            "output_id",
-            "id",
-            "purpose",
-            "queue__name",
-            "level_required",
-            "status",
-            "created_at",
-            "due_at",
-            "escalation_reason",
+        _values(
+            ReviewTask.objects.for_tenant(tenant).using(using).filter(output_id__in=ids).order_by(*ordered),
+            _TASK_FIELDS,
+            postgres,
         )
     )
     reviews = _group(
-        Review.objects.for_tenant(tenant)
-        .using(using)
-        .filter(output_id__in=ids)
-        .order_by("output_id", "created_at", "id")
-        .values_list(
-            "output_id",
-            "reviewer__username",
-            "task__level_required",
-            "purpose",
-            "created_at",
-            "shown",
-            "scores",
-            "decision",
-            "corrected_output",
-            "comment",
-            "time_spent_seconds",
-            "rubric_version",
+        _values(
+            Review.objects.for_tenant(tenant).using(using).filter(output_id__in=ids).order_by(*ordered),
+            _REVIEW_FIELDS,
+            postgres,
         )
     )
+    delivered = Max(
+        "attempt_log__attempted_at", filter=Q(attempt_log__status_code__gte=200, attempt_log__status_code__lt=300)
+    )
     deliveries = _group(
-        WebhookDelivery.objects.for_tenant(tenant)
-        .using(using)
-        .filter(output_id__in=ids)
-        .annotate(
-            delivered_at=Max(
-                "attempt_log__attempted_at",
-                filter=Q(attempt_log__status_code__gte=200, attempt_log__status_code__lt=300),
-            )
-        )
-        .order_by("output_id", "created_at", "id")
-        .values_list(
-            "output_id",
-            "id",
-            "event",
-            "endpoint__url",
-            "status",
-            "attempts",
-            "created_at",
-            "delivered_at",
-            "last_error",
+        _values(
+            WebhookDelivery.objects.for_tenant(tenant)
+            .using(using)
+            .filter(output_id__in=ids)
+            .annotate(delivered_at=delivered)
+            .order_by(*ordered),
+            _DELIVERY_FIELDS,
+            postgres,
         )
     )
     return judgements, tasks, reviews, deliveries
 
 
-def _sla(decided_at: datetime | None, tasks: list[dict], now: datetime) -> tuple[str | None, str]:
-    """The SLA's due time (the earliest approval task's) and ``met``, ``missed``, ``pending`` or ``none``."""
-    dues = [task["_due"] for task in tasks if task["purpose"] == TaskPurpose.APPROVAL]
+def _sla(decided_at: str | None, tasks: list[dict], now: str) -> tuple[str | None, str]:
+    """The SLA's due time (the earliest approval task's) and ``met``, ``missed``, ``pending`` or ``none``.
+
+    Times in the chain's form (:func:`_iso`: UTC, fixed width), which sort as the instants do."""
+    dues = [task["due_at"] for task in tasks if task["purpose"] == TaskPurpose.APPROVAL]
     if not dues:
         return None, "none"
     due = min(dues)
     if decided_at is not None:
-        return _iso(due), "met" if decided_at <= due else "missed"
-    return _iso(due), "missed" if now > due else "pending"
+        return due, "met" if decided_at <= due else "missed"
+    return due, "missed" if now > due else "pending"
 
 
-def _record(row: tuple, judgements: list, tasks: list, reviews: list, deliveries: list, now: datetime) -> dict:
+def _record(row: tuple, judgements: list, tasks: list, reviews: list, deliveries: list, now: str) -> dict:
     (
         output_id,
         external_id,
@@ -249,7 +299,6 @@ def _record(row: tuple, judgements: list, tasks: list, reviews: list, deliveries
             "status": task_status,
             "created_at": _iso(created),
             "due_at": _iso(due),
-            "_due": due,
         }
         for _, task_id, purpose, queue, level, task_status, created, due, _reason in tasks
     ]
@@ -271,10 +320,9 @@ def _record(row: tuple, judgements: list, tasks: list, reviews: list, deliveries
             reviews
         )
     ]
+    decided_at = _iso(decided_at)
     sla_due, sla = _sla(decided_at, task_list, now)
-    for task in task_list:
-        del task["_due"]
-    delivered = [item[7] for item in deliveries if item[7] is not None]
+    delivered = [_iso(item[7]) for item in deliveries if item[7] is not None]
     return {
         "id": str(output_id),
         "external_id": external_id,
@@ -319,7 +367,7 @@ def _record(row: tuple, judgements: list, tasks: list, reviews: list, deliveries
         "tasks": task_list,
         "final_decision": decision or None,
         "decided_by": decided_by,
-        "decided_at": _iso(decided_at),
+        "decided_at": decided_at,
         "deliveries": [
             {
                 "id": str(delivery_id),
@@ -333,7 +381,7 @@ def _record(row: tuple, judgements: list, tasks: list, reviews: list, deliveries
             }
             for _, delivery_id, event, url, delivery_status, attempts, created, delivered_at, error in deliveries
         ],
-        "delivered_at": _iso(min(delivered)) if delivered else None,
+        "delivered_at": min(delivered) if delivered else None,
         "sla_due_at": sla_due,
         "sla": sla,
         "content_hash": content_hash,
@@ -354,13 +402,14 @@ def export_records(*, tenant: Tenant, start: datetime, end: datetime, using: str
 
 def _export_records(*, tenant: Tenant, start: datetime, end: datetime, using: str | None) -> Iterator[dict]:
     using = using or read_database()
-    now = timezone.now()
-    outputs = (
+    now = _iso(timezone.now())
+    outputs = _values(
         Output.objects.for_tenant(tenant)
         .using(using)
         .filter(received_at__gte=start, received_at__lt=end)
-        .order_by("received_at", "id")
-        .values_list(*_OUTPUT_FIELDS)
+        .order_by("received_at", "id"),
+        _OUTPUT_FIELDS,
+        connections[using].vendor == "postgresql",
     )
     # A snapshot of its own when the export opens the transaction (not inside a caller's).
     own_snapshot = connections[using].vendor == "postgresql" and not connections[using].in_atomic_block

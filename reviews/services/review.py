@@ -103,13 +103,13 @@ def _task_and_output_for_update(tenant: Tenant, task_id) -> ReviewTask:
     rest of a review.
     """
     db = connections[DEFAULT_DB_ALIAS]  # resolved once: each use of the proxy is a thread-local lookup
-    sql, task_fields, output_fields, columns = _task_and_output_sql(db.vendor)
+    sql, task_fields, output_fields, converters = _task_and_output_sql(db.vendor)
     with db.cursor() as cursor:
         cursor.execute(sql, [ReviewTask._meta.pk.get_db_prep_value(task_id, db), tenant.pk, tenant.pk])
         row = cursor.fetchone()
     if row is None:
         raise NotFoundError("Task not found.")
-    row = _converted(db, row, columns)
+    row = _converted(db, row, converters)
     task = ReviewTask.from_db(db.alias, [field.attname for field in task_fields], row[: len(task_fields)])
     output = Output.from_db(db.alias, [field.attname for field in output_fields], row[len(task_fields) :])
     task.output = output
@@ -118,6 +118,7 @@ def _task_and_output_for_update(tenant: Tenant, task_id) -> ReviewTask:
 
 @lru_cache(maxsize=4)
 def _task_and_output_sql(vendor: str) -> tuple[str, tuple, tuple, tuple]:
+    """The statement, the fields it reads and the converters of its columns, per vendor."""
     quote = connection.ops.quote_name
     task_fields = tuple(field for field in ReviewTask._meta.concrete_fields if field.name in _TASK_FIELDS_REVIEWED)
     output_fields = tuple(field for field in Output._meta.concrete_fields if field.name in _DECISION_FIELDS)
@@ -130,14 +131,26 @@ def _task_and_output_sql(vendor: str) -> tuple[str, tuple, tuple, tuple]:
         JOIN {quote(Output._meta.db_table)} o ON o.id = t.output_id
         WHERE t.id = %s AND t.tenant_id = %s AND o.tenant_id = %s {lock}"""  # noqa: S608 (names from model meta)
     columns = tuple(field.get_col(field.model._meta.db_table) for field in (*task_fields, *output_fields))
-    return sql, task_fields, output_fields, columns
+    return sql, task_fields, output_fields, _converters(columns)
 
 
-def _converted(db, row, columns) -> list:
+def _converters(columns: tuple) -> tuple:
+    """``(position, column, converters)`` of the columns that have converters, found once
+    rather than asked of every column on every review."""
+    db = connections[DEFAULT_DB_ALIAS]
+    found = []
+    for position, column in enumerate(columns):
+        converters = (*db.ops.get_db_converters(column), *column.get_db_converters(db))
+        if converters:
+            found.append((position, column, converters))
+    return tuple(found)
+
+
+def _converted(db, row, converters) -> list:
     """The database's values as the ORM would hand them back (SQLite's text dates and UUIDs)."""
     values = list(row)
-    for position, column in enumerate(columns):
-        for converter in (*db.ops.get_db_converters(column), *column.get_db_converters(db)):
+    for position, column, functions in converters:
+        for converter in functions:
             values[position] = converter(values[position], column, db)
     return values
 
