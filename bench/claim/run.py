@@ -9,11 +9,14 @@ measures throughput, and its latencies are mostly queueing for the 2 cores):
 
 1. Django, claims only: ``reviewer_for`` + ``task_claim``, as ``POST /api/v1/tasks/claim``
    calls them (without HTTP); the claim is timed.
-2. bare SQL, claims only: the very same ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE
-   SKIP LOCKED)`` statement (``_claim_sql``) through psycopg.
+2. bare SQL, claims only: the ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)``
+   of ``task_claim`` (``_claim_sql``) through psycopg (``--bare audit``: the very statement
+   ``task_claim`` sends, with the details it returns and its audit event's CTE, and the
+   settings it sends with it).
 3. Django, claim then review: as 1, then ``review_submit`` (approve).
 4. bare SQL, claim then review: as 2, then in one transaction the rows our review
-   writes, in plain SQL: the review row, the task marked done, the output's decision.
+   writes, in plain SQL: the review row, the task marked done, the output's decision
+   (``--bare audit``: and its audit event, ``BareAudit``).
    (``review_submit`` also writes webhook deliveries, but only for active endpoints;
    the bench tenant has none, so neither path writes any.)
 
@@ -321,28 +324,108 @@ def django_worker(index, workers, tenant_id, user_id, plan, results):
     results.put((latencies, claimed, warm, time.process_time() - cpu, backend_cpu(backend) - server_cpu))
 
 
-def bare_claim(conn, claim_sql, tenant_id, user_id, queue_id):
+class BareAudit:
+    """The audit rows the product writes with a claim and a review (issue 12), for the bare path.
+
+    The claim: the very statement ``task_claim`` sends (its details and its audit CTE), its
+    parameters from ``tenants.audit.audit_append_cte`` (the event's canonical body is work of
+    the audit trail, not of Django), with the settings the product sends with it (no wait for the
+    WAL flush, its generic plan), in a pipeline. The review: the event ``review_submit`` appends
+    (its data of the same shape), with ``tenants.audit``'s append statement, before COMMIT.
+    """
+
+    def __init__(self, tenant_id: int):
+        from types import SimpleNamespace
+
+        from reviews.services.claims import CLAIMED_TASK_COLUMNS, _claim_sql
+        from tenants.audit import _PG_APPEND
+
+        self.tenant = SimpleNamespace(pk=tenant_id, slug="bench")
+        cte, _ = self.claim_event(0, datetime.now(UTC))
+        self.claim_sql = _claim_sql("postgresql", 1, with_details=True, audit_cte=cte)
+        self.id_at, self.output_at = CLAIMED_TASK_COLUMNS.index("id"), CLAIMED_TASK_COLUMNS.index("output_id")
+        self.append_sql = _PG_APPEND
+
+    def claim_event(self, user_id: int, expires: datetime) -> tuple[str, list]:
+        from tenants.audit import Actor, audit_append_cte
+
+        return audit_append_cte(
+            tenant=self.tenant,
+            actor=Actor.of_person_id(user_id, "reviewer"),
+            kind="task.claimed",
+            object_type="task",
+            object_id_sql="c.id",
+            data={"reviewer": user_id, "lease_expires_at": expires},
+            data_sql={"output": ("c.output_id", "text"), "queue": ("c.queue_id", "int")},
+            source="c",
+        )
+
+    def review_event(self, user_id: int, task_id, output_id, review_id, shown: dict, now: datetime) -> list:
+        from tenants import auditchain
+
+        data = auditchain.json_normalize(
+            {
+                "review": str(review_id),
+                "output": str(output_id),
+                "reviewer": user_id,
+                "purpose": "approval",
+                "decision": "approve",
+                "scores": {},
+                "corrected_output_sha256": "",
+                "comment_sha256": "",
+                "time_spent_seconds": None,
+                "rubric": None,
+                "rubric_version": None,
+                "shown": shown,
+                "decided": {
+                    "output": str(output_id),
+                    "decision": "approved",
+                    "status": "approved",
+                    "delivery": "deliver",
+                    "final_output_sha256": None,
+                    "decided_by": user_id,
+                    "decided_at": auditchain.format_time(now),
+                },
+            }
+        )
+        body = auditchain.body_bytes("bench", now, "task.reviewed", user_id, None, "reviewer", "task", task_id, data)
+        data_json = auditchain.canonical_json_of_normalized(data).decode()
+        tenant = self.tenant.pk
+        return [body, tenant, tenant, now, "task.reviewed", user_id, None, "reviewer", "task", str(task_id), data_json]
+
+
+def bare_claim(conn, claim_sql, tenant_id, user_id, queue_id, audit: BareAudit | None = None):
+    """The claim; with ``audit``, the product's whole statement, else the UPDATE alone: ``(id, output_id)``."""
     now = datetime.now(UTC)
-    return conn.execute(
-        claim_sql,
+    expires = now + timedelta(minutes=15)
+    params = (
+        user_id,
+        now,
+        expires,
         # the person's own (gold) task first, then the shared queue (reviews.services.claims.task_claim's order)
-        (
-            user_id,
-            now,
-            now + timedelta(minutes=15),
-            user_id,
-            tenant_id,
-            [queue_id],
-            tenant_id,
-            [queue_id],
-            3,
-            user_id,
-            user_id,
-        ),
-    ).fetchone()
+        user_id,
+        tenant_id,
+        [queue_id],
+        tenant_id,
+        [queue_id],
+        3,
+        user_id,
+        user_id,
+    )
+    if audit is None:
+        return conn.execute(claim_sql, params).fetchone()
+    _, audit_params = audit.claim_event(user_id, expires)
+    with conn.pipeline():
+        # The settings task_claim sends with it (reviews.services.claims.CLAIM_SETTINGS).
+        conn.execute(
+            "SELECT set_config('synchronous_commit', 'off', true),"
+            " set_config('plan_cache_mode', 'force_generic_plan', true)"
+        )
+        row = conn.execute(audit.claim_sql, (*params, *audit_params)).fetchone()
+    return None if row is None else (row[audit.id_at], row[audit.output_at])
 
 
-def bare_review(conn, tenant_id, user_id, task_id, output_id):
+def bare_review(conn, tenant_id, user_id, task_id, output_id, audit: BareAudit | None = None):
     now = datetime.now(UTC)
     shown = {
         "output_id": str(output_id),
@@ -352,23 +435,36 @@ def bare_review(conn, tenant_id, user_id, task_id, output_id):
         "policy_version": 1,
         "rubric_version": None,
     }
-    with conn.transaction():
-        conn.execute(BARE_REVIEW_SQL, (uuid.uuid4(), tenant_id, task_id, output_id, user_id, Jsonb(shown), now))
-        conn.execute(BARE_DONE_SQL, (task_id,))
+    review_id = uuid.uuid4()
+    if audit is None:
+        with conn.transaction():
+            conn.execute(BARE_REVIEW_SQL, (review_id, tenant_id, task_id, output_id, user_id, Jsonb(shown), now))
+            conn.execute(BARE_DONE_SQL, (task_id,))
+            conn.execute(BARE_DECISION_SQL, (user_id, now, output_id))
+        return
+    # With the audit event: appended in one pipeline with the decision and the COMMIT, as the
+    # product sends them (the tenant's counter row locked for the server's time only).
+    conn.execute("BEGIN")
+    conn.execute(BARE_REVIEW_SQL, (review_id, tenant_id, task_id, output_id, user_id, Jsonb(shown), now))
+    conn.execute(BARE_DONE_SQL, (task_id,))
+    with conn.pipeline():
         conn.execute(BARE_DECISION_SQL, (user_id, now, output_id))
+        conn.execute(audit.append_sql, audit.review_event(user_id, task_id, output_id, review_id, shown, now))
+        conn.execute("COMMIT")
 
 
 def bare_worker(index, workers, tenant_id, user_id, queue_id, claim_sql, plan, results):
+    audit = BareAudit(tenant_id) if plan["bare_audit"] else None
     with psycopg.connect(DB_DSN, autocommit=True) as conn:
         backend = conn.info.backend_pid
         latencies, claimed = [], []
         for _ in range(WARM_UP_CLAIMS):
-            row = bare_claim(conn, claim_sql, tenant_id, user_id, queue_id)
+            row = bare_claim(conn, claim_sql, tenant_id, user_id, queue_id, audit)
             if row is None:
                 break
             claimed.append(str(row[0]))
             if plan["review"]:
-                bare_review(conn, tenant_id, user_id, *row)
+                bare_review(conn, tenant_id, user_id, *row, audit)
         warm = len(claimed)
         start = start_together(plan)
         cpu, server_cpu = time.process_time(), backend_cpu(backend)
@@ -376,13 +472,13 @@ def bare_worker(index, workers, tenant_id, user_id, queue_id, claim_sql, plan, r
             if len(claimed) - warm >= plan["budget"]:
                 break
             wait_until(send_at)
-            row = bare_claim(conn, claim_sql, tenant_id, user_id, queue_id)
+            row = bare_claim(conn, claim_sql, tenant_id, user_id, queue_id, audit)
             latencies.append(time.perf_counter() - send_at)
             if row is None:
                 break
             claimed.append(str(row[0]))
             if plan["review"]:
-                bare_review(conn, tenant_id, user_id, *row)
+                bare_review(conn, tenant_id, user_id, *row, audit)
         results.put((latencies, claimed, warm, time.process_time() - cpu, backend_cpu(backend) - server_cpu))
 
 
@@ -442,6 +538,13 @@ def main() -> None:
     )
     parser.add_argument("--sizes", default="1000000,10000")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database afterwards")
+    parser.add_argument(
+        "--bare",
+        choices=("plain", "audit"),
+        default="plain",
+        help="plain (default, issue 4's baseline): the bare path writes the task, review and decision rows; "
+        "audit: also the audit rows the product writes with them (issue 12), as the product sends them",
+    )
     args = parser.parse_args()
 
     reset_database()
@@ -477,6 +580,7 @@ def main() -> None:
                     "review": review,
                     "rate": rate,
                     "budget": max(size // 2 // args.workers, 1),
+                    "bare_audit": args.bare == "audit",
                 }
                 if path == "django":
                     results[name] = run_phase(
