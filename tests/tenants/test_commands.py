@@ -6,8 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from reviews.models import Output
-from tenants.models import ApiKey, Membership, Tenant
+from reviews.models import Output, Review, ReviewTask
+from tenants.audit import audit_verify
+from tenants.models import ApiKey, AuditEvent, Membership, Tenant
 from tenants.selectors import tenant_get_by_slug
 from tenants.services import membership_create
 from tests.factories import UserFactory, output_payload
@@ -87,3 +88,21 @@ def test_demo_seeds_a_usable_tenant_and_can_run_again(db):
     new.credentials(HTTP_AUTHORIZATION=f"Bearer {new_service_key}")
     assert old.get("/api/v1/outputs").status_code == 401
     assert len(new.get("/api/v1/outputs?page_size=100").json()["results"]) == 12
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_starts_with_a_morning_of_reviews_made_through_the_product_and_leaves_work_pending():
+    # Committed for real: the judges run when the seed commits, and only then do their tasks exist.
+    first = run("demo", "--outputs", "30")
+    tenant = tenant_get_by_slug(slug="demo")
+    reviews = list(Review.objects.for_tenant(tenant).values_list("reviewer__username", "decision"))
+
+    assert reviews and {name for name, _ in reviews} <= {"rita", "sam", "admin"}
+    assert {"approve", "correct"} <= {decision for _, decision in reviews}
+    assert f"{len(reviews)} tasks reviewed" in first
+    assert ReviewTask.objects.for_tenant(tenant).filter(status="pending").count() > len(reviews)
+    reviewed_events = AuditEvent.objects.for_tenant(tenant).filter(kind="task.reviewed").count()
+    assert reviewed_events == len(reviews) and audit_verify(tenant).ok
+
+    run("demo", "--outputs", "30")  # a second run refreshes keys and adds no reviews
+    assert Review.objects.for_tenant(tenant).count() == len(reviews)

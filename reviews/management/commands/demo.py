@@ -10,17 +10,19 @@ import orjson
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from hitl.tenancy import cross_tenant
+from hitl.tenancy import cross_tenant, tenant_scope
 from policies.defaults import DEFAULT_POLICY
 from policies.models import Policy
 from policies.services import application_rubric_set, judge_create, policy_publish, rubric_publish
 from quality.services import gold_items_import, golden_set_create
-from reviews.models import GoldenSet, Queue
+from reviews.models import GoldenSet, Queue, Review
 from reviews.schemas import OutputSubmission
 from reviews.services import output_ingest_batch
+from reviews.services.claims import reviewer_for, task_claim
 from reviews.services.gold import certification_grant, queue_certification_rules_set
 from reviews.services.onboarding import tenant_onboard
 from reviews.services.queues import queue_create, queue_grant
+from reviews.services.review import review_submit
 from tenants.models import ApiKey, Membership, Role
 from tenants.selectors import tenant_get_by_slug
 from tenants.services import (
@@ -207,6 +209,10 @@ DEMO_JUDGES = [
         "on_fail": "raise_tier",
     },
 ]
+# A first morning's reviews (username, how many tasks), leaving most tasks for the workbench.
+WORK = (("rita", 4), ("sam", 5), ("admin", 3))
+DECISIONS = ("approve", "approve", "approve", "correct", "approve", "approve", "reject", "approve")
+CORRECTION = "Thanks for asking. Here is what our help centre says, with the steps to follow."
 # Appended to some demo answers, so that the judges have something to find.
 DEMO_EXTRAS = ["", "", " This is not legal advice.", " Results are guaranteed.", "", " Write to jane.doe@example.com."]
 
@@ -217,10 +223,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--outputs", type=int, default=60, help="How many demo outputs to seed.")
 
+    def handle(self, *args, outputs, **options):
+        tenant, first_run = self._seed(outputs)
+        # After the seed's commit, where the judges ran (in-process without a broker) and the
+        # tasks they call for exist: a first morning of people's work, on the first run only.
+        if first_run:
+            with tenant_scope(tenant):
+                reviewed = self._work(tenant)
+            if reviewed:
+                self.stdout.write(f"  {reviewed} tasks reviewed by rita, sam and admin; the rest wait on the workbench")
+
     @transaction.atomic
     @cross_tenant("management_command")
-    def handle(self, *args, outputs, **options):
+    def _seed(self, outputs: int):
         tenant = tenant_get_by_slug(slug=DEMO_SLUG) or tenant_onboard(slug=DEMO_SLUG, name="Demo Corp")
+        first_run = not Review.objects.for_tenant(tenant).exists()
         for username, role, level, skills in PEOPLE:
             user = user_get_or_create(username=username, email=f"{username}@demo.example", password=DEMO_PASSWORD)
             if username == "admin":
@@ -282,6 +299,41 @@ class Command(BaseCommand):
         self.stdout.write("  API keys (new on every run; earlier demo keys are revoked):")
         for role, raw_key in keys.items():
             self.stdout.write(f"    {role:<9} {raw_key}")
+        return tenant, first_run
+
+    def _work(self, tenant) -> int:
+        """Reviews through the product's own claim and review, as the workbench makes them, so that
+        the quality pages, the reviewers' analytics and the auditor's stories have work to show:
+        mostly approvals, some corrections and rejections, scored on the rubric. Leaves most tasks
+        pending for whoever signs in. Returns how many were reviewed."""
+        rng = random.Random(11)
+        reviewed = 0
+        for username, count in WORK:
+            user = user_get_or_create(username=username)
+            for _ in range(count):
+                task = task_claim(tenant=tenant, reviewer=reviewer_for(tenant=tenant, user=user))
+                if task is None:
+                    break
+                decision = DECISIONS[reviewed % len(DECISIONS)]
+                scores = None
+                if task["rubric_name"]:
+                    scores = {
+                        "correct": decision == "approve",
+                        "helpfulness": rng.randint(3, 5) if decision == "approve" else rng.randint(1, 3),
+                        "risk": "none" if decision == "approve" else rng.choice(("minor", "serious")),
+                    }
+                review_submit(
+                    tenant=tenant,
+                    user=user,
+                    task_id=task["id"],
+                    decision=decision,
+                    scores=scores,
+                    corrected_output=CORRECTION if decision == "correct" else None,
+                    comment="" if decision == "approve" else "Does not follow the policy for this question.",
+                    time_spent_seconds=rng.randint(25, 240),
+                )
+                reviewed += 1
+        return reviewed
 
     def _certification(self, tenant) -> None:
         """A queue that requires certification (medical answers), its golden set, sam certified for it.
