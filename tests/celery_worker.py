@@ -57,7 +57,10 @@ def celery_worker(
         start_new_session=True,
     )
     process.queue = queue
-    producer = Celery("hitl-test-producer", broker=broker_url)
+    # Not the current app: the project's shared tasks resolve through the current app, so a
+    # producer made current sent every later test's tasks of this process to a broker nobody
+    # reads (the demo's judges never ran after a worker test).
+    producer = Celery("hitl-test-producer", broker=broker_url, set_as_current=False)
     with monkeypatch.context() as routed:
         for task in tasks:
             routed.setattr(
