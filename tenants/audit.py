@@ -275,7 +275,9 @@ _TABLES = {
     "event": AuditEvent._meta.db_table,
     "head": AuditHead._meta.db_table,
 }
-_PG_APPEND = f"""
+# The counter row moved on by one and the event inserted with its seq and hashes (the body
+# as a parameter), then the event's columns, in one statement.
+_PG_APPEND_HEAD = f"""
 WITH head AS (
     UPDATE {_TABLES["head"]}
        SET last_seq = last_seq + 1,
@@ -286,9 +288,10 @@ WITH head AS (
 )
 INSERT INTO {_TABLES["event"]}
     (tenant_id, seq, at, kind, actor_person_id, actor_key_id, actor_role, object_type, object_id, data, prev_hash, hash)
-SELECT %s, last_seq, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, prev_hash, last_hash FROM head
-RETURNING seq, hash
 """  # noqa: S608 (table names from model meta)
+_PG_APPEND = f"""{_PG_APPEND_HEAD}
+SELECT %s, last_seq, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, prev_hash, last_hash FROM head RETURNING seq, hash
+"""  # noqa: S608 (constant text)
 
 
 def _body(fields: dict) -> bytes:
@@ -299,20 +302,10 @@ def _body(fields: dict) -> bytes:
 
 # The append sent with the COMMIT: as _PG_APPEND, but a missing counter row is an error
 # (a null seq), not zero rows, since nobody reads the result before the transaction commits.
-_PG_APPEND_AT_COMMIT = f"""
-WITH head AS (
-    UPDATE {_TABLES["head"]}
-       SET last_seq = last_seq + 1,
-           prev_hash = last_hash,
-           last_hash = encode(sha256(decode(last_hash, 'hex') || int8send(last_seq + 1) || %s::bytea), 'hex')
-     WHERE tenant_id = %s
-    RETURNING last_seq, prev_hash, last_hash
-)
-INSERT INTO {_TABLES["event"]}
-    (tenant_id, seq, at, kind, actor_person_id, actor_key_id, actor_role, object_type, object_id, data, prev_hash, hash)
+_PG_APPEND_AT_COMMIT = f"""{_PG_APPEND_HEAD}
 SELECT %s, head.last_seq, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, head.prev_hash, head.last_hash
   FROM (SELECT 1) AS one LEFT JOIN head ON true
-"""  # noqa: S608 (table names from model meta)
+"""  # noqa: S608 (constant text)
 _PG_HEAD_ENSURE = (
     f"INSERT INTO {_TABLES['head']} (tenant_id, last_seq, last_hash, prev_hash) "  # noqa: S608
     "VALUES (%s, 0, %s, %s) ON CONFLICT (tenant_id) DO NOTHING"
