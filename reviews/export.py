@@ -216,46 +216,23 @@ _DELIVERY_FIELDS = (
 
 
 def _children(tenant: Tenant, ids: list, using: str) -> tuple[dict, dict, dict, dict]:
-    """The child rows of one chunk of outputs: one query per kind."""
+    """The child rows of one chunk of outputs: one query per kind, grouped by output."""
     postgres = connections[using].vendor == "postgresql"
     ids = _ids_filter(ids, using)
-    ordered = ("output_id", "created_at", "id")
-    judgements = _group(
-        _values(
-            Judgement.objects.for_tenant(tenant).using(using).filter(output_id__in=ids).order_by(*ordered),
-            _JUDGEMENT_FIELDS,
-            postgres,
-        )
-    )
-    tasks = _group(
-        _values(
-            ReviewTask.objects.for_tenant(tenant).using(using).filter(output_id__in=ids).order_by(*ordered),
-            _TASK_FIELDS,
-            postgres,
-        )
-    )
-    reviews = _group(
-        _values(
-            Review.objects.for_tenant(tenant).using(using).filter(output_id__in=ids).order_by(*ordered),
-            _REVIEW_FIELDS,
-            postgres,
-        )
-    )
+
+    def rows(queryset, fields: tuple) -> dict:
+        chunk = queryset.using(using).filter(output_id__in=ids).order_by("output_id", "created_at", "id")
+        return _group(_values(chunk, fields, postgres))
+
     delivered = Max(
         "attempt_log__attempted_at", filter=Q(attempt_log__status_code__gte=200, attempt_log__status_code__lt=300)
     )
-    deliveries = _group(
-        _values(
-            WebhookDelivery.objects.for_tenant(tenant)
-            .using(using)
-            .filter(output_id__in=ids)
-            .annotate(delivered_at=delivered)
-            .order_by(*ordered),
-            _DELIVERY_FIELDS,
-            postgres,
-        )
+    return (
+        rows(Judgement.objects.for_tenant(tenant), _JUDGEMENT_FIELDS),
+        rows(ReviewTask.objects.for_tenant(tenant), _TASK_FIELDS),
+        rows(Review.objects.for_tenant(tenant), _REVIEW_FIELDS),
+        rows(WebhookDelivery.objects.for_tenant(tenant).annotate(delivered_at=delivered), _DELIVERY_FIELDS),
     )
-    return judgements, tasks, reviews, deliveries
 
 
 def _sla(decided_at: str | None, tasks: list[dict], now: str) -> tuple[str | None, str]:
