@@ -26,6 +26,7 @@ _SQLITE_MAX_PARAMS = 32766
 @dataclass(frozen=True)
 class _Plan:
     sql: str
+    select_sql: str = ""  # PostgreSQL: the ``sql`` without its conflict clause
     row_sql: str = ""  # SQLite: "(%s, %s, ...)" for one row; PostgreSQL: the whole statement for one row
     suffix: str = ""
     rows_per_statement: int = 0
@@ -56,6 +57,7 @@ def _insert_plan(
         values = ", ".join("%s::jsonb" if _is_json(field) else "%s" for field in fields)
         return _Plan(
             sql + suffix,
+            select_sql=sql,
             row_sql=f"INSERT INTO {table} ({columns}) VALUES ({values}){suffix}",  # noqa: S608 (names from model meta)
             converters=tuple(_json_text if _is_json(field) else None for field in fields),
         )
@@ -121,18 +123,11 @@ def bulk_insert(
         return set()
     vendor = connection.vendor
     plan = _insert_plan(model, field_names, skip_conflicts_on, vendor)
-    # Column-wise conversion: one pass per column that needs it, none for the rest.
-    columns = [
-        list(values) if convert is None else [None if value is None else convert(value) for value in values]
-        for convert, values in zip(plan.converters, zip(*rows, strict=True), strict=True)
-    ]
+    columns = _columns(plan, rows)
     inserted: set = set()
     with connection.cursor() as cursor:
         if vendor == "postgresql":
-            if len(rows) == 1:
-                cursor.execute(plan.row_sql, [column[0] for column in columns])
-            else:
-                cursor.execute(plan.sql, columns)
+            cursor.execute(*_pg_insert(plan, columns))
             if skip_conflicts_on:
                 inserted.update(row[0] for row in cursor.fetchall())
             return inserted
@@ -145,6 +140,45 @@ def bulk_insert(
             if skip_conflicts_on:
                 inserted.update(to_python(row[0]) for row in cursor.fetchall())
     return inserted
+
+
+def _columns(plan: _Plan, rows: list[tuple]) -> list[list]:
+    """The rows as columns, converted column-wise: one pass per column that needs it, none for the rest."""
+    return [
+        list(values) if convert is None else [None if value is None else convert(value) for value in values]
+        for convert, values in zip(plan.converters, zip(*rows, strict=True), strict=True)
+    ]
+
+
+def insert_statement(
+    model: type[models.Model],
+    field_names: tuple[str, ...],
+    rows: list[tuple],
+    *,
+    skip_conflicts_on: tuple[str, ...] = (),
+    when: str = "",
+) -> tuple[str, list]:
+    """PostgreSQL: the INSERT of ``rows`` that ``bulk_insert`` sends, and its parameters, for a
+    caller that composes it into a larger statement (as a CTE of a one-statement write).
+
+    ``when``, an SQL condition (over the larger statement's other CTEs, from the caller's
+    code, never from a request), makes the rows go in only where it holds. The conflict
+    clause of ``skip_conflicts_on`` returns the primary keys inserted, as ``bulk_insert``.
+    """
+    if connection.vendor != "postgresql" or not rows:
+        raise ValueError("insert_statement composes PostgreSQL statements of at least one row")
+    plan = _insert_plan(model, field_names, skip_conflicts_on, "postgresql")
+    return _pg_insert(plan, _columns(plan, rows), when)
+
+
+def _pg_insert(plan: _Plan, columns: list[list], when: str = "") -> tuple[str, list]:
+    """One row as plain VALUES (dumping a one-element array per column cost more than the rest
+    of the insert), more from ``unnest`` of one array per column; with ``when``, from ``unnest``."""
+    if when:
+        return f"{plan.select_sql} WHERE {when}{plan.sql[len(plan.select_sql) :]}", columns
+    if len(columns[0]) == 1:
+        return plan.row_sql, [column[0] for column in columns]
+    return plan.sql, columns
 
 
 def bulk_update(model: type[models.Model], field_names: tuple[str, ...], rows: list[tuple]) -> None:

@@ -264,11 +264,43 @@ def audit_record_batch(
     record's leaf and builds its inclusion proof), beside the caller's ``data``; its
     ``object_id`` is the root.
     """
+    root, payload = _batch_event(digests, data)
+    return audit_record(tenant=tenant, actor=actor, kind=kind, object_type=object_type, object_id=root, data=payload)
+
+
+def _batch_event(digests: Sequence[tuple[object, str]], data) -> tuple[str, dict]:
+    """A batch event's object id (the Merkle root over ``digests``) and data."""
     ids = [str(object_id) for object_id, _ in digests]
     root = auditchain.merkle_root(item for _, item in digests)
     payload = dict(data or {})
     payload.update({"root": root, "count": len(ids), "ids": ids})
-    return audit_record(tenant=tenant, actor=actor, kind=kind, object_type=object_type, object_id=root, data=payload)
+    return root, payload
+
+
+def audit_record_batch_cte(
+    *, tenant: Tenant, actor, kind: str, object_type: str, digests: Sequence[tuple[object, str]], data=None, source: str
+) -> tuple[str, list]:
+    """PostgreSQL: the event :func:`audit_record_batch` appends, as CTEs (``audit_head``,
+    ``audit_event``) of a larger statement that is its own transaction (ingest's one output):
+    appended when ``source``, a CTE of that statement yielding at most one row, yields one
+    (the write it records happened), and nothing otherwise. A missing counter row fails the
+    statement (a null seq) rather than leave the write unrecorded: the caller makes sure of
+    it first (:func:`audit_head_ensure`). Returns the CTE text and its parameters, in order.
+    """
+    root, payload = _batch_event(digests, data)
+    fields = _event_fields(tenant, actor, kind, object_type, root, payload, timezone.now())
+    sql = f"""
+audit_head AS (
+    {_PG_HEAD_MOVE} AND EXISTS (SELECT 1 FROM {source})
+    RETURNING last_seq, prev_hash, last_hash
+),
+audit_event AS (
+    {_PG_EVENT_INSERT}
+    SELECT %s, audit_head.last_seq, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, audit_head.prev_hash, audit_head.last_hash
+      FROM {source} LEFT JOIN audit_head ON true
+    RETURNING seq
+)"""  # noqa: S608 (constant text and the caller's CTE name)
+    return sql, [_body(fields), tenant.pk, tenant.pk, *_row_values(fields)]
 
 
 _TABLES = {
@@ -277,18 +309,21 @@ _TABLES = {
 }
 # The counter row moved on by one and the event inserted with its seq and hashes (the body
 # as a parameter), then the event's columns, in one statement.
-_PG_APPEND_HEAD = f"""
-WITH head AS (
-    UPDATE {_TABLES["head"]}
+_PG_HEAD_MOVE = f"""UPDATE {_TABLES["head"]}
        SET last_seq = last_seq + 1,
            prev_hash = last_hash,
            last_hash = encode(sha256(decode(last_hash, 'hex') || int8send(last_seq + 1) || %s::bytea), 'hex')
-     WHERE tenant_id = %s
+     WHERE tenant_id = %s"""  # noqa: S608 (table names from model meta)
+_PG_EVENT_INSERT = f"""INSERT INTO {_TABLES["event"]}
+    (tenant_id, seq, at, kind, actor_person_id, actor_key_id, actor_role, object_type, object_id, data,
+     prev_hash, hash)"""
+_PG_APPEND_HEAD = f"""
+WITH head AS (
+    {_PG_HEAD_MOVE}
     RETURNING last_seq, prev_hash, last_hash
 )
-INSERT INTO {_TABLES["event"]}
-    (tenant_id, seq, at, kind, actor_person_id, actor_key_id, actor_role, object_type, object_id, data, prev_hash, hash)
-"""  # noqa: S608 (table names from model meta)
+{_PG_EVENT_INSERT}
+"""
 _PG_APPEND = f"""{_PG_APPEND_HEAD}
 SELECT %s, last_seq, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, prev_hash, last_hash FROM head RETURNING seq, hash
 """  # noqa: S608 (constant text)
@@ -450,9 +485,7 @@ audit_head AS (
     RETURNING last_seq, prev_hash, last_hash
 ),
 audit_event AS (
-    INSERT INTO {_TABLES["event"]}
-        (tenant_id, seq, at, kind, actor_person_id, actor_key_id, actor_role, object_type, object_id, data,
-         prev_hash, hash)
+    {_PG_EVENT_INSERT}
     SELECT %s, h.last_seq, %s, %s, %s, %s, %s, %s, ({object_id_sql})::text,
            %s::jsonb || jsonb_build_object({dynamic}), h.prev_hash, h.last_hash
       FROM audit_head h, {source}

@@ -101,7 +101,17 @@ def tasks_create(
     commits to them in its own event (ingest's ``output.received`` carries
     :func:`tasks_commitment`, so that a batch stays one event). Returns the rows inserted.
     """
-    rows = [
+    rows = tasks_build(tenant=tenant, planned=planned, now=now)
+    bulk_insert(ReviewTask, TASK_FIELDS, rows)
+    if audit:
+        tasks_audit(tenant=tenant, rows=rows)
+    return rows
+
+
+def tasks_build(*, tenant: Tenant, planned: list[tuple[object, PlannedTask]], now: datetime) -> list[tuple]:
+    """The rows (``TASK_FIELDS`` order) of new pending tasks, for a caller that writes them
+    in a statement of its own (ingest's one output)."""
+    return [
         (
             ReviewTask._meta.pk.default(),
             tenant.pk,
@@ -118,10 +128,6 @@ def tasks_create(
         )
         for output_id, task in planned
     ]
-    bulk_insert(ReviewTask, TASK_FIELDS, rows)
-    if audit:
-        tasks_audit(tenant=tenant, rows=rows)
-    return rows
 
 
 @dataclass(frozen=True)

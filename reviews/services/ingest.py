@@ -6,26 +6,27 @@ compiled from a per-version cache, so classifying and sampling add no query.
 """
 
 import hashlib
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
 import orjson
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from hitl.db import bulk_insert
+from hitl.db import bulk_insert, insert_statement
 from hitl.enqueue import enqueue_on_commit
 from policies.engine import CompiledPolicy, Decision
 from policies.selectors import JudgeTable, application_statistics, compiled_policy, judge_table
 from policies.signals import EMPTY_STATISTICS, measures_of
-from reviews.models import Output
+from reviews.models import Output, ReviewTask
 from reviews.routing import RoutingTable, plan_tasks, routing_table
 from reviews.schemas import OutputSubmission
-from reviews.services.claims import tasks_commitment, tasks_create
+from reviews.services.claims import TASK_FIELDS, tasks_build, tasks_commitment, tasks_create
 from reviews.services.judging import judges_enqueue, judges_enqueue_deferred
-from tenants.audit import SYSTEM, Actor, audit_record_batch
+from tenants.audit import SYSTEM, Actor, audit_head_ensure, audit_record_batch, audit_record_batch_cte
 from tenants.auditchain import digest_of_normalized, format_time, json_normalize
 from tenants.models import Tenant
 
@@ -148,14 +149,15 @@ def output_ingest_batch(
     """Store new outputs in one transaction; a result per submission, in order (see ``_store``).
 
     The outputs stored are committed to by one ``output.received`` audit event (a Merkle
-    root over their digests), appended last in the transaction.
+    root over their digests), appended last in the transaction. One output on PostgreSQL
+    is one statement, its own transaction (``_write_one``).
 
     With judges run in-process (no broker), they ran when the transaction committed:
     the receipts of judged outputs are then read again, so that they tell what the
     judges decided.
     """
     prepared = _prepare(tenant, submissions)
-    with transaction.atomic():
+    with nullcontext() if _one_statement(prepared) else transaction.atomic():
         results, judged = _store(tenant, prepared, actor)
     if judged and settings.CELERY_TASK_ALWAYS_EAGER and not transaction.get_connection().in_atomic_block:
         fresh = {
@@ -289,18 +291,16 @@ def _prepare(tenant: Tenant, submissions: list[OutputSubmission]) -> _Prepared:
 
 
 def _store(tenant: Tenant, prepared: _Prepared, actor: Actor) -> tuple[list[IngestResult], list]:
-    """Insert first, ask later: one ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``
-    stores every external id not yet stored (also against concurrent requests:
-    the conflict check waits for them to finish), and only the rows it skipped
-    are read back, to answer them as repeats (same body) or conflicts. A batch of
-    new outputs is one query; a batch with repeats, two. Rows go in external-id
-    order, so that overlapping concurrent batches lock alike and cannot deadlock.
+    """Insert first, ask later: the rows go in with ``ON CONFLICT DO NOTHING RETURNING id``,
+    which stores every external id not yet stored (also against concurrent requests: the
+    conflict check waits for them to finish), and only the rows it skipped are read back,
+    to answer them as repeats (same body) or conflicts. A batch of new outputs is one
+    query, then the audit append; a batch with repeats, one more; one output on
+    PostgreSQL, one statement in all.
     """
-    candidates, now, judges = prepared.candidates, prepared.now, prepared.judges
-    inserted = bulk_insert(Output, _INSERT_FIELDS, prepared.rows, skip_conflicts_on=("tenant", "external_id"))
+    candidates, judges = prepared.candidates, prepared.judges
+    inserted = _write_one(tenant, prepared, actor) if _one_statement(prepared) else _write(tenant, prepared, actor)
     stored_before = {external_id for external_id, receipt in candidates.items() if receipt["id"] not in inserted}
-    to_review = [receipt for receipt in candidates.values() if receipt["review_required"] and receipt["id"] in inserted]
-    task_rows = _route(tenant, prepared.policy, prepared.routing, to_review, now) if to_review else []
     plans = {
         receipt["id"]: receipt["_plan"]
         for receipt in candidates.values()
@@ -315,7 +315,6 @@ def _store(tenant: Tenant, prepared: _Prepared, actor: Actor) -> tuple[list[Inge
         )
     if stored_before:
         candidates.update(_stored_receipts(tenant, stored_before))
-    _audit_received(tenant, prepared.rows, inserted, task_rows, actor)
 
     results = []
     created: set[str] = set()
@@ -335,22 +334,72 @@ _ID, _EXTERNAL_ID, _DIGEST = (
     _INSERT_FIELDS.index("external_id"),
     _INSERT_FIELDS.index("audit_digest"),
 )
+_OUTPUT_CONFLICT = ("tenant", "external_id")
 
 
-def _audit_received(tenant: Tenant, rows: list[tuple], inserted, task_rows: list[tuple], actor: Actor) -> None:
-    """One ``output.received`` event for the outputs this batch stored, in external-id order
-    (the order of the rows), with ``tasks`` committing to the review tasks created for
-    them; last in the transaction, as it locks the tenant's chain."""
-    leaves = [(row[_ID], row[_DIGEST]) for row in rows if row[_ID] in inserted]
-    if leaves:
-        audit_record_batch(
-            tenant=tenant,
-            actor=actor,
-            kind="output.received",
-            object_type="output",
-            digests=leaves,
-            data={"tasks": tasks_commitment(task_rows)} if task_rows else None,
+def _write(tenant: Tenant, prepared: _Prepared, actor: Actor) -> set:
+    """The rows (one INSERT), the tasks of those sampled (one INSERT) and the audit event,
+    in the caller's transaction; returns the ids inserted."""
+    inserted = bulk_insert(Output, _INSERT_FIELDS, prepared.rows, skip_conflicts_on=_OUTPUT_CONFLICT)
+    to_review = [
+        receipt for receipt in prepared.candidates.values() if receipt["review_required"] and receipt["id"] in inserted
+    ]
+    task_rows = (
+        tasks_create(tenant=tenant, planned=_route(prepared, to_review), now=prepared.now, audit=False)
+        if to_review
+        else []
+    )
+    leaves = [(row[_ID], row[_DIGEST]) for row in prepared.rows if row[_ID] in inserted]
+    if leaves:  # last in the transaction, as it locks the tenant's chain
+        audit_record_batch(tenant=tenant, actor=actor, **_received_event(leaves, task_rows))
+    return inserted
+
+
+def _one_statement(prepared: _Prepared) -> bool:
+    return len(prepared.rows) == 1 and connection.vendor == "postgresql"
+
+
+def _write_one(tenant: Tenant, prepared: _Prepared, actor: Actor) -> set:
+    """PostgreSQL, one output (most services send one per LLM call): the row, its tasks if it
+    is sampled and its ``output.received`` event in one statement, a transaction by itself
+    (the row's CTE feeds the others: a repeat inserts nothing, so neither tasks nor event
+    follow). One round trip with its scope, as a plain insert, where the transaction of
+    ``_write`` took three: the insert, the tasks, the append with the COMMIT."""
+    row = prepared.rows[0]
+    receipt = prepared.candidates[row[_EXTERNAL_ID]]
+    task_rows = (
+        tasks_build(tenant=tenant, planned=_route(prepared, [receipt]), now=prepared.now)
+        if receipt["review_required"]
+        else []
+    )
+    audit_head_ensure(tenant)  # (a statement once per process and tenant)
+    stored_sql, params = insert_statement(Output, _INSERT_FIELDS, [row], skip_conflicts_on=_OUTPUT_CONFLICT)
+    ctes = [f"stored AS ({stored_sql})"]
+    if task_rows:
+        tasks_sql, tasks_params = insert_statement(
+            ReviewTask, TASK_FIELDS, task_rows, when="EXISTS (SELECT 1 FROM stored)"
         )
+        ctes.append(f"tasks AS ({tasks_sql})")
+        params += tasks_params
+    event_sql, event_params = audit_record_batch_cte(
+        tenant=tenant, actor=actor, source="stored", **_received_event([(row[_ID], row[_DIGEST])], task_rows)
+    )
+    ctes.append(event_sql)
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(ctes)} SELECT id FROM stored", [*params, *event_params])  # noqa: S608
+        return {stored[0] for stored in cursor.fetchall()}
+
+
+def _received_event(leaves: list[tuple], task_rows: list[tuple]) -> dict:
+    """The ``output.received`` event of the outputs a batch stored (``(id, digest)`` leaves in
+    external-id order, the order of the rows), with ``tasks`` committing to the review tasks
+    created for them."""
+    return {
+        "kind": "output.received",
+        "object_type": "output",
+        "digests": leaves,
+        "data": {"tasks": tasks_commitment(task_rows)} if task_rows else None,
+    }
 
 
 def _awaiting_judges(policy, decision: Decision, judges, plan: list) -> Decision:
@@ -366,22 +415,21 @@ def _awaiting_judges(policy, decision: Decision, judges, plan: list) -> Decision
     )
 
 
-def _route(tenant: Tenant, policy, routing, receipts: list[dict], now) -> list[tuple]:
-    """Review tasks for the sampled outputs, routed to their queues, in the same transaction (one INSERT);
-    their audit event is appended by the caller, last."""
+def _route(prepared: _Prepared, receipts: list[dict]) -> list[tuple]:
+    """The review tasks of the sampled outputs, routed to their queues: ``(output id, PlannedTask)``."""
     planned = []
     for receipt in receipts:
         decision = receipt["_decision"]
         for task in plan_tasks(
-            policy=policy,
-            routing=routing,
+            policy=prepared.policy,
+            routing=prepared.routing,
             decision=decision,
             application=receipt["application"],
             external_id=receipt["external_id"],
-            received_at=now,
+            received_at=prepared.now,
         ):
             planned.append((receipt["id"], task))
-    return tasks_create(tenant=tenant, planned=planned, now=now, audit=False)
+    return planned
 
 
 def _stored_receipts(tenant: Tenant, external_ids: set[str]) -> dict[str, dict]:
