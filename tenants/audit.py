@@ -427,6 +427,12 @@ def audit_head_ensure(tenant: Tenant) -> None:
         transaction.on_commit(lambda: _heads_known.add(tenant.pk))  # at once in autocommit
 
 
+def audit_head_doubt(tenant: Tenant) -> None:
+    """A statement found no counter row where this process knew one: make sure of it again
+    next time (the statement itself failed whole, see :func:`audit_record_batch_cte`)."""
+    _heads_known.discard(tenant.pk)
+
+
 def audit_append_cte(
     *, tenant: Tenant, actor, kind: str, object_type: str, object_id_sql: str, data: dict, data_sql: dict, source: str
 ) -> tuple[str, list]:

@@ -20,6 +20,7 @@ from hitl.api_errors import RequestTooLarge
 from hitl.errors import fields_message, pydantic_fields
 from reviews import otlp, schemas
 from reviews.services import output_ingest_batch
+from tenants.audit import Actor
 from tenants.models import KeyRoles
 
 MAX_ERRORS_NAMED = 20  # spans named in partial_success's message; the count covers them all
@@ -91,7 +92,11 @@ class OtlpTracesApi(TenantApi):
             except ValidationError as error:
                 rejected.append((item, fields_message(pydantic_fields(error))))
         if valid:  # one batch for the whole request, never one per span
-            results = output_ingest_batch(tenant=self.tenant, submissions=[submission for _, submission in valid])
+            results = output_ingest_batch(
+                tenant=self.tenant,
+                submissions=[submission for _, submission in valid],
+                actor=Actor.of_key(self.api_key),  # the event names the key that sent the spans
+            )
             for (item, _), result in zip(valid, results, strict=True):
                 if result.outcome == "conflict":
                     rejected.append((item, "received before with different content (spans are not updated)"))

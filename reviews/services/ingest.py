@@ -13,7 +13,7 @@ from typing import Literal
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from hitl.db import bulk_insert, insert_statement
@@ -26,7 +26,13 @@ from reviews.routing import RoutingTable, plan_tasks, routing_table
 from reviews.schemas import OutputSubmission
 from reviews.services.claims import TASK_FIELDS, tasks_build, tasks_commitment, tasks_create
 from reviews.services.judging import judges_enqueue, judges_enqueue_deferred
-from tenants.audit import SYSTEM, Actor, audit_head_ensure, audit_record_batch, audit_record_batch_cte
+from tenants.audit import (
+    Actor,
+    audit_head_doubt,
+    audit_head_ensure,
+    audit_record_batch,
+    audit_record_batch_cte,
+)
 from tenants.auditchain import digest_of_normalized, format_time, json_normalize
 from tenants.models import Tenant
 
@@ -138,13 +144,15 @@ def output_audit_digest(
     )
 
 
-def output_ingest(*, tenant: Tenant, submission: OutputSubmission, actor: Actor = SYSTEM) -> IngestResult:
-    """Store one output, or return the stored one on a repeat (409-worthy on a different body)."""
+def output_ingest(*, tenant: Tenant, submission: OutputSubmission, actor: Actor | None = None) -> IngestResult:
+    """Store one output, or return the stored one on a repeat (409-worthy on a different body).
+
+    ``actor``: who sends it; by default the key of the request being served, else the system."""
     return output_ingest_batch(tenant=tenant, submissions=[submission], actor=actor)[0]
 
 
 def output_ingest_batch(
-    *, tenant: Tenant, submissions: list[OutputSubmission], actor: Actor = SYSTEM
+    *, tenant: Tenant, submissions: list[OutputSubmission], actor: Actor | None = None
 ) -> list[IngestResult]:
     """Store new outputs in one transaction; a result per submission, in order (see ``_store``).
 
@@ -157,7 +165,10 @@ def output_ingest_batch(
     judges decided.
     """
     prepared = _prepare(tenant, submissions)
-    with nullcontext() if _one_statement(prepared) else transaction.atomic():
+    # One output on PostgreSQL is one statement: its own transaction, or in a caller's, a savepoint
+    # (so that its failure leaves the caller's transaction usable).
+    own = _one_statement(prepared) and not transaction.get_connection().in_atomic_block
+    with nullcontext() if own else transaction.atomic():
         results, judged = _store(tenant, prepared, actor)
     if judged and settings.CELERY_TASK_ALWAYS_EAGER and not transaction.get_connection().in_atomic_block:
         fresh = {
@@ -290,7 +301,7 @@ def _prepare(tenant: Tenant, submissions: list[OutputSubmission]) -> _Prepared:
     )
 
 
-def _store(tenant: Tenant, prepared: _Prepared, actor: Actor) -> tuple[list[IngestResult], list]:
+def _store(tenant: Tenant, prepared: _Prepared, actor: Actor | None) -> tuple[list[IngestResult], list]:
     """Insert first, ask later: the rows go in with ``ON CONFLICT DO NOTHING RETURNING id``,
     which stores every external id not yet stored (also against concurrent requests: the
     conflict check waits for them to finish), and only the rows it skipped are read back,
@@ -337,7 +348,7 @@ _ID, _EXTERNAL_ID, _DIGEST = (
 _OUTPUT_CONFLICT = ("tenant", "external_id")
 
 
-def _write(tenant: Tenant, prepared: _Prepared, actor: Actor) -> set:
+def _write(tenant: Tenant, prepared: _Prepared, actor: Actor | None) -> set:
     """The rows (one INSERT), the tasks of those sampled (one INSERT) and the audit event,
     in the caller's transaction; returns the ids inserted."""
     inserted = bulk_insert(Output, _INSERT_FIELDS, prepared.rows, skip_conflicts_on=_OUTPUT_CONFLICT)
@@ -359,10 +370,10 @@ def _one_statement(prepared: _Prepared) -> bool:
     return len(prepared.rows) == 1 and connection.vendor == "postgresql"
 
 
-def _write_one(tenant: Tenant, prepared: _Prepared, actor: Actor) -> set:
+def _write_one(tenant: Tenant, prepared: _Prepared, actor: Actor | None) -> set:
     """PostgreSQL, one output (most services send one per LLM call): the row, its tasks if it
     is sampled and its ``output.received`` event in one statement, a transaction by itself
-    (the row's CTE feeds the others: a repeat inserts nothing, so neither tasks nor event
+    outside a caller's (the row's CTE feeds the others: a repeat inserts nothing, so neither tasks nor event
     follow). One round trip with its scope, as a plain insert, where the transaction of
     ``_write`` took three: the insert, the tasks, the append with the COMMIT."""
     row = prepared.rows[0]
@@ -385,9 +396,13 @@ def _write_one(tenant: Tenant, prepared: _Prepared, actor: Actor) -> set:
         tenant=tenant, actor=actor, source="stored", **_received_event([(row[_ID], row[_DIGEST])], task_rows)
     )
     ctes.append(event_sql)
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(ctes)} SELECT id FROM stored", [*params, *event_params])  # noqa: S608
-        return {stored[0] for stored in cursor.fetchall()}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {', '.join(ctes)} SELECT id FROM stored", [*params, *event_params])  # noqa: S608
+            return {stored[0] for stored in cursor.fetchall()}
+    except IntegrityError:
+        audit_head_doubt(tenant)  # (a vanished counter row fails the event's NOT NULL seq: recreated next time)
+        raise
 
 
 def _received_event(leaves: list[tuple], task_rows: list[tuple]) -> dict:

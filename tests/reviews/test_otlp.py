@@ -57,6 +57,16 @@ def test_an_agent_run_in_protobuf_becomes_one_output_with_its_trace(tenant, serv
     assert steps[2]["tokens"] == 150 and steps[2]["messages"][-1]["content"] == "Your balance is 42 EUR."
 
 
+def test_the_received_event_names_the_key_that_sent_the_spans(tenant, service_client):
+    from tenants.models import AuditEvent
+
+    assert send_protobuf(service_client, export(agent_run())).status_code == 200
+    output = Output.objects.for_tenant(tenant).get()
+    event = AuditEvent.objects.for_tenant(tenant).get(kind="output.received")
+    assert event.data["ids"] == [str(output.pk)]
+    assert (event.actor_key_id, event.actor_role) == (service_client.api_key.pk, "service")
+
+
 def test_the_same_spans_twice_make_no_second_output(tenant, service_client):
     first = send_protobuf(service_client, export(agent_run()))
     again = send_protobuf(service_client, export(agent_run()))
