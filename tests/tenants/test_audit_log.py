@@ -332,3 +332,14 @@ _leaves = (
 )
 def test_an_events_data_is_made_json_in_one_walk_as_in_two(data):
     assert audit._data_of(data) == auditchain.json_normalize(audit.jsonable(data))
+
+
+@pytest.mark.postgres
+def test_autovacuum_visits_the_chain_counter_rows_often(db):
+    """Every append updates its tenant's one counter row: autovacuum is set to clear its dead
+    versions after a thousand, not after a fifth of a table of one row a tenant (migration 0006)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'tenants_audithead'")
+        options = dict(option.split("=", 1) for option in cursor.fetchone()[0] or [])
+    assert options.get("autovacuum_vacuum_threshold") == "1000"
+    assert options.get("autovacuum_vacuum_scale_factor") == "0"
