@@ -80,7 +80,7 @@ def tasks_commitment(rows: list[tuple]) -> dict:
     return {"root": merkle_root(task_digest(row) for row in rows), "count": len(ids), "ids": ids}
 
 
-def tasks_audit(*, tenant: Tenant, rows: list[tuple], actor=SYSTEM) -> None:
+def tasks_audit(*, tenant: Tenant, rows: list[tuple], actor=None) -> None:
     """One ``task.created`` event committing to the tasks ``tasks_create`` inserted (in its rows' order)."""
     if rows:
         audit_record_batch(

@@ -38,6 +38,17 @@ def test_the_life_of_a_reviewed_output_is_in_the_log(tenant, workflow):
     assert audit_verify(tenant).ok
 
 
+def test_a_task_that_feedback_opens_names_the_key_that_sent_the_feedback(tenant, workflow):
+    output = submit(workflow, 1, "quiet-app")  # auto-approved: no task until a thumbs down
+    service = workflow["service"]
+    down = service.post(f"/api/v1/outputs/{output['id']}/feedback", {"rating": "down"}, format="json")
+    assert down.json()["review_task_created"] is True
+
+    (created,) = events(tenant, kind="task.created")
+    assert (created.actor_key_id, created.actor_role) == (service.api_key.pk, "service")
+    assert audit_verify(tenant).ok
+
+
 def test_the_chain_keeps_digests_of_what_people_wrote_never_the_words(tenant, workflow):
     """Comments, corrections, final outputs and feedback comments are in their own rows, which
     retention may blank; the append-only chain holds only their SHA-256."""
