@@ -123,7 +123,7 @@ def secrets_rotate(*, batch_size: int = 500) -> dict[str, tuple[int, int]]:
         for start in range(0, len(pks), batch_size):
             with transaction.atomic():
                 rows = (
-                    manager.select_for_update()
+                    manager.select_for_update(no_key=True)
                     .filter(pk__in=pks[start : start + batch_size])
                     .exclude(**{name: ""})
                     # The raw token, not the decrypted value: a cast is read as plain text.

@@ -53,7 +53,7 @@ def retention_days_check(days) -> int:
 def retention_set(*, tenant: Tenant, days: int, user=None, reason: str = "") -> Retention:
     """Set how long the tenant keeps payloads; the reason goes into the history record."""
     days = retention_days_check(days)
-    retention = Retention.objects.for_tenant(tenant).select_for_update().filter().first()
+    retention = Retention.objects.for_tenant(tenant).select_for_update(no_key=True).filter().first()
     if retention is None:
         retention = Retention(tenant=tenant)
     before = retention.days if retention.pk else None
@@ -95,7 +95,7 @@ def _retention_lock(tenant: Tenant) -> None:
     """Holds change under the lock the retention job takes for each batch, so that a batch sees
     every hold placed before it and none is placed in the middle of one."""
     retention = retention_row_ensure(tenant=tenant)
-    Retention.objects.for_tenant(tenant).select_for_update().filter(pk=retention.pk).first()
+    Retention.objects.for_tenant(tenant).select_for_update(no_key=True).filter(pk=retention.pk).first()
 
 
 def legal_holds(*, tenant: Tenant, active: bool | None = None) -> QuerySet[LegalHold]:
@@ -177,7 +177,7 @@ def legal_hold_place(
 def legal_hold_release(*, tenant: Tenant, hold_id: int, reason: str, user=None) -> LegalHold:
     """End a hold; the outputs it kept become subject to retention at the job's next run."""
     _retention_lock(tenant)
-    hold = LegalHold.objects.for_tenant(tenant).select_for_update().filter(pk=hold_id).first()
+    hold = LegalHold.objects.for_tenant(tenant).select_for_update(no_key=True).filter(pk=hold_id).first()
     if hold is None:
         raise NotFoundError("Legal hold not found.")
     reason = (reason or "").strip()

@@ -157,7 +157,7 @@ def policy_publish(
     written (StaleVersionError), so that one person's change does not silently undo another's.
     """
     parsed = policy_validate(tenant=tenant, document=document)
-    policy = Policy.objects.for_tenant(tenant).select_for_update().first()
+    policy = Policy.objects.for_tenant(tenant).select_for_update(no_key=True).first()
     if policy is None:
         policy = Policy(tenant=tenant, version=0)
     if expected_version is not None and policy.version != expected_version:
@@ -183,7 +183,7 @@ def _locked_or_inserted(queryset, new):
     Returns (row, inserted). ``new`` carries everything its first version needs,
     so a new row gets one history record, not a create and an update.
     """
-    existing = queryset.select_for_update().first()
+    existing = queryset.select_for_update(no_key=True).first()
     if existing is not None:
         return existing, False
     try:
@@ -191,7 +191,7 @@ def _locked_or_inserted(queryset, new):
             new.save(force_insert=True)
         return new, True
     except IntegrityError:  # created meanwhile by a concurrent request: update that one
-        return queryset.select_for_update().get(), False
+        return queryset.select_for_update(no_key=True).get(), False
 
 
 @transaction.atomic
@@ -268,7 +268,7 @@ def rubric_publish(
 
     queryset = Rubric.objects.for_tenant(tenant).filter(name=parsed.name)
     if expected_version is not None:
-        current = queryset.select_for_update().values_list("version", flat=True).first()
+        current = queryset.select_for_update(no_key=True).values_list("version", flat=True).first()
         version_check(what=f"rubric '{parsed.name}'", current=current, expected=expected_version)
     rubric, created = _locked_or_inserted(queryset, apply(Rubric(tenant=tenant, name=parsed.name), 1))
     if not created:
@@ -439,7 +439,7 @@ def judge_update(*, tenant: Tenant, judge_id: int, data: dict, user=None, expect
     ``expected_version``: the version the caller's copy is of; a StaleVersionError when
     another version was saved since.
     """
-    judge = Judge.objects.for_tenant(tenant).select_for_update().filter(pk=judge_id).first()
+    judge = Judge.objects.for_tenant(tenant).select_for_update(no_key=True).filter(pk=judge_id).first()
     if judge is None:
         raise NotFoundError("Judge not found.")
     version_check(what=f"judge '{judge.name}'", current=judge.version, expected=expected_version)
@@ -494,7 +494,7 @@ def judge_flag_raise(
     Renews the configuration token: verdicts given from the next request on carry the
     flag's sample rate (``policies.selectors.judge_flag_rates``).
     """
-    Judge.objects.for_tenant(tenant).select_for_update().filter(pk=judge.pk).first()  # one raise at a time
+    Judge.objects.for_tenant(tenant).select_for_update(no_key=True).filter(pk=judge.pk).first()  # one raise at a time
     if JudgeFlag.objects.for_tenant(tenant).filter(judge=judge, cleared_at__isnull=True).exists():
         return None
     flag = JudgeFlag.objects.for_tenant(tenant).create(
@@ -525,7 +525,7 @@ def judge_flag_clear(*, tenant: Tenant, judge_id: int, user, note: str = "") -> 
     """A person looked at a flagged judge: the flag closes, the boosted sampling stops."""
     flag = (
         JudgeFlag.objects.for_tenant(tenant)
-        .select_for_update()
+        .select_for_update(no_key=True)
         .filter(judge_id=judge_id, cleared_at__isnull=True)
         .first()
     )

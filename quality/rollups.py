@@ -127,7 +127,7 @@ def metrics_rollup(*, tenant: Tenant, now: datetime | None = None) -> RollupRun:
     run = RollupRun(output_hours=len(output_hours), review_hours=len(review_hours), days=len(days), dirty_days=days)
     for day in days:
         with transaction.atomic():
-            RollupState.objects.for_tenant(tenant).select_for_update().get(pk=state.pk)
+            RollupState.objects.for_tenant(tenant).select_for_update(no_key=True).get(pk=state.pk)
             outputs_today = sorted(hour for hour in output_hours if day_of(hour) == day)
             reviews_today = sorted(hour for hour in review_hours if day_of(hour) == day)
             if outputs_today:
@@ -142,7 +142,7 @@ def metrics_rollup(*, tenant: Tenant, now: datetime | None = None) -> RollupRun:
             if reviews_today:
                 _sum_review_day(tenant, day)
     with transaction.atomic():
-        locked = RollupState.objects.for_tenant(tenant).select_for_update().get(pk=state.pk)
+        locked = RollupState.objects.for_tenant(tenant).select_for_update(no_key=True).get(pk=state.pk)
         if locked.watermark is None or locked.watermark < now:
             locked.watermark = now
         locked.updated_at = timezone.now()

@@ -80,7 +80,7 @@ def golden_set_create(
 
 
 def _set_for_update(tenant: Tenant, golden_set_id: int) -> GoldenSet:
-    golden_set = GoldenSet.objects.for_tenant(tenant).select_for_update().filter(pk=golden_set_id).first()
+    golden_set = GoldenSet.objects.for_tenant(tenant).select_for_update(no_key=True).filter(pk=golden_set_id).first()
     if golden_set is None:
         raise NotFoundError("Golden set not found.")
     return golden_set
@@ -547,7 +547,7 @@ def calibration_session_create(
 
 
 def _session_for_update(tenant: Tenant, session_id) -> CalibrationSession:
-    session = CalibrationSession.objects.for_tenant(tenant).select_for_update().filter(pk=session_id).first()
+    session = CalibrationSession.objects.for_tenant(tenant).select_for_update(no_key=True).filter(pk=session_id).first()
     if session is None:
         raise NotFoundError("Calibration session not found.")
     return session

@@ -169,7 +169,7 @@ def _member_keys_revoke(*, tenant: Tenant, user, allowed_roles: set[str]) -> int
     """
     revoked = 0
     keys = ApiKey.objects.for_tenant(tenant).filter(user=user, revoked_at__isnull=True).exclude(role__in=allowed_roles)
-    for api_key in keys.select_for_update():
+    for api_key in keys.select_for_update(no_key=True):
         api_key_revoke(api_key=api_key)
         revoked += 1
     return revoked

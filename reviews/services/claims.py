@@ -234,7 +234,7 @@ def _claim_sql(
     review = quote(Review._meta.db_table)
     certification = quote(Certification._meta.db_table)
     if vendor == "postgresql":
-        queue_filter, lock = "t.queue_id = ANY(%s)", "FOR UPDATE SKIP LOCKED"
+        queue_filter, lock = "t.queue_id = ANY(%s)", "FOR NO KEY UPDATE SKIP LOCKED"
         personal_filter = "p.queue_id = ANY(%s)"
         gated_filter = "t.queue_id = ANY(%s)"
         # OFFSET 0 keeps each NOT EXISTS a probe of the one candidate (an index lookup on
@@ -435,7 +435,7 @@ def _violated_constraint(error: IntegrityError) -> str | None:
 
 
 def _task_for_update(tenant: Tenant, task_id) -> ReviewTask:
-    task = ReviewTask.objects.for_tenant(tenant).select_for_update().filter(pk=task_id).first()
+    task = ReviewTask.objects.for_tenant(tenant).select_for_update(no_key=True).filter(pk=task_id).first()
     if task is None:
         raise NotFoundError("Task not found.")
     return task
@@ -479,7 +479,7 @@ def tasks_release_expired(*, now: datetime | None = None) -> int:
     """
     now = now or timezone.now()
     expired = list(
-        ReviewTask.unscoped.select_for_update(skip_locked=True)
+        ReviewTask.unscoped.select_for_update(skip_locked=True, no_key=True)
         .filter(status=TaskStatus.CLAIMED, lease_expires_at__lt=now)
         .order_by("tenant_id", "id")
         .values_list("tenant_id", "id", "output_id", "claimed_by_id", "lease_expires_at")

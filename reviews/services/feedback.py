@@ -19,7 +19,7 @@ from tenants.models import Tenant
 @transaction.atomic
 def output_feedback_add(*, tenant: Tenant, output_id, rating: str, comment: str = "") -> tuple[Feedback, bool]:
     """Store end-user feedback; a thumbs-down on an output no person looked at creates a task."""
-    output = Output.objects.for_tenant(tenant).select_for_update().filter(pk=output_id).first()
+    output = Output.objects.for_tenant(tenant).select_for_update(no_key=True).filter(pk=output_id).first()
     if output is None:
         raise NotFoundError("Output not found.")
     feedback = Feedback.objects.for_tenant(tenant).create(output=output, rating=rating, comment=comment)

@@ -364,7 +364,7 @@ def gold_answer_record(
         Exam.objects.for_tenant(tenant).filter(pk=gold.exam_id).update(
             items_answered=F("items_answered") + 1, items_correct=F("items_correct") + int(correct)
         )
-        exam = Exam.objects.for_tenant(tenant).select_for_update().get(pk=gold.exam_id)
+        exam = Exam.objects.for_tenant(tenant).select_for_update(no_key=True).get(pk=gold.exam_id)
         if exam.status == ExamStatus.IN_PROGRESS and exam.items_answered >= exam.items_total:
             _exam_grade(tenant, exam, now)
     else:
@@ -402,7 +402,7 @@ def _live_window_check(tenant: Tenant, user_id: int, queue_id: int, now: datetim
     """A full window below the threshold suspends an active certification (answers since it was granted count)."""
     certification = (
         Certification.objects.for_tenant(tenant)
-        .select_for_update()
+        .select_for_update(no_key=True)
         .filter(user_id=user_id, queue_id=queue_id, status=CertificationStatus.ACTIVE)
         .select_related("queue")
         .first()
@@ -482,7 +482,10 @@ def _certification_grant(tenant: Tenant, exam: Exam, now: datetime) -> Certifica
     queue = exam.queue
     until = now + timedelta(days=queue.certification_days)
     certification = (
-        Certification.objects.for_tenant(tenant).select_for_update().filter(user_id=exam.user_id, queue=queue).first()
+        Certification.objects.for_tenant(tenant)
+        .select_for_update(no_key=True)
+        .filter(user_id=exam.user_id, queue=queue)
+        .first()
     )
     if certification is None:
         certification = Certification.objects.for_tenant(tenant).create(
@@ -583,7 +586,7 @@ def certification_status_set(
 def _certification_for_update(tenant: Tenant, certification_id: int) -> Certification:
     certification = (
         Certification.objects.for_tenant(tenant)
-        .select_for_update()
+        .select_for_update(no_key=True)
         .select_related("queue", "user")
         .filter(pk=certification_id)
         .first()
@@ -646,7 +649,7 @@ def queue_recertification_require(*, tenant: Tenant, queue_id: int, actor, reaso
         raise NotFoundError("Queue not found.")
     certifications = list(
         Certification.objects.for_tenant(tenant)
-        .select_for_update()
+        .select_for_update(no_key=True)
         .select_related("queue")
         .filter(queue=queue, status=CertificationStatus.ACTIVE)
         .order_by("pk")
@@ -678,7 +681,7 @@ def certifications_expire(*, tenant: Tenant, now: datetime | None = None) -> int
     now = now or timezone.now()
     due = list(
         Certification.objects.for_tenant(tenant)
-        .select_for_update(skip_locked=True)
+        .select_for_update(skip_locked=True, no_key=True)
         .filter(status=CertificationStatus.ACTIVE, valid_until__lte=now)
         .order_by("pk")
         .values_list("pk", "user_id", "queue_id", "valid_from", "valid_until")
@@ -747,7 +750,7 @@ def rubric_recertification_require(*, tenant: Tenant, rubric: Rubric, actor) -> 
 @transaction.atomic
 def queue_certification_rules_set(*, tenant: Tenant, queue_id: int, rules: dict, actor) -> Queue:
     """Change a queue's certification rules (the fields of ``QUEUE_CERTIFICATION_RULES``), audited."""
-    queue = Queue.objects.for_tenant(tenant).select_for_update().filter(pk=queue_id).first()
+    queue = Queue.objects.for_tenant(tenant).select_for_update(no_key=True).filter(pk=queue_id).first()
     if queue is None:
         raise NotFoundError("Queue not found.")
     before = {field: getattr(queue, field) for field in QUEUE_CERTIFICATION_RULES}
@@ -801,7 +804,9 @@ def certification_grant(*, tenant: Tenant, user, queue_id: int, actor, reason: s
     queue = Queue.objects.for_tenant(tenant).filter(pk=queue_id).first()
     if queue is None:
         raise NotFoundError("Queue not found.")
-    certification = Certification.objects.for_tenant(tenant).select_for_update().filter(user=user, queue=queue).first()
+    certification = (
+        Certification.objects.for_tenant(tenant).select_for_update(no_key=True).filter(user=user, queue=queue).first()
+    )
     if certification is not None:
         return certification_status_set(
             tenant=tenant,

@@ -84,7 +84,7 @@ def retention_apply(*, tenant: Tenant, now: datetime | None = None, batch_size: 
     while True:
         with transaction.atomic():
             # The lock orders this batch with hold placements and releases (they lock the same row).
-            locked = Retention.objects.for_tenant(tenant).select_for_update().get(pk=retention.pk)
+            locked = Retention.objects.for_tenant(tenant).select_for_update(no_key=True).get(pk=retention.pk)
             cutoff = retention_cutoff(days=locked.days, now=now)
             candidates = Output.objects.for_tenant(tenant).filter(received_at__lt=cutoff, redacted_at__isnull=True)
             if after is not None:

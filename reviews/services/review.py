@@ -97,7 +97,7 @@ def _task_and_output_for_update(tenant: Tenant, task_id) -> ReviewTask:
 
     Every path that decides locks the output before its tasks (a reject cancels the
     output's other tasks), so the reverse order could deadlock. PostgreSQL takes the
-    row locks of ``FOR UPDATE OF`` in the order the tables are named there
+    row locks of ``FOR NO KEY UPDATE OF`` in the order the tables are named there
     (``tests/reviews/test_claim_concurrency.py`` checks it). Plain SQL, not the ORM:
     compiling this join with ``select_related`` and ``only`` cost more CPU than the
     rest of a review.
@@ -125,7 +125,7 @@ def _task_and_output_sql(vendor: str) -> tuple[str, tuple, tuple, tuple]:
     columns = ", ".join(
         [f"t.{quote(field.column)}" for field in task_fields] + [f"o.{quote(field.column)}" for field in output_fields]
     )
-    lock = "FOR UPDATE OF o, t" if vendor == "postgresql" else ""  # SQLite serialises writers
+    lock = "FOR NO KEY UPDATE OF o, t" if vendor == "postgresql" else ""  # SQLite serialises writers
     sql = f"""
         SELECT {columns} FROM {quote(ReviewTask._meta.db_table)} t
         JOIN {quote(Output._meta.db_table)} o ON o.id = t.output_id

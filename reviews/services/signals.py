@@ -41,7 +41,8 @@ def signal_statistics_refresh(
     now = now or timezone.now()
     cutoff = now - SIGNAL_LAG
     with transaction.atomic():
-        stored = {row.application: row for row in ApplicationStatistics.objects.for_tenant(tenant).select_for_update()}
+        locked = ApplicationStatistics.objects.for_tenant(tenant).select_for_update(no_key=True)
+        stored = {row.application: row for row in locked}
         marks = [(row.through_received_at, row.through_id) for row in stored.values() if row.through_received_at]
         watermark = max(marks) if marks else None
         sketches: dict[str, dict[str, QuantileSketch]] = {}

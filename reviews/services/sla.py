@@ -72,7 +72,7 @@ def tasks_sla_sweep(*, now: datetime | None = None, batch: int = SWEEP_BATCH) ->
     while True:
         with transaction.atomic():
             tasks = list(
-                ReviewTask.unscoped.select_for_update(skip_locked=True, of=("self",))
+                ReviewTask.unscoped.select_for_update(skip_locked=True, of=("self",), no_key=True)
                 .filter(
                     status__in=(TaskStatus.PENDING, TaskStatus.CLAIMED),
                     sla_breached_at__isnull=True,

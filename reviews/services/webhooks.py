@@ -102,7 +102,7 @@ def webhook_endpoint_update(
     The URL is fixed once created (deliveries record where they went): register a
     new endpoint and deactivate this one instead.
     """
-    endpoint = WebhookEndpoint.objects.for_tenant(tenant).select_for_update().filter(pk=endpoint_id).first()
+    endpoint = WebhookEndpoint.objects.for_tenant(tenant).select_for_update(no_key=True).filter(pk=endpoint_id).first()
     if endpoint is None:
         raise NotFoundError("Webhook not found.")
     changed = []
@@ -205,7 +205,7 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
     now = now or timezone.now()
     with transaction.atomic():
         delivery = (
-            WebhookDelivery.unscoped.select_for_update(skip_locked=True)
+            WebhookDelivery.unscoped.select_for_update(skip_locked=True, no_key=True)
             .select_related("endpoint")
             .filter(pk=delivery_id, status=DeliveryStatus.PENDING)
             .first()
@@ -263,7 +263,7 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
             duration_ms=int((time.monotonic() - started) * 1000),
         )
         current = (
-            WebhookDelivery.unscoped.select_for_update()
+            WebhookDelivery.unscoped.select_for_update(no_key=True)
             .filter(pk=delivery.pk)
             .values_list("status", "attempts", "next_attempt_at")
             .first()
@@ -341,7 +341,7 @@ def webhook_delivery_replay(*, tenant: Tenant, delivery_id) -> WebhookDelivery:
     """
     from reviews.tasks import webhook_deliver_task
 
-    delivery = WebhookDelivery.objects.for_tenant(tenant).select_for_update().filter(pk=delivery_id).first()
+    delivery = WebhookDelivery.objects.for_tenant(tenant).select_for_update(no_key=True).filter(pk=delivery_id).first()
     if delivery is None:
         raise NotFoundError("Delivery not found.")
     before = {"status": delivery.status, "attempts": delivery.attempts}
