@@ -231,10 +231,12 @@ def membership_update(
     membership.role, membership.reviewer_level, membership.skills = role, reviewer_level, skills
     _history_by(membership, actor)
     membership.save(update_fields=["role", "reviewer_level", "skills"])
+    # The tenant's row before the keys' revocation, which appends to the tenant's audit chain at
+    # once (a savepoint): every configuration change takes the two in this order, so none deadlock.
+    tenant_config_changed(tenant=membership.tenant)
     _member_keys_revoke(
         tenant=membership.tenant, user=membership.user, allowed_roles=KEY_ROLES_BY_MEMBERSHIP_ROLE[role]
     )
-    tenant_config_changed(tenant=membership.tenant)
     _membership_audit(membership, "membership.updated", before, actor)
     return membership
 
@@ -243,11 +245,11 @@ def membership_update(
 def membership_delete(*, membership: Membership, actor=None) -> None:
     """The person leaves the tenant: their keys of it are revoked, their rights end at once."""
     tenant, user = membership.tenant, membership.user
+    tenant_config_changed(tenant=tenant)  # the tenant's row before the audit chain's (membership_update)
     _member_keys_revoke(tenant=tenant, user=user, allowed_roles=set())
     before, membership_id = _membership_state(membership), membership.pk
     _history_by(membership, actor)
     membership.delete()
-    tenant_config_changed(tenant=tenant)
     membership.pk = membership_id
     _membership_audit(membership, "membership.deleted", before, actor)
 

@@ -35,62 +35,78 @@ def test_no_service_takes_a_lock_that_blocks_foreign_key_checks():
     assert not found, "lock with FOR NO KEY UPDATE (select_for_update(no_key=True)):\n" + "\n".join(found)
 
 
+def _thread(target, errors: dict, name: str) -> threading.Thread:
+    """``target`` in a daemon thread with its own connection, which waits for a lock 20 s at most;
+    an error lands in ``errors[name]``."""
+    from django.db import connection
+
+    def body():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '20s'")
+            target()
+        except Exception as error:  # asserted by the test
+            errors[name] = error
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread
+
+
+def _paused_queue_change(
+    monkeypatch, tenant, queue, errors: dict
+) -> tuple[threading.Thread, threading.Event, threading.Event]:
+    """An admin's change of a queue's certification rules, paused after it changed the queue and
+    the tenant's configuration token (both rows locked), before its audit append and COMMIT."""
+    from hitl.tenancy import tenant_scope
+    from reviews.services import gold
+    from tenants.audit import SYSTEM
+
+    locked, release = threading.Event(), threading.Event()
+    real_config_changed = gold.tenant_config_changed
+
+    def paused(**kwargs):
+        real_config_changed(**kwargs)
+        locked.set()
+        assert release.wait(60)
+
+    monkeypatch.setattr(gold, "tenant_config_changed", paused)
+
+    def change():
+        with tenant_scope(tenant):
+            gold.queue_certification_rules_set(
+                tenant=tenant, queue_id=queue.pk, rules={"exam_pass_mark": 0.9}, actor=SYSTEM
+            )
+
+    thread = _thread(change, errors, "admin")
+    assert locked.wait(30), errors
+    return thread, locked, release
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_an_admin_changing_a_queue_does_not_hold_the_ingest_that_routes_to_it(
     tenant, service_client, predictable_policy, monkeypatch
 ):
-    from django.db import connection
-
-    from hitl.tenancy import tenant_scope
-    from reviews.services import gold
-    from tenants.audit import SYSTEM
-
     queue = Queue.objects.for_tenant(tenant).get()  # the tenant's default queue: where 'held' outputs go
-    locked, release = threading.Event(), threading.Event()
-    real_config_changed = gold.tenant_config_changed
-
-    def paused(**kwargs):  # the admin's transaction holds the queue's row here, its change made
-        real_config_changed(**kwargs)
-        locked.set()
-        assert release.wait(30)
-
-    monkeypatch.setattr(gold, "tenant_config_changed", paused)
-    failures = []
-
-    def admin():
-        try:
-            with tenant_scope(tenant):
-                gold.queue_certification_rules_set(
-                    tenant=tenant, queue_id=queue.pk, rules={"exam_pass_mark": 0.9}, actor=SYSTEM
-                )
-        except Exception as error:  # reported by the test below
-            failures.append(error)
-        finally:
-            connection.close()
-
-    answers = []
-
-    def ingest():
-        try:
-            answers.append(service_client.post("/api/v1/outputs", output_payload(1, application="held"), format="json"))
-        finally:
-            connection.close()
-
-    changing = threading.Thread(target=admin)
-    changing.start()
+    errors, answers = {}, []
+    admin, _, release = _paused_queue_change(monkeypatch, tenant, queue, errors)
     try:
-        assert locked.wait(30)
-        submitting = threading.Thread(target=ingest)
-        submitting.start()
-        submitting.join(5)
-        finished_while_locked = not submitting.is_alive()
+        submitting = _thread(
+            lambda: answers.append(
+                service_client.post("/api/v1/outputs", output_payload(1, application="held"), format="json")
+            ),
+            errors,
+            "ingest",
+        )
+        submitting.join(60)  # with FOR UPDATE on the queue, it waited here until its lock timeout
+        assert not submitting.is_alive() and "ingest" not in errors, errors
     finally:
         release.set()
-        changing.join(30)
-    submitting.join(30)
-    assert not failures
-    assert finished_while_locked, "the ingest waited for the admin's transaction"
+        admin.join(60)
+    assert not admin.is_alive() and not errors, errors
     assert answers[0].status_code == 201 and answers[0].json()["review_required"] is True
     assert set(ReviewTask.objects.for_tenant(tenant).values_list("queue_id", flat=True)) == {queue.pk}
     queue.refresh_from_db()
