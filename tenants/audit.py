@@ -296,8 +296,7 @@ audit_head AS (
 ),
 audit_event AS (
     {_PG_EVENT_INSERT}
-    SELECT %s, audit_head.last_seq, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, audit_head.prev_hash, audit_head.last_hash
-      FROM {source} LEFT JOIN audit_head ON true
+    SELECT {_event_values("audit_head")} FROM {source} LEFT JOIN audit_head ON true
     RETURNING seq
 )"""  # noqa: S608 (constant text and the caller's CTE name)
     return sql, [_body(fields), tenant.pk, tenant.pk, *_row_values(fields)]
@@ -324,8 +323,16 @@ WITH head AS (
 )
 {_PG_EVENT_INSERT}
 """
+
+
+def _event_values(head: str) -> str:
+    """The inserted event's values: the tenant, the seq and hashes from the moved counter row
+    ``head`` (a CTE), the event's columns between (parameters, in ``_row_values`` order)."""
+    return f"%s, {head}.last_seq, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, {head}.prev_hash, {head}.last_hash"
+
+
 _PG_APPEND = f"""{_PG_APPEND_HEAD}
-SELECT %s, last_seq, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, prev_hash, last_hash FROM head RETURNING seq, hash
+SELECT {_event_values("head")} FROM head RETURNING seq, hash
 """  # noqa: S608 (constant text)
 
 
@@ -338,8 +345,7 @@ def _body(fields: dict) -> bytes:
 # The append sent with the COMMIT: as _PG_APPEND, but a missing counter row is an error
 # (a null seq), not zero rows, since nobody reads the result before the transaction commits.
 _PG_APPEND_AT_COMMIT = f"""{_PG_APPEND_HEAD}
-SELECT %s, head.last_seq, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, head.prev_hash, head.last_hash
-  FROM (SELECT 1) AS one LEFT JOIN head ON true
+SELECT {_event_values("head")} FROM (SELECT 1) AS one LEFT JOIN head ON true
 """  # noqa: S608 (constant text)
 _PG_HEAD_ENSURE = (
     f"INSERT INTO {_TABLES['head']} (tenant_id, last_seq, last_hash, prev_hash) "  # noqa: S608

@@ -167,9 +167,9 @@ def output_ingest_batch(
     prepared = _prepare(tenant, submissions)
     # One output on PostgreSQL is one statement: its own transaction, or in a caller's, a savepoint
     # (so that its failure leaves the caller's transaction usable).
-    own = _one_statement(prepared) and not transaction.get_connection().in_atomic_block
-    with nullcontext() if own else transaction.atomic():
-        results, judged = _store(tenant, prepared, actor)
+    one = len(prepared.rows) == 1 and connection.vendor == "postgresql"
+    with nullcontext() if one and not connection.in_atomic_block else transaction.atomic():
+        results, judged = _store(tenant, prepared, actor, one_statement=one)
     if judged and settings.CELERY_TASK_ALWAYS_EAGER and not transaction.get_connection().in_atomic_block:
         fresh = {
             row["id"]: row
@@ -301,7 +301,9 @@ def _prepare(tenant: Tenant, submissions: list[OutputSubmission]) -> _Prepared:
     )
 
 
-def _store(tenant: Tenant, prepared: _Prepared, actor: Actor | None) -> tuple[list[IngestResult], list]:
+def _store(
+    tenant: Tenant, prepared: _Prepared, actor: Actor | None, *, one_statement: bool
+) -> tuple[list[IngestResult], list]:
     """Insert first, ask later: the rows go in with ``ON CONFLICT DO NOTHING RETURNING id``,
     which stores every external id not yet stored (also against concurrent requests: the
     conflict check waits for them to finish), and only the rows it skipped are read back,
@@ -310,7 +312,7 @@ def _store(tenant: Tenant, prepared: _Prepared, actor: Actor | None) -> tuple[li
     PostgreSQL, one statement in all.
     """
     candidates, judges = prepared.candidates, prepared.judges
-    inserted = _write_one(tenant, prepared, actor) if _one_statement(prepared) else _write(tenant, prepared, actor)
+    inserted = _write_one(tenant, prepared, actor) if one_statement else _write(tenant, prepared, actor)
     stored_before = {external_id for external_id, receipt in candidates.items() if receipt["id"] not in inserted}
     plans = {
         receipt["id"]: receipt["_plan"]
@@ -364,10 +366,6 @@ def _write(tenant: Tenant, prepared: _Prepared, actor: Actor | None) -> set:
     if leaves:  # last in the transaction, as it locks the tenant's chain
         audit_record_batch(tenant=tenant, actor=actor, **_received_event(leaves, task_rows))
     return inserted
-
-
-def _one_statement(prepared: _Prepared) -> bool:
-    return len(prepared.rows) == 1 and connection.vendor == "postgresql"
 
 
 def _write_one(tenant: Tenant, prepared: _Prepared, actor: Actor | None) -> set:

@@ -55,9 +55,7 @@ def _thread(target, errors: dict, name: str) -> threading.Thread:
     return thread
 
 
-def _paused_queue_change(
-    monkeypatch, tenant, queue, errors: dict
-) -> tuple[threading.Thread, threading.Event, threading.Event]:
+def _paused_queue_change(monkeypatch, tenant, queue, errors: dict) -> tuple[threading.Thread, threading.Event]:
     """An admin's change of a queue's certification rules, paused after it changed the queue and
     the tenant's configuration token (both rows locked), before its audit append and COMMIT."""
     from hitl.tenancy import tenant_scope
@@ -82,7 +80,7 @@ def _paused_queue_change(
 
     thread = _thread(change, errors, "admin")
     assert locked.wait(30), errors
-    return thread, locked, release
+    return thread, release
 
 
 @pytest.mark.postgres
@@ -92,7 +90,7 @@ def test_an_admin_changing_a_queue_does_not_hold_the_ingest_that_routes_to_it(
 ):
     queue = Queue.objects.for_tenant(tenant).get()  # the tenant's default queue: where 'held' outputs go
     errors, answers = {}, []
-    admin, _, release = _paused_queue_change(monkeypatch, tenant, queue, errors)
+    admin, release = _paused_queue_change(monkeypatch, tenant, queue, errors)
     try:
         submitting = _thread(
             lambda: answers.append(
