@@ -31,25 +31,68 @@ class TenantApi(APIView):
 
     permission_classes = [TenantRolePermission]
     permission_map: dict[str, frozenset[str] | set[str]] = {}
+    # Methods whose handler confirms the key in its own write statement (``key_guard``): for
+    # them the key may come from the process's cache, unconfirmed, saving the lookup's round
+    # trip. Whatever the handler does, a key still unconfirmed when the response is ready is
+    # looked up then, and a bad one turns the response into its 401 (``finalize_response``).
+    key_confirmed_by_write: frozenset[str] = frozenset()
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         if any("\x00" in str(value) for value in kwargs.values()):
             # No name holds a NUL character, and PostgreSQL refuses one in a query.
             raise NotFoundError("Not found.")
-        self.api_key = request.auth
-        self.tenant = request.auth.tenant
+        self._enter_tenant(request.auth)
+
+    def _enter_tenant(self, api_key) -> None:
+        self._leave_tenant()
+        self.api_key = api_key
+        self.tenant = api_key.tenant
         # From here to the response, the database shows this tenant's rows only (hitl/tenancy.py).
         self._tenant_scope = tenant_scope(self.tenant)
         self._tenant_scope.__enter__()
+
+    def _leave_tenant(self) -> None:
+        scope = self.__dict__.pop("_tenant_scope", None)
+        if scope is not None:
+            scope.__exit__(None, None, None)
+
+    def key_guard(self) -> tuple[str, list] | None:
+        """For a write that confirms the key: the SQL condition under which it may write
+        (``tenants.selectors.api_key_guard``), or None when the key is confirmed already."""
+        if getattr(self.api_key, "confirmed", True):
+            return None  # (a confirmed key, or the SQLite path, which never caches)
+        return self.request._authenticator.guard(self.api_key)
+
+    def key_confirmed(self) -> None:
+        """The handler's write statement held ``key_guard``: the key is confirmed."""
+        self.api_key.confirmed = True
+
+    def confirm_key(self) -> None:
+        """Look the key up (its guard failed: revoked, or the tenant's configuration changed
+        since it was cached): from here the request runs with the fresh key and tenant, or
+        answers 401 (AuthenticationFailed) if the key no longer works."""
+        request = self.request
+        cached = request._auth
+        request.auth = None  # nothing answers for the cached key any more, whatever the lookup says
+        user, api_key = request._authenticator.confirm(request, cached)
+        request.user, request.auth = user, api_key
+        self._enter_tenant(api_key)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # (``_auth``, not ``auth``: reading ``auth`` would authenticate a request that failed before it.)
+        if not getattr(getattr(request, "_auth", None), "confirmed", True):
+            try:  # nothing answers for an unconfirmed key: a revoked one gets its 401, not this response
+                self.confirm_key()
+            except Exception as error:
+                response = self.handle_exception(error)
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def dispatch(self, request, *args, **kwargs):
         try:
             return super().dispatch(request, *args, **kwargs)
         finally:
-            scope = self.__dict__.pop("_tenant_scope", None)
-            if scope is not None:
-                scope.__exit__(None, None, None)
+            self._leave_tenant()
 
 
 def json_object(data) -> dict:

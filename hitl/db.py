@@ -28,6 +28,7 @@ class _Plan:
     sql: str
     select_sql: str = ""  # PostgreSQL: the ``sql`` without its conflict clause
     row_sql: str = ""  # SQLite: "(%s, %s, ...)" for one row; PostgreSQL: the whole statement for one row
+    row_select_sql: str = ""  # PostgreSQL: one row as a SELECT of typed parameters, for a ``when``
     suffix: str = ""
     rows_per_statement: int = 0
     converters: tuple = ()  # per field: None, or a function from the Python value to the bound one
@@ -55,9 +56,12 @@ def _insert_plan(
         source = f"unnest({arrays}) AS u({', '.join(aliases)})"
         sql = f"INSERT INTO {table} ({columns}) SELECT {selected} FROM {source}"  # noqa: S608 (names from model meta)
         values = ", ".join("%s::jsonb" if _is_json(field) else "%s" for field in fields)
+        # In a SELECT list a parameter takes no type from its column: each is cast to it.
+        typed = ", ".join("%s::jsonb" if _is_json(field) else f"%s::{_array_type(field)[:-2]}" for field in fields)
         return _Plan(
             sql + suffix,
             select_sql=sql,
+            row_select_sql=f"INSERT INTO {table} ({columns}) SELECT {typed}",
             row_sql=f"INSERT INTO {table} ({columns}) VALUES ({values}){suffix}",  # noqa: S608 (names from model meta)
             converters=tuple(_json_text if _is_json(field) else None for field in fields),
         )
@@ -173,9 +177,13 @@ def insert_statement(
 
 def _pg_insert(plan: _Plan, columns: list[list], when: str = "") -> tuple[str, list]:
     """One row as plain VALUES (dumping a one-element array per column cost more than the rest
-    of the insert), more from ``unnest`` of one array per column; with ``when``, from ``unnest``."""
+    of the insert), more from ``unnest`` of one array per column; with ``when``, one row as a
+    SELECT of its parameters, more from ``unnest``."""
+    suffix = plan.sql[len(plan.select_sql) :]
+    if when and len(columns[0]) == 1:
+        return f"{plan.row_select_sql} WHERE {when}{suffix}", [column[0] for column in columns]
     if when:
-        return f"{plan.select_sql} WHERE {when}{plan.sql[len(plan.select_sql) :]}", columns
+        return f"{plan.select_sql} WHERE {when}{suffix}", columns
     if len(columns[0]) == 1:
         return plan.row_sql, [column[0] for column in columns]
     return plan.sql, columns

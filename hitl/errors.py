@@ -98,3 +98,10 @@ def pydantic_error(error: PydanticValidationError, fields: dict[str, list[str]])
 
 def fields_message(fields: dict[str, list[str]]) -> str:
     return "; ".join(f"{name}: {' '.join(messages)}" for name, messages in fields.items())
+
+
+class KeyUnconfirmed(Exception):
+    """A write guarded by an unconfirmed API key (``TenantApi.key_guard``) wrote nothing: the
+    key was revoked or changed, or its tenant's configuration changed, since this process
+    cached it. The view looks the key up (``TenantApi.confirm_key``) and tries again, or
+    answers 401."""

@@ -388,6 +388,11 @@ HITL_TRUSTED_PROXY_COUNT = env_int("HITL_TRUSTED_PROXY_COUNT", 0)
 # Ingest limits, part of the public contract (documented in the OpenAPI schema).
 HITL_BATCH_MAX_ITEMS = 1000
 HITL_API_KEY_TOUCH_SECONDS = 60
+# How long a web process remembers a key it looked up, so that POST /api/v1/outputs (most
+# services' one call per LLM answer) skips the lookup's round trip: its write statement
+# confirms the key instead, in the same snapshot (tenants.selectors.api_key_guard), so a
+# revoked key stops at once whatever this says. 0: every request looks its key up.
+HITL_API_KEY_CACHE_SECONDS = env_int("HITL_API_KEY_CACHE_SECONDS", 30)
 # Review leases: how long a claimed task stays with its reviewer.
 HITL_LEASE_SECONDS = env_int("HITL_LEASE_SECONDS", 15 * 60)
 # Webhook deliveries: attempts before a delivery is marked failed, first backoff.

@@ -2,9 +2,11 @@
 
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 
@@ -22,31 +24,150 @@ def api_key_account(raw_key: str) -> str | None:
     return prefix[:16] or None
 
 
-def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
+def api_key_authenticate(*, raw_key: str, unconfirmed: bool = False) -> ApiKey | None:
     """The active key for ``raw_key`` with its tenant, or None.
 
     Authentication is the one read that starts without a tenant: the key names it.
+
+    ``unconfirmed``: on PostgreSQL, a key this process looked up in the last
+    ``HITL_API_KEY_CACHE_SECONDS`` is answered from memory, marked ``confirmed = False``:
+    the caller must confirm it before anything is written or answered, in its own write
+    statement (``api_key_guard``) or by looking it up (``TenantApi.confirm_key``). Every
+    other call reads the database, and its answer is ``confirmed``.
     """
     if not raw_key.startswith(API_KEY_PREFIX):
         return None
     prefix, _, secret = raw_key[len(API_KEY_PREFIX) :].partition("_")
     if not prefix or not secret:
         return None
-    if connection.vendor == "postgresql":
-        # The lookup function crosses tenants by its own definition (SET hitl.cross_tenant):
-        # no scope goes with the statement, so a request pays no set_config for its key.
-        with no_tenant():
-            api_key = _api_key_with_tenant(prefix)
-    else:
-        with cross_tenant("api_key_lookup"):
-            api_key = _api_key_with_tenant(prefix)
-    if api_key is None or not hmac.compare_digest(api_key.key_hash, api_key_hash(raw_key)):
-        return None
+    api_key = None
+    if unconfirmed and connection.vendor == "postgresql":
+        values = _KEY_CACHE.get(prefix)
+        if values is not None:
+            api_key = _key_of(values)
+            api_key.confirmed = False
+    if api_key is None:
+        if connection.vendor == "postgresql":
+            # The lookup function crosses tenants by its own definition (SET hitl.cross_tenant):
+            # no scope goes with the statement, so a request pays no set_config for its key.
+            with no_tenant():
+                values = _api_key_row(prefix)
+        else:
+            with cross_tenant("api_key_lookup"):
+                values = _api_key_row(prefix)
+        if values is None:
+            _KEY_CACHE.drop(prefix)
+            return None
+        api_key = _key_of(values)
+        api_key.confirmed = True
+        if _usable(api_key, raw_key):
+            _KEY_CACHE.put(prefix, values)
+        else:
+            _KEY_CACHE.drop(prefix)
+    return api_key if _usable(api_key, raw_key) else None
+
+
+def _usable(api_key: ApiKey, raw_key: str) -> bool:
+    if not hmac.compare_digest(api_key.key_hash, api_key_hash(raw_key)):
+        return False
     if api_key.revoked_at is not None:
-        return None
-    if api_key.user_id is not None and api_key.role not in KEY_ROLES_BY_MEMBERSHIP_ROLE.get(api_key.member_role, ()):
-        return None  # the person left the tenant, was deactivated, or no longer holds a role that allows this key
-    return api_key
+        return False
+    # A person's key stops when the person left the tenant, was deactivated, or no longer
+    # holds a role that allows this key.
+    return api_key.user_id is None or api_key.role in KEY_ROLES_BY_MEMBERSHIP_ROLE.get(api_key.member_role, ())
+
+
+class _KeyCache:
+    """Key rows this process looked up lately, by prefix (the row as the lookup converted it).
+
+    Only ever a hint: a key answered from here is unconfirmed until its request's write
+    statement confirms it (``api_key_guard``) or a lookup does. Bounded, and entries
+    expire after ``HITL_API_KEY_CACHE_SECONDS`` (0 turns the cache off).
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self):
+        self._entries: dict[str, tuple[float, tuple]] = {}
+
+    def get(self, prefix: str) -> tuple | None:
+        entry = self._entries.get(prefix)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, prefix: str, values: tuple) -> None:
+        seconds = settings.HITL_API_KEY_CACHE_SECONDS
+        if seconds <= 0:
+            return
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[prefix] = (time.monotonic() + seconds, values)
+
+    def drop(self, prefix: str) -> None:
+        self._entries.pop(prefix, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_KEY_CACHE = _KeyCache()
+
+
+def api_key_cache_clear() -> None:
+    """Forget every key this process looked up (tests; a key that fails its guard is dropped by the caller)."""
+    _KEY_CACHE.clear()
+
+
+def api_key_forget(api_key: ApiKey) -> None:
+    """Forget one key (its guard failed: the next request looks it up)."""
+    _KEY_CACHE.drop(api_key.prefix)
+
+
+def api_key_guard(api_key: ApiKey) -> tuple[str, list]:
+    """An SQL condition, and its parameters, that holds while ``api_key`` is still what this
+    process cached: not revoked, the same hash and role, its person still active with the
+    same membership role, and its tenant's configuration token unchanged (so the policy
+    and routing the request used are still current).
+
+    A write statement that wants to confirm an unconfirmed key (``api_key_authenticate``)
+    writes only where this holds, in the request's tenant scope, in the same snapshot as its
+    writes: a key revoked or a policy published before the statement runs writes nothing.
+    """
+    sql = _guard_sql()
+    return sql, [
+        api_key.pk,
+        api_key.tenant_id,
+        api_key.key_hash,
+        api_key.role,
+        api_key.tenant.config_token,
+        api_key.member_role or "",
+    ]
+
+
+@lru_cache(maxsize=1)
+def _guard_sql() -> str:
+    quote = connection.ops.quote_name
+    user_model = get_user_model()
+    key, tenant, membership, person = (
+        quote(model._meta.db_table) for model in (ApiKey, Tenant, Membership, user_model)
+    )
+
+    def column(model, name):
+        return quote(model._meta.get_field(name).column)
+
+    on_key = f"t.{column(Tenant, 'id')} = k.{column(ApiKey, 'tenant')}"
+    return (
+        f"EXISTS (SELECT 1 FROM {key} k JOIN {tenant} t ON {on_key}"  # noqa: S608 (names from model meta)
+        f" WHERE k.{column(ApiKey, 'id')} = %s AND k.{column(ApiKey, 'tenant')} = %s"
+        f" AND k.{column(ApiKey, 'key_hash')} = %s AND k.{column(ApiKey, 'role')} = %s"
+        f" AND k.{column(ApiKey, 'revoked_at')} IS NULL AND t.{column(Tenant, 'config_token')} = %s"
+        f" AND (k.{column(ApiKey, 'user')} IS NULL OR EXISTS (SELECT 1 FROM {membership} m"
+        f" JOIN {person} u ON u.{column(user_model, 'id')} = m.{column(Membership, 'user')}"
+        f" WHERE m.{column(Membership, 'tenant')} = k.{column(ApiKey, 'tenant')}"
+        f" AND m.{column(Membership, 'user')} = k.{column(ApiKey, 'user')}"
+        f" AND u.{column(user_model, 'is_active')} AND m.{column(Membership, 'role')} = %s)))"
+    )
 
 
 # PostgreSQL: the key lookup as a function that crosses tenants by definition
@@ -96,16 +217,16 @@ class _KeyLookup:
         return [field.db_type(connection) for field in self.fields]
 
 
-def _api_key_with_tenant(prefix: str) -> ApiKey | None:
+def _api_key_row(prefix: str) -> tuple | None:
     """The key of ``prefix`` with its tenant (and so the configuration token that keys
-    the policy caches) and its person's membership role (``member_role``), in one
-    statement; the key's person is not joined (loaded lazily when a view asks).
+    the policy caches) and its person's membership role, in one statement, as the values
+    the ORM would load (converters applied); ``_key_of`` makes the instances. The key's
+    person is not joined (loaded lazily when a view asks).
 
-    This runs on every API request, so the statement is written once per process
-    rather than built by the ORM each time: building and compiling the equivalent
-    queryset (``select_related`` plus a membership subquery) cost more CPU than
-    storing the output itself (bench/README.md). The row becomes model instances
-    as the ORM makes them, with the database's converters applied.
+    This runs on every API request that is not answered from the key cache, so the
+    statement is written once per process rather than built by the ORM each time: building
+    and compiling the equivalent queryset (``select_related`` plus a membership subquery)
+    cost more CPU than storing the output itself (bench/README.md).
     """
     lookup = _key_lookup(connection.vendor)
     with connection.cursor() as cursor:
@@ -120,6 +241,12 @@ def _api_key_with_tenant(prefix: str) -> ApiKey | None:
     for index, converters in lookup.converters:
         for converter, expression in converters:
             values[index] = converter(values[index], expression, connection)
+    return tuple(values)
+
+
+def _key_of(values: tuple) -> ApiKey:
+    """Fresh model instances for a key row (never shared between requests)."""
+    lookup = _key_lookup(connection.vendor)
     key_end = len(lookup.key_fields)
     api_key = ApiKey.from_db(connection.alias, lookup.key_fields, values[:key_end])
     tenant = Tenant.from_db(connection.alias, lookup.tenant_fields, values[key_end:-1])

@@ -64,6 +64,14 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _forget_api_keys():
+    """Each test starts with no key in the process's key cache (its database is new: ids repeat)."""
+    from tenants.selectors import api_key_cache_clear
+
+    api_key_cache_clear()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def audit_watch():
     """Every service's writes must come with an audit event (tests/audit_watch.py); touches no database."""

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from hitl.db import bulk_insert, insert_statement
 from hitl.enqueue import enqueue_on_commit
+from hitl.errors import KeyUnconfirmed
 from policies.engine import CompiledPolicy, Decision
 from policies.selectors import JudgeTable, application_statistics, compiled_policy, judge_table
 from policies.signals import EMPTY_STATISTICS, measures_of
@@ -144,15 +145,24 @@ def output_audit_digest(
     )
 
 
-def output_ingest(*, tenant: Tenant, submission: OutputSubmission, actor: Actor | None = None) -> IngestResult:
+def output_ingest(
+    *, tenant: Tenant, submission: OutputSubmission, actor: Actor | None = None, key_guard: tuple | None = None
+) -> IngestResult:
     """Store one output, or return the stored one on a repeat (409-worthy on a different body).
 
-    ``actor``: who sends it; by default the key of the request being served, else the system."""
-    return output_ingest_batch(tenant=tenant, submissions=[submission], actor=actor)[0]
+    ``actor``: who sends it; by default the key of the request being served, else the system.
+    ``key_guard``: the condition that confirms the request's API key (``TenantApi.key_guard``),
+    checked by the write statement itself; where it does not hold, nothing is written, and
+    KeyUnconfirmed is raised."""
+    return output_ingest_batch(tenant=tenant, submissions=[submission], actor=actor, key_guard=key_guard)[0]
 
 
 def output_ingest_batch(
-    *, tenant: Tenant, submissions: list[OutputSubmission], actor: Actor | None = None
+    *,
+    tenant: Tenant,
+    submissions: list[OutputSubmission],
+    actor: Actor | None = None,
+    key_guard: tuple | None = None,
 ) -> list[IngestResult]:
     """Store new outputs in one transaction; a result per submission, in order (see ``_store``).
 
@@ -168,8 +178,10 @@ def output_ingest_batch(
     # One output on PostgreSQL is one statement: its own transaction, or in a caller's, a savepoint
     # (so that its failure leaves the caller's transaction usable).
     one = len(prepared.rows) == 1 and connection.vendor == "postgresql"
+    if key_guard is not None and not one:
+        raise KeyUnconfirmed  # only the one statement checks a guard: the caller confirms the key first
     with nullcontext() if one and not connection.in_atomic_block else transaction.atomic():
-        results, judged = _store(tenant, prepared, actor, one_statement=one)
+        results, judged = _store(tenant, prepared, actor, one_statement=one, key_guard=key_guard)
     if judged and settings.CELERY_TASK_ALWAYS_EAGER and not transaction.get_connection().in_atomic_block:
         fresh = {
             row["id"]: row
@@ -302,7 +314,7 @@ def _prepare(tenant: Tenant, submissions: list[OutputSubmission]) -> _Prepared:
 
 
 def _store(
-    tenant: Tenant, prepared: _Prepared, actor: Actor | None, *, one_statement: bool
+    tenant: Tenant, prepared: _Prepared, actor: Actor | None, *, one_statement: bool, key_guard: tuple | None = None
 ) -> tuple[list[IngestResult], list]:
     """Insert first, ask later: the rows go in with ``ON CONFLICT DO NOTHING RETURNING id``,
     which stores every external id not yet stored (also against concurrent requests: the
@@ -312,7 +324,7 @@ def _store(
     PostgreSQL, one statement in all.
     """
     candidates, judges = prepared.candidates, prepared.judges
-    inserted = _write_one(tenant, prepared, actor) if one_statement else _write(tenant, prepared, actor)
+    inserted = _write_one(tenant, prepared, actor, key_guard) if one_statement else _write(tenant, prepared, actor)
     stored_before = {external_id for external_id, receipt in candidates.items() if receipt["id"] not in inserted}
     plans = {
         receipt["id"]: receipt["_plan"]
@@ -368,12 +380,16 @@ def _write(tenant: Tenant, prepared: _Prepared, actor: Actor | None) -> set:
     return inserted
 
 
-def _write_one(tenant: Tenant, prepared: _Prepared, actor: Actor | None) -> set:
+def _write_one(tenant: Tenant, prepared: _Prepared, actor: Actor | None, key_guard: tuple | None = None) -> set:
     """PostgreSQL, one output (most services send one per LLM call): the row, its tasks if it
     is sampled and its ``output.received`` event in one statement, a transaction by itself
     outside a caller's (the row's CTE feeds the others: a repeat inserts nothing, so neither tasks nor event
     follow). One round trip with its scope, as a plain insert, where the transaction of
-    ``_write`` took three: the insert, the tasks, the append with the COMMIT."""
+    ``_write`` took three: the insert, the tasks, the append with the COMMIT.
+
+    With ``key_guard`` the row goes in only where the guard holds (the request's key is still
+    valid and its tenant's configuration unchanged): the statement is then the key's check as
+    well, and the request makes no lookup of its own. Nothing written: KeyUnconfirmed."""
     row = prepared.rows[0]
     receipt = prepared.candidates[row[_EXTERNAL_ID]]
     task_rows = (
@@ -382,8 +398,17 @@ def _write_one(tenant: Tenant, prepared: _Prepared, actor: Actor | None) -> set:
         else []
     )
     audit_head_ensure(tenant)  # (a statement once per process and tenant)
-    stored_sql, params = insert_statement(Output, _INSERT_FIELDS, [row], skip_conflicts_on=_OUTPUT_CONFLICT)
-    ctes = [f"stored AS ({stored_sql})"]
+    guard_sql, params = key_guard if key_guard is not None else ("", [])
+    stored_sql, stored_params = insert_statement(
+        Output,
+        _INSERT_FIELDS,
+        [row],
+        skip_conflicts_on=_OUTPUT_CONFLICT,
+        when="(SELECT ok FROM key_ok)" if guard_sql else "",
+    )
+    ctes = [f"key_ok AS (SELECT {guard_sql} AS ok)"] if guard_sql else []
+    ctes.append(f"stored AS ({stored_sql})")
+    params = [*params, *stored_params]
     if task_rows:
         tasks_sql, tasks_params = insert_statement(
             ReviewTask, TASK_FIELDS, task_rows, when="EXISTS (SELECT 1 FROM stored)"
@@ -396,11 +421,20 @@ def _write_one(tenant: Tenant, prepared: _Prepared, actor: Actor | None) -> set:
     ctes.append(event_sql)
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f"WITH {', '.join(ctes)} SELECT id FROM stored", [*params, *event_params])  # noqa: S608
-            return {stored[0] for stored in cursor.fetchall()}
+            if not guard_sql:
+                cursor.execute(f"WITH {', '.join(ctes)} SELECT id FROM stored", [*params, *event_params])  # noqa: S608
+                return {stored[0] for stored in cursor.fetchall()}
+            cursor.execute(
+                f"WITH {', '.join(ctes)} SELECT key_ok.ok, stored.id FROM key_ok LEFT JOIN stored ON true",  # noqa: S608
+                [*params, *event_params],
+            )
+            found = cursor.fetchall()
     except IntegrityError:
         audit_head_doubt(tenant)  # (a vanished counter row fails the event's NOT NULL seq: recreated next time)
         raise
+    if not found[0][0]:
+        raise KeyUnconfirmed
+    return {stored_id for _, stored_id in found if stored_id is not None}
 
 
 def _received_event(leaves: list[tuple], task_rows: list[tuple]) -> dict:
