@@ -7,7 +7,7 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.models import HistoricalRecords
 
 from hitl.crypto import EncryptedTextField
-from hitl.models import TenantOwnedModel, uuid7
+from hitl.models import TenantOwnedModel, tenant_key_covered, uuid7
 
 
 class OutputStatus(models.TextChoices):
@@ -49,6 +49,8 @@ class Output(TenantOwnedModel):
     canonical submitted body, so a repeat is told from a conflicting resubmission
     without comparing JSON trees.
     """
+
+    tenant = tenant_key_covered()  # (tenant, external_id) is unique
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     external_id = models.CharField(max_length=255)
@@ -289,8 +291,10 @@ class TaskPurpose(models.TextChoices):
 class ReviewTask(TenantOwnedModel):
     """One review a person must do on one output. Claimed as a lease."""
 
+    tenant = tenant_key_covered()  # (tenant, id) keys isolation
+
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
-    output = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="tasks")
+    output = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="tasks", db_index=False)  # task_output
     queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="tasks")
     purpose = models.CharField(max_length=16, choices=TaskPurpose.choices, default=TaskPurpose.APPROVAL)
     status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.PENDING)

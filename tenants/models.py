@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from hitl.models import TenantOwnedModel
+from hitl.models import TenantOwnedModel, tenant_key_covered
 
 
 class Tenant(models.Model):
@@ -144,6 +144,8 @@ class AuditEvent(TenantOwnedModel):
     removing a person or a key must not touch the log.
     """
 
+    tenant = tenant_key_covered()  # (tenant, seq) is unique
+
     append_only = True
 
     id = models.BigAutoField(primary_key=True)
@@ -196,6 +198,8 @@ class AuditHead(TenantOwnedModel):
     is the hash before ``last_hash`` (so that one UPDATE ... RETURNING hands the insert
     both).
     """
+
+    tenant = tenant_key_covered()  # (tenant) is unique
 
     append_only = False  # updated in place by every append: the chain's tip, not history
 
