@@ -74,14 +74,27 @@ class TenantApi(APIView):
         answers 401 (AuthenticationFailed) if the key no longer works."""
         request = self.request
         cached = request._auth
-        request.auth = None  # nothing answers for the cached key any more, whatever the lookup says
+        # Nothing answers for the cached key (or its person) any more, whatever the lookup says.
+        request.user, request.auth = None, None
         user, api_key = request._authenticator.confirm(request, cached)
         request.user, request.auth = user, api_key
         self._enter_tenant(api_key)
+        self.check_permissions(request)  # (a key's role never changes: this holds, but is cheap to know)
+
+    def _key_unconfirmed(self) -> bool:
+        # (``_auth``, not ``auth``: reading ``auth`` would authenticate a request that failed before it.)
+        return not getattr(getattr(self.request, "_auth", None), "confirmed", True)
+
+    def handle_exception(self, exc):
+        if self._key_unconfirmed():  # whatever failed (even a 500), a revoked key gets its 401 instead
+            try:
+                self.confirm_key()
+            except Exception as error:  # the lookup's 401 or 429
+                exc = error
+        return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):
-        # (``_auth``, not ``auth``: reading ``auth`` would authenticate a request that failed before it.)
-        if not getattr(getattr(request, "_auth", None), "confirmed", True):
+        if self._key_unconfirmed():
             try:  # nothing answers for an unconfirmed key: a revoked one gets its 401, not this response
                 self.confirm_key()
             except Exception as error:

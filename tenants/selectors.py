@@ -46,6 +46,11 @@ def api_key_authenticate(*, raw_key: str, unconfirmed: bool = False) -> ApiKey |
         if values is not None:
             api_key = _key_of(values)
             api_key.confirmed = False
+            if not _KEY_CACHE.current(api_key.tenant):
+                # This process has seen its tenant's configuration change since: the key's row
+                # is read again, so that nothing builds a cache entry for a configuration
+                # already replaced (it would evict the current one, hitl/cache.py).
+                api_key = None
     if api_key is None:
         if connection.vendor == "postgresql":
             # The lookup function crosses tenants by its own definition (SET hitl.cross_tenant):
@@ -60,16 +65,22 @@ def api_key_authenticate(*, raw_key: str, unconfirmed: bool = False) -> ApiKey |
             return None
         api_key = _key_of(values)
         api_key.confirmed = True
-        if _usable(api_key, raw_key):
-            _KEY_CACHE.put(prefix, values)
+        _KEY_CACHE.saw(api_key.tenant)
+        if _key_works(api_key):
+            if _secret_matches(api_key, raw_key):
+                _KEY_CACHE.put(prefix, values)
+            # (a wrong secret leaves the entry alone: knowing a key's prefix, which is no secret,
+            # must not let anyone make its owner's requests slower)
         else:
             _KEY_CACHE.drop(prefix)
-    return api_key if _usable(api_key, raw_key) else None
+    return api_key if _secret_matches(api_key, raw_key) and _key_works(api_key) else None
 
 
-def _usable(api_key: ApiKey, raw_key: str) -> bool:
-    if not hmac.compare_digest(api_key.key_hash, api_key_hash(raw_key)):
-        return False
+def _secret_matches(api_key: ApiKey, raw_key: str) -> bool:
+    return hmac.compare_digest(api_key.key_hash, api_key_hash(raw_key))
+
+
+def _key_works(api_key: ApiKey) -> bool:
     if api_key.revoked_at is not None:
         return False
     # A person's key stops when the person left the tenant, was deactivated, or no longer
@@ -89,6 +100,16 @@ class _KeyCache:
 
     def __init__(self):
         self._entries: dict[str, tuple[float, tuple]] = {}
+        self._tokens: dict[int, object] = {}  # tenant id -> the newest configuration token looked up
+
+    def saw(self, tenant: Tenant) -> None:
+        """A lookup read ``tenant``'s configuration token: the one current as far as this process knows."""
+        if len(self._tokens) >= self.MAX_ENTRIES:
+            self._tokens.clear()
+        self._tokens[tenant.pk] = tenant.config_token
+
+    def current(self, tenant: Tenant) -> bool:
+        return self._tokens.get(tenant.pk) == tenant.config_token
 
     def get(self, prefix: str) -> tuple | None:
         entry = self._entries.get(prefix)
@@ -109,6 +130,7 @@ class _KeyCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self._tokens.clear()
 
 
 _KEY_CACHE = _KeyCache()

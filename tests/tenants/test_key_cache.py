@@ -127,3 +127,61 @@ def test_with_the_cache_off_every_request_looks_its_key_up(tenant, service_clien
         assert _post(service_client, output_payload(1)).status_code == 201
         api_key_revoke(api_key=service_client.api_key)
         assert _post(service_client, output_payload(2)).status_code == 401
+
+
+def _count_policy_builds(monkeypatch) -> list:
+    import policies.selectors as policy_selectors
+
+    built, real = [], policy_selectors.CompiledPolicy
+
+    def counted(*args, **kwargs):
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(policy_selectors, "CompiledPolicy", counted)
+    return built
+
+
+def test_after_a_publish_the_policy_is_compiled_once_however_many_keys_were_cached(tenant, monkeypatch):
+    # A cached key carries the configuration token of its lookup. Compiling for a replaced token
+    # would evict the current policy from the process's cache, and the next stale key would
+    # compile both again: a burst of compiles after every change (found by a review).
+    clients = [make_client(tenant, "service") for _ in range(4)]
+    for number, client in enumerate(clients):
+        assert _post(client, output_payload(number)).status_code == 201
+    policy_publish(tenant=tenant, document={**DEFAULT_POLICY})
+    built = _count_policy_builds(monkeypatch)
+    for number, client in enumerate(clients):
+        assert _post(client, output_payload(100 + number)).status_code == 201
+    assert len(built) == 1
+
+
+def test_a_wrong_secret_for_a_known_prefix_does_not_evict_the_key(tenant, service_client):
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.test import APIClient
+
+    assert _post(service_client, output_payload(1)).status_code == 201
+    attacker = APIClient(REMOTE_ADDR="10.9.9.9")  # a key's prefix is no secret: it names the key in listings
+    attacker.credentials(HTTP_AUTHORIZATION=f"Bearer hitl_{service_client.api_key.prefix}_{'x' * 40}")
+    assert _post(attacker, output_payload(2)).status_code == 401
+    assert attacker.get(URL).status_code == 401
+    assert not _stored(tenant, "ext-2")
+    with CaptureQueriesContext(connection) as queries:
+        assert _post(service_client, output_payload(3)).status_code == 201
+    lookups = [query for query in queries.captured_queries if "hitl_api_key_lookup" in query["sql"]]
+    assert not lookups or connection.vendor != "postgresql"
+
+
+def test_an_unexpected_failure_with_a_revoked_cached_key_answers_401_not_500(tenant, service_client, monkeypatch):
+    import reviews.apis.outputs as outputs_api
+
+    assert _post(service_client, output_payload(1)).status_code == 201
+    api_key_revoke(api_key=service_client.api_key)
+
+    def broken(**kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(outputs_api, "output_ingest", broken)
+    # On PostgreSQL the key came from the cache and the handler failed before any write confirmed
+    # it: it is looked up before the failure is answered. (On SQLite it was looked up first.)
+    assert _post(service_client, output_payload(2)).status_code == 401
