@@ -289,6 +289,7 @@ def audit_record_batch_cte(
     """
     root, payload = _batch_event(digests, data)
     fields = _event_fields(tenant, actor, kind, object_type, root, payload, timezone.now())
+    _chain_row_locking()
     sql = f"""
 audit_head AS (
     {_PG_HEAD_MOVE} AND EXISTS (SELECT 1 FROM {source})
@@ -353,6 +354,25 @@ _PG_HEAD_ENSURE = (
 )
 
 
+# Appenders at commit queue for the tenant's chain on a transaction-scoped advisory lock, taken
+# in a statement of its own just before the append: the append's snapshot is then taken once the
+# previous appender has committed, so it finds the counter row's newest version unlocked. Queued
+# on the row itself instead, every waiter pinned its page, so that no version could be pruned
+# while appenders waited (the row grew hundreds of dead versions that every update walked), and
+# each woke to re-check the row it had waited for (bench/README.md). Not taken by a transaction
+# that already locked the row (an append at once, in a savepoint; ``_CHAIN_ROW_LOCKED``): it
+# would wait for the lock while holding the row its holder waits for.
+_CHAIN_LOCK_CLASS = 0x68_69_74_6C  # "hitl": the advisory lock's first key; the tenant's id is the second
+_PG_CHAIN_QUEUE = f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK_CLASS}, %s)"
+_CHAIN_ROW_LOCKED = "audit chain row locked"
+
+
+def _chain_row_locking() -> None:
+    """The statement about to run locks a chain counter row until the transaction ends."""
+    if connection.vendor == "postgresql" and not connection.get_autocommit():
+        connection.hitl_transaction_marks.add(_CHAIN_ROW_LOCKED)
+
+
 def _append_at_commit(tenant: Tenant, fields: dict, body: bytes) -> bool:
     """PostgreSQL, the outermost transaction: hand the append to the commit, which sends it in
     one pipeline with the ``COMMIT`` (``hitl.postgres``). The tenant's counter row is then
@@ -361,14 +381,15 @@ def _append_at_commit(tenant: Tenant, fields: dict, body: bytes) -> bool:
     every other writer of the tenant's chain queued behind that. Returns False where the
     commit is not this transaction's own (a savepoint): the caller appends at once."""
     ensure = tenant.pk not in _heads_known and not any(  # (once a transaction)
-        sql is _PG_HEAD_ENSURE and params[0] == tenant.pk for _, sql, params in connection.hitl_at_commit
+        sql is _PG_HEAD_ENSURE and params[0] == tenant.pk for _, sql, params, _ in connection.hitl_at_commit
     )
     if ensure and not connection.hitl_execute_at_commit(
         _PG_HEAD_ENSURE, [tenant.pk, auditchain.GENESIS, auditchain.GENESIS]
     ):
         return False
-    if not connection.hitl_execute_at_commit(_PG_APPEND_AT_COMMIT, [body, tenant.pk, tenant.pk, *_row_values(fields)]):
-        return False  # (only reached without ``ensure``: the two checks ask the same question)
+    if not connection.hitl_execute_at_commit(_PG_CHAIN_QUEUE, [tenant.pk], unless_marked=_CHAIN_ROW_LOCKED):
+        return False  # (only reached without ``ensure``: every check asks the same question)
+    connection.hitl_execute_at_commit(_PG_APPEND_AT_COMMIT, [body, tenant.pk, tenant.pk, *_row_values(fields)])
     if ensure:
         transaction.on_commit(lambda: _heads_known.add(tenant.pk))
     return True
@@ -393,6 +414,7 @@ def _append(tenant: Tenant, fields: dict, body: bytes) -> Appended | None:
     row_values = _row_values(fields)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            _chain_row_locking()
             cursor.execute(_PG_APPEND, [body, tenant.pk, tenant.pk, *row_values])
             row = cursor.fetchone()
             return None if row is None else Appended(row[0], row[1])
@@ -457,6 +479,7 @@ def audit_append_cte(
     """
     resolved = actor_resolve(actor)
     at = timezone.now()
+    _chain_row_locking()
     template_data = {**jsonable(data), **{key: f"@@{key}@@" for key in data_sql}}
     body = auditchain.body_bytes(
         tenant.slug,

@@ -160,8 +160,8 @@ def _watch_commit_appends() -> None:
         return
 
     @wraps(hand)
-    def watched_hand(self, sql, params):
-        taken = hand(self, sql, params)
+    def watched_hand(self, sql, params, **options):
+        taken = hand(self, sql, params, **options)
         handed = getattr(_state, "handed", None)
         if taken and handed is not None and writes_of(sql)[1]:
             handed.append(True)

@@ -29,7 +29,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.hitl_scope_held = tenancy.NOTHING
-        self.hitl_at_commit: list[tuple[tuple[str, str], str, list]] = []
+        self.hitl_at_commit: list[tuple[tuple[str, str], str, list, str | None]] = []
+        # What the running transaction has done that its commit must know of (names the code
+        # chooses, e.g. ``tenants.audit``'s "a chain row is locked"); emptied when it ends.
+        self.hitl_transaction_marks: set[str] = set()
         self.hitl_scopes_sent = 0  # how many times a scope went with a statement (tests/test_tenancy.py)
         if self.alias != "__no_db__":  # the connection that creates databases reads no table
             self.execute_wrappers.append(tenancy.apply_scope)
@@ -40,25 +43,28 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.hitl_scope_cursor = self.connection.cursor()  # one per connection: a new cursor a statement costs CPU
         tenancy.enter_app_role(self)
 
-    def hitl_execute_at_commit(self, sql: str, params: list) -> bool:
+    def hitl_execute_at_commit(self, sql: str, params: list, *, unless_marked: str | None = None) -> bool:
         """Send ``sql`` with the ``COMMIT`` of the running transaction, in the running code's
         scope, when that commit is the outermost ``atomic`` block's (returns True); otherwise
         (a savepoint of an enclosing block, as in the test suite, or autocommit) returns
-        False and the caller executes it at once. Statements go in the order handed."""
+        False and the caller executes it at once. Statements go in the order handed;
+        ``unless_marked``: not sent if the transaction holds that mark when it commits."""
         if len(self.atomic_blocks) != 1 or self.get_autocommit() or self.needs_rollback:
             return False
-        self.hitl_at_commit.append((tenancy.current(), sql, params))
+        self.hitl_at_commit.append((tenancy.current(), sql, params, unless_marked))
         return True
 
     def _commit(self):
         pending, self.hitl_at_commit = self.hitl_at_commit, []
+        marks, self.hitl_transaction_marks = self.hitl_transaction_marks, set()
+        pending = [entry for entry in pending if entry[3] is None or entry[3] not in marks]
         try:
             if not pending or self.connection is None:
                 return super()._commit()
             with self.wrap_database_errors, self.connection.pipeline():
                 cursor = self.hitl_scope_cursor
                 held = self.hitl_scope_held
-                for scope, sql, params in pending:
+                for scope, sql, params, _ in pending:
                     if scope != held:
                         cursor.execute(tenancy.SET_SCOPE_SQL, scope)
                         held = scope
@@ -69,6 +75,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _rollback(self):
         self.hitl_at_commit = []
+        self.hitl_transaction_marks = set()
         try:
             return super()._rollback()
         finally:
@@ -76,6 +83,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _close(self):
         self.hitl_at_commit = []
+        self.hitl_transaction_marks = set()
         return super()._close()
 
     def _savepoint_rollback(self, sid):

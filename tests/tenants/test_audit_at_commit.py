@@ -29,7 +29,14 @@ def test_appends_are_sent_with_the_commit_in_order_and_the_chain_verifies():
     with transaction.atomic():
         assert record(tenant, 1) is None  # handed to the commit: no seq before it
         record(tenant, 2)
-        assert len(connection.hitl_at_commit) == 3  # the counter row made sure of, then the two appends
+        # The counter row made sure of, then each append after its turn on the chain's lock.
+        assert [sql.split()[0] for _, sql, _, _ in connection.hitl_at_commit] == [
+            "INSERT",
+            "SELECT",
+            "WITH",
+            "SELECT",
+            "WITH",
+        ]
         assert appended(tenant) == []  # nothing appended yet: the chain's lock is not taken
     assert appended(tenant) == ["1", "2"]
     assert AuditHead.objects.for_tenant(tenant).get().last_seq == 2
@@ -37,7 +44,7 @@ def test_appends_are_sent_with_the_commit_in_order_and_the_chain_verifies():
 
     with transaction.atomic():  # the counter row is known committed now: only the append is handed
         record(tenant, 3)
-        assert len(connection.hitl_at_commit) == 1
+        assert len(connection.hitl_at_commit) == 2
     assert appended(tenant) == ["1", "2", "3"] and audit_verify(tenant).ok
 
 
@@ -78,3 +85,35 @@ def test_an_append_that_fails_fails_the_commit_and_keeps_nothing_of_the_transact
     with transaction.atomic():  # the connection is usable again, and the chain starts cleanly
         record(tenant, 2)
     assert appended(tenant) == ["2"] and audit_verify(tenant).ok
+
+
+def test_appenders_at_commit_queue_on_the_chain_lock_unless_they_hold_the_counter_row():
+    import psycopg
+    from django.db import OperationalError
+
+    tenant = Tenant.objects.create(slug="at-commit-queue")
+    with transaction.atomic():
+        record(tenant, 1)
+    settings = connection.settings_dict
+    other = psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"], dbname=settings["NAME"]
+    )
+    try:
+        # Another appender has its turn:
+        other.execute("SELECT pg_advisory_lock(%s, %s)", [audit._CHAIN_LOCK_CLASS, tenant.pk])
+        with pytest.raises(OperationalError, match="lock timeout"), transaction.atomic():
+            connection.cursor().execute("SET LOCAL lock_timeout = '300ms'")
+            record(tenant, 2)  # its commit waits for the turn (here: gives up)
+        assert appended(tenant) == ["1"]
+
+        # A transaction that already holds the counter row (an append at once, in a savepoint)
+        # does not queue: it would hold the row the turn's holder is about to wait for.
+        with transaction.atomic():
+            connection.cursor().execute("SET LOCAL lock_timeout = '300ms'")
+            with transaction.atomic():
+                assert record(tenant, 3).seq == 2
+            record(tenant, 4)
+        assert appended(tenant) == ["1", "3", "4"]
+    finally:
+        other.close()
+    assert audit_verify(tenant).ok
