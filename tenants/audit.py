@@ -285,11 +285,11 @@ def audit_record_batch_cte(
     appended when ``source``, a CTE of that statement yielding at most one row, yields one
     (the write it records happened), and nothing otherwise. A missing counter row fails the
     statement (a null seq) rather than leave the write unrecorded: the caller makes sure of
-    it first (:func:`audit_head_ensure`). Returns the CTE text and its parameters, in order.
+    it first (:func:`audit_head_ensure`), and calls :func:`audit_chain_row_locking` right before
+    running the statement. Returns the CTE text and its parameters, in order.
     """
     root, payload = _batch_event(digests, data)
     fields = _event_fields(tenant, actor, kind, object_type, root, payload, timezone.now())
-    _chain_row_locking()
     sql = f"""
 audit_head AS (
     {_PG_HEAD_MOVE} AND EXISTS (SELECT 1 FROM {source})
@@ -362,13 +362,21 @@ _PG_HEAD_ENSURE = (
 # each woke to re-check the row it had waited for (bench/README.md). Not taken by a transaction
 # that already locked the row (an append at once, in a savepoint; ``_CHAIN_ROW_LOCKED``): it
 # would wait for the lock while holding the row its holder waits for.
-_CHAIN_LOCK_CLASS = 0x68_69_74_6C  # "hitl": the advisory lock's first key; the tenant's id is the second
-_PG_CHAIN_QUEUE = f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK_CLASS}, %s)"
+_PG_CHAIN_QUEUE = "SELECT pg_advisory_xact_lock(%s::bigint)"
 _CHAIN_ROW_LOCKED = "audit chain row locked"
 
 
-def _chain_row_locking() -> None:
-    """The statement about to run locks a chain counter row until the transaction ends."""
+def chain_turn_key(tenant_id: int) -> int:
+    """The advisory lock key of a tenant's chain turn: 64 bits of a hash, whatever the id's size
+    (two tenants that shared a key would only take turns with each other)."""
+    digest = hashlib.sha256(f"hitl audit chain {tenant_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def audit_chain_row_locking() -> None:
+    """Call right before running a statement that moves a chain counter row (one built by
+    :func:`audit_append_cte` or :func:`audit_record_batch_cte`): inside a transaction, the row
+    is then held until it ends, and its commit must not queue for the chain's turn."""
     if connection.vendor == "postgresql" and not connection.get_autocommit():
         connection.hitl_transaction_marks.add(_CHAIN_ROW_LOCKED)
 
@@ -387,7 +395,9 @@ def _append_at_commit(tenant: Tenant, fields: dict, body: bytes) -> bool:
         _PG_HEAD_ENSURE, [tenant.pk, auditchain.GENESIS, auditchain.GENESIS]
     ):
         return False
-    if not connection.hitl_execute_at_commit(_PG_CHAIN_QUEUE, [tenant.pk], unless_marked=_CHAIN_ROW_LOCKED):
+    if not connection.hitl_execute_at_commit(
+        _PG_CHAIN_QUEUE, [chain_turn_key(tenant.pk)], unless_marked=_CHAIN_ROW_LOCKED
+    ):
         return False  # (only reached without ``ensure``: every check asks the same question)
     connection.hitl_execute_at_commit(_PG_APPEND_AT_COMMIT, [body, tenant.pk, tenant.pk, *_row_values(fields)])
     if ensure:
@@ -414,7 +424,7 @@ def _append(tenant: Tenant, fields: dict, body: bytes) -> Appended | None:
     row_values = _row_values(fields)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            _chain_row_locking()
+            audit_chain_row_locking()
             cursor.execute(_PG_APPEND, [body, tenant.pk, tenant.pk, *row_values])
             row = cursor.fetchone()
             return None if row is None else Appended(row[0], row[1])
@@ -475,11 +485,11 @@ def audit_append_cte(
     :func:`tenants.auditchain.body_bytes` writes, the unknown values spliced in (UUIDs and
     integers, which JSON writes as they are). Returns the CTE text (``audit_head`` and
     ``audit_event``, the latter returning ``seq``) and its parameters, in order. The caller
-    makes sure the tenant's counter row exists (:func:`audit_head_ensure`).
+    makes sure the tenant's counter row exists (:func:`audit_head_ensure`), and calls
+    :func:`audit_chain_row_locking` right before running the statement.
     """
     resolved = actor_resolve(actor)
     at = timezone.now()
-    _chain_row_locking()
     template_data = {**jsonable(data), **{key: f"@@{key}@@" for key in data_sql}}
     body = auditchain.body_bytes(
         tenant.slug,

@@ -25,6 +25,7 @@ from tenants.audit import (
     SYSTEM,
     Actor,
     audit_append_cte,
+    audit_chain_row_locking,
     audit_head_ensure,
     audit_record,
     audit_record_batch,
@@ -392,6 +393,7 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
                 statement_settings(**CLAIM_SETTINGS),
                 connection.cursor() as cursor,
             ):
+                audit_chain_row_locking()
                 cursor.execute(sql, [*params, *audit_params])
                 row = cursor.fetchone()
         except IntegrityError as error:

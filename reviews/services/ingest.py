@@ -29,6 +29,7 @@ from reviews.services.claims import TASK_FIELDS, tasks_build, tasks_commitment, 
 from reviews.services.judging import judges_enqueue, judges_enqueue_deferred
 from tenants.audit import (
     Actor,
+    audit_chain_row_locking,
     audit_head_doubt,
     audit_head_ensure,
     audit_record_batch,
@@ -421,6 +422,7 @@ def _write_one(tenant: Tenant, prepared: _Prepared, actor: Actor | None, key_gua
     ctes.append(event_sql)
     try:
         with connection.cursor() as cursor:
+            audit_chain_row_locking()
             if not guard_sql:
                 cursor.execute(f"WITH {', '.join(ctes)} SELECT id FROM stored", [*params, *event_params])  # noqa: S608
                 return {stored[0] for stored in cursor.fetchall()}

@@ -100,7 +100,7 @@ def test_appenders_at_commit_queue_on_the_chain_lock_unless_they_hold_the_counte
     )
     try:
         # Another appender has its turn:
-        other.execute("SELECT pg_advisory_lock(%s, %s)", [audit._CHAIN_LOCK_CLASS, tenant.pk])
+        other.execute("SELECT pg_advisory_lock(%s::bigint)", [audit.chain_turn_key(tenant.pk)])
         with pytest.raises(OperationalError, match="lock timeout"), transaction.atomic():
             connection.cursor().execute("SET LOCAL lock_timeout = '300ms'")
             record(tenant, 2)  # its commit waits for the turn (here: gives up)
@@ -114,6 +114,34 @@ def test_appenders_at_commit_queue_on_the_chain_lock_unless_they_hold_the_counte
                 assert record(tenant, 3).seq == 2
             record(tenant, 4)
         assert appended(tenant) == ["1", "3", "4"]
+
+        # Nor does one that ran a statement moving the row (the claim's, ingest's): the mark is
+        # made where the statement runs, whenever its text was built.
+        built, params = audit.audit_append_cte(
+            tenant=tenant,
+            actor=SYSTEM,
+            kind="test.appended",
+            object_type="t",
+            object_id_sql="c.id",
+            data={},
+            data_sql={},
+            source="c",
+        )
+        with transaction.atomic():
+            connection.cursor().execute("SET LOCAL lock_timeout = '300ms'")
+            with connection.cursor() as cursor:
+                audit.audit_chain_row_locking()
+                sql = f"WITH c AS (SELECT '5'::text AS id), {built} SELECT seq FROM audit_event"  # noqa: S608
+                cursor.execute(sql, params)
+            record(tenant, 6)
+        assert appended(tenant) == ["1", "3", "4", "5", "6"]
     finally:
         other.close()
     assert audit_verify(tenant).ok
+
+
+def test_the_turn_takes_any_tenant_id():
+    tenant = Tenant.objects.create(id=2**31 + 7, slug="at-commit-big-id")  # past PostgreSQL's integer
+    with transaction.atomic():
+        record(tenant, 1)
+    assert appended(tenant) == ["1"] and audit_verify(tenant).ok
