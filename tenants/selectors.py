@@ -66,14 +66,15 @@ def api_key_authenticate(*, raw_key: str, unconfirmed: bool = False) -> ApiKey |
         api_key = _key_of(values)
         api_key.confirmed = True
         _KEY_CACHE.saw(api_key.tenant)
-        if _key_works(api_key):
-            if _secret_matches(api_key, raw_key):
-                _KEY_CACHE.put(prefix, values)
-            # (a wrong secret leaves the entry alone: knowing a key's prefix, which is no secret,
-            # must not let anyone make its owner's requests slower)
-        else:
+    matches, works = _secret_matches(api_key, raw_key), _key_works(api_key)
+    if api_key.confirmed:  # what the lookup read decides the cache entry
+        if not works:
             _KEY_CACHE.drop(prefix)
-    return api_key if _secret_matches(api_key, raw_key) and _key_works(api_key) else None
+        elif matches:
+            _KEY_CACHE.put(prefix, values)
+        # (a wrong secret leaves the entry alone: knowing a key's prefix, which is no secret,
+        # must not let anyone make its owner's requests slower)
+    return api_key if matches and works else None
 
 
 def _secret_matches(api_key: ApiKey, raw_key: str) -> bool:
