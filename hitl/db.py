@@ -36,7 +36,11 @@ class _Plan:
 
 @lru_cache(maxsize=64)
 def _insert_plan(
-    model: type[models.Model], field_names: tuple[str, ...], conflict_fields: tuple[str, ...], vendor: str
+    model: type[models.Model],
+    field_names: tuple[str, ...],
+    conflict_fields: tuple[str, ...],
+    vendor: str,
+    returning: tuple[str, ...] = (),
 ):
     fields = [model._meta.get_field(name) for name in field_names]
     quote = connection.ops.quote_name
@@ -45,7 +49,8 @@ def _insert_plan(
     suffix = ""
     if conflict_fields:
         targets = ", ".join(quote(model._meta.get_field(name).column) for name in conflict_fields)
-        suffix = f" ON CONFLICT ({targets}) DO NOTHING RETURNING {quote(model._meta.pk.column)}"
+        returned = ", ".join(quote(column) for column in [model._meta.pk.column, *_columns_of(model, returning)])
+        suffix = f" ON CONFLICT ({targets}) DO NOTHING RETURNING {returned}"
     if vendor == "postgresql":
         aliases = [f"c{position}" for position in range(len(fields))]
         arrays = ", ".join(f"%b::{_array_type(field)}" for field in fields)
@@ -74,6 +79,10 @@ def _insert_plan(
         rows_per_statement=_SQLITE_MAX_PARAMS // len(fields),
         converters=tuple(_converter(field) for field in fields),
     )
+
+
+def _columns_of(model: type[models.Model], field_names: tuple[str, ...]) -> list[str]:
+    return [model._meta.get_field(name).column for name in field_names]
 
 
 def _is_json(field: models.Field) -> bool:
@@ -160,19 +169,65 @@ def insert_statement(
     rows: list[tuple],
     *,
     skip_conflicts_on: tuple[str, ...] = (),
+    returning: tuple[str, ...] = (),
     when: str = "",
+    from_cte: tuple[str, dict[str, str]] | None = None,
 ) -> tuple[str, list]:
     """PostgreSQL: the INSERT of ``rows`` that ``bulk_insert`` sends, and its parameters, for a
     caller that composes it into a larger statement (as a CTE of a one-statement write).
 
     ``when``, an SQL condition (over the larger statement's other CTEs, from the caller's
     code, never from a request), makes the rows go in only where it holds. The conflict
-    clause of ``skip_conflicts_on`` returns the primary keys inserted, as ``bulk_insert``.
+    clause of ``skip_conflicts_on`` returns the primary keys inserted, as ``bulk_insert``,
+    then the columns of the fields named in ``returning``.
+
+    ``from_cte``, ``(name, {field name: column})``: the rows go in once for each row of the
+    CTE ``name`` (none when it yields none), and the fields named take their values from its
+    columns (their values in ``rows`` are not sent): a child row takes its parent's id and
+    tenant from the CTE that inserted the parent, with fewer parameters to send and convert.
     """
     if connection.vendor != "postgresql" or not rows:
         raise ValueError("insert_statement composes PostgreSQL statements of at least one row")
-    plan = _insert_plan(model, field_names, skip_conflicts_on, "postgresql")
+    if from_cte is not None:
+        if skip_conflicts_on or returning or when:
+            raise ValueError("from_cte takes no conflict clause, returning or when")
+        name, mapping = from_cte
+        statement = _cte_insert_sql(model, field_names, name, tuple(sorted(mapping.items())), len(rows) == 1)
+        sent = [position for position, field in enumerate(field_names) if field not in mapping]
+        plan = _insert_plan(model, tuple(field_names[position] for position in sent), (), "postgresql")
+        columns = _columns(plan, [tuple(row[position] for position in sent) for row in rows])
+        return statement, [column[0] for column in columns] if len(rows) == 1 else columns
+    if returning and not skip_conflicts_on:
+        raise ValueError("returning names columns returned after the keys of the rows a conflict clause let in")
+    plan = _insert_plan(model, field_names, skip_conflicts_on, "postgresql", returning)
     return _pg_insert(plan, _columns(plan, rows), when)
+
+
+@lru_cache(maxsize=32)
+def _cte_insert_sql(
+    model: type[models.Model], field_names: tuple[str, ...], cte: str, mapping: tuple[tuple[str, str], ...], one: bool
+) -> str:
+    """The INSERT of ``insert_statement(..., from_cte=...)``: one row of typed parameters, or
+    more from ``unnest`` of one array per column, joined to each row of ``cte``."""
+    quote = connection.ops.quote_name
+    taken = dict(mapping)
+    fields = [model._meta.get_field(name) for name in field_names]
+    values, arrays = [], []
+    for field in fields:
+        if field.name in taken:
+            values.append(f"{quote(cte)}.{quote(taken[field.name])}")
+        elif one:
+            values.append("%s::jsonb" if _is_json(field) else f"%s::{_array_type(field)[:-2]}")
+        else:
+            alias = f"c{len(arrays)}"
+            arrays.append((alias, f"%b::{_array_type(field)}"))
+            values.append(f"u.{alias}::jsonb" if _is_json(field) else f"u.{alias}")
+    source = quote(cte)
+    if arrays:  # (more than one row)
+        aliases = ", ".join(alias for alias, _ in arrays)
+        source += f" CROSS JOIN unnest({', '.join(array for _, array in arrays)}) AS u({aliases})"
+    columns = ", ".join(quote(field.column) for field in fields)
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {', '.join(values)} FROM {source}"  # noqa: S608 (names from model meta)
 
 
 def _pg_insert(plan: _Plan, columns: list[list], when: str = "") -> tuple[str, list]:

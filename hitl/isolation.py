@@ -4,7 +4,8 @@ Applied after every ``migrate`` (a ``post_migrate`` handler, so it also covers t
 later migration adds), idempotent and cheap when nothing changed. From the model registry,
 for every concrete model inheriting ``hitl.models.TenantOwnedModel``:
 
-- each foreign key to another tenant-owned model gets a twin that includes the tenant,
+- each foreign key to another tenant-owned model (one with a database constraint) gets a
+  twin that includes the tenant,
   ``(tenant_id, x_id) REFERENCES parent (tenant_id, id)``, deferrable like Django's own
   (which stays, so that migrations keep managing it), on a unique index ``(tenant_id, id)``
   of the parent: a row can never point at another tenant's row, whatever the code does;
@@ -72,6 +73,8 @@ def tenant_foreign_keys() -> list[TenantForeignKey]:
         for field in model._meta.concrete_fields:
             if not field.is_relation or not field.many_to_one or field.name == "tenant":
                 continue
+            if not field.db_constraint:
+                continue  # kept without a constraint on purpose (an audit row's actor: the log outlives keys)
             parent = field.related_model
             if not (isinstance(parent, type) and issubclass(parent, TenantOwnedModel)):
                 continue
@@ -165,6 +168,16 @@ def apply(using: str = "default") -> None:
                     f"{q(next(k.parent_column for k in keys if k.parent_table == parent))})"
                 )
         constraints = _existing(cursor, "SELECT conname FROM pg_constraint WHERE contype = 'f'")
+        wanted = {key.name for key in keys}
+        stale = _existing(
+            cursor,
+            "SELECT c.relname, k.conname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid"
+            " WHERE k.contype = 'f' AND c.relnamespace = current_schema()::regnamespace AND k.conname LIKE %s",
+            ["%\\_hitl\\_tfk\\_%"],
+        )
+        for table, name in sorted(stale):
+            if table in tables and name not in wanted:  # a twin no model asks for any more
+                statements.append(f"ALTER TABLE {q(table)} DROP CONSTRAINT {q(name)}")
         for key in keys:
             if key.name not in constraints:
                 statements.append(

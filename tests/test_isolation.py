@@ -139,6 +139,36 @@ def test_a_child_cannot_reference_another_tenants_parent_even_in_raw_sql(two_ten
         Feedback.unscoped.create(tenant_id=theirs.pk, output_id=their_output.pk, rating="up")
 
 
+def test_an_audit_rows_actor_key_may_go_and_a_stale_twin_is_dropped(two_tenants):
+    """An audit row's actor is a plain id (``db_constraint=False``): no tenant twin either, so
+    that removing a key never touches the log; a twin left by an older build is dropped by
+    the next ``apply`` (run after every migrate)."""
+    from tenants.models import ApiKey, AuditEvent
+
+    mine, _ = two_tenants
+    with tenant_scope(mine):
+        event = AuditEvent.objects.for_tenant(mine).filter(actor_key__isnull=False).first()
+    assert event is not None
+    assert not [key for key in isolation.tenant_foreign_keys() if key.table == AuditEvent._meta.db_table]
+    with tenancy.as_owner(), transaction.atomic():
+        run("SET CONSTRAINTS ALL IMMEDIATE")
+        rows("DELETE FROM tenants_apikey WHERE id = %s RETURNING id", [event.actor_key_id])
+        rows("SELECT 1 FROM tenants_auditevent WHERE id = %s", [event.pk])
+        transaction.set_rollback(True)  # (the key stays for the rest of the test)
+    stale = isolation.TenantForeignKey("tenants_auditevent", "actor_key_id", "tenants_apikey", "id")
+    with tenancy.as_owner():
+        run("SET CONSTRAINTS ALL IMMEDIATE")  # (no checks pending: a table with some cannot be altered)
+        run(
+            f"ALTER TABLE tenants_auditevent ADD CONSTRAINT {isolation.q(stale.name)} FOREIGN KEY"
+            " (tenant_id, actor_key_id) REFERENCES tenants_apikey (tenant_id, id) DEFERRABLE INITIALLY DEFERRED"
+        )
+        assert rows("SELECT 1 FROM pg_constraint WHERE conname = %s", [stale.name]) == [(1,)]
+        isolation.apply()
+        assert rows("SELECT 1 FROM pg_constraint WHERE conname = %s", [stale.name]) == []
+    assert ApiKey.unscoped.filter(pk=event.actor_key_id).exists()
+    assert isolation.problems() == []
+
+
 def test_append_only_tables_take_select_and_insert_only():
     class AuditRow:
         append_only = True

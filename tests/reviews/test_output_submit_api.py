@@ -254,3 +254,44 @@ def test_an_output_whose_audit_event_cannot_be_appended_is_not_stored(service_cl
         assert tenant.pk not in audit._heads_known  # doubted: made sure of again by the next append
     finally:
         audit._heads_known.discard(tenant.pk)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("application", "tier"), [("held", "critical"), ("support-bot", "high")])
+def test_a_sampled_outputs_tasks_take_its_id_tenant_and_time_from_the_row_it_inserted(
+    service_client, tenant, application, tier
+):
+    """The tasks of a sampled output are inserted from the output's row in the same statement
+    (``insert_statement(from_cte=...)``): theirs are its id, tenant and time of receipt, and the
+    statement sends at most the parameters whose conversion psycopg caches, for one task or two."""
+    import psycopg
+    from django.db import connection
+
+    from policies.defaults import DEFAULT_POLICY
+    from policies.services import policy_publish
+
+    tiers = [{**t, "review_rate": 1.0} for t in DEFAULT_POLICY["tiers"]]
+    rules = [{"name": "held", "tier": tier, "match": {"application": application}}]
+    policy_publish(tenant=tenant, document={**DEFAULT_POLICY, "tiers": tiers, "rules": rules})
+    assert service_client.post(URL, output_payload(0), format="json").status_code == 201  # (the key now cached)
+    sent = []
+
+    def record(execute, sql, params, many, context):
+        if "reviews_reviewtask" in sql:
+            sent.append(("key_ok" in sql, len(params)))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        response = service_client.post(URL, output_payload(1, application=application), format="json")
+    assert (response.status_code, response.json()["risk_tier"]) == (201, tier)
+    output = Output.objects.for_tenant(tenant).get(pk=response.json()["id"])
+    tasks = list(ReviewTask.objects.for_tenant(tenant).filter(output=output))
+    assert tasks and all(
+        (task.tenant_id, task.created_at, task.status) == (tenant.pk, output.received_at, "pending") for task in tasks
+    )
+    assert len({task.pk for task in tasks}) == len(tasks)
+    assert len(tasks) == (2 if tier == "critical" else 1)  # (critical: two approvals, two tasks)
+    assert sent == [(True, sent[0][1])]  # one statement, the key's check in it
+    assert sent[0][1] <= psycopg._queries.MAX_CACHED_STATEMENT_PARAMS
+    event = AuditEvent.objects.for_tenant(tenant).get(kind="output.received", data__ids=[str(output.pk)])
+    assert event.data["tasks"]  # the event commits to the tasks created
