@@ -19,7 +19,13 @@ api_v1 = [
     re_path(r"^.*$", views.api_not_found),
 ]
 
+# The API first: its paths are the hot ones (every output, claim and review), and Django tries
+# patterns in order, walking every include before it (tenants.urls, with no prefix, pattern by
+# pattern): /api/v1/outputs resolved in 27 us behind the pages, 14 us ahead of them.
 urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    # OpenTelemetry exporters append /v1/traces to the endpoint they are given (/api/otlp).
+    path("api/otlp/", include("reviews.otlp_urls")),
     path("", views.home, name="home"),
     # Ahead of the admin's own route: failed sign-ins are counted and slowed (hitl/ratelimit.py).
     path("admin/login/", login_rate_limited(admin.site.login)),
@@ -29,9 +35,6 @@ urlpatterns = [
     path("audit/", include("reviews.audit_urls")),
     path("quality/", include("quality.page_urls")),
     path("admin/", admin.site.urls),
-    path("api/v1/", include(api_v1)),
-    # OpenTelemetry exporters append /v1/traces to the endpoint they are given (/api/otlp).
-    path("api/otlp/", include("reviews.otlp_urls")),
 ]
 
 handler404 = "hitl.views.not_found"
