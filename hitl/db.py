@@ -192,6 +192,8 @@ def insert_statement(
         if skip_conflicts_on or returning or when:
             raise ValueError("from_cte takes no conflict clause, returning or when")
         name, mapping = from_cte
+        if not set(mapping) <= set(field_names) or set(mapping) == set(field_names):
+            raise ValueError("from_cte maps some of field_names, not all, and nothing else")
         statement = _cte_insert_sql(model, field_names, name, tuple(sorted(mapping.items())), len(rows) == 1)
         sent = [position for position, field in enumerate(field_names) if field not in mapping]
         plan = _insert_plan(model, tuple(field_names[position] for position in sent), (), "postgresql")

@@ -167,7 +167,10 @@ def apply(using: str = "default") -> None:
                     f"CREATE UNIQUE INDEX {q(parent_key_index(parent))} ON {q(parent)} (tenant_id, "
                     f"{q(next(k.parent_column for k in keys if k.parent_table == parent))})"
                 )
-        constraints = _existing(cursor, "SELECT conname FROM pg_constraint WHERE contype = 'f'")
+        constraints = _existing(
+            cursor,
+            "SELECT conname FROM pg_constraint WHERE contype = 'f' AND connamespace = current_schema()::regnamespace",
+        )
         wanted = {key.name for key in keys}
         stale = _existing(
             cursor,

@@ -295,3 +295,16 @@ def test_a_sampled_outputs_tasks_take_its_id_tenant_and_time_from_the_row_it_ins
     assert sent[0][1] <= psycopg._queries.MAX_CACHED_STATEMENT_PARAMS
     event = AuditEvent.objects.for_tenant(tenant).get(kind="output.received", data__ids=[str(output.pk)])
     assert event.data["tasks"]  # the event commits to the tasks created
+
+
+@pytest.mark.postgres
+def test_insert_from_a_cte_refuses_a_mapping_it_would_ignore():
+    """A field the mapping names must be one of the rows' fields (``output``, not ``output_id``),
+    and some must be left to send: otherwise the rows' own values would go in unnoticed."""
+    from hitl.db import insert_statement
+    from reviews.services.claims import TASK_FIELDS
+
+    row = tuple(range(len(TASK_FIELDS)))
+    for mapping in ({"output_id": "id"}, dict.fromkeys(TASK_FIELDS, "id")):
+        with pytest.raises(ValueError, match="from_cte"):
+            insert_statement(ReviewTask, TASK_FIELDS, [row, row], from_cte=("stored", mapping))
