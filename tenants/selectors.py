@@ -157,19 +157,14 @@ def api_key_guard(api_key: ApiKey) -> tuple[str, list]:
     writes only where this holds, in the request's tenant scope, in the same snapshot as its
     writes: a key revoked or a policy published before the statement runs writes nothing.
     """
-    sql = _guard_sql()
-    return sql, [
-        api_key.pk,
-        api_key.tenant_id,
-        api_key.key_hash,
-        api_key.role,
-        api_key.tenant.config_token,
-        api_key.member_role or "",
-    ]
+    params = [api_key.pk, api_key.tenant_id, api_key.key_hash, api_key.role, api_key.tenant.config_token]
+    if api_key.user_id is None:  # a key of no person (a service's): no membership to check, a smaller plan
+        return _guard_sql(False), params
+    return _guard_sql(True), [*params, api_key.member_role or ""]
 
 
-@lru_cache(maxsize=1)
-def _guard_sql() -> str:
+@lru_cache(maxsize=2)
+def _guard_sql(with_person: bool) -> str:
     quote = connection.ops.quote_name
     user_model = get_user_model()
     key, tenant, membership, person = (
@@ -180,16 +175,20 @@ def _guard_sql() -> str:
         return quote(model._meta.get_field(name).column)
 
     on_key = f"t.{column(Tenant, 'id')} = k.{column(ApiKey, 'tenant')}"
-    return (
+    key_holds = (
         f"EXISTS (SELECT 1 FROM {key} k JOIN {tenant} t ON {on_key}"  # noqa: S608 (names from model meta)
         f" WHERE k.{column(ApiKey, 'id')} = %s AND k.{column(ApiKey, 'tenant')} = %s"
         f" AND k.{column(ApiKey, 'key_hash')} = %s AND k.{column(ApiKey, 'role')} = %s"
         f" AND k.{column(ApiKey, 'revoked_at')} IS NULL AND t.{column(Tenant, 'config_token')} = %s"
-        f" AND (k.{column(ApiKey, 'user')} IS NULL OR EXISTS (SELECT 1 FROM {membership} m"
+    )
+    if not with_person:
+        return f"{key_holds} AND k.{column(ApiKey, 'user')} IS NULL)"
+    return (
+        f"{key_holds} AND k.{column(ApiKey, 'user')} IS NOT NULL AND EXISTS (SELECT 1 FROM {membership} m"  # noqa: S608
         f" JOIN {person} u ON u.{column(user_model, 'id')} = m.{column(Membership, 'user')}"
         f" WHERE m.{column(Membership, 'tenant')} = k.{column(ApiKey, 'tenant')}"
         f" AND m.{column(Membership, 'user')} = k.{column(ApiKey, 'user')}"
-        f" AND u.{column(user_model, 'is_active')} AND m.{column(Membership, 'role')} = %s)))"
+        f" AND u.{column(user_model, 'is_active')} AND m.{column(Membership, 'role')} = %s))"
     )
 
 
