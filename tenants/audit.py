@@ -364,6 +364,13 @@ _PG_HEAD_ENSURE = (
 # would wait for the lock while holding the row its holder waits for.
 _PG_CHAIN_QUEUE = "SELECT pg_advisory_xact_lock(%s::bigint)"
 _CHAIN_ROW_LOCKED = "audit chain row locked"
+# Before its turn, an appender at commit runs its deferred constraint checks (Django's foreign
+# keys and their tenant twins are DEFERRABLE INITIALLY DEFERRED, so they would run at the COMMIT,
+# after the append). A check takes a KEY SHARE lock on the row referenced: checked under the turn,
+# it waited, holding the turn, for a transaction that had renamed that row (a judge, a rubric: a
+# key update, which conflicts with KEY SHARE) and was itself waiting for the turn to append at its
+# commit, a deadlock. Checked first, it waits without holding anything that transaction needs.
+_PG_CHECK_DEFERRED = "SET CONSTRAINTS ALL IMMEDIATE"
 
 
 def chain_turn_key(tenant_id: int) -> int:
@@ -388,9 +395,14 @@ def _append_at_commit(tenant: Tenant, fields: dict, body: bytes) -> bool:
     executed here held it across two round trips and this process's wait for a CPU, and
     every other writer of the tenant's chain queued behind that. Returns False where the
     commit is not this transaction's own (a savepoint): the caller appends at once."""
+    pending = connection.hitl_at_commit
     ensure = tenant.pk not in _heads_known and not any(  # (once a transaction)
-        sql is _PG_HEAD_ENSURE and params[0] == tenant.pk for _, sql, params, _ in connection.hitl_at_commit
+        sql is _PG_HEAD_ENSURE and params[0] == tenant.pk for _, sql, params, _ in pending
     )
+    if not any(sql is _PG_CHECK_DEFERRED for _, sql, _, _ in pending) and not connection.hitl_execute_at_commit(
+        _PG_CHECK_DEFERRED, []
+    ):
+        return False  # (a savepoint's commit: every check below asks the same question)
     if ensure and not connection.hitl_execute_at_commit(
         _PG_HEAD_ENSURE, [tenant.pk, auditchain.GENESIS, auditchain.GENESIS]
     ):

@@ -29,8 +29,10 @@ def test_appends_are_sent_with_the_commit_in_order_and_the_chain_verifies():
     with transaction.atomic():
         assert record(tenant, 1) is None  # handed to the commit: no seq before it
         record(tenant, 2)
-        # The counter row made sure of, then each append after its turn on the chain's lock.
+        # The deferred checks run, the counter row made sure of, then each append after its turn
+        # on the chain's lock.
         assert [sql.split()[0] for _, sql, _, _ in connection.hitl_at_commit] == [
+            "SET",
             "INSERT",
             "SELECT",
             "WITH",
@@ -42,9 +44,9 @@ def test_appends_are_sent_with_the_commit_in_order_and_the_chain_verifies():
     assert AuditHead.objects.for_tenant(tenant).get().last_seq == 2
     assert audit_verify(tenant).ok
 
-    with transaction.atomic():  # the counter row is known committed now: only the append is handed
+    with transaction.atomic():  # the counter row is known committed now: the checks, the turn, the append
         record(tenant, 3)
-        assert len(connection.hitl_at_commit) == 2
+        assert len(connection.hitl_at_commit) == 3
     assert appended(tenant) == ["1", "2", "3"] and audit_verify(tenant).ok
 
 
@@ -145,3 +147,51 @@ def test_the_turn_takes_any_tenant_id():
     with transaction.atomic():
         record(tenant, 1)
     assert appended(tenant) == ["1"] and audit_verify(tenant).ok
+
+
+def test_an_appender_runs_its_deferred_checks_before_its_turn():
+    """A transaction that renamed a judge holds its row (a key update) and appends at its commit;
+    another that wrote a row referencing that judge checks the reference at its commit. Checked
+    under the turn, that check waited for the renamer while holding the turn the renamer waited
+    for: PostgreSQL found a deadlock and failed one of them. Checked before the turn, the check
+    waits, the renamer commits, and both go in."""
+    import threading
+    import time
+
+    import psycopg
+
+    from policies.models import JudgeFlag
+    from policies.services import judge_create
+
+    tenant = Tenant.objects.create(slug="at-commit-checks")
+    judge = judge_create(tenant=tenant, data={"name": "pii", "kind": "pii"})
+    settings = connection.settings_dict
+    renamer = psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"], dbname=settings["NAME"]
+    )
+    failures = []
+
+    def renamer_commits():
+        time.sleep(0.5)  # the other transaction is in its commit by now, waiting for the judge's row
+        try:
+            renamer.execute("SELECT pg_advisory_xact_lock(%s::bigint)", [audit.chain_turn_key(tenant.pk)])
+            renamer.commit()  # (its own append would follow its turn, as the product's do)
+        except Exception as error:  # (reported below)
+            failures.append(error)
+            renamer.rollback()
+
+    try:
+        renamer.execute("UPDATE policies_judge SET name = 'pii-renamed' WHERE id = %s", [judge.pk])
+        thread = threading.Thread(target=renamer_commits)
+        thread.start()
+        try:
+            with transaction.atomic():
+                JudgeFlag.objects.for_tenant(tenant).create(judge=judge, judge_version=1, threshold=0.4)
+                record(tenant, "flag")
+        finally:
+            thread.join()
+    finally:
+        renamer.close()
+    assert failures == []
+    assert JudgeFlag.objects.for_tenant(tenant).filter(judge=judge).exists()
+    assert appended(tenant)[-1] == "flag" and audit_verify(tenant).ok
