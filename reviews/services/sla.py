@@ -63,8 +63,9 @@ def tasks_sla_sweep(*, now: datetime | None = None, batch: int = SWEEP_BATCH) ->
     """Act on every open task past its due time, once each; returns how many were late.
 
     All tenants by design (a periodic sweep). Works in batches, each in its own
-    transaction, whose tasks are locked with SKIP LOCKED: two sweeps at once (two web
-    processes' embedded beats) never act on one task twice, and a crash loses nothing
+    transaction, whose tasks are locked with their outputs, SKIP LOCKED: two sweeps at once
+    (two web processes' embedded beats) never act on one task twice, a task whose output a
+    review holds waits for the next run, and a crash loses nothing
     (the next run finds what was not committed). Idempotent: a task is found once.
     """
     now = now or timezone.now()
@@ -72,7 +73,10 @@ def tasks_sla_sweep(*, now: datetime | None = None, batch: int = SWEEP_BATCH) ->
     while True:
         with transaction.atomic():
             tasks = list(
-                ReviewTask.unscoped.select_for_update(skip_locked=True, of=("self",), no_key=True)
+                # The output's row with its task's, the output first (PostgreSQL locks in the order
+                # named), as a review locks them: a sweep that locked the task alone, then waited to
+                # write the output's delivery, deadlocked with a review between its two locks.
+                ReviewTask.unscoped.select_for_update(skip_locked=True, of=("output", "self"), no_key=True)
                 .filter(
                     status__in=(TaskStatus.PENDING, TaskStatus.CLAIMED),
                     sla_breached_at__isnull=True,
