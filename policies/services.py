@@ -60,8 +60,9 @@ def _validation_error(error: ValidationError, document: dict) -> DomainValidatio
 queue_names_existing: Callable[[Tenant, set[str]], set[str]] | None = None
 
 # What a rubric published with ``require_recertification`` does: every active certification of
-# the queues using it expires. Certifications live in the reviews app, a layer above; it sets
-# this when it loads (rule 19, as above). Unset (this app alone), the flag is refused.
+# the queues using it expires (its rows at once; the function it returns records their events).
+# Certifications live in the reviews app, a layer above; it sets this when it loads (rule 19, as
+# above). Unset (this app alone), the flag is refused.
 rubric_recertification_require: Callable[..., object] | None = None
 
 
@@ -274,6 +275,16 @@ def rubric_publish(
     if not created:
         apply(rubric, rubric.version + 1).save()
     tenant_config_changed(tenant=tenant)
+    expirations = None
+    if require_recertification:
+        if rubric_recertification_require is None:
+            raise DomainValidationError(
+                "require_recertification: no certifications here.",
+                fields={"require_recertification": ["Certifications are not installed."]},
+            )
+        # Its rows now, its audit events after the publication's: every row before any event
+        # (an event appended at once, inside a caller's transaction, holds the chain's counter row).
+        expirations = rubric_recertification_require(tenant=tenant, rubric=rubric, actor=user)
     audit_record(
         tenant=tenant,
         actor=user,
@@ -292,13 +303,8 @@ def rubric_publish(
             "require_recertification": require_recertification,
         },
     )
-    if require_recertification:
-        if rubric_recertification_require is None:
-            raise DomainValidationError(
-                "require_recertification: no certifications here.",
-                fields={"require_recertification": ["Certifications are not installed."]},
-            )
-        rubric_recertification_require(tenant=tenant, rubric=rubric, actor=user)
+    if expirations is not None:
+        expirations()
     return rubric, created
 
 

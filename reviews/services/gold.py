@@ -12,6 +12,7 @@ threshold over its window suspend the certification.
 import hashlib
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -542,6 +543,18 @@ def certification_status_set(
     renew: bool = False,
 ) -> Certification:
     """Move a certification to ``status`` (``renew``: a fresh period from now), audited; call in a transaction."""
+    audit_record(
+        **_certification_status_write(
+            tenant=tenant, certification=certification, status=status, reason=reason, actor=actor, now=now, renew=renew
+        )
+    )
+    return certification
+
+
+def _certification_status_write(
+    *, tenant: Tenant, certification: Certification, status: str, reason: str, actor, now, renew: bool
+) -> dict:
+    """The rows of ``certification_status_set``; returns its audit event (``audit_record``'s arguments)."""
     now = now or timezone.now()
     before = {
         "status": certification.status,
@@ -562,13 +575,13 @@ def certification_status_set(
             status=TaskStatus.PENDING,
             gold_tasks__kind=GoldTaskKind.LIVE,
         ).update(status=TaskStatus.CANCELLED)
-    audit_record(
-        tenant=tenant,
-        actor=actor,
-        kind=f"certification.{status}" if status != CertificationStatus.ACTIVE else "certification.activated",
-        object_type="certification",
-        object_id=certification.pk,
-        data={
+    return {
+        "tenant": tenant,
+        "actor": actor,
+        "kind": f"certification.{status}" if status != CertificationStatus.ACTIVE else "certification.activated",
+        "object_type": "certification",
+        "object_id": certification.pk,
+        "data": {
             "person": certification.user_id,
             "queue": certification.queue_id,
             "reason": reason,
@@ -579,8 +592,7 @@ def certification_status_set(
                 "valid_until": certification.valid_until,
             },
         },
-    )
-    return certification
+    }
 
 
 def _certification_for_update(tenant: Tenant, certification_id: int) -> Certification:
@@ -641,9 +653,16 @@ def certification_revoke(*, tenant: Tenant, certification_id: int, actor, reason
 
 
 @transaction.atomic
-def queue_recertification_require(*, tenant: Tenant, queue_id: int, actor, reason: str) -> int:
+def queue_recertification_require(
+    *, tenant: Tenant, queue_id: int, actor, reason: str, audits: list[dict] | None = None
+) -> int:
     """Every active certification of the queue expires now (a rubric's new version, a changed policy):
-    people take the exam again. Returns how many expired."""
+    people take the exam again. Returns how many expired.
+
+    Every row first, then the audit events (or, with ``audits``, their arguments added to it, for
+    the caller to record after its own): inside a caller's transaction an event is appended at
+    once and holds the chain's counter row, and a write after it that waited for a row a claim
+    holds (a live gold task being claimed) deadlocked with the claim, which waited for that row."""
     queue = Queue.objects.for_tenant(tenant).filter(pk=queue_id).first()
     if queue is None:
         raise NotFoundError("Queue not found.")
@@ -654,14 +673,23 @@ def queue_recertification_require(*, tenant: Tenant, queue_id: int, actor, reaso
         .filter(queue=queue, status=CertificationStatus.ACTIVE)
         .order_by("pk")
     )
-    for certification in certifications:
-        certification_status_set(
+    events = [
+        _certification_status_write(
             tenant=tenant,
             certification=certification,
             status=CertificationStatus.EXPIRED,
             reason=f"recertification required: {reason}",
             actor=actor,
+            now=None,
+            renew=False,
         )
+        for certification in certifications
+    ]
+    if audits is not None:
+        audits.extend(events)
+    else:
+        for event in events:
+            audit_record(**event)
     return len(certifications)
 
 
@@ -731,20 +759,32 @@ def certifications_expire(*, tenant: Tenant, now: datetime | None = None) -> int
 
 
 @transaction.atomic
-def rubric_recertification_require(*, tenant: Tenant, rubric: Rubric, actor) -> dict[str, int]:
+def rubric_recertification_require(*, tenant: Tenant, rubric: Rubric, actor) -> Callable[[], dict[str, int]]:
     """A rubric's new version requires recertification: every active certification of the queues
     whose reviews use it (``reviews.routing.queue_ids_using_rubric``: by a tier or an application
     naming it, as routing sends outputs today) expires, each audited with the rubric and version
     in its reason. Called by ``policies.services.rubric_publish`` (set by ``ReviewsConfig.ready``),
-    in the publishing transaction. Returns queue name -> how many expired."""
+    in the publishing transaction, before it records the publication: the rows are written here,
+    and the returned function records their audit events (after the publication's, every row
+    first: see ``queue_recertification_require``) and returns queue name -> how many expired."""
     queue_ids = queue_ids_using_rubric(
         policy=compiled_policy(tenant=tenant), routing=routing_table(tenant=tenant), rubric_id=rubric.pk
     )
     reason = f"rubric {rubric.name} version {rubric.version} was published requiring it"
-    return {
-        queue.name: queue_recertification_require(tenant=tenant, queue_id=queue.pk, actor=actor, reason=reason)
+    events: list[dict] = []
+    expired = {
+        queue.name: queue_recertification_require(
+            tenant=tenant, queue_id=queue.pk, actor=actor, reason=reason, audits=events
+        )
         for queue in Queue.objects.for_tenant(tenant).filter(pk__in=sorted(queue_ids)).order_by("name")
     }
+
+    def record() -> dict[str, int]:
+        for event in events:
+            audit_record(**event)
+        return expired
+
+    return record
 
 
 @transaction.atomic
