@@ -417,7 +417,6 @@ def judge_flag_settings() -> dict:
     }
 
 
-@transaction.atomic
 def judges_agreement_check(*, tenant: Tenant, now: datetime | None = None) -> list[int]:
     """Flag every active judge whose current version agrees too little with people.
 
@@ -427,6 +426,11 @@ def judges_agreement_check(*, tenant: Tenant, now: datetime | None = None) -> li
     chance) is flagged: audited (``judge.flagged``), and each webhook endpoint gets a
     ``judge.flagged`` event. Idempotent: a judge flagged already is left as it is until a
     person clears it. Returns the ids of the judges flagged now.
+
+    Each flag in a transaction of its own, taking its judge's row, the tenant's and the audit
+    chain's in ``judge_update``'s order: one transaction for them all held the chain's counter
+    row (a nested flag's event, appended at once) while it locked the next judge, which an edit
+    of that judge held while waiting for the tenant's row.
     """
     now = now or timezone.now()
     config = judge_flag_settings()
@@ -439,37 +443,39 @@ def judges_agreement_check(*, tenant: Tenant, now: datetime | None = None) -> li
             continue
         if figure.kappa is not None and figure.kappa >= config["threshold"]:
             continue
-        flag = judge_flag_raise(
-            tenant=tenant,
-            judge=judge,
-            kappa=figure.kappa,
-            agreement_rate=figure.percent_agreement,
-            compared=figure.compared,
-            threshold=config["threshold"],
-            sample_rate=config["sample_rate"],
-            period_start=start,
-            period_end=now,
-        )
-        if flag is None:
-            continue
-        webhook_event_send(
-            tenant=tenant,
-            event="judge.flagged",
-            payload={
-                "judge": {"id": judge.pk, "name": judge.name, "kind": judge.kind, "version": judge.version},
-                "flag": {
-                    "id": flag.pk,
-                    "kappa": flag.kappa,
-                    "agreement_rate": flag.agreement_rate,
-                    "compared": flag.compared,
-                    "threshold": flag.threshold,
-                    "sample_rate": flag.sample_rate,
-                    "period_start": start.isoformat(),
-                    "period_end": now.isoformat(),
-                    "flagged_at": flag.flagged_at.isoformat(),
+        # One transaction a flag: its judge's row, then the tenant's, then the chain (as judge_update).
+        with transaction.atomic():
+            flag = judge_flag_raise(
+                tenant=tenant,
+                judge=judge,
+                kappa=figure.kappa,
+                agreement_rate=figure.percent_agreement,
+                compared=figure.compared,
+                threshold=config["threshold"],
+                sample_rate=config["sample_rate"],
+                period_start=start,
+                period_end=now,
+            )
+            if flag is None:
+                continue
+            webhook_event_send(
+                tenant=tenant,
+                event="judge.flagged",
+                payload={
+                    "judge": {"id": judge.pk, "name": judge.name, "kind": judge.kind, "version": judge.version},
+                    "flag": {
+                        "id": flag.pk,
+                        "kappa": flag.kappa,
+                        "agreement_rate": flag.agreement_rate,
+                        "compared": flag.compared,
+                        "threshold": flag.threshold,
+                        "sample_rate": flag.sample_rate,
+                        "period_start": start.isoformat(),
+                        "period_end": now.isoformat(),
+                        "flagged_at": flag.flagged_at.isoformat(),
+                    },
                 },
-            },
-        )
+            )
         flagged.append(judge.pk)
     return flagged
 
