@@ -118,17 +118,6 @@ def test_a_judge_agreeing_with_people_is_not_flagged(tenant, judge):
     assert not JudgeFlag.objects.for_tenant(tenant).exists()
 
 
-def _other_connection():
-    """A second connection to the test database (the owner's: no scope needed), for the other side."""
-    import psycopg
-    from django.db import connection
-
-    settings = connection.settings_dict
-    return psycopg.connect(
-        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"], dbname=settings["NAME"]
-    )
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_check_flags_each_judge_in_a_transaction_of_its_own_in_judge_updates_lock_order(tenant, monkeypatch):
@@ -136,12 +125,11 @@ def test_the_check_flags_each_judge_in_a_transaction_of_its_own_in_judge_updates
     row (the flag's event, appended at once in a nested block), then judge 2; an edit of judge 2
     locked it, then the tenant's row: each waited for the other. A flag a transaction now, in
     judge_update's order (its judge, the tenant, the chain)."""
-    import threading
-    import time
     import types
 
     from quality import services as quality_services
     from tenants.models import AuditEvent
+    from tests.concurrency import other_transaction
 
     first = judge_create(tenant=tenant, data={"name": "a", "kind": "banned", "params": {"phrases": ["zzz"]}})
     second = judge_create(tenant=tenant, data={"name": "b", "kind": "banned", "params": {"phrases": ["yyy"]}})
@@ -150,29 +138,9 @@ def test_the_check_flags_each_judge_in_a_transaction_of_its_own_in_judge_updates
         for judge in (first, second)
     ]
     monkeypatch.setattr(quality_services, "judge_version_agreement", lambda **kwargs: figures)
-    updating = _other_connection()
-    failures = []
-
-    def judge_update_goes_on():
-        time.sleep(0.5)  # the check is waiting for judge 2's row by now
-        try:  # judge_update: tenant_config_changed after saving the judge
-            updating.execute("UPDATE tenants_tenant SET config_token = gen_random_uuid() WHERE id = %s", [tenant.pk])
-            updating.commit()
-        except Exception as error:  # (reported below)
-            failures.append(error)
-            updating.rollback()
-
-    try:
-        # judge_update's first writes: its judge's row (select_for_update(no_key=True), then save())
-        updating.execute("UPDATE policies_judge SET description = 'edited' WHERE id = %s", [second.pk])
-        thread = threading.Thread(target=judge_update_goes_on)
-        thread.start()
-        try:
-            assert sorted(quality_services.judges_agreement_check(tenant=tenant)) == sorted([first.pk, second.pk])
-        finally:
-            thread.join()
-    finally:
-        updating.close()
-    assert failures == []
+    edit = [("UPDATE policies_judge SET description = 'edited' WHERE id = %s", [second.pk])]  # judge_update's save
+    config = [("UPDATE tenants_tenant SET config_token = gen_random_uuid() WHERE id = %s", [tenant.pk])]  # then this
+    with other_transaction(now=edit, then=config):
+        assert sorted(quality_services.judges_agreement_check(tenant=tenant)) == sorted([first.pk, second.pk])
     assert JudgeFlag.objects.for_tenant(tenant).count() == 2
     assert AuditEvent.objects.for_tenant(tenant).filter(kind="judge.flagged").count() == 2

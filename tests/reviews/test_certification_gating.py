@@ -548,13 +548,10 @@ def test_a_recertification_inside_a_callers_transaction_waits_for_a_claim_withou
     chain's counter row to the end. The publication's event came first, then the expiry cancelled
     the person's live gold task: a claim holding that task, waiting for the counter row to append
     its own event, and the publication waited for each other. Every row is written first now."""
-    import threading
-    import time
-
-    import psycopg
-    from django.db import connection, transaction
+    from django.db import transaction
 
     from policies.services import rubric_publish
+    from tests.concurrency import other_transaction
     from tests.reviews.conftest import RUBRIC
 
     alice = reviewer(tenant, 1, "alice")
@@ -565,34 +562,12 @@ def test_a_recertification_inside_a_callers_transaction_waits_for_a_claim_withou
     real = claim(alice).json()
     assert review(alice, real["id"], decision="approve", scores=GOOD_SCORES).status_code == 201
     live = GoldTask.objects.for_tenant(tenant).get(user=alice.person, kind=GoldTaskKind.LIVE)  # planted after it
-    settings = connection.settings_dict
-    claiming = psycopg.connect(
-        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"], dbname=settings["NAME"]
-    )
-    failures = []
-
-    def claim_appends():
-        time.sleep(0.5)  # the publication is waiting for the task by now
-        try:  # the claim's statement moves the counter row after locking the task
-            claiming.execute("UPDATE tenants_audithead SET last_seq = last_seq WHERE tenant_id = %s", [tenant.pk])
-            claiming.commit()
-        except Exception as error:  # (reported below)
-            failures.append(error)
-            claiming.rollback()
-
     criteria = [*RUBRIC["criteria"], {"key": "safe", "label": "Safe", "kind": "binary", "required": False}]
-    try:
-        claiming.execute("SELECT 1 FROM reviews_reviewtask WHERE id = %s FOR NO KEY UPDATE", [live.task_id])
-        thread = threading.Thread(target=claim_appends)
-        thread.start()
-        try:
-            with transaction.atomic():  # as the admin's save: the service's block is a savepoint
-                rubric_publish(tenant=tenant, document={**RUBRIC, "criteria": criteria}, require_recertification=True)
-        finally:
-            thread.join()
-    finally:
-        claiming.close()
-    assert failures == []
+    claimed = [("SELECT 1 FROM reviews_reviewtask WHERE id = %s FOR NO KEY UPDATE", [live.task_id])]
+    # The claim's statement moves the counter row after locking the task.
+    its_event = [("UPDATE tenants_audithead SET last_seq = last_seq WHERE tenant_id = %s", [tenant.pk])]
+    with other_transaction(now=claimed, then=its_event), transaction.atomic():  # as the admin's save
+        rubric_publish(tenant=tenant, document={**RUBRIC, "criteria": criteria}, require_recertification=True)
     certification.refresh_from_db()
     assert certification.status == CertificationStatus.EXPIRED
     assert ReviewTask.objects.for_tenant(tenant).get(pk=live.task_id).status == TaskStatus.CANCELLED

@@ -161,40 +161,15 @@ def test_the_sweep_leaves_a_late_task_whose_output_a_review_holds_for_the_next_r
     the task, then waited to write the output's delivery: with a review between its two locks,
     each waited for the other (PostgreSQL failed one of them). The sweep locks the output with
     the task, skipping both while a review holds either: the next run finds the task."""
-    import threading
-    import time
-
-    import psycopg
-    from django.db import connection
+    from tests.concurrency import other_transaction
 
     set_breach(tenant, high={"escalate": "none", "sequential": "block"})
     output = submit(workflow, 1, "high-app")
     (task,) = tasks_of(output)
-    settings = connection.settings_dict
-    reviewing = psycopg.connect(
-        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"], dbname=settings["NAME"]
-    )
-    failures = []
-
-    def review_takes_the_task():
-        time.sleep(0.5)  # the sweep holds what it locked by now
-        try:
-            reviewing.execute("SELECT 1 FROM reviews_reviewtask WHERE id = %s FOR NO KEY UPDATE", [task.pk])
-            reviewing.commit()
-        except Exception as error:  # (reported below)
-            failures.append(error)
-            reviewing.rollback()
-
-    try:
-        reviewing.execute("SELECT 1 FROM reviews_output WHERE id = %s FOR NO KEY UPDATE", [output["id"]])
-        thread = threading.Thread(target=review_takes_the_task)
-        thread.start()
-        try:
-            found = tasks_sla_sweep(now=timezone.now() + LATER)
-        finally:
-            thread.join()
-    finally:
-        reviewing.close()
-    assert (found, failures) == (0, [])
+    output_first = [("SELECT 1 FROM reviews_output WHERE id = %s FOR NO KEY UPDATE", [output["id"]])]
+    then_task = [("SELECT 1 FROM reviews_reviewtask WHERE id = %s FOR NO KEY UPDATE", [task.pk])]
+    with other_transaction(now=output_first, then=then_task):  # a review's locks, in its order
+        found = tasks_sla_sweep(now=timezone.now() + LATER)
+    assert found == 0
     assert tasks_sla_sweep(now=timezone.now() + LATER) == 1
     assert Output.unscoped.get(pk=output["id"]).delivery == "block"

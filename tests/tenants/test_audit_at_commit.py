@@ -155,43 +155,16 @@ def test_an_appender_runs_its_deferred_checks_before_its_turn():
     under the turn, that check waited for the renamer while holding the turn the renamer waited
     for: PostgreSQL found a deadlock and failed one of them. Checked before the turn, the check
     waits, the renamer commits, and both go in."""
-    import threading
-    import time
-
-    import psycopg
-
     from policies.models import JudgeFlag
     from policies.services import judge_create
+    from tests.concurrency import other_transaction
 
     tenant = Tenant.objects.create(slug="at-commit-checks")
     judge = judge_create(tenant=tenant, data={"name": "pii", "kind": "pii"})
-    settings = connection.settings_dict
-    renamer = psycopg.connect(
-        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"], dbname=settings["NAME"]
-    )
-    failures = []
-
-    def renamer_commits():
-        time.sleep(0.5)  # the other transaction is in its commit by now, waiting for the judge's row
-        try:
-            renamer.execute("SELECT pg_advisory_xact_lock(%s::bigint)", [audit.chain_turn_key(tenant.pk)])
-            renamer.commit()  # (its own append would follow its turn, as the product's do)
-        except Exception as error:  # (reported below)
-            failures.append(error)
-            renamer.rollback()
-
-    try:
-        renamer.execute("UPDATE policies_judge SET name = 'pii-renamed' WHERE id = %s", [judge.pk])
-        thread = threading.Thread(target=renamer_commits)
-        thread.start()
-        try:
-            with transaction.atomic():
-                JudgeFlag.objects.for_tenant(tenant).create(judge=judge, judge_version=1, threshold=0.4)
-                record(tenant, "flag")
-        finally:
-            thread.join()
-    finally:
-        renamer.close()
-    assert failures == []
+    rename = [("UPDATE policies_judge SET name = 'pii-renamed' WHERE id = %s", [judge.pk])]
+    turn = [("SELECT pg_advisory_xact_lock(%s::bigint)", [audit.chain_turn_key(tenant.pk)])]  # its own append's
+    with other_transaction(now=rename, then=turn), transaction.atomic():
+        JudgeFlag.objects.for_tenant(tenant).create(judge=judge, judge_version=1, threshold=0.4)
+        record(tenant, "flag")
     assert JudgeFlag.objects.for_tenant(tenant).filter(judge=judge).exists()
     assert appended(tenant)[-1] == "flag" and audit_verify(tenant).ok

@@ -99,52 +99,20 @@ def test_a_downgrade_revokes_only_the_keys_the_new_role_does_not_allow(tenant):
     assert ApiKey.objects.for_tenant(tenant).get(pk=admin_key.pk).revoked_at is not None
 
 
-def _other_connection():
-    """A second connection to the test database (the owner's: no scope needed), for the other side."""
-    import psycopg
-    from django.db import connection
-
-    settings = connection.settings_dict
-    return psycopg.connect(
-        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"], dbname=settings["NAME"]
-    )
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_membership_deleted_while_another_admin_edits_it_takes_its_rows_in_the_same_order(tenant):
     """membership_update saves the membership, then the tenant's row; membership_delete took the
     tenant's row (and the chain's, revoking the person's keys) before the membership: two admins at
     once waited for each other. The delete locks the membership first now."""
-    import threading
-    import time
-
     from tenants.services import PLATFORM_OPERATOR
+    from tests.concurrency import other_transaction
 
     person = UserFactory()
     membership = membership_create(tenant=tenant, user=person, role="reviewer")
     api_key_create(tenant=tenant, role="reviewer", name="k", user=person, actor=PLATFORM_OPERATOR)
-    updating = _other_connection()
-    failures = []
-
-    def membership_update_goes_on():
-        time.sleep(0.5)
-        try:
-            updating.execute("UPDATE tenants_tenant SET config_token = gen_random_uuid() WHERE id = %s", [tenant.pk])
-            updating.commit()
-        except Exception as error:  # (reported below)
-            failures.append(error)
-            updating.rollback()
-
-    try:
-        updating.execute("UPDATE tenants_membership SET reviewer_level = 2 WHERE id = %s", [membership.pk])
-        thread = threading.Thread(target=membership_update_goes_on)
-        thread.start()
-        try:
-            membership_delete(membership=membership, actor=UserFactory())
-        finally:
-            thread.join()
-    finally:
-        updating.close()
-    assert failures == []
+    edit = [("UPDATE tenants_membership SET reviewer_level = 2 WHERE id = %s", [membership.pk])]  # its save
+    config = [("UPDATE tenants_tenant SET config_token = gen_random_uuid() WHERE id = %s", [tenant.pk])]  # then this
+    with other_transaction(now=edit, then=config):
+        membership_delete(membership=membership, actor=UserFactory())
     assert not Membership.objects.for_tenant(tenant).filter(pk=membership.pk).exists()
