@@ -246,7 +246,7 @@ def membership_delete(*, membership: Membership, actor=None) -> None:
     """The person leaves the tenant: their keys of it are revoked, their rights end at once."""
     tenant, user = membership.tenant, membership.user
     # The membership's row first, as membership_update takes it (its save) before the tenant's.
-    Membership.objects.for_tenant(tenant).select_for_update().filter(pk=membership.pk).first()
+    Membership.objects.for_tenant(tenant).select_for_update(no_key=True).filter(pk=membership.pk).first()
     tenant_config_changed(tenant=tenant)  # the tenant's row before the audit chain's (membership_update)
     _member_keys_revoke(tenant=tenant, user=user, allowed_roles=set())
     before, membership_id = _membership_state(membership), membership.pk
