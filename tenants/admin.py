@@ -6,7 +6,6 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from simple_history.admin import SimpleHistoryAdmin
 
 from hitl.admin_writes import ServiceWritesAdminMixin
@@ -96,9 +95,11 @@ class MembershipAdmin(ServiceWritesAdminMixin, TenantScopedAdminMixin, SimpleHis
     def delete_model(self, request, obj):
         membership_delete(membership=obj, actor=request.user)
 
-    @transaction.atomic
     def delete_queryset(self, request, queryset):
-        for membership in queryset.select_related("tenant", "user"):
+        # Each removal in a transaction of its own (membership_delete's): one block for all held
+        # the audit chain's counter row from the first person's key revocations while it locked
+        # the next person's keys, which a key revoked meanwhile held while waiting for that row.
+        for membership in queryset.select_related("tenant", "user").order_by("pk"):
             membership_delete(membership=membership, actor=request.user)
 
 
