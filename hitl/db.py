@@ -54,15 +54,11 @@ def _insert_plan(
     if vendor == "postgresql":
         aliases = [f"c{position}" for position in range(len(fields))]
         arrays = ", ".join(f"%b::{_array_type(field)}" for field in fields)
-        selected = ", ".join(
-            f"{alias}::jsonb" if isinstance(field, models.JSONField) else alias
-            for alias, field in zip(aliases, fields, strict=True)
-        )
+        selected = ", ".join(_unnested(alias, field) for alias, field in zip(aliases, fields, strict=True))
         source = f"unnest({arrays}) AS u({', '.join(aliases)})"
         sql = f"INSERT INTO {table} ({columns}) SELECT {selected} FROM {source}"  # noqa: S608 (names from model meta)
         values = ", ".join("%s::jsonb" if _is_json(field) else "%s" for field in fields)
-        # In a SELECT list a parameter takes no type from its column: each is cast to it.
-        typed = ", ".join("%s::jsonb" if _is_json(field) else f"%s::{_array_type(field)[:-2]}" for field in fields)
+        typed = ", ".join(_typed_param(field) for field in fields)
         return _Plan(
             sql + suffix,
             select_sql=sql,
@@ -83,6 +79,16 @@ def _insert_plan(
 
 def _columns_of(model: type[models.Model], field_names: tuple[str, ...]) -> list[str]:
     return [model._meta.get_field(name).column for name in field_names]
+
+
+def _typed_param(field: models.Field) -> str:
+    """A parameter in a SELECT list, which takes no type from its column: cast to it."""
+    return "%s::jsonb" if _is_json(field) else f"%s::{_array_type(field)[:-2]}"
+
+
+def _unnested(alias: str, field: models.Field) -> str:
+    """A column of ``unnest`` as its field's value (JSON travels as text)."""
+    return f"{alias}::jsonb" if _is_json(field) else alias
 
 
 def _is_json(field: models.Field) -> bool:
@@ -219,11 +225,11 @@ def _cte_insert_sql(
         if field.name in taken:
             values.append(f"{quote(cte)}.{quote(taken[field.name])}")
         elif one:
-            values.append("%s::jsonb" if _is_json(field) else f"%s::{_array_type(field)[:-2]}")
+            values.append(_typed_param(field))
         else:
             alias = f"c{len(arrays)}"
             arrays.append((alias, f"%b::{_array_type(field)}"))
-            values.append(f"u.{alias}::jsonb" if _is_json(field) else f"u.{alias}")
+            values.append(_unnested(f"u.{alias}", field))
     source = quote(cte)
     if arrays:  # (more than one row)
         aliases = ", ".join(alias for alias, _ in arrays)

@@ -167,19 +167,15 @@ def apply(using: str = "default") -> None:
                     f"CREATE UNIQUE INDEX {q(parent_key_index(parent))} ON {q(parent)} (tenant_id, "
                     f"{q(next(k.parent_column for k in keys if k.parent_table == parent))})"
                 )
-        constraints = _existing(
-            cursor,
-            "SELECT conname FROM pg_constraint WHERE contype = 'f' AND connamespace = current_schema()::regnamespace",
-        )
-        wanted = {key.name for key in keys}
-        stale = _existing(
+        foreign = _existing(
             cursor,
             "SELECT c.relname, k.conname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid"
-            " WHERE k.contype = 'f' AND c.relnamespace = current_schema()::regnamespace AND k.conname LIKE %s",
-            ["%\\_hitl\\_tfk\\_%"],
+            " WHERE k.contype = 'f' AND c.relnamespace = current_schema()::regnamespace",
         )
-        for table, name in sorted(stale):
-            if table in tables and name not in wanted:  # a twin no model asks for any more
+        constraints = {name for _, name in foreign}
+        wanted = {key.name for key in keys}
+        for table, name in sorted(foreign):
+            if table in tables and "_hitl_tfk_" in name and name not in wanted:  # a twin no model asks for any more
                 statements.append(f"ALTER TABLE {q(table)} DROP CONSTRAINT {q(name)}")
         for key in keys:
             if key.name not in constraints:
