@@ -82,3 +82,26 @@ def test_cursor_pages_cover_the_log_once(tenant, logged):
 def test_another_tenants_auditor_sees_none_of_it(tenant, other_tenant, logged):
     results = make_client(other_tenant, "auditor").get(URL, {"object_type": "task"}).json()["results"]
     assert results == []
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("actor_filter", "index"), [("person", "auditevent_tenant_person"), ("key", "auditevent_tenant_key")]
+)
+def test_an_actors_events_are_read_in_order_from_their_index(tenant, logged, actor_filter, index):
+    """The API's page of one actor's events (the statement it sends, captured) is an ordered scan
+    of that actor's index: no sort, and no read of the events of everyone else."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    actor = {"person": 1, "key": logged.api_key.pk}[actor_filter]  # (the plan is the same for anyone)
+    with CaptureQueriesContext(connection) as captured:
+        assert logged.auditor.get(URL, {actor_filter: actor}).status_code == 200
+    [page] = [query["sql"] for query in captured if 'FROM "tenants_auditevent"' in query["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE tenants_auditevent")
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a few rows: else a scan of the table is cheapest
+        cursor.execute("EXPLAIN " + page)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert f"Index Scan Backward using {index}" in plan, plan
+    assert "Sort" not in plan, plan
