@@ -5,7 +5,6 @@ import json
 import orjson
 from django.conf import settings
 from rest_framework.exceptions import ParseError
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
@@ -119,23 +118,3 @@ class OrjsonRenderer(BaseRenderer):
         if data is None:
             return b""
         return dumps(data)
-
-
-class ContentNegotiation(DefaultContentNegotiation):
-    """DRF's negotiation, with the answer to what nearly every client sends (no ``Accept``,
-    ``*/*`` or ``application/json``, no ``?format=``) given without parsing the header: the
-    first renderer, in its media type, as DRF itself answers them (``tests/hitl/test_json.py``
-    compares the two). Every other request is negotiated by DRF. About 2 % of a single
-    output's request (bench/ingest)."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        accept = request.META.get("HTTP_ACCEPT")  # (missing is */*; an empty header accepts nothing)
-        first = renderers[0] if renderers else None
-        if (
-            first is not None
-            and format_suffix is None
-            and (accept is None or accept == "*/*" or (accept == "application/json" and first.media_type == accept))
-            and self.settings.URL_FORMAT_OVERRIDE not in request.query_params
-        ):
-            return first, first.media_type
-        return super().select_renderer(request, renderers, format_suffix)
