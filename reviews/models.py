@@ -85,8 +85,8 @@ class Output(TenantOwnedModel):
     policy_version = models.PositiveIntegerField(null=True, blank=True, help_text="Policy version that classified it.")
     decision = models.CharField(max_length=16, choices=Decision.choices, blank=True, default="", db_default="")
     final_output = models.TextField(null=True, blank=True, help_text="What may be delivered, once decided.")
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    decided_by = models.ForeignKey(  # indexed by output_decided_by (partial)
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True, default="", help_text="Why this tier, and why (not) reviewed.")
@@ -140,6 +140,11 @@ class Output(TenantOwnedModel):
                 fields=("tenant", "decided_at"),
                 name="output_tenant_decided",
                 condition=models.Q(decided_at__isnull=False),
+            ),
+            # A person's decisions (the PROTECT check when a person is removed). Partial: an
+            # output decided by no person (most are never sampled) has no entry to write.
+            models.Index(
+                fields=("decided_by",), name="output_decided_by", condition=models.Q(decided_by__isnull=False)
             ),
         ]
 
@@ -302,12 +307,14 @@ class ReviewTask(TenantOwnedModel):
     priority = models.SmallIntegerField(default=0)
     due_at = models.DateTimeField()
     created_at = models.DateTimeField(default=timezone.now)
-    claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    claimed_by = models.ForeignKey(  # indexed by task_claimed_by (partial)
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
-    rubric = models.ForeignKey("policies.Rubric", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    rubric = models.ForeignKey(  # indexed by task_rubric (partial)
+        "policies.Rubric", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
     rubric_version = models.PositiveIntegerField(null=True, blank=True)
     escalation_reason = models.TextField(blank=True, default="", db_default="")
     sla_breached_at = models.DateTimeField(
@@ -325,6 +332,10 @@ class ReviewTask(TenantOwnedModel):
 
     class Meta(TenantOwnedModel.Meta):
         indexes = [
+            # Foreign keys that a new task leaves empty (a pending task has no holder, many no
+            # rubric), indexed only where set: an inserted task writes no entry into them.
+            models.Index(fields=("claimed_by",), name="task_claimed_by", condition=models.Q(claimed_by__isnull=False)),
+            models.Index(fields=("rubric",), name="task_rubric", condition=models.Q(rubric__isnull=False)),
             # The claim's first look: a personal task waiting for this person (few, so partial).
             models.Index(
                 fields=("assigned_to", "created_at"),
@@ -385,9 +396,12 @@ class Review(TenantOwnedModel):
         CORRECT = "correct", "Correct"
         ESCALATE = "escalate", "Escalate"
 
+    tenant = tenant_key_covered()  # (review_tenant_created leads with it)
+
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     task = models.ForeignKey(ReviewTask, on_delete=models.PROTECT, related_name="reviews", null=True)
-    output = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="reviews")
+    # Indexed by review_one_per_output_and_reviewer, which leads with it.
+    output = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="reviews", db_index=False)
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     purpose = models.CharField(max_length=16, choices=TaskPurpose.choices)
     decision = models.CharField(max_length=16, choices=Verdict.choices)
@@ -395,7 +409,9 @@ class Review(TenantOwnedModel):
     corrected_output = models.TextField(blank=True, default="")
     comment = models.TextField(blank=True, default="")
     time_spent_seconds = models.PositiveIntegerField(null=True, blank=True)
-    rubric = models.ForeignKey("policies.Rubric", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    rubric = models.ForeignKey(  # indexed by review_rubric (partial)
+        "policies.Rubric", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
     rubric_version = models.PositiveIntegerField(null=True, blank=True)
     shown = models.JSONField(
         default=dict, help_text="What the reviewer was shown: the output's content hash and fields."
@@ -408,7 +424,10 @@ class Review(TenantOwnedModel):
             models.UniqueConstraint(fields=("output", "reviewer"), name="review_one_per_output_and_reviewer"),
         ]
         # The metrics rollup (quality/rollups.py): reviews of an hour, and those since its last run.
-        indexes = [models.Index(fields=("tenant", "created_at"), name="review_tenant_created")]
+        indexes = [
+            models.Index(fields=("tenant", "created_at"), name="review_tenant_created"),
+            models.Index(fields=("rubric",), name="review_rubric", condition=models.Q(rubric__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.decision} by {self.reviewer_id} on {self.output_id}"
