@@ -156,7 +156,7 @@ class AuditEvent(TenantOwnedModel):
         settings.AUTH_USER_MODEL,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
-        db_index=False,  # auditevent_tenant_person, partial: an event made with a key has no entry
+        db_index=False,  # auditevent_tenant_person (partial)
         null=True,
         blank=True,
         related_name="+",
@@ -166,7 +166,7 @@ class AuditEvent(TenantOwnedModel):
         ApiKey,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
-        db_index=False,  # auditevent_tenant_key, partial: a person's event has no entry
+        db_index=False,  # auditevent_tenant_key (partial)
         null=True,
         blank=True,
         related_name="+",
@@ -187,8 +187,9 @@ class AuditEvent(TenantOwnedModel):
             models.Index(fields=("tenant", "object_type", "object_id"), name="auditevent_tenant_object"),
             models.Index(fields=("tenant", "at"), name="auditevent_tenant_at"),
             # The API's actor filters (a tenant's events of one person or key, newest first by seq).
-            # Partial: each event has an entry in at most one of them (a claim's or a review's in
-            # the person's, an ingested output's in the key's), one index write fewer per event.
+            # Partial: an event is in those of the actors it names. A service key's (an ingested
+            # output's) and a signed-in person's (a page's) are in one, the system's in neither;
+            # a person's key names both. Before, every event wrote an entry, null or not, into each.
             models.Index(
                 fields=("tenant", "actor_person", "seq"),
                 name="auditevent_tenant_person",

@@ -6,16 +6,22 @@
 - ``review.output`` and ``review.tenant`` lose their own index: the unique (output, reviewer)
   and (tenant, created_at) lead with them.
 
-Only the indexes change: the old ones are dropped by name (Django's AlterField would drop and
-re-add the foreign keys, revalidating every row under lock; on SQLite it rebuilds the table).
+The new indexes are built without holding ingest's or the claims' writes (``AddIndexOnline``:
+``CREATE INDEX CONCURRENTLY`` on PostgreSQL). Only the indexes change: the old ones are dropped
+by name (Django's AlterField would drop and re-add the foreign keys, revalidating every row
+under lock; on SQLite it rebuilds the table).
 """
 
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from hitl.migration_operations import AddIndexOnline
+
 
 class Migration(migrations.Migration):
+    atomic = False  # the new indexes are built without holding writes (AddIndexOnline)
+
     dependencies = [
         ("policies", "0009_application_statistics"),
         ("reviews", "0019_tenant_key_covered"),
@@ -122,23 +128,23 @@ class Migration(migrations.Migration):
                 ),
             ],
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name="output",
             index=models.Index(
                 condition=models.Q(("decided_by__isnull", False)), fields=["decided_by"], name="output_decided_by"
             ),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name="review",
             index=models.Index(condition=models.Q(("rubric__isnull", False)), fields=["rubric"], name="review_rubric"),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name="reviewtask",
             index=models.Index(
                 condition=models.Q(("claimed_by__isnull", False)), fields=["claimed_by"], name="task_claimed_by"
             ),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name="reviewtask",
             index=models.Index(condition=models.Q(("rubric__isnull", False)), fields=["rubric"], name="task_rubric"),
         ),

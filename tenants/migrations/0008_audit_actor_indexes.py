@@ -1,9 +1,11 @@
 """The audit events' actor indexes lead with the tenant and are partial.
 
 The API filters a tenant's events by person or by key, newest first by seq: one index each,
-``(tenant, actor, seq)``, answers that in order. Each holds only the events that have such an
-actor, so that an event is written into at most one of them (a claim's or a review's into the
-person's, an ingested output's into the key's). The actor references have no database
+``(tenant, actor, seq)``, answers that in order. Each holds only the events that name such an
+actor: an event made with a service key (an ingested output's) or by a signed-in person (a
+page's) is written into one of them, the system's into neither, one made with a person's key
+into both (before, every event wrote an entry into each, null or not). The new indexes are built
+without holding the audit chain's writers (``AddIndexOnline``). The actor references have no database
 constraint, so their own single-column indexes are dropped by name (an AlterField would
 rebuild SQLite's table, and the append-only audit table with it).
 """
@@ -12,8 +14,12 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from hitl.migration_operations import AddIndexOnline
+
 
 class Migration(migrations.Migration):
+    atomic = False  # the new indexes are built without holding writes (AddIndexOnline)
+
     dependencies = [
         ("tenants", "0007_tenant_key_covered"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
@@ -64,7 +70,7 @@ class Migration(migrations.Migration):
                 ),
             ],
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name="auditevent",
             index=models.Index(
                 condition=models.Q(("actor_person__isnull", False)),
@@ -72,7 +78,7 @@ class Migration(migrations.Migration):
                 name="auditevent_tenant_person",
             ),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name="auditevent",
             index=models.Index(
                 condition=models.Q(("actor_key__isnull", False)),
