@@ -1,7 +1,7 @@
 """Migration operations of the project's own (plumbing: any app's migrations may use them)."""
 
 from django.contrib.postgres.operations import AddIndexConcurrently
-from django.db.migrations import AddIndex
+from django.db.migrations import AddIndex, RunSQL
 
 from hitl.tenancy import no_tenant
 
@@ -27,3 +27,11 @@ class AddIndexOnline(AddIndexConcurrently):
             return AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
         with no_tenant():
             return super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+def field_index_dropped(table: str, column: str, name: str) -> RunSQL:
+    """Drop the index Django made for a field (``name``, as its schema editor named it), re-made
+    on the way back: for a ``SeparateDatabaseAndState`` whose state says ``db_index=False``
+    (Django's AlterField would drop and re-add the field's foreign key, revalidating every row
+    under lock, and rebuild the table on SQLite)."""
+    return RunSQL(f'DROP INDEX IF EXISTS "{name}"', f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ("{column}")')

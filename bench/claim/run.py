@@ -616,18 +616,14 @@ def main() -> None:
             drop_database()
 
 
-MEDIAN_ROUNDS = ("django claims", "bare claims", "django review", "bare review")
-
-
 def median_rounds(results: dict, rounds: int) -> None:
-    """Each saturated pair as ``django <key>`` / ``bare <key>``: the round whose Django / bare
-    ratio is the median (every round's phases stay in ``results`` for the double-assignment
-    check), and ``<key> ratios``: every round's, in the order run."""
+    """Each saturated pair also as ``django <key>`` / ``bare <key>``: the phases of the round whose
+    Django / bare ratio is the median, and ``<key> ratios``: every round's, in the order run."""
     for key in ("claims", "review"):
         pairs = [(results[f"django {key} {n}"], results[f"bare {key} {n}"]) for n in range(rounds)]
         ratios = [django["rate"] / bare["rate"] for django, bare in pairs]
         median = sorted(range(rounds), key=lambda n: ratios[n])[rounds // 2]
-        results[f"django {key}"], results[f"bare {key}"] = (dict(phase) for phase in pairs[median])
+        results[f"django {key}"], results[f"bare {key}"] = pairs[median]
         results[f"{key} ratios"] = ratios
 
 
@@ -688,12 +684,8 @@ def print_goals(report: dict, double_reviews: int, args) -> None:
         for key, label in (*keys, ("review", "saturated, with reviews"), ("claims", "claims only")):
             ratio = large[f"django {key}"]["p99"] / small[f"django {key}"]["p99"]
             print(f"  p99 at {sizes[1]:,} <= 1.5 x p99 at {sizes[0]:,}, {label}: {verdict(ratio <= 1.5)} ({ratio:.2f})")
-    doubles = sum(
-        phase["double"]
-        for results in report.values()
-        for name, phase in results.items()
-        if isinstance(phase, dict) and name not in MEDIAN_ROUNDS  # (those are copies of a round's)
-    )
+    phases = {id(phase): phase for results in report.values() for phase in results.values() if isinstance(phase, dict)}
+    doubles = sum(phase["double"] for phase in phases.values())  # (each phase once, under whatever names)
     print(
         f"  zero double assignments: {verdict(doubles == 0 and double_reviews == 0)} "
         f"({doubles} tasks handed out twice, {double_reviews} tasks with two reviews, over every phase)"

@@ -16,7 +16,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from hitl.migration_operations import AddIndexOnline
+from hitl.migration_operations import AddIndexOnline, field_index_dropped
 
 
 class Migration(migrations.Migration):
@@ -102,30 +102,12 @@ class Migration(migrations.Migration):
                 ),
             ],
             database_operations=[
-                migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "reviews_output_decided_by_id_ece879b3"',
-                    'CREATE INDEX IF NOT EXISTS "reviews_output_decided_by_id_ece879b3" ON "reviews_output" ("decided_by_id")',
-                ),
-                migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "reviews_review_output_id_92c7c592"',
-                    'CREATE INDEX IF NOT EXISTS "reviews_review_output_id_92c7c592" ON "reviews_review" ("output_id")',
-                ),
-                migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "reviews_review_rubric_id_1ee46ba9"',
-                    'CREATE INDEX IF NOT EXISTS "reviews_review_rubric_id_1ee46ba9" ON "reviews_review" ("rubric_id")',
-                ),
-                migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "reviews_review_tenant_id_146c76a8"',
-                    'CREATE INDEX IF NOT EXISTS "reviews_review_tenant_id_146c76a8" ON "reviews_review" ("tenant_id")',
-                ),
-                migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "reviews_reviewtask_claimed_by_id_9561d6b1"',
-                    'CREATE INDEX IF NOT EXISTS "reviews_reviewtask_claimed_by_id_9561d6b1" ON "reviews_reviewtask" ("claimed_by_id")',
-                ),
-                migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "reviews_reviewtask_rubric_id_0d084588"',
-                    'CREATE INDEX IF NOT EXISTS "reviews_reviewtask_rubric_id_0d084588" ON "reviews_reviewtask" ("rubric_id")',
-                ),
+                field_index_dropped("reviews_output", "decided_by_id", "reviews_output_decided_by_id_ece879b3"),
+                field_index_dropped("reviews_review", "output_id", "reviews_review_output_id_92c7c592"),
+                field_index_dropped("reviews_review", "rubric_id", "reviews_review_rubric_id_1ee46ba9"),
+                field_index_dropped("reviews_review", "tenant_id", "reviews_review_tenant_id_146c76a8"),
+                field_index_dropped("reviews_reviewtask", "claimed_by_id", "reviews_reviewtask_claimed_by_id_9561d6b1"),
+                field_index_dropped("reviews_reviewtask", "rubric_id", "reviews_reviewtask_rubric_id_0d084588"),
             ],
         ),
         AddIndexOnline(

@@ -14,7 +14,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from hitl.migration_operations import AddIndexOnline
+from hitl.migration_operations import AddIndexOnline, field_index_dropped
 
 
 class Migration(migrations.Migration):
@@ -58,16 +58,8 @@ class Migration(migrations.Migration):
                 ),
             ],
             database_operations=[
-                migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "tenants_auditevent_actor_key_id_1c866d7f"',
-                    'CREATE INDEX IF NOT EXISTS "tenants_auditevent_actor_key_id_1c866d7f" '
-                    'ON "tenants_auditevent" ("actor_key_id")',
-                ),
-                migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "tenants_auditevent_actor_person_id_469828da"',
-                    'CREATE INDEX IF NOT EXISTS "tenants_auditevent_actor_person_id_469828da" '
-                    'ON "tenants_auditevent" ("actor_person_id")',
-                ),
+                field_index_dropped("tenants_auditevent", "actor_key_id", "tenants_auditevent_actor_key_id_1c866d7f"),
+                field_index_dropped("tenants_auditevent", "actor_person_id", "tenants_auditevent_actor_person_id_469828da"),
             ],
         ),
         AddIndexOnline(

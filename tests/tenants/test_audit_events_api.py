@@ -3,7 +3,8 @@
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tenants.audit import SYSTEM, Actor, audit_record
@@ -91,9 +92,6 @@ def test_another_tenants_auditor_sees_none_of_it(tenant, other_tenant, logged):
 def test_an_actors_events_are_read_in_order_from_their_index(tenant, logged, actor_filter, index):
     """The API's page of one actor's events (the statement it sends, captured) is an ordered scan
     of that actor's index: no sort, and no read of the events of everyone else."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     actor = {"person": logged.api_key.user_id, "key": logged.api_key.pk}[actor_filter]  # (the admin's key and person)
     with CaptureQueriesContext(connection) as captured:
         assert logged.auditor.get(URL, {actor_filter: actor}).status_code == 200
