@@ -1,11 +1,20 @@
-"""Claim throughput and latency under 16 concurrent reviewers, against bare SQL doing the same work.
+"""Claim throughput and latency for 16 concurrent reviewers, against bare SQL doing the same work.
 
-For each size (1,000,000 then 10,000 pending tasks on PostgreSQL), 16 worker
-processes work the queue in phases of ``--seconds`` each, each phase starting
-from the same backlog (see ``reset_backlog``):
+The reviewers (``--workers``, 16) are served by ``--processes`` server processes (default 4,
+as ``gunicorn --workers 4`` in README.md's deployment and bench/ingest), each with one database
+connection, as a web server serves its users: a process answers its reviewers' requests in the
+order they were sent (first come, first served), and a claim's latency counts its wait in that
+queue. Django and bare SQL are served alike. ``--processes 16`` is one process per reviewer (the
+model of every run before the seventh session: sixteen Django processes on two cores, which no
+deployment runs; bench/README.md has both).
 
-saturated (closed loop: every reviewer claims again the moment it is done; this
-measures throughput, and its latencies are mostly queueing for the 2 cores):
+For each size (1,000,000 then 10,000 pending tasks on PostgreSQL), the processes work the
+queue in phases of ``--seconds`` each, each phase starting from the same backlog (see
+``reset_backlog``):
+
+saturated (closed loop: every reviewer sends their next request the moment the last one is
+answered; this measures throughput, and its latencies are mostly queueing for the 2 cores
+and the server processes):
 
 1. Django, claims only: ``reviewer_for`` + ``task_claim``, as ``POST /api/v1/tasks/claim``
    calls them (without HTTP); the claim is timed.
@@ -20,10 +29,11 @@ measures throughput, and its latencies are mostly queueing for the 2 cores):
    (``review_submit`` also writes webhook deliveries, but only for active endpoints;
    the bench tenant has none, so neither path writes any.)
 
-paced (open loop: each reviewer is given a schedule of claims at ``rate / workers``
+paced (open loop: each reviewer is given a schedule of claims at ``rate / reviewers``
 a second, staggered, and latency is measured from the scheduled send time, so that
 a reviewer that falls behind counts its wait instead of sending less: no coordinated
-omission), for each rate of ``--rate`` (claims/s offered in all; default 150 and 300):
+omission; the review is sent when the claim is answered), for each rate of ``--rate``
+(claims/s offered in all; default 150 and 300):
 
 5. Django, claim then review.
 6. bare SQL, claim then review.
@@ -33,16 +43,18 @@ that the machine's drift hits both alike (one phase each let a slow minute decid
 0.39 and 0.48 in two runs of the same code); the round whose ratio is the median is
 reported, with every round's ratio.
 
-It prints claims/s, p50/p99 claim latency, the CPU a claim cost (the worker's own and
-its PostgreSQL backend's), the ratios to bare SQL, checks that no task was handed out
+It prints claims/s, p50/p99 claim latency, the CPU a claim cost (the processes' own and
+their PostgreSQL backends'), the ratios to bare SQL, checks that no task was handed out
 twice (every claimed id distinct) and that no task got two reviews, then grades the
 run against issue 4's goals.
 
-    .venv/bin/python bench/claim/run.py [--seconds 10] [--rounds 3] [--workers 16] [--rate 150,300]
-        [--sizes 1000000,10000]
+    .venv/bin/python bench/claim/run.py [--seconds 10] [--rounds 3] [--workers 16] [--processes 4]
+        [--rate 150,300] [--sizes 1000000,10000]
 """
 
 import argparse
+import collections
+import heapq
 import multiprocessing
 import os
 import statistics
@@ -274,20 +286,83 @@ def start_together(plan: dict) -> float:
     return start
 
 
-def schedule(index: int, workers: int, rate: float | None, start: float, seconds: float):
-    """Send times: as fast as possible (``rate`` None), or this worker's share of ``rate``, staggered."""
+def serve(reviewers: list, count: int, plan: dict, start: float, claim, review) -> tuple[list, list]:
+    """Answer this process's reviewers' requests in the order they were sent, as a server
+    process with one connection does, until the phase ends or its budget of claims is spent.
+
+    ``reviewers`` are ``(number, who)`` of the ``count`` reviewers in all; ``claim(who)``
+    returns the claimed task (None: nothing left) and ``review(who, task)`` reviews it.
+    Saturated (``plan["rate"]`` None), a reviewer sends the next request the moment the last
+    is answered; paced, each reviewer sends claims at ``rate / count`` a second, staggered
+    across all reviewers, whatever happened to the last one. A claim's latency runs from its
+    send to its answer, its wait behind the process's other requests included. Returns the
+    latencies and the ids claimed.
+    """
+    end, rate, budget = start + plan["seconds"], plan["rate"], plan["budget"]
+    latencies, claimed = [], []
+    answered: collections.deque = collections.deque()  # (sent at, reviewer, task to review or None)
     if rate is None:
-        while time.perf_counter() < start + seconds:
-            yield time.perf_counter()
-        return
-    interval = workers / rate
-    moment = start + interval * index / workers
-    while moment < start + seconds:
+        answered.extend((start, who, None) for _, who in reviewers)
+        scheduled = iter(())
+    else:
+        interval = count / rate
+        scheduled = heapq.merge(
+            *(
+                ((moment, who) for moment in _moments(start + interval * number / count, interval, end))
+                for number, who in reviewers
+            )
+        )
+    upcoming = next(scheduled, None)
+    while len(claimed) < budget:
+        if answered and (upcoming is None or answered[0][0] <= upcoming[0]):
+            sent_at, who, task = answered.popleft()
+        elif upcoming is not None:
+            (sent_at, who), task = upcoming, None
+            upcoming = next(scheduled, None)
+        else:
+            break
+        if sent_at >= end:
+            break
+        wait_until(sent_at)
+        if task is not None:
+            review(who, task)
+            if rate is None:
+                answered.append((time.perf_counter(), who, None))
+            continue
+        task = claim(who)
+        latencies.append(time.perf_counter() - sent_at)
+        if task is None:
+            break
+        claimed.append(task)
+        if plan["review"]:
+            answered.append((time.perf_counter(), who, task))
+        elif rate is None:
+            answered.append((time.perf_counter(), who, None))
+    return latencies, claimed
+
+
+def _moments(first: float, interval: float, end: float):
+    moment = first
+    while moment < end:
         yield moment
         moment += interval
 
 
-def django_worker(index, workers, tenant_id, user_id, plan, results):
+def warm_up(reviewers: list, plan: dict, claim, review) -> list:
+    """Untimed claims (and reviews), taking turns between the process's reviewers."""
+    claimed = []
+    for turn in range(WARM_UP_CLAIMS):
+        who = reviewers[turn % len(reviewers)][1]
+        task = claim(who)
+        if task is None:
+            break
+        claimed.append(task)
+        if plan["review"]:
+            review(who, task)
+    return claimed
+
+
+def django_worker(index, reviewers, count, tenant_id, plan, results):
     from django.contrib.auth import get_user_model
     from django.db import connection
 
@@ -300,34 +375,32 @@ def django_worker(index, workers, tenant_id, user_id, plan, results):
     scope = tenant_scope(tenant_id)  # as hitl.api.TenantApi does for a request; here for the process's life
     scope.__enter__()
     tenant = Tenant.objects.get(pk=tenant_id)
-    user = get_user_model().objects.get(pk=user_id)
+    people = get_user_model().objects.in_bulk([user_id for _, user_id in reviewers])
+    reviewers = [(number, people[user_id]) for number, user_id in reviewers]
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
-    latencies, claimed = [], []
-    for _ in range(WARM_UP_CLAIMS):
+
+    def claim(user):
         task = task_claim(tenant=tenant, reviewer=reviewer_for(tenant=tenant, user=user))
-        if task is None:
-            break
-        claimed.append(str(task["id"]))
-        if plan["review"]:
-            review_submit(tenant=tenant, user=user, task_id=task["id"], decision="approve")
-    warm = len(claimed)
+        return None if task is None else task["id"]
+
+    def review(user, task_id):
+        review_submit(tenant=tenant, user=user, task_id=task_id, decision="approve")
+
+    warm = warm_up(reviewers, plan, claim, review)
     start = start_together(plan)
     cpu, server_cpu = time.process_time(), backend_cpu(backend)
-    for send_at in schedule(index, workers, plan["rate"], start, plan["seconds"]):
-        if len(claimed) - warm >= plan["budget"]:
-            break
-        wait_until(send_at)
-        reviewer = reviewer_for(tenant=tenant, user=user)
-        task = task_claim(tenant=tenant, reviewer=reviewer)
-        latencies.append(time.perf_counter() - send_at)
-        if task is None:
-            break
-        claimed.append(str(task["id"]))
-        if plan["review"]:
-            review_submit(tenant=tenant, user=user, task_id=task["id"], decision="approve")
-    results.put((latencies, claimed, warm, time.process_time() - cpu, backend_cpu(backend) - server_cpu))
+    latencies, claimed = serve(reviewers, count, plan, start, claim, review)
+    results.put(
+        (
+            latencies,
+            [str(task) for task in (*warm, *claimed)],
+            len(warm),
+            time.process_time() - cpu,
+            backend_cpu(backend) - server_cpu,
+        )
+    )
 
 
 class BareAudit:
@@ -459,46 +532,44 @@ def bare_review(conn, tenant_id, user_id, task_id, output_id, audit: BareAudit |
         conn.execute("COMMIT")
 
 
-def bare_worker(index, workers, tenant_id, user_id, queue_id, claim_sql, plan, results):
+def bare_worker(index, reviewers, count, tenant_id, queue_id, claim_sql, plan, results):
     audit = BareAudit(tenant_id) if plan["bare_audit"] else None
     with psycopg.connect(DB_DSN, autocommit=True) as conn:
         backend = conn.info.backend_pid
-        latencies, claimed = [], []
-        for _ in range(WARM_UP_CLAIMS):
-            row = bare_claim(conn, claim_sql, tenant_id, user_id, queue_id, audit)
-            if row is None:
-                break
-            claimed.append(str(row[0]))
-            if plan["review"]:
-                bare_review(conn, tenant_id, user_id, *row, audit)
-        warm = len(claimed)
+
+        def claim(user_id):
+            return bare_claim(conn, claim_sql, tenant_id, user_id, queue_id, audit)
+
+        def review(user_id, row):
+            bare_review(conn, tenant_id, user_id, *row, audit)
+
+        warm = warm_up(reviewers, plan, claim, review)
         start = start_together(plan)
         cpu, server_cpu = time.process_time(), backend_cpu(backend)
-        for send_at in schedule(index, workers, plan["rate"], start, plan["seconds"]):
-            if len(claimed) - warm >= plan["budget"]:
-                break
-            wait_until(send_at)
-            row = bare_claim(conn, claim_sql, tenant_id, user_id, queue_id, audit)
-            latencies.append(time.perf_counter() - send_at)
-            if row is None:
-                break
-            claimed.append(str(row[0]))
-            if plan["review"]:
-                bare_review(conn, tenant_id, user_id, *row, audit)
-        results.put((latencies, claimed, warm, time.process_time() - cpu, backend_cpu(backend) - server_cpu))
+        latencies, claimed = serve(reviewers, count, plan, start, claim, review)
+        results.put(
+            (
+                latencies,
+                [str(row[0]) for row in (*warm, *claimed)],
+                len(warm),
+                time.process_time() - cpu,
+                backend_cpu(backend) - server_cpu,
+            )
+        )
 
 
-def run_phase(target, args_for, workers: int, plan: dict) -> dict:
+def run_phase(target, args_for, processes: int, plan: dict) -> dict:
+    """Run ``target(index, *args_for(index), plan, results)`` in ``processes`` processes, together."""
     results = multiprocessing.Queue()
     plan = {
         **plan,
-        "ready": multiprocessing.Barrier(workers + 1),
-        "go": multiprocessing.Barrier(workers + 1),
+        "ready": multiprocessing.Barrier(processes + 1),
+        "go": multiprocessing.Barrier(processes + 1),
         "start": multiprocessing.Value("d", 0.0),
     }
     processes = [
-        multiprocessing.Process(target=target, args=(index, workers, *args_for(index), plan, results))
-        for index in range(workers)
+        multiprocessing.Process(target=target, args=(index, *args_for(index), plan, results))
+        for index in range(processes)
     ]
     for process in processes:
         process.start()
@@ -541,7 +612,14 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="saturated Django/bare pairs, alternating; the median round is reported"
     )
-    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=16, help="concurrent reviewers")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=4,
+        help="server processes (one connection each) the reviewers' requests are served by, for Django and "
+        "bare SQL alike (4: README.md's gunicorn --workers 4; the reviewers' count: one process per reviewer)",
+    )
     parser.add_argument(
         "--rate", default="150,300", help="claims/s offered in all in the paced phases; a phase pair for each"
     )
@@ -555,6 +633,8 @@ def main() -> None:
         "audit: also the audit rows the product writes with them (issue 12), as the product sends them",
     )
     args = parser.parse_args()
+    if not 1 <= args.processes <= args.workers:
+        parser.error("--processes: between 1 and --workers")
 
     reset_database()
     setup_django()
@@ -563,6 +643,10 @@ def main() -> None:
     from reviews.services.claims import _claim_sql
 
     tenant_id, queue_id, user_ids = seed_people(args.workers)
+
+    def served_by(index: int) -> list:  # (number, user id) of the reviewers process ``index`` serves
+        return [(number, user_ids[number]) for number in range(args.workers) if number % args.processes == index]
+
     claim_sql = _claim_sql("postgresql", 1) + ", output_id"  # RETURNING id, output_id: the review needs both
     connections.close_all()
     multiprocessing.set_start_method("fork")
@@ -590,18 +674,18 @@ def main() -> None:
                     "seconds": args.seconds,
                     "review": review,
                     "rate": rate,
-                    "budget": max(size // 2 // args.workers, 1),
+                    "budget": max(size // 2 // args.processes, 1),
                     "bare_audit": args.bare == "audit",
                 }
                 if path == "django":
                     results[name] = run_phase(
-                        django_worker, lambda index: (tenant_id, user_ids[index]), args.workers, plan
+                        django_worker, lambda index: (served_by(index), args.workers, tenant_id), args.processes, plan
                     )
                 else:
                     results[name] = run_phase(
                         bare_worker,
-                        lambda index: (tenant_id, user_ids[index], queue_id, claim_sql),
-                        args.workers,
+                        lambda index: (served_by(index), args.workers, tenant_id, queue_id, claim_sql),
+                        args.processes,
                         plan,
                     )
                 if review:
@@ -630,7 +714,8 @@ def median_rounds(results: dict, rounds: int) -> None:
 def print_size(size: int, load_seconds: float, results: dict, args) -> None:
     print(
         f"pending tasks: {size:>9,}  (loaded in {load_seconds:.0f} s, reset before each phase); "
-        f"{args.workers} concurrent reviewers, {args.seconds:.0f} s a phase, PostgreSQL on the same 2 cores"
+        f"{args.workers} concurrent reviewers served by {args.processes} processes, {args.seconds:.0f} s a phase, "
+        "PostgreSQL on the same 2 cores"
     )
     print(
         f"  machine load average (1 min) {results['load average before']:.1f} before, "
