@@ -19,9 +19,9 @@ and the server processes):
 1. Django, claims only: ``reviewer_for`` + ``task_claim``, as ``POST /api/v1/tasks/claim``
    calls them (without HTTP); the claim is timed.
 2. bare SQL, claims only: the ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)``
-   of ``task_claim`` (``_claim_sql``) through psycopg (``--bare audit``: the very statement
-   ``task_claim`` sends, with the details it returns and its audit event's CTE, and the
-   settings it sends with it).
+   of ``task_claim`` (``_claim_sql``) through psycopg, with the settings ``task_claim`` sends
+   with it (no wait for the WAL flush, its generic plan) (``--bare audit``: the very statement
+   ``task_claim`` sends, with the details it returns and its audit event's CTE).
 3. Django, claim then review: as 1, then ``review_submit`` (approve).
 4. bare SQL, claim then review: as 2, then in one transaction the rows our review
    writes, in plain SQL: the review row, the task marked done, the output's decision
@@ -97,6 +97,9 @@ BARE_REVIEW_SQL = """
         corrected_output, comment, time_spent_seconds, rubric_id, rubric_version, shown, created_at)
     VALUES (%s, %s, %s, %s, %s, 'approval', 'approve', '{}', '', '', NULL, NULL, NULL, %s, %s)"""
 BARE_DONE_SQL = "UPDATE reviews_reviewtask SET status = 'done' WHERE id = %s"
+BARE_CLAIM_SETTINGS_SQL = (  # reviews.services.claims.CLAIM_SETTINGS, as hitl.tenancy.statement_settings sends them
+    "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('synchronous_commit', 'off', true)"
+)
 BARE_DECISION_SQL = """
     UPDATE reviews_output SET decision = 'approved', status = 'approved', final_output = output,
         delivery = 'deliver', decided_by_id = %s, decided_at = %s
@@ -293,65 +296,79 @@ def serve(reviewers: list, count: int, plan: dict, start: float, claim, review) 
     ``reviewers`` are ``(number, who)`` of the ``count`` reviewers in all; ``claim(who)``
     returns the claimed task (None: nothing left) and ``review(who, task)`` reviews it.
     Saturated (``plan["rate"]`` None), a reviewer sends the next request the moment the last
-    is answered; paced, each reviewer sends claims at ``rate / count`` a second, staggered
-    across all reviewers, whatever happened to the last one. A claim's latency runs from its
-    send to its answer, its wait behind the process's other requests included. Returns the
-    latencies and the ids claimed.
+    is answered; paced, each reviewer's claims are due at ``rate / count`` a second, staggered
+    across all reviewers, and a claim due while its reviewer's review is still waiting is sent
+    once that review is answered (a person reviews, then claims again), its latency still
+    counted from when it was due. A claim's latency runs from then to its answer, its wait
+    behind the process's other requests included. Once the phase ends, the budget is spent or
+    nothing is left to claim, no more claims go out, and the reviews waiting are answered.
+    Returns the latencies and the ids claimed.
     """
     end, rate, budget = start + plan["seconds"], plan["rate"], plan["budget"]
     latencies, claimed = [], []
-    answered: collections.deque = collections.deque()  # (sent at, reviewer, task to review or None)
+    waiting: collections.deque = collections.deque()  # (sent at, number, who, task to review or None: a claim)
+    reviewing: set[int] = set()  # reviewers whose review is waiting
     if rate is None:
-        answered.extend((start, who, None) for _, who in reviewers)
+        waiting.extend((start, number, who, None) for number, who in reviewers)
         scheduled = iter(())
     else:
         interval = count / rate
         scheduled = heapq.merge(
-            *(
-                ((moment, who) for moment in _moments(start + interval * number / count, interval, end))
-                for number, who in reviewers
-            )
+            *(_due(start + interval * number / count, interval, end, number, who) for number, who in reviewers)
         )
     upcoming = next(scheduled, None)
-    while len(claimed) < budget:
-        if answered and (upcoming is None or answered[0][0] <= upcoming[0]):
-            sent_at, who, task = answered.popleft()
-        elif upcoming is not None:
-            (sent_at, who), task = upcoming, None
-            upcoming = next(scheduled, None)
-        else:
-            break
-        if sent_at >= end:
-            break
+    claiming = True
+
+    def answer(sent_at: float, number: int, who, task) -> None:
+        reviewing.discard(number)
         wait_until(sent_at)
-        if task is not None:
-            review(who, task)
-            if rate is None:
-                answered.append((time.perf_counter(), who, None))
+        review(who, task)
+        if rate is None:
+            waiting.append((time.perf_counter(), number, who, None))
+
+    while waiting or (claiming and upcoming is not None):
+        if claiming and upcoming is not None and (not waiting or upcoming[0] < waiting[0][0]):
+            (sent_at, number, who), task = upcoming, None
+            upcoming = next(scheduled, None)
+            if number in reviewing:  # their review first
+                own = next(item for item in waiting if item[1] == number)
+                waiting.remove(own)
+                answer(*own)
+        else:
+            sent_at, number, who, task = waiting.popleft()
+            if task is not None:
+                answer(sent_at, number, who, task)
+                continue
+        if not claiming or sent_at >= end or len(claimed) >= budget:
+            claiming = False
             continue
+        wait_until(sent_at)
         task = claim(who)
         latencies.append(time.perf_counter() - sent_at)
         if task is None:
-            break
+            claiming = False
+            continue
         claimed.append(task)
         if plan["review"]:
-            answered.append((time.perf_counter(), who, task))
+            waiting.append((time.perf_counter(), number, who, task))
+            reviewing.add(number)
         elif rate is None:
-            answered.append((time.perf_counter(), who, None))
+            waiting.append((time.perf_counter(), number, who, None))
     return latencies, claimed
 
 
-def _moments(first: float, interval: float, end: float):
+def _due(first: float, interval: float, end: float, number: int, who):
+    """``(moment, number, who)`` of each claim a paced reviewer sends before ``end``."""
     moment = first
     while moment < end:
-        yield moment
+        yield moment, number, who
         moment += interval
 
 
 def warm_up(reviewers: list, plan: dict, claim, review) -> list:
     """Untimed claims (and reviews), taking turns between the process's reviewers."""
     claimed = []
-    for turn in range(WARM_UP_CLAIMS):
+    for turn in range(max(WARM_UP_CLAIMS, len(reviewers))):  # every reviewer at least once
         who = reviewers[turn % len(reviewers)][1]
         task = claim(who)
         if task is None:
@@ -474,7 +491,8 @@ class BareAudit:
 
 
 def bare_claim(conn, claim_sql, tenant_id, user_id, queue_id, audit: BareAudit | None = None):
-    """The claim; with ``audit``, the product's whole statement, else the UPDATE alone: ``(id, output_id)``."""
+    """The claim, with the settings the product sends with it; with ``audit``, the product's whole
+    statement, else the UPDATE alone: ``(id, output_id)``."""
     now = datetime.now(UTC)
     expires = now + timedelta(minutes=15)
     params = (
@@ -491,15 +509,13 @@ def bare_claim(conn, claim_sql, tenant_id, user_id, queue_id, audit: BareAudit |
         user_id,
         user_id,
     )
-    if audit is None:
-        return conn.execute(claim_sql, params).fetchone()
-    _, audit_params = audit.claim_event(user_id, expires)
     with conn.pipeline():
-        # The settings task_claim sends with it (reviews.services.claims.CLAIM_SETTINGS).
-        conn.execute(
-            "SELECT set_config('synchronous_commit', 'off', true),"
-            " set_config('plan_cache_mode', 'force_generic_plan', true)"
-        )
+        # The settings task_claim sends with it (reviews.services.claims.CLAIM_SETTINGS): a claim
+        # lost in a crash is harmless, so neither path waits for the WAL flush of its commit.
+        conn.execute(BARE_CLAIM_SETTINGS_SQL)
+        if audit is None:
+            return conn.execute(claim_sql, params).fetchone()
+        _, audit_params = audit.claim_event(user_id, expires)
         row = conn.execute(audit.claim_sql, (*params, *audit_params)).fetchone()
     return None if row is None else (row[audit.id_at], row[audit.output_at])
 
@@ -738,10 +754,12 @@ def print_size(size: int, load_seconds: float, results: dict, args) -> None:
                 f"p99 {phase['p99']:6.2f} ms  ({phase['claims']} claims, {phase['double']} handed out twice; "
                 f"CPU a claim: worker {phase['client_cpu']:5.0f} us, postgres {phase['server_cpu']:5.0f} us)"
             )
-        ratio = results[f"django {key}"]["rate"] / results[f"bare {key}"]["rate"]
+        django, bare = results[f"django {key}"], results[f"bare {key}"]
+        ratio = django["rate"] / bare["rate"]
         rounds = results.get(f"{key} ratios")
         each = f" (median of {len(rounds)} rounds: {', '.join(f'{r:.2f}' for r in rounds)})" if rounds else ""
-        print(f"    Django / bare SQL claim rate: {ratio:.2f}{each}")
+        by_cpu = (bare["client_cpu"] + bare["server_cpu"]) / (django["client_cpu"] + django["server_cpu"])
+        print(f"    Django / bare SQL claim rate: {ratio:.2f}{each}; by CPU a claim (worker + postgres): {by_cpu:.2f}")
 
 
 def print_goals(report: dict, double_reviews: int, args) -> None:
