@@ -9,7 +9,7 @@ and the holds through this module. Every change is versioned by django-simple-hi
 
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -79,12 +79,26 @@ def retention_watermark_set(*, tenant: Tenant, through: datetime | None) -> None
 
 
 def retention_row_ensure(*, tenant: Tenant) -> Retention:
-    """The tenant's row, created with the default period when it has none (the job keeps its watermark there)."""
+    """The tenant's row, created with the default period when it has none (the job keeps its watermark
+    there); its creation is a configuration change like any other: in the history and the audit chain."""
     retention = retention_get(tenant=tenant)
     if retention is None:
-        retention, _ = Retention.objects.for_tenant(tenant).get_or_create(
-            tenant=tenant, defaults={"days": RETENTION_DEFAULT_DAYS}
-        )
+        with transaction.atomic():
+            retention = Retention(tenant=tenant, days=RETENTION_DEFAULT_DAYS)
+            retention._change_reason = f"retention {RETENTION_DEFAULT_DAYS} days: the default, until an admin sets it"
+            try:
+                with transaction.atomic():  # (a savepoint: another process may create it at the same moment)
+                    retention.save()
+            except IntegrityError:
+                return Retention.objects.for_tenant(tenant).get()
+            audit_record(
+                tenant=tenant,
+                actor=None,  # the system: the retention job, or the first hold, made the default explicit
+                kind="retention.set",
+                object_type="retention",
+                object_id=retention.pk,
+                data={"before": {"days": None}, "after": {"days": RETENTION_DEFAULT_DAYS}, "reason": "the default"},
+            )
     return retention
 
 

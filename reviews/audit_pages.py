@@ -6,19 +6,22 @@ Read-only: auditors and admins of the current tenant read what the selectors of
 shown in UTC, named as such; every identifier can be copied (``reviews/copy.js``).
 """
 
+import base64
+import hashlib
 import mimetypes
+import re
 import zipfile
 from datetime import UTC, datetime, time, timedelta
 
 from django import forms
 from django.contrib import messages
-from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from hitl.errors import NotFoundError
+from hitl.errors import NotFoundError, RuleViolationError
 from policies.selectors import compiled_policy
 from reviews.audit_selectors import (
     CONFIG_KINDS,
@@ -40,8 +43,8 @@ from reviews.bundle import (
     compliance_export_request,
     compliance_exports,
 )
-from reviews.export import csv_chunks, export_records
-from reviews.filters import AuditOutputFilter
+from reviews.export import JSONL_CONTENT_TYPE, csv_chunks, export_records
+from reviews.filters import LAST_DAY, AuditOutputFilter
 from reviews.models import Output
 from reviews.trace import input_view, trace_steps
 from tenants.audit import Actor
@@ -294,9 +297,21 @@ def _verified_trigger(response, verification):
 
 
 class ExportForm(forms.Form):
-    received_from = forms.DateField(label="Received from", widget=forms.DateInput(attrs={"type": "date"}))
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")  # as the search form's labels
+        super().__init__(*args, **kwargs)
+
+    received_from = forms.DateField(
+        label="Received from",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[LAST_DAY],
+        help_text="UTC day, from its first instant.",
+    )
     received_until = forms.DateField(
-        label="to (inclusive)", widget=forms.DateInput(attrs={"type": "date"}), help_text="Whole UTC days."
+        label="to (inclusive)",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[LAST_DAY],
+        help_text="UTC day, included: the period ends at the next day's midnight.",
     )
 
     def clean(self):
@@ -304,6 +319,8 @@ class ExportForm(forms.Form):
         start, end = cleaned.get("received_from"), cleaned.get("received_until")
         if start and end and end < start:
             self.add_error("received_until", "Must not be before the start of the period.")
+        if start and start > timezone.now().astimezone(UTC).date():
+            self.add_error("received_from", "The period starts in the future: nothing in it can be exported yet.")
         return cleaned
 
 
@@ -330,9 +347,13 @@ class ExportsPage(AuditPage):
             return self.render_to_response(self.get_context_data(form=form), status=400)
         start = _day_start(form.cleaned_data["received_from"])
         end = _day_start(form.cleaned_data["received_until"] + timedelta(days=1))
-        compliance_export_request(
-            tenant=self.tenant, start=start, end=end, actor=Actor.of_person(self.person, self.membership.role)
-        )
+        try:
+            compliance_export_request(
+                tenant=self.tenant, start=start, end=end, actor=Actor.of_person(self.person, self.membership.role)
+            )
+        except RuleViolationError as error:  # (the form checks the same rules first)
+            form.add_error(None, error.message)
+            return self.render_to_response(self.get_context_data(form=form), status=400)
         messages.success(request, "Export started: it appears below and updates by itself.")
         return redirect("audit:exports")
 
@@ -360,17 +381,31 @@ class ExportDownload(AuditPage):
         except NotFoundError:
             raise Http404 from None
         if name is None:
-            return FileResponse(archive.open("rb"), as_attachment=True, filename=f"hitl-export-{export_id}.zip")
+            name = f"compliance-{self.tenant.slug}-{export_id}.zip"  # as the API names it
+            return FileResponse(archive.open("rb"), as_attachment=True, filename=name)
         bundle = zipfile.ZipFile(archive)
         if name not in bundle.namelist():
             bundle.close()
             raise Http404
         kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
         if name.endswith(".jsonl"):
-            kind = "application/jsonl"
-        response = FileResponse(bundle.open(name), content_type=kind, as_attachment=not name.endswith(".html"))
-        if name.endswith(".html"):
+            kind = JSONL_CONTENT_TYPE
+        if name.endswith(".html"):  # the summary, shown to be read and printed: its own style, nothing else inline
+            page = bundle.read(name)
+            bundle.close()
+            response = HttpResponse(page, content_type="text/html; charset=utf-8")
             response["Content-Disposition"] = f'inline; filename="{name}"'
-        else:
-            response["Content-Disposition"] = f'attachment; filename="{name}"'
+            response._csp_update = {"style-src": _style_hashes(page)}
+            return response
+        response = FileResponse(bundle.open(name), content_type=kind, as_attachment=True)
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+def _style_hashes(page: bytes) -> list[str]:
+    """CSP hash sources of the page's ``<style>`` elements (the summary writes one): its style
+    applies under the site's policy, which allows no other inline style or any script."""
+    return [
+        "'sha256-" + base64.b64encode(hashlib.sha256(style).digest()).decode() + "'"
+        for style in re.findall(rb"<style>(.*?)</style>", page, flags=re.S)
+    ]

@@ -220,12 +220,13 @@ def audit_output_page(rows: QuerySet, *, cursor: str = "", size: int | None = No
 
 
 def sla_state(*, review_required: bool, due: datetime | None, decided_at: datetime | None, now: datetime) -> str:
-    """``met``, ``missed``, ``late`` (undecided past due), ``open`` or ``''`` (nobody had to review it)."""
+    """The export's words (``reviews.export``): ``met``, ``missed`` (decided late, or undecided past
+    due), ``pending`` (undecided, not yet due), or ``''`` (nobody had to review it: the export's ``none``)."""
     if not review_required or due is None:
         return ""
     if decided_at is not None:
         return "met" if decided_at <= due else "missed"
-    return "late" if now > due else "open"
+    return "missed" if now > due else "pending"
 
 
 # The story of one output -----------------------------------------------------
@@ -236,7 +237,7 @@ class StoryEvent:
     """One line of an output's story, in time order."""
 
     at: datetime
-    kind: str  # received, classified, judged, task, claimed, review, decided, feedback, delivery, audit
+    kind: str  # received, classified, judged, reclassified, task, claimed, review, decided, feedback, delivery, audit
     title: str
     order: int = 0  # ties at the same instant keep the life's order
     data: dict = field(default_factory=dict)
@@ -257,15 +258,15 @@ def text_diff(original: str, changed: str) -> list[tuple[str, str]]:
     return [(op, text + " ") for op, text in parts]
 
 
-def _rate_of(tenant: Tenant, output: Output) -> dict:
-    """The tier of the policy version that classified the output, as it was then."""
+def _rate_of(tenant: Tenant, output: Output, tier_name: str) -> dict:
+    """The tier ``tier_name`` of the policy version that classified the output, as it was then."""
     if output.policy_version is None:
         return {}
     try:
         policy = compiled_policy_version(tenant=tenant, version=output.policy_version)
     except Exception:  # a version the history no longer has: say so rather than fail the page
         return {"missing": True}
-    tier = policy.tiers.get(output.risk_tier)
+    tier = policy.tiers.get(tier_name)
     if tier is None:
         return {}
     return {
@@ -283,16 +284,27 @@ def audit_output_story(*, tenant: Tenant, output_id) -> dict:
     output = Output.objects.for_tenant(tenant).select_related("decided_by").filter(pk=output_id).first()
     if output is None:
         raise NotFoundError("Output not found.")
+    tier, reason = output.ingest_classification
     events: list[StoryEvent] = [
         StoryEvent(output.received_at, "received", "Received", 0),
         StoryEvent(
             output.received_at,
             "classified",
-            f"Classified {output.risk_tier or '(no tier)'} under policy v{output.policy_version}",
+            f"Classified {tier or '(no tier)'} under policy v{output.policy_version}",
             1,
-            {"tier": _rate_of(tenant, output)},
+            {"tier": _rate_of(tenant, output, tier), "tier_name": tier, "reason": reason},
         ),
     ]
+    if output.received_risk_tier is not None and output.judged_at is not None:  # the judges' completion changed it
+        events.append(
+            StoryEvent(
+                output.judged_at,
+                "reclassified",
+                f"The judges' verdicts decided: tier {output.risk_tier or '(no tier)'}",
+                2,
+                {"tier_name": output.risk_tier, "reason": output.decision_reason},
+            )
+        )
     judgements = list(
         Judgement.objects.for_tenant(tenant).filter(output_id=output.pk).select_related("judge").order_by("created_at")
     )
@@ -637,6 +649,7 @@ def audit_output_trail(*, tenant: Tenant, output: Output, tasks=(), reviews=()) 
         )
     received = next((row["event"] for row in rows if row["event"].kind == "output.received"), None)
     commitment = {"event": received, "digest_ok": False, "root_ok": False, "leaf": None, "size": 0}
+    tier, reason = output.ingest_classification  # (the judges may have changed the tier and reason since)
     recomputed_digest = output_audit_digest(
         tenant_slug=tenant.slug,
         output_id=output.pk,
@@ -644,10 +657,10 @@ def audit_output_trail(*, tenant: Tenant, output: Output, tasks=(), reviews=()) 
         application=output.application,
         content_hash=output.content_hash,
         received_at=output.received_at,
-        risk_tier=output.risk_tier,
+        risk_tier=tier,
         policy_version=output.policy_version,
         sampling_draw=output.sampling_draw,
-        decision_reason=output.decision_reason,
+        decision_reason=reason,
     )
     commitment["recomputed"] = recomputed_digest
     commitment["digest_ok"] = bool(output.audit_digest) and recomputed_digest == output.audit_digest

@@ -39,7 +39,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from hitl.enqueue import enqueue_on_commit
-from hitl.errors import NotFoundError
+from hitl.errors import NotFoundError, RuleViolationError
 from policies.models import Policy
 from reviews.export import CSV_COLUMNS, _iso, csv_line, csv_record_line, export_records
 from reviews.models import ComplianceExport, ExportStatus, Output
@@ -59,8 +59,15 @@ def export_dir() -> Path:
 
 
 def compliance_export_request(*, tenant: Tenant, start: datetime, end: datetime, actor: Actor) -> ComplianceExport:
-    """Record an export of ``[start, end)`` and enqueue its building once this commits."""
+    """Record an export of ``[start, end)`` and enqueue its building once this commits.
+
+    A period that starts after now is refused: nothing of it has happened, and its bundle could
+    not carry the export's own event (written now, before the period's chain segment begins)."""
     from reviews.tasks import compliance_export_task
+
+    if start > timezone.now():
+        message = "The period starts in the future: nothing in it can be exported yet."
+        raise RuleViolationError(f"from: {message}", fields={"from": [message]})
 
     with transaction.atomic():
         job = ComplianceExport.objects.for_tenant(tenant).create(

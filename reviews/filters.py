@@ -1,6 +1,9 @@
 """Query-string filters for the output list."""
 
+from datetime import date
+
 import django_filters
+from django.core.validators import MaxValueValidator
 
 from hitl.filters import DateTimeFilter, StrictForm
 from reviews.models import Output, OutputStatus
@@ -22,13 +25,21 @@ class OutputFilter(django_filters.FilterSet):
         fields = ("application", "status", "received_after", "received_before")
 
 
+# The last day a period may name: its end is the next day's midnight, which must exist.
+LAST_DAY = MaxValueValidator(date(9999, 12, 30), "A day before 9999-12-31.")
+
+
 class AuditOutputFilter(django_filters.FilterSet):
     """The auditor's output search (``/audit/``): the form validates, ``reviews.audit_selectors``
     applies the values on the indexes. Dates are whole UTC days; ``received_until`` is inclusive.
     Choices (applications, tiers, reviewers) are the tenant's own, set by the page."""
 
-    received_from = django_filters.DateFilter(label="Received from", method="_by_selector")
-    received_until = django_filters.DateFilter(label="to (inclusive)", method="_by_selector")
+    received_from = django_filters.DateFilter(
+        label="Received from", method="_by_selector", validators=[LAST_DAY], help_text="UTC day."
+    )
+    received_until = django_filters.DateFilter(
+        label="to (inclusive)", method="_by_selector", validators=[LAST_DAY], help_text="UTC day, included."
+    )
     application = django_filters.ChoiceFilter(label="Application", method="_by_selector")
     tier = django_filters.ChoiceFilter(label="Tier", method="_by_selector")
     decision = django_filters.ChoiceFilter(label="Decision", method="_by_selector")

@@ -80,6 +80,19 @@ class Output(TenantOwnedModel):
     )
     status = models.CharField(max_length=32, choices=OutputStatus.choices, default=OutputStatus.RECEIVED)
     risk_tier = models.CharField(max_length=50, blank=True, default="")
+    # The classification the audit digest covers, kept once something after ingest changes it
+    # (the judges' completion sets the tier and reason; an adjudication or a second look adds to
+    # the reason): null while unchanged, so that ingest writes nothing more (keep_ingest_classification).
+    received_risk_tier = models.CharField(
+        max_length=50,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The tier as classified at ingest; null: unchanged.",
+    )
+    received_decision_reason = models.TextField(
+        null=True, blank=True, editable=False, help_text="The sampling reason as classified at ingest; null: unchanged."
+    )
     review_required = models.BooleanField(default=False)
     delivery = models.CharField(max_length=16, choices=Delivery.choices, default=Delivery.DELIVER)
     policy_version = models.PositiveIntegerField(null=True, blank=True, help_text="Policy version that classified it.")
@@ -113,6 +126,22 @@ class Output(TenantOwnedModel):
         help_text="When retention blanked its payloads (input, output, trace, final output, corrections, comments); "
         "its digests stay.",
     )
+
+    INGEST_CLASSIFICATION_FIELDS = ("received_risk_tier", "received_decision_reason")
+
+    def keep_ingest_classification(self) -> tuple[str, ...]:
+        """Call before changing ``risk_tier`` or ``decision_reason``: the values ingest classified
+        (which the audit digest covers) are kept, once. Returns the fields to save with the change."""
+        if self.received_risk_tier is None:
+            self.received_risk_tier, self.received_decision_reason = self.risk_tier, self.decision_reason
+        return self.INGEST_CLASSIFICATION_FIELDS
+
+    @property
+    def ingest_classification(self) -> tuple[str, str]:
+        """``(tier, reason)`` as classified at ingest: what the output's audit digest covers."""
+        if self.received_risk_tier is None:
+            return self.risk_tier, self.decision_reason
+        return self.received_risk_tier, self.received_decision_reason or ""
 
     class Meta(TenantOwnedModel.Meta):
         constraints = [

@@ -466,9 +466,17 @@ OUTPUT_DIGEST_FIELDS = {
 _FORMULA_GUARDED = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
+# The tier and sampling reason as classified at ingest, in a record whose tier or reason changed
+# since (the judges' completion): the digest covers these. Null (empty in the CSV) when unchanged,
+# and absent from bundles made before they were exported.
+INGEST_CLASSIFICATION_FIELDS = {"received_tier": "risk_tier", "received_reason": "decision_reason"}
+
+
 def output_record_digest(record: Mapping, tenant: str) -> str:
     """An output's digest recomputed from its export record (JSONL object or typed CSV row)."""
     value = {name: record[field] for field, name in OUTPUT_DIGEST_FIELDS.items()}
+    if any(record.get(field) is not None for field in INGEST_CLASSIFICATION_FIELDS):
+        value.update({name: record.get(field) or "" for field, name in INGEST_CLASSIFICATION_FIELDS.items()})
     value["tenant"] = tenant
     return digest(value)
 
@@ -481,6 +489,7 @@ def _csv_value(cell: str) -> str:
 def csv_record(row: Mapping[str, str]) -> dict:
     """The typed fields a digest covers, from a CSV row of outputs.csv."""
     record = {field: _csv_value(row[field]) for field in OUTPUT_DIGEST_FIELDS}
+    record.update({field: _csv_value(row.get(field) or "") or None for field in INGEST_CLASSIFICATION_FIELDS})
     record["policy_version"] = int(record["policy_version"]) if record["policy_version"] else None
     record["sampling_draw"] = float(record["sampling_draw"]) if record["sampling_draw"] else None
     return record
@@ -638,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
     chain.add_argument("--checkpoints", help="JSON lines: seq, head_hash, signed_at, signature, key_id")
     chain.add_argument("--public-key", action="append", default=[], help="base64 raw Ed25519 public key (repeatable)")
     bundle = commands.add_parser("verify-bundle", help="verify a compliance bundle (zip) offline")
-    bundle.add_argument("bundle", help="the bundle, e.g. compliance-acme-....zip")
+    bundle.add_argument("bundle", help="the bundle, e.g. compliance-acme-<export id>.zip")
     bundle.add_argument("--public-key", required=True, help="the tenant's published base64 raw Ed25519 public key")
     args = parser.parse_args(argv)
     if args.command == "verify-bundle":

@@ -49,7 +49,6 @@ EXEMPT = {
     "reviews.services.judging.judges_enqueue_deferred": "operational: when the judges were enqueued",
     "reviews.services.judging.judges_reconcile": "operational: re-enqueues late judges",
     "policies.retention.retention_watermark_set": "operational: how far the retention job got",
-    "policies.retention.retention_row_ensure": "the default period made explicit for the job's watermark",
     "reviews.services.retention.retention_apply": "one output.redacted event per batch; a run with nothing "
     "to redact only moves its watermark",
     "reviews.services.retention.retention_apply_all": "retention_apply for every tenant",

@@ -306,6 +306,8 @@ def _lock_judging(tenant: Tenant, output_ids) -> list[Output]:
             "confidence",
             "status",
             "risk_tier",
+            "decision_reason",
+            *Output.INGEST_CLASSIFICATION_FIELDS,
             "delivery",
             "policy_version",
             "judge_plan",
@@ -386,6 +388,7 @@ def _complete(tenant: Tenant, outputs: list[Output], now: datetime) -> int:
         )
         if output.delivery != decision.delivery:
             delivery_changed.append(output)
+        output.keep_ingest_classification()  # what the output's audit digest covers
         output.status = decision.status
         output.risk_tier = decision.risk_tier
         output.review_required = decision.review_required
@@ -407,9 +410,27 @@ def _complete(tenant: Tenant, outputs: list[Output], now: datetime) -> int:
         return 0
     bulk_update(
         Output,
-        ("status", "risk_tier", "review_required", "delivery", "decision_reason", "judged_at"),
+        (
+            "status",
+            "risk_tier",
+            "review_required",
+            "delivery",
+            "decision_reason",
+            "judged_at",
+            *Output.INGEST_CLASSIFICATION_FIELDS,
+        ),
         [
-            (o.pk, o.status, o.risk_tier, o.review_required, o.delivery, o.decision_reason, o.judged_at)
+            (
+                o.pk,
+                o.status,
+                o.risk_tier,
+                o.review_required,
+                o.delivery,
+                o.decision_reason,
+                o.judged_at,
+                o.received_risk_tier,
+                o.received_decision_reason,
+            )
             for o in finished
         ],
     )

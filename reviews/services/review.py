@@ -49,7 +49,7 @@ from reviews.models import (
 from reviews.services.claims import certification_holds, lease_check, reviewer_rights
 from reviews.services.gold import gold_answer_record, gold_plant_after_review
 from reviews.services.webhooks import webhook_deliveries_create
-from tenants.audit import audit_record, text_digest
+from tenants.audit import Actor, audit_record, request_actor, text_digest
 from tenants.models import Membership, Tenant
 
 
@@ -342,8 +342,9 @@ def _adjudication_open(tenant: Tenant, task: ReviewTask, output: Output, now: da
         rubric_version=task.rubric_version,
         escalation_reason=why,
     )
+    kept = output.keep_ingest_classification()
     output.decision_reason = f"{output.decision_reason}; {why}".lstrip("; ")
-    output.save(update_fields=["decision_reason"])
+    output.save(update_fields=["decision_reason", *kept])
     return {"task": adjudication.pk, "level_required": level, "reason": reason, "reviews": [row[4] for row in rows]}
 
 
@@ -365,9 +366,19 @@ def _adjudicate(tenant: Tenant, task: ReviewTask, output: Output, review: Review
         "decided_at": output.decided_at,
     }
     _decision_apply(output, outcome, review, now)
+    kept = output.keep_ingest_classification()
     output.decision_reason = f"{output.decision_reason}; adjudicated: {outcome.decision}".lstrip("; ")
     output.save(
-        update_fields=["decision", "status", "final_output", "delivery", "decided_by", "decided_at", "decision_reason"]
+        update_fields=[
+            "decision",
+            "status",
+            "final_output",
+            "delivery",
+            "decided_by",
+            "decided_at",
+            "decision_reason",
+            *kept,
+        ]
     )
     ReviewTask.objects.for_tenant(tenant).filter(
         output=output, status__in=[TaskStatus.PENDING, TaskStatus.CLAIMED]
@@ -392,7 +403,8 @@ def _review_audit(tenant: Tenant, task: ReviewTask, review: Review, kind: str, e
     """The review as given: scores, decision, correction, comment, time spent and what the reviewer was shown."""
     audit_record(
         tenant=tenant,
-        actor=review.reviewer,
+        # the request's key or signed-in person; else (a command, a worker) the person, acting as a reviewer
+        actor=request_actor() or Actor.of_person(review.reviewer, "reviewer"),
         kind=kind,
         object_type="task",
         object_id=task.pk,
@@ -550,8 +562,9 @@ def _second_look_create(
         rubric_version=task.rubric_version,
         escalation_reason=why,
     )
+    kept = output.keep_ingest_classification()
     output.decision_reason = f"{output.decision_reason}; {why}".lstrip("; ")
-    output.save(update_fields=["decision_reason"])
+    output.save(update_fields=["decision_reason", *kept])
 
 
 def _decision_apply(output: Output, outcome: Outcome, review: Review, now: datetime) -> None:

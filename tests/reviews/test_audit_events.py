@@ -174,3 +174,28 @@ def test_every_service_function_is_watched_wherever_it_is_used():
     assert reviews.apis.outputs.output_ingest is reviews.services.ingest.output_ingest
     assert hasattr(tenants.services.api_key_revoke, "__audit_watched__")
     assert set(audit_watch.EXEMPT) <= set(functions)  # no stale exemption
+
+
+def test_a_review_names_the_reviewer_in_the_reviewer_role_with_a_key_or_without_a_request(tenant, workflow):
+    """Through the API the review's event names the key, its person and role; submitted by a command
+    or a worker (no request: the demo's seeding), the person acting as a reviewer, not "person"."""
+    from reviews.services.claims import reviewer_for, task_claim
+    from reviews.services.review import review_submit
+
+    rita = reviewer(tenant, 1, "rita")
+    submit(workflow, 1, "medium-app")
+    assert review(rita, claim(rita).json()["id"], decision="approve", scores=GOOD_SCORES).status_code == 201
+    (by_key,) = events(tenant, kind="task.reviewed")
+    named = (by_key.actor_person_id, by_key.actor_key_id, by_key.actor_role)
+    assert named == (rita.person.pk, rita.api_key.pk, "reviewer")
+
+    submit(workflow, 2, "medium-app")
+    task = task_claim(tenant=tenant, reviewer=reviewer_for(tenant=tenant, user=rita.person))
+    review_submit(tenant=tenant, user=rita.person, task_id=task["id"], decision="approve", scores=GOOD_SCORES)
+    by_command = events(tenant, kind="task.reviewed")[-1]
+    assert (by_command.actor_person_id, by_command.actor_key_id, by_command.actor_role) == (
+        rita.person.pk,
+        None,
+        "reviewer",
+    )
+    assert audit_verify(tenant).ok

@@ -1,6 +1,8 @@
 """The auditor's pages: who may read them, the output search (filters, keyset pages), an
 output's story, the configuration history with diffs."""
 
+import base64
+import hashlib
 import html
 import re
 from datetime import timedelta
@@ -79,7 +81,9 @@ def test_auditors_and_admins_read_every_page(tenant, seeded, role):
 def test_reviewers_are_refused_and_anonymous_people_sent_to_sign_in(tenant, seeded):
     reviewer_client = signed_in(member(tenant, "reviewer"))
     for path in pages(seeded):
-        assert reviewer_client.get(path).status_code == 403, path
+        refused = reviewer_client.get(path)
+        assert refused.status_code == 403, path
+        assert b"This page is not open to you" in refused.content and b"Back to your home page" in refused.content
         response = Client().get(path)
         assert response.status_code == 302 and response["Location"].startswith("/login/?next="), path
 
@@ -312,6 +316,15 @@ def test_an_auditor_starts_an_export_follows_it_and_downloads_its_files(
     csv = client.get(f"/audit/exports/{export.pk}/files/outputs.csv")
     assert csv.status_code == 200 and b"".join(csv.streaming_content).startswith("\ufeff".encode())
     assert client.get(f"/audit/exports/{export.pk}/files/nope.txt").status_code == 404
+    jsonl = client.get(f"/audit/exports/{export.pk}/files/outputs.jsonl")
+    assert jsonl["Content-Type"] == "application/x-ndjson" and "attachment" in jsonl["Content-Disposition"]
+    # The summary is shown to be read and printed: its own style applies (its hash in the policy), nothing else inline.
+    summary = client.get(f"/audit/exports/{export.pk}/files/summary.html")
+    assert summary.status_code == 200 and summary["Content-Disposition"].startswith("inline")
+    [style] = re.findall(rb"<style>(.*?)</style>", summary.content, flags=re.S)
+    digest = base64.b64encode(hashlib.sha256(style).digest()).decode()
+    policy = dict(part.strip().split(" ", 1) for part in summary["Content-Security-Policy"].split(";") if part.strip())
+    assert policy["style-src"] == f"'self' 'sha256-{digest}'" and policy["script-src"] == "'self'"
 
     # Another tenant's auditor, a reviewer: nothing.
     assert signed_in(member(tenant, "reviewer")).get(f"/audit/exports/{export.pk}/bundle.zip").status_code == 403
@@ -365,3 +378,37 @@ def test_the_current_search_as_csv(tenant, seeded):
     )
     assert client.get("/audit/outputs.csv", {"tier": "nope"}).status_code == 404
     assert signed_in(member(tenant, "reviewer")).get("/audit/outputs.csv").status_code == 403
+
+
+def test_a_day_past_the_calendar_or_a_period_in_the_future_is_a_form_error(tenant, settings, tmp_path):
+    from reviews.models import ComplianceExport
+
+    settings.HITL_EXPORT_DIR = str(tmp_path)
+    client = signed_in(member(tenant, "auditor", username="alex"))
+    page = client.get("/audit/", {"received_until": "9999-12-31"})  # the end would be the next day's midnight
+    assert page.status_code == 200 and "A day before 9999-12-31." in page.content.decode()
+    assert client.get("/audit/outputs.csv", {"received_until": "9999-12-31"}).status_code == 404
+    refused = client.post("/audit/exports/", {"received_from": "2026-01-01", "received_until": "9999-12-31"})
+    assert refused.status_code == 400 and "A day before 9999-12-31." in refused.content.decode()
+    tomorrow = (timezone.now() + timedelta(days=1)).date().isoformat()
+    refused = client.post("/audit/exports/", {"received_from": tomorrow, "received_until": tomorrow})
+    assert refused.status_code == 400 and "starts in the future" in refused.content.decode()
+    assert not ComplianceExport.objects.for_tenant(tenant).exists()
+
+
+def test_the_search_page_and_the_export_name_an_sla_alike():
+    from reviews.audit_selectors import sla_state
+    from reviews.export import _iso, _sla
+
+    now = timezone.now()
+    for due, decided in (
+        (now + timedelta(hours=1), None),  # pending
+        (now - timedelta(hours=1), None),  # missed: undecided past due
+        (now, now - timedelta(minutes=1)),  # met
+        (now - timedelta(hours=1), now),  # missed: decided late
+    ):
+        page = sla_state(review_required=True, due=due, decided_at=decided, now=now)
+        _, exported = _sla(_iso(decided), [{"purpose": "approval", "due_at": _iso(due)}], _iso(now))
+        assert page == exported and page in ("met", "missed", "pending")
+    assert sla_state(review_required=False, due=None, decided_at=None, now=now) == ""
+    assert _sla(None, [], _iso(now)) == (None, "none")

@@ -200,6 +200,23 @@ def test_the_verifier_runs_alone_from_a_temporary_directory(bundle, tmp_path):
     assert "outputs.csv line 2" in bad.stdout
 
 
+def test_the_chain_command_checks_a_bundles_segment_against_its_signed_checkpoint(bundle, tenant, tmp_path):
+    """docs/compliance.md's second command: a bundle's chain.jsonl, the checkpoint its manifest holds."""
+    with zipfile.ZipFile(bundle["path"]) as archive:
+        (tmp_path / "chain.jsonl").write_bytes(archive.read("chain.jsonl"))
+        checkpoint = json.loads(archive.read("manifest.json"))["checkpoint"]
+    (tmp_path / "checkpoints.jsonl").write_text(json.dumps(checkpoint) + "\n")
+    command = [sys.executable, "-I", str(AUDITCHAIN), "chain", "chain.jsonl", "--tenant", tenant.slug]
+    command += ["--checkpoints", "checkpoints.jsonl", "--public-key", bundle["public"]]
+
+    good = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert good.returncode == 0, good.stdout + good.stderr
+    checkpoint["head_hash"] = "0" * 64  # a checkpoint that does not match the segment's head
+    (tmp_path / "checkpoints.jsonl").write_text(json.dumps(checkpoint) + "\n")
+    bad = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+
+
 def test_building_again_is_idempotent_and_a_failed_export_starts_over(bundle, tenant, export_dir):
     job = ComplianceExport.objects.for_tenant(tenant).get(pk=bundle["job"]["id"])
     files = job.files
@@ -227,6 +244,9 @@ def test_a_bad_period_is_refused_before_any_job(tenant, client_for, export_dir):
     assert auditor.post("/api/v1/audit/exports", {"from": TO, "to": FROM}, format="json").status_code == 422
     assert auditor.post("/api/v1/audit/exports", {"from": "soon", "to": TO}, format="json").status_code == 400
     assert auditor.post("/api/v1/audit/exports", {"to": TO}, format="json").status_code == 400
+    # A period that has not begun: its bundle could not carry its own export event.
+    future = auditor.post("/api/v1/audit/exports", {"from": "2099-01-01T00:00:00Z", "to": TO}, format="json")
+    assert future.status_code == 422 and "future" in future.json()["message"]
     assert not ComplianceExport.objects.for_tenant(tenant).exists()
 
 

@@ -166,6 +166,13 @@ def test_a_tenant_without_a_setting_keeps_the_default_and_others_are_untouched(t
     assert retention_apply_all(now=NOW) == 1
     assert payload_of(ids["year-old"])["redacted_at"] is not None
     assert payload_of(ids["half-year"])["redacted_at"] is None  # 365 days for this tenant, not the other's 183
+    # The default made explicit for the job's watermark is a configuration change like any other: audited once.
+    from tenants.models import AuditEvent
+
+    [made] = AuditEvent.objects.for_tenant(tenant).filter(kind="retention.set")
+    assert made.actor_role == "system" and made.data["after"] == {"days": 365} and made.data["before"] == {"days": None}
+    retention_apply_all(now=NOW)
+    assert AuditEvent.objects.for_tenant(tenant).filter(kind="retention.set").count() == 1
 
 
 def test_redaction_is_one_audit_event_per_batch_and_the_chain_still_verifies(tenant, workflow):

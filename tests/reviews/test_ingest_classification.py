@@ -1,0 +1,144 @@
+"""An output whose tier or reason changed after ingest (the judges' completion) still proves itself.
+
+The output's audit digest covers its classification at ingest. The judges' completion sets a new
+tier and reason, so the ingest's are kept (``Output.received_risk_tier`` and
+``received_decision_reason``), and the story page, the export and the offline verifier recompute
+the digest from them. Before they were kept, every judged output of a tenant with judges showed
+"NOT committed" on its story and failed the bundle's verification.
+"""
+
+import csv
+import io
+import zipfile
+from datetime import datetime
+
+import pytest
+
+from policies.services import judge_create, policy_publish
+from reviews.audit_selectors import audit_output_story, audit_output_trail
+from reviews.bundle import compliance_export_build
+from reviews.export import export_records
+from reviews.models import Output
+from reviews.services.ingest import output_audit_digest
+from tenants import auditchain
+from tests.conftest import make_client
+from tests.factories import output_payload
+from tests.reviews.test_export import FROM, TO
+
+POLICY = {
+    "default_tier": "low",
+    "tiers": [
+        {"name": "low", "review_rate": 0.0, "mode": "parallel", "sla_minutes": 600},
+        {"name": "critical", "review_rate": 1.0, "mode": "sequential", "sla_minutes": 30},
+    ],
+}
+CARD = "Your card 4242 4242 4242 4242 is on file."
+
+
+@pytest.fixture
+def judged(tenant, django_capture_on_commit_callbacks):
+    """Two outputs judged by a PII check that raises the tier on a failure: one fails (tier and
+    reason change), one passes (the reason changes); and one submitted before any judge existed."""
+    policy_publish(tenant=tenant, document=POLICY)
+    service = make_client(tenant, "service")
+    plain = service.post("/api/v1/outputs", output_payload(0, output="No judge yet."), format="json").json()
+    judge_create(tenant=tenant, data={"name": "pii", "kind": "pii", "on_fail": "raise_tier", "raise_to": "critical"})
+    ids = [plain["id"]]
+    for number, text in ((1, CARD), (2, "All good.")):
+        with django_capture_on_commit_callbacks(execute=True):  # the judges run on commit, in-process
+            response = service.post("/api/v1/outputs", output_payload(number, output=text), format="json")
+        assert response.status_code == 201, response.content
+        ids.append(response.json()["id"])
+    return {pk: Output.unscoped.get(pk=pk) for pk in ids}, ids
+
+
+def test_the_judges_change_the_tier_and_reason_and_the_ingest_classification_is_kept(judged):
+    outputs, (plain_id, failed_id, passed_id) = judged
+    failed, passed, plain = outputs[failed_id], outputs[passed_id], outputs[plain_id]
+    assert failed.risk_tier == "critical" and "tier raised from low to critical" in failed.decision_reason
+    assert failed.received_risk_tier == "low" and "waiting for judges" in failed.received_decision_reason
+    assert passed.risk_tier == "low" and passed.received_risk_tier == "low"
+    assert "waiting for judges" in passed.received_decision_reason and passed.judged_at is not None
+    assert (plain.received_risk_tier, plain.received_decision_reason) == (None, None)  # unchanged: nothing kept
+    for output in outputs.values():
+        tier, reason = output.ingest_classification
+        assert output.audit_digest == output_audit_digest(
+            tenant_slug=output.tenant.slug,
+            output_id=output.pk,
+            external_id=output.external_id,
+            application=output.application,
+            content_hash=output.content_hash,
+            received_at=output.received_at,
+            risk_tier=tier,
+            policy_version=output.policy_version,
+            sampling_draw=output.sampling_draw,
+            decision_reason=reason,
+        )
+
+
+def test_keeping_the_ingest_classification_keeps_the_first_one():
+    output = Output(risk_tier="low", decision_reason="sampled: no")
+    assert output.ingest_classification == ("low", "sampled: no")
+    output.keep_ingest_classification()
+    output.risk_tier, output.decision_reason = "critical", "judges: raised"
+    output.keep_ingest_classification()  # a later change keeps the ingest's, not the judges'
+    output.decision_reason += "; adjudicated: approved"
+    assert output.ingest_classification == ("low", "sampled: no")
+
+
+def test_each_judged_output_s_story_says_it_is_committed_to_the_chain(tenant, judged):
+    outputs, ids = judged
+    for pk in ids:
+        trail = audit_output_trail(tenant=tenant, output=outputs[pk])
+        assert trail["commitment"]["committed"], (pk, trail["commitment"])
+    story = audit_output_story(tenant=tenant, output_id=ids[1])
+    kinds = [(event.kind, event.data.get("tier_name")) for event in story["events"]]
+    assert ("classified", "low") in kinds and ("reclassified", "critical") in kinds
+
+
+def test_the_export_carries_the_ingest_classification_and_each_record_recomputes_its_digest(tenant, judged):
+    outputs, ids = judged
+    records = {record["id"]: record for record in export_records(tenant=tenant, start=_at(FROM), end=_at(TO))}
+    failed = records[ids[1]]
+    assert (failed["tier"], failed["received_tier"]) == ("critical", "low")
+    assert "waiting for judges" in failed["received_reason"]
+    assert (records[ids[0]]["received_tier"], records[ids[0]]["received_reason"]) == (None, None)
+    for pk in ids:
+        assert auditchain.output_record_digest(records[pk], tenant.slug) == outputs[pk].audit_digest
+
+
+def test_a_bundle_of_judged_outputs_verifies_offline(tenant, judged, client_for, tmp_path):
+    outputs, ids = judged
+    auditor = client_for(tenant, "auditor")
+    started = auditor.post("/api/v1/audit/exports", {"from": FROM, "to": TO}, format="json")
+    assert started.status_code == 202, started.content
+    compliance_export_build(export_id=started.json()["id"])  # (the task the commit enqueues, run here)
+    status = auditor.get(f"/api/v1/audit/exports/{started.json()['id']}").json()
+    assert status["status"] == "done", status
+    path = tmp_path / "bundle.zip"
+    path.write_bytes(b"".join(auditor.get(status["download"]).streaming_content))
+    public = auditor.get("/api/v1/audit/public-key").json()["public_key"]
+
+    report = auditchain.verify_bundle(str(path), public)
+    assert report.problems == [], report.problems
+    with zipfile.ZipFile(path) as bundle:
+        rows = list(csv.DictReader(io.StringIO(bundle.read("outputs.csv").decode("utf-8-sig"))))
+    by_id = {row["id"]: row for row in rows}
+    assert by_id[ids[1]]["received_tier"] == "low" and by_id[ids[0]]["received_tier"] == ""
+    for pk in ids:
+        typed = auditchain.csv_record(by_id[pk])
+        assert auditchain.output_record_digest(typed, tenant.slug) == outputs[pk].audit_digest
+
+
+def test_a_changed_ingest_classification_in_an_export_is_caught(tenant, judged):
+    outputs, ids = judged
+    record = next(r for r in export_records(tenant=tenant, start=_at(FROM), end=_at(TO)) if r["id"] == ids[1])
+    assert auditchain.output_record_digest(record, tenant.slug) == outputs[ids[1]].audit_digest
+    forged = {**record, "received_tier": "critical"}  # someone claims the judges' tier was the ingest's
+    assert auditchain.output_record_digest(forged, tenant.slug) != outputs[ids[1]].audit_digest
+    dropped = {key: value for key, value in record.items() if key not in ("received_tier", "received_reason")}
+    assert auditchain.output_record_digest(dropped, tenant.slug) != outputs[ids[1]].audit_digest
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
