@@ -35,6 +35,7 @@ from reviews.audit_selectors import (
     audit_policy_version,
     audit_queue_access,
     audit_record_matches,
+    audit_reviewers,
     timeline_audit_events,
 )
 from reviews.bundle import (
@@ -50,7 +51,6 @@ from reviews.trace import input_view, trace_steps
 from tenants.audit import Actor
 from tenants.models import Role
 from tenants.pages import TenantPage
-from tenants.selectors import members_of
 from tenants.verification import (
     audit_chain_status,
     audit_verification_get,
@@ -87,13 +87,9 @@ class _SearchMixin:
             self.request.GET or None,
             queryset=Output.objects.none(),
             applications=audit_applications(tenant=tenant),
-            tiers=sorted(compiled_policy(tenant=tenant).tiers),
+            tiers=list(compiled_policy(tenant=tenant).tiers),  # in the policy's order, as its admin wrote them
             decisions=[(key, label) for key, (label, _) in DECISION_FILTERS.items()],
-            reviewers=[
-                (m.user_id, m.user.get_username())
-                for m in members_of(tenant=tenant)
-                if m.role in (Role.REVIEWER, Role.ADMIN)
-            ],
+            reviewers=audit_reviewers(tenant=tenant),
         )
         search.form.label_suffix = ""
         return search
@@ -128,7 +124,9 @@ class OutputSearchPage(_SearchMixin, AuditPage):
             queryset = audit_output_search(tenant=self.tenant, **self.search_values(search))
             rows, following = audit_output_page(queryset, cursor=self.request.GET.get("after", ""))
         query = {key: value for key, value in self.request.GET.items() if key != "after" and value}
+        here = {key: value for key, value in self.request.GET.items() if value}  # this page, its cursor too
         context.update(
+            story_query=f"?{urlencode({'back': urlencode(here)})}" if here else "",  # "← Outputs" comes back here
             search=search,
             form=search.form,
             rows=rows,

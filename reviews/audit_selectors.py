@@ -46,7 +46,8 @@ from reviews.models import (
 )
 from reviews.services.ingest import output_audit_digest
 from tenants import auditchain
-from tenants.models import ApiKey, AuditEvent, Membership, Tenant
+from tenants.models import ApiKey, AuditEvent, Membership, Role, Tenant
+from tenants.selectors import members_of
 
 SEARCH_PAGE_SIZE = 50
 
@@ -81,6 +82,29 @@ SEARCH_COLUMNS = (
 
 
 # The search ------------------------------------------------------------------
+
+
+REVIEWING_ROLES = (Role.REVIEWER, Role.ADMIN)  # the roles that review
+
+
+def audit_reviewers(*, tenant: Tenant) -> list[tuple[int, str]]:
+    """``(user id, label)`` of everyone who may have reviewed in the tenant, by username: the
+    members who review now, and people who did in a role that reviews once (a membership removed,
+    a role changed), found in the membership events of the audit trail (a few rows, read over
+    the index on the object), labelled as former reviewers."""
+    now = {m.user_id for m in members_of(tenant=tenant) if m.role in REVIEWING_ROLES}
+    once = set()
+    events = AuditEvent.objects.for_tenant(tenant).filter(object_type="membership").values_list("data", flat=True)
+    for data in events:
+        data = data or {}
+        roles = {(data.get(side) or {}).get("role") for side in ("before", "after")}
+        if roles & {role.value for role in REVIEWING_ROLES} and isinstance(data.get("user"), int):
+            once.add(data["user"])
+    names = dict(get_user_model().objects.filter(pk__in=now | once).values_list("pk", "username"))
+    return sorted(
+        ((pk, name if pk in now else f"{name} (former reviewer)") for pk, name in names.items()),
+        key=lambda choice: choice[1].lower(),
+    )
 
 
 def audit_applications(*, tenant: Tenant) -> list[str]:

@@ -426,15 +426,21 @@ def _build(job: ComplianceExport, tenant: Tenant, work: Path) -> dict:
 
 def _bar_chart(title: str, rows: list[tuple[str, float, str]], *, maximum: float | None = None) -> str:
     """A horizontal bar chart as inline SVG (no script; prints as drawn), beside its table."""
-    width, bar_height, label_width = 460, 22, 160
+    bar_height, label_width, bar_width = 22, 160, 260
+    # Room after the longest bar for the longest figure (12 px text: under 7 px a character), so
+    # that no figure is cut off, on screen or on paper.
+    figure_width = 8 + 7 * max([len(text) for _, _, text in rows] + [4])
+    width = label_width + bar_width + figure_width
     top = max([value for _, value, _ in rows] + [maximum or 0, 1])
     height = bar_height * max(len(rows), 1) + 10
     bars = []
     for index, (label, value, text) in enumerate(rows):
         y = 5 + index * bar_height
-        length = (width - label_width - 70) * (value / top)
+        length = bar_width * (value / top)
+        shown = label if len(label) <= 24 else label[:23] + "\u2026"  # the whole name in the table beside
         bars.append(
-            f'<text x="{label_width - 6}" y="{y + 15}" text-anchor="end">{html.escape(label[:24])}</text>'
+            f'<text x="{label_width - 6}" y="{y + 15}" text-anchor="end"><title>{html.escape(label)}</title>'
+            f"{html.escape(shown)}</text>"
             f'<rect x="{label_width}" y="{y + 3}" width="{length:.1f}" height="{bar_height - 6}" class="bar"/>'
             f'<text x="{label_width + length + 4:.1f}" y="{y + 15}">{html.escape(text)}</text>'
         )

@@ -412,3 +412,36 @@ def test_the_search_page_and_the_export_name_an_sla_alike():
         assert page == exported and page in ("met", "missed", "pending")
     assert sla_state(review_required=False, due=None, decided_at=None, now=now) == ""
     assert _sla(None, [], _iso(now)) == (None, "none")
+
+
+def test_people_who_reviewed_once_can_still_be_searched_for_after_they_left(tenant, other_tenant):
+    from tenants.models import Membership
+    from tenants.services import membership_delete
+
+    leaver = member(tenant, "reviewer", username="rita-left")
+    stays = member(tenant, "reviewer", username="sam-stays")
+    member(tenant, "auditor", username="never-reviewed")
+    member(other_tenant, "reviewer", username="theirs")
+    membership_delete(membership=Membership.objects.for_tenant(tenant).get(user=leaver))
+
+    client = signed_in(member(tenant, "auditor", username="alex"))
+    page = client.get("/audit/", {"reviewer": leaver.pk})
+    body = page.content.decode()
+    assert page.status_code == 200 and "Select a valid choice" not in body
+    assert "rita-left (former reviewer)" in body and f'value="{stays.pk}"' in body
+    assert "never-reviewed" not in body.split('name="reviewer"')[1].split("</select>")[0]
+    assert "theirs" not in body
+
+
+def test_a_story_opened_from_a_search_leads_back_to_that_search(tenant, seeded):
+    import html as markup
+    from urllib.parse import parse_qs, urlsplit
+
+    client = signed_in(member(tenant, "auditor"))
+    page = client.get("/audit/", {"application": "medium-app", "decision": "corrected"}).content.decode()
+    link = markup.unescape(page.split('class="story-link"')[0].rsplit('href="', 1)[1].split('"')[0])
+    back = parse_qs(urlsplit(link).query)["back"][0]
+    assert parse_qs(back) == {"application": ["medium-app"], "decision": ["corrected"]}
+    story = client.get(link).content.decode()
+    crumb = markup.unescape(story.split('class="crumbs"><a href="')[1].split('"')[0])
+    assert parse_qs(urlsplit(crumb).query) == {"application": ["medium-app"], "decision": ["corrected"]}

@@ -283,3 +283,17 @@ def test_an_export_whose_message_was_lost_is_sent_again_by_the_sweep(
     assert ComplianceExport.objects.for_tenant(other_tenant).get(pk=fresh.json()["id"]).status == "pending"
     with no_tenant(), django_capture_on_commit_callbacks(execute=True):
         assert compliance_exports_resume_task() == 0  # done: nothing to send again
+
+
+def test_a_summary_chart_leaves_room_for_its_figures_and_names_a_long_label_whole():
+    import re
+
+    from reviews.bundle import _bar_chart
+
+    text = "17 (14 of 17 (82.4 %) sampled)"
+    name = "customer-support-assistant-eu-west"
+    chart = _bar_chart("Volume", [(name, 17, text), ("low", 3, "3 (0 of 3 (0.0 %) sampled)")])
+    width = int(re.search(r'<svg [^>]*width="(\d+)"', chart).group(1))
+    figure_x = max(float(x) for x in re.findall(r'<text x="([\d.]+)" y="\d+">', chart))
+    assert figure_x + 7 * len(text) <= width  # the longest bar's figure fits, at under 7 px a character
+    assert f"<title>{name}</title>" in chart and name[:23] + "\u2026" in chart
