@@ -72,6 +72,8 @@ def test_demo_seeds_a_usable_tenant_and_can_run_again(db):
 
     tenant = tenant_get_by_slug(slug="demo")
     assert Output.objects.for_tenant(tenant).count() == 12
+    for model, trace in Output.objects.for_tenant(tenant).values_list("model", "trace"):  # the story tells one tale
+        assert [step["model"] for step in trace if step["type"] == "llm"] == [model]
     assert sorted(Membership.objects.for_tenant(tenant).values_list("role", flat=True)) == [
         "admin",
         "auditor",

@@ -147,8 +147,9 @@ TOOLS = {
 }
 
 
-def demo_trace(rng: random.Random, application: str, question: str, answer: str) -> tuple[list, list]:
-    """A realistic agent run: the conversation, a retrieval, a tool call, the generation."""
+def demo_trace(rng: random.Random, application: str, question: str, answer: str, model: str) -> tuple[list, list]:
+    """A realistic agent run: the conversation, a retrieval, a tool call, the generation (by ``model``,
+    the output's own)."""
     conversation = [
         {"role": "system", "content": SYSTEM_PROMPTS[application]},
         {"role": "user", "content": question},
@@ -174,7 +175,7 @@ def demo_trace(rng: random.Random, application: str, question: str, answer: str)
         {
             "type": "llm",
             "name": "answer",
-            "model": rng.choice(["gpt-4o-mini", "llama-3.1-70b"]),
+            "model": model,
             "messages": [*conversation, {"role": "assistant", "content": answer}],
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -271,7 +272,8 @@ class Command(BaseCommand):
             application = rng.choice(sorted(APPLICATIONS))
             question = rng.choice(APPLICATIONS[application])
             answer = f"Demo answer {number} to: {question}" + DEMO_EXTRAS[number % len(DEMO_EXTRAS)]
-            conversation, trace = demo_trace(rng, application, question, answer)
+            model = rng.choice(["gpt-4o-mini", "llama-3.1-70b"])
+            conversation, trace = demo_trace(rng, application, question, answer, model)
             submissions.append(
                 OutputSubmission(
                     external_id=f"demo-{number:04d}",
@@ -280,7 +282,7 @@ class Command(BaseCommand):
                     output=answer,
                     trace=trace,
                     metadata={"category": rng.choice(["billing", "account", "advice"]), "locale": "en"},
-                    model=rng.choice(["gpt-4o-mini", "llama-3.1-70b"]),
+                    model=model,
                     confidence=round(rng.uniform(0.3, 1.0), 2),
                 )
             )
