@@ -84,7 +84,7 @@ def test_an_auditor_searches_and_reads_an_outputs_story(page_for, seeded, screen
     assert page.locator("#results tbody tr").count() == 1
     assert page.locator("#results .sla").first.inner_text() in ("met", "missed")
     page.locator("#results a.story-link").first.click()
-    page.wait_for_url(f"**/audit/outputs/{seeded['corrected'].pk}/")
+    page.wait_for_url(f"**/audit/outputs/{seeded['corrected'].pk}/?back=*")  # the search to come back to
 
     kinds = [kind.lower() for kind in page.locator(".timeline .kind").all_inner_texts()]
     assert kinds[:2] == ["received", "classified"] and "review" in kinds and "decided" in kinds
@@ -93,6 +93,7 @@ def test_an_auditor_searches_and_reads_an_outputs_story(page_for, seeded, screen
     assert "missing the receipt condition" in page.content() and "37 s spent" in page.content()
     assert page.locator("#commitment .badge").first.inner_text() == "committed"
     assert page.locator("button.copy-button").count() >= 3  # identifiers to copy
+    assert "decision=corrected" in page.locator(".crumbs a").get_attribute("href")  # "← Outputs": this search
     page.locator("a:has-text('v2')").first.click()  # the policy version that classified it
     page.wait_for_url("**/audit/config/policy/2/")
     assert "review everything" in page.content() and page.locator("pre.json-diff .add").count() >= 1
