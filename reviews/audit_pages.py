@@ -396,7 +396,8 @@ class ExportDownload(AuditPage):
             response._csp_update = {"style-src": _style_hashes(page)}
             return response
         response = FileResponse(bundle.open(name), content_type=kind, as_attachment=True)
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        # named after its export, so that files of two exports saved side by side do not collide
+        response["Content-Disposition"] = f'attachment; filename="compliance-{self.tenant.slug}-{export_id}-{name}"'
         return response
 
 

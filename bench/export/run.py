@@ -37,8 +37,8 @@ ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 COPY_SQL = """
 COPY (
     SELECT o.id, o.external_id, o.application, o.received_at, o.risk_tier, o.policy_version, o.sampling_draw,
-        o.decision_reason, o.review_required, o.status, o.delivery, o.decision, u.username, o.decided_at,
-        o.content_hash,
+        o.decision_reason, o.received_risk_tier, o.received_decision_reason, o.review_required, o.status,
+        o.delivery, o.decision, u.username, o.decided_at, o.content_hash,
         (SELECT json_agg(json_build_object('judge', jd.name, 'version', j.judge_version, 'result', j.result,
                 'score', j.score, 'unsure', j.unsure, 'rationale', j.rationale, 'model', j.model,
                 'judged_at', j.created_at) ORDER BY j.created_at, j.id)

@@ -317,7 +317,8 @@ def test_an_auditor_starts_an_export_follows_it_and_downloads_its_files(
     assert csv.status_code == 200 and b"".join(csv.streaming_content).startswith("\ufeff".encode())
     assert client.get(f"/audit/exports/{export.pk}/files/nope.txt").status_code == 404
     jsonl = client.get(f"/audit/exports/{export.pk}/files/outputs.jsonl")
-    assert jsonl["Content-Type"] == "application/x-ndjson" and "attachment" in jsonl["Content-Disposition"]
+    assert jsonl["Content-Type"] == "application/x-ndjson"
+    assert jsonl["Content-Disposition"] == f'attachment; filename="compliance-{tenant.slug}-{export.pk}-outputs.jsonl"'
     # The summary is shown to be read and printed: its own style applies (its hash in the policy), nothing else inline.
     summary = client.get(f"/audit/exports/{export.pk}/files/summary.html")
     assert summary.status_code == 200 and summary["Content-Disposition"].startswith("inline")
