@@ -8,10 +8,12 @@ carries the delivery id, which receivers use to ignore repeats.
 
 import hashlib
 import hmac
+import re
 import time
 from datetime import datetime, timedelta
 
 import orjson
+import requests
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -24,6 +26,24 @@ from reviews.routing import routing_table
 from tenants.audit import SYSTEM, audit_record
 from tenants.models import Tenant
 from tenants.services import tenant_config_changed
+
+_OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def attempt_error(exc: Exception) -> str:
+    """What an admin reads of a failed attempt: the kind of failure in plain words and the
+    system's own message, not the HTTP library's chain of internal objects."""
+    timeout = settings.HITL_WEBHOOK_TIMEOUT_SECONDS
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"ConnectionError: no connection within {timeout} s"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return f"Timeout: no answer within {timeout} s"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLSError: the TLS handshake failed (" + str(exc).rsplit("(", 1)[-1].rstrip(")'\" ") + ")"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        found = _OS_ERROR.search(str(exc))
+        return "ConnectionError: " + (found.group(1).strip().lower() if found else "the connection failed")
+    return f"{type(exc).__name__}: {exc}"
 
 
 def webhook_signature(*, secret: str, body: bytes) -> str:
@@ -252,7 +272,7 @@ def webhook_attempt(*, delivery_id, now: datetime | None = None) -> WebhookDeliv
     except OutboundRefused as refused:
         error = f"endpoint {refused}"[:1000]
     except Exception as exc:  # whatever the endpoint does, the attempt is recorded
-        error = f"{type(exc).__name__}: {exc}"[:1000]
+        error = attempt_error(exc)[:1000]
 
     with transaction.atomic():
         WebhookAttempt.objects.for_tenant(delivery.tenant).create(

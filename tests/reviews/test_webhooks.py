@@ -153,7 +153,25 @@ def test_an_unreachable_endpoint_is_an_error_attempt_not_a_crash(tenant, workflo
     )
     _decide(tenant, workflow, django_capture_on_commit_callbacks)
     delivery = WebhookDelivery.objects.for_tenant(tenant).get()
-    assert delivery.status == "pending" and "ConnectionError" in delivery.last_error
+    assert delivery.status == "pending" and delivery.last_error == "ConnectionError: connection refused"
+
+
+def test_a_failed_attempt_reads_in_plain_words(settings):
+    """Not the HTTP library's chain of internal objects (``_PinnedHTTPConnectionPool(...)``)."""
+    import requests
+
+    from reviews.services.webhooks import attempt_error
+
+    settings.HITL_WEBHOOK_TIMEOUT_SECONDS = 5
+    assert attempt_error(requests.exceptions.ReadTimeout("pool: Read timed out.")) == "Timeout: no answer within 5 s"
+    assert attempt_error(requests.exceptions.ConnectTimeout("pool")) == "ConnectionError: no connection within 5 s"
+    unresolvable = requests.exceptions.ConnectionError(
+        "_PinnedHTTPConnectionPool(host='x.invalid', port=443): Max retries exceeded (Caused by "
+        "NameResolutionError(\"<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to resolve 'x.invalid' "
+        '([Errno -2] Name or service not known)"))'
+    )
+    assert attempt_error(unresolvable) == "ConnectionError: name or service not known"
+    assert attempt_error(ValueError("odd")) == "ValueError: odd"
 
 
 @pytest.mark.parametrize(
