@@ -179,8 +179,19 @@ class OutputStoryPage(AuditPage):
         output = story["output"]
         redacted = output.redacted_at is not None
         trail = audit_output_trail(tenant=self.tenant, output=output, tasks=story["tasks"], reviews=story["reviews"])
+        logged = timeline_audit_events(trail["rows"])
+        # Each claim once: the audit events list every claim of a task; the task's row only its last.
+        claims_logged = {
+            str(event.data["event"].object_id) for event in logged if event.data["event"].kind == "task.claimed"
+        }
         story["events"] = sorted(
-            story["events"] + timeline_audit_events(trail["rows"]), key=lambda event: (event.at, event.order)
+            [
+                event
+                for event in story["events"]
+                if not (event.kind == "claimed" and str(event.data["task"].pk) in claims_logged)
+            ]
+            + logged,
+            key=lambda event: (event.at, event.order),
         )
         context.update(
             story,

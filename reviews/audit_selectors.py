@@ -727,7 +727,7 @@ def timeline_audit_events(rows: list[dict]) -> list[StoryEvent]:
         events.append(
             StoryEvent(
                 event.at,
-                "audit",
+                "claimed" if event.kind == "task.claimed" else "audit",  # (each claim, with its lease)
                 f"{TIMELINE_AUDIT_KINDS[event.kind]} ({who})",
                 4,
                 {"event": event, "detail": f"audit seq {event.seq}, task {event.object_id or 'batch'}"},

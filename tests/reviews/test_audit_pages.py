@@ -229,6 +229,7 @@ def test_the_story_lists_the_outputs_audit_events_and_says_its_digest_is_committ
     assert "<code>output.received</code>" in page and 'class="badge pass">committed' in page
     assert "<code>task.reviewed</code>" in page and "<code>feedback.added</code>" in page
     assert "Task claimed (rita)" in page  # every claim, from the audit events, in the timeline
+    assert page.count("Task claimed (rita)") == 1 and "Claimed by rita" not in page  # each claim once
     assert "does not recompute" not in page
 
     # An edit of the classification after the fact: the digest no longer recomputes from the record.
