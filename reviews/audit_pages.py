@@ -37,8 +37,10 @@ from reviews.audit_selectors import (
     audit_record_matches,
     audit_reviewers,
     timeline_audit_events,
+    username_of,
 )
 from reviews.bundle import (
+    SUMMARY_STYLE,
     compliance_export_archive,
     compliance_export_get,
     compliance_export_request,
@@ -150,10 +152,8 @@ class OutputSearchCsv(_SearchMixin, AuditPage):
         values = self.search_values(search)
         start = values["received_from"] or datetime(1970, 1, 1, tzinfo=UTC)
         end = values["received_until"] or timezone.now() + timedelta(days=1)
-        reviewer = next(
-            (name for pk, name in search.filters["reviewer"].extra["choices"] if pk == str(values["reviewer_id"])),
-            None,
-        )
+        # the username the export's records name reviewers by (a choice's label may say more)
+        reviewer = None if values["reviewer_id"] is None else username_of(user_id=values["reviewer_id"])
         records = (
             record
             for record in export_records(tenant=self.tenant, start=start, end=end)
@@ -413,9 +413,10 @@ class ExportDownload(AuditPage):
 
 
 def _style_hashes(page: bytes) -> list[str]:
-    """CSP hash sources of the page's ``<style>`` elements (the summary writes one): its style
-    applies under the site's policy, which allows no other inline style or any script."""
-    return [
-        "'sha256-" + base64.b64encode(hashlib.sha256(style).digest()).decode() + "'"
-        for style in re.findall(rb"<style>(.*?)</style>", page, flags=re.S)
-    ]
+    """The CSP hash source of the summary's own style sheet (``reviews.bundle``'s), when the page
+    holds it: that style applies under the site's policy, and no other inline style (whatever a
+    stored page holds) nor any script."""
+    own = SUMMARY_STYLE.encode()
+    if not any(style == own for style in re.findall(rb"<style>(.*?)</style>", page, flags=re.S)):
+        return []
+    return ["'sha256-" + base64.b64encode(hashlib.sha256(own).digest()).decode() + "'"]

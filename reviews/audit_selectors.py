@@ -107,6 +107,11 @@ def audit_reviewers(*, tenant: Tenant) -> list[tuple[int, str]]:
     )
 
 
+def username_of(*, user_id: int) -> str | None:
+    """A person's username (people are no tenant's; what a tenant's records name them by)."""
+    return get_user_model().objects.filter(pk=user_id).values_list("username", flat=True).first()
+
+
 def audit_applications(*, tenant: Tenant) -> list[str]:
     """The applications that sent outputs, sorted. On PostgreSQL a loose index scan of
     ``output_tenant_app_received`` (one index probe per application, not a walk over every

@@ -461,7 +461,7 @@ def _share(part: int, whole: int) -> str:
     return f"{part} of {whole} ({100 * part / whole:.1f} %)" if whole else "0"
 
 
-_STYLE = """
+SUMMARY_STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #111; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.1em; margin-top: 1.5em; }
 table { border-collapse: collapse; font-size: 0.9em; } td, th { border: 1px solid #bbb; padding: 2px 8px; }
@@ -515,7 +515,7 @@ def summary_html(*, tenant: Tenant, job: ComplianceExport, figures: _Figures, po
     )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>Compliance summary: {html.escape(tenant.slug)}</title><style>{_STYLE}</style></head><body>"
+        f"<title>Compliance summary: {html.escape(tenant.slug)}</title><style>{SUMMARY_STYLE}</style></head><body>"
         f"<h1>Compliance summary: {html.escape(tenant.name or tenant.slug)}</h1>"
         f"<p>Outputs received from {_iso(job.period_start)} to {_iso(job.period_end)} (end excluded): "
         f"<strong>{total}</strong>. Export {job.pk}, generated {_iso(timezone.now())}. The records are in "

@@ -63,8 +63,9 @@ def output_feedback_add(*, tenant: Tenant, output_id, rating: str, comment: str 
             f"a level {planned[0].level_required} reviewer looks"
         )
     tasks_create(tenant=tenant, planned=[(output.pk, task) for task in planned], now=timezone.now())
+    kept = output.keep_ingest_classification()  # what the output's audit digest covers
     output.status = OutputStatus.PENDING_REVIEW
     output.review_required = True
     output.decision_reason = f"{output.decision_reason}; {why}".lstrip("; ")
-    output.save(update_fields=["status", "review_required", "decision_reason"])
+    output.save(update_fields=["status", "review_required", "decision_reason", *kept])
     return feedback, True

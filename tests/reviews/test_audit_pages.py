@@ -447,3 +447,25 @@ def test_a_story_opened_from_a_search_leads_back_to_that_search(tenant, seeded):
     story = client.get(link).content.decode()
     crumb = markup.unescape(story.split('class="crumbs"><a href="')[1].split('"')[0])
     assert parse_qs(urlsplit(crumb).query) == {"application": ["medium-app"], "decision": ["corrected"]}
+
+
+def test_the_search_csv_finds_a_former_reviewers_outputs_too(tenant, seeded):
+    from tenants.models import Membership
+    from tenants.services import membership_delete
+
+    rita = Membership.objects.for_tenant(tenant).get(user__username="rita")
+    client = signed_in(member(tenant, "auditor"))
+    before = b"".join(client.get("/audit/outputs.csv", {"reviewer": rita.user_id}).streaming_content).decode()
+    membership_delete(membership=rita)
+    after = b"".join(client.get("/audit/outputs.csv", {"reviewer": rita.user_id}).streaming_content).decode()
+    assert "ext-corrected" in before and after == before
+
+
+def test_only_the_summarys_own_style_is_allowed_inline():
+    from reviews.audit_pages import _style_hashes
+    from reviews.bundle import SUMMARY_STYLE
+
+    ours = f"<html><head><style>{SUMMARY_STYLE}</style></head></html>".encode()
+    digest = base64.b64encode(hashlib.sha256(SUMMARY_STYLE.encode()).digest()).decode()
+    assert _style_hashes(ours) == [f"'sha256-{digest}'"]
+    assert _style_hashes(b"<style>body { background: url(//evil) }</style>") == []  # whatever else a file holds

@@ -142,3 +142,16 @@ def test_a_changed_ingest_classification_in_an_export_is_caught(tenant, judged):
 
 def _at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_an_end_users_thumbs_down_keeps_the_ingest_classification(tenant):
+    """A thumbs-down on an output nobody had to review opens a task and adds to its reason."""
+    service = make_client(tenant, "service")
+    body = service.post("/api/v1/outputs", output_payload(7, application="quiet-app"), format="json").json()
+    down = service.post(f"/api/v1/outputs/{body['id']}/feedback", {"rating": "down"}, format="json")
+    assert down.status_code in (200, 201) and down.json()["review_task_created"] is True
+    output = Output.unscoped.get(pk=body["id"])
+    assert "thumbs-down" in output.decision_reason and "thumbs-down" not in output.received_decision_reason
+    assert audit_output_trail(tenant=tenant, output=output)["commitment"]["committed"]
+    [record] = [r for r in export_records(tenant=tenant, start=_at(FROM), end=_at(TO)) if r["id"] == body["id"]]
+    assert auditchain.output_record_digest(record, tenant.slug) == output.audit_digest
