@@ -44,7 +44,7 @@ from reviews.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from reviews.services.ingest import output_audit_digest
+from reviews.services.ingest import output_audit_digest_of
 from tenants import auditchain
 from tenants.models import ApiKey, AuditEvent, Membership, Role, Tenant
 from tenants.selectors import members_of
@@ -678,19 +678,8 @@ def audit_output_trail(*, tenant: Tenant, output: Output, tasks=(), reviews=()) 
         )
     received = next((row["event"] for row in rows if row["event"].kind == "output.received"), None)
     commitment = {"event": received, "digest_ok": False, "root_ok": False, "leaf": None, "size": 0}
-    tier, reason = output.ingest_classification  # (the judges may have changed the tier and reason since)
-    recomputed_digest = output_audit_digest(
-        tenant_slug=tenant.slug,
-        output_id=output.pk,
-        external_id=output.external_id,
-        application=output.application,
-        content_hash=output.content_hash,
-        received_at=output.received_at,
-        risk_tier=tier,
-        policy_version=output.policy_version,
-        sampling_draw=output.sampling_draw,
-        decision_reason=reason,
-    )
+    output.tenant = tenant  # (the digest names the tenant by its slug)
+    recomputed_digest = output_audit_digest_of(output)  # the ingest's tier and reason, whatever changed since
     commitment["recomputed"] = recomputed_digest
     commitment["digest_ok"] = bool(output.audit_digest) and recomputed_digest == output.audit_digest
     if received is not None:

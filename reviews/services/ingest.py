@@ -443,6 +443,24 @@ def _write_one(tenant: Tenant, prepared: _Prepared, actor: Actor | None, key_gua
     return {stored_id for _, stored_id in found if stored_id is not None}
 
 
+def output_audit_digest_of(output: Output) -> str:
+    """The digest recomputed from a stored output: its record and its classification at ingest
+    (``Output.ingest_classification``: what the judges or later steps changed is not covered)."""
+    tier, reason = output.ingest_classification
+    return output_audit_digest(
+        tenant_slug=output.tenant.slug,
+        output_id=output.pk,
+        external_id=output.external_id,
+        application=output.application,
+        content_hash=output.content_hash,
+        received_at=output.received_at,
+        risk_tier=tier,
+        policy_version=output.policy_version,
+        sampling_draw=output.sampling_draw,
+        decision_reason=reason,
+    )
+
+
 def _received_event(leaves: list[tuple], task_rows: list[tuple]) -> dict:
     """The ``output.received`` event of the outputs a batch stored (``(id, digest)`` leaves in
     external-id order, the order of the rows), with ``tasks`` committing to the review tasks

@@ -19,7 +19,7 @@ from reviews.audit_selectors import audit_output_story, audit_output_trail
 from reviews.bundle import compliance_export_build
 from reviews.export import export_records
 from reviews.models import Output
-from reviews.services.ingest import output_audit_digest
+from reviews.services.ingest import output_audit_digest_of
 from tenants import auditchain
 from tests.conftest import make_client
 from tests.factories import output_payload
@@ -61,19 +61,7 @@ def test_the_judges_change_the_tier_and_reason_and_the_ingest_classification_is_
     assert "waiting for judges" in passed.received_decision_reason and passed.judged_at is not None
     assert (plain.received_risk_tier, plain.received_decision_reason) == (None, None)  # unchanged: nothing kept
     for output in outputs.values():
-        tier, reason = output.ingest_classification
-        assert output.audit_digest == output_audit_digest(
-            tenant_slug=output.tenant.slug,
-            output_id=output.pk,
-            external_id=output.external_id,
-            application=output.application,
-            content_hash=output.content_hash,
-            received_at=output.received_at,
-            risk_tier=tier,
-            policy_version=output.policy_version,
-            sampling_draw=output.sampling_draw,
-            decision_reason=reason,
-        )
+        assert output.audit_digest == output_audit_digest_of(output)
 
 
 def test_keeping_the_ingest_classification_keeps_the_first_one():
