@@ -119,13 +119,17 @@ class OutputSearchPage(_SearchMixin, AuditPage):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         search = self.search_filter()
-        rows, following, problems = [], "", False
+        rows, older, newer, problems = [], "", "", False
         if search.is_bound and not search.form.is_valid():
             problems = True
         else:
             queryset = audit_output_search(tenant=self.tenant, **self.search_values(search))
-            rows, following = audit_output_page(queryset, cursor=self.request.GET.get("after", ""))
-        query = {key: value for key, value in self.request.GET.items() if key != "after" and value}
+            page = audit_output_page(
+                queryset, after=self.request.GET.get("after", ""), before=self.request.GET.get("before", "")
+            )
+            rows, older, newer = page.rows, page.older, page.newer
+        paging = ("after", "before")
+        query = {key: value for key, value in self.request.GET.items() if key not in paging and value}
         here = {key: value for key, value in self.request.GET.items() if value}  # this page, its cursor too
         context.update(
             story_query=f"?{urlencode({'back': urlencode(here)})}" if here else "",  # "← Outputs" comes back here
@@ -133,8 +137,9 @@ class OutputSearchPage(_SearchMixin, AuditPage):
             form=search.form,
             rows=rows,
             problems=problems,
-            next_url=f"?{urlencode({**query, 'after': following})}" if following else "",
-            first_url=f"?{urlencode(query)}" if "after" in self.request.GET else "",
+            next_url=f"?{urlencode({**query, 'after': older})}" if older else "",
+            previous_url=f"?{urlencode({**query, 'before': newer})}" if newer else "",
+            first_url=f"?{urlencode(query)}" if any(key in self.request.GET for key in paging) else "",
             csv_url=f"{reverse('audit:outputs-csv')}?{urlencode(query)}",
             filtered=bool(query),
         )

@@ -224,20 +224,45 @@ def audit_output_search(
     return outputs.annotate(sla_due=Subquery(due)).order_by("-received_at", "-id").values(*SEARCH_COLUMNS, "sla_due")
 
 
-def audit_output_page(rows: QuerySet, *, cursor: str = "", size: int | None = None) -> tuple[list[dict], str]:
-    """One page of :func:`audit_output_search` after ``cursor``, and the cursor of the next ('' at the end)."""
+@dataclass(frozen=True)
+class OutputPage:
+    """One page of a search, newest first, with the cursors of the pages beside it ('' where none)."""
+
+    rows: list[dict]
+    older: str  # the ``after`` cursor of the next, older page
+    newer: str  # the ``before`` cursor of the previous, newer page
+
+
+def audit_output_page(rows: QuerySet, *, after: str = "", before: str = "", size: int | None = None) -> OutputPage:
+    """One page of :func:`audit_output_search` (newest first): the one after the cursor ``after``
+    (older rows), or the one before the cursor ``before`` (newer rows, read oldest first over the
+    same index and turned round), or the first."""
     size = size or SEARCH_PAGE_SIZE
-    position = cursor_decode(cursor) if cursor else None
+    position = cursor_decode(before or after) if (before or after) else None
+    newer_side = bool(before) and position is not None
     if position is not None:
         moment, output_id = position
         # The bound on received_at alone is what the index range-scans; the OR only breaks ties
         # (an OR on its own made PostgreSQL walk the index from the newest row: 100x slower mid-way).
-        rows = rows.filter(received_at__lte=moment).filter(Q(received_at__lt=moment) | Q(id__lt=output_id))
+        if newer_side:
+            rows = rows.filter(received_at__gte=moment).filter(Q(received_at__gt=moment) | Q(id__gt=output_id))
+            rows = rows.reverse()
+        else:
+            rows = rows.filter(received_at__lte=moment).filter(Q(received_at__lt=moment) | Q(id__lt=output_id))
     page = list(rows[: size + 1])
-    following = ""
-    if len(page) > size:
-        page = page[:size]
-        following = cursor_encode(page[-1]["received_at"], page[-1]["id"])
+    more = len(page) > size
+    page = page[:size]
+    if newer_side:
+        page.reverse()
+
+    def cursor_of(row: dict) -> str:
+        return cursor_encode(row["received_at"], row["id"])
+
+    if newer_side:  # came from an older page: there is one after this; newer ones if more were read
+        older, newer = (cursor_of(page[-1]) if page else ""), (cursor_of(page[0]) if more and page else "")
+    else:
+        older = cursor_of(page[-1]) if more else ""
+        newer = cursor_of(page[0]) if position is not None and page else ""
     now = timezone.now()
     decisions, statuses = dict(Decision.choices), dict(OutputStatus.choices)
     for row in page:
@@ -245,7 +270,7 @@ def audit_output_page(rows: QuerySet, *, cursor: str = "", size: int | None = No
         row["sla"] = sla_state(
             review_required=row["review_required"], due=row["sla_due"], decided_at=row["decided_at"], now=now
         )
-    return page, following
+    return OutputPage(page, older, newer)
 
 
 def sla_state(*, review_required: bool, due: datetime | None, decided_at: datetime | None, now: datetime) -> str:

@@ -137,17 +137,26 @@ def test_keyset_pages_cover_every_output_once_at_a_constant_cost(tenant, workflo
     )
     monkeypatch.setattr(audit_selectors, "SEARCH_PAGE_SIZE", 3)
     client = signed_in(member(tenant, "auditor"))
-    seen, url, costs = [], "/audit/", []
+    seen, url, costs, pages = [], "/audit/", [], []
     while url:
         with CaptureQueriesContext(connection) as queries:
             response = client.get(url)
         costs.append(len(queries))
         page = response.content.decode()
-        seen += [part.split("<")[0] for part in page.split('class="story-link">')[1:]]
+        pages.append([part.split("<")[0] for part in page.split('class="story-link">')[1:]])
+        seen += pages[-1]
+        assert (re.search(r'rel="prev" id="newer"', page) is not None) == (len(pages) > 1)
         found = re.search(r'<a href="([^"]+)" rel="next" id="older">', page)
         url = "/audit/" + html.unescape(found.group(1)) if found else ""
         assert len(costs) < 10
     assert sorted(seen) == sorted(f"ext-many-{n}" for n in range(7))  # each once
+    # And back, newer page by newer page, to the first: the same pages, ties included.
+    back = []
+    while found := re.search(r'<a href="([^"]+)" rel="prev" id="newer">', page):
+        page = client.get("/audit/" + html.unescape(found.group(1))).content.decode()
+        back.append([part.split("<")[0] for part in page.split('class="story-link">')[1:]])
+        assert len(back) < 10
+    assert back == pages[-2::-1]
     assert (
         costs[1] == costs[-1] and costs[0] <= costs[1] + 2
     )  # a page deep in costs what the second does (the first warms caches)
