@@ -234,6 +234,7 @@ class ConfigHistoryPage(AuditPage):
             rows=rows,
             grants=audit_queue_access(tenant=self.tenant) if kind == "grants" else [],
             next_url=f"{reverse('audit:config')}?{urlencode({'kind': kind, 'before': following})}" if following else "",
+            first_url=f"{reverse('audit:config')}?{urlencode({'kind': kind})}" if before is not None else "",
         )
         return context
 

@@ -226,6 +226,13 @@ def test_history_pages_keep_going(tenant, monkeypatch):
     assert [row["why"] for row in rows] == ["rate 0.4", "rate 0.3"]
     rows, following = audit_selectors.audit_config_history(tenant=tenant, kind="policy", before=following)
     assert rows[0]["why"] == "rate 0.2" and rows[0]["diff"]
+    # The page: older changes onwards, and from there the way back to the newest.
+    client = signed_in(member(tenant, "auditor"))
+    first = client.get("/audit/config/", {"kind": "policy"}).content.decode()
+    assert 'rel="next"' in first and 'id="newest"' not in first
+    older = html.unescape(re.search(r'<a href="([^"]+)" rel="next"', first).group(1))
+    second = client.get(older).content.decode()
+    assert "rate 0.2" in second and 'href="/audit/config/?kind=policy" id="newest"' in second
 
 
 def test_the_default_policy_is_the_first_version(tenant):
