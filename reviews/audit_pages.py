@@ -10,6 +10,7 @@ import base64
 import hashlib
 import mimetypes
 import re
+import uuid
 import zipfile
 from datetime import UTC, datetime, time, timedelta
 
@@ -339,6 +340,16 @@ class ExportForm(forms.Form):
         return cleaned
 
 
+EXPORTS_PAGE_SIZE = 50
+
+
+def _uuid_or_none(text: str):
+    try:
+        return uuid.UUID(text) if text else None
+    except ValueError:
+        return None
+
+
 class ExportsPage(AuditPage):
     """``/audit/exports/``: start a compliance export for a period, follow its progress, download its bundle.
 
@@ -353,7 +364,15 @@ class ExportsPage(AuditPage):
         context = super().get_context_data(**kwargs)
         today = timezone.now().date()
         context.setdefault("form", ExportForm(initial={"received_from": today.replace(day=1), "received_until": today}))
-        context.update(exports=compliance_exports(tenant=self.tenant), poll=True)
+        before = _uuid_or_none(self.request.GET.get("before", ""))
+        exports = compliance_exports(tenant=self.tenant, limit=EXPORTS_PAGE_SIZE + 1, before=before)
+        older = exports[EXPORTS_PAGE_SIZE - 1].pk if len(exports) > EXPORTS_PAGE_SIZE else None
+        context.update(
+            exports=exports[:EXPORTS_PAGE_SIZE],
+            poll=True,
+            older_url=f"?{urlencode({'before': older})}" if older else "",
+            newest_url=reverse("audit:exports") if before is not None else "",
+        )
         return context
 
     def post(self, request):

@@ -125,9 +125,16 @@ def compliance_export_get(*, tenant: Tenant, export_id) -> ComplianceExport:
     return job
 
 
-def compliance_exports(*, tenant: Tenant, limit: int = 50) -> list[ComplianceExport]:
-    """The tenant's exports, newest first (the auditor's pages list these)."""
-    return list(ComplianceExport.objects.for_tenant(tenant).order_by("-created_at")[:limit])
+def compliance_exports(*, tenant: Tenant, limit: int = 50, before=None) -> list[ComplianceExport]:
+    """The tenant's exports, newest first (the auditor's pages list these); with ``before`` (an
+    export's id), those made before it. An id that is not one of the tenant's exports lists none."""
+    exports = ComplianceExport.objects.for_tenant(tenant).order_by("-created_at", "-id")
+    if before is not None:
+        mark = exports.filter(pk=before).values_list("created_at", flat=True).first()
+        if mark is None:
+            return []
+        exports = exports.filter(Q(created_at__lt=mark) | Q(created_at=mark, id__lt=before))
+    return list(exports[:limit])
 
 
 def compliance_export_archive(*, tenant: Tenant, export_id) -> Path:

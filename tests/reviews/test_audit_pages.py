@@ -485,3 +485,32 @@ def test_only_the_summarys_own_style_is_allowed_inline():
     digest = base64.b64encode(hashlib.sha256(SUMMARY_STYLE.encode()).digest()).decode()
     assert _style_hashes(ours) == [f"'sha256-{digest}'"]
     assert _style_hashes(b"<style>body { background: url(//evil) }</style>") == []  # whatever else a file holds
+
+
+def test_the_exports_page_goes_back_past_its_first_page(tenant, other_tenant, monkeypatch):
+    from reviews import audit_pages
+    from reviews.models import ComplianceExport
+
+    now = timezone.now()
+    made = [
+        ComplianceExport.objects.for_tenant(tenant).create(period_start=now - timedelta(days=1), period_end=now)
+        for _ in range(5)
+    ]
+    theirs = ComplianceExport.objects.for_tenant(other_tenant).create(
+        period_start=now - timedelta(days=1), period_end=now
+    )
+    monkeypatch.setattr(audit_pages, "EXPORTS_PAGE_SIZE", 2)
+    client = signed_in(member(tenant, "auditor"))
+    seen, url, pages = [], "/audit/exports/", 0
+    while url:
+        page = client.get(url).content.decode()
+        pages += 1
+        seen += re.findall(r'<tr id="export-([0-9a-f-]+)"', page)
+        assert ('id="newest"' in page) == (pages > 1)
+        found = re.search(r'<a href="([^"]+)" rel="next" id="older">', page)
+        url = "/audit/exports/" + html.unescape(found.group(1)) if found else ""
+        assert pages < 6
+    assert pages == 3 and sorted(seen) == sorted(str(export.pk) for export in made)  # each once, newest first
+    assert str(theirs.pk) not in seen
+    assert "No older export" in client.get("/audit/exports/", {"before": str(theirs.pk)}).content.decode()
+    assert client.get("/audit/exports/", {"before": "not-an-id"}).status_code == 200
