@@ -143,3 +143,45 @@ def test_an_end_users_thumbs_down_keeps_the_ingest_classification(tenant):
     assert audit_output_trail(tenant=tenant, output=output)["commitment"]["committed"]
     [record] = [r for r in export_records(tenant=tenant, start=_at(FROM), end=_at(TO)) if r["id"] == body["id"]]
     assert auditchain.output_record_digest(record, tenant.slug) == output.audit_digest
+
+
+def test_outputs_changed_before_the_classification_was_kept_get_it_back_from_their_digest(tenant, other_tenant, judged):
+    """As after an upgrade past reviews 0021: the kept values of judged outputs (this tenant) and of
+    a thumbs-down's (another tenant, without judges) are gone (null)."""
+    from django.core.management import call_command
+
+    from tenants.audit import audit_verify
+    from tenants.models import AuditEvent
+
+    _, ids = judged
+    service = make_client(other_tenant, "service")
+    quiet = service.post("/api/v1/outputs", output_payload(8, application="quiet-app"), format="json").json()
+    assert service.post(f"/api/v1/outputs/{quiet['id']}/feedback", {"rating": "down"}, format="json").json()[
+        "review_task_created"
+    ]
+    changed = [ids[1], ids[2], quiet["id"]]
+    rows = Output.unscoped.filter(pk__in=changed).values_list("pk", "received_risk_tier", "received_decision_reason")
+    kept = {str(pk): (tier, reason) for pk, tier, reason in rows}
+    assert all(reason for _, reason in kept.values())
+    Output.unscoped.filter(pk__in=changed).update(received_risk_tier=None, received_decision_reason=None)
+    for pk in changed:
+        output = Output.unscoped.select_related("tenant").get(pk=pk)
+        assert not audit_output_trail(tenant=output.tenant, output=output)["commitment"]["committed"]
+
+    out = io.StringIO()
+    call_command("backfill_ingest_classification", tenant.slug, other_tenant.slug, stdout=out)
+    assert f"{tenant.slug}: " in out.getvalue() and "2 kept again, 0 whose" in out.getvalue()
+    assert "1 kept again, 0 whose" in out.getvalue()
+    for pk in changed:
+        output = Output.unscoped.select_related("tenant").get(pk=pk)
+        assert (output.received_risk_tier, output.received_decision_reason) == kept[pk]
+        assert audit_output_trail(tenant=output.tenant, output=output)["commitment"]["committed"]
+    assert Output.unscoped.get(pk=ids[1]).received_risk_tier == "low"  # before the judges raised it
+    assert Output.unscoped.get(pk=ids[0]).received_risk_tier is None  # never changed: nothing kept
+    [event] = AuditEvent.objects.for_tenant(tenant).filter(kind="output.classification_kept")
+    assert event.data["count"] == 2 and sorted(event.data["ids"]) == sorted(str(pk) for pk in ids[1:])
+    assert audit_verify(tenant).ok and audit_verify(other_tenant).ok
+    again = io.StringIO()
+    call_command("backfill_ingest_classification", stdout=again)  # every tenant; nothing left to do
+    assert "kept again" in again.getvalue() and " 1 kept again" not in again.getvalue()
+    assert " 2 kept again" not in again.getvalue()
