@@ -3,6 +3,7 @@
 from datetime import date
 
 import django_filters
+from django import forms
 from django.core.validators import MaxValueValidator
 
 from hitl.filters import DateTimeFilter, StrictForm
@@ -29,6 +30,17 @@ class OutputFilter(django_filters.FilterSet):
 LAST_DAY = MaxValueValidator(date(9999, 12, 30), "A day before 9999-12-31.")
 
 
+class _PeriodForm(forms.Form):
+    """The search's form: a period whose end comes before its start is an error, not an empty page."""
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("received_from"), cleaned.get("received_until")
+        if start and end and end < start:
+            self.add_error("received_until", "Must not be before the start of the period.")
+        return cleaned
+
+
 class AuditOutputFilter(django_filters.FilterSet):
     """The auditor's output search (``/audit/``): the form validates, ``reviews.audit_selectors``
     applies the values on the indexes. Dates are whole UTC days; ``received_until`` is inclusive.
@@ -48,6 +60,7 @@ class AuditOutputFilter(django_filters.FilterSet):
     class Meta:
         model = Output
         fields = ()
+        form = _PeriodForm
 
     def __init__(self, *args, applications=(), tiers=(), decisions=(), reviewers=(), **kwargs):
         super().__init__(*args, **kwargs)

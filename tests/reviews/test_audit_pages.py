@@ -514,3 +514,13 @@ def test_the_exports_page_goes_back_past_its_first_page(tenant, other_tenant, mo
     assert str(theirs.pk) not in seen
     assert "No older export" in client.get("/audit/exports/", {"before": str(theirs.pk)}).content.decode()
     assert client.get("/audit/exports/", {"before": "not-an-id"}).status_code == 200
+
+
+def test_a_search_whose_end_comes_before_its_start_says_so(tenant, seeded):
+    client = signed_in(member(tenant, "auditor"))
+    page = client.get("/audit/", {"received_from": "2026-03-02", "received_until": "2026-03-01"}).content.decode()
+    assert "Must not be before the start of the period." in page and 'class="story-link"' not in page
+    assert (
+        client.get("/audit/outputs.csv", {"received_from": "2026-03-02", "received_until": "2026-03-01"}).status_code
+        == 404
+    )
