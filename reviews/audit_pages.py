@@ -13,6 +13,7 @@ import re
 import uuid
 import zipfile
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 
 from django import forms
 from django.contrib import messages
@@ -51,6 +52,7 @@ from reviews.export import JSONL_CONTENT_TYPE, csv_chunks, export_records
 from reviews.filters import LAST_DAY, AuditOutputFilter
 from reviews.models import Output
 from reviews.trace import input_view, trace_steps
+from tenants import auditchain
 from tenants.audit import Actor
 from tenants.models import Role
 from tenants.pages import TenantPage
@@ -434,6 +436,17 @@ class ExportDownload(AuditPage):
         response = FileResponse(bundle.open(name), content_type=kind, as_attachment=True)
         # named after its export, so that files of two exports saved side by side do not collide
         response["Content-Disposition"] = f'attachment; filename="compliance-{self.tenant.slug}-{export_id}-{name}"'
+        return response
+
+
+class VerifierDownload(AuditPage):
+    """``/audit/verifier/auditchain.py``: the offline verifier of this version, for a regulator who has
+    no access to our source (one file: the Python standard library and ``cryptography``)."""
+
+    def get(self, request):
+        script = Path(auditchain.__file__).read_bytes()  # (a small file: read whole)
+        response = HttpResponse(script, content_type="text/x-python; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="auditchain.py"'
         return response
 
 

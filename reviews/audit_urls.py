@@ -19,4 +19,5 @@ urlpatterns = [
     path("exports/<uuid:export_id>/row", audit_pages.ExportPartial.as_view(), name="export-row"),
     path("exports/<uuid:export_id>/bundle.zip", audit_pages.ExportDownload.as_view(), name="export-bundle"),
     path("exports/<uuid:export_id>/files/<str:name>", audit_pages.ExportDownload.as_view(), name="export-file"),
+    path("verifier/auditchain.py", audit_pages.VerifierDownload.as_view(), name="verifier"),
 ]

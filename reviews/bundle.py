@@ -526,7 +526,8 @@ def summary_html(*, tenant: Tenant, job: ComplianceExport, figures: _Figures, po
         f"<h1>Compliance summary: {html.escape(tenant.name or tenant.slug)}</h1>"
         f"<p>Outputs received from {_iso(job.period_start)} to {_iso(job.period_end)} (end excluded): "
         f"<strong>{total}</strong>. Export {job.pk}, generated {_iso(timezone.now())}. The records are in "
-        "outputs.csv and outputs.jsonl; manifest.json says how to verify them (docs/compliance.md).</p>"
+        "outputs.csv and outputs.jsonl; auditchain.py verify-bundle checks this bundle offline "
+        "(docs/compliance.md).</p>"
         + "".join(sections)
         + "<h2>Policy versions in force</h2><table><thead><tr><th>version</th><th>published</th>"
         f"<th>SHA-256 of the document</th></tr></thead><tbody>{versions}</tbody></table></body></html>"

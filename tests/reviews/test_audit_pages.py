@@ -524,3 +524,17 @@ def test_a_search_whose_end_comes_before_its_start_says_so(tenant, seeded):
         client.get("/audit/outputs.csv", {"received_from": "2026-03-02", "received_until": "2026-03-01"}).status_code
         == 404
     )
+
+
+def test_a_regulator_gets_the_offline_verifier_from_the_exports_page(tenant):
+    from tenants import auditchain
+
+    client = signed_in(member(tenant, "auditor"))
+    page = client.get("/audit/exports/").content.decode()
+    assert 'href="/audit/verifier/auditchain.py" id="verifier"' in page
+    script = client.get("/audit/verifier/auditchain.py")
+    assert script.status_code == 200 and script["Content-Disposition"] == 'attachment; filename="auditchain.py"'
+    with open(auditchain.__file__, "rb") as source:
+        assert script.content == source.read()  # this version's, byte for byte
+    assert signed_in(member(tenant, "reviewer")).get("/audit/verifier/auditchain.py").status_code == 403
+    assert Client().get("/audit/verifier/auditchain.py").status_code == 302
