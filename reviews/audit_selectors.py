@@ -559,6 +559,7 @@ def audit_config_history(*, tenant: Tenant, kind: str, before: int | None = None
         following = page[-1].history_id
     previous_ids = [record.previous_id for record in page if record.previous_id is not None]
     previous = {record.history_id: record for record in history.objects.filter(history_id__in=previous_ids)}
+    acted = _unattributed_actors(tenant, page)
     user_ids = {getattr(record, "user_id", None) for record in page} - {None}
     names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username")) if user_ids else {}
     rows = []
@@ -573,12 +574,47 @@ def audit_config_history(*, tenant: Tenant, kind: str, before: int | None = None
                 "name": config.name(record),
                 "change": {"+": "created", "~": "changed", "-": "deleted"}.get(record.history_type, ""),
                 "who": record.history_user,
+                "who_else": acted.get(record.history_id, ""),  # no person: the key, the system, the operator
                 "why": getattr(record, "history_change_reason", None) or "",
                 "diff": json_diff(before_document, document if record.history_type != "-" else None),
                 "document": document,
             }
         )
     return rows, following
+
+
+def _unattributed_actors(tenant: Tenant, records: list) -> dict[int, str]:
+    """For history records of no person, who the change's audit event names (a key and its role,
+    the system, the platform operator): the event of the same object within seconds of the record,
+    the same transaction's. One query, over the events' (tenant, at) index."""
+    unknown = [record for record in records if record.history_user_id is None]
+    if not unknown:
+        return {}
+    slack = timedelta(seconds=5)
+    events = list(
+        AuditEvent.objects.for_tenant(tenant)
+        .filter(
+            at__gte=min(record.history_date for record in unknown) - slack,
+            at__lte=max(record.history_date for record in unknown) + slack,
+            object_id__in={str(record.id) for record in unknown},
+        )
+        .select_related("actor_key")
+        .only("at", "object_id", "actor_role", "actor_key__name")
+    )
+    labels = {}
+    for record in unknown:
+        near = [e for e in events if e.object_id == str(record.id) and abs(e.at - record.history_date) <= slack]
+        if not near:
+            continue
+        event = min(near, key=lambda e: abs(e.at - record.history_date))
+        if event.actor_key is not None:
+            labels[record.history_id] = f"key {event.actor_key.name} ({event.actor_role})"
+        else:
+            labels[record.history_id] = {
+                "system": "the system (scheduled work)",
+                "operator": "the platform operator",
+            }.get(event.actor_role, event.actor_role)
+    return labels
 
 
 def audit_queue_access(*, tenant: Tenant, limit: int = 100) -> list[QueueAccessEvent]:

@@ -538,3 +538,12 @@ def test_a_regulator_gets_the_offline_verifier_from_the_exports_page(tenant):
         assert script.content == source.read()  # this version's, byte for byte
     assert signed_in(member(tenant, "reviewer")).get("/audit/verifier/auditchain.py").status_code == 403
     assert Client().get("/audit/verifier/auditchain.py").status_code == 302
+
+
+def test_a_configuration_change_of_no_person_names_who_made_it_from_its_audit_event(tenant):
+    from reviews.services.retention import retention_apply
+
+    retention_apply(tenant=tenant)  # the job makes the default period explicit: the system's change
+    client = signed_in(member(tenant, "auditor"))
+    page = client.get("/audit/config/", {"kind": "retention"}).content.decode()
+    assert "retention 365 days" in page and "by the system (scheduled work)" in page
