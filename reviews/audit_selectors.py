@@ -636,6 +636,7 @@ def audit_policy_version(*, tenant: Tenant, version: int) -> dict:
     earlier = records.filter(version__lt=version).order_by("-version", "-history_date", "-history_id").first()
     return {
         "record": record,
+        "who_else": _unattributed_actors(tenant, [record]).get(record.history_id, ""),
         "version": version,
         "previous": earlier,
         "document_json": json.dumps(record.document, indent=2, sort_keys=True, ensure_ascii=False),
