@@ -431,7 +431,9 @@ def _build(job: ComplianceExport, tenant: Tenant, work: Path) -> dict:
 # --- the summary -------------------------------------------------------------------------------
 
 
-def _bar_chart(title: str, rows: list[tuple[str, float, str]], *, maximum: float | None = None) -> str:
+def _bar_chart(
+    title: str, rows: list[tuple[str, float, str]], *, maximum: float | None = None, columns=("", "figure")
+) -> str:
     """A horizontal bar chart as inline SVG (no script; prints as drawn), beside its table."""
     bar_height, label_width, bar_width = 22, 160, 260
     # Room after the longest bar for the longest figure (12 px text: under 7 px a character), so
@@ -460,7 +462,8 @@ def _bar_chart(title: str, rows: list[tuple[str, float, str]], *, maximum: float
     )
     return (
         f'<section class="chart"><h2>{html.escape(title)}</h2><div class="pair">{svg}'
-        f"<table><thead><tr><th></th><th>figure</th></tr></thead><tbody>{table_rows}</tbody></table></div></section>"
+        f"<table><thead><tr><th>{html.escape(columns[0])}</th><th>{html.escape(columns[1])}</th></tr></thead>"
+        f"<tbody>{table_rows}</tbody></table></div></section>"
     )
 
 
@@ -484,32 +487,39 @@ def summary_html(*, tenant: Tenant, job: ComplianceExport, figures: _Figures, po
     sections = [
         _bar_chart(
             "Volume and sampled share per tier",
-            [
+            columns=("tier", "outputs (sampled for review)"),
+            rows=[
                 (tier, count, f"{count} ({_share(figures.tiers_sampled[tier], count)} sampled)")
                 for tier, count in sorted(figures.tiers.items())
             ],
         ),
         _bar_chart(
             "Volume and sampled share per application",
-            [
+            columns=("application", "outputs (sampled for review)"),
+            rows=[
                 (application, count, f"{count} ({_share(figures.applications_sampled[application], count)} sampled)")
                 for application, count in sorted(figures.applications.items())
             ],
         ),
         _bar_chart(
             "Final decisions",
-            [(name, count, _share(count, total)) for name, count in sorted(figures.decisions.items())],
+            columns=("decision", "outputs"),
+            rows=[(name, count, _share(count, total)) for name, count in sorted(figures.decisions.items())],
         ),
         _bar_chart(
-            "Reviews per reviewer", [(name, count, str(count)) for name, count in figures.reviewers.most_common(30)]
+            "Reviews per reviewer",
+            columns=("reviewer", "reviews"),
+            rows=[(name, count, str(count)) for name, count in figures.reviewers.most_common(30)],
         ),
         _bar_chart(
             "SLA (tier's time from receipt to decision)",
-            [(name, count, _share(count, total)) for name, count in sorted(figures.sla.items())],
+            columns=("SLA", "outputs"),
+            rows=[(name, count, _share(count, total)) for name, count in sorted(figures.sla.items())],
         ),
         _bar_chart(
             "Judge-vs-human agreement (reviewed outputs; a pass agrees with an approval)",
-            [
+            columns=("judge", "agreed with the people"),
+            rows=[
                 (judge, counts["agree"] / counts["compared"] * 100, f"{_share(counts['agree'], counts['compared'])}")
                 for judge, counts in sorted(figures.agreement.items())
             ],
