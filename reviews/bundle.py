@@ -41,6 +41,7 @@ from django.utils import timezone
 from hitl.enqueue import enqueue_on_commit
 from hitl.errors import NotFoundError, RuleViolationError
 from policies.models import Policy
+from policies.selectors import compiled_policy
 from reviews.export import CSV_COLUMNS, _iso, csv_line, csv_record_line, export_records
 from reviews.models import ComplianceExport, ExportStatus, Output
 from tenants import auditchain
@@ -482,6 +483,17 @@ svg text { font-size: 12px; } .bar { fill: #3b6ea5; }
 """
 
 
+def _tier_order(tenant: Tenant, tiers) -> list[str]:
+    """The tiers as the tenant's policy lists them (lowest risk first, as its admin wrote them), then
+    any the current policy no longer has, by name."""
+    try:
+        listed = list(compiled_policy(tenant=tenant).tiers)
+    except Exception:  # a summary is never refused for want of a policy
+        listed = []
+    rank = {name: position for position, name in enumerate(listed)}
+    return sorted(tiers, key=lambda name: (rank.get(name, len(rank)), name))
+
+
 def summary_html(*, tenant: Tenant, job: ComplianceExport, figures: _Figures, policy_versions: list[dict]) -> str:
     total = figures.total
     sections = [
@@ -489,8 +501,12 @@ def summary_html(*, tenant: Tenant, job: ComplianceExport, figures: _Figures, po
             "Volume and sampled share per tier",
             columns=("tier", "outputs (sampled for review)"),
             rows=[
-                (tier, count, f"{count} ({_share(figures.tiers_sampled[tier], count)} sampled)")
-                for tier, count in sorted(figures.tiers.items())
+                (
+                    tier,
+                    figures.tiers[tier],
+                    f"{figures.tiers[tier]} ({_share(figures.tiers_sampled[tier], figures.tiers[tier])} sampled)",
+                )
+                for tier in _tier_order(tenant, figures.tiers)
             ],
         ),
         _bar_chart(

@@ -297,3 +297,26 @@ def test_a_summary_chart_leaves_room_for_its_figures_and_names_a_long_label_whol
     figure_x = max(float(x) for x in re.findall(r'<text x="([\d.]+)" y="\d+">', chart))
     assert figure_x + 7 * len(text) <= width  # the longest bar's figure fits, at under 7 px a character
     assert f"<title>{name}</title>" in chart and name[:23] + "\u2026" in chart
+
+
+def test_the_summary_lists_tiers_in_the_policys_order(tenant):
+    from policies.services import policy_publish
+    from reviews.bundle import _tier_order
+
+    policy_publish(
+        tenant=tenant,
+        document={
+            "default_tier": "low",
+            "tiers": [
+                {"name": "low", "review_rate": 0.0, "mode": "parallel", "sla_minutes": 600},
+                {"name": "medium", "review_rate": 0.1, "mode": "parallel", "sla_minutes": 120},
+                {"name": "critical", "review_rate": 1.0, "mode": "sequential", "sla_minutes": 30},
+            ],
+        },
+    )
+    assert _tier_order(tenant, {"critical": 1, "retired": 2, "low": 3, "medium": 4}) == [
+        "low",
+        "medium",
+        "critical",
+        "retired",  # a tier the current policy no longer has: last
+    ]
