@@ -212,6 +212,9 @@ class OutputStoryPage(AuditPage):
         return context
 
 
+GRANTS_PAGE_SIZE = 100
+
+
 class ConfigHistoryPage(AuditPage):
     """``/audit/config/``: every change of one kind of configuration, who, when, why, with its diff."""
 
@@ -227,15 +230,19 @@ class ConfigHistoryPage(AuditPage):
             before = int(self.request.GET["before"]) if self.request.GET.get("before") else None
         except ValueError:
             raise Http404 from None
-        rows, following = (
-            ([], None) if kind == "grants" else audit_config_history(tenant=self.tenant, kind=kind, before=before)
-        )
+        rows, following, grants = [], None, []
+        if kind == "grants":
+            grants = audit_queue_access(tenant=self.tenant, limit=GRANTS_PAGE_SIZE + 1, before=before)
+            following = grants[GRANTS_PAGE_SIZE - 1].pk if len(grants) > GRANTS_PAGE_SIZE else None
+            grants = grants[:GRANTS_PAGE_SIZE]
+        else:
+            rows, following = audit_config_history(tenant=self.tenant, kind=kind, before=before)
         context.update(
             kinds=[(key, config.label) for key, config in CONFIG_KINDS.items()] + [("grants", "Queue grants")],
             kind=kind,
             kind_label=CONFIG_KINDS[kind].label if kind in CONFIG_KINDS else "Queue grants",
             rows=rows,
-            grants=audit_queue_access(tenant=self.tenant) if kind == "grants" else [],
+            grants=grants,
             next_url=f"{reverse('audit:config')}?{urlencode({'kind': kind, 'before': following})}" if following else "",
             first_url=f"{reverse('audit:config')}?{urlencode({'kind': kind})}" if before is not None else "",
         )

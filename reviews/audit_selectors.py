@@ -617,13 +617,16 @@ def _unattributed_actors(tenant: Tenant, records: list) -> dict[int, str]:
     return labels
 
 
-def audit_queue_access(*, tenant: Tenant, limit: int = 100) -> list[QueueAccessEvent]:
-    """Who gave or took the right to work a queue (grants are events, not history records)."""
-    return list(
-        QueueAccessEvent.objects.for_tenant(tenant)
-        .select_related("queue", "user", "actor")
-        .order_by("-created_at", "-pk")[:limit]
-    )
+def audit_queue_access(*, tenant: Tenant, limit: int = 100, before: int | None = None) -> list[QueueAccessEvent]:
+    """Who gave or took the right to work a queue (grants are events, not history records), newest
+    first; with ``before`` (an event's id), those before it (none for an id not the tenant's)."""
+    events = QueueAccessEvent.objects.for_tenant(tenant).order_by("-created_at", "-pk")
+    if before is not None:
+        mark = events.filter(pk=before).values_list("created_at", flat=True).first()
+        if mark is None:
+            return []
+        events = events.filter(Q(created_at__lt=mark) | Q(created_at=mark, pk__lt=before))
+    return list(events.select_related("queue", "user", "actor")[:limit])
 
 
 def audit_policy_version(*, tenant: Tenant, version: int) -> dict:

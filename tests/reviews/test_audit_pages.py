@@ -547,3 +547,23 @@ def test_a_configuration_change_of_no_person_names_who_made_it_from_its_audit_ev
     client = signed_in(member(tenant, "auditor"))
     page = client.get("/audit/config/", {"kind": "retention"}).content.decode()
     assert "retention 365 days" in page and "by the system (scheduled work)" in page
+
+
+def test_queue_grants_page_past_their_first_page(tenant, monkeypatch):
+    from reviews import audit_pages
+    from reviews.models import Queue
+    from reviews.services.queues import queue_grant, queue_revoke
+    from tenants.services import PLATFORM_OPERATOR
+
+    queue = Queue.objects.for_tenant(tenant).get(name="default")
+    rita = member(tenant, "reviewer", username="rita-grants")
+    for _ in range(3):  # six events: granted, revoked, three times
+        queue_grant(queue=queue, user=rita, actor=PLATFORM_OPERATOR)
+        queue_revoke(queue=queue, user=rita, actor=PLATFORM_OPERATOR)
+    monkeypatch.setattr(audit_pages, "GRANTS_PAGE_SIZE", 4)
+    client = signed_in(member(tenant, "auditor"))
+    first = client.get("/audit/config/", {"kind": "grants"}).content.decode()
+    assert first.count("rita-grants") == 4 and 'rel="next"' in first and 'id="newest"' not in first
+    older = html.unescape(re.search(r'<a href="([^"]+)" rel="next"', first).group(1))
+    second = client.get(older).content.decode()
+    assert second.count("rita-grants") == 2 and 'rel="next"' not in second and 'id="newest"' in second
