@@ -18,6 +18,7 @@ from functools import lru_cache
 import orjson
 from django.conf import settings
 from django.db import connection, models
+from django.db.models import Q, QuerySet
 
 # SQLite's compiled-in default limit of bound parameters (SQLITE_MAX_VARIABLE_NUMBER, 3.32+).
 _SQLITE_MAX_PARAMS = 32766
@@ -298,3 +299,19 @@ def read_database() -> str:
     ``replica`` when ``DATABASE_REPLICA_URL`` configures one, so that they never slow ingest
     and claims; the primary otherwise."""
     return "replica" if "replica" in settings.DATABASES else "default"
+
+
+def created_before(rows: QuerySet, before) -> QuerySet | None:
+    """``rows`` (ordered newest first by ``created_at``, then primary key) made before the row whose
+    primary key is ``before``: a keyset page at constant cost. None when ``rows`` holds no such row
+    (another tenant's id, or one deleted): the caller lists nothing."""
+    mark = rows.filter(pk=before).values_list("created_at", flat=True).first()
+    if mark is None:
+        return None
+    return rows.filter(Q(created_at__lt=mark) | Q(created_at=mark, pk__lt=before))
+
+
+def page_and_next(items: list, size: int) -> tuple[list, object | None]:
+    """The first ``size`` of ``items`` (read ``size + 1``) and the primary key to page on from, if
+    more follow."""
+    return items[:size], (items[size - 1].pk if len(items) > size else None)

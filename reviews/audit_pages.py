@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
+from hitl.db import page_and_next
 from hitl.errors import NotFoundError, RuleViolationError
 from policies.selectors import compiled_policy
 from reviews.audit_selectors import (
@@ -232,9 +233,9 @@ class ConfigHistoryPage(AuditPage):
             raise Http404 from None
         rows, following, grants = [], None, []
         if kind == "grants":
-            grants = audit_queue_access(tenant=self.tenant, limit=GRANTS_PAGE_SIZE + 1, before=before)
-            following = grants[GRANTS_PAGE_SIZE - 1].pk if len(grants) > GRANTS_PAGE_SIZE else None
-            grants = grants[:GRANTS_PAGE_SIZE]
+            grants, following = page_and_next(
+                audit_queue_access(tenant=self.tenant, limit=GRANTS_PAGE_SIZE + 1, before=before), GRANTS_PAGE_SIZE
+            )
         else:
             rows, following = audit_config_history(tenant=self.tenant, kind=kind, before=before)
         context.update(
@@ -374,10 +375,11 @@ class ExportsPage(AuditPage):
         today = timezone.now().date()
         context.setdefault("form", ExportForm(initial={"received_from": today.replace(day=1), "received_until": today}))
         before = _uuid_or_none(self.request.GET.get("before", ""))
-        exports = compliance_exports(tenant=self.tenant, limit=EXPORTS_PAGE_SIZE + 1, before=before)
-        older = exports[EXPORTS_PAGE_SIZE - 1].pk if len(exports) > EXPORTS_PAGE_SIZE else None
+        exports, older = page_and_next(
+            compliance_exports(tenant=self.tenant, limit=EXPORTS_PAGE_SIZE + 1, before=before), EXPORTS_PAGE_SIZE
+        )
         context.update(
-            exports=exports[:EXPORTS_PAGE_SIZE],
+            exports=exports,
             poll=True,
             older_url=f"?{urlencode({'before': older})}" if older else "",
             newest_url=reverse("audit:exports") if before is not None else "",

@@ -24,7 +24,7 @@ from django.db.models.functions import Lag
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from hitl.db import read_database
+from hitl.db import created_before, read_database
 from hitl.errors import NotFoundError
 from policies.models import Application, Judge, LegalHold, Policy, Retention, Rubric
 from policies.retention import hold_covers, legal_holds, retention_days
@@ -621,11 +621,8 @@ def audit_queue_access(*, tenant: Tenant, limit: int = 100, before: int | None =
     """Who gave or took the right to work a queue (grants are events, not history records), newest
     first; with ``before`` (an event's id), those before it (none for an id not the tenant's)."""
     events = QueueAccessEvent.objects.for_tenant(tenant).order_by("-created_at", "-pk")
-    if before is not None:
-        mark = events.filter(pk=before).values_list("created_at", flat=True).first()
-        if mark is None:
-            return []
-        events = events.filter(Q(created_at__lt=mark) | Q(created_at=mark, pk__lt=before))
+    if before is not None and (events := created_before(events, before)) is None:
+        return []
     return list(events.select_related("queue", "user", "actor")[:limit])
 
 

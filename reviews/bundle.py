@@ -38,6 +38,7 @@ from django.db import OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from hitl.db import created_before
 from hitl.enqueue import enqueue_on_commit
 from hitl.errors import NotFoundError, RuleViolationError
 from policies.models import Policy
@@ -130,11 +131,8 @@ def compliance_exports(*, tenant: Tenant, limit: int = 50, before=None) -> list[
     """The tenant's exports, newest first (the auditor's pages list these); with ``before`` (an
     export's id), those made before it. An id that is not one of the tenant's exports lists none."""
     exports = ComplianceExport.objects.for_tenant(tenant).order_by("-created_at", "-id")
-    if before is not None:
-        mark = exports.filter(pk=before).values_list("created_at", flat=True).first()
-        if mark is None:
-            return []
-        exports = exports.filter(Q(created_at__lt=mark) | Q(created_at=mark, id__lt=before))
+    if before is not None and (exports := created_before(exports, before)) is None:
+        return []
     return list(exports[:limit])
 
 
