@@ -549,7 +549,7 @@ def test_a_configuration_change_of_no_person_names_who_made_it_from_its_audit_ev
     assert "retention 365 days" in page and "by the system (scheduled work)" in page
 
 
-def test_queue_grants_page_past_their_first_page(tenant, monkeypatch):
+def test_queue_grants_page_past_their_first_page(tenant, other_tenant, monkeypatch):
     from reviews import audit_pages
     from reviews.models import Queue
     from reviews.services.queues import queue_grant, queue_revoke
@@ -567,3 +567,14 @@ def test_queue_grants_page_past_their_first_page(tenant, monkeypatch):
     older = html.unescape(re.search(r'<a href="([^"]+)" rel="next"', first).group(1))
     second = client.get(older).content.decode()
     assert second.count("rita-grants") == 2 and 'rel="next"' not in second and 'id="newest"' in second
+    # Another tenant's grant as the cursor lists nothing of it or of this tenant.
+    from reviews.models import QueueAccessEvent
+
+    theirs_queue = Queue.objects.for_tenant(other_tenant).get(name="default")
+    queue_grant(
+        queue=theirs_queue, user=member(other_tenant, "reviewer", username="theirs-grants"), actor=PLATFORM_OPERATOR
+    )
+    theirs = QueueAccessEvent.objects.for_tenant(other_tenant).get()
+    page = client.get("/audit/config/", {"kind": "grants", "before": theirs.pk}).content.decode()
+    assert "theirs-grants" not in page and "rita-grants" not in page and "No queue was ever granted" in page
+    assert "theirs-grants" not in first + second
