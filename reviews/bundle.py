@@ -545,7 +545,8 @@ def summary_html(*, tenant: Tenant, job: ComplianceExport, figures: _Figures, po
         for item in policy_versions
     )
     return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        # (an empty icon: a browser asks for no favicon)
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
         f"<title>Compliance summary: {html.escape(tenant.slug)}</title><style>{SUMMARY_STYLE}</style></head><body>"
         f"<h1>Compliance summary: {html.escape(tenant.name or tenant.slug)}</h1>"
         f"<p>Outputs received from {_iso(job.period_start)} to {_iso(job.period_end)} (end excluded): "
