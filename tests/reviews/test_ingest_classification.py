@@ -134,6 +134,7 @@ def _at(text: str) -> datetime:
 
 def test_an_end_users_thumbs_down_keeps_the_ingest_classification(tenant):
     """A thumbs-down on an output nobody had to review opens a task and adds to its reason."""
+    policy_publish(tenant=tenant, document=POLICY)  # rate 0 at its default tier: never sampled at ingest
     service = make_client(tenant, "service")
     body = service.post("/api/v1/outputs", output_payload(7, application="quiet-app"), format="json").json()
     down = service.post(f"/api/v1/outputs/{body['id']}/feedback", {"rating": "down"}, format="json")
@@ -154,6 +155,7 @@ def test_outputs_changed_before_the_classification_was_kept_get_it_back_from_the
     from tenants.models import AuditEvent
 
     _, ids = judged
+    policy_publish(tenant=other_tenant, document=POLICY)  # rate 0 at its default tier: never sampled at ingest
     service = make_client(other_tenant, "service")
     quiet = service.post("/api/v1/outputs", output_payload(8, application="quiet-app"), format="json").json()
     assert service.post(f"/api/v1/outputs/{quiet['id']}/feedback", {"rating": "down"}, format="json").json()[
