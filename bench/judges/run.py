@@ -123,14 +123,22 @@ def part_service(n: int) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from hitl.tenancy import cross_tenant, tenant_scope
+    from reviews.services.onboarding import tenant_onboard
+
+    with cross_tenant("management_command"):  # as the operator's commands do
+        tenant = tenant_onboard(slug=f"bench-{uuid.uuid4().hex[:6]}")
+    with tenant_scope(tenant):  # as a Celery task acting for one tenant does
+        _service(tenant, n)
+
+
+def _service(tenant, n: int) -> None:
     from policies.services import judge_create
     from reviews.models import Judgement, Output
     from reviews.schemas import OutputSubmission
     from reviews.services import ingest as ingest_module
     from reviews.services.judging import BUILTIN_CHUNK, judge_run
-    from reviews.services.onboarding import tenant_onboard
 
-    tenant = tenant_onboard(slug=f"bench-{uuid.uuid4().hex[:6]}")
     judge = judge_create(tenant=tenant, data={"name": "pii", "kind": "pii"})
     sent = []
     ingest_module.judges_enqueue = lambda plans, kinds: sent.extend(plans)  # measured below, not at ingest
@@ -328,11 +336,19 @@ def _warm_up(port: int, key: str) -> None:
 
 
 def _configure(judge_url: str) -> str:
-    from policies.services import judge_create, policy_publish
+    from hitl.tenancy import cross_tenant, tenant_scope
     from reviews.services.onboarding import tenant_onboard
+
+    with cross_tenant("management_command"):  # as the operator's commands do
+        tenant = tenant_onboard(slug=f"e2e-{uuid.uuid4().hex[:6]}")
+    with tenant_scope(tenant):  # as an admin's request does
+        return _configure_tenant(tenant, judge_url)
+
+
+def _configure_tenant(tenant, judge_url: str) -> str:
+    from policies.services import judge_create, policy_publish
     from tenants.services import PLATFORM_OPERATOR, api_key_create
 
-    tenant = tenant_onboard(slug=f"e2e-{uuid.uuid4().hex[:6]}")
     policy_publish(
         tenant=tenant,
         document={
