@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from functools import wraps
+from functools import lru_cache, wraps
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -49,6 +49,13 @@ def client_address(request) -> str:
         forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
         if len(forwarded) >= proxies:
             address = forwarded[-proxies]
+    return _counted_as(address)
+
+
+@lru_cache(maxsize=4096)
+def _counted_as(address: str) -> str:
+    """The form an address is counted by (parsing one cost a request several microseconds;
+    a process sees the same few addresses again and again)."""
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:
@@ -68,6 +75,14 @@ class Attempt:
     account: str | None
 
 
+@lru_cache(maxsize=4096)
+def _counter_key(scope: str, kind: str, parts: tuple[str, ...]) -> str:
+    # Hashed: cache keys stay short and the cache holds no usernames or addresses. (Remembered:
+    # every request checks its client's and its account's counters.)
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+    return f"hitl:authfail:{scope}:{kind}:{digest}"
+
+
 def _now() -> float:
     return time.time()
 
@@ -79,9 +94,7 @@ class FailureLimit:
         self.scope = scope
 
     def _key(self, kind: str, *parts: str) -> str:
-        # Hashed: cache keys stay short and the cache holds no usernames or addresses.
-        digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
-        return f"hitl:authfail:{self.scope}:{kind}:{digest}"
+        return _counter_key(self.scope, kind, parts)
 
     def _keys(self, attempt: Attempt) -> dict[str, str]:
         keys = {"client": self._key("client", attempt.client)}

@@ -297,6 +297,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["hitl.permissions.TenantRolePermission"],
     "DEFAULT_PARSER_CLASSES": ["hitl.json.OrjsonParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "hitl.negotiation.CachedContentNegotiation",
     "DEFAULT_RENDERER_CLASSES": ["hitl.json.OrjsonRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
     if DEBUG
     else ["hitl.json.OrjsonRenderer"],

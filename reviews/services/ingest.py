@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from hitl.db import bulk_insert, insert_statement
+from hitl.db import as_health_check, bulk_insert, insert_statement
 from hitl.enqueue import enqueue_on_commit
 from hitl.errors import KeyUnconfirmed
 from policies.engine import CompiledPolicy, Decision
@@ -392,7 +392,10 @@ def _write_one(tenant: Tenant, prepared: _Prepared, actor: Actor | None, key_gua
 
     With ``key_guard`` the row goes in only where the guard holds (the request's key is still
     valid and its tenant's configuration unchanged): the statement is then the key's check as
-    well, and the request makes no lookup of its own. Nothing written: KeyUnconfirmed."""
+    well, and the request makes no lookup of its own. Nothing written: KeyUnconfirmed.
+
+    The statement is also the request's check of its kept connection (``hitl.db.as_health_check``):
+    no ``SELECT 1`` goes before it."""
     row = prepared.rows[0]
     receipt = prepared.candidates[row[_EXTERNAL_ID]]
     task_rows = (
@@ -424,21 +427,25 @@ def _write_one(tenant: Tenant, prepared: _Prepared, actor: Actor | None, key_gua
         tenant=tenant, actor=actor, source="stored", **_received_event([(row[_ID], row[_DIGEST])], task_rows)
     )
     ctes.append(event_sql)
-    try:
+    if guard_sql:
+        sql = f"WITH {', '.join(ctes)} SELECT key_ok.ok, stored.id FROM key_ok LEFT JOIN stored ON true"  # noqa: S608
+    else:
+        sql = f"WITH {', '.join(ctes)} SELECT true, id FROM stored"  # noqa: S608
+    params += event_params
+
+    def write() -> list[tuple]:
         with connection.cursor() as cursor:
             audit_chain_row_locking()
-            if not guard_sql:
-                cursor.execute(f"WITH {', '.join(ctes)} SELECT id FROM stored", [*params, *event_params])  # noqa: S608
-                return {stored[0] for stored in cursor.fetchall()}
-            cursor.execute(
-                f"WITH {', '.join(ctes)} SELECT key_ok.ok, stored.id FROM key_ok LEFT JOIN stored ON true",  # noqa: S608
-                [*params, *event_params],
-            )
-            found = cursor.fetchall()
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    try:
+        # (a repeat inserts nothing: sent twice, the statement answers the second time as a repeat)
+        found = as_health_check(write)
     except IntegrityError:
         audit_head_doubt(tenant)  # (a vanished counter row fails the event's NOT NULL seq: recreated next time)
         raise
-    if not found[0][0]:
+    if guard_sql and not found[0][0]:
         raise KeyUnconfirmed
     return {stored_id for _, stored_id in found if stored_id is not None}
 

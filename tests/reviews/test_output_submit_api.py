@@ -308,3 +308,116 @@ def test_insert_from_a_cte_refuses_a_mapping_it_would_ignore():
     for mapping in ({"output_id": "id"}, dict.fromkeys(TASK_FIELDS, "id")):
         with pytest.raises(ValueError, match="from_cte"):
             insert_statement(ReviewTask, TASK_FIELDS, [row, row], from_cte=("stored", mapping))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_single_outputs_statement_is_the_requests_check_of_its_connection(
+    service_client, tenant, predictable_policy, monkeypatch
+):
+    """Django checks a kept connection with a SELECT 1 before a request's first statement; the
+    single output's write is that check (one round trip, not two)."""
+    from django.db import connection
+
+    assert service_client.post(URL, output_payload(1), format="json").status_code == 201  # (the key now cached)
+    checks = []
+    real = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or real())
+    connection.health_check_done = False  # as at the start of a request on a kept connection
+    assert service_client.post(URL, output_payload(2), format="json").status_code == 201
+    assert checks == []
+    assert connection.health_check_done  # (no other statement of the request checks again)
+
+    connection.health_check_done = False  # the rest of the API is checked as before
+    assert service_client.get(URL).status_code == 200
+    assert checks == [1]
+
+
+def _admin_connection():
+    import psycopg
+    from django.db import connection
+
+    found = connection.settings_dict
+    return psycopg.connect(
+        host=found["HOST"], port=found["PORT"] or 5432, user=found["USER"], dbname=found["NAME"], autocommit=True
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_closed_is_replaced_and_the_output_stored_once(
+    service_client, tenant, predictable_policy
+):
+    from django.db import connection
+
+    assert service_client.post(URL, output_payload(1), format="json").status_code == 201
+    old_backend = connection.connection.info.backend_pid
+    events = AuditEvent.objects.for_tenant(tenant).filter(kind="output.received").count()
+    with _admin_connection() as admin:  # the server ends the kept connection between two requests
+        admin.execute("SELECT pg_terminate_backend(%s)", [old_backend])
+    connection.health_check_done = False  # the next request, on the kept (now dead) connection
+
+    response = service_client.post(URL, output_payload(2), format="json")
+
+    assert response.status_code == 201
+    assert connection.connection.info.backend_pid != old_backend
+    assert Output.objects.for_tenant(tenant).filter(external_id="ext-2").count() == 1
+    assert AuditEvent.objects.for_tenant(tenant).filter(kind="output.received").count() == events + 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_write_whose_answer_was_lost_is_sent_again_and_answered_as_the_repeat_it_is(
+    service_client, tenant, predictable_policy
+):
+    """The connection dies after the write committed, before its answer came back: sent again on
+    a new connection, the statement finds the output stored and answers it as a repeat, with its
+    receipt; nothing is stored or recorded twice."""
+    from django.db import OperationalError, connection
+
+    assert service_client.post(URL, output_payload(1), format="json").status_code == 201
+    writes = []
+
+    def answer_lost_once(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "stored AS" in sql:
+            writes.append(sql)
+            if len(writes) == 1:
+                connection.connection.close()  # the answer never arrives: the connection is gone
+                raise OperationalError("server closed the connection unexpectedly")
+        return result
+
+    events = AuditEvent.objects.for_tenant(tenant).filter(kind="output.received").count()
+    connection.health_check_done = False
+    connection.execute_wrappers.insert(0, answer_lost_once)  # outermost: the statement has committed
+    try:
+        response = service_client.post(URL, output_payload(2), format="json")
+    finally:
+        connection.execute_wrappers.remove(answer_lost_once)
+
+    assert len(writes) == 2
+    assert response.status_code == 200  # a repeat: the first send had stored it
+    stored = Output.objects.for_tenant(tenant).get(external_id="ext-2")
+    assert response.json()["id"] == str(stored.pk)
+    assert AuditEvent.objects.for_tenant(tenant).filter(kind="output.received").count() == events + 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_that_fails_on_a_live_connection_is_not_sent_again(service_client, tenant, predictable_policy):
+    from django.db import OperationalError, connection
+
+    assert service_client.post(URL, output_payload(1), format="json").status_code == 201
+    writes = []
+
+    def fail(execute, sql, params, many, context):
+        if "stored AS" in sql:
+            writes.append(sql)
+            raise OperationalError("canceling statement due to statement timeout")
+        return execute(sql, params, many, context)
+
+    connection.health_check_done = False
+    with connection.execute_wrapper(fail), pytest.raises(OperationalError, match="timeout"):
+        service_client.post(URL, output_payload(2), format="json")
+    assert len(writes) == 1
+    assert not Output.objects.for_tenant(tenant).filter(external_id="ext-2").exists()
