@@ -35,7 +35,7 @@ from pathlib import Path
 import orjson
 from django.conf import settings
 from django.db import OperationalError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from hitl.db import created_before
@@ -125,6 +125,11 @@ def compliance_export_get(*, tenant: Tenant, export_id) -> ComplianceExport:
     if job is None:
         raise NotFoundError("Not found.")
     return job
+
+
+def compliance_export_list(*, tenant: Tenant) -> QuerySet:
+    """The tenant's exports, for the API's cursor pages (newest first: the pagination orders them)."""
+    return ComplianceExport.objects.for_tenant(tenant)
 
 
 def compliance_exports(*, tenant: Tenant, limit: int = 50, before=None) -> list[ComplianceExport]:

@@ -550,6 +550,10 @@ class ComplianceExportOut(ResponseModel):
 
 
 class ComplianceExportList(ResponseModel):
+    """One page of exports, newest first; follow ``next`` (an opaque cursor URL) for older ones."""
+
+    next: str | None = None
+    previous: str | None = None
     results: list[ComplianceExportOut]
 
 

@@ -6,19 +6,21 @@ from datetime import datetime
 from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.generics import GenericAPIView
 from rest_framework.negotiation import BaseContentNegotiation
 
 from hitl.api import TenantApi, error_responses, respond, validate_body
 from hitl.errors import DomainValidationError, RuleViolationError
+from hitl.pagination import TimeCursorPagination
 from reviews import schemas
 from reviews.bundle import (
     compliance_export_archive,
     compliance_export_get,
+    compliance_export_list,
     compliance_export_request,
-    compliance_exports,
 )
 from reviews.export import CSV_CONTENT_TYPE, FORMATS, JSONL_CONTENT_TYPE, export_chunks
-from reviews.models import ExportStatus
+from reviews.models import ComplianceExport, ExportStatus
 from tenants.audit import Actor
 from tenants.models import KeyRoles
 
@@ -134,19 +136,38 @@ def _export_out(job) -> schemas.ComplianceExportOut:
     )
 
 
-class AuditExportCollectionApi(TenantApi):
+class ExportPagination(TimeCursorPagination):
+    ordering = ("-created_at", "-id")
+
+
+class AuditExportCollectionApi(TenantApi, GenericAPIView):
     """``POST /api/v1/audit/exports`` starts a bundle of a period (a background job);
-    ``GET`` lists the tenant's exports, newest first."""
+    ``GET`` lists the tenant's exports, newest first, cursor-paginated."""
 
     permission_map = {"GET": KeyRoles.AUDIT, "POST": KeyRoles.AUDIT}
+    pagination_class = ExportPagination
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no tenant
+            return ComplianceExport.objects.none()
+        return compliance_export_list(tenant=self.tenant)
 
     @extend_schema(
-        operation_id="audit_exports_list", responses={200: schemas.ComplianceExportList, **error_responses(401, 403)}
+        operation_id="audit_exports_list",
+        parameters=[
+            OpenApiParameter("cursor", str, description="Opaque cursor from a page's next or previous link."),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": 500},
+                description="Items per page, 1 to 500 (default 50).",
+            ),
+        ],
+        responses={200: schemas.ComplianceExportList, **error_responses(400, 401, 403, 422)},
     )
     def get(self, request):
-        return respond(
-            schemas.ComplianceExportList(results=[_export_out(job) for job in compliance_exports(tenant=self.tenant)])
-        )
+        page = self.paginate_queryset(self.get_queryset())
+        body = self.paginator.get_paginated_response([_export_out(job) for job in page]).data
+        return respond(schemas.ComplianceExportList(**body))
 
     @extend_schema(
         operation_id="audit_exports_create",

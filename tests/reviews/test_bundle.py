@@ -235,7 +235,36 @@ def test_another_tenants_auditor_sees_no_export_of_this_tenant(bundle, other_ten
 
     assert outsider.get(f"/api/v1/audit/exports/{bundle['job']['id']}").status_code == 404
     assert outsider.get(f"/api/v1/audit/exports/{bundle['job']['id']}/download").status_code == 404
-    assert outsider.get("/api/v1/audit/exports").json() == {"results": []}
+    assert outsider.get("/api/v1/audit/exports").json() == {"next": None, "previous": None, "results": []}
+    assert outsider.get("/api/v1/audit/exports?page_size=1").json()["results"] == []
+
+
+def test_the_exports_list_pages_newest_first_with_a_cursor(tenant, other_tenant, client_for):
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def export_of(owner, day):
+        return ComplianceExport.objects.for_tenant(owner).create(
+            tenant=owner,
+            period_start=start,
+            period_end=start + timedelta(days=1),
+            created_at=start + timedelta(days=day),
+        )
+
+    made = [export_of(tenant, day) for day in range(5)]
+    export_of(other_tenant, 10)  # the newest of all, another tenant's
+    auditor = client_for(tenant, "auditor")
+
+    seen, url, pages = [], "/api/v1/audit/exports?page_size=2", 0
+    while url:
+        body = auditor.get(url).json()
+        seen += [item["id"] for item in body["results"]]
+        url, pages = body["next"], pages + 1
+    assert seen == [str(job.pk) for job in reversed(made)]
+    assert pages == 3
+    assert auditor.get("/api/v1/audit/exports?cursor=bogus").status_code == 422
+    assert auditor.get("/api/v1/audit/exports?page_size=0").status_code == 400
 
 
 def test_a_bad_period_is_refused_before_any_job(tenant, client_for, export_dir):
