@@ -247,6 +247,8 @@ def test_the_story_lists_the_outputs_audit_events_and_says_its_digest_is_committ
     assert "Task claimed (rita)" in page  # every claim, from the audit events, in the timeline
     assert page.count("Task claimed (rita)") == 1 and "Claimed by rita" not in page  # each claim once
     assert "does not recompute" not in page
+    seq = re.search(r'Merkle root of event <a href="#seq-(\d+)">seq \1</a>', page).group(1)
+    assert f'<tr id="seq-{seq}">' in page  # the link leads to the event's row on the page
 
     # An edit of the classification after the fact: the digest no longer recomputes from the record.
     Output.objects.for_tenant(tenant).filter(pk=seeded["corrected"]).update(risk_tier="low")
