@@ -435,10 +435,21 @@ def _build(job: ComplianceExport, tenant: Tenant, work: Path) -> dict:
 # --- the summary -------------------------------------------------------------------------------
 
 
+NO_OUTPUTS = "No output was received in this period."
+
+
 def _bar_chart(
-    title: str, rows: list[tuple[str, float, str]], *, maximum: float | None = None, columns=("", "figure")
+    title: str,
+    rows: list[tuple[str, float, str]],
+    *,
+    maximum: float | None = None,
+    columns=("", "figure"),
+    empty: str = NO_OUTPUTS,
 ) -> str:
-    """A horizontal bar chart as inline SVG (no script; prints as drawn), beside its table."""
+    """A horizontal bar chart as inline SVG (no script; prints as drawn), beside its table; with
+    no rows, a sentence saying why (``empty``) instead of an empty frame."""
+    if not rows:
+        return f'<section class="chart"><h2>{html.escape(title)}</h2><p class="none">{html.escape(empty)}</p></section>'
     bar_height, label_width, bar_width = 22, 160, 260
     # Room after the longest bar for the longest figure (12 px text: under 7 px a character), so
     # that no figure is cut off, on screen or on paper.
@@ -481,7 +492,7 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.1em; margin-top: 1.5em; }
 table { border-collapse: collapse; font-size: 0.9em; } td, th { border: 1px solid #bbb; padding: 2px 8px; }
 .pair { display: flex; gap: 2em; align-items: flex-start; flex-wrap: wrap; }
 svg text { font-size: 12px; } .bar { fill: #3b6ea5; }
-.chart { break-inside: avoid; }
+.chart { break-inside: avoid; } .none { color: #555; }
 @media print { body { margin: 0; } }
 """
 
@@ -529,6 +540,7 @@ def summary_html(*, tenant: Tenant, job: ComplianceExport, figures: _Figures, po
             "Reviews per reviewer",
             columns=("reviewer", "reviews"),
             rows=[(name, count, str(count)) for name, count in figures.reviewers.most_common(30)],
+            empty="Nobody reviewed an output of this period." if total else NO_OUTPUTS,
         ),
         _bar_chart(
             "SLA (tier's time from receipt to decision)",
@@ -543,6 +555,7 @@ def summary_html(*, tenant: Tenant, job: ComplianceExport, figures: _Figures, po
                 for judge, counts in sorted(figures.agreement.items())
             ],
             maximum=100,
+            empty="No output of this period was both judged and reviewed." if total else NO_OUTPUTS,
         ),
     ]
     versions = "".join(

@@ -349,3 +349,34 @@ def test_the_summary_lists_tiers_in_the_policys_order(tenant):
         "critical",
         "retired",  # a tier the current policy no longer has: last
     ]
+
+
+def test_an_empty_periods_summary_says_so_instead_of_drawing_empty_charts(tenant):
+    from datetime import UTC, datetime, timedelta
+
+    from reviews.bundle import _Figures, summary_html
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    job = ComplianceExport(tenant=tenant, period_start=start, period_end=start + timedelta(days=1))
+    page = summary_html(tenant=tenant, job=job, figures=_Figures(), policy_versions=[])
+
+    assert page.count("No output was received in this period.") == 6
+    assert "<svg" not in page and "<tbody></tbody>" not in page.split("Policy versions")[0]
+
+
+def test_a_summary_says_when_nobody_reviewed_and_no_judge_was_compared(tenant):
+    from datetime import UTC, datetime, timedelta
+
+    from reviews.bundle import _Figures, summary_html
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    job = ComplianceExport(tenant=tenant, period_start=start, period_end=start + timedelta(days=1))
+    figures = _Figures()
+    figures.total, figures.tiers["low"], figures.applications["bot"], figures.decisions["approved"] = 1, 1, 1, 1
+    figures.sla["met"] = 1
+    page = summary_html(tenant=tenant, job=job, figures=figures, policy_versions=[])
+
+    assert "Nobody reviewed an output of this period." in page
+    assert "No output of this period was both judged and reviewed." in page
+    assert "No output was received in this period." not in page
+    assert page.count("<svg") == 4
