@@ -309,7 +309,9 @@ def as_health_check(write: Callable[[], _T]) -> _T:
     dead (closed by the server, or by a network fault, since the process last used it), the
     connection is closed and ``write`` runs once more on a new one, as Django's check would have
     reconnected first. A statement that reached the server and committed before the connection
-    died is then sent again: an idempotent write answers it as the repeat it is.
+    died is then sent again: the write must be idempotent, and should know its own work when it
+    finds it (ingest finds the output stored under the id it gave it, and answers it as created).
+    A statement that fails on a live connection is not sent again.
 
     Anywhere else (no kept connection, its check done, inside a transaction, SQLite) ``write``
     simply runs.

@@ -49,13 +49,17 @@ def client_address(request) -> str:
         forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
         if len(forwarded) >= proxies:
             address = forwarded[-proxies]
-    return _counted_as(address)
+    # (a process sees the same few addresses again and again: their form is remembered; anything
+    # longer than an address is not, so that no header can fill the memory)
+    return _counted_as(address) if len(address) <= _LONGEST_ADDRESS else _counted_as.__wrapped__(address)
+
+
+_LONGEST_ADDRESS = 45  # characters of an IPv6 address written out with an IPv4 tail
 
 
 @lru_cache(maxsize=4096)
 def _counted_as(address: str) -> str:
-    """The form an address is counted by (parsing one cost a request several microseconds;
-    a process sees the same few addresses again and again)."""
+    """The form an address is counted by."""
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:
@@ -75,10 +79,12 @@ class Attempt:
     account: str | None
 
 
+_REMEMBERED_PARTS = 80  # an address and a key's prefix fit; nothing a client could make large is kept
+
+
 @lru_cache(maxsize=4096)
 def _counter_key(scope: str, kind: str, parts: tuple[str, ...]) -> str:
-    # Hashed: cache keys stay short and the cache holds no usernames or addresses. (Remembered:
-    # every request checks its client's and its account's counters.)
+    # Hashed: cache keys stay short and the cache holds no usernames or addresses.
     digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
     return f"hitl:authfail:{scope}:{kind}:{digest}"
 
@@ -88,13 +94,21 @@ def _now() -> float:
 
 
 class FailureLimit:
-    """Counts failed attempts of one kind (``scope``: API keys, logins) and says when to wait."""
+    """Counts failed attempts of one kind (``scope``: API keys, logins) and says when to wait.
 
-    def __init__(self, scope: str):
+    ``remember_keys``: the counters' cache keys of an attempt are computed once per process (every
+    request checks its client's and its account's), for accounts that are no personal data and
+    short (an API key's prefix); never for usernames, which would stay in the process's memory.
+    """
+
+    def __init__(self, scope: str, *, remember_keys: bool = False):
         self.scope = scope
+        self.remember_keys = remember_keys
 
     def _key(self, kind: str, *parts: str) -> str:
-        return _counter_key(self.scope, kind, parts)
+        if self.remember_keys and sum(len(part) for part in parts) <= _REMEMBERED_PARTS:
+            return _counter_key(self.scope, kind, parts)
+        return _counter_key.__wrapped__(self.scope, kind, parts)
 
     def _keys(self, attempt: Attempt) -> dict[str, str]:
         keys = {"client": self._key("client", attempt.client)}

@@ -552,8 +552,8 @@ class ComplianceExportOut(ResponseModel):
 class ComplianceExportList(ResponseModel):
     """One page of exports, newest first; follow ``next`` (an opaque cursor URL) for older ones."""
 
-    next: str | None = None
-    previous: str | None = None
+    next: str | None
+    previous: str | None
     results: list[ComplianceExportOut]
 
 

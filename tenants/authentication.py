@@ -12,7 +12,7 @@ from tenants.selectors import api_key_account, api_key_authenticate, api_key_for
 from tenants.services import api_key_touch
 
 # Failed key checks, per client address and per key prefix (hitl/ratelimit.py).
-KEY_FAILURES = FailureLimit("apikey")
+KEY_FAILURES = FailureLimit("apikey", remember_keys=True)  # (an account is a key's prefix, 16 characters at most)
 THROTTLED = "Too many failed API key attempts from this client or for this key."  # DRF adds the wait
 
 

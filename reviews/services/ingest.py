@@ -327,6 +327,14 @@ def _store(
     candidates, judges = prepared.candidates, prepared.judges
     inserted = _write_one(tenant, prepared, actor, key_guard) if one_statement else _write(tenant, prepared, actor)
     stored_before = {external_id for external_id, receipt in candidates.items() if receipt["id"] not in inserted}
+    stored = _stored_receipts(tenant, stored_before) if stored_before else {}
+    # A row stored under the id this call gave it is this call's own: its statement committed and
+    # the answer was lost, and it was sent again (hitl.db.as_health_check). It was created here,
+    # and its judges are enqueued here.
+    ours = {external_id for external_id, receipt in stored.items() if receipt["id"] == candidates[external_id]["id"]}
+    if ours:
+        inserted = {*inserted, *(candidates[external_id]["id"] for external_id in ours)}
+        stored_before -= ours
     plans = {
         receipt["id"]: receipt["_plan"]
         for receipt in candidates.values()
@@ -339,8 +347,7 @@ def _store(
             what=f"the judges of {len(plans)} outputs",
             on_failure=lambda: judges_enqueue_deferred(output_ids=list(plans)),
         )
-    if stored_before:
-        candidates.update(_stored_receipts(tenant, stored_before))
+    candidates.update({external_id: stored[external_id] for external_id in stored_before if external_id in stored})
 
     results = []
     created: set[str] = set()
@@ -440,7 +447,7 @@ def _write_one(tenant: Tenant, prepared: _Prepared, actor: Actor | None, key_gua
             return cursor.fetchall()
 
     try:
-        # (a repeat inserts nothing: sent twice, the statement answers the second time as a repeat)
+        # (sent twice, the statement inserts nothing the second time: _store knows its own row by its id)
         found = as_health_check(write)
     except IntegrityError:
         audit_head_doubt(tenant)  # (a vanished counter row fails the event's NOT NULL seq: recreated next time)

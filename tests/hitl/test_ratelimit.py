@@ -224,3 +224,29 @@ def test_an_unreachable_cache_limits_nothing_and_breaks_nothing(tenant, client_f
     assert statuses == [401] * (LIMIT + 1)
     assert works == 200
     assert "not limited" in caplog.text
+
+
+def test_counter_keys_are_remembered_for_key_prefixes_and_never_for_usernames_or_long_input():
+    from hitl import ratelimit
+    from hitl.ratelimit import LOGIN_FAILURES, Attempt
+    from tenants.authentication import KEY_FAILURES
+
+    ratelimit._counter_key.cache_clear()
+    ratelimit._counted_as.cache_clear()
+    LOGIN_FAILURES.retry_after(Attempt(client="10.0.0.1", account="alice"))
+    LOGIN_FAILURES.retry_after(Attempt(client="10.0.0.1", account="x" * 100_000))
+    assert ratelimit._counter_key.cache_info().currsize == 0  # no username stays in memory
+
+    KEY_FAILURES.retry_after(Attempt(client="10.0.0.1", account="abcdef12"))
+    assert ratelimit._counter_key.cache_info().currsize == 3  # client, account, the pair
+    KEY_FAILURES.retry_after(Attempt(client="z" * 10_000, account="abcdef12"))
+    assert ratelimit._counter_key.cache_info().currsize == 3  # (the account's key was remembered already)
+
+    class Request:
+        META = {"REMOTE_ADDR": "y" * 10_000}
+
+    assert client_address(Request()) == "y" * 10_000
+    assert ratelimit._counted_as.cache_info().currsize == 0
+    Request.META = {"REMOTE_ADDR": "2001:db8::1"}
+    assert client_address(Request()) == "2001:db8::/64"
+    assert ratelimit._counted_as.cache_info().currsize == 1

@@ -356,10 +356,18 @@ def test_a_connection_the_server_closed_is_replaced_and_the_output_stored_once(
     with _admin_connection() as admin:  # the server ends the kept connection between two requests
         admin.execute("SELECT pg_terminate_backend(%s)", [old_backend])
     connection.health_check_done = False  # the next request, on the kept (now dead) connection
+    writes = []
 
-    response = service_client.post(URL, output_payload(2), format="json")
+    def count(execute, sql, params, many, context):
+        if "stored AS" in sql:
+            writes.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        response = service_client.post(URL, output_payload(2), format="json")
 
     assert response.status_code == 201
+    assert len(writes) == 2  # sent on the dead connection (no SELECT 1 before it), then on a new one
     assert connection.connection.info.backend_pid != old_backend
     assert Output.objects.for_tenant(tenant).filter(external_id="ext-2").count() == 1
     assert AuditEvent.objects.for_tenant(tenant).filter(kind="output.received").count() == events + 1
@@ -367,14 +375,17 @@ def test_a_connection_the_server_closed_is_replaced_and_the_output_stored_once(
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_write_whose_answer_was_lost_is_sent_again_and_answered_as_the_repeat_it_is(
+def test_a_write_whose_answer_was_lost_is_sent_again_and_answered_as_created_once(
     service_client, tenant, predictable_policy
 ):
     """The connection dies after the write committed, before its answer came back: sent again on
-    a new connection, the statement finds the output stored and answers it as a repeat, with its
-    receipt; nothing is stored or recorded twice."""
+    a new connection, the statement finds the output stored under the id this request gave it, so
+    the request created it (201, its judges enqueued); nothing is stored or recorded twice."""
     from django.db import OperationalError, connection
 
+    from policies.services import judge_create
+
+    judge_create(tenant=tenant, data={"name": "pii", "kind": "pii"})
     assert service_client.post(URL, output_payload(1), format="json").status_code == 201
     writes = []
 
@@ -396,10 +407,13 @@ def test_a_write_whose_answer_was_lost_is_sent_again_and_answered_as_the_repeat_
         connection.execute_wrappers.remove(answer_lost_once)
 
     assert len(writes) == 2
-    assert response.status_code == 200  # a repeat: the first send had stored it
+    assert response.status_code == 201  # the first send stored it, for this very request
     stored = Output.objects.for_tenant(tenant).get(external_id="ext-2")
     assert response.json()["id"] == str(stored.pk)
+    assert stored.judged_at is not None  # its judges were enqueued (and ran, in-process)
     assert AuditEvent.objects.for_tenant(tenant).filter(kind="output.received").count() == events + 1
+    # Another request with the same body is a repeat, as ever.
+    assert service_client.post(URL, output_payload(2), format="json").status_code == 200
 
 
 @pytest.mark.postgres
