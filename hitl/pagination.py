@@ -3,6 +3,7 @@
 import re
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 
@@ -43,3 +44,15 @@ class TimeCursorPagination(CursorPagination):
         if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= self.max_page_size:
             raise ValidationError({"page_size": [f"An integer from 1 to {self.max_page_size}."]})
         return int(raw)
+
+
+def cursor_parameters(pagination: type[TimeCursorPagination] = TimeCursorPagination, items: str = "Items") -> list:
+    """The OpenAPI parameters of a cursor-paginated list: its cursor and its page size, with the
+    paginator's own limits."""
+    size = f"{items} per page, 1 to {pagination.max_page_size} (default {pagination.page_size})."
+    return [
+        OpenApiParameter("cursor", str, description="Opaque cursor from a page's next or previous link."),
+        OpenApiParameter(
+            "page_size", {"type": "integer", "minimum": 1, "maximum": pagination.max_page_size}, description=size
+        ),
+    ]

@@ -5,7 +5,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.generics import GenericAPIView
 
 from hitl.api import TenantApi, error_responses, respond
-from hitl.pagination import TimeCursorPagination
+from hitl.pagination import TimeCursorPagination, cursor_parameters
 from tenants import schemas
 from tenants.audit import public_key
 from tenants.filters import AuditEventFilter
@@ -49,12 +49,7 @@ class AuditEventCollectionApi(TenantApi, GenericAPIView):
         operation_id="audit_events_list",
         filters=True,
         parameters=[
-            OpenApiParameter("cursor", str, description="Opaque cursor from a page's next or previous link."),
-            OpenApiParameter(
-                "page_size",
-                {"type": "integer", "minimum": 1, "maximum": 500},
-                description="Items per page, 1 to 500 (default 50).",
-            ),
+            *cursor_parameters(),
             OpenApiParameter(
                 "kind",
                 {"type": "string", "minLength": 1, "maxLength": 64},

@@ -11,7 +11,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 
 from hitl.api import TenantApi, error_responses, respond, validate_body
 from hitl.errors import DomainValidationError, RuleViolationError
-from hitl.pagination import TimeCursorPagination
+from hitl.pagination import TimeCursorPagination, cursor_parameters
 from reviews import schemas
 from reviews.bundle import (
     compliance_export_archive,
@@ -155,12 +155,7 @@ class AuditExportCollectionApi(TenantApi, GenericAPIView):
     @extend_schema(
         operation_id="audit_exports_list",
         parameters=[
-            OpenApiParameter("cursor", str, description="Opaque cursor from a page's next or previous link."),
-            OpenApiParameter(
-                "page_size",
-                {"type": "integer", "minimum": 1, "maximum": 500},
-                description="Items per page, 1 to 500 (default 50).",
-            ),
+            *cursor_parameters(),
         ],
         responses={200: schemas.ComplianceExportList, **error_responses(400, 401, 403, 422)},
     )

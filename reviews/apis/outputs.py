@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from hitl.api import TenantApi, error_responses, json_object, respond, validate_body
 from hitl.api_errors import error_body
 from hitl.errors import DomainValidationError, KeyUnconfirmed, fields_message, pydantic_fields
-from hitl.pagination import TimeCursorPagination
+from hitl.pagination import TimeCursorPagination, cursor_parameters
 from reviews import schemas
 from reviews.filters import OutputFilter
 from reviews.models import Output
@@ -85,12 +85,7 @@ class OutputCollectionApi(TenantApi, GenericAPIView):
         operation_id="outputs_list",
         filters=True,
         parameters=[
-            OpenApiParameter("cursor", str, description="Opaque cursor from a page's next or previous link."),
-            OpenApiParameter(
-                "page_size",
-                {"type": "integer", "minimum": 1, "maximum": 500},
-                description="Items per page, 1 to 500 (default 50).",
-            ),
+            *cursor_parameters(),
             OpenApiParameter(
                 "application", {"type": "string", "minLength": 1}, description="Only outputs of this application."
             ),

@@ -4,7 +4,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 
 from hitl.api import TenantApi, error_responses, respond
 from hitl.errors import NotFoundError
-from hitl.pagination import TimeCursorPagination
+from hitl.pagination import TimeCursorPagination, cursor_parameters
 from reviews import schemas
 from reviews.selectors import session_outputs
 from tenants.models import KeyRoles
@@ -32,12 +32,7 @@ class SessionDetailApi(TenantApi):
                 OpenApiParameter.PATH,
                 description="The session_id the outputs were submitted with.",
             ),
-            OpenApiParameter("cursor", str, description="Opaque cursor from a page's next or previous link."),
-            OpenApiParameter(
-                "page_size",
-                {"type": "integer", "minimum": 1, "maximum": 500},
-                description="Outputs per page, 1 to 500 (default 100).",
-            ),
+            *cursor_parameters(SessionCursorPagination, "Outputs"),
         ],
         responses={200: schemas.SessionPage, **error_responses(400, 401, 403, 404, 422)},
     )
