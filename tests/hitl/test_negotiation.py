@@ -98,3 +98,16 @@ def test_the_api_refuses_what_it_cannot_render_or_read_on_every_request(service_
         assert service_client.get("/api/v1/outputs", HTTP_ACCEPT="application/json").status_code == 200
         response = service_client.post("/api/v1/outputs", "a,b", content_type="text/csv")
         assert response.status_code == 415
+
+
+def test_renderers_of_one_class_declaring_other_media_types_are_told_apart():
+    class Plain(OrjsonRenderer):
+        pass
+
+    csv_one, json_one = Plain(), Plain()
+    csv_one.media_type, csv_one.format = "text/csv", "csv"
+    cached = CachedContentNegotiation()
+    assert cached.select_renderer(a_request(HTTP_ACCEPT="text/csv"), [csv_one])[0] is csv_one
+    with pytest.raises(Exception) as refused:
+        cached.select_renderer(a_request(HTTP_ACCEPT="text/csv"), [json_one])
+    assert type(refused.value).__name__ == "NotAcceptable"
