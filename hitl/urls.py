@@ -37,5 +37,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler403 = "tenants.pages.forbidden"  # (the header's links for the person's role)
 handler404 = "hitl.views.not_found"
 handler500 = "hitl.views.server_failure"

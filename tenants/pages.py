@@ -49,6 +49,15 @@ def current_membership(request) -> Membership | None:
     return memberships[0] if memberships else None
 
 
+def forbidden(request, exception=None):
+    """The 403 page (``handler403``) with the header every page has: the person's links for their
+    role in the current tenant and the tenant switcher, so that a refused page leads on."""
+    context = {"exception": str(exception) if exception else ""}
+    if request.user.is_authenticated:
+        context.update(membership=current_membership(request), memberships=getattr(request, "_hitl_memberships", []))
+    return render(request, "403.html", context, status=403)
+
+
 class TenantPage(LoginRequiredMixin, TemplateView):
     """Base of every page that acts inside one tenant.
 

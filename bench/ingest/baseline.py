@@ -17,7 +17,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from hitl.tenancy import tenant_scope
-from hitl.urls import handler404, handler500  # noqa: F401  (re-exported)
+from hitl.urls import handler403, handler404, handler500  # noqa: F401  (re-exported)
 from hitl.urls import urlpatterns as product_urlpatterns
 from reviews.models import Output
 from tenants.models import Tenant

@@ -127,3 +127,14 @@ def test_every_page_carries_a_strict_content_security_policy(tenant):
     policy = response["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
     assert "<script>" not in response.content.decode()  # no inline script
+
+
+def test_a_refused_page_keeps_the_header_of_the_persons_role(tenant):
+    client = signed_in(person(tenant, "auditor"))
+    response = client.get("/review/")
+
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "does not use this page" in page
+    assert 'href="/audit/' in page  # the auditor's own section, from the refused page
+    assert 'href="/review/"' not in page  # (not the workbench it was refused)
