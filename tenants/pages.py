@@ -75,7 +75,8 @@ class TenantPage(LoginRequiredMixin, TemplateView):
         if membership is None:
             return render(request, "tenants/no_tenant.html", status=403)
         if membership.role not in self.roles:
-            raise PermissionDenied(f"A {membership.role} does not use this page.")
+            role = membership.get_role_display().lower()
+            raise PermissionDenied(f"{'An' if role[0] in 'aeiou' else 'A'} {role} does not use this page.")
         self.membership, self.tenant, self.person = membership, membership.tenant, request.user
         request.audit_role = membership.role  # the role audit events name this person in
         with tenant_scope(self.tenant):  # the database shows this tenant's rows only (hitl/tenancy.py)

@@ -133,3 +133,24 @@ def test_verify_now_shows_the_outcome_and_a_running_verification_updates_by_itse
     expect(page.locator("#verifications")).not_to_contain_text("Running")  # the table reloaded by itself
     page.screenshot(path=screenshot_path("audit-chain.png"), full_page=True)
     assert not [problem for problem in page.problems if "Content Security Policy" in problem], page.problems
+
+
+def test_a_refused_page_leads_on_by_keyboard_under_the_strict_csp(tenant, page_for, screenshot_path):
+    auditor(tenant, "ada")
+    page = page_for()
+    sign_in(page, "ada")
+
+    response = page.goto("/review/")  # the workbench: not an auditor's page
+    assert response.status == 403
+    assert page.locator("h1").inner_text() == "This page is not open to you"
+    page.screenshot(path=screenshot_path("refused-page.png"), full_page=True)
+    nav = page.locator("nav[aria-label=Main]")
+    assert nav.locator("a", has_text="Audit").count() == 1 and nav.locator("a", has_text="Workbench").count() == 0
+    for _ in range(12):  # Tab through the header to the auditor's section, then Enter
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent.trim()") == "Audit":
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/audit/")
+    # (the browser reports the refused page's own 403; nothing else: no CSP violation, no missing asset)
+    assert [problem for problem in page.problems if "status of 403" not in problem] == []

@@ -135,6 +135,6 @@ def test_a_refused_page_keeps_the_header_of_the_persons_role(tenant):
 
     assert response.status_code == 403
     page = response.content.decode()
-    assert "does not use this page" in page
+    assert "An auditor does not use this page." in page
     assert 'href="/audit/' in page  # the auditor's own section, from the refused page
     assert 'href="/review/"' not in page  # (not the workbench it was refused)
