@@ -154,9 +154,7 @@ class AuditExportCollectionApi(TenantApi, GenericAPIView):
 
     @extend_schema(
         operation_id="audit_exports_list",
-        parameters=[
-            *cursor_parameters(),
-        ],
+        parameters=cursor_parameters(),
         responses={200: schemas.ComplianceExportList, **error_responses(400, 401, 403, 422)},
     )
     def get(self, request):
