@@ -131,7 +131,8 @@ def statement_settings(**settings: str):
         _settings.reset(token)
 
 
-def _set_sql(extra: int) -> str:
+def scope_sql(extra: int) -> str:
+    """The scope's ``set_config`` statement with ``extra`` more settings (name, value) after it."""
     return SET_SCOPE_SQL + ", set_config(%s, %s, true)" * extra
 
 
@@ -160,7 +161,7 @@ def apply_scope(execute, sql, params, many, context):
             result = execute(sql, params, many, context)
         else:
             with raw.pipeline():
-                connection.hitl_scope_cursor.execute(_set_sql(len(extra) // 2), (*wanted, *extra))
+                connection.hitl_scope_cursor.execute(scope_sql(len(extra) // 2), (*wanted, *extra))
                 result = execute(sql, params, many, context)
     if in_transaction:
         connection.hitl_scope_held = wanted

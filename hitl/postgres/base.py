@@ -14,15 +14,25 @@ Django's PostgreSQL backend, plus what row-level security needs (``hitl.tenancy`
 The backend remembers what the current transaction holds and forgets it when the
 transaction ends or a savepoint rolls back (which undoes a ``set_config`` made after it).
 
+A hot path sends its statements in one round trip through :meth:`DatabaseWrapper.hitl_pipeline`
+(``hitl.postgres.pipeline``: libpq's pipeline mode under psycopg's cursors), with the scope,
+``BEGIN`` and ``COMMIT`` it needs.
+
 Statements may also be handed to the commit (:meth:`DatabaseWrapper.hitl_execute_at_commit`):
 they are sent in one pipeline with the ``COMMIT``, so that a lock they take (the audit
 chain's counter row) is held for the server's time only, not across a round trip to this
 process and its wait for a CPU. If one fails, the transaction rolls back and the commit raises.
 """
 
+import functools
+import time
+from types import SimpleNamespace
+
 from django.db.backends.postgresql import base
+from psycopg import pq
 
 from hitl import tenancy
+from hitl.postgres import pipeline
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -41,6 +51,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super().init_connection_state()
         self.hitl_scope_held = tenancy.NOTHING
         self.hitl_scope_cursor = self.connection.cursor()  # one per connection: a new cursor a statement costs CPU
+        self.hitl_session = pipeline.Session(self.connection)
+        pipeline.forget_with_psycopg(self.hitl_session)
         tenancy.enter_app_role(self)
 
     def hitl_execute_at_commit(self, sql: str, params: list, *, unless_marked: str | None = None) -> bool:
@@ -54,6 +66,57 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.hitl_at_commit.append((tenancy.current(), sql, params, unless_marked))
         return True
 
+    def hitl_pipeline(self, statements, *, settings: dict[str, str] | None = None, commit: bool = False) -> list:
+        """Run ``(sql, params)`` statements in one round trip, in the running code's scope, and
+        return each one's rows (a list of tuples, as a cursor's ``fetchall``).
+
+        Inside a transaction: with its ``BEGIN`` if nothing began it yet, and the scope if the
+        transaction does not hold it; ``commit``: ending with the ``COMMIT`` (for ``_commit``).
+        In autocommit mode the statements are one transaction, with the scope and ``settings``
+        (PostgreSQL's, transaction-local, as ``tenancy.statement_settings``). An error is
+        raised as Django's (``IntegrityError``...) once the round trip is over; the statements
+        after the failed one did not run, and a transaction is left to its ``atomic`` to roll back.
+        The connection's other execute wrappers (the test suite's watchers) see each statement.
+        """
+        self.ensure_connection()
+        in_transaction = not self.get_autocommit()
+        wanted = tenancy.current()
+        head = []
+        if in_transaction:
+            if self.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+                head.append(("BEGIN", None))
+            if wanted != self.hitl_scope_held:
+                head.append((tenancy.SET_SCOPE_SQL, wanted))
+        else:
+            extra = tuple(value for pair in sorted((settings or {}).items()) for value in pair)
+            if wanted != tenancy.NOTHING or extra:
+                head.append((tenancy.scope_sql(len(extra) // 2), (*wanted, *extra)))
+        if any(sql is tenancy.SET_SCOPE_SQL or sql.startswith(tenancy.SET_SCOPE_SQL) for sql, _ in head):
+            self.hitl_scopes_sent += 1
+        sent = [*head, *statements, *([("COMMIT", None)] if commit else [])]
+        self.validate_no_broken_transaction()
+        started = time.monotonic()
+        with self.wrap_database_errors:
+            rows = pipeline.run(self.hitl_session, sent)
+        if in_transaction and not commit:
+            self.hitl_scope_held = wanted
+        self._hitl_observe(sent, rows, time.monotonic() - started)
+        return rows[len(head) : len(head) + len(statements)]
+
+    def _hitl_observe(self, sent, rows, duration: float) -> None:
+        """Show the statements to the other execute wrappers and to the query log, as a cursor would."""
+        observers = [wrapper for wrapper in self.execute_wrappers if wrapper is not tenancy.apply_scope]
+        if observers:
+            for (sql, params), rowcount in zip(sent, self.hitl_session.rowcounts, strict=False):
+                context = {"connection": self, "cursor": SimpleNamespace(rowcount=rowcount)}
+                execute = _ran
+                for wrapper in reversed(observers):
+                    execute = functools.partial(wrapper, execute)
+                execute(sql, params, False, context)
+        if self.queries_logged:
+            for sql, _ in sent:
+                self.queries_log.append({"sql": sql, "time": f"{duration:.3f}"})
+
     def _commit(self):
         pending, self.hitl_at_commit = self.hitl_at_commit, []
         marks, self.hitl_transaction_marks = self.hitl_transaction_marks, set()
@@ -61,15 +124,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
         try:
             if not pending or self.connection is None:
                 return super()._commit()
-            with self.wrap_database_errors, self.connection.pipeline():
-                cursor = self.hitl_scope_cursor
-                held = self.hitl_scope_held
-                for scope, sql, params, _ in pending:
-                    if scope != held:
-                        cursor.execute(tenancy.SET_SCOPE_SQL, scope)
-                        held = scope
-                    cursor.execute(sql, params)
-                self.connection.commit()  # in the pipeline: one round trip for all of it
+            statements, held = [], self.hitl_scope_held
+            for scope, sql, params, _ in pending:
+                if scope != held:
+                    statements.append((tenancy.SET_SCOPE_SQL, scope))
+                    held = scope
+                statements.append((sql, params))
+            # One round trip for all of it, the COMMIT last. The scope was set above when needed:
+            # hitl_pipeline adds none of its own (the transaction holds the running code's).
+            self.hitl_scope_held = tenancy.current()
+            self.hitl_pipeline(statements, commit=True)
         finally:
             self.hitl_scope_held = tenancy.NOTHING
 
@@ -95,3 +159,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _set_autocommit(self, autocommit):
         self.hitl_scope_held = tenancy.NOTHING
         return super()._set_autocommit(autocommit)
+
+
+def _ran(sql, params, many, context):
+    """The end of the observers' chain: the statement already ran in the pipeline."""
+    return None

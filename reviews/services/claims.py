@@ -16,7 +16,6 @@ from django.utils import timezone
 from hitl.cache import config_cache, weight_of
 from hitl.db import bulk_insert
 from hitl.errors import ConflictError, ForbiddenError, NotFoundError
-from hitl.tenancy import statement_settings
 from policies.models import Rubric
 from reviews.models import Certification, CertificationStatus, Output, Queue, Review, ReviewTask, TaskStatus
 from reviews.routing import PlannedTask
@@ -315,7 +314,7 @@ def _claimed_from_row(row) -> dict:
     return {**task, "queue": queue_name, "rubric_name": rubric_name, "output": output}
 
 
-# What the claim statement asks PostgreSQL for (PostgreSQL only; hitl.tenancy.statement_settings):
+# What the claim statement asks PostgreSQL for (PostgreSQL only; sent with it by hitl_pipeline):
 # - its prepared generic plan: the plan cache otherwise keeps choosing a custom plan, made
 #   anew on every call, and row-level security's filters make that plan cost more to make
 #   than the claim costs to run;
@@ -388,14 +387,11 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
         try:
             # A savepoint only inside a caller's transaction, so that a conflict does not
             # spoil it; on its own (the API) the statement autocommits.
-            with (
-                transaction.atomic() if connection.in_atomic_block else nullcontext(),
-                statement_settings(**CLAIM_SETTINGS),
-                connection.cursor() as cursor,
-            ):
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
                 audit_chain_row_locking()
-                cursor.execute(sql, [*params, *audit_params])
-                row = cursor.fetchone()
+                # With the scope and CLAIM_SETTINGS when autocommitted: one round trip (hitl.postgres).
+                (rows,) = connection.hitl_pipeline([(sql, [*params, *audit_params])], settings=CLAIM_SETTINGS)
+                row = rows[0] if rows else None
         except IntegrityError as error:
             if _violated_constraint(error) != ONE_CLAIM_PER_OUTPUT:
                 raise

@@ -104,9 +104,14 @@ def _task_and_output_for_update(tenant: Tenant, task_id) -> ReviewTask:
     """
     db = connections[DEFAULT_DB_ALIAS]  # resolved once: each use of the proxy is a thread-local lookup
     sql, task_fields, output_fields, converters = _task_and_output_sql(db.vendor)
-    with db.cursor() as cursor:
-        cursor.execute(sql, [ReviewTask._meta.pk.get_db_prep_value(task_id, db), tenant.pk, tenant.pk])
-        row = cursor.fetchone()
+    params = [ReviewTask._meta.pk.get_db_prep_value(task_id, db), tenant.pk, tenant.pk]
+    if db.vendor == "postgresql":  # with the transaction's BEGIN and scope: one round trip
+        (rows,) = db.hitl_pipeline([(sql, params)])
+        row = rows[0] if rows else None
+    else:
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
     if row is None:
         raise NotFoundError("Task not found.")
     row = _converted(db, row, converters)
@@ -593,11 +598,10 @@ def _record_in_set_statements(
     params.update(task=task.pk, output=output.pk, tenant=tenant.pk)
     sql_record, sql_decide = _set_statements()
     try:
-        with db.cursor() as cursor:
-            cursor.execute(sql_record, params)
-            others, corrections, corrected_at, judge_failed, second_look_exists, overlap_reviewed = cursor.fetchone()
+        ((recorded,),) = db.hitl_pipeline([(sql_record, params)])
     except IntegrityError as error:  # no savepoint, as in _review_insert
         raise ConflictError("You already reviewed this output.", code="already_reviewed") from error
+    others, corrections, corrected_at, judge_failed, second_look_exists, overlap_reviewed = recorded
     review._state.adding, review._state.db = False, db.alias
     task.status = TaskStatus.DONE
     if not may_decide:
