@@ -78,8 +78,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         after the failed one did not run, and a transaction is left to its ``atomic`` to roll back.
         The connection's other execute wrappers (the test suite's watchers) see each statement.
         """
-        self.ensure_connection()
-        in_transaction = not self.get_autocommit()
+        if self.connection is None:
+            self.ensure_connection()
+        in_transaction = not self.autocommit
         wanted = tenancy.current()
         head = []
         if in_transaction:
@@ -87,23 +88,25 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 head.append(("BEGIN", None))
             if wanted != self.hitl_scope_held:
                 head.append((tenancy.SET_SCOPE_SQL, wanted))
+                self.hitl_scopes_sent += 1
         else:
-            extra = tuple(value for pair in sorted((settings or {}).items()) for value in pair)
+            extra = tuple(value for pair in sorted(settings.items()) for value in pair) if settings else ()
             if wanted != tenancy.NOTHING or extra:
                 head.append((tenancy.scope_sql(len(extra) // 2), (*wanted, *extra)))
-        if any(sql is tenancy.SET_SCOPE_SQL or sql.startswith(tenancy.SET_SCOPE_SQL) for sql, _ in head):
-            self.hitl_scopes_sent += 1
-        sent = [*head, *statements, *([("COMMIT", None)] if commit else [])]
+                self.hitl_scopes_sent += 1
+        sent = [*head, *statements, ("COMMIT", None)] if commit else [*head, *statements]
         self.validate_no_broken_transaction()
-        started = time.monotonic()
+        logged = self.queries_logged
+        started = time.monotonic() if logged else 0.0
         with self.wrap_database_errors:
             rows = pipeline.run(self.hitl_session, sent)
         if in_transaction and not commit:
             self.hitl_scope_held = wanted
-        self._hitl_observe(sent, rows, time.monotonic() - started)
+        if logged or len(self.execute_wrappers) > 1:
+            self._hitl_observe(sent, logged, time.monotonic() - started)
         return rows[len(head) : len(head) + len(statements)]
 
-    def _hitl_observe(self, sent, rows, duration: float) -> None:
+    def _hitl_observe(self, sent, logged: bool, duration: float) -> None:
         """Show the statements to the other execute wrappers and to the query log, as a cursor would."""
         observers = [wrapper for wrapper in self.execute_wrappers if wrapper is not tenancy.apply_scope]
         if observers:
@@ -113,7 +116,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 for wrapper in reversed(observers):
                     execute = functools.partial(wrapper, execute)
                 execute(sql, params, False, context)
-        if self.queries_logged:
+        if logged:
             for sql, _ in sent:
                 self.queries_log.append({"sql": sql, "time": f"{duration:.3f}"})
 

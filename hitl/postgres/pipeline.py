@@ -173,10 +173,9 @@ def _wait(pgconn, events: int) -> int:
     threads run meanwhile (libpq's own blocking waits would hold Python's lock throughout)."""
     poller = select.poll()
     poller.register(pgconn.socket, events)
-    while True:
-        ready = poller.poll()
-        if ready:
-            return ready[0][1]
+    while not (ready := poller.poll()):
+        pass
+    return ready[0][1]
 
 
 def _flush(pgconn) -> None:

@@ -2,7 +2,8 @@
 
 The rule that decides lives in :mod:`reviews.decision`; this module reads the rows it
 needs and writes what it returns, through the ORM (portable) or, on PostgreSQL, in a
-few set statements (the hot path: a reviewer waits on it).
+few set statements sent in two round trips (the hot path: a reviewer waits on it): the
+locks with the rule's reads, then the writes with the COMMIT (``hitl.postgres``).
 """
 
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
 from django.utils import timezone
 
 from hitl.errors import (
@@ -92,7 +93,7 @@ _DECISION_FIELDS = (  # not the output's input, trace and metadata: nothing here
 )
 
 
-def _task_and_output_for_update(tenant: Tenant, task_id) -> ReviewTask:
+def _task_and_output_for_update(tenant: Tenant, task_id) -> tuple[ReviewTask, tuple | None]:
     """The task with its output, both locked by one statement: the output's row first.
 
     Every path that decides locks the output before its tasks (a reject cancels the
@@ -101,13 +102,20 @@ def _task_and_output_for_update(tenant: Tenant, task_id) -> ReviewTask:
     (``tests/reviews/test_claim_concurrency.py`` checks it). Plain SQL, not the ORM:
     compiling this join with ``select_related`` and ``only`` cost more CPU than the
     rest of a review.
+
+    On PostgreSQL the rows the decision rule reads (``_rule_reads_sql``) come in the same
+    round trip, read by a statement of their own after the lock is taken: returns them
+    beside the task (None elsewhere).
     """
     db = connections[DEFAULT_DB_ALIAS]  # resolved once: each use of the proxy is a thread-local lookup
     sql, task_fields, output_fields, converters = _task_and_output_sql(db.vendor)
-    params = [ReviewTask._meta.pk.get_db_prep_value(task_id, db), tenant.pk, tenant.pk]
+    task_pk = ReviewTask._meta.pk.get_db_prep_value(task_id, db)
+    params = [task_pk, tenant.pk, tenant.pk]
+    reads = None
     if db.vendor == "postgresql":  # with the transaction's BEGIN and scope: one round trip
-        (rows,) = db.hitl_pipeline([(sql, params)])
+        rows, read = db.hitl_pipeline([(sql, params), (_rule_reads_sql(), {"task": task_pk, "tenant": tenant.pk})])
         row = rows[0] if rows else None
+        reads = read[0]
     else:
         with db.cursor() as cursor:
             cursor.execute(sql, params)
@@ -118,7 +126,7 @@ def _task_and_output_for_update(tenant: Tenant, task_id) -> ReviewTask:
     task = ReviewTask.from_db(db.alias, [field.attname for field in task_fields], row[: len(task_fields)])
     output = Output.from_db(db.alias, [field.attname for field in output_fields], row[len(task_fields) :])
     task.output = output
-    return task
+    return task, reads
 
 
 @lru_cache(maxsize=4)
@@ -160,7 +168,9 @@ def _converted(db, row, converters) -> list:
     return values
 
 
-@transaction.atomic
+ONE_REVIEW_PER_PERSON = "review_one_per_output_and_reviewer"  # reviews.models.Review's unique constraint
+
+
 def review_submit(
     *,
     tenant: Tenant,
@@ -172,8 +182,43 @@ def review_submit(
     comment: str = "",
     time_spent_seconds: int | None = None,
 ) -> ReviewOutcome:
+    """The person's review of the task they hold, and the output's decision when it completes it.
+
+    One transaction. On PostgreSQL the review's row may be written with its COMMIT
+    (``_record_in_set_statements``): a second review of the output by the same person then
+    fails the commit, and is answered as one refused before it (409 ``already_reviewed``).
+    """
+    try:
+        return _review_submit(
+            tenant=tenant,
+            user=user,
+            task_id=task_id,
+            decision=decision,
+            scores=scores,
+            corrected_output=corrected_output,
+            comment=comment,
+            time_spent_seconds=time_spent_seconds,
+        )
+    except IntegrityError as error:
+        if getattr(getattr(error.__cause__, "diag", None), "constraint_name", None) != ONE_REVIEW_PER_PERSON:
+            raise
+        raise ConflictError("You already reviewed this output.", code="already_reviewed") from error
+
+
+@transaction.atomic
+def _review_submit(
+    *,
+    tenant: Tenant,
+    user,
+    task_id,
+    decision: str,
+    scores,
+    corrected_output: str | None,
+    comment: str,
+    time_spent_seconds: int | None,
+) -> ReviewOutcome:
     now = timezone.now()
-    task = _task_and_output_for_update(tenant, task_id)
+    task, reads = _task_and_output_for_update(tenant, task_id)
     output = task.output
     lease_check(task, user, now)
     # The lease is not a licence: the person must still be allowed this queue and level.
@@ -267,7 +312,7 @@ def review_submit(
         return _adjudicate(tenant, task, output, review, now)
     if connection.vendor == "postgresql":
         decided_now, overlap_reviewed = _record_in_set_statements(
-            tenant, task, output, review, may_decide, now, reviewer.level
+            tenant, task, output, review, may_decide, now, reviewer.level, reads
         )
     else:
         decided_now, overlap_reviewed = _record_portably(tenant, task, output, review, may_decide, now, reviewer.level)
@@ -581,43 +626,60 @@ def _decision_apply(output: Output, outcome: Outcome, review: Review, now: datet
 
 
 def _record_in_set_statements(
-    tenant: Tenant, task: ReviewTask, output: Output, review: Review, may_decide: bool, now: datetime, level: int
+    tenant: Tenant,
+    task: ReviewTask,
+    output: Output,
+    review: Review,
+    may_decide: bool,
+    now: datetime,
+    level: int,
+    reads: tuple,
 ) -> tuple[bool, bool]:
-    """PostgreSQL: one statement inserts the review, marks the task done and reads the rows
-    the rule needs; when the rule decides, one more writes the decision (and cancels on a reject).
+    """PostgreSQL: the rule decides on ``reads`` (``_rule_reads_sql``, read in the lock's round
+    trip once the output's row lock was taken, so that they show every review committed before
+    ours: two reviewers finishing the same output at once are serialised by that lock, and the
+    second one decides). One statement inserts the review and marks the task done; when the rule
+    decides, one more writes the decision (and cancels on a reject).
 
-    The read runs after the output's row lock was taken (``_task_and_output_for_update``),
-    so it sees every review committed before ours: two reviewers finishing the same output
-    at once are serialised by that lock, and the second one decides.
+    Where nothing later in the transaction reads what they write, both go with the COMMIT
+    (``hitl.postgres``): the review is then two round trips, the lock's and the commit's. A
+    duplicate review then fails the commit: ``review_submit`` answers it as here.
     """
     db = connections[DEFAULT_DB_ALIAS]
+    others, corrections, corrected_at, judge_failed, second_look_exists, overlap_reviewed = reads
     params = {
-        f"review_{field.column}": field.get_db_prep_save(getattr(review, field.attname), db)
-        for field in Review._meta.concrete_fields
+        key: field.get_db_prep_save(getattr(review, attname), db) if prepared else getattr(review, attname)
+        for key, attname, field, prepared in _review_columns()
     }
-    params.update(task=task.pk, output=output.pk, tenant=tenant.pk)
+    params["task"] = task.pk
     sql_record, sql_decide = _set_statements()
-    try:
-        ((recorded,),) = db.hitl_pipeline([(sql_record, params)])
-    except IntegrityError as error:  # no savepoint, as in _review_insert
-        raise ConflictError("You already reviewed this output.", code="already_reviewed") from error
-    others, corrections, corrected_at, judge_failed, second_look_exists, overlap_reviewed = recorded
+    outcome = second_look = None
+    if may_decide:
+        earlier = [
+            ReviewRow(Review.Verdict.CORRECT, text, at) for text, at in zip(corrections, corrected_at, strict=True)
+        ]
+        outcome = output_outcome(
+            review=_review_row(review),
+            submitted_output=output.output,
+            other_approval_statuses=others,
+            earlier_approval_reviews=earlier,
+        )
+        if outcome is not None:
+            second_look = second_look_level(
+                outcome=outcome, judge_failed=judge_failed, second_look_exists=second_look_exists, reviewer_level=level
+            )
+    # What runs after this in the transaction and reads the review: an adjudication (overlap),
+    # a second look's task. Otherwise the writes wait for the COMMIT.
+    read_later = overlap_reviewed or task.purpose == TaskPurpose.OVERLAP or second_look is not None
+    if read_later or not db.hitl_execute_at_commit(sql_record, params):
+        try:
+            db.hitl_pipeline([(sql_record, params)])
+        except IntegrityError as error:  # no savepoint, as in _review_insert
+            raise ConflictError("You already reviewed this output.", code="already_reviewed") from error
     review._state.adding, review._state.db = False, db.alias
     task.status = TaskStatus.DONE
-    if not may_decide:
-        return False, overlap_reviewed
-    earlier = [ReviewRow(Review.Verdict.CORRECT, text, at) for text, at in zip(corrections, corrected_at, strict=True)]
-    outcome = output_outcome(
-        review=_review_row(review),
-        submitted_output=output.output,
-        other_approval_statuses=others,
-        earlier_approval_reviews=earlier,
-    )
     if outcome is None:
         return False, overlap_reviewed
-    second_look = second_look_level(
-        outcome=outcome, judge_failed=judge_failed, second_look_exists=second_look_exists, reviewer_level=level
-    )
     if second_look is not None:
         _second_look_create(tenant, task, output, review, second_look, now)
         return False, overlap_reviewed
@@ -636,52 +698,72 @@ def _record_in_set_statements(
     # opened after it (its new task must come after the cancelling): without one, the write goes
     # with the COMMIT (hitl.postgres), one round trip less while the output's row is locked.
     if overlap_reviewed or not db.hitl_execute_at_commit(sql_decide, decide):
-        with db.cursor() as cursor:
-            cursor.execute(sql_decide, decide)
+        db.hitl_pipeline([(sql_decide, decide)])
     _decision_apply(output, outcome, review, now)
     webhook_deliveries_create(tenant=tenant, output=output)
     return True, overlap_reviewed
 
 
 @lru_cache(maxsize=1)
-def _set_statements() -> tuple[str, str]:
-    quote = connection.ops.quote_name
-    review, task, output, judgement, judge = (
-        quote(model._meta.db_table) for model in (Review, ReviewTask, Output, Judgement, Judge)
+def _review_columns() -> tuple:
+    """``(parameter, attname, field, prepared)`` of each column of a review: ``prepared`` unless
+    the field is of a plain type whose Python value PostgreSQL takes as it is (a JSON field, or
+    any field of a type not listed, such as an encrypted one, goes through its conversion)."""
+    plain = (models.ForeignKey, models.UUIDField, models.CharField, models.TextField, models.PositiveIntegerField)
+    plain += (models.DateTimeField,)
+    return tuple(
+        (f"review_{field.column}", field.attname, field, type(field) not in plain)
+        for field in Review._meta.concrete_fields
     )
+
+
+@lru_cache(maxsize=1)
+def _rule_reads_sql() -> str:
+    """What the decision rule reads of the task's output (``%(task)s``, ``%(tenant)s``): the
+    other approval tasks' statuses, the earlier corrections and when they were made, whether a
+    blocking judge failed it, whether a second look exists, and whether this is an approval
+    beside an overlap review (the two are then compared: adjudication). Neither this review nor
+    this task's new status shows: the rule is handed both."""
+    quote = connection.ops.quote_name
+    review, task, judgement, judge = (quote(model._meta.db_table) for model in (Review, ReviewTask, Judgement, Judge))
+    approval = ", ".join(f"'{purpose.value}'" for purpose in APPROVAL_PURPOSES)
+    corrected = f"r.decision = '{Review.Verdict.CORRECT.value}'"
+    return f"""
+        WITH mine AS (SELECT output_id, purpose FROM {task} WHERE id = %(task)s AND tenant_id = %(tenant)s)
+        SELECT
+            ARRAY(SELECT t.status FROM {task} t
+                  WHERE t.tenant_id = %(tenant)s AND t.output_id = (SELECT output_id FROM mine)
+                    AND t.purpose IN ({approval}) AND t.id <> %(task)s),
+            ARRAY(SELECT r.corrected_output FROM {review} r
+                  WHERE r.tenant_id = %(tenant)s AND r.output_id = (SELECT output_id FROM mine)
+                    AND r.purpose IN ({approval}) AND {corrected} ORDER BY r.created_at),
+            ARRAY(SELECT r.created_at FROM {review} r
+                  WHERE r.tenant_id = %(tenant)s AND r.output_id = (SELECT output_id FROM mine)
+                    AND r.purpose IN ({approval}) AND {corrected} ORDER BY r.created_at),
+            EXISTS(SELECT 1 FROM {judgement} j JOIN {judge} jd ON jd.id = j.judge_id
+                   WHERE j.tenant_id = %(tenant)s AND j.output_id = (SELECT output_id FROM mine)
+                     AND j.result = '{JudgementResult.FAIL.value}' AND jd.on_fail <> '{JudgeOnFail.RECORD.value}'),
+            EXISTS(SELECT 1 FROM {task} t
+                   WHERE t.tenant_id = %(tenant)s AND t.output_id = (SELECT output_id FROM mine)
+                     AND t.purpose = '{TaskPurpose.CONFLICT.value}'),
+            COALESCE((SELECT purpose FROM mine) = '{TaskPurpose.APPROVAL.value}' AND EXISTS(SELECT 1 FROM {review} r
+                   WHERE r.tenant_id = %(tenant)s AND r.output_id = (SELECT output_id FROM mine)
+                     AND r.purpose = '{TaskPurpose.OVERLAP.value}'), false)"""  # noqa: S608 (names from meta)
+
+
+@lru_cache(maxsize=1)
+def _set_statements() -> tuple[str, str]:
+    """The review's writes (the review row, its task done) and the decision's."""
+    quote = connection.ops.quote_name
+    review, task, output = (quote(model._meta.db_table) for model in (Review, ReviewTask, Output))
     fields = Review._meta.concrete_fields
     columns = ", ".join(quote(field.column) for field in fields)
     values = ", ".join(f"%(review_{field.column})s" for field in fields)
-    approval = ", ".join(f"'{purpose.value}'" for purpose in APPROVAL_PURPOSES)
     record = f"""
         WITH inserted AS (
             INSERT INTO {review} ({columns}) VALUES ({values}) RETURNING 1
-        ), done AS (
-            UPDATE {task} SET status = '{TaskStatus.DONE.value}' WHERE id = %(task)s RETURNING 1
         )
-        -- Both writes above run whatever the SELECT reads. It reads one snapshot, taken
-        -- before them: neither the new review nor the task marked done shows here (the
-        -- rule is handed both).
-        SELECT
-            ARRAY(SELECT t.status FROM {task} t
-                  WHERE t.tenant_id = %(tenant)s AND t.output_id = %(output)s AND t.purpose IN ({approval})
-                    AND t.id <> %(task)s),
-            ARRAY(SELECT r.corrected_output FROM {review} r
-                  WHERE r.tenant_id = %(tenant)s AND r.output_id = %(output)s AND r.purpose IN ({approval})
-                    AND r.decision = '{Review.Verdict.CORRECT.value}' ORDER BY r.created_at),
-            ARRAY(SELECT r.created_at FROM {review} r
-                  WHERE r.tenant_id = %(tenant)s AND r.output_id = %(output)s AND r.purpose IN ({approval})
-                    AND r.decision = '{Review.Verdict.CORRECT.value}' ORDER BY r.created_at),
-            EXISTS(SELECT 1 FROM {judgement} j JOIN {judge} jd ON jd.id = j.judge_id
-                   WHERE j.tenant_id = %(tenant)s AND j.output_id = %(output)s
-                     AND j.result = '{JudgementResult.FAIL.value}' AND jd.on_fail <> '{JudgeOnFail.RECORD.value}'),
-            EXISTS(SELECT 1 FROM {task} t
-                   WHERE t.tenant_id = %(tenant)s AND t.output_id = %(output)s
-                     AND t.purpose = '{TaskPurpose.CONFLICT.value}'),
-            -- An approval beside an overlap review: the two are compared (adjudication).
-            %(review_purpose)s = '{TaskPurpose.APPROVAL.value}' AND EXISTS(SELECT 1 FROM {review} r
-                   WHERE r.tenant_id = %(tenant)s AND r.output_id = %(output)s
-                     AND r.purpose = '{TaskPurpose.OVERLAP.value}')"""  # noqa: S608 (names from meta)
+        UPDATE {task} SET status = '{TaskStatus.DONE.value}' WHERE id = %(task)s"""  # noqa: S608 (names from meta)
     decide = f"""
         WITH decided AS (
             UPDATE {output} SET decision = %(decision)s, status = %(decision)s, final_output = %(final_output)s,

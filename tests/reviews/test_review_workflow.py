@@ -465,15 +465,16 @@ def test_an_approval_on_the_common_path_runs_a_fixed_number_of_queries(tenant, w
     routing_table(tenant=tenant)  # both are cached per configuration token
 
     # The rubric version's criteria come from the cache (the claim read them). PostgreSQL:
-    # the task and its output locked and read by one statement, one statement inserting
-    # the review, marking the task done and reading the other approvals, one writing the
-    # decision (reviews.decision decides between the two). The portable path (SQLite)
-    # runs the middle statement as three, and asks whether a judge failed the output
-    # (PostgreSQL's middle statement reads that too: signals that disagree go a level up).
-    # Then the audit event of the review and its decision.
+    # the task and its output locked and read by one statement, the rows the rule reads by
+    # the next (the other approvals, earlier corrections, whether a judge failed the output:
+    # signals that disagree go a level up), both in one round trip; then one statement
+    # inserting the review and marking the task done, one writing the decision
+    # (reviews.decision decides between the two), which in production go with the COMMIT.
+    # The portable path (SQLite) runs the reads and the writes as five. Then the audit event
+    # of the review and its decision.
     from tests.conftest import AUDIT_APPEND_QUERIES
 
-    expected = (3 if connection.vendor == "postgresql" else 6) + AUDIT_APPEND_QUERIES
+    expected = (4 if connection.vendor == "postgresql" else 6) + AUDIT_APPEND_QUERIES
     with assert_work_queries(expected):
         outcome = review_submit(
             tenant=tenant, user=rita.person, task_id=task_id, decision="approve", scores=GOOD_SCORES
@@ -481,3 +482,42 @@ def test_an_approval_on_the_common_path_runs_a_fixed_number_of_queries(tenant, w
 
     assert outcome.decided_now and outcome.output.decision == "approved"
     assert ReviewTask.objects.for_tenant(tenant).get(pk=task_id).status == "done"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_second_review_refused_at_the_commit_is_409_and_writes_nothing_either(tenant, workflow, monkeypatch):
+    """Committed for real, the review's row goes with the COMMIT on PostgreSQL
+    (reviews.services.review): the duplicate fails the commit, answered as before it."""
+    from hitl.postgres.base import DatabaseWrapper
+    from tenants.audit import audit_verify
+    from tenants.models import AuditEvent
+
+    handed = []
+    hand = DatabaseWrapper.hitl_execute_at_commit
+
+    def spy(self, sql, params, **options):
+        taken = hand(self, sql, params, **options)
+        handed.append((sql.split("INSERT INTO")[1].split()[0] if "INSERT INTO" in sql else "", taken))
+        return taken
+
+    monkeypatch.setattr(DatabaseWrapper, "hitl_execute_at_commit", spy)
+
+    output = submit(workflow, 1, "critical-app")
+    three = reviewer(tenant, 3, "three")
+    review(three, claim(three).json()["id"], decision="approve", scores=GOOD_SCORES)
+    other = ReviewTask.objects.for_tenant(tenant).get(output_id=output["id"], status="pending")
+    ReviewTask.objects.for_tenant(tenant).filter(pk=other.pk).update(
+        status="claimed", claimed_by=three.person, lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
+    events = AuditEvent.objects.for_tenant(tenant).count()
+
+    response = review(three, other.pk, decision="approve", scores=GOOD_SCORES)
+
+    assert (response.status_code, response.json()["code"]) == (409, "already_reviewed")
+    assert ('"reviews_review"', True) in handed  # the row went with the COMMIT
+    assert Review.objects.for_tenant(tenant).count() == 1
+    assert ReviewTask.objects.for_tenant(tenant).get(pk=other.pk).status == "claimed"
+    assert Output.objects.for_tenant(tenant).get(pk=output["id"]).decision == ""
+    assert AuditEvent.objects.for_tenant(tenant).count() == events  # the review's event went with it
+    assert audit_verify(tenant).ok
