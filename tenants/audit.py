@@ -31,7 +31,7 @@ from functools import lru_cache
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -208,8 +208,17 @@ def jsonable(value):
 
 def _data_of(value):
     """``auditchain.json_normalize(jsonable(value))`` in one walk (an event's data is walked on
-    every review and claim): services' values as JSON, numbers in their canonical form."""
-    if value is None or isinstance(value, bool | str | int):
+    every review and claim): services' values as JSON, numbers in their canonical form. The
+    exact built-in types first, by identity (the walk's common case: a subclass, such as a
+    choices enum, goes the general way)."""
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is bool:
+        return value
+    if kind is dict:
+        return {key if type(key) is str else str(key): _data_of(item) for key, item in value.items()}
+    if kind is list:
+        return [_data_of(item) for item in value]
+    if isinstance(value, bool | str | int):
         return value
     if isinstance(value, dict):
         return {str(key): _data_of(item) for key, item in value.items()}
@@ -234,12 +243,13 @@ def audit_record(*, tenant: Tenant, actor, kind: str, object_type: str, object_i
     nothing of the transaction is kept). Otherwise the event is appended at once and its
     ``Appended`` returned.
     """
-    if not connection.in_atomic_block:
+    db = connections[DEFAULT_DB_ALIAS]  # (once: each use of the proxy is a thread-local lookup)
+    if not db.in_atomic_block:
         raise RuntimeError("audit_record runs inside the transaction of the change it records")
     now = timezone.now()
     fields = _event_fields(tenant, actor, kind, object_type, object_id, data, now)
     body = _body(fields)
-    if connection.vendor == "postgresql" and _append_at_commit(tenant, fields, body):
+    if db.vendor == "postgresql" and _append_at_commit(db, tenant, fields, body):
         return None  # appended with the COMMIT: its seq and hash are known once committed
     appended = _append(tenant, fields, body)
     if appended is None:  # the tenant's first event: its counter row does not exist yet
@@ -384,34 +394,31 @@ def audit_chain_row_locking() -> None:
     """Call right before running a statement that moves a chain counter row (one built by
     :func:`audit_append_cte` or :func:`audit_record_batch_cte`): inside a transaction, the row
     is then held until it ends, and its commit must not queue for the chain's turn."""
-    if connection.vendor == "postgresql" and not connection.get_autocommit():
-        connection.hitl_transaction_marks.add(_CHAIN_ROW_LOCKED)
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "postgresql" and not db.get_autocommit():
+        db.hitl_transaction_marks.add(_CHAIN_ROW_LOCKED)
 
 
-def _append_at_commit(tenant: Tenant, fields: dict, body: bytes) -> bool:
+def _append_at_commit(db, tenant: Tenant, fields: dict, body: bytes) -> bool:
     """PostgreSQL, the outermost transaction: hand the append to the commit, which sends it in
     one pipeline with the ``COMMIT`` (``hitl.postgres``). The tenant's counter row is then
     locked for the server's time only (the append, then the WAL flush), where an append
     executed here held it across two round trips and this process's wait for a CPU, and
     every other writer of the tenant's chain queued behind that. Returns False where the
     commit is not this transaction's own (a savepoint): the caller appends at once."""
-    pending = connection.hitl_at_commit
+    pending = db.hitl_at_commit
     ensure = tenant.pk not in _heads_known and not any(  # (once a transaction)
         sql is _PG_HEAD_ENSURE and params[0] == tenant.pk for _, sql, params, _ in pending
     )
-    if not any(sql is _PG_CHECK_DEFERRED for _, sql, _, _ in pending) and not connection.hitl_execute_at_commit(
+    if not any(sql is _PG_CHECK_DEFERRED for _, sql, _, _ in pending) and not db.hitl_execute_at_commit(
         _PG_CHECK_DEFERRED, []
     ):
         return False  # (a savepoint's commit: every check below asks the same question)
-    if ensure and not connection.hitl_execute_at_commit(
-        _PG_HEAD_ENSURE, [tenant.pk, auditchain.GENESIS, auditchain.GENESIS]
-    ):
+    if ensure and not db.hitl_execute_at_commit(_PG_HEAD_ENSURE, [tenant.pk, auditchain.GENESIS, auditchain.GENESIS]):
         return False
-    if not connection.hitl_execute_at_commit(
-        _PG_CHAIN_QUEUE, [chain_turn_key(tenant.pk)], unless_marked=_CHAIN_ROW_LOCKED
-    ):
+    if not db.hitl_execute_at_commit(_PG_CHAIN_QUEUE, [chain_turn_key(tenant.pk)], unless_marked=_CHAIN_ROW_LOCKED):
         return False  # (only reached without ``ensure``: every check asks the same question)
-    connection.hitl_execute_at_commit(_PG_APPEND_AT_COMMIT, [body, tenant.pk, tenant.pk, *_row_values(fields)])
+    db.hitl_execute_at_commit(_PG_APPEND_AT_COMMIT, [body, tenant.pk, tenant.pk, *_row_values(fields)])
     if ensure:
         transaction.on_commit(lambda: _heads_known.add(tenant.pk))
     return True

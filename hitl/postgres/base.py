@@ -99,7 +99,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         logged = self.queries_logged
         started = time.monotonic() if logged else 0.0
         with self.wrap_database_errors:
-            rows = pipeline.run(self.hitl_session, sent)
+            # The rows of ``statements`` only (none for a commit's: nobody reads them).
+            read = range(len(head), len(head) + (0 if commit else len(statements)))
+            rows = pipeline.run(self.hitl_session, sent, read)
         if in_transaction and not commit:
             self.hitl_scope_held = wanted
         if logged or len(self.execute_wrappers) > 1:

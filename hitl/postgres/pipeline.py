@@ -25,15 +25,19 @@ import itertools
 import re
 import select
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from functools import lru_cache
+from types import SimpleNamespace
 
 from psycopg import errors as pg_errors
 from psycopg import pq
-from psycopg.adapt import PyFormat, Transformer
+from psycopg.adapt import AdaptersMap, PyFormat, Transformer
+from psycopg.types.datetime import TimestamptzLoader
 
 _PLACEHOLDER = re.compile(r"%(?:\((\w+)\))?s|%%")
 _OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY)
 _TEXT = PyFormat.TEXT
+_TIMESTAMPTZ_OID = 1184
 
 
 @lru_cache(maxsize=512)
@@ -68,9 +72,25 @@ class Session:
 
     def __init__(self, connection):
         self.connection = connection
-        self.transformer = Transformer(connection)
+        self.transformer = Transformer(_context(connection))
         self.prepared: dict[str, bytes] = {}
         self.rowcounts: list[int] = []  # of the last run's statements: rows each wrote or read
+
+
+def _context(connection):
+    """The connection's adapters, with psycopg's own loader of ``timestamptz`` (compiled, in
+    psycopg's binary package) where Django's would hand back the same values: Django's loader
+    (``psycopg_any.register_tzloader``) is written in Python and puts its time zone on each
+    value, 17 times slower, the largest item of reading a claimed task's row. It is the same
+    value when Django's zone is UTC and so is the session's, which psycopg's loader uses."""
+    loader = connection.adapters.get_loader(_TIMESTAMPTZ_OID, pq.Format.TEXT)
+    zone = getattr(loader, "timezone", None)
+    session_zone = connection.pgconn.parameter_status(b"TimeZone")
+    if zone is None or zone.utcoffset(None) != timedelta(0) or session_zone not in (b"UTC", b"Etc/UTC"):
+        return connection
+    adapters = AdaptersMap(connection.adapters)
+    adapters.register_loader("timestamptz", TimestamptzLoader)  # (psycopg registers its compiled twin)
+    return SimpleNamespace(adapters=adapters, connection=connection)
 
 
 def forget_with_psycopg(session: Session) -> None:
@@ -103,9 +123,11 @@ def _values(params, fills) -> list:
     return values
 
 
-def run(session: Session, statements: Sequence[tuple[str, object]]) -> list[list[tuple]]:
+def run(session: Session, statements: Sequence[tuple[str, object]], wanted: range | None = None) -> list[list[tuple]]:
     """Send ``(sql, params)`` statements (``params`` None for none) in one pipeline and Sync;
-    return each one's rows. The first error the server reports is raised (psycopg's class for
+    return each one's rows: those of the statements in ``wanted`` (positions; all by default),
+    an empty list for the others, whose rows nobody reads (a scope's ``set_config``, an advisory
+    lock's void) and are not converted to Python. The first error the server reports is raised (psycopg's class for
     its SQLSTATE), once every result of the pipeline is read; the statements after it did not
     run. ``BEGIN`` and ``COMMIT`` may be among the statements (sent unprepared)."""
     connection = session.connection
@@ -147,6 +169,8 @@ def run(session: Session, statements: Sequence[tuple[str, object]]) -> list[list
     error = None
     rows = []
     session.rowcounts = rowcounts = []
+    if wanted is None:
+        wanted = range(len(plan))
     for prepared, result in zip(expected, results, strict=True):
         status = result.status
         if prepared is not None:
@@ -157,8 +181,11 @@ def run(session: Session, statements: Sequence[tuple[str, object]]) -> list[list
             continue
         if status in _OK:
             if error is None:
-                transformer.set_pgresult(result)
-                rows.append(transformer.load_rows(0, result.ntuples, tuple) if result.ntuples else [])
+                if result.ntuples and len(rows) in wanted:
+                    transformer.set_pgresult(result)
+                    rows.append(transformer.load_rows(0, result.ntuples, tuple))
+                else:
+                    rows.append([])
                 rowcounts.append(result.command_tuples if result.command_tuples is not None else -1)
         elif error is None and status == pq.ExecStatus.FATAL_ERROR:
             error = pg_errors.error_from_result(result, encoding=connection.info.encoding)

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -337,16 +337,17 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
         return None
     now = now or timezone.now()
     expires = now + timedelta(seconds=settings.HITL_LEASE_SECONDS)
-    vendor = connection.vendor
+    db = connections[DEFAULT_DB_ALIAS]  # (once: each use of the proxy is a thread-local lookup)
+    vendor = db.vendor
     postgres = vendor == "postgresql"
     queues = [list(reviewer.queue_ids)] if postgres else list(reviewer.queue_ids)
     gated = [list(reviewer.gated_queue_ids)] if postgres else list(reviewer.gated_queue_ids)
-    at = now if postgres else connection.ops.adapt_datetimefield_value(now)
+    at = now if postgres else db.ops.adapt_datetimefield_value(now)
     certified = [*gated, tenant.pk, reviewer.user_id, *gated, at, at] if reviewer.gated_queue_ids else []
     params = [
         reviewer.user_id,
         at,
-        expires if postgres else connection.ops.adapt_datetimefield_value(expires),
+        expires if postgres else db.ops.adapt_datetimefield_value(expires),
         reviewer.user_id,  # a personal task first
         tenant.pk,
         *queues,
@@ -387,10 +388,10 @@ def task_claim(*, tenant: Tenant, reviewer: Reviewer, now: datetime | None = Non
         try:
             # A savepoint only inside a caller's transaction, so that a conflict does not
             # spoil it; on its own (the API) the statement autocommits.
-            with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            with transaction.atomic() if db.in_atomic_block else nullcontext():
                 audit_chain_row_locking()
                 # With the scope and CLAIM_SETTINGS when autocommitted: one round trip (hitl.postgres).
-                (rows,) = connection.hitl_pipeline([(sql, [*params, *audit_params])], settings=CLAIM_SETTINGS)
+                (rows,) = db.hitl_pipeline([(sql, [*params, *audit_params])], settings=CLAIM_SETTINGS)
                 row = rows[0] if rows else None
         except IntegrityError as error:
             if _violated_constraint(error) != ONE_CLAIM_PER_OUTPUT:

@@ -638,12 +638,12 @@ def _record_in_set_statements(
     """PostgreSQL: the rule decides on ``reads`` (``_rule_reads_sql``, read in the lock's round
     trip once the output's row lock was taken, so that they show every review committed before
     ours: two reviewers finishing the same output at once are serialised by that lock, and the
-    second one decides). One statement inserts the review and marks the task done; when the rule
-    decides, one more writes the decision (and cancels on a reject).
+    second one decides). One statement inserts the review and marks the task done and, when the
+    rule decides, writes the decision (and cancels on a reject).
 
-    Where nothing later in the transaction reads what they write, both go with the COMMIT
+    Where nothing later in the transaction reads what it writes, it goes with the COMMIT
     (``hitl.postgres``): the review is then two round trips, the lock's and the commit's. A
-    duplicate review then fails the commit: ``review_submit`` answers it as here.
+    duplicate review then fails the commit: ``review_submit`` answers it as a 409 either way.
     """
     db = connections[DEFAULT_DB_ALIAS]
     others, corrections, corrected_at, judge_failed, second_look_exists, overlap_reviewed = reads
@@ -652,7 +652,7 @@ def _record_in_set_statements(
         for key, attname, field, prepared in _review_columns()
     }
     params["task"] = task.pk
-    sql_record, sql_decide = _set_statements()
+    sql_record, sql_decide, sql_both = _set_statements()
     outcome = second_look = None
     if may_decide:
         earlier = [
@@ -668,14 +668,35 @@ def _record_in_set_statements(
             second_look = second_look_level(
                 outcome=outcome, judge_failed=judge_failed, second_look_exists=second_look_exists, reviewer_level=level
             )
+    decide = None
+    if outcome is not None and second_look is None:
+        decide = {
+            "output": output.pk,
+            "tenant": tenant.pk,
+            "task": task.pk,
+            "decision": outcome.decision,
+            "final_output": outcome.final_output,
+            "delivery": outcome.delivery,
+            "user": review.reviewer_id,
+            "now": now,
+            "cancel": outcome.cancels_open_tasks,
+        }
     # What runs after this in the transaction and reads the review: an adjudication (overlap),
-    # a second look's task. Otherwise the writes wait for the COMMIT.
+    # a second look's task. Otherwise the writes wait for the COMMIT; with the decision, as one
+    # statement (the usual review: one approval decides). A duplicate review fails the statement
+    # (now or at the commit): review_submit answers it as a 409.
     read_later = overlap_reviewed or task.purpose == TaskPurpose.OVERLAP or second_look is not None
-    if read_later or not db.hitl_execute_at_commit(sql_record, params):
-        try:
+    if decide is not None and not read_later:
+        if not db.hitl_execute_at_commit(sql_both, {**params, **decide}):
+            db.hitl_pipeline([(sql_both, {**params, **decide})])
+    else:
+        if read_later or not db.hitl_execute_at_commit(sql_record, params):
             db.hitl_pipeline([(sql_record, params)])
-        except IntegrityError as error:  # no savepoint, as in _review_insert
-            raise ConflictError("You already reviewed this output.", code="already_reviewed") from error
+        # Nothing later in the transaction reads what the decision writes, except an adjudication
+        # opened after it (its new task must come after the cancelling): without one, the write
+        # goes with the COMMIT (hitl.postgres), one round trip less while the output's row is locked.
+        if decide is not None and (overlap_reviewed or not db.hitl_execute_at_commit(sql_decide, decide)):
+            db.hitl_pipeline([(sql_decide, decide)])
     review._state.adding, review._state.db = False, db.alias
     task.status = TaskStatus.DONE
     if outcome is None:
@@ -683,22 +704,6 @@ def _record_in_set_statements(
     if second_look is not None:
         _second_look_create(tenant, task, output, review, second_look, now)
         return False, overlap_reviewed
-    decide = {
-        "output": output.pk,
-        "tenant": tenant.pk,
-        "task": task.pk,
-        "decision": outcome.decision,
-        "final_output": outcome.final_output,
-        "delivery": outcome.delivery,
-        "user": review.reviewer_id,
-        "now": now,
-        "cancel": outcome.cancels_open_tasks,
-    }
-    # Nothing later in the transaction reads what the decision writes, except an adjudication
-    # opened after it (its new task must come after the cancelling): without one, the write goes
-    # with the COMMIT (hitl.postgres), one round trip less while the output's row is locked.
-    if overlap_reviewed or not db.hitl_execute_at_commit(sql_decide, decide):
-        db.hitl_pipeline([(sql_decide, decide)])
     _decision_apply(output, outcome, review, now)
     webhook_deliveries_create(tenant=tenant, output=output)
     return True, overlap_reviewed
@@ -752,8 +757,9 @@ def _rule_reads_sql() -> str:
 
 
 @lru_cache(maxsize=1)
-def _set_statements() -> tuple[str, str]:
-    """The review's writes (the review row, its task done) and the decision's."""
+def _set_statements() -> tuple[str, str, str]:
+    """The review's writes (the review row, its task done), the decision's, and both in one
+    statement (their parameters' names are distinct, ``task`` aside, which both take alike)."""
     quote = connection.ops.quote_name
     review, task, output = (quote(model._meta.db_table) for model in (Review, ReviewTask, Output))
     fields = Review._meta.concrete_fields
@@ -777,4 +783,15 @@ def _set_statements() -> tuple[str, str]:
           AND status IN ('{TaskStatus.PENDING.value}', '{TaskStatus.CLAIMED.value}')
           AND purpose <> '{TaskPurpose.OVERLAP.value}'
           AND EXISTS (SELECT 1 FROM decided)"""  # noqa: S608 (names from model meta, values from enums)
-    return record, decide
+    # Every data-modifying CTE runs, in one snapshot: the task done and the others cancelled are
+    # distinct rows (``id <> %(task)s``), and the output's row and this task's were locked first.
+    both = decide.replace(
+        "WITH decided AS (",
+        f"""WITH inserted AS (
+            INSERT INTO {review} ({columns}) VALUES ({values}) RETURNING 1
+        ), done AS (
+            UPDATE {task} SET status = '{TaskStatus.DONE.value}' WHERE id = %(task)s RETURNING 1
+        ), decided AS (""",  # noqa: S608 (names from model meta, values from enums)
+        1,
+    )
+    return record, decide, both

@@ -468,13 +468,12 @@ def test_an_approval_on_the_common_path_runs_a_fixed_number_of_queries(tenant, w
     # the task and its output locked and read by one statement, the rows the rule reads by
     # the next (the other approvals, earlier corrections, whether a judge failed the output:
     # signals that disagree go a level up), both in one round trip; then one statement
-    # inserting the review and marking the task done, one writing the decision
-    # (reviews.decision decides between the two), which in production go with the COMMIT.
-    # The portable path (SQLite) runs the reads and the writes as five. Then the audit event
-    # of the review and its decision.
+    # inserting the review, marking the task done and writing the decision (reviews.decision
+    # decides it), which in production goes with the COMMIT. The portable path (SQLite) runs
+    # the reads and the writes as five. Then the audit event of the review and its decision.
     from tests.conftest import AUDIT_APPEND_QUERIES
 
-    expected = (4 if connection.vendor == "postgresql" else 6) + AUDIT_APPEND_QUERIES
+    expected = (3 if connection.vendor == "postgresql" else 6) + AUDIT_APPEND_QUERIES
     with assert_work_queries(expected):
         outcome = review_submit(
             tenant=tenant, user=rita.person, task_id=task_id, decision="approve", scores=GOOD_SCORES
