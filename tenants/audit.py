@@ -509,7 +509,8 @@ def audit_append_cte(
     """
     resolved = actor_resolve(actor)
     at = timezone.now()
-    template_data = {**jsonable(data), **{key: f"@@{key}@@" for key in data_sql}}
+    sql, tokens = _append_cte_sql(source, object_id_sql, tuple(data_sql.items()))
+    template_data = _data_of({**data, **{key: f"@@{key}@@" for key in data_sql}})
     body = auditchain.body_bytes(
         tenant.slug,
         at,
@@ -519,25 +520,45 @@ def audit_append_cte(
         resolved.role or "system",
         object_type,
         "@@object_id@@",
-        auditchain.json_normalize(template_data),
+        template_data,
     ).decode()
-    expressions = {"object_id": (object_id_sql, "text"), **data_sql}
-    literal, sql_parts, position = [], [], 0
-    for match in _PLACEHOLDER.finditer(body):
-        name = match.group(1) or match.group(2)
-        expression, value_type = expressions[name]
-        quote = '"' if match.group(1) is not None and value_type == "text" else ""
-        literal.append(body[position : match.start()] + quote)
-        sql_parts += ["%s", f"({expression})::text"]
-        position = match.end()
-        if quote:
-            literal.append(quote)
-            sql_parts.append("%s")
-    literal.append(body[position:])
-    sql_parts.append("%s")
-    concatenation = " || ".join(sql_parts)
+    # The body's text around each unknown value, in the order the body holds them (as
+    # _append_cte_sql spliced them); a text value keeps its JSON quotes as literals of their own.
+    literal, rest = [], body
+    for token, quoted in tokens:
+        before, found, rest = rest.partition(token)
+        if not found:
+            raise ValueError(f"audit_append_cte: {token} is not in the event's body")
+        literal += [before + '"', '"'] if quoted else [before]
+    literal.append(rest)
     static = {key: value for key, value in template_data.items() if key not in data_sql}
-    dynamic = ", ".join(f"'{key}', ({expression})" for key, (expression, _) in data_sql.items())
+    return sql, [
+        *literal,
+        tenant.pk,
+        tenant.pk,
+        at,
+        kind,
+        resolved.person_id,
+        resolved.key_id,
+        resolved.role or "system",
+        object_type,
+        auditchain.canonical_json_of_normalized(static).decode(),
+    ]
+
+
+@lru_cache(maxsize=32)
+def _append_cte_sql(source: str, object_id_sql: str, data_sql: tuple) -> tuple[str, tuple]:
+    """:func:`audit_append_cte`'s SQL, and the placeholders its body holds, in order: ``(token,
+    quoted)``. The canonical body sorts keys: the data's unknown values come in the order of
+    their keys, then the object id (``"data"`` sorts before ``"object_id"``)."""
+    expressions = [*sorted(data_sql), ("object_id", (object_id_sql, "text"))]
+    sql_parts, tokens = [], []  # each value: the text before it, the value, its closing quote if text
+    for name, (expression, value_type) in expressions:
+        quoted = value_type == "text"
+        tokens.append((f'"@@{name}@@"', quoted))
+        sql_parts += ["%s", f"({expression})::text", "%s"] if quoted else ["%s", f"({expression})::text"]
+    concatenation = " || ".join([*sql_parts, "%s"])  # and the text after the last
+    dynamic = ", ".join(f"'{key}', ({expression})" for key, (expression, _) in data_sql)
     sql = f"""
 audit_head AS (
     UPDATE {_TABLES["head"]}
@@ -555,19 +576,7 @@ audit_event AS (
       FROM audit_head h, {source}
     RETURNING seq
 )"""  # noqa: S608 (names from model meta, expressions from the caller's code)
-    params = [
-        *literal,
-        tenant.pk,
-        tenant.pk,
-        at,
-        kind,
-        resolved.person_id,
-        resolved.key_id,
-        resolved.role or "system",
-        object_type,
-        auditchain.canonical_json(static).decode(),
-    ]
-    return sql, params
+    return sql, tuple(tokens)
 
 
 def _sqlite_values(values: list) -> list:
