@@ -511,17 +511,8 @@ def audit_append_cte(
     at = timezone.now()
     sql, tokens = _append_cte_sql(source, object_id_sql, tuple(data_sql.items()))
     template_data = _data_of({**data, **{key: f"@@{key}@@" for key in data_sql}})
-    body = auditchain.body_bytes(
-        tenant.slug,
-        at,
-        kind,
-        resolved.person_id,
-        resolved.key_id,
-        resolved.role or "system",
-        object_type,
-        "@@object_id@@",
-        template_data,
-    ).decode()
+    who = (resolved.person_id, resolved.key_id, resolved.role or "system")
+    body = auditchain.body_bytes(tenant.slug, at, kind, *who, object_type, "@@object_id@@", template_data).decode()
     # The body's text around each unknown value, in the order the body holds them (as
     # _append_cte_sql spliced them); a text value keeps its JSON quotes as literals of their own.
     literal, rest = [], body
@@ -538,9 +529,7 @@ def audit_append_cte(
         tenant.pk,
         at,
         kind,
-        resolved.person_id,
-        resolved.key_id,
-        resolved.role or "system",
+        *who,
         object_type,
         auditchain.canonical_json_of_normalized(static).decode(),
     ]

@@ -415,15 +415,21 @@ def test_an_approval_after_a_correction_still_delivers_the_correction(tenant, wo
     assert (stored.decision, stored.final_output) == ("corrected", "Fixed.")
 
 
-def test_a_second_review_of_the_same_output_by_one_person_is_409_and_writes_nothing(tenant, workflow):
+def _reviewed_with_the_other_task_forced_on_the_same_person(tenant, workflow):
+    """A critical output's first approval reviewed by a level-3 person, then its other approval
+    task claimed by that same person (claims never do this): ``(output, person, other task)``."""
     output = submit(workflow, 1, "critical-app")
     three = reviewer(tenant, 3, "three")
     review(three, claim(three).json()["id"], decision="approve", scores=GOOD_SCORES)
-    # Force the other task of the output onto the same person (claims never do this).
     other = ReviewTask.objects.for_tenant(tenant).get(output_id=output["id"], status="pending")
     ReviewTask.objects.for_tenant(tenant).filter(pk=other.pk).update(
         status="claimed", claimed_by=three.person, lease_expires_at=timezone.now() + timedelta(minutes=5)
     )
+    return output, three, other
+
+
+def test_a_second_review_of_the_same_output_by_one_person_is_409_and_writes_nothing(tenant, workflow):
+    output, three, other = _reviewed_with_the_other_task_forced_on_the_same_person(tenant, workflow)
 
     response = review(three, other.pk, decision="approve", scores=GOOD_SCORES)
 
@@ -502,13 +508,7 @@ def test_a_second_review_refused_at_the_commit_is_409_and_writes_nothing_either(
 
     monkeypatch.setattr(DatabaseWrapper, "hitl_execute_at_commit", spy)
 
-    output = submit(workflow, 1, "critical-app")
-    three = reviewer(tenant, 3, "three")
-    review(three, claim(three).json()["id"], decision="approve", scores=GOOD_SCORES)
-    other = ReviewTask.objects.for_tenant(tenant).get(output_id=output["id"], status="pending")
-    ReviewTask.objects.for_tenant(tenant).filter(pk=other.pk).update(
-        status="claimed", claimed_by=three.person, lease_expires_at=timezone.now() + timedelta(minutes=5)
-    )
+    output, three, other = _reviewed_with_the_other_task_forced_on_the_same_person(tenant, workflow)
     events = AuditEvent.objects.for_tenant(tenant).count()
 
     response = review(three, other.pk, decision="approve", scores=GOOD_SCORES)
