@@ -19,7 +19,6 @@ import base64
 import hashlib
 import json
 import logging
-import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -471,7 +470,6 @@ def _append(tenant: Tenant, fields: dict, body: bytes) -> Appended | None:
         return Appended(seq, new_hash)
 
 
-_PLACEHOLDER = re.compile(r'"@@(\w+)@@"|@@(\w+)@@')
 # Tenants whose counter row is known to be committed (a row that is never deleted): added
 # only once the transaction that made sure of it has committed, never on a hope.
 _heads_known: set[int] = set()

@@ -765,33 +765,24 @@ def _set_statements() -> tuple[str, str, str]:
     fields = Review._meta.concrete_fields
     columns = ", ".join(quote(field.column) for field in fields)
     values = ", ".join(f"%(review_{field.column})s" for field in fields)
-    record = f"""
-        WITH inserted AS (
-            INSERT INTO {review} ({columns}) VALUES ({values}) RETURNING 1
-        )
-        UPDATE {task} SET status = '{TaskStatus.DONE.value}' WHERE id = %(task)s"""  # noqa: S608 (names from meta)
-    decide = f"""
-        WITH decided AS (
+    insert = f"INSERT INTO {review} ({columns}) VALUES ({values}) RETURNING 1"  # noqa: S608 (names from meta)
+    done = f"UPDATE {task} SET status = '{TaskStatus.DONE.value}' WHERE id = %(task)s"  # noqa: S608
+    decided = f"""decided AS (
             UPDATE {output} SET decision = %(decision)s, status = %(decision)s, final_output = %(final_output)s,
                 delivery = %(delivery)s, decided_by_id = %(user)s, decided_at = %(now)s
             WHERE id = %(output)s AND tenant_id = %(tenant)s AND decision = ''
             RETURNING 1
-        )
+        )"""  # noqa: S608 (names from model meta)
+    cancel = f"""
         UPDATE {task} SET status = '{TaskStatus.CANCELLED.value}', claimed_by_id = NULL, claimed_at = NULL,
             lease_expires_at = NULL
         WHERE %(cancel)s AND tenant_id = %(tenant)s AND output_id = %(output)s AND id <> %(task)s
           AND status IN ('{TaskStatus.PENDING.value}', '{TaskStatus.CLAIMED.value}')
           AND purpose <> '{TaskPurpose.OVERLAP.value}'
           AND EXISTS (SELECT 1 FROM decided)"""  # noqa: S608 (names from model meta, values from enums)
+    record = f"WITH inserted AS ({insert}) {done}"
+    decide = f"WITH {decided}{cancel}"
     # Every data-modifying CTE runs, in one snapshot: the task done and the others cancelled are
     # distinct rows (``id <> %(task)s``), and the output's row and this task's were locked first.
-    both = decide.replace(
-        "WITH decided AS (",
-        f"""WITH inserted AS (
-            INSERT INTO {review} ({columns}) VALUES ({values}) RETURNING 1
-        ), done AS (
-            UPDATE {task} SET status = '{TaskStatus.DONE.value}' WHERE id = %(task)s RETURNING 1
-        ), decided AS (""",  # noqa: S608 (names from model meta, values from enums)
-        1,
-    )
+    both = f"WITH inserted AS ({insert}), done AS ({done} RETURNING 1), {decided}{cancel}"
     return record, decide, both
