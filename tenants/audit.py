@@ -418,6 +418,7 @@ def _append_at_commit(db, tenant: Tenant, fields: dict, body: bytes) -> bool:
     if not db.hitl_execute_at_commit(_PG_CHAIN_QUEUE, [chain_turn_key(tenant.pk)], unless_marked=_CHAIN_ROW_LOCKED):
         return False  # (only reached without ``ensure``: every check asks the same question)
     db.hitl_execute_at_commit(_PG_APPEND_AT_COMMIT, [body, tenant.pk, tenant.pk, *_row_values(fields)])
+    db.hitl_commit_then_flush()  # the counter row is locked until the commit: not through the flush
     if ensure:
         transaction.on_commit(lambda: _heads_known.add(tenant.pk))
     return True

@@ -22,6 +22,10 @@ Statements may also be handed to the commit (:meth:`DatabaseWrapper.hitl_execute
 they are sent in one pipeline with the ``COMMIT``, so that a lock they take (the audit
 chain's counter row) is held for the server's time only, not across a round trip to this
 process and its wait for a CPU. If one fails, the transaction rolls back and the commit raises.
+
+A transaction whose commit releases such a lock (:meth:`DatabaseWrapper.hitl_commit_then_flush`)
+commits without waiting for the WAL flush and waits for it after, in the same round trip: the
+lock is then not held through the disk's flush, and the commit is as durable when it returns.
 """
 
 import functools
@@ -34,6 +38,16 @@ from psycopg import pq
 from hitl import tenancy
 from hitl.postgres import pipeline
 
+# A transaction mark (``hitl_transaction_marks``): see ``hitl_commit_then_flush``.
+COMMIT_THEN_FLUSH = "commit, then wait for the flush"
+_COMMIT_WITHOUT_FLUSH_WAIT = "SELECT set_config('synchronous_commit', 'off', true)"
+# A transaction of its own that writes WAL (a logical decoding message of no content, which
+# decoding consumers ignore unless they ask for messages) and so, with the session's
+# synchronous_commit, waits at its commit for the flush of every record before its own:
+# the commit before it among them. (PostgreSQL 17 names this use: its ``flush`` argument.)
+_FLUSH_WAIT = "SELECT pg_logical_emit_message(true, 'hitl', '')"
+_FLUSH_WAIT_ALLOWED = "SELECT has_function_privilege('pg_logical_emit_message(boolean, text, text)', 'EXECUTE')"
+
 
 class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args, **kwargs):
@@ -44,6 +58,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # chooses, e.g. ``tenants.audit``'s "a chain row is locked"); emptied when it ends.
         self.hitl_transaction_marks: set[str] = set()
         self.hitl_scopes_sent = 0  # how many times a scope went with a statement (tests/test_tenancy.py)
+        self.hitl_flush_wait_allowed: bool | None = None  # may this connection send _FLUSH_WAIT (asked once)
         if self.alias != "__no_db__":  # the connection that creates databases reads no table
             self.execute_wrappers.append(tenancy.apply_scope)
 
@@ -52,6 +67,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.hitl_scope_held = tenancy.NOTHING
         self.hitl_scope_cursor = self.connection.cursor()  # one per connection: a new cursor a statement costs CPU
         self.hitl_session = pipeline.Session(self.connection)
+        self.hitl_flush_wait_allowed = None
         pipeline.forget_with_psycopg(self.hitl_session)
         tenancy.enter_app_role(self)
 
@@ -66,12 +82,32 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.hitl_at_commit.append((tenancy.current(), sql, params, unless_marked))
         return True
 
-    def hitl_pipeline(self, statements, *, settings: dict[str, str] | None = None, commit: bool = False) -> list:
+    def hitl_commit_then_flush(self) -> None:
+        """The running transaction holds, from a statement handed to its commit until it ends, a
+        lock every writer of a tenant queues for (the audit chain's counter row, ``tenants.audit``):
+        its commit then does not wait for the WAL flush under that lock (the disk's time, during
+        which the tenant's every claim, review and change would wait) but right after it, in the
+        same round trip: ``synchronous_commit`` off for this transaction, then one statement of
+        its own whose commit waits for the flush of everything before it (``_FLUSH_WAIT``). When
+        the commit returns, the transaction is as durable as a synchronous commit would have made
+        it; until then others may see it, as they may see any commit before its flush returns.
+        Where the role may not send that statement, the commit waits for the flush as usual."""
+        self.hitl_transaction_marks.add(COMMIT_THEN_FLUSH)
+
+    def _hitl_flush_wait_allowed(self) -> bool:
+        if self.hitl_flush_wait_allowed is None:  # (asked once a connection, inside the transaction committing)
+            self.hitl_flush_wait_allowed = bool(self.connection.execute(_FLUSH_WAIT_ALLOWED).fetchone()[0])
+        return self.hitl_flush_wait_allowed
+
+    def hitl_pipeline(
+        self, statements, *, settings: dict[str, str] | None = None, commit: bool = False, then=()
+    ) -> list:
         """Run ``(sql, params)`` statements in one round trip, in the running code's scope, and
         return each one's rows (a list of tuples, as a cursor's ``fetchall``).
 
         Inside a transaction: with its ``BEGIN`` if nothing began it yet, and the scope if the
-        transaction does not hold it; ``commit``: ending with the ``COMMIT`` (for ``_commit``).
+        transaction does not hold it; ``commit``: ending with the ``COMMIT`` (for ``_commit``), and
+        ``then`` statements after it, each a transaction of its own (their rows are not read).
         In autocommit mode the statements are one transaction, with the scope and ``settings``
         (PostgreSQL's, transaction-local, as ``tenancy.statement_settings``). An error is
         raised as Django's (``IntegrityError``...) once the round trip is over; the statements
@@ -94,7 +130,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if wanted != tenancy.NOTHING or extra:
                 head.append((tenancy.scope_sql(len(extra) // 2), (*wanted, *extra)))
                 self.hitl_scopes_sent += 1
-        sent = [*head, *statements, ("COMMIT", None)] if commit else [*head, *statements]
+        sent = [*head, *statements, ("COMMIT", None), *then] if commit else [*head, *statements]
         self.validate_no_broken_transaction()
         logged = self.queries_logged
         started = time.monotonic() if logged else 0.0
@@ -135,10 +171,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
                     statements.append((tenancy.SET_SCOPE_SQL, scope))
                     held = scope
                 statements.append((sql, params))
+            then = ()
+            if COMMIT_THEN_FLUSH in marks and self._hitl_flush_wait_allowed():
+                statements.append((_COMMIT_WITHOUT_FLUSH_WAIT, None))
+                then = ((_FLUSH_WAIT, None),)
             # One round trip for all of it, the COMMIT last. The scope was set above when needed:
             # hitl_pipeline adds none of its own (the transaction holds the running code's).
             self.hitl_scope_held = tenancy.current()
-            self.hitl_pipeline(statements, commit=True)
+            self.hitl_pipeline(statements, commit=True, then=then)
         finally:
             self.hitl_scope_held = tenancy.NOTHING
 

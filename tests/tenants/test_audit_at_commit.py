@@ -168,3 +168,64 @@ def test_an_appender_runs_its_deferred_checks_before_its_turn():
         record(tenant, "flag")
     assert JudgeFlag.objects.for_tenant(tenant).filter(judge=judge).exists()
     assert appended(tenant)[-1] == "flag" and audit_verify(tenant).ok
+
+
+def sent_at_commit(tenant, number) -> list[str]:
+    """The statements an audited transaction's commit sends (as the connection's watchers see them)."""
+    sent = []
+
+    def watch(execute, sql, params, many, context):
+        sent.append(" ".join(sql.split()))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch), transaction.atomic():
+        record(tenant, number)
+        sent.clear()  # what the commit sends, not the transaction's own statements
+    return sent
+
+
+def test_an_appender_commits_without_waiting_for_the_flush_under_the_chain_lock_and_waits_after():
+    """The counter row stays locked until the commit: a commit that waited for the WAL flush held
+    it through the disk's time, while every other claim, review and change of the tenant waited.
+    The transaction commits with synchronous_commit off, then a transaction of its own, in the
+    same round trip, writes WAL and commits with the session's setting: it returns once everything
+    before it (the audited commit) is flushed. The session's setting is untouched."""
+    tenant = Tenant.objects.create(slug="at-commit-flush")
+    with transaction.atomic():
+        record(tenant, 1)
+    sent = sent_at_commit(tenant, 2)
+    assert sent[-3:] == [
+        "SELECT set_config('synchronous_commit', 'off', true)",
+        "COMMIT",
+        "SELECT pg_logical_emit_message(true, 'hitl', '')",
+    ]
+    assert sent.index("COMMIT") > max(index for index, sql in enumerate(sent) if sql.startswith("WITH head AS"))
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+    assert appended(tenant) == ["1", "2"] and audit_verify(tenant).ok
+
+    with transaction.atomic():  # a transaction that appends nothing commits as it always did
+        sent = []
+        with connection.execute_wrapper(lambda execute, sql, *rest: sent.append(sql) or execute(sql, *rest)):
+            Tenant.objects.filter(pk=tenant.pk).update(name="renamed")
+    assert not any("synchronous_commit" in sql or "emit_message" in sql for sql in sent)
+
+
+def test_where_the_role_may_not_send_the_flush_wait_the_commit_waits_for_the_flush_itself():
+    from hitl import tenancy
+
+    function = "pg_logical_emit_message(boolean, text, text)"
+    tenant = Tenant.objects.create(slug="at-commit-no-flush-wait")
+    with tenancy.as_owner(), connection.cursor() as cursor:  # (as on a managed database that revokes it)
+        cursor.execute(f"REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC")
+    try:
+        connection.close()  # a new connection asks again
+        sent = sent_at_commit(tenant, 1)
+        assert sent[-1] == "COMMIT" and not any("synchronous_commit" in sql for sql in sent)
+        assert connection.hitl_flush_wait_allowed is False
+    finally:
+        with tenancy.as_owner(), connection.cursor() as cursor:
+            cursor.execute(f"GRANT EXECUTE ON FUNCTION {function} TO PUBLIC")
+        connection.close()
+    assert appended(tenant) == ["1"] and audit_verify(tenant).ok
