@@ -212,9 +212,11 @@ def as_owner(connection=None):
         if role and connection.connection is not None:
             with connection.connection.cursor() as cursor:
                 cursor.execute("RESET ROLE")
+            connection.hitl_flush_wait_allowed = None  # (a right of the role: asked again)
         with cross_tenant("owner_maintenance"):
             yield
     finally:
         _owner.depth -= 1
         if role and not _owner.depth and connection.connection is not None and not connection.connection.closed:
             enter_app_role(connection)
+            connection.hitl_flush_wait_allowed = None

@@ -29,14 +29,18 @@ lock is then not held through the disk's flush, and the commit is as durable whe
 """
 
 import functools
+import logging
 import time
 from types import SimpleNamespace
 
 from django.db.backends.postgresql import base
+from psycopg import errors as pg_errors
 from psycopg import pq
 
 from hitl import tenancy
 from hitl.postgres import pipeline
+
+logger = logging.getLogger(__name__)
 
 # A transaction mark (``hitl_transaction_marks``): see ``hitl_commit_then_flush``.
 COMMIT_THEN_FLUSH = "commit, then wait for the flush"
@@ -90,24 +94,33 @@ class DatabaseWrapper(base.DatabaseWrapper):
         same round trip: ``synchronous_commit`` off for this transaction, then one statement of
         its own whose commit waits for the flush of everything before it (``_FLUSH_WAIT``). When
         the commit returns, the transaction is as durable as a synchronous commit would have made
-        it; until then others may see it, as they may see any commit before its flush returns.
-        Where the role may not send that statement, the commit waits for the flush as usual."""
+        it. What differs: others see it from its commit, before the flush (a synchronous commit
+        shows itself only after it), so a crash in that window loses what a reader may have seen;
+        nothing durable can have been built on it, since any later commit that waits for the
+        flush waits for it too. Each such commit takes two transaction ids. Where the role may not
+        send that statement (asked once a connection), the commit waits for the flush as before."""
         self.hitl_transaction_marks.add(COMMIT_THEN_FLUSH)
 
     def _hitl_flush_wait_allowed(self) -> bool:
-        if self.hitl_flush_wait_allowed is None:  # (asked once a connection, inside the transaction committing)
-            self.hitl_flush_wait_allowed = bool(self.connection.execute(_FLUSH_WAIT_ALLOWED).fetchone()[0])
+        if self.hitl_flush_wait_allowed is None:  # (asked once a connection and role, inside the transaction)
+            with self.wrap_database_errors:
+                self.hitl_flush_wait_allowed = bool(self.connection.execute(_FLUSH_WAIT_ALLOWED).fetchone()[0])
         return self.hitl_flush_wait_allowed
 
     def hitl_pipeline(
-        self, statements, *, settings: dict[str, str] | None = None, commit: bool = False, then=()
+        self,
+        statements,
+        *,
+        settings: dict[str, str] | None = None,
+        commit: bool = False,
+        flush_after: bool = False,
     ) -> list:
         """Run ``(sql, params)`` statements in one round trip, in the running code's scope, and
         return each one's rows (a list of tuples, as a cursor's ``fetchall``).
 
         Inside a transaction: with its ``BEGIN`` if nothing began it yet, and the scope if the
         transaction does not hold it; ``commit``: ending with the ``COMMIT`` (for ``_commit``), and
-        ``then`` statements after it, each a transaction of its own (their rows are not read).
+        with ``flush_after`` the wait for the WAL flush after it (``hitl_commit_then_flush``).
         In autocommit mode the statements are one transaction, with the scope and ``settings``
         (PostgreSQL's, transaction-local, as ``tenancy.statement_settings``). An error is
         raised as Django's (``IntegrityError``...) once the round trip is over; the statements
@@ -130,14 +143,27 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if wanted != tenancy.NOTHING or extra:
                 head.append((tenancy.scope_sql(len(extra) // 2), (*wanted, *extra)))
                 self.hitl_scopes_sent += 1
-        sent = [*head, *statements, ("COMMIT", None), *then] if commit else [*head, *statements]
+        sent = [*head, *statements]
+        if commit:
+            sent += [("COMMIT", None), (_FLUSH_WAIT, None)] if flush_after else [("COMMIT", None)]
         self.validate_no_broken_transaction()
         logged = self.queries_logged
         started = time.monotonic() if logged else 0.0
         with self.wrap_database_errors:
             # The rows of ``statements`` only (none for a commit's: nobody reads them).
             read = range(len(head), len(head) + (0 if commit else len(statements)))
-            rows = pipeline.run(self.hitl_session, sent, read)
+            try:
+                rows = pipeline.run(self.hitl_session, sent, read)
+            except pg_errors.Error as error:
+                if not flush_after or len(self.hitl_session.rowcounts) != len(sent) - 1:
+                    raise
+                # The COMMIT went through, only the wait for the flush failed (a role whose right
+                # to send it was revoked since it was asked): the commit is not undone, nor
+                # reported failed; it is as durable as an asynchronous commit, and the next
+                # commits of the connection wait for the flush themselves.
+                self.hitl_flush_wait_allowed = False
+                logger.error("the wait for the WAL flush after a commit failed (the commit stands): %s", error)
+                rows = []
         if in_transaction and not commit:
             self.hitl_scope_held = wanted
         if logged or len(self.execute_wrappers) > 1:
@@ -171,14 +197,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
                     statements.append((tenancy.SET_SCOPE_SQL, scope))
                     held = scope
                 statements.append((sql, params))
-            then = ()
-            if COMMIT_THEN_FLUSH in marks and self._hitl_flush_wait_allowed():
+            flush_after = COMMIT_THEN_FLUSH in marks and self._hitl_flush_wait_allowed()
+            if flush_after:
                 statements.append((_COMMIT_WITHOUT_FLUSH_WAIT, None))
-                then = ((_FLUSH_WAIT, None),)
             # One round trip for all of it, the COMMIT last. The scope was set above when needed:
             # hitl_pipeline adds none of its own (the transaction holds the running code's).
             self.hitl_scope_held = tenancy.current()
-            self.hitl_pipeline(statements, commit=True, then=then)
+            self.hitl_pipeline(statements, commit=True, flush_after=flush_after)
         finally:
             self.hitl_scope_held = tenancy.NOTHING
 

@@ -134,6 +134,7 @@ def run(session: Session, statements: Sequence[tuple[str, object]], wanted: rang
     pgconn = connection.pgconn
     if pgconn.pipeline_status != pq.PipelineStatus.OFF:
         raise RuntimeError("a psycopg pipeline is open on this connection")
+    session.rowcounts = []  # (as they stand if the round trip fails: none went through)
     transformer = session.transformer
     plan = []  # (sql, text, name or None: prepare it, or b"": unprepared, dumped values)
     for sql, params in statements:

@@ -205,11 +205,17 @@ def test_an_appender_commits_without_waiting_for_the_flush_under_the_chain_lock_
         assert cursor.fetchone()[0] == "on"
     assert appended(tenant) == ["1", "2"] and audit_verify(tenant).ok
 
-    with transaction.atomic():  # a transaction that appends nothing commits as it always did
-        sent = []
-        with connection.execute_wrapper(lambda execute, sql, *rest: sent.append(sql) or execute(sql, *rest)):
-            Tenant.objects.filter(pk=tenant.pk).update(name="renamed")
-    assert not any("synchronous_commit" in sql or "emit_message" in sql for sql in sent)
+    # A transaction that appends nothing commits as it always did: nothing more is sent.
+    sent = []
+
+    def watch(execute, sql, params, many, context):
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch), transaction.atomic():
+        Tenant.objects.filter(pk=tenant.pk).update(name="renamed")
+        sent.clear()
+    assert sent == []
 
 
 def test_where_the_role_may_not_send_the_flush_wait_the_commit_waits_for_the_flush_itself():
@@ -229,3 +235,41 @@ def test_where_the_role_may_not_send_the_flush_wait_the_commit_waits_for_the_flu
             cursor.execute(f"GRANT EXECUTE ON FUNCTION {function} TO PUBLIC")
         connection.close()
     assert appended(tenant) == ["1"] and audit_verify(tenant).ok
+
+
+def test_if_the_wait_for_the_flush_fails_after_the_commit_the_commit_stands_and_is_not_reported_failed(caplog):
+    """A right revoked while a connection holds the answer it was given: the statement after the
+    COMMIT fails, the transaction committed. The caller is not told it failed (it would send it
+    again); the error is logged, and the connection's next commits wait for the flush themselves."""
+    function = "pg_logical_emit_message(boolean, text, text)"
+    tenant = Tenant.objects.create(slug="at-commit-flush-fails")
+    with transaction.atomic():
+        record(tenant, 1)
+    assert connection.hitl_flush_wait_allowed is True
+    other = psycopg_owner_connection()
+    try:
+        other.execute(f"REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC")
+        with caplog.at_level("ERROR", logger="hitl.postgres.base"), transaction.atomic():
+            record(tenant, 2)
+        assert "the commit stands" in caplog.text
+        assert connection.hitl_flush_wait_allowed is False
+        assert sent_at_commit(tenant, 3)[-1] == "COMMIT"  # the next commit waits for the flush itself
+    finally:
+        other.execute(f"GRANT EXECUTE ON FUNCTION {function} TO PUBLIC")
+        other.close()
+        connection.close()
+    assert appended(tenant) == ["1", "2", "3"] and audit_verify(tenant).ok
+
+
+def psycopg_owner_connection():
+    """A connection of the database's owner, outside Django's (autocommitted)."""
+    import psycopg
+
+    settings = connection.settings_dict
+    return psycopg.connect(
+        host=settings["HOST"],
+        port=settings["PORT"] or 5432,
+        user=settings["USER"],
+        dbname=settings["NAME"],
+        autocommit=True,
+    )
