@@ -19,6 +19,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import islice
 
 import orjson
@@ -495,6 +496,12 @@ def _text(value: str | None) -> str:
     return '"' + value.replace('"', '""') + '"' if _NEEDS_QUOTES(value) is not None else value
 
 
+# The cells whose values repeat across rows (an application, a tier, a rule's reason, a person's
+# name): each distinct value inspected once, the rest a lookup (a bounded cache, so that a period
+# of many distinct reasons costs memory no more than a few thousand cells).
+_label = lru_cache(maxsize=4096)(_text)
+
+
 def _json_quoted(value: list) -> str:
     # A non-empty JSON list of objects always holds a quote, so it is always quoted; "[" needs no guard.
     return '"' + orjson.dumps(value).decode().replace('"', '""') + '"' if value else "[]"
@@ -511,26 +518,26 @@ def csv_record_line(record: dict) -> str:
             (
                 record["id"],
                 _text(record["external_id"]),
-                _text(record["application"]),
+                _label(record["application"]),
                 record["received_at"],
-                _text(record["tier"]),
+                _label(record["tier"]),
                 "" if version is None else str(version),
                 "" if draw is None else str(draw),
-                _text(record["sampling_reason"]),
-                _text(record["received_tier"]),
-                _text(record["received_reason"]),
+                _label(record["sampling_reason"]),
+                _label(record["received_tier"]),
+                _label(record["received_reason"]),
                 "true" if record["review_required"] else "false",
                 record["status"],
                 record["delivery"],
                 str(len(judges)),
                 str(sum(1 for judge in judges if judge["result"] == "fail")) if judges else "0",
                 str(len(reviews)),
-                _text(first["reviewer"]) if first else "",
+                _label(first["reviewer"]) if first else "",
                 first["reviewed_at"] if first else "",
                 str(len(record["approvals"])),
                 str(len(record["escalations"])),
                 record["final_decision"] or "",
-                _text(record["decided_by"]),
+                _label(record["decided_by"]),
                 record["decided_at"] or "",
                 deliveries[-1]["status"] if deliveries else "",
                 record["delivered_at"] or "",

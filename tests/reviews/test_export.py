@@ -211,6 +211,27 @@ def test_export_reads_in_chunks_with_one_query_per_kind(tenant, period, monkeypa
     assert "".join(csv_record_line(record) for record in records) == written.getvalue()
 
 
+def test_the_repeated_cells_are_guarded_and_quoted_as_any_other_also_when_seen_again(tenant, period):
+    """The cells whose values repeat across rows (application, tiers, reasons, people) are written once
+    per distinct value and looked up after: the same guard against formulas, the same quoting."""
+    start, end = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+    record = next(iter(export_records(tenant=tenant, start=start, end=end, using="default")))
+    hostile = {  # value -> the cell a spreadsheet reads
+        "application": ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"),
+        "tier": ('high, "urgent"', 'high, "urgent"'),
+        "sampling_reason": ("rule\nmatched", "rule\nmatched"),
+        "received_tier": ("+1", "'+1"),
+        "received_reason": ("-2", "'-2"),
+        "decided_by": ("@admin", "'@admin"),
+    }
+    for _ in range(2):  # the second time from what the first wrote
+        for key, (value, cell) in hostile.items():
+            changed = {**record, key: value}
+            line = csv_record_line(changed)
+            assert line == csv_line(csv_row(changed))
+            assert next(csv.reader(io.StringIO(line)))[CSV_COLUMNS.index(key)] == cell
+
+
 def test_the_period_is_half_open_and_by_time_of_receipt(tenant, period, client_for):
     Output.objects.for_tenant(tenant).filter(pk=period["ids"][0]).update(
         received_at=timezone.now() - timedelta(days=10)
