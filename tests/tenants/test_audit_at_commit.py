@@ -12,6 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from tenants import audit
 from tenants.audit import SYSTEM, audit_record, audit_verify
 from tenants.models import AuditEvent, AuditHead, Tenant
+from tests.concurrency import owner_connection
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -246,7 +247,8 @@ def test_if_the_wait_for_the_flush_fails_after_the_commit_the_commit_stands_and_
     with transaction.atomic():
         record(tenant, 1)
     assert connection.hitl_flush_wait_allowed is True
-    other = psycopg_owner_connection()
+    other = owner_connection()
+    other.autocommit = True
     try:
         other.execute(f"REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC")
         with caplog.at_level("ERROR", logger="hitl.postgres.base"), transaction.atomic():
@@ -259,17 +261,3 @@ def test_if_the_wait_for_the_flush_fails_after_the_commit_the_commit_stands_and_
         other.close()
         connection.close()
     assert appended(tenant) == ["1", "2", "3"] and audit_verify(tenant).ok
-
-
-def psycopg_owner_connection():
-    """A connection of the database's owner, outside Django's (autocommitted)."""
-    import psycopg
-
-    settings = connection.settings_dict
-    return psycopg.connect(
-        host=settings["HOST"],
-        port=settings["PORT"] or 5432,
-        user=settings["USER"],
-        dbname=settings["NAME"],
-        autocommit=True,
-    )
