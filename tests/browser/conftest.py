@@ -23,6 +23,30 @@ def _orm_beside_playwright(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+@pytest.fixture(autouse=True)
+def _no_database_connection_left_open():
+    """Django keeps a connection per thread and per context (``asgiref.local``), and one opened
+    while Playwright's sync API drives the browser from this thread outlived the test: nothing
+    closed it, and the test database's teardown at the suite's end found it in use ("is being
+    accessed by other users"). After each browser test, every connection this thread opened is
+    closed (the test's own reconnects when next used)."""
+    import gc
+    import threading
+
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    yield
+    me = threading.get_ident()
+    for wrapper in gc.get_objects():
+        if (
+            issubclass(type(wrapper), BaseDatabaseWrapper)  # (type(): isinstance would evaluate lazy objects)
+            and wrapper._thread_ident == me
+            and wrapper.connection is not None
+            and not wrapper.in_atomic_block
+        ):
+            wrapper.close()
+
+
 @pytest.fixture
 def chromium():
     if CHROMIUM is None:
