@@ -101,7 +101,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         send that statement (asked once a connection), the commit waits for the flush as before."""
         self.hitl_transaction_marks.add(COMMIT_THEN_FLUSH)
 
-    def _hitl_flush_wait_allowed(self) -> bool:
+    def _hitl_may_wait_for_flush(self) -> bool:
         if self.hitl_flush_wait_allowed is None:  # (asked once a connection and role, inside the transaction)
             with self.wrap_database_errors:
                 self.hitl_flush_wait_allowed = bool(self.connection.execute(_FLUSH_WAIT_ALLOWED).fetchone()[0])
@@ -145,7 +145,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 self.hitl_scopes_sent += 1
         sent = [*head, *statements]
         if commit:
-            sent += [("COMMIT", None), (_FLUSH_WAIT, None)] if flush_after else [("COMMIT", None)]
+            sent.append(("COMMIT", None))
+            if flush_after:
+                sent.append((_FLUSH_WAIT, None))
         self.validate_no_broken_transaction()
         logged = self.queries_logged
         started = time.monotonic() if logged else 0.0
@@ -197,7 +199,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
                     statements.append((tenancy.SET_SCOPE_SQL, scope))
                     held = scope
                 statements.append((sql, params))
-            flush_after = COMMIT_THEN_FLUSH in marks and self._hitl_flush_wait_allowed()
+            flush_after = COMMIT_THEN_FLUSH in marks and self._hitl_may_wait_for_flush()
             if flush_after:
                 statements.append((_COMMIT_WITHOUT_FLUSH_WAIT, None))
             # One round trip for all of it, the COMMIT last. The scope was set above when needed:
